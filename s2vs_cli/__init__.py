@@ -1,0 +1,35 @@
+"""s2vs: self-supervised video similarity learning (S2VS) — library and command line.
+
+Public API (imported lazily, so `s2vs --help` starts fast)::
+
+    import s2vs_cli as s2vs
+    extractor = s2vs.load_extractor()                  # ResNet-50 L3-iMAC + PCA whitening
+    network = s2vs.load_similarity_network("s2vs_dns")  # or s2vs_vcdb, a checkpoint path, "random"
+    features = s2vs.extract_video_features("a.mp4", extractor)
+    result = s2vs.compare_videos("a.mp4", "b.mp4", extractor, network)
+    print(result.similarity, result.segment)
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_extractor": "models",
+    "load_similarity_network": "models",
+    "available_models": "weights",
+    "extract_video_features": "comparison",
+    "compare_videos": "comparison",
+    "compare_features": "comparison",
+    "decode_video": "video",
+    "ViSiL": "similarity",
+    "RegionExtractor": "extractor",
+}
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 's2vs_cli' has no attribute {name!r}")

@@ -1,0 +1,80 @@
+"""What every command shares: the console, one-line errors with exit codes, progress, config loading."""
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+from ..config import build_config, config_to_yaml
+from ..errors import ConfigError, S2VSError
+
+T = TypeVar("T")
+
+console = Console(stderr=True)   # progress, tables for people and errors: stderr keeps stdout clean for data
+stdout = Console()               # tables a user may pipe or redirect
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+@contextlib.contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn library errors into one line on stderr and a non-zero exit status (never a traceback)."""
+    try:
+        yield
+    except ConfigError as e:
+        _print_error(e)
+        raise typer.Exit(EXIT_USAGE) from None
+    except S2VSError as e:
+        _print_error(e)
+        raise typer.Exit(EXIT_ERROR) from None
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/]")
+        raise typer.Exit(130) from None
+
+
+def _print_error(error: Exception) -> None:
+    # soft_wrap: the message stays one line however narrow the terminal, so it can be grepped and copied.
+    console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+
+
+def load_config(cls: type[T], config_file: str | None, print_config: bool, **flags: Any) -> T:
+    """Defaults <- YAML <- flags; with --print-config show the result and exit."""
+    config = build_config(cls, config_file, flags)
+    if print_config:
+        sys.stdout.write(config_to_yaml(config))
+        raise typer.Exit(0)
+    return config
+
+
+@contextlib.contextmanager
+def download_progress(quiet: bool) -> Iterator[Any]:
+    """A callback for weights.download that drives a rich progress bar (a no-op when quiet)."""
+    if quiet:
+        yield None
+        return
+    columns = (TextColumn("downloading weights"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("download", total=None)
+
+        def update(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+@contextlib.contextmanager
+def status(quiet: bool) -> Iterator[Any]:
+    """A callback that shows the current stage of a long job as a spinner line (a no-op when quiet)."""
+    if quiet:
+        yield lambda message: None
+        return
+    with console.status("starting") as spinner:
+        yield lambda message: spinner.update(message)

@@ -1,0 +1,112 @@
+"""`s2vs compare A B`: how similar two videos are, and where they match."""
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from . import options
+from .common import console, download_progress, load_config, reported_errors, status, stdout
+
+
+def compare(
+    query: Annotated[str, typer.Argument(help="Query video (any format FFmpeg reads).", show_default=False)],
+    target: Annotated[str, typer.Argument(help="Target video.", show_default=False)],
+    heatmap: Annotated[Optional[str], typer.Option(
+        "--heatmap", metavar="OUT.png",
+        help="Save the frame-to-frame similarity map as an image, time in seconds on both axes, "
+             "with the matching segment marked.")] = None,
+    features_only: options.FeaturesOnly = None,
+    model: options.Model = None,
+    backbone_weights: options.BackboneWeights = None,
+    pca: options.Pca = None,
+    device: options.Device = None,
+    precision: options.Precision = None,
+    fps: options.Fps = None,
+    batch_size: options.BatchSize = None,
+    seed: options.Seed = None,
+    config: options.Config = None,
+    print_config: options.PrintConfig = False,
+    json_output: options.Json = False,
+    quiet: options.Quiet = False,
+) -> None:
+    """Similarity of two videos (in [-1, 1]) and the time ranges where they match best.
+
+    Example: [bold]s2vs compare original.mp4 suspect.mp4 --heatmap map.png[/]
+    """
+    with reported_errors():
+        from ..config import CompareConfig
+
+        cfg = load_config(CompareConfig, config, print_config, model=model, backbone_weights=backbone_weights,
+                          pca=pca, device=device, precision=precision, fps=fps, batch_size=batch_size,
+                          seed=seed, features_only=features_only)
+        from ..comparison import compare_videos
+        from ..errors import ConfigError
+        from ..models import load_extractor, load_similarity_network
+        from ..runtime import resolve_device, resolve_precision
+
+        run_device = resolve_device(cfg.device)
+        run_precision = resolve_precision(cfg.precision, run_device)
+        with download_progress(quiet or json_output) as progress:
+            extractor = load_extractor(cfg.backbone_weights, cfg.pca, run_device, cfg.seed, progress)
+            network = None if cfg.features_only else load_similarity_network(cfg.model, run_device, cfg.seed, progress)
+        if network is not None and network.dims != extractor.dims:
+            raise ConfigError(f"the similarity network takes {network.dims}-d features but --pca {cfg.pca} gives "
+                              f"{extractor.dims}-d ones; use --pca vcdb (or random), or --features-only")
+        with status(quiet or json_output) as stage:
+            result = compare_videos(query, target, extractor, network, cfg.fps, run_precision, cfg.batch_size,
+                                    on_stage=stage)
+        if heatmap:
+            from ..heatmap import save_heatmap
+
+            try:
+                save_heatmap(heatmap, result.frame_similarity, result.query_times, result.target_times,
+                             segment=tuple(result.segment.as_dict().values()),
+                             title=f"{_name(query)} vs {_name(target)}: similarity {result.similarity:.3f}",
+                             query_label=_name(query), target_label=_name(target))
+            except OSError as e:
+                raise ConfigError(f"{heatmap}: cannot write the heatmap ({e.strerror or e})") from None
+
+    summary = result.as_dict() | {
+        "model": "features only" if network is None else network.label,
+        "extractor": extractor.label,
+        "random_weights": extractor.is_random or (network is not None and network.is_random),
+        "device": str(run_device), "precision": run_precision,
+        "warnings": result.warnings,
+    }
+    if json_output:
+        print(json.dumps(summary))
+        return
+    _render(summary, heatmap)
+
+
+def _name(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _seconds(value: float) -> str:
+    minutes, seconds = divmod(value, 60)
+    return f"{int(minutes)}:{seconds:04.1f}"
+
+
+def _render(summary: dict, heatmap: str | None) -> None:
+    segment = summary["segment"]
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("similarity", f"[bold]{summary['similarity']:.4f}[/]")
+    table.add_row("query", f"{summary['query']}  ({summary['frames'][0]} frames)")
+    table.add_row("target", f"{summary['target']}  ({summary['frames'][1]} frames)")
+    table.add_row("best match", f"query {_seconds(segment['query_start'])}–{_seconds(segment['query_end'])}  ↔  "
+                                f"target {_seconds(segment['target_start'])}–{_seconds(segment['target_end'])}")
+    table.add_row("model", f"{summary['model']}; {summary['extractor']}; {summary['device']} {summary['precision']}")
+    if heatmap:
+        table.add_row("heatmap", heatmap)
+    stdout.print(table)
+    if summary["random_weights"]:
+        console.print("[yellow]note:[/] random weights: a test of the pipeline, not a meaningful similarity")
+    for warning in summary["warnings"]:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)

@@ -1,0 +1,34 @@
+"""Options shared by every model-using command: same names, same meaning, same help everywhere."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+Config = Annotated[Optional[str], typer.Option("--config", metavar="FILE.yaml",
+                                               help="Read options from a YAML file; flags given here override it.")]
+PrintConfig = Annotated[bool, typer.Option("--print-config", help="Print the effective configuration as YAML and exit.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or status output, only results and errors.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")]
+Model = Annotated[Optional[str], typer.Option(
+    "--model", metavar="NAME|PATH",
+    help="Similarity network: s2vs_dns or s2vs_vcdb (published; downloaded once, then cached), "
+         "random (seeded) or a checkpoint file.  \\[default: s2vs_dns]")]
+BackboneWeights = Annotated[Optional[str], typer.Option(
+    "--backbone-weights", metavar="NAME|PATH",
+    help="ResNet-50 weights: imagenet (torchvision's), random (seeded) or a torchvision state-dict file.  \\[default: imagenet]")]
+Pca = Annotated[Optional[str], typer.Option(
+    "--pca", metavar="NAME|PATH",
+    help="PCA whitening of region vectors: vcdb (published), none (3840-d features), "
+         "random (seeded projection) or a file with mean, d and V.  \\[default: vcdb]")]
+Device = Annotated[Optional[str], typer.Option(
+    "--device", metavar="auto|cpu|cuda[:N]", help="Where to run: auto picks CUDA when present.  \\[default: auto]")]
+Precision = Annotated[Optional[str], typer.Option(
+    "--precision", metavar="auto|fp32|bf16|fp16",
+    help="Numeric precision: auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.  \\[default: auto]")]
+Fps = Annotated[Optional[float], typer.Option("--fps", help="Frames sampled per second of video.  \\[default: 1]")]
+BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help="Frames per feature-extraction batch.  \\[default: 32]")]
+Seed = Annotated[Optional[int], typer.Option("--seed", help="Seed of `random` weights.  \\[default: 0]")]
+FeaturesOnly = Annotated[Optional[bool], typer.Option(
+    "--features-only/--full", help="Features only: Chamfer similarity of raw region features, no attention and "
+                                  "no comparator network.  \\[default: --full]")]

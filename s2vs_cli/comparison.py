@@ -1,0 +1,127 @@
+"""Compare two videos end to end: decode, extract region features, ViSiL similarity, matching segment."""
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .extractor import RegionExtractor
+from .localization import SegmentTimes, best_segment, segment_times
+from .runtime import autocast
+from .similarity import ViSiL, chamfer, frame_to_frame_similarity
+from .video import DecodeReport, repeat_factor, sample_frames
+
+
+@dataclass
+class VideoFeatures:
+    """Region features of one video and the time of each frame."""
+
+    path: str
+    features: torch.Tensor      # float32 [T, R, D]
+    timestamps: np.ndarray      # float64 [T], seconds
+    fps: float                  # sampling rate the frames were taken at
+    lost_frames: int = 0        # frames a damaged file could not give
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Comparison:
+    """Similarity of a query and a target video, and where they match."""
+
+    query: str
+    target: str
+    similarity: float                 # video-level similarity in [-1, 1] (features only: Chamfer of raw features)
+    frames: tuple[int, int]           # (Tq, Tt) frames compared
+    segment: SegmentTimes             # best-matching time ranges
+    frame_similarity: np.ndarray      # [Tq, Tt] frame-to-frame map the segment was found on
+    query_times: np.ndarray
+    target_times: np.ndarray
+    features_only: bool
+    warnings: list[str] = field(default_factory=list)        # e.g. frames lost in a damaged file
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    def as_dict(self) -> dict:
+        """The JSON-ready summary (`s2vs compare --json`)."""
+        return {"query": self.query, "target": self.target, "similarity": self.similarity,
+                "frames": list(self.frames), "segment": self.segment.as_dict(),
+                "features_only": self.features_only}
+
+
+def extract_video_features(path: str | Path, extractor: RegionExtractor, fps: float = 1.0,
+                           precision: str = "fp32", batch_size: int = 32, min_frames: int = 4,
+                           timings: dict[str, float] | None = None) -> VideoFeatures:
+    """Decode `path` at `fps` and extract its region features [T, 9, D], `batch_size` frames at a time.
+
+    Frames are streamed from the decoder, so memory does not grow with the video's length. Videos with
+    fewer than `min_frames` frames are repeated (doubling) as the original does. `timings` (if given)
+    accumulates the seconds spent decoding and extracting.
+    """
+    timings = timings if timings is not None else {}
+    report = DecodeReport()
+    frames = sample_frames(path, fps=fps, report=report)
+    chunks, timestamps = [], []
+    while True:
+        started = time.perf_counter()
+        batch = list(itertools.islice(frames, batch_size))
+        timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - started
+        if not batch:
+            break
+        started = time.perf_counter()
+        images = torch.from_numpy(np.stack([f.image for f in batch]))
+        chunks.append(extractor.extract(images, batch_size=batch_size, precision=precision))
+        timestamps.extend(f.timestamp for f in batch)
+        timings["extract"] = timings.get("extract", 0.0) + time.perf_counter() - started
+    features, times = torch.cat(chunks), np.array(timestamps)
+    repeated = repeat_factor(len(times), min_frames)
+    if repeated > 1:
+        features, times = features.repeat(repeated, 1, 1), np.tile(times, repeated)
+    return VideoFeatures(path=str(path), features=features, timestamps=times, fps=fps,
+                         lost_frames=report.lost_frames, warnings=report.warnings)
+
+
+@torch.inference_mode()
+def compare_features(query: VideoFeatures, target: VideoFeatures, network: ViSiL | None,
+                     precision: str = "fp32") -> Comparison:
+    """Compare two feature sets: full ViSiL with `network`, or features only when it is None."""
+    q, t = query.features, target.features
+    with autocast(q.device, precision):
+        if network is None:
+            f2f = frame_to_frame_similarity(q, t)
+            similarity = chamfer(f2f)
+        else:
+            q, t = network.index_video(q), network.index_video(t)
+            f2f = network.frame_to_frame_similarity(q, t)
+            similarity = chamfer(network.comparator_map(f2f))
+    f2f = f2f.float().cpu().numpy()
+    segment = segment_times(best_segment(f2f), query.timestamps, target.timestamps, 1.0 / query.fps)
+    return Comparison(query=query.path, target=target.path, similarity=float(similarity),
+                      frames=tuple(f2f.shape), segment=segment, frame_similarity=f2f,
+                      query_times=query.timestamps, target_times=target.timestamps,
+                      features_only=network is None,
+                      warnings=[f"{v.path}: {w}" for v in (query, target) for w in v.warnings])
+
+
+def compare_videos(query: str | Path, target: str | Path, extractor: RegionExtractor, network: ViSiL | None,
+                   fps: float = 1.0, precision: str = "fp32", batch_size: int = 32,
+                   on_stage: Callable[[str], None] = lambda message: None) -> Comparison:
+    """Similarity of two video files and their best-matching segment; `network=None` is features-only mode.
+
+    `on_stage` hears what is being done (for a status line); `timings` holds the seconds each stage took.
+    """
+    timings: dict[str, float] = {}
+    features = []
+    for path in (query, target):
+        on_stage(f"decoding and extracting features of {path}")
+        features.append(extract_video_features(path, extractor, fps, precision, batch_size, timings=timings))
+
+    on_stage("comparing")
+    started = time.perf_counter()
+    comparison = compare_features(features[0], features[1], network, precision)
+    timings["compare"] = time.perf_counter() - started
+    comparison.timings = timings
+    return comparison

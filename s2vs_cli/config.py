@@ -1,0 +1,112 @@
+"""Typed configuration: dataclasses whose defaults are the paper's, filled from YAML and then from flags.
+
+An unknown YAML key is an error naming it; values are type-checked against the dataclass fields.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclass
+class ModelOptions:
+    """Options every model-using command shares (same names, same meaning everywhere)."""
+
+    model: str = "s2vs_dns"            # similarity network: s2vs_dns, s2vs_vcdb, random or a checkpoint path
+    backbone_weights: str = "imagenet"  # ResNet-50: imagenet, random or a torchvision state-dict path
+    pca: str = "vcdb"                   # whitening: vcdb, none, random or a file in the published layout
+    device: str = "auto"                # auto, cpu, cuda or cuda:N
+    precision: str = "auto"             # auto (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32), fp32, bf16, fp16
+    fps: float = 1.0                    # frames sampled per second of video
+    batch_size: int = 32                # frames per feature-extraction batch
+    seed: int = 0                       # seed of `random` weights (reproducible experiments and tests)
+
+    def __post_init__(self):
+        if not self.fps > 0:
+            raise ConfigError(f"fps must be positive, got {self.fps}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+
+
+@dataclass
+class CompareConfig(ModelOptions):
+    """`s2vs compare`: similarity of two videos and where they match."""
+
+    features_only: bool = False  # raw region features, no attention and no comparator (SPEC §3)
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """Field name -> resolved type annotation of a config dataclass."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check `value` against a field's type (allowing int for float and None for optionals)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        annotation = next(a for a in options if a is not type(None))
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if annotation is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if not isinstance(value, annotation):
+        raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}")
+    return value
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from `path`, or ConfigError saying why not."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read config file ({e})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: invalid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of option: value at the top level")
+    return data
+
+
+def build_config(cls: type[T], config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:
+    """Defaults <- YAML file <- flags (`overrides`, where None means 'not given')."""
+    types_by_name = field_types(cls)
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        for key, value in read_yaml(config_file).items():
+            name = str(key).replace("-", "_")
+            if name not in types_by_name:
+                raise ConfigError(f"{config_file}: unknown key '{key}' (valid keys: {', '.join(types_by_name)})")
+            values[name] = _coerce(value, types_by_name[name], f"{config_file}: '{key}'")
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = _coerce(value, types_by_name[name], f"--{name.replace('_', '-')}")
+    return cls(**values)
+
+
+def config_to_yaml(config: Any) -> str:
+    """The effective configuration as YAML (what `--print-config` shows and `--config` reads back)."""
+    return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)

@@ -1,0 +1,51 @@
+"""Shared fixtures: the ../shared data (skipped with a reason when absent) and parity weights."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+PARITY = SHARED / "parity"
+VIDEOS = SHARED / "videos"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} not found: the ../shared folder (parity fixtures, clips) is not beside the checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    return _require(PARITY)
+
+
+@pytest.fixture(scope="session")
+def videos_dir() -> Path:
+    return _require(VIDEOS)
+
+
+@pytest.fixture(scope="session")
+def parity_inputs(parity_dir):
+    return dict(np.load(parity_dir / "inputs.npz"))
+
+
+@pytest.fixture(scope="session")
+def parity_ref(parity_dir):
+    return dict(np.load(parity_dir / "ref.npz"))
+
+
+@pytest.fixture(scope="session")
+def parity_weights(parity_dir, tmp_path_factory) -> Path:
+    """resnet_random.pth and pca_random.pth, recreated by the fixture's own script (~10 s, once per run)."""
+    spec = importlib.util.spec_from_file_location("make_weights", parity_dir / "make_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path_factory.mktemp("parity_weights")
+    with torch.random.fork_rng(devices=[]):
+        module.make(out)
+    return out

@@ -1,0 +1,161 @@
+"""Loading models by name or path: published layout, our own checkpoints, clear one-line errors."""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from s2vs_cli import models
+from s2vs_cli.errors import CheckpointError, WeightsError
+from s2vs_cli.similarity import ViSiL
+from s2vs_cli.weights import save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _offline_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("S2VS_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("S2VS_OFFLINE", "1")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+
+def test_published_checkpoint_loads_unchanged(parity_dir):
+    network = models.load_similarity_network(str(parity_dir / "visil_random.pth"), device="cpu")
+    reference = torch.load(parity_dir / "visil_random.pth", weights_only=True)["model"]
+    assert network.attention is not None and not network.training
+    for key, value in network.state_dict().items():
+        assert torch.equal(value, reference[key])
+
+
+def test_published_layout_with_args_namespace_loads(tmp_path, parity_dir):
+    state = torch.load(parity_dir / "visil_random.pth", weights_only=True)["model"]
+    path = tmp_path / "s2vs_dns.pth"
+    torch.save({"model": state, "args": argparse.Namespace(similarity_network="ViSiL", attention=True),
+                "global_step": 30000, "optimizer": {"state": {}, "param_groups": []}}, path)
+    network = models.load_similarity_network(str(path))
+    assert torch.equal(network.visil_head.conv1.weight, state["visil_head.conv1.weight"])
+
+
+def test_published_name_resolves_through_cache(tmp_path, parity_dir):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shutil.copy(parity_dir / "visil_random.pth", cache / "s2vs_dns.pth")
+    network = models.load_similarity_network("s2vs_dns")
+    assert network.label == "s2vs_dns"
+
+
+def test_own_checkpoint_round_trip(tmp_path):
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        original = ViSiL(attention=False, binarization=True, binary_bits=128)
+    path = tmp_path / "model.pth"
+    save_checkpoint(path, original.state_dict(), original.config(), step=12)
+    loaded = models.load_similarity_network(str(path))
+    assert loaded.config() == original.config()
+    for key, value in original.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+
+
+def test_random_network_is_seeded_and_labelled():
+    a = models.load_similarity_network("random", seed=5)
+    b = models.load_similarity_network("random", seed=5)
+    assert a.is_random and a.label == "random (seed 5)"
+    assert torch.equal(a.attention.transform.weight, b.attention.transform.weight)
+
+
+def test_missing_published_weights_offline_is_one_clear_line():
+    with pytest.raises(WeightsError) as error:
+        models.load_similarity_network("s2vs_dns")
+    message = str(error.value)
+    assert "\n" not in message
+    assert "s2vs_dns.pth" in message and "https://mever.iti.gr/s2vs/weights/s2vs_dns.pth" in message
+    assert "S2VS_OFFLINE" in message
+
+
+def test_unknown_model_name():
+    with pytest.raises(WeightsError, match="unknown model 'dns': use s2vs_dns, s2vs_vcdb, random or a file path"):
+        models.load_similarity_network("dns")
+
+
+def test_shape_mismatch_is_named(tmp_path, parity_dir):
+    state = torch.load(parity_dir / "visil_random.pth", weights_only=True)["model"]
+    state["visil_head.conv1.weight"] = torch.zeros(16, 1, 3, 3)
+    del state["visil_head.fconv.bias"]
+    path = tmp_path / "bad.pth"
+    torch.save({"model": state}, path)
+    with pytest.raises(CheckpointError) as error:
+        models.load_similarity_network(str(path))
+    message = str(error.value)
+    assert "\n" not in message
+    assert "visil_head.fconv.bias" in message and "(16, 1, 3, 3)" in message
+
+
+def test_truncated_checkpoint(tmp_path, parity_dir):
+    data = (parity_dir / "visil_random.pth").read_bytes()
+    path = tmp_path / "cut.pth"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        models.load_similarity_network(str(path))
+
+
+def test_backbone_from_torchvision_state_dict(parity_weights):
+    cnn, label = models.load_backbone(str(parity_weights / "resnet_random.pth"))
+    reference = torch.load(parity_weights / "resnet_random.pth", weights_only=True)
+    assert torch.equal(cnn.conv1.weight, reference["conv1.weight"])
+    assert label.endswith("resnet_random.pth")
+
+
+def test_backbone_from_hub_cache(tmp_path, parity_weights):
+    hub = tmp_path / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    # The file name must carry the sha256 prefix of its content, as torchvision's do.
+    import hashlib
+    data = (parity_weights / "resnet_random.pth").read_bytes()
+    prefix = hashlib.sha256(data).hexdigest()[:8]
+    artifact = models.weights.ARTIFACTS["resnet50_imagenet"]
+    patched = type(artifact)(**{**artifact.__dict__, "filename": f"resnet50-{prefix}.pth",
+                                "sha256_prefix": prefix, "hub_filenames": ()})
+    models.weights.ARTIFACTS["resnet50_imagenet"] = patched
+    try:
+        (hub / patched.filename).write_bytes(data)
+        cnn, label = models.load_backbone("imagenet")
+    finally:
+        models.weights.ARTIFACTS["resnet50_imagenet"] = artifact
+    assert label == "imagenet"
+    assert torch.equal(cnn.conv1.weight, torch.load(hub / patched.filename, weights_only=True)["conv1.weight"])
+
+
+def test_whitening_from_file_and_npz(tmp_path, parity_weights):
+    whitening, _ = models.load_whitening(str(parity_weights / "pca_random.pth"))
+    state = torch.load(parity_weights / "pca_random.pth", weights_only=True)
+    npz = tmp_path / "pca.npz"
+    np.savez(npz, **{k: v.numpy() for k, v in state.items()})
+    from_npz, _ = models.load_whitening(str(npz))
+    torch.testing.assert_close(whitening.projection, from_npz.projection)
+    assert whitening.projection.shape == (3840, 512)
+
+
+def test_whitening_with_wrong_layout(tmp_path):
+    path = tmp_path / "pca.pth"
+    torch.save({"mean": torch.zeros(3840), "d": torch.ones(100)}, path)
+    with pytest.raises(CheckpointError, match=r"missing.*V.*d has shape \(100,\), expected \(3840,\)"):
+        models.load_whitening(str(path))
+
+
+def test_whitening_none_gives_raw_region_vectors():
+    whitening, label = models.load_whitening("none")
+    assert whitening is None and label == "none"
+
+
+def test_hub_entry_point_loads_like_the_original(tmp_path, parity_dir):
+    network = torch.hub.load(str(REPO), "s2vs_dns", source="local", weights=str(parity_dir / "visil_random.pth"))
+    assert network.attention is not None
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shutil.copy(parity_dir / "visil_random.pth", cache / "s2vs_dns.pth")
+    assert torch.hub.load(str(REPO), "s2vs_dns", source="local").label == "s2vs_dns"
