@@ -81,9 +81,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: invalid YAML{where}") from None
+        raise ConfigError(f"{path}: invalid YAML{where}" + (f": {problem}" if problem else "")) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

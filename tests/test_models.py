@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -114,12 +115,11 @@ def test_backbone_from_hub_cache(tmp_path, parity_weights):
     hub = tmp_path / "hub" / "checkpoints"
     hub.mkdir(parents=True)
     # The file name must carry the sha256 prefix of its content, as torchvision's do.
-    import hashlib
     data = (parity_weights / "resnet_random.pth").read_bytes()
     prefix = hashlib.sha256(data).hexdigest()[:8]
     artifact = models.weights.ARTIFACTS["resnet50_imagenet"]
     patched = type(artifact)(**{**artifact.__dict__, "filename": f"resnet50-{prefix}.pth",
-                                "sha256_prefix": prefix, "hub_filenames": ()})
+                                "sha256_prefix": prefix, "hub_filenames": (f"resnet50-{prefix}.pth",)})
     models.weights.ARTIFACTS["resnet50_imagenet"] = patched
     try:
         (hub / patched.filename).write_bytes(data)

@@ -1,0 +1,61 @@
+"""Typed configuration: paper defaults, YAML, flags, unknown keys and bad values."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from s2vs_cli.config import CompareConfig, ModelOptions, build_config, config_to_yaml
+from s2vs_cli.errors import ConfigError
+
+
+def test_defaults_are_the_papers():
+    config = CompareConfig()
+    assert (config.model, config.backbone_weights, config.pca, config.fps) == ("s2vs_dns", "imagenet", "vcdb", 1.0)
+    assert config.features_only is False and config.device == "auto" and config.precision == "auto"
+
+
+def test_yaml_then_flags(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("fps: 2\nmodel: s2vs_vcdb\nbatch-size: 8\n")
+    config = build_config(CompareConfig, path, {"fps": 0.5, "model": None})
+    assert config.fps == 0.5 and config.model == "s2vs_vcdb" and config.batch_size == 8
+
+
+def test_round_trip_through_yaml(tmp_path):
+    original = CompareConfig(fps=2.0, features_only=True, seed=3)
+    path = tmp_path / "c.yaml"
+    path.write_text(config_to_yaml(original))
+    assert build_config(CompareConfig, path) == original
+
+
+@pytest.mark.parametrize("text,message", [
+    ("modle: x\n", "unknown key 'modle'"),
+    ("fps: fast\n", "'fps': expected float"),
+    ("features_only: 1\n", "'features_only': expected true or false"),
+    ("batch_size: 2.5\n", "'batch_size': expected an integer"),
+    ("- a\n- b\n", "expected a mapping"),
+    ("fps: [1\n", "invalid YAML at line 2: expected ',' or ']'"),
+    ("fps: -1\n", "fps must be positive"),
+])
+def test_bad_yaml_is_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as error:
+        build_config(CompareConfig, path)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        build_config(ModelOptions, tmp_path / "none.yaml")
+
+
+def test_empty_yaml_gives_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("# nothing\n")
+    assert build_config(ModelOptions, path) == ModelOptions()
+
+
+def test_yaml_output_lists_every_field():
+    assert set(yaml.safe_load(config_to_yaml(CompareConfig()))) == {
+        "model", "backbone_weights", "pca", "device", "precision", "fps", "batch_size", "seed", "features_only"}

@@ -1,0 +1,95 @@
+"""Best-matching segment on a frame-to-frame map: synthetic maps with known answers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from s2vs_cli.localization import Segment, best_segment, segment_times
+
+
+def noise(tq, tt, seed=0, level=0.5, spread=0.05):
+    return np.random.default_rng(seed).normal(level, spread, (tq, tt)).astype(np.float32)
+
+
+def test_diagonal_excerpt():
+    sim = noise(10, 60)
+    for k in range(10):
+        sim[k, 25 + k] = 0.85
+    segment = best_segment(sim)
+    assert (segment.query_first, segment.query_last, segment.target_first, segment.target_last) == (0, 9, 25, 34)
+
+
+def test_excerpt_inside_both_videos_with_gaps():
+    sim = noise(60, 80, seed=1)
+    for k in range(20):
+        if k not in (7, 8):  # two frames lost in the copy
+            sim[12 + k, 40 + k] = 0.8
+    segment = best_segment(sim)
+    assert (segment.query_first, segment.query_last) == (12, 31)
+    assert (segment.target_first, segment.target_last) == (40, 59)
+
+
+def test_double_speed_copy():
+    """The target plays the query at twice the speed: steps of (1, 2) are followed."""
+    sim = noise(40, 60, seed=2)
+    for k in range(20):
+        sim[10 + k, 5 + 2 * k] = 0.9
+    segment = best_segment(sim)
+    assert (segment.query_first, segment.query_last) == (10, 29)
+    assert (segment.target_first, segment.target_last) == (5, 43)
+
+
+def test_half_speed_copy():
+    sim = noise(60, 40, seed=3)
+    for k in range(20):
+        sim[5 + 2 * k, 10 + k] = 0.9
+    segment = best_segment(sim)
+    assert (segment.query_first, segment.target_first, segment.target_last) == (5, 10, 29)
+    assert segment.query_last == 43
+
+
+def test_strongest_of_two_matches_wins():
+    sim = noise(50, 50, seed=4)
+    for k in range(6):
+        sim[2 + k, 30 + k] = 0.8
+    for k in range(15):
+        sim[20 + k, 5 + k] = 0.8
+    segment = best_segment(sim)
+    assert (segment.query_first, segment.target_first) == (20, 5)
+
+
+def test_identical_videos_match_end_to_end():
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(30, 16))
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    segment = best_segment(features @ features.T)
+    assert (segment.query_first, segment.query_last, segment.target_first, segment.target_last) == (0, 29, 0, 29)
+
+
+def test_flat_map_and_single_cell():
+    assert best_segment(np.full((5, 7), 0.3)).query_first == 0
+    assert best_segment(np.ones((1, 1))) == Segment(0, 0, 0, 0, 1.0)
+
+
+def test_segment_times_from_tick_times():
+    segment = Segment(query_first=2, query_last=5, target_first=10, target_last=13, score=1.0)
+    times = segment_times(segment, np.arange(8) * 0.5, np.arange(20) * 0.5, frame_duration=0.5)
+    assert (times.query_start, times.query_end) == (1.0, 3.0)
+    assert (times.target_start, times.target_end) == (5.0, 7.0)
+
+
+def test_segment_times_on_repeated_short_video():
+    """A 2-frame video repeated to 4 frames: times span the real frames."""
+    segment = Segment(query_first=0, query_last=3, target_first=1, target_last=2, score=1.0)
+    times = segment_times(segment, np.array([0.0, 1.0, 0.0, 1.0]), np.arange(5.0), frame_duration=1.0)
+    assert (times.query_start, times.query_end) == (0.0, 2.0)
+    assert times.as_dict() == {"query_start": 0.0, "query_end": 2.0, "target_start": 1.0, "target_end": 3.0}
+
+
+@pytest.mark.slow
+def test_two_hour_map_is_fast_enough_and_exact():
+    sim = noise(7200, 7200, seed=6)
+    for k in range(100):
+        sim[3000 + k, 5000 + k] = 0.8
+    segment = best_segment(sim)
+    assert (segment.query_first, segment.target_first, segment.query_last) == (3000, 5000, 3099)
