@@ -47,7 +47,10 @@ def compare(
         from ..errors import ConfigError
         from ..models import load_extractor, load_similarity_network
         from ..runtime import resolve_device, resolve_precision
+        from ..video import video_info
 
+        for path in (query, target):  # a bad input fails now, not after minutes of weight loading
+            video_info(path)
         run_device = resolve_device(cfg.device)
         run_precision = resolve_precision(cfg.precision, run_device)
         with download_progress(quiet or json_output) as progress:

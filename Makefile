@@ -1,0 +1,35 @@
+# s2vs: install, test, demo. Everything runs from the project's own virtual environment.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Seeded random weights (labelled as such in the output) for machines that cannot download the
+# published ones: `make demo OFFLINE=1`.
+DEMO_WEIGHTS := $(if $(OFFLINE),--backbone-weights random --pca random --model random,)
+
+.PHONY: install test demo benchmarks clean
+
+install: $(BIN)/s2vs
+
+# torch goes in first, pinned, so pip never picks another build of several GB.
+$(BIN)/s2vs: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -q
+
+demo: install
+	$(BIN)/python examples/make_demo_pair.py demo
+	$(BIN)/s2vs compare demo/original.mp4 demo/suspect.mp4 --heatmap demo/heatmap.png $(DEMO_WEIGHTS)
+
+benchmarks: install
+	$(BIN)/python benchmarks/bench_extractor.py
+	$(BIN)/python benchmarks/bench_similarity.py
+	$(BIN)/python benchmarks/bench_memory.py
+	$(BIN)/python benchmarks/bench_compare.py
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache *.egg-info
