@@ -54,7 +54,7 @@ class Comparison:
 
 def extract_video_features(path: str | Path, extractor: RegionExtractor, fps: float = 1.0,
                            precision: str = "fp32", batch_size: int = 32, min_frames: int = 4,
-                           timings: dict[str, float] | None = None) -> VideoFeatures:
+                           compiled: bool = False, timings: dict[str, float] | None = None) -> VideoFeatures:
     """Decode `path` at `fps` and extract its region features [T, 9, D], `batch_size` frames at a time.
 
     Frames are streamed from the decoder, so memory does not grow with the video's length. Videos with
@@ -73,7 +73,7 @@ def extract_video_features(path: str | Path, extractor: RegionExtractor, fps: fl
             break
         started = time.perf_counter()
         images = torch.from_numpy(np.stack([f.image for f in batch]))
-        chunks.append(extractor.extract(images, batch_size=batch_size, precision=precision))
+        chunks.append(extractor.extract(images, batch_size=batch_size, precision=precision, compiled=compiled))
         timestamps.extend(f.timestamp for f in batch)
         timings["extract"] = timings.get("extract", 0.0) + time.perf_counter() - started
     features, times = torch.cat(chunks), np.array(timestamps)
@@ -107,7 +107,7 @@ def compare_features(query: VideoFeatures, target: VideoFeatures, network: ViSiL
 
 
 def compare_videos(query: str | Path, target: str | Path, extractor: RegionExtractor, network: ViSiL | None,
-                   fps: float = 1.0, precision: str = "fp32", batch_size: int = 32,
+                   fps: float = 1.0, precision: str = "fp32", batch_size: int = 32, compiled: bool = False,
                    on_stage: Callable[[str], None] = lambda message: None) -> Comparison:
     """Similarity of two video files and their best-matching segment; `network=None` is features-only mode.
 
@@ -117,7 +117,8 @@ def compare_videos(query: str | Path, target: str | Path, extractor: RegionExtra
     features = []
     for path in (query, target):
         on_stage(f"decoding and extracting features of {path}")
-        features.append(extract_video_features(path, extractor, fps, precision, batch_size, timings=timings))
+        features.append(extract_video_features(path, extractor, fps, precision, batch_size,
+                                               compiled=compiled, timings=timings))
 
     on_stage("comparing")
     started = time.perf_counter()

@@ -30,6 +30,7 @@ class ModelOptions:
     fps: float = 1.0                    # frames sampled per second of video
     batch_size: int = 32                # frames per feature-extraction batch
     seed: int = 0                       # seed of `random` weights (reproducible experiments and tests)
+    compile: bool = False               # torch.compile the CNN: slow to start, faster on long runs
 
     def __post_init__(self):
         if not self.fps > 0:

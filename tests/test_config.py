@@ -58,4 +58,5 @@ def test_empty_yaml_gives_defaults(tmp_path):
 
 def test_yaml_output_lists_every_field():
     assert set(yaml.safe_load(config_to_yaml(CompareConfig()))) == {
-        "model", "backbone_weights", "pca", "device", "precision", "fps", "batch_size", "seed", "features_only"}
+        "model", "backbone_weights", "pca", "device", "precision", "fps", "batch_size", "seed", "compile",
+        "features_only"}

@@ -28,6 +28,7 @@ def compare(
     fps: options.Fps = None,
     batch_size: options.BatchSize = None,
     seed: options.Seed = None,
+    compile_cnn: options.Compile = None,
     config: options.Config = None,
     print_config: options.PrintConfig = False,
     json_output: options.Json = False,
@@ -42,7 +43,7 @@ def compare(
 
         cfg = load_config(CompareConfig, config, print_config, model=model, backbone_weights=backbone_weights,
                           pca=pca, device=device, precision=precision, fps=fps, batch_size=batch_size,
-                          seed=seed, features_only=features_only)
+                          seed=seed, compile=compile_cnn, features_only=features_only)
         from ..comparison import compare_videos
         from ..errors import ConfigError
         from ..models import load_extractor, load_similarity_network
@@ -61,7 +62,7 @@ def compare(
                               f"{extractor.dims}-d ones; use --pca vcdb (or random), or --features-only")
         with status(quiet or json_output) as stage:
             result = compare_videos(query, target, extractor, network, cfg.fps, run_precision, cfg.batch_size,
-                                    on_stage=stage)
+                                    compiled=cfg.compile, on_stage=stage)
         if heatmap:
             from ..heatmap import save_heatmap
 

@@ -32,3 +32,6 @@ Seed = Annotated[Optional[int], typer.Option("--seed", help="Seed of `random` we
 FeaturesOnly = Annotated[Optional[bool], typer.Option(
     "--features-only/--full", help="Features only: Chamfer similarity of raw region features, no attention and "
                                   "no comparator network.  \\[default: --full]")]
+Compile = Annotated[Optional[bool], typer.Option(
+    "--compile/--no-compile", help="torch.compile the CNN: about a minute to start, then faster; for long runs.  "
+                                  "\\[default: --no-compile]")]

@@ -1,0 +1,71 @@
+"""End-to-end `s2vs compare` of two 60-s clips: wall time split into start-up, decode, extract, compare.
+
+    python benchmarks/bench_compare.py [--videos ../shared/videos]
+
+The clips are cut (re-encoded, native frame rate) from one-by-one-person-detection.mp4 in
+../shared/videos: 0-60 s and 60-120 s. Weights are seeded random ones (the published weights are not
+needed for timing; loading them from a file takes about as long as building the random ones).
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def cut_clips(source: Path, out: Path) -> tuple[Path, Path]:
+    import av
+
+    from media import read_frames, write_video
+
+    with av.open(str(source)) as container:
+        rate = round(float(container.streams.video[0].average_rate))
+    first = write_video(out / "first.mp4", read_frames(source, rate, seconds=60), rate)
+    second = write_video(out / "second.mp4", read_frames(source, rate, seconds=60, start=60), rate)
+    return first, second
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=Path, default=ROOT.parent / "shared" / "videos")
+    args = parser.parse_args()
+    # Start-up: a fresh interpreter importing what `s2vs compare` imports before it works.
+    probe = ("import time; t = time.perf_counter(); import s2vs_cli.cli, s2vs_cli.comparison, s2vs_cli.models, "
+             "s2vs_cli.heatmap; print(time.perf_counter() - t)")
+    imported = float(subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
+                                    text=True).stdout)
+    import torch
+
+    from s2vs_cli.comparison import compare_videos
+    from s2vs_cli.models import load_extractor, load_similarity_network
+    from s2vs_cli.runtime import resolve_precision
+
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = cut_clips(args.videos / "one-by-one-person-detection.mp4", Path(tmp))
+        weights = ["--backbone-weights", "random", "--pca", "random", "--model", "random"]
+        for precision in ("fp32", "auto"):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "s2vs_cli", "compare", str(a), str(b), *weights, "--precision",
+                            precision, "--json"], check=True, capture_output=True)
+            wall = time.perf_counter() - started
+
+            started = time.perf_counter()
+            extractor = load_extractor("random", "random", "cpu")
+            network = load_similarity_network("random", "cpu")
+            loaded = time.perf_counter() - started
+            run_precision = resolve_precision(precision, torch.device("cpu"))
+            result = compare_videos(a, b, extractor, network, precision=run_precision)
+            t = result.timings
+            print(f"{precision} ({run_precision}), {result.frames[0]}x{result.frames[1]} frames: "
+                  f"CLI wall {wall:.1f} s; start-up: imports {imported:.1f} s + models {loaded:.1f} s;"
+                  f" decode {t['decode']:.1f} s, extract {t['extract']:.1f} s, compare {t['compare']:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
