@@ -106,3 +106,12 @@ def test_seeded_random_backbone_is_the_parity_backbone(parity_weights):
     reference = torch.load(parity_weights / "resnet_random.pth", weights_only=True)
     for key, value in cnn.state_dict().items():
         assert torch.equal(value, reference[key]), key
+
+
+@pytest.mark.slow
+def test_compiled_extractor_matches_eager(optimized_extractor, parity_inputs, parity_ref):
+    """--compile (torch.compile, frozen weights): same features; a short last batch is padded, not recompiled."""
+    frames = torch.from_numpy(parity_inputs["frames"][:5])
+    features = optimized_extractor.extract(frames, batch_size=4, compiled=True)
+    assert features.shape == (5, 9, 512)
+    np.testing.assert_allclose(features, parity_ref["region_features"][:5], atol=TOL, rtol=0)
