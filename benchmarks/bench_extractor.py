@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import time
 
 import torch
 import torch.nn.functional as F
 
+from timing import throughput
 from s2vs_cli.extractor import PCAWhitening, RegionExtractor, build_resnet50, region_vectors, to_model_input
 from s2vs_cli.runtime import autocast, cpu_has_native_bf16
 
@@ -36,16 +36,6 @@ def original_style(extractor: RegionExtractor, frames: torch.Tensor, batch_size:
     return torch.cat(outputs)
 
 
-def rate(fn, frames: int, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return frames / statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=96)
@@ -63,17 +53,17 @@ def main() -> None:
 
     exact = ours.extract(frames, bs, "fp32")
     results = {
-        "original-style fp32": rate(lambda: original_style(plain, frames, bs, "fp32"), n, r),
-        "s2vs fp32": rate(lambda: ours.extract(frames, bs, "fp32"), n, r),
-        "original-style bf16 autocast": rate(lambda: original_style(plain, frames, bs, "bf16"), n, r),
-        "s2vs bf16": rate(lambda: ours.extract(frames, bs, "bf16"), n, r),
+        "original-style fp32": throughput(lambda: original_style(plain, frames, bs, "fp32"), n, r),
+        "s2vs fp32": throughput(lambda: ours.extract(frames, bs, "fp32"), n, r),
+        "original-style bf16 autocast": throughput(lambda: original_style(plain, frames, bs, "bf16"), n, r),
+        "s2vs bf16": throughput(lambda: ours.extract(frames, bs, "bf16"), n, r),
     }
     cosines = {"s2vs bf16": F.cosine_similarity(ours.extract(frames, bs, "bf16"), exact, dim=-1).min().item()}
     if not args.no_compile:
         started = time.perf_counter()
         compiled = ours.extract(frames[:bs], bs, "bf16", compiled=True)
         print(f"torch.compile warm-up: {time.perf_counter() - started:.0f} s")
-        results["s2vs bf16 --compile"] = rate(lambda: ours.extract(frames, bs, "bf16", compiled=True), n, r)
+        results["s2vs bf16 --compile"] = throughput(lambda: ours.extract(frames, bs, "bf16", compiled=True), n, r)
         cosines["s2vs bf16 --compile"] = F.cosine_similarity(
             ours.extract(frames, bs, "bf16", compiled=True), exact, dim=-1).min().item()
         del compiled

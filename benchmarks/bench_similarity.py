@@ -7,26 +7,14 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
 import reference_visil
+from timing import throughput
 from s2vs_cli.runtime import cpu_has_native_bf16
 from s2vs_cli.similarity import ViSiL
-
-
-def rate(fn, pairs: int, repeats: int) -> float:
-    """Median pairs/s over `repeats` timed runs (after one warm-up run)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return pairs / statistics.median(times)
 
 
 def main() -> None:
@@ -51,12 +39,12 @@ def main() -> None:
               f"{(ours - reference).abs().max():.2e}, batched {(batched - reference).abs().max():.2e}")
 
         n = 64
-        single = rate(lambda: [network.video_similarity(query, targets[i]) for i in range(n)], n, args.repeats)
-        single_ref = rate(lambda: [reference_visil.video_similarity(network, query, targets[i]) for i in range(n)],
+        single = throughput(lambda: [network.video_similarity(query, targets[i]) for i in range(n)], n, args.repeats)
+        single_ref = throughput(lambda: [reference_visil.video_similarity(network, query, targets[i]) for i in range(n)],
                           n, args.repeats)
-        many = rate(lambda: network.video_similarities(query, targets), n, args.repeats)
+        many = throughput(lambda: network.video_similarities(query, targets), n, args.repeats)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            many_bf16 = rate(lambda: network.video_similarities(query, targets), n, args.repeats)
+            many_bf16 = throughput(lambda: network.video_similarities(query, targets), n, args.repeats)
             bf16 = network.video_similarities(query, targets).float()
     print(f"{args.frames}x{args.frames} frames, pairs/s (median of {args.repeats}):")
     print(f"  one pair at a time, fp32        s2vs {single:7.1f}   reference {single_ref:7.1f}   x{single / single_ref:.2f}")
