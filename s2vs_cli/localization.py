@@ -16,7 +16,9 @@ MATCH_LEVEL = 0.5
 # Cost of an off-diagonal step (speed change), as a fraction of the peak-to-background range.
 SPEED_CHANGE_COST = 0.25
 
-_START, _DIAGONAL, _TARGET_SKIP, _QUERY_SKIP = 0, 1, 2, 3
+# Moves into a cell, by index: start a path, or come from (i-1, j-1), (i-1, j-2) or (i-2, j-1).
+_START = 0
+_STEP_BACK = {1: (1, 1), 2: (1, 2), 3: (2, 1)}
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,6 @@ def best_segment(similarity: np.ndarray) -> Segment:
     """The highest-scoring monotonic path on a [Tq, Tt] map (rows: query frames, columns: target frames)."""
     scores = match_scores(similarity)
     tq, tt = scores.shape
-    step_cost = SPEED_CHANGE_COST
     moves = np.zeros((tq, tt), dtype=np.uint8)
     row_before_previous = np.full(tt + 2, -np.inf, dtype=np.float32)  # index j + 2 = column j
     previous = np.full(tt + 2, -np.inf, dtype=np.float32)
@@ -69,20 +70,19 @@ def best_segment(similarity: np.ndarray) -> Segment:
         candidates = np.stack([
             np.zeros(tt, dtype=np.float32),                # start a new path here
             previous[1:tt + 1],                            # from (i-1, j-1)
-            previous[0:tt] - step_cost,                    # from (i-1, j-2): target runs faster
-            row_before_previous[1:tt + 1] - step_cost,     # from (i-2, j-1): query runs faster
+            previous[0:tt] - SPEED_CHANGE_COST,            # from (i-1, j-2): target runs faster
+            row_before_previous[1:tt + 1] - SPEED_CHANGE_COST,  # from (i-2, j-1): query runs faster
         ])
         moves[i] = candidates.argmax(0)
-        best = scores[i] + candidates[moves[i], np.arange(tt)]
+        best = scores[i] + candidates.max(0)
         j = int(best.argmax())
         if best[j] > best_score:
             best_score, best_cell = float(best[j]), (i, j)
         row_before_previous, previous = previous, np.concatenate([previous[:2], best])
-    i, j = best_cell
-    last = best_cell
+    i, j = last = best_cell
     while moves[i, j] != _START:
-        move = moves[i, j]
-        i, j = (i - 1, j - 1) if move == _DIAGONAL else (i - 1, j - 2) if move == _TARGET_SKIP else (i - 2, j - 1)
+        di, dj = _STEP_BACK[int(moves[i, j])]
+        i, j = i - di, j - dj
     return Segment(query_first=i, query_last=last[0], target_first=j, target_last=last[1], score=best_score)
 
 

@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# The comparator pools twice by 2: shorter videos are repeated to this many frames first (SPEC §1).
+MIN_FRAMES = 4
 # Elements of the [rows*R, cols*R] region-similarity block computed at once (~128 MB in fp32).
 CHUNK_ELEMENTS = 1 << 25
 # Comparator tiles: output side in input frames (multiple of 4 so pooling windows line up) and the halo
@@ -182,6 +184,9 @@ class ViSiL(nn.Module):
         batched = f2f.ndim == 3
         maps = f2f if batched else f2f.unsqueeze(0)
         tq, tt = maps.shape[-2:]
+        if min(tq, tt) < MIN_FRAMES:
+            raise ValueError(f"the comparator needs at least {MIN_FRAMES} frames a side, got {tq}x{tt} "
+                             "(repeat short videos, as decode_video does)")
         if tq <= tile + 2 * TILE_HALO and tt <= tile + 2 * TILE_HALO:
             out = self.visil_head(maps.unsqueeze(1))[0][:, 0]
         else:

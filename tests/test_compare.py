@@ -140,6 +140,7 @@ def test_cli_identical_videos_score_one_in_features_only_mode(videos_dir):
 
 def test_cli_help_of_every_command():
     assert "compare" in runner.invoke(app, ["--help"]).stdout
+    assert runner.invoke(app, ["--version"]).stdout.startswith("s2vs 0.")
     result = runner.invoke(app, ["compare", "--help"])
     assert result.exit_code == 0
     for option in ("--heatmap", "--features-only", "--model", "--backbone-weights", "--pca", "--device",

@@ -143,6 +143,11 @@ def test_comparator_output_shape_and_hardtanh_range(network):
         assert out.min() >= -1 and out.max() <= 1
 
 
+def test_comparator_refuses_videos_shorter_than_four_frames(network):
+    with pytest.raises(ValueError, match="at least 4 frames"):
+        network.comparator_map(torch.rand(3, 10))
+
+
 def test_comparator_with_full_mask_equals_unmasked(network):
     sim = torch.rand(2, 1, 13, 22)
     plain, _ = network.visil_head(sim)

@@ -1,6 +1,8 @@
 """The `s2vs` command line: one Typer app, one module per command. Heavy imports happen inside commands."""
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from .compare import compare
@@ -17,8 +19,19 @@ app = typer.Typer(
 app.command(no_args_is_help=True)(compare)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"s2vs {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     """Self-supervised video similarity (S2VS): find copies, near-duplicates and related videos."""
 
 
