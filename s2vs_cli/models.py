@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from . import weights
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 from .extractor import REGION_DIMS, PCAWhitening, RegionExtractor, build_resnet50
 from .runtime import resolve_device
 from .similarity import ViSiL
@@ -102,3 +102,16 @@ def load_similarity_network(model: str = "s2vs_dns", device: str | torch.device 
     network.is_random = model == "random"
     device = device if isinstance(device, torch.device) else resolve_device(device)
     return network.to(device).eval()
+
+
+def load_models(backbone_weights: str, pca: str, model: str, features_only: bool, device: torch.device,
+                seed: int = 0, progress: weights.ProgressFn | None = None) -> tuple[RegionExtractor, ViSiL | None]:
+    """The extractor and (unless features only) the similarity network a command runs with; checks they fit."""
+    extractor = load_extractor(backbone_weights, pca, device, seed, progress)
+    if features_only:
+        return extractor, None
+    network = load_similarity_network(model, device, seed, progress)
+    if network.dims != extractor.dims:
+        raise ConfigError(f"the similarity network takes {network.dims}-d features but --pca {pca} gives "
+                          f"{extractor.dims}-d ones; use --pca vcdb (or random), or --features-only")
+    return extractor, network

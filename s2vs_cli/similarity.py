@@ -214,6 +214,7 @@ class ViSiL(nn.Module):
                                                g_cols.start - b0 // 4:g_cols.stop - b0 // 4]
         return out
 
+    @torch.inference_mode()
     def video_similarity(self, query: torch.Tensor, target: torch.Tensor | list[torch.Tensor],
                          apply_comparator: bool = True) -> torch.Tensor:
         """Similarity of indexed query [Tq, R, D] and target [Tt, R, D] -> scalar; N equal-length targets
@@ -223,6 +224,7 @@ class ViSiL(nn.Module):
             return chamfer(f2f)
         return chamfer(self.comparator_map(f2f))
 
+    @torch.inference_mode()
     def video_similarities(self, query: torch.Tensor, targets: list[torch.Tensor],
                            apply_comparator: bool = True) -> torch.Tensor:
         """Similarity of one indexed query to many indexed targets -> [len(targets)].

@@ -211,3 +211,11 @@ def test_cli_unavailable_cuda_is_one_line(videos_dir):
     clip = str(videos_dir / "bikes.mp4")
     line = _error_line(runner.invoke(app, ["compare", clip, clip, "--device", "cuda"]), 2)
     assert "CUDA is not available" in line
+
+
+def test_cli_bad_checkpoint_is_one_line(videos_dir, tmp_path):
+    bad = tmp_path / "model.pth"
+    torch.save({"model": {"visil_head.conv1.weight": torch.zeros(16, 1, 3, 3)}}, bad)
+    clip = str(videos_dir / "bikes.mp4")
+    line = _error_line(runner.invoke(app, ["compare", clip, clip, *RANDOM, "--model", str(bad)]), 1)
+    assert "model.pth" in line and "missing" in line and "(16, 1, 3, 3)" in line

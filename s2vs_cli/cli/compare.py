@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import astuple
 from typing import Annotated, Optional
 
 import typer
@@ -45,8 +46,8 @@ def compare(
                           pca=pca, device=device, precision=precision, fps=fps, batch_size=batch_size,
                           seed=seed, compile=compile_cnn, features_only=features_only)
         from ..comparison import compare_videos
-        from ..errors import ConfigError
-        from ..models import load_extractor, load_similarity_network
+        from ..errors import S2VSError
+        from ..models import load_models
         from ..runtime import resolve_device, resolve_precision
         from ..video import video_info
 
@@ -55,11 +56,8 @@ def compare(
         run_device = resolve_device(cfg.device)
         run_precision = resolve_precision(cfg.precision, run_device)
         with download_progress(quiet or json_output) as progress:
-            extractor = load_extractor(cfg.backbone_weights, cfg.pca, run_device, cfg.seed, progress)
-            network = None if cfg.features_only else load_similarity_network(cfg.model, run_device, cfg.seed, progress)
-        if network is not None and network.dims != extractor.dims:
-            raise ConfigError(f"the similarity network takes {network.dims}-d features but --pca {cfg.pca} gives "
-                              f"{extractor.dims}-d ones; use --pca vcdb (or random), or --features-only")
+            extractor, network = load_models(cfg.backbone_weights, cfg.pca, cfg.model, cfg.features_only,
+                                             run_device, cfg.seed, progress)
         with status(quiet or json_output) as stage:
             result = compare_videos(query, target, extractor, network, cfg.fps, run_precision, cfg.batch_size,
                                     compiled=cfg.compile, on_stage=stage)
@@ -68,11 +66,11 @@ def compare(
 
             try:
                 save_heatmap(heatmap, result.frame_similarity, result.query_times, result.target_times,
-                             segment=tuple(result.segment.as_dict().values()),
+                             segment=astuple(result.segment),
                              title=f"{_name(query)} vs {_name(target)}: similarity {result.similarity:.3f}",
                              query_label=_name(query), target_label=_name(target))
             except OSError as e:
-                raise ConfigError(f"{heatmap}: cannot write the heatmap ({e.strerror or e})") from None
+                raise S2VSError(f"{heatmap}: cannot write the heatmap ({e.strerror or e})") from None
 
     summary = result.as_dict() | {
         "model": "features only" if network is None else network.label,
