@@ -22,6 +22,17 @@ def network(parity_dir):
     return net.eval()
 
 
+@pytest.fixture(scope="module")
+def seeded_network():
+    """A seeded network with non-zero biases, for math tests that need no fixture files."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = ViSiL()
+        for p in net.parameters():
+            p.data.add_(0.05 * torch.randn_like(p))
+    return net.eval()
+
+
 def _pair(inputs, i):
     return torch.from_numpy(inputs[f"q{i}"]), torch.from_numpy(inputs[f"t{i}"])
 
@@ -136,22 +147,22 @@ def test_masked_chamfer_equals_loop():
     torch.testing.assert_close(chamfer(sim, mask), expected)
 
 
-def test_comparator_output_shape_and_hardtanh_range(network):
+def test_comparator_output_shape_and_hardtanh_range(seeded_network):
     for tq, tt in [(4, 4), (5, 9), (37, 53), (120, 17)]:
-        out = network.comparator_map(torch.rand(tq, tt) * 4 - 2)
+        out = seeded_network.comparator_map(torch.rand(tq, tt) * 4 - 2)
         assert out.shape == (tq // 2 // 2, tt // 2 // 2)
         assert out.min() >= -1 and out.max() <= 1
 
 
-def test_comparator_refuses_videos_shorter_than_four_frames(network):
+def test_comparator_refuses_videos_shorter_than_four_frames(seeded_network):
     with pytest.raises(ValueError, match="at least 4 frames"):
-        network.comparator_map(torch.rand(3, 10))
+        seeded_network.comparator_map(torch.rand(3, 10))
 
 
-def test_comparator_with_full_mask_equals_unmasked(network):
+def test_comparator_with_full_mask_equals_unmasked(seeded_network):
     sim = torch.rand(2, 1, 13, 22)
-    plain, _ = network.visil_head(sim)
-    masked, _ = network.visil_head(sim, torch.ones_like(sim))
+    plain, _ = seeded_network.visil_head(sim)
+    masked, _ = seeded_network.visil_head(sim, torch.ones_like(sim))
     torch.testing.assert_close(plain, masked)
 
 
@@ -165,20 +176,20 @@ def test_chunked_frame_similarity_equals_unchunked(tq, tt):
 
 @pytest.mark.parametrize("tq,tt", [(37, 53), (101, 230), (64, 9), (47, 47)])
 @pytest.mark.parametrize("tile", [8, 12, 32])
-def test_tiled_comparator_equals_untiled(network, tq, tt, tile):
+def test_tiled_comparator_equals_untiled(seeded_network, tq, tt, tile):
     f2f = torch.rand(tq, tt, generator=torch.Generator().manual_seed(tq * tt)) * 2 - 1
     with torch.inference_mode():
-        whole = network.comparator_map(f2f, tile=1 << 20)
-        tiled = network.comparator_map(f2f, tile=tile)
+        whole = seeded_network.comparator_map(f2f, tile=1 << 20)
+        tiled = seeded_network.comparator_map(f2f, tile=tile)
     torch.testing.assert_close(tiled, whole, atol=1e-6, rtol=0)
 
 
-def test_many_targets_equal_one_at_a_time(network):
-    q = network.index_video(unit(30, 9, 512, seed=6))
-    targets = [network.index_video(unit(n, 9, 512, seed=n)) for n in (30, 17, 30, 4, 17, 61)]
+def test_many_targets_equal_one_at_a_time(seeded_network):
+    q = seeded_network.index_video(unit(30, 9, 512, seed=6))
+    targets = [seeded_network.index_video(unit(n, 9, 512, seed=n)) for n in (30, 17, 30, 4, 17, 61)]
     with torch.inference_mode():
-        batched = network.video_similarities(q, targets)
-        single = torch.stack([network.video_similarity(q, t) for t in targets])
+        batched = seeded_network.video_similarities(q, targets)
+        single = torch.stack([seeded_network.video_similarity(q, t) for t in targets])
     torch.testing.assert_close(batched, single, atol=1e-6, rtol=0)
 
 
