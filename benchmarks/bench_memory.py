@@ -17,7 +17,6 @@ import time
 
 def measure(frames: int) -> dict:
     """Run in a child process: compare two random `frames`-long videos, report peak RSS and seconds."""
-    import numpy as np
     import torch
     import torch.nn.functional as F
 

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 import torchvision
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Max-pool kernel per ResNet stage; stride ceil(s/2) makes every map 3x3 for a 224 input.

@@ -33,5 +33,5 @@ FeaturesOnly = Annotated[Optional[bool], typer.Option(
     "--features-only/--full", help="Features only: Chamfer similarity of raw region features, no attention and "
                                   "no comparator network.  \\[default: --full]")]
 Compile = Annotated[Optional[bool], typer.Option(
-    "--compile/--no-compile", help="torch.compile the CNN: about a minute to start, then faster; for long runs.  "
+    "--compile/--no-compile", help="torch.compile the CNN: a one-time warm-up (5-20 s), then up to 1.6x faster; for long runs.  "
                                   "\\[default: --no-compile]")]
