@@ -9,7 +9,7 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Optional, TypeVar
 
 import yaml
 
@@ -19,10 +19,9 @@ T = TypeVar("T")
 
 
 @dataclass
-class ModelOptions:
-    """Options every model-using command shares (same names, same meaning everywhere)."""
+class ExtractorOptions:
+    """Options of every command that extracts features (same names, same meaning everywhere)."""
 
-    model: str = "s2vs_dns"            # similarity network: s2vs_dns, s2vs_vcdb, random or a checkpoint path
     backbone_weights: str = "imagenet"  # ResNet-50: imagenet, random or a torchvision state-dict path
     pca: str = "vcdb"                   # whitening: vcdb, none, random or a file in the published layout
     device: str = "auto"                # auto, cpu, cuda or cuda:N
@@ -40,10 +39,78 @@ class ModelOptions:
 
 
 @dataclass
+class ModelOptions(ExtractorOptions):
+    """Options of commands that also run the similarity network."""
+
+    model: str = "s2vs_dns"  # similarity network: s2vs_dns, s2vs_vcdb, random or a checkpoint path
+
+
+@dataclass
 class CompareConfig(ModelOptions):
     """`s2vs compare`: similarity of two videos and where they match."""
 
     features_only: bool = False  # raw region features, no attention and no comparator (SPEC §3)
+
+
+@dataclass
+class InputOptions:
+    """Which videos a bulk command works on (besides paths given on the command line)."""
+
+    loader: str = "video"                 # video files, or frames: folders of JPEG/PNG frames ({id}/00000.jpg ...)
+    dataset_path: Optional[str] = None    # folder holding the videos of a dataset
+    pattern: Optional[str] = None         # where an id's video is under dataset_path; default '{id}/video.*' ('{id}' for frames)
+    list: Optional[str] = None            # text file of video ids, one per line
+    dataset: Optional[str] = None         # a benchmark whose videos to take: FIVR-5K, FIVR-200K, VCDB, EVVE, CC_WEB_VIDEO
+    annotations: Optional[str] = None     # the benchmark's annotation file, instead of downloading it
+    skip_missing: bool = False            # go on when some named videos are missing (they are listed as failed)
+    workers: Optional[int] = None         # decoding processes; default: one per CPU core, at most 8
+    overwrite: bool = False               # redo videos already done, replacing the earlier output
+
+    def __post_init__(self):
+        if self.loader not in ("video", "frames"):
+            raise ConfigError(f"loader must be video or frames, got '{self.loader}'")
+        if self.workers is not None and self.workers < 0:
+            raise ConfigError(f"workers must be 0 or more, got {self.workers}")
+
+
+@dataclass
+class ExtractFeaturesConfig(InputOptions, ExtractorOptions):
+    """`s2vs extract-features`: videos or frame folders -> one HDF5 file of region features."""
+
+    batch_size: int = 128          # frames per model batch, packed across videos
+    dtype: str = "float16"         # stored feature type: float16 or float32
+    compression: str = "none"      # HDF5 compression of the features: none, gzip or lzf
+
+    def __post_init__(self):
+        ExtractorOptions.__post_init__(self)
+        InputOptions.__post_init__(self)
+        if self.dtype not in ("float16", "float32"):
+            raise ConfigError(f"dtype must be float16 or float32, got '{self.dtype}'")
+        if self.compression not in ("none", "gzip", "lzf"):
+            raise ConfigError(f"compression must be none, gzip or lzf, got '{self.compression}'")
+
+
+@dataclass
+class ExtractFramesConfig(InputOptions):
+    """`s2vs extract-frames`: videos -> folders of JPEG frames, the training input (SPEC §5)."""
+
+    fps: float = 1.0        # frames written per second of video
+    resize: int = 256       # short side of the written frames in pixels; 0 keeps the video's size
+    quality: int = 95       # JPEG quality, 1-100 (95 keeps nearly all detail)
+    format: str = "jpg"     # jpg, or png (lossless, about 5x larger)
+
+    def __post_init__(self):
+        InputOptions.__post_init__(self)
+        if self.loader != "video":
+            raise ConfigError("extract-frames reads videos; --loader frames does not apply")
+        if not self.fps > 0:
+            raise ConfigError(f"fps must be positive, got {self.fps}")
+        if self.resize < 0:
+            raise ConfigError(f"resize must be 0 (keep) or a positive size, got {self.resize}")
+        if not 1 <= self.quality <= 100:
+            raise ConfigError(f"quality must be between 1 and 100, got {self.quality}")
+        if self.format not in ("jpg", "png"):
+            raise ConfigError(f"format must be jpg or png, got '{self.format}'")
 
 
 def field_types(cls: type) -> dict[str, Any]:

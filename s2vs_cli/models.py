@@ -63,6 +63,7 @@ def load_extractor(backbone_weights: str = "imagenet", pca: str = "vcdb", device
     cnn, backbone_label = load_backbone(backbone_weights, seed, progress)
     whitening, whitening_label = load_whitening(pca, seed=seed, progress=progress)
     extractor = RegionExtractor(cnn, whitening).optimize_for_inference()
+    extractor.backbone_label, extractor.whitening_label = f"ResNet-50 {backbone_label}", whitening_label
     extractor.label = f"ResNet-50 {backbone_label}, whitening {whitening_label}"
     extractor.is_random = backbone_label.startswith("random")
     device = device if isinstance(device, torch.device) else resolve_device(device)

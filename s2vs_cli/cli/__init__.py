@@ -6,6 +6,9 @@ from typing import Annotated
 import typer
 
 from .compare import compare
+from .extract_frames import EPILOG as EXTRACT_FRAMES_EPILOG, extract_frames
+from .extract_features import EPILOG as EXTRACT_FEATURES_EPILOG, extract_features
+from .merge import merge
 
 app = typer.Typer(
     name="s2vs",
@@ -17,6 +20,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command(no_args_is_help=True)(compare)
+app.command("extract-frames", no_args_is_help=True, epilog=EXTRACT_FRAMES_EPILOG)(extract_frames)
+app.command("extract-features", no_args_is_help=True, epilog=EXTRACT_FEATURES_EPILOG)(extract_features)
+app.command(no_args_is_help=True)(merge)
 
 
 def _print_version(value: bool) -> None:

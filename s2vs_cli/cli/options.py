@@ -35,3 +35,34 @@ FeaturesOnly = Annotated[Optional[bool], typer.Option(
 Compile = Annotated[Optional[bool], typer.Option(
     "--compile/--no-compile", help="torch.compile the CNN: a one-time warm-up (5-20 s), then up to 1.6x faster; for long runs.  "
                                   "\\[default: --no-compile]")]
+
+# Inputs of the bulk commands (extract-frames, extract-features).
+Inputs = Annotated[Optional[list[str]], typer.Argument(
+    help="Video files, folders of videos, or (with --loader frames) frame folders or folders of them. "
+         "The video id is the file stem or folder name.", show_default=False)]
+Loader = Annotated[Optional[str], typer.Option(
+    "--loader", metavar="video|frames",
+    help="Read video files, or folders of JPEG/PNG frames ({id}/00000.jpg ...).  \\[default: video]")]
+DatasetPath = Annotated[Optional[str], typer.Option(
+    "--dataset-path", metavar="DIR", help="Folder holding a dataset's videos, found by --pattern.")]
+Pattern = Annotated[Optional[str], typer.Option(
+    "--pattern", metavar="GLOB",
+    help="Where an id's video is under --dataset-path, {id} standing for the id.  "
+         "\\[default: {id}/video.* ({id} with --loader frames)]")]
+IdList = Annotated[Optional[str], typer.Option(
+    "--list", metavar="IDS.txt",
+    help="Video ids to take from --dataset-path, one per line. Without --list or --dataset every match "
+         "of --pattern is taken.")]
+Dataset = Annotated[Optional[str], typer.Option(
+    "--dataset", metavar="NAME",
+    help="Take the videos of a benchmark (FIVR-5K, FIVR-200K, VCDB, EVVE, CC_WEB_VIDEO) from --dataset-path.")]
+Annotations = Annotated[Optional[str], typer.Option(
+    "--annotations", metavar="FILE", help="The benchmark's annotation file, instead of downloading it.")]
+SkipMissing = Annotated[Optional[bool], typer.Option(
+    "--skip-missing", help="Go on when named videos are missing; they are listed with the failures.  "
+                           "\\[default: stop before starting]")]
+Workers = Annotated[Optional[int], typer.Option(
+    "--workers", "-j", help="Decoding processes (0: decode in the main process).  "
+                            "\\[default: one per CPU core, at most 8]")]
+Overwrite = Annotated[Optional[bool], typer.Option(
+    "--overwrite", help="Redo every video, replacing earlier output.  \\[default: skip videos already done]")]

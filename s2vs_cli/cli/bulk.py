@@ -1,0 +1,91 @@
+"""What the bulk commands share: finding the inputs, a progress bar, the summary and the exit status."""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ..config import InputOptions
+from ..errors import ConfigError
+from .common import console
+
+EXIT_SOME_FAILED = 3
+SHOWN_FAILURES = 10
+
+
+def default_workers() -> int:
+    """One decoding process per CPU core this process may use, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
+def gather_inputs(paths: list[str] | None, cfg: InputOptions, progress: Any = None) -> tuple[list, list[tuple[str, str, str]]]:
+    """Resolve paths / dataset options to inputs; missing ones stop here unless --skip-missing.
+
+    Returns (inputs, missing as (id, path, reason)).
+    """
+    from ..inputs import collect_inputs
+
+    ids = None
+    if cfg.dataset is not None:
+        from ..benchmarks import load_benchmark
+
+        if cfg.dataset_path is None:
+            raise ConfigError("--dataset names the videos; add --dataset-path DIR to say where they are")
+        ids = load_benchmark(cfg.dataset, annotations=cfg.annotations, progress=progress).video_ids()
+    elif cfg.annotations is not None:
+        raise ConfigError("--annotations goes with --dataset NAME")
+    found = collect_inputs(paths or [], cfg.loader, cfg.dataset_path, cfg.pattern, cfg.list, ids)
+    if found.missing and not cfg.skip_missing:
+        shown = "; ".join(f"'{video_id}' ({reason}: {where})" for video_id, where, reason in found.missing[:5])
+        more = f" and {len(found.missing) - 5} more" if len(found.missing) > 5 else ""
+        raise ConfigError(f"{len(found.missing)} of {len(found.missing) + len(found.inputs)} videos not found: "
+                          f"{shown}{more}; fix the paths or pass --skip-missing to go on without them")
+    if not found.inputs and not found.missing:
+        raise ConfigError("no videos found in the given inputs"
+                          + (" (frame folders hold .jpg/.png files)" if cfg.loader == "frames" else ""))
+    if found.ignored:
+        kinds = "frame folders" if cfg.loader == "frames" else "videos"
+        console.print(f"[yellow]note:[/] {len(found.ignored)} entries in the given folders are not {kinds} "
+                      f"and were left out, e.g. {escape(str(found.ignored[0]))}", highlight=False, soft_wrap=True)
+    return found.inputs, found.missing
+
+
+@contextlib.contextmanager
+def video_progress(total: int, quiet: bool, description: str) -> Iterator[Any]:
+    """A rich bar over videos with videos/s, frames/s and ETA; yields update(done, failed, frames)."""
+    if quiet:
+        yield lambda done, failed, frames=0: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TextColumn("[red]{task.fields[failed]}"), TimeRemainingColumn())
+    started = time.perf_counter()
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(description, total=total, rate="", failed="")
+
+        def update(done: int, failed: int, frames: int = 0) -> None:
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            rate = f"{(done + failed) / elapsed:.1f} videos/s" + (f", {frames / elapsed:.0f} frames/s" if frames else "")
+            progress.update(task, completed=done + failed, rate=rate, failed=f"{failed} failed" if failed else "")
+
+        yield update
+
+
+def report_failures(failures: list, listing: str) -> None:
+    """The first few failures on stderr, and where the full list is."""
+    if not failures:
+        return
+    for failure in failures[:SHOWN_FAILURES]:
+        console.print(f"[red]failed:[/] {escape(failure.video_id)}: {escape(failure.reason)}",
+                      highlight=False, soft_wrap=True)
+    more = f" ({len(failures) - SHOWN_FAILURES} more)" if len(failures) > SHOWN_FAILURES else ""
+    console.print(f"{len(failures)} video(s) failed{more}; all are listed in {escape(listing)}",
+                  highlight=False, soft_wrap=True)

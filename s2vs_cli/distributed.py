@@ -1,0 +1,69 @@
+"""Running under torchrun: which process this is, and the few collective steps bulk jobs need.
+
+torchrun (single or multi-node) sets RANK, WORLD_SIZE and LOCAL_RANK; we join its process group
+over gloo, which works on every machine and is all we need (barriers and small object exchanges;
+no tensors cross processes). Launched without torchrun, everything here is a no-op for one process.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch.distributed as dist
+
+from .errors import ConfigError
+
+# Ranks wait for the slowest one at the end of a run, which may take hours on uneven shards.
+BARRIER_TIMEOUT = datetime.timedelta(days=7)
+
+
+@dataclass
+class ProcessGroup:
+    """This process's place among the workers of one job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        """Wait until every rank gets here."""
+        if self.distributed:
+            dist.barrier()
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's `value`, in rank order (picklable objects)."""
+        if not self.distributed:
+            return [value]
+        values: list[Any] = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
+
+    def close(self) -> None:
+        """Leave the process group."""
+        if self.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def join_process_group() -> ProcessGroup:
+    """The torchrun process group this process belongs to (joined over gloo), or a group of one."""
+    if "WORLD_SIZE" not in os.environ or "RANK" not in os.environ:
+        return ProcessGroup()
+    try:
+        rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    except ValueError:
+        raise ConfigError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (as torchrun sets them)") from None
+    group = ProcessGroup(rank, world_size, local_rank)
+    if group.distributed and not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
+    return group
