@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -184,3 +184,49 @@ def save_whitening(path: str | Path, whitening: dict[str, torch.Tensor]) -> None
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
+
+
+def fit_from_feature_files(paths: Sequence[str | Path], max_vectors: int = 1_000_000, seed: int = 0,
+                           device: str | torch.device = "cpu",
+                           progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, torch.Tensor], int]:
+    """Fit the whitening on un-whitened region vectors stored in feature files -> (whitening, vectors used).
+
+    At most `max_vectors` vectors, drawn uniformly over all videos of all files (seeded); the files are
+    read one video at a time, so memory stays bounded. Refuses files that say they are whitened.
+    """
+    from .store import FeatureStore
+
+    videos: list[tuple[Path, str]] = []
+    lengths: list[int] = []
+    dims = None
+    for path in paths:
+        with FeatureStore(path) as store:
+            if store.identity is not None and store.identity.whitening != "none":
+                raise S2VSError(f"{path}: features are already whitened ({store.identity.whitening}); "
+                                "extract them with --pca none to fit a whitening")
+            for video_id in store.ids():
+                frames, regions, size = store.shape(video_id)
+                if dims is not None and size != dims:
+                    raise S2VSError(f"{path}: '{video_id}' has {size}-d features, others {dims}-d")
+                dims = size
+                videos.append((Path(path), video_id))
+                lengths.append(frames * regions)
+    if dims is None:
+        raise S2VSError("no videos in the given feature files")
+    plan = sample_plan(lengths, max_vectors, seed)
+    accumulator = ScatterAccumulator(dims, device)
+    handles: dict[Path, FeatureStore] = {}
+    try:
+        for done, ((path, video_id), chosen) in enumerate(zip(videos, plan), start=1):
+            if len(chosen):
+                store = handles.get(path) or handles.setdefault(path, FeatureStore(path))
+                features = store.read(video_id).features
+                accumulator.add(features.reshape(-1, dims)[chosen])
+            if progress is not None:
+                progress(done, len(videos))
+    finally:
+        for store in handles.values():
+            store.close()
+    if accumulator.count < 2:
+        raise S2VSError(f"only {accumulator.count} region vector(s) in the given files; a whitening needs many more")
+    return fit_whitening(accumulator), accumulator.count

@@ -1,0 +1,310 @@
+"""Bulk extraction end to end: batching across videos, failures, resume, kill -9, torchrun, frame folders."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from media import write_video
+from s2vs_cli.cli import app
+from s2vs_cli.extraction import ExtractionOptions, extract_features
+from s2vs_cli.inputs import collect_inputs
+from s2vs_cli.models import load_extractor
+from s2vs_cli.store import FeatureStore, StoreIdentity, parts_dir_for
+from s2vs_cli.video import decode_video
+
+RANDOM = ["--backbone-weights", "random", "--pca", "random", "--precision", "fp32", "--dtype", "float32"]
+IDENTITY = StoreIdentity("ResNet-50 random (seed 0)", "random (seed 0)", 1.0, 512)
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("S2VS_HOME", str(tmp_path / "s2vs-cache"))
+    monkeypatch.setenv("S2VS_OFFLINE", "1")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return load_extractor("random", "random", "cpu")
+
+
+def _clip(path: Path, seconds: int, seed: int, size=(72, 96)) -> Path:
+    """A small synthetic clip at 4 fps: smooth random colour fields that change every frame."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (seconds * 4, 6, 8, 3)).astype(np.uint8)
+    frames = [np.kron(b, np.ones((size[0] // 6, size[1] // 8, 1), np.uint8)) for b in base]
+    return write_video(path, frames, rate=4)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("clips")
+    for i, seconds in enumerate([3, 7, 1, 5, 2, 6]):
+        _clip(folder / f"clip{i}.mp4", seconds, seed=i)
+    return folder
+
+
+def _read_all(path: Path) -> dict[str, np.ndarray]:
+    with FeatureStore(path) as store:
+        return {video_id: store.read(video_id).features.astype(np.float32) for video_id in store.ids()}
+
+
+def _run(args: list[str]):
+    return runner.invoke(app, args)
+
+
+def _options(**kwargs) -> ExtractionOptions:
+    return ExtractionOptions(**{"dtype": "float32", "workers": 0, "batch_size": 16} | kwargs)
+
+
+# --- the pipeline -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_batches_across_videos_equal_one_video_at_a_time(clips, extractor, tmp_path, workers):
+    items = collect_inputs([clips]).inputs
+    output = tmp_path / "out.h5"
+    summary = extract_features(items, output, extractor, IDENTITY, "test", _options(workers=workers))
+    assert (summary.written, summary.failures, summary.videos_in_output) == (6, [], 6)
+    assert summary.frames == 3 + 7 + 1 + 5 + 2 + 6
+    stored = _read_all(output)
+    for item in items:
+        decoded = decode_video(item.path, min_frames=0)  # the file keeps the frames as sampled (SPEC §7)
+        alone = extractor.extract(torch.from_numpy(decoded.frames)).numpy()
+        assert stored[item.video_id].shape == alone.shape
+        np.testing.assert_allclose(stored[item.video_id], alone, atol=2e-5)
+    with FeatureStore(output) as store:
+        record = store.read("clip1")
+        np.testing.assert_array_equal(record.timestamps, np.arange(7.0))
+        assert store.identity == IDENTITY and record.attrs["source"] == str(clips / "clip1.mp4")
+    assert not parts_dir_for(output).exists()
+
+
+def test_resume_skips_done_videos_and_overwrite_redoes_them(clips, extractor, tmp_path):
+    items = collect_inputs([clips]).inputs
+    output = tmp_path / "out.h5"
+    extract_features(items[:2], output, extractor, IDENTITY, "test", _options())
+    first = _read_all(output)
+    again = extract_features(items, output, extractor, IDENTITY, "test", _options())
+    assert (again.already_done, again.written, again.videos_in_output) == (2, 4, 6)
+    for video_id, features in first.items():
+        np.testing.assert_array_equal(_read_all(output)[video_id], features)
+    redo = extract_features(items[:1], output, extractor, IDENTITY, "test", _options(overwrite=True))
+    assert (redo.already_done, redo.written, redo.videos_in_output) == (0, 1, 1)
+
+
+def test_a_run_with_another_model_is_refused(clips, extractor, tmp_path):
+    items = collect_inputs([clips]).inputs[:1]
+    extract_features(items, tmp_path / "out.h5", extractor, IDENTITY, "test", _options())
+    other = StoreIdentity("ResNet-50 imagenet", "vcdb", 1.0, 512)
+    with pytest.raises(Exception, match=r"holds features made differently: backbone 'ResNet-50 random \(seed 0\)'"):
+        extract_features(items, tmp_path / "out.h5", extractor, other, "test", _options())
+
+
+# --- the command ------------------------------------------------------------------------------
+
+def test_bad_videos_are_listed_and_the_good_ones_written(clips, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("clip0.mp4", "clip2.mp4"):
+        (data / name).write_bytes((clips / name).read_bytes())
+    (data / "empty.mp4").write_bytes(b"")
+    (data / "text.mp4").write_text("not a video at all")
+    whole = (clips / "clip1.mp4").read_bytes()
+    (data / "truncated.mp4").write_bytes(whole[: len(whole) // 3])
+    output = tmp_path / "out.h5"
+    result = _run(["extract-features", str(data), "-o", str(output), "--json", "-j", "2", *RANDOM])
+    assert result.exit_code == 3, result.output
+    summary = json.loads(result.stdout)
+    reasons = {f["video_id"]: f["reason"] for f in summary["failures"]}
+    assert set(reasons) == {"empty", "text", "truncated"}
+    assert reasons["empty"] == "empty file (0 bytes)" and "not a video file" in reasons["text"]
+    assert summary["written"] == 2 and summary["videos_in_output"] == 2
+    assert set(_read_all(output)) == {"clip0", "clip2"}
+    lines = (tmp_path / "out.h5.failed.tsv").read_text().splitlines()
+    assert lines[0] == "video_id\tpath\treason" and [line.split("\t")[0] for line in lines[1:]] == sorted(reasons)
+
+
+def test_missing_inputs_stop_before_any_work_unless_skipped(clips, tmp_path):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("clip0\nclip9\n")
+    args = ["extract-features", "--dataset-path", str(clips), "--pattern", "{id}.mp4", "--list", str(ids),
+            "-o", str(tmp_path / "out.h5"), *RANDOM]
+    result = _run(args)
+    assert result.exit_code == 2
+    assert "1 of 2 videos not found: 'clip9' (no video matches the pattern" in result.output
+    assert "--skip-missing" in result.output and not (tmp_path / "out.h5").exists()
+    result = _run(args + ["--skip-missing", "--json"])
+    assert result.exit_code == 3
+    assert [f["video_id"] for f in json.loads(result.stdout)["failures"]] == ["clip9"]
+    assert set(_read_all(tmp_path / "out.h5")) == {"clip0"}
+
+
+def test_dataset_option_takes_a_benchmarks_ids(clips, tmp_path):
+    annotations = Path(__file__).resolve().parents[2] / "shared" / "data" / "evve.pickle"
+    if not annotations.exists():
+        pytest.skip(f"{annotations} not found: the ../shared folder is not beside the checkout")
+    from s2vs_cli.benchmarks import load_benchmark
+
+    ids = load_benchmark("EVVE", annotations=annotations).video_ids()
+    data = tmp_path / "evve"
+    data.mkdir()
+    for video_id, clip in zip(ids[:2], ("clip0.mp4", "clip2.mp4")):
+        (data / f"{video_id}.mp4").write_bytes((clips / clip).read_bytes())
+    result = _run(["extract-features", "--dataset", "EVVE", "--annotations", str(annotations), "--dataset-path",
+                   str(data), "--pattern", "{id}.mp4", "--skip-missing", "--json", "-o", str(tmp_path / "e.h5"),
+                   *RANDOM])
+    summary = json.loads(result.stdout)
+    assert (summary["written"], summary["failed"], summary["requested"]) == (2, len(ids) - 2, len(ids))
+    assert set(_read_all(tmp_path / "e.h5")) == set(ids[:2])
+
+
+def test_config_file_and_print_config(tmp_path):
+    config = tmp_path / "extract.yaml"
+    config.write_text("batch_size: 64\ndtype: float32\nworkers: 3\n")
+    result = _run(["extract-features", "x.mp4", "-o", "o.h5", "--config", str(config), "--workers", "1",
+                   "--print-config"])
+    assert result.exit_code == 0
+    assert "batch_size: 64\n" in result.stdout and "workers: 1\n" in result.stdout and "dtype: float32" in result.stdout
+    config.write_text("batch-sise: 64\n")
+    result = _run(["extract-features", "x.mp4", "-o", "o.h5", "--config", str(config)])
+    assert result.exit_code == 2 and "unknown key 'batch-sise'" in result.output
+
+
+# --- frame folders ------------------------------------------------------------------------------
+
+def test_extract_frames_layout_and_resume(clips, tmp_path):
+    out = tmp_path / "frames"
+    result = _run(["extract-frames", str(clips / "clip1.mp4"), str(clips / "clip4.mp4"), "-o", str(out), "--json",
+                   "-j", "2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["written"] == 2
+    files = sorted(p.name for p in (out / "clip1").iterdir())
+    assert files == [f"{i:05d}.jpg" for i in range(7)]
+    from PIL import Image
+
+    with Image.open(out / "clip1" / "00000.jpg") as image:
+        assert min(image.size) == 256 and image.size == (342, 256)  # 96x72 scaled, even sides (SPEC §1)
+    (out / ".clip0.partial-999999").mkdir()  # left by a killed run
+    result = _run(["extract-frames", str(clips), "-o", str(out), "--json", "-j", "0"])
+    summary = json.loads(result.stdout)
+    assert (summary["already_done"], summary["written"]) == (2, 4)
+    assert not (out / ".clip0.partial-999999").exists() and len(list((out / "clip0").iterdir())) == 3
+
+
+def test_png_frame_folders_give_the_same_features_as_the_videos(clips, tmp_path):
+    frames = tmp_path / "frames"
+    assert _run(["extract-frames", str(clips), "-o", str(frames), "--format", "png", "-q"]).exit_code == 0
+    from_videos, from_frames = tmp_path / "v.h5", tmp_path / "f.h5"
+    assert _run(["extract-features", str(clips), "-o", str(from_videos), "-q", "-j", "0", *RANDOM]).exit_code == 0
+    result = _run(["extract-features", str(frames), "--loader", "frames", "-o", str(from_frames), "-q", "-j", "0",
+                   *RANDOM])
+    assert result.exit_code == 0, result.output
+    videos, folders = _read_all(from_videos), _read_all(from_frames)
+    assert videos.keys() == folders.keys() and len(videos) == 6
+    for video_id in videos:
+        np.testing.assert_array_equal(folders[video_id], videos[video_id])
+
+
+# --- crashes and several processes ---------------------------------------------------------------
+
+CRASHING_RUN = textwrap.dedent("""
+    import sys, time
+    from s2vs_cli.extraction import ExtractionOptions, extract_features
+    from s2vs_cli.inputs import collect_inputs
+    from s2vs_cli.models import load_extractor
+    from s2vs_cli.store import StoreIdentity
+
+    clips, output = sys.argv[1], sys.argv[2]
+    items = collect_inputs([clips]).inputs
+    identity = StoreIdentity("ResNet-50 random (seed 0)", "random (seed 0)", 1.0, 512)
+    options = ExtractionOptions(dtype="float32", workers=0, batch_size=4, part_videos=1)
+    slow = lambda counts: time.sleep(0.3)  # time to be killed mid-run
+    extract_features(items, output, load_extractor("random", "random", "cpu"), identity, "test", options,
+                     progress=slow)
+""")
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_loses_nothing_and_resumes(clips, extractor, tmp_path):
+    clean = tmp_path / "clean.h5"
+    items = collect_inputs([clips]).inputs
+    extract_features(items, clean, extractor, IDENTITY, "test", _options())
+    output = tmp_path / "crashed.h5"
+    script = tmp_path / "run.py"
+    script.write_text(CRASHING_RUN)
+    process = subprocess.Popen([sys.executable, str(script), str(clips), str(output)])
+    parts = parts_dir_for(output)
+    deadline = time.monotonic() + 120
+    while len(list(parts.glob("*.h5"))) < 2 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = sorted(parts.glob("*.h5"))
+    assert 2 <= len(finished) < 6 and not output.exists()
+    for part in finished:  # every closed part is a readable file holding whole videos
+        with h5py.File(part) as f:
+            for video_id in f:
+                assert f[video_id].shape == _read_all(clean)[video_id].shape
+    summary = extract_features(items, output, extractor, IDENTITY, "test", _options())
+    assert summary.already_done == len(finished) and summary.written == 6 - len(finished)
+    resumed, reference = _read_all(output), _read_all(clean)
+    assert sorted(resumed) == sorted(reference)
+    for video_id in reference:
+        np.testing.assert_allclose(resumed[video_id], reference[video_id], atol=2e-5)
+    assert not parts.exists()
+
+
+@pytest.mark.slow
+def test_torchrun_with_two_processes_gives_the_same_features(clips, tmp_path):
+    one, two = tmp_path / "one.h5", tmp_path / "two.h5"
+    common = [str(clips), "--json", "-j", "1", *RANDOM]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, "-m", "s2vs_cli", "extract-features", "-o", str(one), *common],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert single.returncode == 0, single.stderr
+    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                               "--master_port", str(29500 + os.getpid() % 1000), "-m", "s2vs_cli",
+                               "extract-features", "-o", str(two), *common],
+                              capture_output=True, text=True, env=env, timeout=300)
+    assert launched.returncode == 0, launched.stderr
+    summary = json.loads(launched.stdout.strip().splitlines()[-1])  # only rank 0 prints
+    assert (summary["ranks"], summary["written"], summary["videos_in_output"]) == (2, 6, 6)
+    a, b = _read_all(one), _read_all(two)
+    assert a.keys() == b.keys()
+    for video_id in a:
+        np.testing.assert_allclose(b[video_id], a[video_id], atol=2e-5)
+
+
+# --- whitening ------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_fit_pca_learns_from_unwhitened_features_and_feeds_pca(clips, tmp_path):
+    raw, pca, white = tmp_path / "raw.h5", tmp_path / "pca.pth", tmp_path / "white.h5"
+    base = ["--backbone-weights", "random", "--precision", "fp32", "-q", "-j", "0"]
+    assert _run(["extract-features", str(clips), "-o", str(raw), "--pca", "none", *base]).exit_code == 0
+    with FeatureStore(raw) as store:
+        assert store.shape("clip1") == (7, 9, 3840) and store.identity.whitening == "none"
+    result = _run(["fit-pca", str(raw), "-o", str(pca), "--max-vectors", "150", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["vectors"], summary["dims"]) == (150, 3840) and "eigenvalues are zero" in summary["warning"]
+    state = torch.load(pca, weights_only=True)
+    assert set(state) == {"mean", "d", "V"} and state["V"].shape == (3840, 3840)
+    assert _run(["extract-features", str(clips), "-o", str(white), "--pca", str(pca), *base]).exit_code == 0
+    with FeatureStore(white) as store:
+        assert store.shape("clip1") == (7, 9, 512)
+    result = _run(["fit-pca", str(white), "-o", str(tmp_path / "again.pth")])
+    assert result.exit_code == 1 and "already whitened" in result.output
