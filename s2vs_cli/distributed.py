@@ -2,7 +2,8 @@
 
 torchrun (single or multi-node) sets RANK, WORLD_SIZE and LOCAL_RANK; we join its process group
 over gloo, which works on every machine and is all we need (barriers and small object exchanges;
-no tensors cross processes). Launched without torchrun, everything here is a no-op for one process.
+no tensors cross processes). Launched without torchrun, everything here is a no-op for one process
+and torch is not even imported (extract-frames does not need it).
 """
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import datetime
 import os
 from dataclasses import dataclass
 from typing import Any
-
-import torch.distributed as dist
 
 from .errors import ConfigError
 
@@ -38,20 +37,27 @@ class ProcessGroup:
     def barrier(self) -> None:
         """Wait until every rank gets here."""
         if self.distributed:
+            import torch.distributed as dist
+
             dist.barrier()
 
     def gather(self, value: Any) -> list[Any]:
         """Every rank's `value`, in rank order (picklable objects)."""
         if not self.distributed:
             return [value]
+        import torch.distributed as dist
+
         values: list[Any] = [None] * self.world_size
         dist.all_gather_object(values, value)
         return values
 
     def close(self) -> None:
         """Leave the process group."""
-        if self.distributed and dist.is_initialized():
-            dist.destroy_process_group()
+        if self.distributed:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
 
 
 def join_process_group() -> ProcessGroup:
@@ -64,6 +70,8 @@ def join_process_group() -> ProcessGroup:
     except ValueError:
         raise ConfigError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (as torchrun sets them)") from None
     group = ProcessGroup(rank, world_size, local_rank)
+    import torch.distributed as dist  # only here: a single process never pays for importing torch
+
     if group.distributed and not dist.is_initialized():
         dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
     return group

@@ -24,10 +24,11 @@ from .errors import FeatureStoreError
 from .extractor import RegionExtractor
 from .inputs import VideoInput
 from .parallel import run_tasks
+from .runs import Failure, RunProgress, failures_path, write_failures
+from .worker_jobs import CHUNK_FRAMES, decode_job
 from .store import (PartWriter, StoreIdentity, complete_parts, merge_parts, parts_dir_for, read_identity,
                     remove_partials, stored_ids)
 
-CHUNK_FRAMES = 16      # frames per message from a decoding worker (~2.4 MB at 224x224)
 IDLE_FLUSH = 0.05      # seconds without new frames before a partial batch is run anyway
 
 
@@ -50,26 +51,6 @@ class ExtractionOptions:
 
 
 @dataclass
-class Failure:
-    """A video that could not be processed, and why."""
-
-    video_id: str
-    path: str
-    reason: str
-
-
-@dataclass
-class ExtractionProgress:
-    """Counts reported after every finished (or failed) video."""
-
-    total: int                  # videos this process has to do
-    done: int = 0               # written
-    failed: int = 0
-    frames: int = 0             # frames through the model
-    last: str | None = None     # id of the last video finished
-
-
-@dataclass
 class ExtractionSummary:
     """What a run did (for this rank; rank 0's copy also holds every rank's failures and the merge)."""
 
@@ -83,35 +64,6 @@ class ExtractionSummary:
     model_seconds: float = 0.0     # of which the model was busy
     videos_in_output: int | None = None  # after the merge (rank 0)
     output: str = ""
-
-
-def decode_job(task: tuple[str, str], fps: float, threads: int) -> Iterator[tuple]:
-    """Worker side: stream one video's frames as ("frames", uint8 [n, 224, 224, 3], times [n]) chunks,
-    then ("info", dict). Runs in a decoding process; imports nothing heavy."""
-    path, loader = task
-    frames: list[np.ndarray] = []
-    times: list[float] = []
-    info: dict = {"lost_frames": 0, "warnings": []}
-    if loader == "frames":
-        from .frames import read_frame_folder
-
-        source = ((image, index / fps) for index, image in enumerate(read_frame_folder(path)))
-    else:
-        from .video import DecodeReport, sample_frames
-
-        report = DecodeReport()
-        source = ((f.image, f.timestamp) for f in sample_frames(path, fps, threads=threads, report=report))
-    for image, timestamp in source:
-        frames.append(image)
-        times.append(timestamp)
-        if len(frames) == CHUNK_FRAMES:
-            yield ("frames", np.stack(frames), np.array(times))
-            frames, times = [], []
-    if frames:
-        yield ("frames", np.stack(frames), np.array(times))
-    if loader != "frames":
-        info = {"lost_frames": report.lost_frames, "warnings": report.warnings}
-    yield ("info", info)
 
 
 @dataclass
@@ -175,10 +127,10 @@ class _BatchPacker:
 
 
 def extract_to_writer(items: Sequence[VideoInput], extractor: RegionExtractor, options: ExtractionOptions,
-                      writer: PartWriter, progress: Callable[[ExtractionProgress], None] | None = None,
-                      ) -> tuple[ExtractionProgress, list[Failure], dict[str, list[str]], float]:
+                      writer: PartWriter, progress: Callable[[RunProgress], None] | None = None,
+                      ) -> tuple[RunProgress, list[Failure], dict[str, list[str]], float]:
     """Extract every item into `writer`; returns the final counts, failures, warnings and model seconds."""
-    counts = ExtractionProgress(total=len(items))
+    counts = RunProgress(total=len(items))
     failures: list[Failure] = []
     warnings: dict[str, list[str]] = {}
     videos: dict[int, _Video] = {}
@@ -237,29 +189,10 @@ def extract_to_writer(items: Sequence[VideoInput], extractor: RegionExtractor, o
     return counts, failures, warnings, packer.model_seconds
 
 
-def failures_path(output: str | Path) -> Path:
-    """Where the failed videos of a run are listed: ``OUTPUT.failed.tsv``."""
-    output = Path(output)
-    return output.with_name(output.name + ".failed.tsv")
-
-
-def write_failures(path: Path, failures: Sequence[Failure]) -> None:
-    """Tab-separated id, path, reason; the file is removed when nothing failed."""
-    if not failures:
-        path.unlink(missing_ok=True)
-        return
-    clean = lambda text: " ".join(str(text).split())  # noqa: E731 - tabs/newlines would break the TSV
-    lines = ["video_id\tpath\treason"] + [f"{clean(f.video_id)}\t{clean(f.path)}\t{clean(f.reason)}"
-                                          for f in sorted(failures, key=lambda f: f.video_id)]
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def extract_features(items: Sequence[VideoInput], output: str | Path, extractor: RegionExtractor,
                      identity: StoreIdentity, version: str, options: ExtractionOptions,
                      group: ProcessGroup | None = None, missing: Sequence[Failure] = (),
-                     progress: Callable[[ExtractionProgress], None] | None = None,
+                     progress: Callable[[RunProgress], None] | None = None,
                      on_stage: Callable[[str], None] | None = None) -> ExtractionSummary:
     """Extract `items` into the HDF5 file `output`, resuming earlier work unless `options.overwrite`.
 
@@ -268,6 +201,8 @@ def extract_features(items: Sequence[VideoInput], output: str | Path, extractor:
     """
     group = group or ProcessGroup()
     output = Path(output)
+    if output.exists() and not output.is_file():
+        raise FeatureStoreError(f"{output}: exists and is not a file; give the HDF5 file to write")
     parts_dir = parts_dir_for(output)
     stage = on_stage or (lambda message: None)
     if group.is_main:

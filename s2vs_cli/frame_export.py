@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .distributed import ProcessGroup
-from .extraction import ExtractionProgress, Failure, failures_path, write_failures
-from .frames import FramesWritten, frames_complete, remove_partials, write_video_frames
+from .frames import FramesWritten, frames_complete, remove_partials
 from .inputs import VideoInput
 from .parallel import run_tasks
+from .runs import Failure, RunProgress, failures_path, write_failures
+from .worker_jobs import frames_job
 
 
 @dataclass
@@ -43,17 +44,9 @@ class FramesSummary:
     failures_file: Path | None = None
 
 
-def frames_job(task: tuple[str, str, str], options: FrameOptions) -> list[FramesWritten]:
-    """Worker side: write one video's frames (a one-item list, as run_tasks streams items)."""
-    path, out_dir, video_id = task
-    return [write_video_frames(path, out_dir, video_id, fps=options.fps, resize=options.resize,
-                               quality=options.quality, image_format=options.image_format, threads=1,
-                               overwrite=options.overwrite)]
-
-
 def export_frames(items: Sequence[VideoInput], out_dir: str | Path, options: FrameOptions,
                   group: ProcessGroup | None = None, missing: Sequence[Failure] = (),
-                  progress: Callable[[ExtractionProgress], None] | None = None) -> FramesSummary:
+                  progress: Callable[[RunProgress], None] | None = None) -> FramesSummary:
     """Write the frames of every item under `out_dir`, skipping videos already done (unless overwrite)."""
     group = group or ProcessGroup()
     out_dir = Path(out_dir)
@@ -63,11 +56,13 @@ def export_frames(items: Sequence[VideoInput], out_dir: str | Path, options: Fra
     group.barrier()
     shard = list(items)[group.rank::group.world_size]
     todo = [i for i in shard if options.overwrite or not frames_complete(out_dir, i.video_id)]
-    counts = ExtractionProgress(total=len(todo))
+    counts = RunProgress(total=len(todo))
     failures: list[Failure] = []
     warnings: dict[str, list[str]] = {}
     tasks = [(key, (str(item.path), str(out_dir), item.video_id)) for key, item in enumerate(todo)]
-    for message in run_tasks(functools.partial(frames_job, options=options), tasks, options.workers):
+    job = functools.partial(frames_job, fps=options.fps, resize=options.resize, quality=options.quality,
+                            image_format=options.image_format, overwrite=options.overwrite)
+    for message in run_tasks(job, tasks, options.workers):
         item = todo[message.key]
         if message.kind == "item":
             written: FramesWritten = message.payload

@@ -258,6 +258,9 @@ def test_kill_9_mid_run_loses_nothing_and_resumes(clips, extractor, tmp_path):
         with h5py.File(part) as f:
             for video_id in f:
                 assert f[video_id].shape == _read_all(clean)[video_id].shape
+    result = _run(["merge", str(output)])  # what is done so far, as one readable file
+    assert result.exit_code == 0 and f"{len(finished)} videos" in result.stdout
+    assert len(_read_all(output)) == len(finished) and not list(parts.glob("*.h5"))
     summary = extract_features(items, output, extractor, IDENTITY, "test", _options())
     assert summary.already_done == len(finished) and summary.written == 6 - len(finished)
     resumed, reference = _read_all(output), _read_all(clean)
@@ -265,6 +268,18 @@ def test_kill_9_mid_run_loses_nothing_and_resumes(clips, extractor, tmp_path):
     for video_id in reference:
         np.testing.assert_allclose(resumed[video_id], reference[video_id], atol=2e-5)
     assert not parts.exists()
+
+
+def test_merge_joins_files_and_refuses_nothing_to_merge(clips, extractor, tmp_path):
+    items = collect_inputs([clips]).inputs
+    for name, chunk in (("a.h5", items[:2]), ("b.h5", items[1:4])):
+        extract_features(chunk, tmp_path / name, extractor, IDENTITY, "test", _options())
+    result = _run(["merge", str(tmp_path / "all.h5"), str(tmp_path / "a.h5"), str(tmp_path / "b.h5")])
+    assert result.exit_code == 0, result.output
+    assert "4 videos (4 added from 2 file(s))" in result.stdout and "1 id(s) were in more than one file" in result.output
+    assert sorted(_read_all(tmp_path / "all.h5")) == sorted(i.video_id for i in items[:4])
+    result = _run(["merge", str(tmp_path / "none.h5")])
+    assert result.exit_code == 1 and "nothing to merge" in result.output
 
 
 @pytest.mark.slow

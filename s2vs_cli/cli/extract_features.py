@@ -67,7 +67,8 @@ def extract_features(
                           compression=compression, backbone_weights=backbone_weights, pca=pca, device=device,
                           precision=precision, fps=fps, batch_size=batch_size, seed=seed, compile=compile_cnn)
         from ..distributed import join_process_group
-        from ..extraction import ExtractionOptions, Failure, extract_features as run, failures_path
+        from ..extraction import ExtractionOptions, extract_features as run
+        from ..runs import Failure, failures_path
         from ..models import load_extractor
         from ..runtime import resolve_device, resolve_precision
         from ..store import StoreIdentity

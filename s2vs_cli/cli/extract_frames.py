@@ -53,7 +53,7 @@ def extract_frames(
                           dataset=dataset, annotations=annotations, skip_missing=skip_missing, workers=workers,
                           overwrite=overwrite)
         from ..distributed import join_process_group
-        from ..extraction import Failure
+        from ..runs import Failure
         from ..frame_export import FrameOptions, export_frames
 
         group = join_process_group()
@@ -78,7 +78,7 @@ def extract_frames(
     else:
         stdout.print(f"{escape(output)}: {summary.written} videos written ({summary.frames} frames), "
                      f"{summary.already_done} already done, {len(summary.failures)} failed, of {summary.requested}",
-                     highlight=False)
+                     highlight=False, soft_wrap=True)
         if summary.warnings:
             video_id, messages = next(iter(summary.warnings.items()))
             console.print(f"[yellow]note:[/] {len(summary.warnings)} video(s) decoded with warnings, e.g. "

@@ -45,7 +45,7 @@ def merge(
                 source.unlink()
     if not quiet:
         stdout.print(f"{escape(str(result.output))}: {result.videos} videos ({result.added} added from "
-                     f"{len(sources)} file(s))", highlight=False)
+                     f"{len(sources)} file(s))", highlight=False, soft_wrap=True)
     if result.duplicates:
         console.print(f"[yellow]note:[/] {len(result.duplicates)} id(s) were in more than one file; the first copy "
                       f"was kept, e.g. {escape(result.duplicates[0])}", highlight=False, soft_wrap=True)

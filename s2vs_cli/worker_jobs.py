@@ -1,0 +1,51 @@
+"""The work done in decoding processes: one input per call, streamed back in pieces.
+
+Kept apart from the modules that drive the model: a worker process imports this module (to unpickle
+its job), and importing it costs numpy and PyAV only, never torch (~0.5 GB and seconds per process).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+CHUNK_FRAMES = 16  # frames per message from a decoding worker (~2.4 MB at 224x224)
+
+
+def decode_job(task: tuple[str, str], fps: float, threads: int) -> Iterator[tuple]:
+    """Worker side: stream one video's frames as ("frames", uint8 [n, 224, 224, 3], times [n]) chunks,
+    then ("info", dict). Runs in a decoding process; imports nothing heavy."""
+    path, loader = task
+    frames: list[np.ndarray] = []
+    times: list[float] = []
+    info: dict = {"lost_frames": 0, "warnings": []}
+    if loader == "frames":
+        from .frames import read_frame_folder
+
+        source = ((image, index / fps) for index, image in enumerate(read_frame_folder(path)))
+    else:
+        from .video import DecodeReport, sample_frames
+
+        report = DecodeReport()
+        source = ((f.image, f.timestamp) for f in sample_frames(path, fps, threads=threads, report=report))
+    for image, timestamp in source:
+        frames.append(image)
+        times.append(timestamp)
+        if len(frames) == CHUNK_FRAMES:
+            yield ("frames", np.stack(frames), np.array(times))
+            frames, times = [], []
+    if frames:
+        yield ("frames", np.stack(frames), np.array(times))
+    if loader != "frames":
+        info = {"lost_frames": report.lost_frames, "warnings": report.warnings}
+    yield ("info", info)
+
+
+def frames_job(task: tuple[str, str, str], fps: float, resize: int, quality: int, image_format: str,
+               overwrite: bool) -> list:
+    """Worker side: write one video's frames (a one-item list, as run_tasks streams items)."""
+    path, out_dir, video_id = task
+    from .frames import write_video_frames
+
+    return [write_video_frames(path, out_dir, video_id, fps=fps, resize=resize, quality=quality,
+                               image_format=image_format, threads=1, overwrite=overwrite)]
