@@ -30,6 +30,7 @@ benchmarks: install
 	$(BIN)/python benchmarks/bench_similarity.py
 	$(BIN)/python benchmarks/bench_memory.py
 	$(BIN)/python benchmarks/bench_compare.py
+	$(BIN)/python benchmarks/bench_extract_features.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache *.egg-info

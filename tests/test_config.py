@@ -1,6 +1,8 @@
 """Typed configuration: paper defaults, YAML, flags, unknown keys and bad values."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -60,3 +62,25 @@ def test_yaml_output_lists_every_field():
     assert set(yaml.safe_load(config_to_yaml(CompareConfig()))) == {
         "model", "backbone_weights", "pca", "device", "precision", "fps", "batch_size", "seed", "compile",
         "features_only"}
+
+
+def test_example_presets_load():
+    from s2vs_cli.config import ExtractFeaturesConfig
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    config = build_config(ExtractFeaturesConfig, examples / "extract_features.yaml")
+    assert (config.dataset, config.pattern, config.skip_missing, config.batch_size) == ("FIVR-5K", "{id}/video.*", True, 128)
+    assert build_config(CompareConfig, examples / "compare.yaml").model == "s2vs_vcdb"
+
+
+def test_bulk_option_errors():
+    from s2vs_cli.config import ExtractFeaturesConfig, ExtractFramesConfig
+
+    with pytest.raises(ConfigError, match="dtype must be float16 or float32"):
+        ExtractFeaturesConfig(dtype="int8")
+    with pytest.raises(ConfigError, match="loader must be video or frames"):
+        ExtractFeaturesConfig(loader="audio")
+    with pytest.raises(ConfigError, match="quality must be between 1 and 100"):
+        ExtractFramesConfig(quality=0)
+    with pytest.raises(ConfigError, match="does not apply"):
+        ExtractFramesConfig(loader="frames")

@@ -23,8 +23,8 @@ app = typer.Typer(
 app.command(no_args_is_help=True)(compare)
 app.command("extract-frames", no_args_is_help=True, epilog=EXTRACT_FRAMES_EPILOG)(extract_frames)
 app.command("extract-features", no_args_is_help=True, epilog=EXTRACT_FEATURES_EPILOG)(extract_features)
-app.command(no_args_is_help=True)(merge)
 app.command("fit-pca", no_args_is_help=True)(fit_pca)
+app.command(no_args_is_help=True)(merge)
 
 
 def _print_version(value: bool) -> None:
