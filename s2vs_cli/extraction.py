@@ -224,7 +224,7 @@ def extract_features(items: Sequence[VideoInput], output: str | Path, extractor:
     todo = [item for item in shard if item.video_id not in done]
 
     started = time.perf_counter()
-    stage(f"extracting {len(todo)} videos")
+    stage("extracting")
     with PartWriter(parts_dir, identity, version, options.dtype, options.compression, options.part_videos,
                     options.part_seconds, prefix=f"r{group.rank}-{os.getpid()}-{int(time.time())}") as writer:
         counts, failures, warnings, model_seconds = extract_to_writer(todo, extractor, options, writer, progress)
@@ -241,7 +241,7 @@ def extract_features(items: Sequence[VideoInput], output: str | Path, extractor:
     if group.is_main:
         parts = complete_parts(parts_dir)
         if parts or options.overwrite or not output.exists():
-            stage(f"merging {len(parts)} part files into {output}")
+            stage(f"merging {len(parts)} part file(s)")
             merged = merge_parts(output, parts, identity, version, keep_existing=not options.overwrite)
             summary.videos_in_output = merged.videos
             for part in parts:

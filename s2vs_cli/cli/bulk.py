@@ -59,24 +59,40 @@ def gather_inputs(paths: list[str] | None, cfg: InputOptions, progress: Any = No
     return found.inputs, found.missing
 
 
+class _Silent:
+    def update(self, done: int, failed: int, frames: int = 0) -> None:
+        pass
+
+    def stage(self, message: str) -> None:
+        pass
+
+
+class _Bar:
+    """One rich bar over videos: videos/s, frames/s, failures and ETA; its label names the stage."""
+
+    def __init__(self, progress: Progress, task: Any):
+        self.progress, self.task, self.started = progress, task, time.perf_counter()
+
+    def update(self, done: int, failed: int, frames: int = 0) -> None:
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        rate = f"{(done + failed) / elapsed:.1f} videos/s" + (f", {frames / elapsed:.0f} frames/s" if frames else "")
+        self.progress.update(self.task, completed=done + failed, rate=rate,
+                             failed=f"{failed} failed" if failed else "")
+
+    def stage(self, message: str) -> None:
+        self.progress.update(self.task, description=message)
+
+
 @contextlib.contextmanager
 def video_progress(total: int, quiet: bool, description: str) -> Iterator[Any]:
-    """A rich bar over videos with videos/s, frames/s and ETA; yields update(done, failed, frames)."""
+    """A progress bar over `total` videos with .update(done, failed, frames) and .stage(message)."""
     if quiet:
-        yield lambda done, failed, frames=0: None
+        yield _Silent()
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TextColumn("[red]{task.fields[failed]}"), TimeRemainingColumn())
-    started = time.perf_counter()
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(description, total=total, rate="", failed="")
-
-        def update(done: int, failed: int, frames: int = 0) -> None:
-            elapsed = max(time.perf_counter() - started, 1e-9)
-            rate = f"{(done + failed) / elapsed:.1f} videos/s" + (f", {frames / elapsed:.0f} frames/s" if frames else "")
-            progress.update(task, completed=done + failed, rate=rate, failed=f"{failed} failed" if failed else "")
-
-        yield update
+        yield _Bar(progress, progress.add_task(description, total=total, rate="", failed=""))
 
 
 def report_failures(failures: list, listing: str) -> None:

@@ -55,19 +55,29 @@ def load_config(cls: type[T], config_file: str | None, print_config: bool, **fla
 
 @contextlib.contextmanager
 def download_progress(quiet: bool) -> Iterator[Any]:
-    """A callback for weights.download that drives a rich progress bar (a no-op when quiet)."""
+    """A callback for weights.download that drives a rich progress bar (a no-op when quiet).
+
+    The bar appears on the first byte reported, so nothing is drawn when everything is cached.
+    """
     if quiet:
         yield None
         return
-    columns = (TextColumn("downloading weights"), BarColumn(), DownloadColumn(),
-               TransferSpeedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("download", total=None)
+    columns = (TextColumn("downloading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    progress = Progress(*columns, console=console, transient=True)
+    task = None
 
-        def update(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
+    def update(done: int, total: int | None) -> None:
+        nonlocal task
+        if task is None:
+            progress.start()
+            task = progress.add_task("download", total=total)
+        progress.update(task, completed=done, total=total)
 
+    try:
         yield update
+    finally:
+        if task is not None:
+            progress.stop()
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from . import options
 from .bulk import EXIT_SOME_FAILED, default_workers, gather_inputs, report_failures, video_progress
-from .common import console, download_progress, load_config, reported_errors, status, stdout
+from .common import console, download_progress, load_config, reported_errors, stdout
 
 EPILOG = ("Exit status: 0 when every video was extracted, 3 when some failed (listed in OUTPUT.failed.tsv), "
           "2 for a usage error, 1 for any other error.  "
@@ -90,10 +90,10 @@ def extract_features(
         identity = StoreIdentity(backbone=extractor.backbone_label, whitening=extractor.whitening_label,
                                  fps=cfg.fps, dims=extractor.dims, loader=cfg.loader)
         shard = len(items[group.rank::group.world_size])
-        with status(quiet) as stage, video_progress(shard, quiet, "extracting") as update:
+        with video_progress(shard, quiet, "extracting") as bar:
             summary = run(items, output, extractor, identity, package_version(), run_options, group,
                           missing=[Failure(*m) for m in missing],
-                          progress=lambda c: update(c.done, c.failed, c.frames), on_stage=stage)
+                          progress=lambda c: bar.update(c.done, c.failed, c.frames), on_stage=bar.stage)
         group.close()
     if not group.is_main:
         raise typer.Exit(EXIT_SOME_FAILED if summary.failures else 0)

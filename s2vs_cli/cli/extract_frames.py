@@ -63,9 +63,9 @@ def extract_frames(
                                    workers=default_workers() if cfg.workers is None else cfg.workers,
                                    overwrite=cfg.overwrite)
         shard = len(items[group.rank::group.world_size])
-        with video_progress(shard, quiet, "writing frames") as update:
+        with video_progress(shard, quiet, "writing frames") as bar:
             summary = export_frames(items, output, run_options, group, [Failure(*m) for m in missing],
-                                    progress=lambda c: update(c.done, c.failed))
+                                    progress=lambda c: bar.update(c.done, c.failed))
         group.close()
     if not group.is_main:
         raise typer.Exit(EXIT_SOME_FAILED if summary.failures else 0)
