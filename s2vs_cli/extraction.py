@@ -140,8 +140,20 @@ def extract_to_writer(items: Sequence[VideoInput], extractor: RegionExtractor, o
     # Enough queued chunks to fill a few batches while the model is busy.
     queue_size = max(8, 3 * options.batch_size // CHUNK_FRAMES + 2 * options.workers)
 
+    def fail(key: int, reason: str) -> None:
+        videos.pop(key, None)
+        packer.drop(key)
+        failures.append(Failure(items[key].video_id, str(items[key].path), reason))
+        counts.failed += 1
+        counts.last = items[key].video_id
+        if progress is not None:
+            progress(counts)
+
     def finish_ready() -> None:
         for key in [k for k, v in videos.items() if v.info is not None and v.queued == 0]:
+            if not videos[key].features:
+                fail(key, "no frames could be read")
+                continue
             video = videos.pop(key)
             features = np.concatenate(video.features)
             timestamps = np.concatenate(video.timestamps)
@@ -173,13 +185,7 @@ def extract_to_writer(items: Sequence[VideoInput], extractor: RegionExtractor, o
             else:
                 video.info = payload[0]
         elif message.kind == "error":
-            videos.pop(key, None)
-            packer.drop(key)
-            failures.append(Failure(items[key].video_id, str(items[key].path), message.payload))
-            counts.failed += 1
-            counts.last = items[key].video_id
-            if progress is not None:
-                progress(counts)
+            fail(key, message.payload)
         while packer.queued >= options.batch_size:
             counts.frames += packer.run(videos)
         finish_ready()
