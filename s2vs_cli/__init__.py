@@ -8,6 +8,8 @@ Public API (imported lazily, so `s2vs --help` starts fast)::
     features = s2vs.extract_video_features("a.mp4", extractor)
     result = s2vs.compare_videos("a.mp4", "b.mp4", extractor, network)
     print(result.similarity, result.segment)
+    with s2vs.FeatureStore("features.hdf5") as store:  # what `s2vs extract-features` wrote
+        record = store.read(store.ids()[0])            # .features [T, 9, 512], .timestamps
 """
 from __future__ import annotations
 
@@ -25,6 +27,10 @@ _EXPORTS = {
     "decode_video": "video",
     "ViSiL": "similarity",
     "RegionExtractor": "extractor",
+    "FeatureStore": "store",
+    "collect_inputs": "inputs",
+    "extract_features": "extraction",
+    "ExtractionOptions": "extraction",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -16,7 +16,7 @@ EPILOG = ("Exit status: 0 when every video was written, 3 when some failed (list
 
 
 def extract_frames(
-    inputs: options.Inputs = None,
+    inputs: options.VideoInputs = None,
     output: Annotated[str, typer.Option("--output", "-o", metavar="OUT",
                                         help="Folder to write OUT/{id}/00000.jpg ... into.",
                                         show_default=False)] = ...,

@@ -66,3 +66,5 @@ Workers = Annotated[Optional[int], typer.Option(
                             "\\[default: one per CPU core, at most 8]")]
 Overwrite = Annotated[Optional[bool], typer.Option(
     "--overwrite", help="Redo every video, replacing earlier output.  \\[default: skip videos already done]")]
+VideoInputs = Annotated[Optional[list[str]], typer.Argument(
+    help="Video files or folders of videos. The video id is the file stem.", show_default=False)]
