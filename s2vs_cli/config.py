@@ -32,8 +32,7 @@ class ExtractorOptions:
     compile: bool = False               # torch.compile the CNN: slow to start, faster on long runs
 
     def __post_init__(self):
-        if not self.fps > 0:
-            raise ConfigError(f"fps must be positive, got {self.fps}")
+        check_fps(self.fps)
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
 
@@ -103,14 +102,25 @@ class ExtractFramesConfig(InputOptions):
         InputOptions.__post_init__(self)
         if self.loader != "video":
             raise ConfigError("extract-frames reads videos; --loader frames does not apply")
-        if not self.fps > 0:
-            raise ConfigError(f"fps must be positive, got {self.fps}")
-        if self.resize < 0:
-            raise ConfigError(f"resize must be 0 (keep) or a positive size, got {self.resize}")
+        check_fps(self.fps)
+        if not 0 <= self.resize <= MAX_RESIZE:
+            raise ConfigError(f"resize must be 0 (keep the size) or up to {MAX_RESIZE} pixels, got {self.resize}")
+        self.format = self.format.lower()
         if not 1 <= self.quality <= 100:
             raise ConfigError(f"quality must be between 1 and 100, got {self.quality}")
         if self.format not in ("jpg", "png"):
             raise ConfigError(f"format must be jpg or png, got '{self.format}'")
+
+
+# Sampling rates beyond these are typing mistakes: a frame every 1,000 s, or 1,000 frames per second.
+MIN_FPS, MAX_FPS = 0.001, 1000.0
+MAX_RESIZE = 4096
+
+
+def check_fps(fps: float) -> None:
+    """ConfigError unless `fps` is a sampling rate FFmpeg can honour."""
+    if not MIN_FPS <= fps <= MAX_FPS:  # also refuses nan and inf
+        raise ConfigError(f"fps must be between {MIN_FPS:g} and {MAX_FPS:g}, got {fps}")
 
 
 def field_types(cls: type) -> dict[str, Any]:

@@ -8,11 +8,13 @@ reason and the run goes on.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +26,12 @@ from .errors import FeatureStoreError
 from .extractor import RegionExtractor
 from .inputs import VideoInput
 from .parallel import run_tasks
-from .runs import Failure, RunProgress, failures_path, write_failures
+from .runs import Failure, RunProgress, exclusive_lock, failures_path, write_failures
 from .worker_jobs import CHUNK_FRAMES, decode_job
-from .store import (PartWriter, StoreIdentity, complete_parts, merge_parts, parts_dir_for, read_identity,
-                    remove_partials, stored_ids)
+from .store import (PartWriter, StoreIdentity, complete_parts, merge_parts, merging_temporaries, parts_dir_for,
+                    read_identity, remove_partials, stored_ids)
 
+LOCK_NAME = "lock"     # in OUTPUT.parts/: held by rank 0 while a run writes OUTPUT
 IDLE_FLUSH = 0.05      # seconds without new frames before a partial batch is run anyway
 
 
@@ -63,6 +66,7 @@ class ExtractionSummary:
     seconds: float = 0.0           # wall time of the extraction loop (this rank)
     model_seconds: float = 0.0     # of which the model was busy
     videos_in_output: int | None = None  # after the merge (rank 0)
+    replaced: str | None = None    # --overwrite replaced a file made differently: how it differed (rank 0)
     output: str = ""
 
 
@@ -139,6 +143,8 @@ def extract_to_writer(items: Sequence[VideoInput], extractor: RegionExtractor, o
     tasks = [(key, (str(item.path), options.loader)) for key, item in enumerate(items)]
     # Enough queued chunks to fill a few batches while the model is busy.
     queue_size = max(8, 3 * options.batch_size // CHUNK_FRAMES + 2 * options.workers)
+    if progress is not None:
+        progress(counts)  # the total, before the first video is done
 
     def fail(key: int, reason: str) -> None:
         videos.pop(key, None)
@@ -200,64 +206,83 @@ def extract_features(items: Sequence[VideoInput], output: str | Path, extractor:
                      group: ProcessGroup | None = None, missing: Sequence[Failure] = (),
                      progress: Callable[[RunProgress], None] | None = None,
                      on_stage: Callable[[str], None] | None = None) -> ExtractionSummary:
-    """Extract `items` into the HDF5 file `output`, resuming earlier work unless `options.overwrite`.
+    """Extract `items` into the HDF5 file `output`, resuming earlier work.
 
-    Every rank of `group` calls this with the same arguments. `missing` are inputs already known to
-    be absent; they are reported with the failures.
+    With `options.overwrite` the named videos are recomputed and replace their old features; the
+    other videos of the file stay, unless the file was made differently (then it is replaced and
+    `summary.replaced` says how it differed). Every rank of `group` calls this with the same
+    arguments. `missing` are inputs already known to be absent; they are reported as failures.
     """
     group = group or ProcessGroup()
     output = Path(output)
+    identity = dataclasses.replace(identity, dtype=options.dtype)
     if output.exists() and not output.is_file():
         raise FeatureStoreError(f"{output}: exists and is not a file; give the HDF5 file to write")
     parts_dir = parts_dir_for(output)
     stage = on_stage or (lambda message: None)
-    if group.is_main:
-        remove_partials(parts_dir)  # left by a killed run; no rank is writing yet
-        if options.overwrite:
-            for part in complete_parts(parts_dir):
-                part.unlink()
-    group.barrier()
+    with contextlib.ExitStack() as cleanup:
+        if group.is_main:
+            cleanup.enter_context(exclusive_lock(parts_dir / LOCK_NAME, str(output)))
+            remove_partials(parts_dir)  # left by a killed run; no rank is writing yet
+            for stale in merging_temporaries(output):
+                stale.unlink(missing_ok=True)
+        group.barrier()
 
-    earlier = [] if options.overwrite else ([output] if output.exists() else []) + complete_parts(parts_dir)
-    for path in earlier:
+        earlier = ([output] if output.exists() else []) + complete_parts(parts_dir)
+        replaced = _made_differently(earlier, identity, options.overwrite)
+        kept = [path for path in earlier if path not in replaced]
+        done = set() if options.overwrite else stored_ids(kept)
+        shard = list(items)[group.rank::group.world_size]
+        todo = [item for item in shard if item.video_id not in done]
+
+        started = time.perf_counter()
+        stage("extracting")
+        with PartWriter(parts_dir, identity, version, options.dtype, options.compression, options.part_videos,
+                        options.part_seconds, prefix=f"r{group.rank}-{os.getpid()}-{int(time.time())}") as writer:
+            counts, failures, warnings, model_seconds = extract_to_writer(todo, extractor, options, writer,
+                                                                          progress)
+        seconds = time.perf_counter() - started
+
+        group.barrier()
+        new_parts = [Path(p) for rank_parts in group.gather([str(p) for p in writer.written]) for p in rank_parts]
+        all_failures = [f for rank_failures in group.gather(failures) for f in rank_failures] + list(missing)
+        summary = ExtractionSummary(requested=len(items) + len(missing),
+                                    already_done=len(items) - sum(group.gather(len(todo))),
+                                    written=sum(group.gather(counts.done)), frames=counts.frames,
+                                    failures=all_failures, warnings=warnings, seconds=seconds,
+                                    model_seconds=model_seconds, output=str(output))
+        if group.is_main:
+            summary.replaced = "; ".join(replaced.values()) or None
+            old_parts = [path for path in kept if path != output]
+            if new_parts or old_parts or replaced or not output.exists():
+                stage(f"merging {len(new_parts) + len(old_parts)} part file(s)")
+                # Replacing: this run's videos win over older copies; resuming: there are none.
+                merged = merge_parts(output, new_parts + old_parts, identity, version,
+                                     keep_existing=output in kept, parts_first=True)
+                summary.videos_in_output = merged.videos
+                for part in new_parts + old_parts + [p for p in replaced if p != output]:
+                    part.unlink(missing_ok=True)
+            else:
+                summary.videos_in_output = len(stored_ids([output]))
+            write_failures(failures_path(output), all_failures)
+            (parts_dir / LOCK_NAME).unlink(missing_ok=True)
+            try:
+                parts_dir.rmdir()
+            except OSError:
+                pass  # not empty (a user's file) or already gone
+        group.barrier()
+    return summary
+
+
+def _made_differently(paths: Sequence[Path], identity: StoreIdentity, overwrite: bool) -> dict[Path, str]:
+    """Earlier files made with another model, dtype or fps -> how they differ; an error unless overwriting."""
+    replaced = {}
+    for path in paths:
         found = read_identity(path)
         differences = identity.differences(found) if found is not None else []
-        if differences:
+        if differences and not overwrite:
             raise FeatureStoreError(f"{path} holds features made differently: {'; '.join(differences)}; "
                                     "use --overwrite to replace them, or another output file")
-    done = stored_ids(earlier)
-    shard = list(items)[group.rank::group.world_size]
-    todo = [item for item in shard if item.video_id not in done]
-
-    started = time.perf_counter()
-    stage("extracting")
-    with PartWriter(parts_dir, identity, version, options.dtype, options.compression, options.part_videos,
-                    options.part_seconds, prefix=f"r{group.rank}-{os.getpid()}-{int(time.time())}") as writer:
-        counts, failures, warnings, model_seconds = extract_to_writer(todo, extractor, options, writer, progress)
-    seconds = time.perf_counter() - started
-
-    group.barrier()
-    all_failures = [f for rank_failures in group.gather(failures) for f in rank_failures] + list(missing)
-    written = sum(group.gather(counts.done))
-    summary = ExtractionSummary(requested=len(items) + len(missing),
-                                already_done=len(items) - sum(group.gather(len(todo))), written=written,
-                                frames=counts.frames,
-                                failures=all_failures, warnings=warnings, seconds=seconds,
-                                model_seconds=model_seconds, output=str(output))
-    if group.is_main:
-        parts = complete_parts(parts_dir)
-        if parts or options.overwrite or not output.exists():
-            stage(f"merging {len(parts)} part file(s)")
-            merged = merge_parts(output, parts, identity, version, keep_existing=not options.overwrite)
-            summary.videos_in_output = merged.videos
-            for part in parts:
-                part.unlink()
-        else:
-            summary.videos_in_output = len(stored_ids([output]))
-        try:
-            parts_dir.rmdir()
-        except OSError:
-            pass  # not empty (a user's file) or already gone
-        write_failures(failures_path(output), all_failures)
-    group.barrier()
-    return summary
+        if differences:
+            replaced[path] = f"{path.name}: {'; '.join(differences)}"
+    return replaced

@@ -6,17 +6,24 @@ run resumes where it stopped. Under torchrun every rank takes every world_size-t
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .distributed import ProcessGroup
+from .errors import ConfigError, S2VSError
 from .frames import FramesWritten, frames_complete, remove_partials
 from .inputs import VideoInput
 from .parallel import run_tasks
-from .runs import Failure, RunProgress, failures_path, write_failures
+from .runs import Failure, RunProgress, exclusive_lock, failures_path, write_failures
 from .worker_jobs import frames_job
+
+
+LOCK_NAME = ".s2vs-lock"            # in the output folder: held while a run writes into it
+SETTINGS_NAME = ".s2vs-frames.json"  # how the frames in the folder were written
 
 
 @dataclass
@@ -50,16 +57,51 @@ def export_frames(items: Sequence[VideoInput], out_dir: str | Path, options: Fra
     """Write the frames of every item under `out_dir`, skipping videos already done (unless overwrite)."""
     group = group or ProcessGroup()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if group.is_main:
-        remove_partials(out_dir)
-    group.barrier()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir}: exists and is not a folder; give the folder to write frames into")
+    with contextlib.ExitStack() as cleanup:
+        if group.is_main:
+            cleanup.enter_context(exclusive_lock(out_dir / LOCK_NAME, str(out_dir)))
+            _check_settings(out_dir, options)
+            remove_partials(out_dir)
+        group.barrier()
+        return _export(items, out_dir, options, group, missing, progress)
+
+
+def _settings(options: FrameOptions) -> dict:
+    return {"fps": options.fps, "resize": options.resize, "quality": options.quality, "format": options.image_format}
+
+
+def _check_settings(out_dir: Path, options: FrameOptions) -> None:
+    """Frames of one folder are written one way: refuse to add frames made otherwise, record ours."""
+    record = out_dir / SETTINGS_NAME
+    wanted = _settings(options)
+    if record.exists() and not options.overwrite:
+        try:
+            found = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            found = None
+        if isinstance(found, dict) and found != wanted:
+            differences = "; ".join(f"{key} {found.get(key)!r} (this run: {value!r})"
+                                    for key, value in wanted.items() if found.get(key) != value)
+            raise ConfigError(f"{out_dir} holds frames written differently: {differences}; use the same "
+                              "settings, another folder, or --overwrite to rewrite the videos named")
+    try:
+        record.write_text(json.dumps(wanted) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise S2VSError(f"{record}: cannot write ({e.strerror or e})") from None
+
+
+def _export(items: Sequence[VideoInput], out_dir: Path, options: FrameOptions, group: ProcessGroup,
+            missing: Sequence[Failure], progress: Callable[[RunProgress], None] | None) -> FramesSummary:
     shard = list(items)[group.rank::group.world_size]
     todo = [i for i in shard if options.overwrite or not frames_complete(out_dir, i.video_id)]
     counts = RunProgress(total=len(todo))
     failures: list[Failure] = []
     warnings: dict[str, list[str]] = {}
     tasks = [(key, (str(item.path), str(out_dir), item.video_id)) for key, item in enumerate(todo)]
+    if progress is not None:
+        progress(counts)  # the total, before the first video is done
     job = functools.partial(frames_job, fps=options.fps, resize=options.resize, quality=options.quality,
                             image_format=options.image_format, overwrite=options.overwrite)
     for message in run_tasks(job, tasks, options.workers):

@@ -80,6 +80,10 @@ def collect_inputs(paths: Sequence[str | Path] = (), loader: str = "video", data
         else:
             result = _discover(root, pattern, loader)
     _refuse_duplicates([(i.video_id, i.path) for i in result.inputs], "found")
+    for item in result.inputs:
+        problem = id_problem(item.video_id)
+        if problem:
+            raise ConfigError(f"{item.path}: its video id '{item.video_id}' {problem}; rename it")
     return result
 
 
@@ -87,7 +91,7 @@ def read_id_list(path: str | Path) -> list[str]:
     """Video ids from a text file: one per line; blank lines and lines starting with # are skipped."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first id
     except FileNotFoundError:
         raise ConfigError(f"{path}: id list not found") from None
     except IsADirectoryError:
@@ -100,10 +104,27 @@ def read_id_list(path: str | Path) -> list[str]:
     ids = [i for i in ids if i and not i.startswith("#")]
     if not ids:
         raise ConfigError(f"{path}: id list has no ids")
-    bad = [i for i in ids if "/" in i or "\\" in i or i in (".", "..")]
-    if bad:
-        raise ConfigError(f"{path}: ids must not contain path separators, e.g. '{bad[0]}'")
+    for video_id in ids:
+        problem = id_problem(video_id)
+        if problem:
+            raise ConfigError(f"{path}: id '{video_id}' {problem}")
     return ids
+
+
+def id_problem(video_id: str) -> str | None:
+    """Why `video_id` cannot name a video in a feature file or a frame folder, or None.
+
+    '/' is allowed between names (CC_WEB_VIDEO's ids are 'set/name'; HDF5 nests them), but an
+    id must not be empty, absolute, or hold '.', '..' or empty steps.
+    """
+    if not video_id:
+        return "is empty"
+    if "\\" in video_id:
+        return "contains a backslash"
+    steps = video_id.split("/")
+    if any(step in ("", ".", "..") for step in steps):
+        return "is not a plain name or 'a/b' path (empty, '.' or '..' steps)"
+    return None
 
 
 def is_frame_folder(path: Path) -> bool:
@@ -123,7 +144,10 @@ def _is_video_file(path: Path) -> bool:
 
 
 def _visible_entries(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    try:
+        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError as e:
+        raise ConfigError(f"{folder}: cannot list the folder ({e.strerror or e})") from None
 
 
 def _from_paths(paths: list[Path], loader: str) -> InputSet:
@@ -136,7 +160,7 @@ def _from_paths(paths: list[Path], loader: str) -> InputSet:
             if not path.is_dir():
                 raise ConfigError(f"{path}: --loader frames takes frame folders, not files")
             if is_frame_folder(path):
-                result.inputs.append(VideoInput(path.name, path))
+                result.inputs.append(VideoInput(path.resolve().name, path))  # '.' is named by the folder
                 continue
             for entry in _visible_entries(path):
                 if is_frame_folder(entry):
@@ -147,6 +171,8 @@ def _from_paths(paths: list[Path], loader: str) -> InputSet:
             for entry in _visible_entries(path):
                 if entry.is_file() and _is_video_file(entry):
                     result.inputs.append(VideoInput(entry.stem, entry))
+                elif entry.is_symlink() and not entry.exists() and _is_video_file(entry):
+                    result.missing.append((entry.stem, str(entry), "broken symbolic link"))
                 else:
                     result.ignored.append(entry)
         else:

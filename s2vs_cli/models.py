@@ -5,6 +5,8 @@ Names: backbone `imagenet | random | PATH`, whitening `vcdb | none | random | PA
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -19,6 +21,11 @@ PCA_NAMES = {"vcdb": "pca_vcdb"}
 MODEL_NAMES = {name: name for name in weights.available_models()}
 
 
+def file_label(path: Path) -> str:
+    """Name weights from a user's file by name and content, so moving it keeps the label and rewriting it does not."""
+    return f"{path.name} (sha256 {weights.sha256_of(path)[:12]})"
+
+
 def load_backbone(spec: str = "imagenet", seed: int = 0, progress: weights.ProgressFn | None = None) -> tuple[torch.nn.Module, str]:
     """ResNet-50 trunk with `imagenet`, `random` (seeded) or a torchvision state dict -> (module, label)."""
     if spec == "random":
@@ -30,7 +37,7 @@ def load_backbone(spec: str = "imagenet", seed: int = 0, progress: weights.Progr
     cnn = build_resnet50()
     weights.check_state_dict(state, {k: tuple(v.shape) for k, v in cnn.state_dict().items()}, path)
     cnn.load_state_dict(state)
-    return cnn, spec if spec in BACKBONE_NAMES else str(path)
+    return cnn, spec if spec in BACKBONE_NAMES else file_label(path)
 
 
 def load_whitening(spec: str = "vcdb", dims: int = 512, seed: int = 0,
@@ -54,7 +61,8 @@ def load_whitening(spec: str = "vcdb", dims: int = 512, seed: int = 0,
     expected = {"mean": (REGION_DIMS,), "d": (REGION_DIMS,), "V": (REGION_DIMS, REGION_DIMS)}
     state = {k: torch.as_tensor(state[k]) for k in expected if k in state}
     weights.check_state_dict(state, expected, path)
-    return PCAWhitening.from_eigen(state["mean"], state["d"], state["V"], dims), spec if spec in PCA_NAMES else str(path)
+    whitening = PCAWhitening.from_eigen(state["mean"], state["d"], state["V"], dims)
+    return whitening, spec if spec in PCA_NAMES else file_label(path)
 
 
 def load_extractor(backbone_weights: str = "imagenet", pca: str = "vcdb", device: str | torch.device = "auto",

@@ -1,10 +1,13 @@
 """Bookkeeping shared by the bulk commands: progress counts, failed videos and the failures file."""
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import S2VSError
 
 
 @dataclass
@@ -44,3 +47,34 @@ def write_failures(path: Path, failures: Sequence[Failure]) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created, holding our pid) for a run writing `what`.
+
+    A second run on the same output fails at once with a one-line error instead of deleting the
+    first run's unfinished files. The lock dies with the process, so a killed run leaves none.
+    """
+    import fcntl
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")
+    except OSError as e:
+        raise S2VSError(f"{path.parent}: cannot write here ({e.strerror or e})") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            who = f"pid {holder}" if holder.isdigit() else "another process"
+            raise S2VSError(f"{what} is being written by another run ({who}); wait for it to "
+                            "finish or choose another output") from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()

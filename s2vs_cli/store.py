@@ -3,7 +3,9 @@
 The layout is the original tool's, so its reader (``h5file[video_id][:]``) reads our files and we read
 the published ones. What we add is metadata the original never stored: on the file, which model,
 whitening, sampling rate and code version made the features (checked when a run resumes, so one file
-never mixes two extractors); on each dataset, the time of every frame.
+never mixes two extractors); on each dataset, the time of every frame. An id may contain '/'
+(CC_WEB_VIDEO's do): HDF5 then stores it in nested groups, exactly as the original tool's
+``create_dataset(video_id)`` did, and ``h5file[video_id]`` reads it back either way.
 
 Crash safety: an HDF5 file being modified is not safe to kill (its metadata lives in several places),
 so a run never modifies its output in place. Finished videos go to small *part* files, each written
@@ -13,6 +15,7 @@ it closed intact and the output as it was.
 """
 from __future__ import annotations
 
+import glob
 import os
 import time
 import uuid
@@ -41,12 +44,13 @@ class StoreIdentity:
     whitening: str    # e.g. "vcdb", "none", a file path
     fps: float        # frames sampled per second of video
     dims: int         # feature size D (512 whitened, 3840 not)
-    loader: str = "video"  # "video" or "frames"
+    loader: str = "video"   # "video" or "frames"
+    dtype: str = "float16"  # stored feature type
 
     def as_attrs(self) -> dict:
         """HDF5 root attributes."""
         return {"backbone": self.backbone, "whitening": self.whitening, "fps": float(self.fps),
-                "dims": int(self.dims), "loader": self.loader}
+                "dims": int(self.dims), "loader": self.loader, "dtype": self.dtype}
 
     @classmethod
     def from_attrs(cls, attrs: h5py.AttributeManager) -> StoreIdentity | None:
@@ -54,12 +58,13 @@ class StoreIdentity:
         if "backbone" not in attrs:
             return None
         return cls(backbone=_text(attrs["backbone"]), whitening=_text(attrs["whitening"]), fps=float(attrs["fps"]),
-                   dims=int(attrs["dims"]), loader=_text(attrs.get("loader", "video")))
+                   dims=int(attrs["dims"]), loader=_text(attrs.get("loader", "video")),
+                   dtype=_text(attrs.get("dtype", "float16")))
 
     def differences(self, other: StoreIdentity) -> list[str]:
         """Human-readable fields where `other` differs from this identity."""
         return [f"{name} {getattr(other, name)!r} (this run: {getattr(self, name)!r})"
-                for name in ("backbone", "whitening", "fps", "dims", "loader")
+                for name in ("backbone", "whitening", "fps", "dims", "loader", "dtype")
                 if getattr(self, name) != getattr(other, name)]
 
 
@@ -102,8 +107,8 @@ class FeatureStore:
         self._file.close()
 
     def ids(self) -> list[str]:
-        """Video ids in the file, in HDF5's (sorted) order."""
-        return [name for name, item in self._file.items() if isinstance(item, h5py.Dataset)]
+        """Video ids in the file, in HDF5's (sorted) order; ids with '/' are found in nested groups."""
+        return dataset_names(self._file)
 
     def __contains__(self, video_id: str) -> bool:
         return isinstance(self._file.get(video_id), h5py.Dataset)
@@ -137,6 +142,13 @@ class FeatureStore:
         return item
 
 
+def dataset_names(group: h5py.Group) -> list[str]:
+    """Paths of every dataset under `group` (its video ids), depth first in HDF5's order."""
+    names: list[str] = []
+    group.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+    return names
+
+
 def _as_regions(shape: tuple[int, ...], path: Path, video_id: str) -> tuple[int, int, int]:
     if len(shape) == 3:
         return shape
@@ -145,8 +157,8 @@ def _as_regions(shape: tuple[int, ...], path: Path, video_id: str) -> tuple[int,
     raise FeatureStoreError(f"{path}: '{video_id}' has shape {shape}, expected [T, R, D] or [T, D]")
 
 
-def _reason(error: OSError) -> str:
-    return (error.strerror or str(error)).split("\n")[0]
+def _reason(error: Exception) -> str:
+    return (getattr(error, "strerror", None) or str(error)).split("\n")[0]
 
 
 def _create(path: Path, identity: StoreIdentity | None, version: str) -> h5py.File:
@@ -288,16 +300,26 @@ class MergeResult:
     duplicates: list[str] = field(default_factory=list)  # ids found more than once (the first copy was kept)
 
 
+def merging_temporaries(output: str | Path) -> list[Path]:
+    """Files an interrupted merge into `output` left behind."""
+    output = Path(output)
+    return sorted(output.parent.glob(f".{glob.escape(output.name)}.merging-*"))
+
+
 def merge_parts(output: str | Path, parts: Sequence[str | Path], identity: StoreIdentity | None, version: str,
-                keep_existing: bool = True, progress: Callable[[int, int], None] | None = None) -> MergeResult:
+                keep_existing: bool = True, parts_first: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> MergeResult:
     """Join the existing output (when `keep_existing`) and `parts` into `output`, atomically.
 
     The new file is written beside the output and renamed over it, so a crash during the merge
     leaves the output and the parts as they were. The first copy of an id wins: the existing
-    output before the parts, older parts before newer ones.
+    output before the parts (the parts before it with `parts_first`, to replace videos), and
+    earlier parts before later ones. Every dataset's feature size must match the identity's.
     """
     output = Path(output)
-    sources = ([output] if keep_existing and output.exists() else []) + [Path(p) for p in parts]
+    existing = [output] if keep_existing and output.exists() else []
+    parts = [Path(p) for p in parts]
+    sources = parts + existing if parts_first else existing + parts
     temporary = output.with_name(f".{output.name}.merging-{os.getpid()}")
     seen: set[str] = set()
     duplicates: list[str] = []
@@ -306,23 +328,30 @@ def merge_parts(output: str | Path, parts: Sequence[str | Path], identity: Store
     try:
         identities = [(path, StoreIdentity.from_attrs(h.attrs)) for path, h in zip(sources, handles)]
         _check_identities(identities, identity)
-        total = sum(len(h) for h in handles)
+        names = [dataset_names(h) for h in handles]
+        total = sum(len(n) for n in names)
         done = 0
         with _create(temporary, identity, version) as destination:
-            for path, handle in zip(sources, handles):
-                for video_id in handle:
+            for path, handle, ids in zip(sources, handles, names):
+                for video_id in ids:
                     done += 1
                     if video_id in seen:
                         duplicates.append(video_id)
                         continue
                     seen.add(video_id)
-                    handle.copy(handle[video_id], destination, name=video_id)
+                    dataset = handle[video_id]
+                    if identity is not None and dataset.shape[-1] != identity.dims:
+                        raise FeatureStoreError(f"{path}: '{video_id}' has {dataset.shape[-1]}-d features, "
+                                                f"the others {identity.dims}-d")
+                    parent = video_id.rpartition("/")[0]
+                    handle.copy(dataset, destination.require_group(parent) if parent else destination,
+                                name=video_id.rpartition("/")[2])
                     added += path != output
                     if progress is not None:
                         progress(done, total)
         _fsync(temporary)
         os.replace(temporary, output)
-    except OSError as e:
+    except (OSError, ValueError) as e:
         raise FeatureStoreError(f"{output}: merge failed ({_reason(e)})") from None
     finally:
         for handle in handles:

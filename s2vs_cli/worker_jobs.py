@@ -5,6 +5,7 @@ its job), and importing it costs numpy and PyAV only, never torch (~0.5 GB and s
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -22,7 +23,7 @@ def decode_job(task: tuple[str, str], fps: float, threads: int) -> Iterator[tupl
     if loader == "frames":
         from .frames import read_frame_folder
 
-        source = ((image, index / fps) for index, image in enumerate(read_frame_folder(path)))
+        source = ((image, index / fps) for index, image in enumerate(_naming_frames(read_frame_folder(path), path)))
     else:
         from .video import DecodeReport, sample_frames
 
@@ -49,3 +50,15 @@ def frames_job(task: tuple[str, str, str], fps: float, resize: int, quality: int
 
     return [write_video_frames(path, out_dir, video_id, fps=fps, resize=resize, quality=quality,
                                image_format=image_format, threads=1, overwrite=overwrite)]
+
+
+def _naming_frames(frames: Iterator[np.ndarray], folder: str) -> Iterator[np.ndarray]:
+    """Frames of a folder; a bad frame file's error names the file, as the failure is the folder's."""
+    from .errors import VideoDecodeError
+
+    try:
+        yield from frames
+    except VideoDecodeError as error:
+        if error.path != folder:
+            raise VideoDecodeError(folder, f"{os.path.basename(error.path)}: {error.reason}") from None
+        raise

@@ -37,7 +37,7 @@ def test_round_trip_through_yaml(tmp_path):
     ("batch_size: 2.5\n", "'batch_size': expected an integer"),
     ("- a\n- b\n", "expected a mapping"),
     ("fps: [1\n", "invalid YAML at line 2: expected ',' or ']'"),
-    ("fps: -1\n", "fps must be positive"),
+    ("fps: -1\n", "fps must be between 0.001 and 1000"),
 ])
 def test_bad_yaml_is_one_clear_error(tmp_path, text, message):
     path = tmp_path / "c.yaml"

@@ -1,6 +1,7 @@
 """Bulk extraction end to end: batching across videos, failures, resume, kill -9, torchrun, frame folders."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ from s2vs_cli.store import FeatureStore, StoreIdentity, parts_dir_for
 from s2vs_cli.video import decode_video
 
 RANDOM = ["--backbone-weights", "random", "--pca", "random", "--precision", "fp32", "--dtype", "float32"]
-IDENTITY = StoreIdentity("ResNet-50 random (seed 0)", "random (seed 0)", 1.0, 512)
+IDENTITY = StoreIdentity("ResNet-50 random (seed 0)", "random (seed 0)", 1.0, 512, dtype="float32")
 runner = CliRunner()
 
 
@@ -102,7 +103,10 @@ def test_resume_skips_done_videos_and_overwrite_redoes_them(clips, extractor, tm
     for video_id, features in first.items():
         np.testing.assert_array_equal(_read_all(output)[video_id], features)
     redo = extract_features(items[:1], output, extractor, IDENTITY, "test", _options(overwrite=True))
-    assert (redo.already_done, redo.written, redo.videos_in_output) == (0, 1, 1)
+    assert (redo.already_done, redo.written, redo.videos_in_output, redo.replaced) == (0, 1, 6, None)
+    other = dataclasses.replace(IDENTITY, whitening="another whitening")  # the file cannot hold both
+    replaced = extract_features(items[:1], output, extractor, other, "test", _options(overwrite=True))
+    assert replaced.videos_in_output == 1 and "whitening 'random (seed 0)'" in replaced.replaced
 
 
 def test_a_run_with_another_model_is_refused(clips, extractor, tmp_path):
@@ -183,6 +187,50 @@ def test_config_file_and_print_config(tmp_path):
     assert result.exit_code == 2 and "unknown key 'batch-sise'" in result.output
 
 
+def test_a_second_run_on_the_same_output_is_refused(clips, extractor, tmp_path):
+    from s2vs_cli.errors import S2VSError
+    from s2vs_cli.extraction import LOCK_NAME
+    from s2vs_cli.runs import exclusive_lock
+
+    output = tmp_path / "out.h5"
+    with exclusive_lock(parts_dir_for(output) / LOCK_NAME, str(output)):  # a run in progress
+        with pytest.raises(S2VSError, match=rf"{output} is being written by another run \(pid {os.getpid()}\)"):
+            extract_features(collect_inputs([clips]).inputs[:1], output, extractor, IDENTITY, "test", _options())
+    (tmp_path / ".out.h5.merging-123").write_bytes(b"x" * 100)  # a merge killed half-way
+    extract_features(collect_inputs([clips]).inputs[:1], output, extractor, IDENTITY, "test", _options())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]
+
+
+def test_ids_with_a_slash_are_stored_nested_and_resume(clips, tmp_path):
+    data = tmp_path / "cc"
+    for video_id, clip in (("1/1_1_Y", "clip0.mp4"), ("1/1_2_Y", "clip2.mp4")):
+        (data / video_id).parent.mkdir(parents=True, exist_ok=True)
+        (data / f"{video_id}.mp4").write_bytes((clips / clip).read_bytes())
+    ids = tmp_path / "ids.txt"
+    ids.write_text("1/1_1_Y\n1/1_2_Y\n")
+    args = ["extract-features", "--dataset-path", str(data), "--pattern", "{id}.mp4", "--list", str(ids),
+            "-o", str(tmp_path / "cc.h5"), "--json", *RANDOM]
+    first = json.loads(_run(args).stdout)
+    assert (first["written"], first["videos_in_output"]) == (2, 2)
+    again = json.loads(_run(args).stdout)
+    assert (again["already_done"], again["written"], again["videos_in_output"]) == (2, 0, 2)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--fps", "inf"], "fps must be between 0.001 and 1000"),
+    (["-o", " "], "--output must name a file or folder"),
+])
+def test_bad_options_are_usage_errors(clips, tmp_path, args, message):
+    result = _run(["extract-features", str(clips), "-o", str(tmp_path / "o.h5"), *RANDOM, *args])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_an_id_that_cannot_be_stored_is_refused_before_work(tmp_path):
+    (tmp_path / "..mp4").write_bytes(b"")  # its stem, '.', names no HDF5 dataset
+    result = _run(["extract-features", str(tmp_path / "..mp4"), "-o", str(tmp_path / "o.h5"), *RANDOM])
+    assert result.exit_code == 2 and "its video id '.' is not a plain name" in result.output
+
+
 # --- frame folders ------------------------------------------------------------------------------
 
 def test_extract_frames_layout_and_resume(clips, tmp_path):
@@ -202,6 +250,9 @@ def test_extract_frames_layout_and_resume(clips, tmp_path):
     summary = json.loads(result.stdout)
     assert (summary["already_done"], summary["written"]) == (2, 4)
     assert not (out / ".clip0.partial-999999").exists() and len(list((out / "clip0").iterdir())) == 3
+    result = _run(["extract-frames", str(clips), "-o", str(out), "--fps", "2"])  # would mix two rates
+    assert result.exit_code == 2
+    assert "holds frames written differently: fps 1.0 (this run: 2.0)" in result.output
 
 
 def test_png_frame_folders_give_the_same_features_as_the_videos(clips, tmp_path):

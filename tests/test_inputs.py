@@ -120,8 +120,9 @@ def test_id_list_errors(tmp_path):
         read_id_list(tmp_path / "bin.txt")
     with pytest.raises(ConfigError, match="has no ids"):
         read_id_list(_touch(tmp_path / "blank.txt", "\n# only a comment\n"))
-    with pytest.raises(ConfigError, match="path separators"):
-        read_id_list(_touch(tmp_path / "sep.txt", "a/b\n"))
+    with pytest.raises(ConfigError, match="id 'a/../b' is not a plain name"):
+        read_id_list(_touch(tmp_path / "sep.txt", "a/../b\n"))
+    assert read_id_list(_touch(tmp_path / "bom.txt", "\ufeffset/a\r\nb\r\n")) == ["set/a", "b"]  # CC_WEB-style
     _touch(tmp_path / "data" / "a.mp4")
     with pytest.raises(ConfigError, match="duplicate video id.*'a'"):
         collect_inputs(dataset_path=tmp_path / "data", pattern="{id}.mp4",

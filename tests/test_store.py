@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from s2vs_cli.errors import FeatureStoreError
-from s2vs_cli.store import (FeatureStore, PartWriter, StoreIdentity, complete_parts, merge_parts, parts_dir_for,
+from s2vs_cli.store import (FeatureStore, PartWriter, StoreIdentity, complete_parts, merge_parts, merging_temporaries,
+                            parts_dir_for,
                             remove_partials, stored_ids)
 
 IDENTITY = StoreIdentity(backbone="ResNet-50 imagenet", whitening="vcdb", fps=1.0, dims=8)
@@ -112,3 +113,40 @@ def test_store_errors_are_one_line(tmp_path):
 
 def test_parts_dir_is_beside_the_output(tmp_path):
     assert parts_dir_for(tmp_path / "fivr.hdf5") == tmp_path / "fivr.hdf5.parts"
+
+
+def test_ids_with_a_slash_nest_like_the_originals_and_merge_whole(tmp_path):
+    """CC_WEB_VIDEO ids are 'set/name': HDF5 nests them; two parts sharing a set keep both videos."""
+    first = _write_part(tmp_path / "p1", {"1/1_1_Y": _features(0), "2/2_3_Y": _features(1)}).written
+    second = _write_part(tmp_path / "p2", {"1/1_2_Y": _features(2)}).written
+    result = merge_parts(tmp_path / "cc.h5", first + second, IDENTITY, "0.1.0")
+    assert (result.videos, result.duplicates) == (3, [])
+    with FeatureStore(tmp_path / "cc.h5") as store:
+        assert store.ids() == ["1/1_1_Y", "1/1_2_Y", "2/2_3_Y"] and "1/1_2_Y" in store
+        np.testing.assert_array_equal(store.read("1/1_2_Y").features, _features(2).astype(np.float16))
+    with h5py.File(tmp_path / "cc.h5") as f:  # the original tool's reader: f[video_id][:]
+        assert f["2/2_3_Y"][:].shape == (5, 9, 8)
+    assert stored_ids([tmp_path / "cc.h5"]) == {"1/1_1_Y", "1/1_2_Y", "2/2_3_Y"}
+
+
+def test_merge_checks_every_videos_feature_size(tmp_path):
+    published = tmp_path / "published.hdf5"
+    with h5py.File(published, "w") as f:
+        f.create_dataset("raw", data=np.zeros((3, 9, 3840), np.float32))
+    part = _write_part(tmp_path / "p", {"a": _features(0)}).written
+    with pytest.raises(FeatureStoreError, match="'raw' has 3840-d features, the others 8-d"):
+        merge_parts(tmp_path / "out.h5", [published, *part], IDENTITY, "0.1.0")
+    assert not (tmp_path / "out.h5").exists() and not merging_temporaries(tmp_path / "out.h5")
+
+
+def test_merge_can_put_new_parts_first(tmp_path):
+    output = tmp_path / "out.h5"
+    merge_parts(output, _write_part(tmp_path / "p1", {"a": _features(0)}).written, IDENTITY, "0.1.0")
+    newer = _write_part(tmp_path / "p2", {"a": _features(7)}).written
+    merge_parts(output, newer, IDENTITY, "0.1.0", parts_first=True)
+    np.testing.assert_array_equal(_read(output, "a"), _features(7).astype(np.float16))
+
+
+def _read(path, video_id):
+    with FeatureStore(path) as store:
+        return store.read(video_id).features

@@ -15,6 +15,7 @@ from ..errors import ConfigError
 from .common import console
 
 EXIT_SOME_FAILED = 3
+RESUME_HINT = "finished videos are kept: run the same command again to go on"
 SHOWN_FAILURES = 10
 
 
@@ -60,7 +61,7 @@ def gather_inputs(paths: list[str] | None, cfg: InputOptions, progress: Any = No
 
 
 class _Silent:
-    def update(self, done: int, failed: int, frames: int = 0) -> None:
+    def update(self, done: int, failed: int, frames: int = 0, total: int | None = None) -> None:
         pass
 
     def stage(self, message: str) -> None:
@@ -73,10 +74,10 @@ class _Bar:
     def __init__(self, progress: Progress, task: Any):
         self.progress, self.task, self.started = progress, task, time.perf_counter()
 
-    def update(self, done: int, failed: int, frames: int = 0) -> None:
+    def update(self, done: int, failed: int, frames: int = 0, total: int | None = None) -> None:
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         rate = f"{(done + failed) / elapsed:.1f} videos/s" + (f", {frames / elapsed:.0f} frames/s" if frames else "")
-        self.progress.update(self.task, completed=done + failed, rate=rate,
+        self.progress.update(self.task, completed=done + failed, rate=rate, total=total,
                              failed=f"{failed} failed" if failed else "")
 
     def stage(self, message: str) -> None:
@@ -84,15 +85,18 @@ class _Bar:
 
 
 @contextlib.contextmanager
-def video_progress(total: int, quiet: bool, description: str) -> Iterator[Any]:
-    """A progress bar over `total` videos with .update(done, failed, frames) and .stage(message)."""
+def video_progress(quiet: bool, description: str) -> Iterator[Any]:
+    """A progress bar over videos with .update(done, failed, frames, total) and .stage(message).
+
+    The total is set by the first update: videos done by an earlier run are not counted in it.
+    """
     if quiet:
         yield _Silent()
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TextColumn("[red]{task.fields[failed]}"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        yield _Bar(progress, progress.add_task(description, total=total, rate="", failed=""))
+        yield _Bar(progress, progress.add_task(description, total=None, rate="", failed=""))
 
 
 def report_failures(failures: list, listing: str) -> None:
@@ -105,3 +109,14 @@ def report_failures(failures: list, listing: str) -> None:
     more = f" ({len(failures) - SHOWN_FAILURES} more)" if len(failures) > SHOWN_FAILURES else ""
     console.print(f"{len(failures)} video(s) failed{more}; all are listed in {escape(listing)}",
                   highlight=False, soft_wrap=True)
+
+
+def check_output(output: str) -> None:
+    """Refuse an empty output path before anything is loaded."""
+    if not output.strip():
+        raise ConfigError("--output must name a file or folder")
+
+
+def exit_status(failures: list, is_main: bool) -> int:
+    """3 when videos failed (rank 0 only: under torchrun the other ranks exit 0 so it reports one status)."""
+    return EXIT_SOME_FAILED if failures and is_main else 0

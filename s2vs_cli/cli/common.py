@@ -24,8 +24,11 @@ EXIT_USAGE = 2
 
 
 @contextlib.contextmanager
-def reported_errors() -> Iterator[None]:
-    """Turn library errors into one line on stderr and a non-zero exit status (never a traceback)."""
+def reported_errors(interrupted: str = "") -> Iterator[None]:
+    """Turn library errors into one line on stderr and a non-zero exit status (never a traceback).
+
+    `interrupted` is added to the message shown on Ctrl-C (e.g. how to resume).
+    """
     try:
         yield
     except ConfigError as e:
@@ -34,8 +37,13 @@ def reported_errors() -> Iterator[None]:
     except S2VSError as e:
         _print_error(e)
         raise typer.Exit(EXIT_ERROR) from None
+    except OSError as e:  # the file system refused something the library did not foresee
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        _print_error(Exception(f"{where}{e.strerror or e}"))
+        raise typer.Exit(EXIT_ERROR) from None
     except KeyboardInterrupt:
-        console.print("[bold red]interrupted[/]")
+        console.print("[bold red]interrupted[/]" + (f"; {escape(interrupted)}" if interrupted else ""),
+                      highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
 
 

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import options
-from .bulk import EXIT_SOME_FAILED, default_workers, gather_inputs, report_failures, video_progress
+from .bulk import RESUME_HINT, check_output, default_workers, exit_status, gather_inputs, report_failures, video_progress
 from .common import console, download_progress, load_config, reported_errors, stdout
 
 EPILOG = ("Exit status: 0 when every video was extracted, 3 when some failed (listed in OUTPUT.failed.tsv), "
@@ -58,7 +58,7 @@ def extract_features(
 
     [bold]s2vs extract-features --dataset FIVR-5K --dataset-path fivr/ --pattern '{id}.mp4' -o fivr5k.hdf5[/]
     """
-    with reported_errors():
+    with reported_errors(interrupted=RESUME_HINT):
         from ..config import ExtractFeaturesConfig
 
         cfg = load_config(ExtractFeaturesConfig, config, print_config, loader=loader, dataset_path=dataset_path,
@@ -66,6 +66,7 @@ def extract_features(
                           skip_missing=skip_missing, workers=workers, overwrite=overwrite, dtype=dtype,
                           compression=compression, backbone_weights=backbone_weights, pca=pca, device=device,
                           precision=precision, fps=fps, batch_size=batch_size, seed=seed, compile=compile_cnn)
+        check_output(output)
         from ..distributed import join_process_group
         from ..extraction import ExtractionOptions, extract_features as run
         from ..runs import Failure, failures_path
@@ -89,14 +90,13 @@ def extract_features(
             compiled=cfg.compile, overwrite=cfg.overwrite)
         identity = StoreIdentity(backbone=extractor.backbone_label, whitening=extractor.whitening_label,
                                  fps=cfg.fps, dims=extractor.dims, loader=cfg.loader)
-        shard = len(items[group.rank::group.world_size])
-        with video_progress(shard, quiet, "extracting") as bar:
+        with video_progress(quiet, "extracting") as bar:
             summary = run(items, output, extractor, identity, package_version(), run_options, group,
                           missing=[Failure(*m) for m in missing],
-                          progress=lambda c: bar.update(c.done, c.failed, c.frames), on_stage=bar.stage)
+                          progress=lambda c: bar.update(c.done, c.failed, c.frames, c.total), on_stage=bar.stage)
         group.close()
     if not group.is_main:
-        raise typer.Exit(EXIT_SOME_FAILED if summary.failures else 0)
+        raise typer.Exit(0)
     result = {
         "output": summary.output, "videos_in_output": summary.videos_in_output, "requested": summary.requested,
         "already_done": summary.already_done, "written": summary.written, "failed": len(summary.failures),
@@ -105,15 +105,16 @@ def extract_features(
         "failures_file": str(failures_path(output)) if summary.failures else None,
         "extractor": extractor.label, "random_weights": extractor.is_random,
         "device": str(run_device), "precision": run_options.precision, "ranks": group.world_size,
+        "replaced": summary.replaced,
     }
     if json_output:
         print(json.dumps(result))
     else:
-        _render(result, summary)
-    raise typer.Exit(EXIT_SOME_FAILED if summary.failures else 0)
+        _render(result, summary, quiet)
+    raise typer.Exit(exit_status(summary.failures, group.is_main))
 
 
-def _render(result: dict, summary) -> None:
+def _render(result: dict, summary, quiet: bool) -> None:
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
@@ -127,7 +128,10 @@ def _render(result: dict, summary) -> None:
                                + (f", rank 0 of {result['ranks']}" if result["ranks"] > 1 else ""))
     table.add_row("model", f"{escape(result['extractor'])}; {result['device']} {result['precision']}")
     stdout.print(table)
-    if result["random_weights"]:
+    if result["replaced"]:
+        console.print(f"[yellow]note:[/] --overwrite replaced a file made differently ({escape(result['replaced'])})",
+                      highlight=False, soft_wrap=True)
+    if result["random_weights"] and not quiet:
         console.print("[yellow]note:[/] random weights: features for testing the pipeline, not for real use")
     if summary.warnings:
         first = next(iter(summary.warnings.items()))

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from . import options
-from .bulk import EXIT_SOME_FAILED, default_workers, gather_inputs, report_failures, video_progress
+from .bulk import RESUME_HINT, check_output, default_workers, exit_status, gather_inputs, report_failures, video_progress
 from .common import console, load_config, reported_errors, stdout
 
 EPILOG = ("Exit status: 0 when every video was written, 3 when some failed (listed in OUT.failed.tsv), "
@@ -45,13 +45,14 @@ def extract_frames(
     Re-running the same command skips the videos already done; an interrupted video is redone.
     Example: [bold]s2vs extract-frames videos/ -o frames/ --fps 1[/]
     """
-    with reported_errors():
+    with reported_errors(interrupted=RESUME_HINT):
         from ..config import ExtractFramesConfig
 
         cfg = load_config(ExtractFramesConfig, config, print_config, fps=fps, resize=resize, quality=quality,
                           format=image_format, dataset_path=dataset_path, pattern=pattern, list=id_list,
                           dataset=dataset, annotations=annotations, skip_missing=skip_missing, workers=workers,
                           overwrite=overwrite)
+        check_output(output)
         from ..distributed import join_process_group
         from ..runs import Failure
         from ..frame_export import FrameOptions, export_frames
@@ -62,13 +63,12 @@ def extract_frames(
         run_options = FrameOptions(fps=cfg.fps, resize=cfg.resize, quality=cfg.quality, image_format=cfg.format,
                                    workers=default_workers() if cfg.workers is None else cfg.workers,
                                    overwrite=cfg.overwrite)
-        shard = len(items[group.rank::group.world_size])
-        with video_progress(shard, quiet, "writing frames") as bar:
+        with video_progress(quiet, "writing frames") as bar:
             summary = export_frames(items, output, run_options, group, [Failure(*m) for m in missing],
-                                    progress=lambda c: bar.update(c.done, c.failed))
+                                    progress=lambda c: bar.update(c.done, c.failed, total=c.total))
         group.close()
     if not group.is_main:
-        raise typer.Exit(EXIT_SOME_FAILED if summary.failures else 0)
+        raise typer.Exit(0)
     result = {"output": output, "requested": summary.requested, "already_done": summary.already_done,
               "written": summary.written, "frames": summary.frames, "failed": len(summary.failures),
               "failures": [vars(f) for f in summary.failures],
@@ -84,4 +84,4 @@ def extract_frames(
             console.print(f"[yellow]note:[/] {len(summary.warnings)} video(s) decoded with warnings, e.g. "
                           f"{escape(video_id)}: {escape(messages[0])}", highlight=False, soft_wrap=True)
         report_failures(summary.failures, result["failures_file"] or "")
-    raise typer.Exit(EXIT_SOME_FAILED if summary.failures else 0)
+    raise typer.Exit(exit_status(summary.failures, group.is_main))

@@ -24,25 +24,38 @@ def merge(
     files of runs on machines without a shared disk. Files made with different models are refused.
     """
     with reported_errors():
+        import contextlib
         from pathlib import Path
 
         from ..errors import FeatureStoreError
-        from ..store import complete_parts, merge_parts, parts_dir_for, read_identity
+        from ..extraction import LOCK_NAME
+        from ..runs import exclusive_lock
+        from ..store import complete_parts, merge_parts, merging_temporaries, parts_dir_for, read_identity
         from ..weights import package_version
 
-        from_parts_dir = not parts
-        sources = [Path(p) for p in parts] if parts else complete_parts(parts_dir_for(output))
-        for source in sources:
-            if not source.is_file():
-                raise FeatureStoreError(f"{source}: feature file not found")
-        if not sources:
-            raise FeatureStoreError(f"nothing to merge: no finished parts in {parts_dir_for(output)}")
-        known = [read_identity(p) for p in ([Path(output)] if Path(output).exists() else []) + sources]
-        identity = next((i for i in known if i is not None), None)
-        result = merge_parts(output, sources, identity, package_version())
-        if from_parts_dir:
+        parts_dir = parts_dir_for(output)
+        with contextlib.ExitStack() as cleanup:
+            if parts or parts_dir.is_dir():  # never merge while a run is writing this output
+                cleanup.enter_context(exclusive_lock(parts_dir / LOCK_NAME, output))
+            for stale in merging_temporaries(output):
+                stale.unlink(missing_ok=True)
+            sources = [Path(p) for p in parts] if parts else complete_parts(parts_dir)
             for source in sources:
-                source.unlink()
+                if source.is_dir():
+                    raise FeatureStoreError(f"{source}: is a folder; give feature files")
+                if not source.is_file():
+                    raise FeatureStoreError(f"{source}: feature file not found")
+            if not sources:
+                raise FeatureStoreError(f"nothing to merge: no finished parts in {parts_dir}")
+            known = [read_identity(p) for p in ([Path(output)] if Path(output).exists() else []) + sources]
+            identity = next((i for i in known if i is not None), None)
+            result = merge_parts(output, sources, identity, package_version())
+            if not parts:
+                for source in sources:
+                    source.unlink()
+            (parts_dir / LOCK_NAME).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                parts_dir.rmdir()  # empty now, unless a crashed run left unfinished parts
     if not quiet:
         stdout.print(f"{escape(str(result.output))}: {result.videos} videos ({result.added} added from "
                      f"{len(sources)} file(s))", highlight=False, soft_wrap=True)
