@@ -68,6 +68,11 @@ def export_frames(items: Sequence[VideoInput], out_dir: str | Path, options: Fra
         return _export(items, out_dir, options, group, missing, progress)
 
 
+def _done(out_dir: Path, video_id: str) -> bool:
+    parent, _, name = video_id.rpartition("/")
+    return frames_complete(out_dir / parent, name)
+
+
 def _settings(options: FrameOptions) -> dict:
     return {"fps": options.fps, "resize": options.resize, "quality": options.quality, "format": options.image_format}
 
@@ -95,7 +100,7 @@ def _check_settings(out_dir: Path, options: FrameOptions) -> None:
 def _export(items: Sequence[VideoInput], out_dir: Path, options: FrameOptions, group: ProcessGroup,
             missing: Sequence[Failure], progress: Callable[[RunProgress], None] | None) -> FramesSummary:
     shard = list(items)[group.rank::group.world_size]
-    todo = [i for i in shard if options.overwrite or not frames_complete(out_dir, i.video_id)]
+    todo = [i for i in shard if options.overwrite or not _done(out_dir, i.video_id)]
     counts = RunProgress(total=len(todo))
     failures: list[Failure] = []
     warnings: dict[str, list[str]] = {}

@@ -48,7 +48,11 @@ def frames_job(task: tuple[str, str, str], fps: float, resize: int, quality: int
     path, out_dir, video_id = task
     from .frames import write_video_frames
 
-    return [write_video_frames(path, out_dir, video_id, fps=fps, resize=resize, quality=quality,
+    # An id 'set/name' (CC_WEB_VIDEO) is the folder OUT/set/name.
+    parent, _, name = video_id.rpartition("/")
+    folder = os.path.join(out_dir, parent) if parent else out_dir
+    os.makedirs(folder, exist_ok=True)
+    return [write_video_frames(path, folder, name, fps=fps, resize=resize, quality=quality,
                                image_format=image_format, threads=1, overwrite=overwrite)]
 
 

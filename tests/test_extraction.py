@@ -214,6 +214,11 @@ def test_ids_with_a_slash_are_stored_nested_and_resume(clips, tmp_path):
     assert (first["written"], first["videos_in_output"]) == (2, 2)
     again = json.loads(_run(args).stdout)
     assert (again["already_done"], again["written"], again["videos_in_output"]) == (2, 0, 2)
+    frames = ["extract-frames", "--dataset-path", str(data), "--pattern", "{id}.mp4", "--list", str(ids),
+              "-o", str(tmp_path / "frames"), "--json"]
+    assert json.loads(_run(frames).stdout)["written"] == 2
+    assert len(list((tmp_path / "frames" / "1" / "1_2_Y").glob("*.jpg"))) == 1
+    assert json.loads(_run(frames).stdout)["already_done"] == 2
 
 
 @pytest.mark.parametrize("args, message", [
