@@ -153,6 +153,110 @@ class CCWebBenchmark(Benchmark):
     excluded: list[frozenset[int]]       # per query set: video numbers left out of the "clean" variant
 
 
+Segment = tuple[float, float, float, float]  # (query start, query end, target start, target end), seconds
+
+
+@dataclass(frozen=True)
+class CustomBenchmark(Benchmark):
+    """A user's own ground truth (`--dataset custom --ground-truth gt.json`)."""
+
+    positives: dict[str, frozenset[str]]                 # query -> videos that match it
+    negatives: dict[str, frozenset[str]] | None          # query -> videos known not to (optional)
+    segments: dict[tuple[str, str], list[Segment]]       # (query, target) -> matching time ranges (optional)
+
+
+CUSTOM_KEYS = ("queries", "database", "positives", "negatives", "segments")
+
+
+def load_custom_ground_truth(path: str | Path) -> CustomBenchmark:
+    """Read and validate a custom ground truth JSON file; errors name the offending entry.
+
+    Layout: {"queries": [ids], "database": [ids], "positives": {query: [ids]}, optional "negatives":
+    {query: [ids]} and "segments": {query: {target: [[q_start, q_end, t_start, t_end], ...]}} in seconds.
+    """
+    path = _user_file(path)
+    try:
+        data = json.loads(_read_text(path))
+    except ValueError as e:
+        raise AnnotationError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise AnnotationError(f"{path}: expected a JSON object with {', '.join(CUSTOM_KEYS[:3])}")
+    unknown = [key for key in data if key not in CUSTOM_KEYS]
+    if unknown:
+        raise AnnotationError(f"{path}: unknown key '{unknown[0]}' (valid keys: {', '.join(CUSTOM_KEYS)})")
+    for key in CUSTOM_KEYS[:3]:
+        if key not in data:
+            raise AnnotationError(f"{path}: missing '{key}'")
+    queries = _id_list(data["queries"], path, "queries")
+    database = _id_list(data["database"], path, "database")
+    known = set(queries) | set(database)
+    positives = _id_sets(data["positives"], path, "positives", set(queries), known)
+    negatives = _id_sets(data["negatives"], path, "negatives", set(queries), known) if "negatives" in data else None
+    if negatives is not None:
+        for query, ids in negatives.items():
+            both = ids & positives.get(query, frozenset())
+            if both:
+                raise AnnotationError(f"{path}: negatives['{query}']: '{sorted(both)[0]}' is also a positive")
+    segments = _segments(data.get("segments", {}), path, positives)
+    return CustomBenchmark(name="custom", queries=queries, database=database, source=path, positives=positives,
+                           negatives=negatives, segments=segments)
+
+
+def _id_list(value: Any, path: Path, key: str) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise AnnotationError(f"{path}: '{key}' must be a non-empty list of video ids")
+    seen: set[str] = set()
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            raise AnnotationError(f"{path}: {key}[{index}]: {item!r} is not a video id (a non-empty string)")
+        if item in seen:
+            raise AnnotationError(f"{path}: {key}[{index}]: '{item}' is listed twice")
+        seen.add(item)
+    return list(value)
+
+
+def _id_sets(value: Any, path: Path, key: str, queries: set[str], known: set[str]) -> dict[str, frozenset[str]]:
+    if not isinstance(value, dict):
+        raise AnnotationError(f"{path}: '{key}' must map each query to a list of video ids")
+    result = {}
+    for query, ids in value.items():
+        if query not in queries:
+            raise AnnotationError(f"{path}: {key}['{query}']: '{query}' is not one of the queries")
+        if not isinstance(ids, list):
+            raise AnnotationError(f"{path}: {key}['{query}'] must be a list of video ids")
+        for index, item in enumerate(ids):
+            if not isinstance(item, str) or item not in known:
+                raise AnnotationError(f"{path}: {key}['{query}'][{index}]: {item!r} is in neither the queries "
+                                      "nor the database")
+        result[query] = frozenset(ids)
+    return result
+
+
+def _segments(value: Any, path: Path, positives: dict[str, frozenset[str]]) -> dict[tuple[str, str], list[Segment]]:
+    if not isinstance(value, dict):
+        raise AnnotationError(f"{path}: 'segments' must map query -> target -> [[q_start, q_end, t_start, t_end], ...]")
+    result: dict[tuple[str, str], list[Segment]] = {}
+    for query, targets in value.items():
+        if not isinstance(targets, dict):
+            raise AnnotationError(f"{path}: segments['{query}'] must map targets to lists of time ranges")
+        for target, ranges in targets.items():
+            where = f"segments['{query}']['{target}']"
+            if target not in positives.get(query, frozenset()):
+                raise AnnotationError(f"{path}: {where}: '{target}' is not a positive of '{query}'")
+            if not isinstance(ranges, list) or not ranges:
+                raise AnnotationError(f"{path}: {where} must be a non-empty list of time ranges")
+            parsed = []
+            for index, item in enumerate(ranges):
+                numbers = isinstance(item, list) and len(item) == 4 and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in item)
+                if not numbers or not (0 <= item[0] < item[1] and 0 <= item[2] < item[3]):
+                    raise AnnotationError(f"{path}: {where}[{index}]: {item!r} is not "
+                                          "[q_start, q_end, t_start, t_end] with 0 <= start < end (seconds)")
+                parsed.append(tuple(float(v) for v in item))
+            result[(query, target)] = parsed
+    return result
+
+
 def canonical_name(name: str) -> str:
     """The BENCHMARK_NAMES spelling of `name`, ignoring case and '-' versus '_'; ConfigError if unknown."""
     key = name.strip().upper().replace("_", "-")
