@@ -112,6 +112,20 @@ class ExtractFramesConfig(InputOptions):
             raise ConfigError(f"format must be jpg or png, got '{self.format}'")
 
 
+@dataclass
+class EvaluateConfig(ModelOptions):
+    """`s2vs evaluate`: a benchmark's metrics for a model."""
+
+    dataset: str = "FIVR-5K"              # FIVR-5K, FIVR-200K, VCDB, EVVE, CC_WEB_VIDEO or custom
+    dataset_hdf5: Optional[str] = None    # features of the benchmark's videos (ours or the published files)
+    annotations: Optional[str] = None     # the benchmark's annotation file, instead of downloading it
+    ground_truth: Optional[str] = None    # custom: the ground truth JSON file
+    easy_duplicates: Optional[str] = None  # FIVR: the easy-duplicates list for the "hard" variant
+    distractors: bool = False             # VCDB: add the ~100k distractors to the database
+    features_only: bool = False           # raw region features, no attention and no comparator (SPEC §3)
+    strict: bool = False                  # missing queries or database videos are an error, not a count
+
+
 # Sampling rates beyond these are typing mistakes: a frame every 1,000 s, or 1,000 frames per second.
 MIN_FPS, MAX_FPS = 0.001, 1000.0
 MAX_RESIZE = 4096

@@ -8,6 +8,7 @@ import typer
 from .compare import compare
 from .extract_frames import EPILOG as EXTRACT_FRAMES_EPILOG, extract_frames
 from .extract_features import EPILOG as EXTRACT_FEATURES_EPILOG, extract_features
+from .evaluate import evaluate
 from .fit_pca import fit_pca
 from .merge import merge
 
@@ -24,6 +25,7 @@ app.command(no_args_is_help=True)(compare)
 app.command("extract-frames", no_args_is_help=True, epilog=EXTRACT_FRAMES_EPILOG)(extract_frames)
 app.command("extract-features", no_args_is_help=True, epilog=EXTRACT_FEATURES_EPILOG)(extract_features)
 app.command("fit-pca", no_args_is_help=True)(fit_pca)
+app.command(no_args_is_help=True)(evaluate)
 app.command(no_args_is_help=True)(merge)
 
 

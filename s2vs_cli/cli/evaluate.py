@@ -1,0 +1,127 @@
+"""`s2vs evaluate`: a benchmark's metrics (the paper's table) for a model."""
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import options
+from .common import console, download_progress, load_config, reported_errors, stdout
+
+
+def evaluate(
+    dataset: Annotated[Optional[str], typer.Option(
+        "--dataset", metavar="NAME", help="FIVR-5K, FIVR-200K, VCDB, EVVE, CC_WEB_VIDEO, or custom (with "
+                                          "--ground-truth).  \\[default: FIVR-5K]")] = None,
+    dataset_hdf5: Annotated[Optional[str], typer.Option(
+        "--dataset-hdf5", metavar="FEATURES.hdf5",
+        help="Features of the benchmark's videos: from extract-features or the published files.")] = None,
+    from_similarities: Annotated[Optional[str], typer.Option(
+        "--from-similarities", metavar="FILE", help="Score saved similarities (.json or .h5) instead of "
+                                                    "computing them.")] = None,
+    save_similarities: Annotated[Optional[str], typer.Option(
+        "--save-similarities", metavar="FILE",
+        help="Save the similarities ({query: {target: score}}; .json or .h5) to re-score later.")] = None,
+    annotations: options.Annotations = None,
+    ground_truth: Annotated[Optional[str], typer.Option(
+        "--ground-truth", metavar="GT.json",
+        help='Custom ground truth: {"queries": [...], "database": [...], "positives": {query: [ids]}}.')] = None,
+    easy_duplicates: Annotated[Optional[str], typer.Option(
+        "--easy-duplicates", metavar="FILE", help="FIVR's easy-duplicates list, instead of downloading it.")] = None,
+    distractors: Annotated[Optional[bool], typer.Option(
+        "--distractors", help="VCDB: add the distractor videos to the database.  \\[default: off]")] = None,
+    strict: Annotated[Optional[bool], typer.Option(
+        "--strict", help="Stop when queries or database videos are missing, instead of counting them.")] = None,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", metavar="RESULTS.json", help="Write every number (and what was missing) as JSON.")] = None,
+    features_only: options.FeaturesOnly = None,
+    model: options.Model = None,
+    device: options.Device = None,
+    precision: options.Precision = None,
+    seed: options.Seed = None,
+    config: options.Config = None,
+    print_config: options.PrintConfig = False,
+    json_output: options.Json = False,
+    quiet: options.Quiet = False,
+) -> None:
+    """Evaluate a model on a benchmark: the paper's metrics, missing videos counted.
+
+    Example: [bold]s2vs evaluate --dataset FIVR-5K --dataset-hdf5 fivr_5k.hdf5[/]
+    """
+    with reported_errors():
+        from ..config import EvaluateConfig
+
+        cfg = load_config(EvaluateConfig, config, print_config, dataset=dataset, dataset_hdf5=dataset_hdf5,
+                          annotations=annotations, ground_truth=ground_truth, easy_duplicates=easy_duplicates,
+                          distractors=distractors, strict=strict, features_only=features_only, model=model,
+                          device=device, precision=precision, seed=seed)
+        from ..errors import ConfigError
+        from ..evaluation import PAPER_RESULTS, evaluate_benchmark, load_ground_truth, score_benchmark
+        from ..retrieval import VideoScorer, load_similarities, save_similarities as save
+        from ..runtime import resolve_device, resolve_precision
+
+        if (cfg.dataset_hdf5 is None) == (from_similarities is None):
+            raise ConfigError("give the features (--dataset-hdf5 FILE) or saved similarities "
+                              "(--from-similarities FILE), one of the two")
+        quiet = quiet or json_output
+        with download_progress(quiet) as progress:
+            benchmark = load_ground_truth(cfg.dataset, cfg.annotations, cfg.ground_truth, cfg.distractors, progress)
+            if from_similarities is not None:
+                similarities, label = load_similarities(from_similarities), f"similarities from {from_similarities}"
+            else:
+                from ..models import load_similarity_network
+
+                run_device = resolve_device(cfg.device)
+                network = None if cfg.features_only else load_similarity_network(cfg.model, run_device, cfg.seed,
+                                                                                 progress)
+                label = "features only" if network is None else network.label
+                scorer = VideoScorer(network, run_device, resolve_precision(cfg.precision, run_device))
+        if from_similarities is None:
+            columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            with Progress(*columns, console=console, transient=True, disable=quiet) as bar:
+                task = bar.add_task("score", total=None)
+                scored = score_benchmark(benchmark, cfg.dataset_hdf5, scorer,
+                                         progress=lambda done, total: bar.update(task, completed=done, total=total))
+            similarities = scored.similarities
+        if save_similarities is not None:
+            save(save_similarities, similarities)
+        result = evaluate_benchmark(benchmark, similarities, cfg.strict, cfg.easy_duplicates)
+        summary = result.as_dict() | {"model": label, "dataset": benchmark.name}
+        reference = PAPER_RESULTS.get((cfg.model, benchmark.name)) if label == cfg.model else None
+        if reference:
+            summary["paper"] = reference
+        if output is not None:
+            from pathlib import Path
+
+            try:
+                Path(output).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+            except OSError as e:
+                raise ConfigError(f"{output}: cannot write results ({e.strerror or e})") from None
+    if json_output:
+        print(json.dumps(summary))
+        return
+    _render(summary)
+
+
+def _render(summary: dict) -> None:
+    table = Table(title=summary["dataset"], caption=f"model: {escape(summary['model'])}", title_justify="left",
+                  caption_justify="left")
+    table.add_column("metric")
+    table.add_column("s2vs", justify="right")
+    paper = summary.get("paper", {})
+    if paper:
+        table.add_column("paper", justify="right")
+    for name, value in summary["metrics"].items():
+        table.add_row(name, f"{value:.4f}", *([f"{paper[name]:.3f}" if name in paper else ""] if paper else []))
+    stdout.print(table)
+    missing_q, missing_d = summary["missing_queries"], summary["missing_database"]
+    console.print(f"{summary['queries']} queries and {summary['database']} database videos evaluated", highlight=False)
+    if missing_q or missing_d:
+        example = (missing_q or missing_d)[0]
+        console.print(f"[yellow]note:[/] missing: {len(missing_q)} queries and {len(missing_d)} database videos "
+                      f"(e.g. {escape(example)}); they leave the relevant sets as in the original (--strict "
+                      "to refuse)", highlight=False, soft_wrap=True)

@@ -1,0 +1,97 @@
+"""`s2vs evaluate`: saved similarities, features files, custom ground truth, missing videos, --strict."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from s2vs_cli.cli import app
+from s2vs_cli.store import PartWriter, StoreIdentity, merge_parts
+
+runner = CliRunner()
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+METRICS = Path(__file__).resolve().parents[2] / "shared" / "parity" / "metrics"
+
+
+@pytest.fixture(autouse=True)
+def _offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("S2VS_HOME", str(tmp_path / "s2vs-cache"))
+    monkeypatch.setenv("S2VS_OFFLINE", "1")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+
+def _json(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_saved_similarities_give_the_originals_fivr_numbers(tmp_path):
+    if not METRICS.exists():
+        pytest.skip(f"{METRICS} not found: the ../shared folder is not beside the checkout")
+    d = np.load(METRICS / "metric_similarities.npz")
+    sims = {q: dict(zip(d["fivr5k_database"].tolist(), row.astype(float).tolist()))
+            for q, row in zip(d["fivr5k_queries"].tolist(), d["fivr5k_scores"])}
+    (tmp_path / "sims.json").write_text(json.dumps(sims))
+    summary = _json(runner.invoke(app, [
+        "evaluate", "--dataset", "FIVR-5K", "--annotations", str(DATA / "fivr_audio.pickle"),
+        "--easy-duplicates", str(DATA / "fivr_easy_duplicates.txt"), "--from-similarities",
+        str(tmp_path / "sims.json"), "--json", "-o", str(tmp_path / "results.json")]))
+    expected = json.loads((METRICS / "metric_expected.json").read_text())["FIVR-5K"]
+    for name, value in expected.items():
+        assert summary["metrics"][name] == pytest.approx(value, abs=1e-6)
+    assert json.loads((tmp_path / "results.json").read_text())["metrics"] == summary["metrics"]
+    assert (summary["queries"], summary["database"]) == (50, 5000)
+
+
+@pytest.fixture()
+def custom_set(tmp_path) -> tuple[Path, Path]:
+    """Features of 2 queries and 4 database videos (d1 a noisy copy of q1, d2 of q2), and their GT."""
+    rng = np.random.default_rng(0)
+    base = {name: rng.standard_normal((8, 9, 512)) for name in ("q1", "q2", "d3", "d4")}
+    videos = dict(base, d1=base["q1"] + 0.3 * rng.standard_normal((8, 9, 512)),
+                  d2=base["q2"][2:] + 0.3 * rng.standard_normal((6, 9, 512)))
+    identity = StoreIdentity("test", "test", 1.0, 512, dtype="float32")
+    with PartWriter(tmp_path / "parts", identity, "test", dtype="float32") as writer:
+        for name, x in videos.items():
+            x = (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+            writer.add(name, x, np.arange(len(x), dtype=float))
+    merge_parts(tmp_path / "features.h5", writer.written, identity, "test")
+    gt = {"queries": ["q1", "q2"], "database": ["d1", "d2", "d3", "d4", "d5"],
+          "positives": {"q1": ["d1"], "q2": ["d2"]}}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    return tmp_path / "features.h5", tmp_path / "gt.json"
+
+
+def test_custom_set_from_features_with_missing_videos_counted(custom_set, tmp_path):
+    features, gt = custom_set
+    args = ["evaluate", "--dataset", "custom", "--ground-truth", str(gt), "--dataset-hdf5", str(features),
+            "--features-only", "--json"]
+    summary = _json(runner.invoke(app, args + ["--save-similarities", str(tmp_path / "s.h5")]))
+    assert summary["metrics"]["mAP"] == 1.0 and summary["metrics"]["uAP"] == 1.0
+    assert summary["missing_database"] == ["d5"] and summary["database"] == 4
+    again = _json(runner.invoke(app, ["evaluate", "--dataset", "custom", "--ground-truth", str(gt),
+                                      "--from-similarities", str(tmp_path / "s.h5"), "--json"]))
+    assert again["metrics"] == summary["metrics"]
+    strict = runner.invoke(app, args + ["--strict"])
+    assert strict.exit_code == 1 and "0 queries and 1 database videos have no similarities (e.g. 'd5')" in strict.output
+
+
+def test_full_network_runs_on_the_features(custom_set):
+    features, gt = custom_set
+    summary = _json(runner.invoke(app, ["evaluate", "--dataset", "custom", "--ground-truth", str(gt),
+                                        "--dataset-hdf5", str(features), "--model", "random", "--json"]))
+    assert set(summary["metrics"]) >= {"mAP", "uAP"} and summary["model"] == "random (seed 0)"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "custom"], "give the features (--dataset-hdf5 FILE) or saved similarities"),
+    (["--dataset", "custom", "--from-similarities", "x.json"], "--dataset custom needs --ground-truth"),
+    (["--dataset", "nope", "--from-similarities", "x.json"], "unknown benchmark 'nope'"),
+])
+def test_usage_errors(args, message):
+    result = runner.invoke(app, ["evaluate", *args])
+    assert result.exit_code == 2 and message in result.output
