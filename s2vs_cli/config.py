@@ -124,6 +124,11 @@ class EvaluateConfig(ModelOptions):
     distractors: bool = False             # VCDB: add the ~100k distractors to the database
     features_only: bool = False           # raw region features, no attention and no comparator (SPEC §3)
     strict: bool = False                  # missing queries or database videos are an error, not a count
+    dataset_path: Optional[str] = None    # raw videos instead of --dataset-hdf5: extracted first
+    pattern: Optional[str] = None         # where an id's video is under dataset_path; default '{id}/video.*'
+    loader: str = "video"                 # video files, or frames: folders of frames
+    workers: Optional[int] = None         # decoding processes; default: one per CPU core, at most 8
+    save_features: Optional[str] = None   # keep the features extracted from dataset_path in this HDF5 file
 
 
 # Sampling rates beyond these are typing mistakes: a frame every 1,000 s, or 1,000 frames per second.

@@ -46,3 +46,20 @@ def evaluate_benchmark(benchmark: Benchmark, similarities: Similarities, strict:
                         f"videos have no similarities (e.g. '{missing[0]}'); --strict refuses to evaluate "
                         "without them")
     return result
+
+
+def extract_benchmark_features(benchmark: Benchmark, dataset_path: str, pattern: str | None, loader: str,
+                               output: str | Path, extractor, identity, version: str, options,
+                               progress: Callable | None = None):
+    """Extract the benchmark's videos found under `dataset_path` into `output` (resuming) -> the summary.
+
+    Videos that are absent or fail to decode are simply not in the file: scoring counts them as missing.
+    """
+    from .extraction import extract_features
+    from .inputs import collect_inputs
+    from .runs import Failure
+
+    found = collect_inputs(dataset_path=dataset_path, pattern=pattern, ids=benchmark.video_ids(), loader=loader)
+    missing = [Failure(video_id, where, reason) for video_id, where, reason in found.missing]
+    return extract_features(found.inputs, output, extractor, identity, version, options, missing=missing,
+                            progress=progress)

@@ -88,10 +88,41 @@ def test_full_network_runs_on_the_features(custom_set):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--dataset", "custom"], "give the features (--dataset-hdf5 FILE) or saved similarities"),
+    (["--dataset", "custom"], "give the features (--dataset-hdf5 FILE), the videos (--dataset-path DIR) or saved"),
+    (["--dataset", "custom", "--dataset-hdf5", "f.h5", "--save-features", "x.h5"], "--save-features goes with"),
     (["--dataset", "custom", "--from-similarities", "x.json"], "--dataset custom needs --ground-truth"),
     (["--dataset", "nope", "--from-similarities", "x.json"], "unknown benchmark 'nope'"),
 ])
 def test_usage_errors(args, message):
     result = runner.invoke(app, ["evaluate", *args])
     assert result.exit_code == 2 and message in result.output
+
+
+@pytest.mark.slow
+def test_end_to_end_on_edited_copies_of_real_clips(videos_dir, tmp_path):
+    """Raw videos in, metrics out: two queries, their edited copies (crop + re-encode) among unrelated clips."""
+    from media import center_crop, read_frames, write_video
+
+    data = tmp_path / "videos"
+    data.mkdir()
+    for name in ("bikes", "car-detection"):
+        source = videos_dir / f"{name}.mp4"
+        (data / f"{name}.mp4").symlink_to(source)
+        write_video(data / f"{name}-copy.mp4", [center_crop(f, 0.8) for f in read_frames(source, rate=5, seconds=12)],
+                    rate=5, crf=35)
+    for name in ("walk.mkv", "bird.mkv", "s2vs_example.mp4", "bigbuckbunny.mp4"):
+        (data / name).symlink_to(videos_dir / name)
+    gt = {"queries": ["bikes", "car-detection"],
+          "database": ["bikes-copy", "car-detection-copy", "walk", "bird", "s2vs_example", "bigbuckbunny", "gone"],
+          "positives": {"bikes": ["bikes-copy"], "car-detection": ["car-detection-copy"]}}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    features = tmp_path / "features.hdf5"
+    args = ["evaluate", "--dataset", "custom", "--ground-truth", str(tmp_path / "gt.json"), "--dataset-path",
+            str(data), "--pattern", "{id}.*", "--features-only", "--backbone-weights", "random", "--pca", "none",
+            "--json", "--save-features", str(features), "-j", "0"]
+    summary = _json(runner.invoke(app, args))
+    assert summary["metrics"]["mAP"] == 1.0 and summary["metrics"]["recall@1"] == 1.0
+    assert summary["missing_database"] == ["gone"] and summary["database"] == 6
+    assert features.exists()
+    again = _json(runner.invoke(app, args))  # the saved features are reused, not extracted again
+    assert again["metrics"] == summary["metrics"]

@@ -26,6 +26,16 @@ def evaluate(
     save_similarities: Annotated[Optional[str], typer.Option(
         "--save-similarities", metavar="FILE",
         help="Save the similarities ({query: {target: score}}; .json or .h5) to re-score later.")] = None,
+    dataset_path: Annotated[Optional[str], typer.Option(
+        "--dataset-path", metavar="DIR", help="Raw videos instead of --dataset-hdf5: their features are "
+                                              "extracted first (see --save-features).")] = None,
+    pattern: options.Pattern = None,
+    loader: options.Loader = None,
+    workers: options.Workers = None,
+    save_features: Annotated[Optional[str], typer.Option(
+        "--save-features", metavar="FILE.hdf5",
+        help="With --dataset-path: keep the extracted features here (and resume into it); default: a "
+             "temporary file.")] = None,
     annotations: options.Annotations = None,
     ground_truth: Annotated[Optional[str], typer.Option(
         "--ground-truth", metavar="GT.json",
@@ -40,8 +50,12 @@ def evaluate(
         "--output", "-o", metavar="RESULTS.json", help="Write every number (and what was missing) as JSON.")] = None,
     features_only: options.FeaturesOnly = None,
     model: options.Model = None,
+    backbone_weights: options.BackboneWeights = None,
+    pca: options.Pca = None,
     device: options.Device = None,
     precision: options.Precision = None,
+    fps: options.Fps = None,
+    batch_size: options.BatchSize = None,
     seed: options.Seed = None,
     config: options.Config = None,
     print_config: options.PrintConfig = False,
@@ -58,15 +72,20 @@ def evaluate(
         cfg = load_config(EvaluateConfig, config, print_config, dataset=dataset, dataset_hdf5=dataset_hdf5,
                           annotations=annotations, ground_truth=ground_truth, easy_duplicates=easy_duplicates,
                           distractors=distractors, strict=strict, features_only=features_only, model=model,
-                          device=device, precision=precision, seed=seed)
+                          device=device, precision=precision, seed=seed, dataset_path=dataset_path,
+                          pattern=pattern, loader=loader, workers=workers, save_features=save_features,
+                          backbone_weights=backbone_weights, pca=pca, fps=fps, batch_size=batch_size)
         from ..errors import ConfigError
         from ..evaluation import PAPER_RESULTS, evaluate_benchmark, load_ground_truth, score_benchmark
         from ..retrieval import VideoScorer, load_similarities, save_similarities as save
         from ..runtime import resolve_device, resolve_precision
 
-        if (cfg.dataset_hdf5 is None) == (from_similarities is None):
-            raise ConfigError("give the features (--dataset-hdf5 FILE) or saved similarities "
-                              "(--from-similarities FILE), one of the two")
+        sources = [cfg.dataset_hdf5, cfg.dataset_path, from_similarities]
+        if sum(source is not None for source in sources) != 1:
+            raise ConfigError("give the features (--dataset-hdf5 FILE), the videos (--dataset-path DIR) or saved "
+                              "similarities (--from-similarities FILE), one of the three")
+        if cfg.save_features is not None and cfg.dataset_path is None:
+            raise ConfigError("--save-features goes with --dataset-path")
         quiet = quiet or json_output
         with download_progress(quiet) as progress:
             benchmark = load_ground_truth(cfg.dataset, cfg.annotations, cfg.ground_truth, cfg.distractors, progress)
@@ -80,6 +99,10 @@ def evaluate(
                                                                                  progress)
                 label = "features only" if network is None else network.label
                 scorer = VideoScorer(network, run_device, resolve_precision(cfg.precision, run_device))
+        temporary = None
+        if cfg.dataset_path is not None:
+            features_file, temporary = _extract(benchmark, cfg, quiet)
+            cfg.dataset_hdf5 = str(features_file)
         if from_similarities is None:
             columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
             with Progress(*columns, console=console, transient=True, disable=quiet) as bar:
@@ -87,6 +110,8 @@ def evaluate(
                 scored = score_benchmark(benchmark, cfg.dataset_hdf5, scorer,
                                          progress=lambda done, total: bar.update(task, completed=done, total=total))
             similarities = scored.similarities
+        if temporary is not None:
+            temporary.cleanup()
         if save_similarities is not None:
             save(save_similarities, similarities)
         result = evaluate_benchmark(benchmark, similarities, cfg.strict, cfg.easy_duplicates)
@@ -125,3 +150,37 @@ def _render(summary: dict) -> None:
         console.print(f"[yellow]note:[/] missing: {len(missing_q)} queries and {len(missing_d)} database videos "
                       f"(e.g. {escape(example)}); they leave the relevant sets as in the original (--strict "
                       "to refuse)", highlight=False, soft_wrap=True)
+
+
+def _extract(benchmark, cfg, quiet: bool):
+    """Features of the benchmark's videos under --dataset-path -> (feature file, temporary folder or None)."""
+    import tempfile
+    from pathlib import Path
+
+    from ..extraction import ExtractionOptions
+    from ..evaluation import extract_benchmark_features
+    from ..models import load_extractor
+    from ..runtime import resolve_device, resolve_precision
+    from ..store import StoreIdentity
+    from ..weights import package_version
+    from .bulk import default_workers, report_failures, video_progress
+
+    temporary = None
+    if cfg.save_features is None:
+        temporary = tempfile.TemporaryDirectory(prefix="s2vs-evaluate-")
+    output = Path(cfg.save_features) if cfg.save_features else Path(temporary.name) / "features.hdf5"
+    run_device = resolve_device(cfg.device)
+    with download_progress(quiet) as progress:
+        extractor = load_extractor(cfg.backbone_weights, cfg.pca, run_device, cfg.seed, progress)
+    run_options = ExtractionOptions(fps=cfg.fps, loader=cfg.loader, precision=resolve_precision(cfg.precision, run_device),
+                                    batch_size=cfg.batch_size, compiled=cfg.compile,
+                                    workers=default_workers() if cfg.workers is None else cfg.workers)
+    identity = StoreIdentity(extractor.backbone_label, extractor.whitening_label, cfg.fps, extractor.dims, cfg.loader)
+    with video_progress(quiet, "extracting") as bar:
+        summary = extract_benchmark_features(benchmark, cfg.dataset_path, cfg.pattern, cfg.loader, output,
+                                             extractor, identity, package_version(), run_options,
+                                             progress=lambda c: bar.update(c.done, c.failed, c.frames, c.total))
+    if not quiet:
+        report_failures(summary.failures, "the missing counts below" if temporary else
+                        str(output) + ".failed.tsv")
+    return output, temporary
