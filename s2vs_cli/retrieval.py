@@ -20,12 +20,13 @@ import torch
 
 from .errors import S2VSError
 from .runtime import autocast
-from .similarity import ViSiL, chamfer, frame_to_frame_similarity
+from .similarity import ViSiL, chamfer, frame_to_frame_similarities
 from .store import FeatureStore
 
 CHUNK_FRAMES = 2048  # the original's chunk of long targets (published numbers depend on it)
 MIN_FRAMES = 4       # the comparator's pooling needs 4 frames a side
 DATABASE_BLOCK = 256  # database videos read, indexed and scored together
+TARGETS_PER_PRODUCT = 64  # targets in one frame-similarity matrix product (bounds its memory)
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
 
@@ -77,9 +78,10 @@ class VideoScorer:
         """Similarity of one prepared query to each prepared target -> float64 [len(targets)]."""
         chunks = [chunk for target in targets for chunk in target]
         with autocast(self.device, self.precision):
-            if self.network is None:
-                values = torch.stack([chamfer(frame_to_frame_similarity(query, chunk)).float() for chunk in chunks])
-            else:
+            if self.network is None:  # one product for many targets of any lengths
+                values = torch.cat([torch.stack([chamfer(m) for m in frame_to_frame_similarities(query, group)])
+                                    for group in _groups(chunks, TARGETS_PER_PRODUCT)])
+            else:  # equal lengths batched (never padded: padding changes the comparator's pooling)
                 values = self.network.video_similarities(query, chunks)
         values = values.double().cpu().numpy()
         owners = np.repeat(np.arange(len(targets)), [len(target) for target in targets])
@@ -121,6 +123,10 @@ def score_store(store_path: str, queries: Sequence[str], database: Sequence[str]
                 if progress is not None:
                     progress(done, len(present_database))
     return result
+
+
+def _groups(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _read(store: FeatureStore, video_id: str) -> np.ndarray:

@@ -144,6 +144,31 @@ def frame_to_frame_similarity(query: torch.Tensor, target: torch.Tensor | list[t
     return out if batched else out[0]
 
 
+def frame_to_frame_similarities(query: torch.Tensor, targets: list[torch.Tensor],
+                                chunk_elements: int = CHUNK_ELEMENTS) -> list[torch.Tensor]:
+    """Chamfer frame similarity of q [Tq, R, D] to targets of any lengths -> [[Tq, Tt_i]] (float32).
+
+    One matrix product covers many targets whatever their lengths (columns ordered region, then the
+    targets' frames one after another), so scoring a database is not one small product per video.
+    """
+    tq, rq, d = query.shape
+    rt = targets[0].shape[1]
+    dtype = compute_dtype(query)
+    lengths = [t.shape[0] for t in targets]
+    total = sum(lengths)
+    columns = query.new_empty((rt, total, d), dtype=dtype)
+    torch.cat([t.transpose(0, 1) for t in targets], dim=1, out=columns)
+    columns = columns.view(rt * total, d)
+    rows_per_chunk = max(1, chunk_elements // max(1, rq * rt * total))
+    out = query.new_empty((tq, total), dtype=torch.float32)
+    for start in range(0, tq, rows_per_chunk):
+        block = query[start:start + rows_per_chunk].to(dtype)
+        rows = block.shape[0]
+        region_sim = block.reshape(rows * rq, d) @ columns.T  # [rows*Rq, Rt*total]
+        out[start:start + rows] = region_sim.view(rows, rq, rt, total).amax(2).mean(1)
+    return list(torch.split(out, lengths, dim=1))
+
+
 class ViSiL(nn.Module):
     """ViSiL head: index videos once, then compare pairs (evaluation) or all N x N pairs (training)."""
 

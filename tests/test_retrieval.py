@@ -109,3 +109,14 @@ def test_similarities_errors(tmp_path):
         load_similarities(tmp_path / "bad.h5")
     with pytest.raises(S2VSError, match="saved as .json or .h5"):
         save_similarities(tmp_path / "s.csv", {})
+
+
+def test_one_product_for_targets_of_any_lengths_equals_one_at_a_time():
+    from s2vs_cli.similarity import frame_to_frame_similarities
+
+    query = torch.from_numpy(_video(0, 7))
+    targets = [torch.from_numpy(_video(seed, n)) for seed, n in ((1, 5), (2, 9), (3, 1), (4, 5))]
+    maps = frame_to_frame_similarities(query, targets, chunk_elements=5000)  # several row blocks
+    assert [m.shape for m in maps] == [(7, 5), (7, 9), (7, 1), (7, 5)]
+    for m, t in zip(maps, targets):
+        torch.testing.assert_close(m, frame_to_frame_similarity(query, t), atol=1e-6, rtol=0)
