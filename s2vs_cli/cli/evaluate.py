@@ -39,7 +39,7 @@ def evaluate(
     annotations: options.Annotations = None,
     ground_truth: Annotated[Optional[str], typer.Option(
         "--ground-truth", metavar="GT.json",
-        help='Custom ground truth: {"queries": [...], "database": [...], "positives": {query: [ids]}}.')] = None,
+        help='Custom ground truth: {"queries": \\[...], "database": \\[...], "positives": {query: \\[ids]}}.')] = None,
     easy_duplicates: Annotated[Optional[str], typer.Option(
         "--easy-duplicates", metavar="FILE", help="FIVR's easy-duplicates list, instead of downloading it.")] = None,
     distractors: Annotated[Optional[bool], typer.Option(
