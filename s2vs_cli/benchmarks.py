@@ -19,15 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, S2VSError, WeightsError
-from .weights import (
-    Artifact,
-    ProgressFn,
-    _download_failure,
-    _offline_from_env,
-    _verify_cached,
-    cache_dir,
-    download,
-)
+from .weights import Artifact, ProgressFn, fetch
 
 BENCHMARK_NAMES = ("FIVR-5K", "FIVR-200K", "VCDB", "EVVE", "CC_WEB_VIDEO")
 
@@ -447,18 +439,8 @@ def annotation_path(key: str, progress: ProgressFn | None = None, offline: bool 
         raise AnnotationError(
             f"unknown annotation file '{key}'; known ones are: {', '.join(ANNOTATION_FILES)}"
         ) from None
-    dest = cache_dir() / artifact.filename
     try:
-        if dest.is_file():
-            _verify_cached(dest, artifact.sha256, None)
-            return dest
-        from_env = offline is None
-        if offline is None:
-            offline = _offline_from_env()
-        if offline:
-            reason = "offline (S2VS_OFFLINE is set)" if from_env else "offline (downloads disabled)"
-            raise AnnotationError(_download_failure(artifact.url, dest, reason))
-        return download(artifact.url, dest, artifact.sha256, None, progress)
+        return fetch(artifact, progress, offline)
     except WeightsError as e:
         # The shared download helpers speak of weights; these are annotations.
         raise AnnotationError(str(e)) from e

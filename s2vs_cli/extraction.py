@@ -151,7 +151,6 @@ def extract_to_writer(items: Sequence[VideoInput], extractor: RegionExtractor, o
         packer.drop(key)
         failures.append(Failure(items[key].video_id, str(items[key].path), reason))
         counts.failed += 1
-        counts.last = items[key].video_id
         if progress is not None:
             progress(counts)
 
@@ -170,7 +169,6 @@ def extract_to_writer(items: Sequence[VideoInput], extractor: RegionExtractor, o
                 warnings[video.item.video_id] = list(video.info["warnings"])
             writer.add(video.item.video_id, features, timestamps, **attrs)
             counts.done += 1
-            counts.last = video.item.video_id
             if progress is not None:
                 progress(counts)
 

@@ -122,7 +122,6 @@ def _export(items: Sequence[VideoInput], out_dir: Path, options: FrameOptions, g
         else:
             counts.failed += 1
             failures.append(Failure(item.video_id, str(item.path), message.payload))
-        counts.last = item.video_id
         if progress is not None:
             progress(counts)
     group.barrier()

@@ -27,7 +27,6 @@ class RunProgress:
     done: int = 0               # written
     failed: int = 0
     frames: int = 0             # frames through the model (extract-features) or written (extract-frames)
-    last: str | None = None     # id of the last video finished
 
 
 def failures_path(output: str | Path) -> Path:

@@ -19,7 +19,7 @@ import glob
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -235,10 +235,6 @@ class PartWriter:
         os.replace(self._partial, final)
         self.written.append(final)
 
-    def close(self) -> None:
-        """Finish: close the open part."""
-        self.close_part()
-
     def __enter__(self) -> PartWriter:
         return self
 
@@ -382,10 +378,3 @@ def _fsync(path: Path) -> None:
     """Make a finished file durable before it is renamed into place."""
     with open(path, "rb+") as handle:
         os.fsync(handle.fileno())
-
-
-def iter_records(path: str | Path, ids: Sequence[str] | None = None) -> Iterator[VideoRecord]:
-    """Every video (or the given ids) of a feature file, one at a time."""
-    with FeatureStore(path) as store:
-        for video_id in (ids if ids is not None else store.ids()):
-            yield store.read(video_id)

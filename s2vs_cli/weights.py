@@ -212,7 +212,12 @@ def resolve_artifact(
     name: str, progress: ProgressFn | None = None, offline: bool | None = None
 ) -> Path:
     """Local path of a registry artifact: verified cache hit, torch hub cache, else download."""
-    artifact = _get_artifact(name)
+    return fetch(_get_artifact(name), progress, offline)
+
+
+def fetch(artifact: Artifact, progress: ProgressFn | None = None, offline: bool | None = None) -> Path:
+    """Local path of any downloadable file (weights, annotations): verified cache hit, torch hub cache,
+    else a verified download; WeightsError when offline and not cached."""
     dest = cache_dir() / artifact.filename
 
     if dest.is_file():
