@@ -34,7 +34,7 @@ CPU = torch.device("cpu")
 def pairs_per_second(scorer: VideoScorer, query: torch.Tensor, targets: list[torch.Tensor], repeats: int = 3):
     """(pairs/s, scores) of one query against all targets, median of `repeats` after a warm-up."""
     prepared_query = scorer.prepare_query(query.numpy())
-    prepared = [scorer.prepare_target(t.numpy()) for t in targets]
+    prepared = scorer.prepare_targets([t.numpy() for t in targets])
     scorer.score(prepared_query, prepared)
     times = []
     for _ in range(repeats):

@@ -4,9 +4,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .benchmarks import Benchmark, FIVRBenchmark, load_benchmark, load_custom_ground_truth
+from dataclasses import dataclass, field
+
+from .benchmarks import Benchmark, FIVRBenchmark, Segment, load_benchmark, load_custom_ground_truth
 from .errors import ConfigError, S2VSError
-from .metrics import Evaluation, evaluate
+from .metrics import Evaluation, evaluate, segment_precision_recall
 from .retrieval import ScoredCollection, Similarities, VideoScorer, score_store
 
 # The paper's numbers for the published s2vs_dns model (SPEC §6), shown beside ours.
@@ -46,6 +48,62 @@ def evaluate_benchmark(benchmark: Benchmark, similarities: Similarities, strict:
                         f"videos have no similarities (e.g. '{missing[0]}'); --strict refuses to evaluate "
                         "without them")
     return result
+
+
+@dataclass
+class SegmentEvaluation:
+    """Segment-level precision/recall of the segments `s2vs compare` reports on the annotated pairs."""
+
+    metrics: dict[str, float]
+    pairs: int                                          # annotated pairs located
+    missing_pairs: list[tuple[str, str]] = field(default_factory=list)  # a video not in the feature file
+    predicted: dict[tuple[str, str], list[Segment]] = field(default_factory=dict)
+
+
+def evaluate_segments(annotated: dict[tuple[str, str], list[Segment]], features: str | Path, scorer: VideoScorer,
+                      progress: Callable[[int, int], None] | None = None) -> SegmentEvaluation:
+    """Locate each annotated (query, target) pair's best-matching segment as `s2vs compare` does (on the
+    frame-to-frame map of the same network, or of raw features) and score the segments against the
+    annotation. Pairs with a video missing from the feature file are counted and left out."""
+    from .comparison import compare_features
+    from .store import FeatureStore
+
+    predicted: dict[tuple[str, str], list[Segment]] = {}
+    missing: list[tuple[str, str]] = []
+    with FeatureStore(features) as store:
+        stored = set(store.ids())
+        fps = store.identity.fps if store.identity is not None else 1.0  # the published files: 1 fps
+        for done, (query, target) in enumerate(annotated, 1):
+            if query not in stored or target not in stored:
+                missing.append((query, target))
+            else:
+                found = compare_features(_stored_video(store, query, fps, scorer.device),
+                                         _stored_video(store, target, fps, scorer.device),
+                                         scorer.network, scorer.precision).segment
+                predicted[(query, target)] = [(found.query_start, found.query_end,
+                                               found.target_start, found.target_end)]
+            if progress is not None:
+                progress(done, len(annotated))
+    located = {pair: segments for pair, segments in annotated.items() if pair in predicted}
+    return SegmentEvaluation(segment_precision_recall(predicted, located), len(predicted), missing, predicted)
+
+
+def _stored_video(store, video_id: str, fps: float, device):
+    """A stored video as compare_features takes it: float32 on the device, frame times in seconds."""
+    import numpy as np
+    import torch
+
+    from .comparison import VideoFeatures
+    from .retrieval import MIN_FRAMES
+
+    record = store.read(video_id)
+    video_fps = float(record.attrs.get("fps", fps))
+    times = record.timestamps if record.timestamps is not None else np.arange(len(record.features)) / video_fps
+    features, repeats = record.features, 1
+    while len(features) * repeats < MIN_FRAMES:  # doubling, as everywhere short videos are read
+        repeats *= 2
+    features = torch.from_numpy(np.tile(features, (repeats, 1, 1)).astype(np.float32)).to(device)
+    return VideoFeatures(path=video_id, features=features, timestamps=np.tile(times, repeats), fps=video_fps)
 
 
 def extract_benchmark_features(benchmark: Benchmark, dataset_path: str, pattern: str | None, loader: str,

@@ -105,7 +105,7 @@ def read_frame_folder(folder: VideoPath, short_side: int = 256, crop: int = 224)
     if short_side and crop > short_side:
         raise ValueError(f"crop ({crop}) must not be larger than short_side ({short_side})")
     for path in list_frame_files(folder):
-        yield _shape_frame(load_rgb(path), short_side, crop, path)
+        yield shape_frame(load_rgb(path), short_side, crop, path)
 
 
 def load_rgb(path: VideoPath) -> np.ndarray:
@@ -135,7 +135,7 @@ def _natural_key(path: Path) -> tuple:
     return tuple(int(part) if index % 2 else part for index, part in enumerate(parts)), path.name
 
 
-def _shape_frame(image: np.ndarray, short_side: int, crop: int, path: Path) -> np.ndarray:
+def shape_frame(image: np.ndarray, short_side: int, crop: int, path: VideoPath) -> np.ndarray:
     """Scale (unless already at size) and centre-crop one image exactly as video.py does."""
     height, width = image.shape[:2]
     if short_side:

@@ -20,13 +20,14 @@ import torch
 
 from .errors import S2VSError
 from .runtime import autocast
-from .similarity import ViSiL, chamfer, frame_to_frame_similarities
+from .similarity import TargetColumns, TargetGroup, ViSiL, compute_dtype, target_groups
 from .store import FeatureStore
 
 CHUNK_FRAMES = 2048  # the original's chunk of long targets (published numbers depend on it)
 MIN_FRAMES = 4       # the comparator's pooling needs 4 frames a side
-DATABASE_BLOCK = 256  # database videos read, indexed and scored together
-TARGETS_PER_PRODUCT = 64  # targets in one frame-similarity matrix product (bounds its memory)
+DATABASE_BLOCK = 256  # database videos read, indexed and scored together...
+BLOCK_FRAMES = 65_536  # ...up to this many frames (~1.2 GB of float32 features)
+PRODUCT_FRAMES = 4_096  # target frames in one frame-similarity matrix product (bounds its memory)
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
 
@@ -48,6 +49,15 @@ def split_long_target(features: torch.Tensor, chunk_frames: int = CHUNK_FRAMES) 
     return chunks
 
 
+@dataclass
+class PreparedTargets:
+    """A block of targets ready to score against any number of queries (see VideoScorer.prepare_targets)."""
+
+    count: int                  # targets
+    owners: np.ndarray          # chunk index -> target index
+    groups: list[TargetGroup]   # the chunks, indexed by the network and laid out for the products
+
+
 class VideoScorer:
     """Video-to-video similarity with the ViSiL network, or features only (raw Chamfer) without it."""
 
@@ -61,10 +71,22 @@ class VideoScorer:
         return self._index(torch.from_numpy(np.asarray(features, dtype=np.float32)))
 
     @torch.inference_mode()
-    def prepare_target(self, features: np.ndarray) -> list[torch.Tensor]:
-        """A target's chunks on the device, each indexed by the network."""
-        whole = torch.from_numpy(np.asarray(features, dtype=np.float32))
-        return [self._index(chunk) for chunk in split_long_target(whole, self.chunk_frames)]
+    def prepare_targets(self, videos: Sequence[np.ndarray]) -> PreparedTargets:
+        """Targets [T, R, D] split into chunks on the device, indexed and laid out once for all queries."""
+        per_target = [split_long_target(torch.from_numpy(np.asarray(v, dtype=np.float32)), self.chunk_frames)
+                      for v in videos]
+        owners = np.repeat(np.arange(len(videos)), [len(chunks) for chunks in per_target])
+        chunks = [self._index(chunk) for target in per_target for chunk in target]
+        with autocast(self.device, self.precision):
+            dtype = compute_dtype(chunks[0]) if chunks else torch.float32
+            if self.network is not None:  # lengths sorted into small batches for the comparator
+                groups = target_groups(chunks, dtype)
+            else:  # as many frames as one matrix product holds, in any order
+                positions = list(range(len(chunks)))
+                groups = [TargetGroup(indices, [chunks[i] for i in indices],
+                                      TargetColumns([chunks[i] for i in indices], dtype))
+                          for indices in _groups(positions, [len(c) for c in chunks], PRODUCT_FRAMES)]
+        return PreparedTargets(len(videos), owners, groups)
 
     def _index(self, features: torch.Tensor) -> torch.Tensor:
         features = features.to(self.device)
@@ -74,18 +96,21 @@ class VideoScorer:
             return self.network.index_video(features)
 
     @torch.inference_mode()
-    def score(self, query: torch.Tensor, targets: Sequence[list[torch.Tensor]]) -> np.ndarray:
-        """Similarity of one prepared query to each prepared target -> float64 [len(targets)]."""
-        chunks = [chunk for target in targets for chunk in target]
+    def score(self, query: torch.Tensor, targets: PreparedTargets) -> np.ndarray:
+        """Similarity of one prepared query to each prepared target -> float64 [targets.count]."""
+        if targets.count == 0:
+            return np.zeros(0)
+        values = torch.empty(len(targets.owners), dtype=torch.float64)
         with autocast(self.device, self.precision):
-            if self.network is None:  # one product for many targets of any lengths
-                values = torch.cat([torch.stack([chamfer(m) for m in frame_to_frame_similarities(query, group)])
-                                    for group in _groups(chunks, TARGETS_PER_PRODUCT)])
-            else:  # equal lengths batched (never padded: padding changes the comparator's pooling)
-                values = self.network.video_similarities(query, chunks)
-        values = values.double().cpu().numpy()
-        owners = np.repeat(np.arange(len(targets)), [len(target) for target in targets])
-        return np.bincount(owners, weights=values, minlength=len(targets)) / np.array([len(t) for t in targets])
+            for group in targets.groups:
+                if self.network is None:
+                    scores = group.columns.chamfer_similarities(query)
+                else:
+                    scores = self.network.group_similarities(query, group)
+                values[group.indices] = scores.double().cpu()
+        values = values.numpy()
+        chunk_counts = np.bincount(targets.owners, minlength=targets.count)
+        return np.bincount(targets.owners, weights=values, minlength=targets.count) / chunk_counts
 
 
 @dataclass
@@ -108,7 +133,8 @@ def score_store(store_path: str, queries: Sequence[str], database: Sequence[str]
                                   [q for q in dict.fromkeys(queries) if q not in stored],
                                   [d for d in dict.fromkeys(database) if d not in stored])
         prepared = {q: scorer.prepare_query(_read(store, q)) for q in present_queries}
-        blocks = [present_database[i:i + block] for i in range(0, len(present_database), block)]
+        lengths = [max(store.shape(d)[0], MIN_FRAMES) for d in present_database]
+        blocks = _groups(present_database, lengths, BLOCK_FRAMES, block)
         done = 0
         # h5py serialises file access, so the prefetch reads while the model runs, never alongside another read.
         with ThreadPoolExecutor(max_workers=1) as reader:
@@ -116,7 +142,7 @@ def score_store(store_path: str, queries: Sequence[str], database: Sequence[str]
             for index, ids in enumerate(blocks):
                 features = pending.result()
                 pending = reader.submit(_read_block, store, blocks[index + 1]) if index + 1 < len(blocks) else None
-                targets = [scorer.prepare_target(f) for f in features]
+                targets = scorer.prepare_targets(features)
                 for query, indexed in prepared.items():
                     result.similarities[query].update(zip(ids, scorer.score(indexed, targets).tolist()))
                 done += len(ids)
@@ -125,8 +151,18 @@ def score_store(store_path: str, queries: Sequence[str], database: Sequence[str]
     return result
 
 
-def _groups(items: list, size: int) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+def _groups(items: list, lengths: Sequence[int], max_frames: int, max_items: int | None = None) -> list[list]:
+    """Consecutive groups of `items` with at most `max_frames` frames (and `max_items` items) in each;
+    an item longer than `max_frames` is a group of its own."""
+    groups: list[list] = []
+    frames = 0
+    for item, length in zip(items, lengths):
+        if not groups or frames + length > max_frames or len(groups[-1]) == max_items:
+            groups.append([])
+            frames = 0
+        groups[-1].append(item)
+        frames += length
+    return groups
 
 
 def _read(store: FeatureStore, video_id: str) -> np.ndarray:

@@ -7,6 +7,7 @@ bounded for hour-long videos; both give the same numbers as the straightforward 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -97,6 +98,29 @@ class VideoComparator(nn.Module):
                 keep = mask.bool()
         return self.fconv(x).masked_fill(~keep, 0.0), mask
 
+    def forward_padded(self, sim: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Maps [N, 1, H, W] zero-padded at the bottom and right, each valid over its own `rows` x `columns`
+        ([N] each) -> (outputs before Hardtanh [N, 1, H//4, W//4], valid output rows [N], columns [N]).
+
+        Equal to running each map alone at its own size: cells past a map's size are zeroed before every
+        convolution (what its own zero padding would read) and pooling drops an odd last row or column
+        (floor), as the unpadded pooling does. Lets evaluation batch targets of different lengths, and
+        round shapes up to a few sizes that the CPU's convolution kernels have already been built for.
+        """
+        x = sim
+        for i, conv in enumerate((self.conv1, self.conv2, self.conv3)):
+            height, width = x.shape[-2:]
+            row_mask = torch.arange(height, device=x.device) < rows[:, None]
+            column_mask = torch.arange(width, device=x.device) < columns[:, None]
+            x = x * (row_mask[:, :, None] & column_mask[:, None, :]).to(x.dtype)[:, None]
+            x = F.relu(F.conv2d(x, conv.weight, conv.bias, padding=1))
+            if i < 2:
+                x = F.max_pool2d(x.contiguous(memory_format=torch.channels_last), 2)
+                rows, columns = rows // 2, columns // 2
+        out = x.permute(0, 2, 3, 1) @ self.fconv.weight.view(-1) + self.fconv.bias
+        return out.unsqueeze(1), rows, columns
+
 
 def chamfer(sim: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over rows of the max over columns of [..., rows, cols] (masked cells excluded)."""
@@ -144,29 +168,99 @@ def frame_to_frame_similarity(query: torch.Tensor, target: torch.Tensor | list[t
     return out if batched else out[0]
 
 
+def padded_size(frames: int) -> int:
+    """`frames` rounded up to one of a few sizes: a multiple of 16 up to 256, of 64 up to 2,048, then of 512.
+
+    The CPU builds its matrix-product and convolution kernels for each new shape, which costs more than
+    scoring a small batch; padding to a few sizes lets a long evaluation reuse them.
+    """
+    step = 16 if frames <= 256 else 64 if frames <= 2048 else 512
+    return -(-frames // step) * step
+
+
+class TargetColumns:
+    """Many targets of any lengths laid out once as the right-hand side of one matrix product.
+
+    Columns are ordered region, then the targets' frames one after another, in the compute dtype. Built
+    once per database block and reused for every query: the copy costs more than the product itself.
+    """
+
+    def __init__(self, targets: list[torch.Tensor], dtype: torch.dtype | None = None):
+        self.lengths = [t.shape[0] for t in targets]
+        self.total, self.regions, self.dims = sum(self.lengths), targets[0].shape[1], targets[0].shape[2]
+        # Zero columns pad the total to one of a few sizes (padded_size); their similarities are dropped.
+        self.padded_total = padded_size(self.total)
+        columns = targets[0].new_zeros((self.regions, self.padded_total, self.dims),
+                                       dtype=dtype or compute_dtype(targets[0]))
+        torch.cat([t.transpose(0, 1) for t in targets], dim=1, out=columns[:, :self.total])
+        self.columns = columns.view(self.regions * self.padded_total, self.dims)
+
+    def frame_similarities(self, query: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS,
+                           pad_rows: bool = False) -> torch.Tensor:
+        """Chamfer frame similarity of q [Tq, R, D] to every target, side by side -> float32 [Tq, total].
+
+        `pad_rows` pads the query too (padded_size), for callers whose products are small enough that
+        building kernels for a new shape would dominate.
+        """
+        tq, rq, d = query.shape
+        width = self.padded_total
+        rows_per_chunk = max(1, chunk_elements // max(1, rq * self.regions * width))
+        if pad_rows and tq <= rows_per_chunk:
+            padded_rows = rows_per_chunk = padded_size(tq)
+        else:
+            rows_per_chunk = min(rows_per_chunk, tq)
+            padded_rows = -(-tq // rows_per_chunk) * rows_per_chunk
+        padded_query = query.new_zeros((padded_rows, rq, d), dtype=self.columns.dtype)
+        padded_query[:tq] = query
+        out = query.new_empty((padded_rows, width), dtype=torch.float32)
+        for start in range(0, padded_rows, rows_per_chunk):
+            block = padded_query[start:start + rows_per_chunk]
+            region_sim = block.reshape(rows_per_chunk * rq, d) @ self.columns.T  # [rows*Rq, Rt*width]
+            out[start:start + rows_per_chunk] = region_sim.view(rows_per_chunk, rq, self.regions, width).amax(2).mean(1)
+        return out[:tq, :self.total]
+
+    def chamfer_similarities(self, query: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+        """Chamfer similarity of q [Tq, R, D] to each target (raw features, no comparator) -> float32 [N]."""
+        frame_sim = self.frame_similarities(query, chunk_elements)
+        lengths = torch.tensor(self.lengths, device=frame_sim.device)
+        # Max over each target's own columns, for all targets in one ragged reduction; then mean over rows.
+        row_max = torch.segment_reduce(frame_sim.T.contiguous(), "max", lengths=lengths, axis=0)  # [N, Tq]
+        return row_max.mean(1)
+
+
+@dataclass
+class TargetGroup:
+    """Targets of similar lengths scored together: their positions in the caller's list, laid out once."""
+
+    indices: list[int]
+    targets: list[torch.Tensor]
+    columns: TargetColumns
+
+
+def target_groups(targets: list[torch.Tensor], dtype: torch.dtype, group_size: int | None = None) -> list[TargetGroup]:
+    """Targets sorted by length in groups of `group_size` (default: by device), each laid out in `dtype`.
+
+    Similar lengths waste little padding in the comparator's batches; the layout is built once per
+    database block and serves every query.
+    """
+    if not targets:
+        return []
+    if group_size is None:
+        group_size = CPU_TARGETS_PER_BATCH if targets[0].device.type == "cpu" else GPU_TARGETS_PER_BATCH
+    order = sorted(range(len(targets)), key=lambda i: targets[i].shape[0])
+    groups = []
+    for start in range(0, len(order), group_size):
+        indices = order[start:start + group_size]
+        members = [targets[i] for i in indices]
+        groups.append(TargetGroup(indices, members, TargetColumns(members, dtype)))
+    return groups
+
+
 def frame_to_frame_similarities(query: torch.Tensor, targets: list[torch.Tensor],
                                 chunk_elements: int = CHUNK_ELEMENTS) -> list[torch.Tensor]:
-    """Chamfer frame similarity of q [Tq, R, D] to targets of any lengths -> [[Tq, Tt_i]] (float32).
-
-    One matrix product covers many targets whatever their lengths (columns ordered region, then the
-    targets' frames one after another), so scoring a database is not one small product per video.
-    """
-    tq, rq, d = query.shape
-    rt = targets[0].shape[1]
-    dtype = compute_dtype(query)
-    lengths = [t.shape[0] for t in targets]
-    total = sum(lengths)
-    columns = query.new_empty((rt, total, d), dtype=dtype)
-    torch.cat([t.transpose(0, 1) for t in targets], dim=1, out=columns)
-    columns = columns.view(rt * total, d)
-    rows_per_chunk = max(1, chunk_elements // max(1, rq * rt * total))
-    out = query.new_empty((tq, total), dtype=torch.float32)
-    for start in range(0, tq, rows_per_chunk):
-        block = query[start:start + rows_per_chunk].to(dtype)
-        rows = block.shape[0]
-        region_sim = block.reshape(rows * rq, d) @ columns.T  # [rows*Rq, Rt*total]
-        out[start:start + rows] = region_sim.view(rows, rq, rt, total).amax(2).mean(1)
-    return list(torch.split(out, lengths, dim=1))
+    """Chamfer frame similarity of q [Tq, R, D] to targets of any lengths -> [[Tq, Tt_i]] (float32)."""
+    columns = TargetColumns(targets, compute_dtype(query))
+    return list(torch.split(columns.frame_similarities(query, chunk_elements), columns.lengths, dim=1))
 
 
 class ViSiL(nn.Module):
@@ -252,21 +346,49 @@ class ViSiL(nn.Module):
     @torch.inference_mode()
     def video_similarities(self, query: torch.Tensor, targets: list[torch.Tensor],
                            apply_comparator: bool = True) -> torch.Tensor:
-        """Similarity of one indexed query to many indexed targets -> [len(targets)].
-
-        Targets of equal length run as one batch; lengths are never padded, since padding changes
-        the comparator's pooling at odd lengths and evaluation compares each video at its own length.
-        """
+        """Similarity of one indexed query to many indexed targets of any lengths -> [len(targets)]."""
         out = query.new_empty(len(targets), dtype=torch.float32)
-        by_length: dict[int, list[int]] = {}
-        for i, target in enumerate(targets):
-            by_length.setdefault(target.shape[0], []).append(i)
-        group_size = CPU_TARGETS_PER_BATCH if query.device.type == "cpu" else GPU_TARGETS_PER_BATCH
-        for same_length in by_length.values():
-            for start in range(0, len(same_length), group_size):
-                indices = same_length[start:start + group_size]
-                out[indices] = self.video_similarity(query, [targets[i] for i in indices], apply_comparator).float()
+        for group in target_groups(targets, compute_dtype(query)):
+            out[group.indices] = self.group_similarities(query, group, apply_comparator).float()
         return out
+
+    @torch.inference_mode()
+    def group_similarities(self, query: torch.Tensor, group: "TargetGroup",
+                           apply_comparator: bool = True) -> torch.Tensor:
+        """Similarity of one indexed query to each target of a group (see target_groups) -> [N].
+
+        The group's maps run as one padded batch that the comparator masks exactly
+        (VideoComparator.forward_padded), so each score is the one its target gets alone. Maps too
+        large for one comparator tile run one at a time, tiled.
+        """
+        if not apply_comparator:
+            return group.columns.chamfer_similarities(query)
+        if max(query.shape[0], max(group.columns.lengths)) > TILE_FRAMES + 2 * TILE_HALO:
+            return torch.stack([self.video_similarity(query, target) for target in group.targets])
+        return self.padded_similarities(query, group.columns)
+
+    def padded_similarities(self, query: torch.Tensor, targets: "TargetColumns") -> torch.Tensor:
+        """Comparator similarities of targets of any lengths in one padded batch -> [N].
+
+        Sizes are rounded up (padded_size) so that a long evaluation meets only a few distinct shapes:
+        the CPU builds convolution kernels per shape, and a new shape costs more than the work itself.
+        """
+        lengths = targets.lengths
+        if min(query.shape[0], min(lengths)) < MIN_FRAMES:
+            raise ValueError(f"the comparator needs at least {MIN_FRAMES} frames a side")
+        f2f = targets.frame_similarities(query, pad_rows=True)
+        if self.binarization is not None:
+            f2f = f2f / self.binarization.bits
+        maps = f2f.new_zeros(len(lengths), 1, padded_size(query.shape[0]), padded_size(max(lengths)))
+        for i, piece in enumerate(torch.split(f2f, lengths, dim=1)):
+            maps[i, 0, :piece.shape[0], :piece.shape[1]] = piece
+        rows = torch.full((len(lengths),), query.shape[0], device=maps.device)
+        out, rows, columns = self.visil_head.forward_padded(maps, rows, torch.tensor(lengths, device=maps.device))
+        out = F.hardtanh(out[:, 0])  # [N, H//4, W//4]
+        valid_columns = torch.arange(out.shape[-1], device=out.device) < columns[:, None]
+        row_max = out.masked_fill(~valid_columns[:, None, :], -torch.inf).amax(-1)  # [N, H//4]
+        valid_rows = torch.arange(out.shape[-2], device=out.device) < rows[:, None]
+        return row_max.masked_fill(~valid_rows, 0.0).sum(-1) / rows
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Training forward over a batch [N, T, R, D]: similarities of all N x N pairs in [0, 1], and the

@@ -47,6 +47,31 @@ def test_saved_similarities_give_the_originals_fivr_numbers(tmp_path):
     assert (summary["queries"], summary["database"]) == (50, 5000)
 
 
+def test_vcdb_with_distractors_ranks_them_and_counts_the_unscored(tmp_path):
+    """Positives at 0.9, everything else at 0.1, except one distractor above the positives of one query."""
+    if not DATA.is_dir():
+        pytest.skip(f"{DATA} not found: the ../shared folder (annotation files) is not beside the checkout")
+    from s2vs_cli.benchmarks import load_benchmark
+
+    vcdb = load_benchmark("VCDB", annotations=DATA / "vcdb.pickle", distractors=True)
+    scored_distractors = vcdb.distractors[:10]
+    sims = {q: {t: 0.9 if t in vcdb.positives[q] else 0.1 for t in vcdb.queries + scored_distractors}
+            for q in vcdb.queries}
+    first = vcdb.queries[0]
+    sims[first][scored_distractors[0]] = 0.95
+    (tmp_path / "sims.json").write_text(json.dumps(sims))
+    summary = _json(runner.invoke(app, ["evaluate", "--dataset", "VCDB", "--annotations", str(DATA / "vcdb.pickle"),
+                                        "--distractors", "--from-similarities", str(tmp_path / "sims.json"),
+                                        "--json"]))
+    n = len(vcdb.positives[first] - {first})
+    first_ap = np.mean([k / (k + 1) for k in range(1, n + 1)])  # one false match above all n positives
+    assert summary["metrics"]["VCDB_mAP"] == pytest.approx((len(vcdb.queries) - 1 + first_ap) / len(vcdb.queries))
+    pairs = sum(len(vcdb.positives[q] - {q}) for q in vcdb.queries)
+    assert summary["metrics"]["VCDB_uAP"] == pytest.approx(np.mean([k / (k + 1) for k in range(1, pairs + 1)]))
+    assert summary["database"] == 528 + 10
+    assert len(summary["missing_database"]) == len(vcdb.distractors) - 10
+
+
 @pytest.fixture()
 def custom_set(tmp_path) -> tuple[Path, Path]:
     """Features of 2 queries and 4 database videos (d1 a noisy copy of q1, d2 of q2), and their GT."""
@@ -78,6 +103,27 @@ def test_custom_set_from_features_with_missing_videos_counted(custom_set, tmp_pa
     assert again["metrics"] == summary["metrics"]
     strict = runner.invoke(app, args + ["--strict"])
     assert strict.exit_code == 1 and "0 queries and 1 database videos have no similarities (e.g. 'd5')" in strict.output
+
+
+def test_segments_reported_on_annotated_pairs_are_scored(custom_set, tmp_path):
+    features, gt_path = custom_set
+    gt = json.loads(gt_path.read_text())
+    gt["positives"]["q1"].append("d5")  # d5 is not in the feature file
+    # d2 is q2's frames 2..7 (1 s each), so its 6 seconds match q2's seconds 2 to 8.
+    gt["segments"] = {"q2": {"d2": [[2, 8, 0, 6]]}, "q1": {"d5": [[0, 1, 0, 1]]}}
+    gt_path.write_text(json.dumps(gt))
+    args = ["evaluate", "--dataset", "custom", "--ground-truth", str(gt_path), "--features-only"]
+    summary = _json(runner.invoke(app, args + ["--dataset-hdf5", str(features), "--json",
+                                               "--save-similarities", str(tmp_path / "s.json")]))
+    assert summary["segments"] == [{"query": "q2", "target": "d2", "reported": [[2.0, 8.0, 0.0, 6.0]],
+                                    "annotated": [[2.0, 8.0, 0.0, 6.0]]}]
+    assert summary["metrics"]["segment_precision"] == summary["metrics"]["segment_recall"] == 1.0
+    assert summary["segment_pairs"] == 1 and summary["segment_pairs_missing"] == [["q1", "d5"]]
+    shown = runner.invoke(app, args + ["--dataset-hdf5", str(features)])
+    assert "segments located on 1 annotated pairs (1 left out: a video is missing)" in shown.output
+    assert "segment_F1" in shown.output
+    rescored = _json(runner.invoke(app, args + ["--from-similarities", str(tmp_path / "s.json"), "--json"]))
+    assert "segment_precision" not in rescored["metrics"] and "need features" in rescored["segment_note"]
 
 
 def test_full_network_runs_on_the_features(custom_set):
@@ -114,7 +160,10 @@ def test_end_to_end_on_edited_copies_of_real_clips(videos_dir, tmp_path):
         (data / name).symlink_to(videos_dir / name)
     gt = {"queries": ["bikes", "car-detection"],
           "database": ["bikes-copy", "car-detection-copy", "walk", "bird", "s2vs_example", "bigbuckbunny", "gone"],
-          "positives": {"bikes": ["bikes-copy"], "car-detection": ["car-detection-copy"]}}
+          "positives": {"bikes": ["bikes-copy"], "car-detection": ["car-detection-copy"]},
+          # Each copy is its source's first 12 seconds.
+          "segments": {"bikes": {"bikes-copy": [[0, 12, 0, 12]]},
+                       "car-detection": {"car-detection-copy": [[0, 12, 0, 12]]}}}
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     features = tmp_path / "features.hdf5"
     args = ["evaluate", "--dataset", "custom", "--ground-truth", str(tmp_path / "gt.json"), "--dataset-path",
@@ -123,6 +172,9 @@ def test_end_to_end_on_edited_copies_of_real_clips(videos_dir, tmp_path):
     summary = _json(runner.invoke(app, args))
     assert summary["metrics"]["mAP"] == 1.0 and summary["metrics"]["recall@1"] == 1.0
     assert summary["missing_database"] == ["gone"] and summary["database"] == 6
+    print(summary["segments"], {k: v for k, v in summary["metrics"].items() if k.startswith("segment")})
+    assert summary["segment_pairs"] == 2
+    assert summary["metrics"]["segment_recall"] > 0.8 and summary["metrics"]["segment_precision"] > 0.8
     assert features.exists()
     again = _json(runner.invoke(app, args))  # the saved features are reused, not extracted again
     assert again["metrics"] == summary["metrics"]

@@ -479,3 +479,41 @@ def test_cc_web_known_ranking_on_one_query_set(bench):
     result = evaluate_cc_web(cc, _alternating(cc, [query], {query: positives}, {query: negatives}))
     assert result.queries == 1 and len(result.missing_queries) == 23
     assert result.metrics == {name: approx(0.5) for name in ("mAP", "mAP_star", "mAP_c", "mAP_c_star")}
+
+
+# --- segments -----------------------------------------------------------------------------------
+
+
+def test_interval_helpers():
+    from s2vs_cli.metrics import covered_time, interval_union, overlap_time
+
+    assert interval_union([(5, 6), (0, 2), (1, 3), (3, 4)]) == [(0, 4), (5, 6)]
+    assert covered_time([(0, 2), (1, 3), (10, 11)]) == 3
+    assert overlap_time([(0, 4), (6, 8)], [(3, 7)]) == 2
+    assert overlap_time([], [(0, 1)]) == 0
+
+
+def test_segment_precision_recall_hand_worked():
+    from s2vs_cli.metrics import segment_precision_recall
+
+    annotated = {("q", "a"): [(0.0, 10.0, 20.0, 30.0)], ("q", "b"): [(0.0, 4.0, 0.0, 4.0)]}
+    # Pair a: query axis reports [5, 15): 5 s overlap of 10 reported; target axis [20, 30): exact.
+    # Pair b: nothing reported. Pair c (not annotated): 2 s reported on each axis, all wrong.
+    predicted = {("q", "a"): [(5.0, 15.0, 20.0, 30.0)], ("q", "c"): [(0.0, 2.0, 0.0, 2.0)]}
+    got = segment_precision_recall(predicted, annotated)
+    precision_q, precision_t = 5 / 12, 10 / 12
+    recall_q, recall_t = 5 / 14, 10 / 14
+    assert got["segment_precision"] == pytest.approx(np.sqrt(precision_q * precision_t))
+    assert got["segment_recall"] == pytest.approx(np.sqrt(recall_q * recall_t))
+    p, r = got["segment_precision"], got["segment_recall"]
+    assert got["segment_F1"] == pytest.approx(2 * p * r / (p + r))
+
+
+def test_segment_precision_recall_perfect_and_empty():
+    from s2vs_cli.metrics import segment_precision_recall
+
+    annotated = {("q", "a"): [(0.0, 2.0, 5.0, 7.0), (10.0, 12.0, 15.0, 17.0)]}
+    assert segment_precision_recall(annotated, annotated) == {
+        "segment_precision": 1.0, "segment_recall": 1.0, "segment_F1": 1.0}
+    assert segment_precision_recall({}, annotated) == {
+        "segment_precision": 0.0, "segment_recall": 0.0, "segment_F1": 0.0}

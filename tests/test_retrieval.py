@@ -39,7 +39,7 @@ def test_long_targets_are_chunked_and_a_short_last_chunk_repeated():
 def test_a_long_target_scores_the_mean_over_its_chunks(network, features_only):
     scorer = VideoScorer(None if features_only else network, CPU, chunk_frames=8)
     query, target = _video(1, 10), _video(2, 19)
-    score = scorer.score(scorer.prepare_query(query), [scorer.prepare_target(target)])[0]
+    score = scorer.score(scorer.prepare_query(query), scorer.prepare_targets([target]))[0]
     with torch.inference_mode():
         q = torch.from_numpy(query)
         chunks = split_long_target(torch.from_numpy(target), 8)
@@ -56,9 +56,9 @@ def test_scores_match_the_original_on_the_parity_pairs(parity_dir, parity_inputs
     full, raw = VideoScorer(network, CPU), VideoScorer(None, CPU)
     for i in range(5):
         q, t = parity_inputs[f"q{i}"], parity_inputs[f"t{i}"]
-        assert full.score(full.prepare_query(q), [full.prepare_target(t)])[0] == pytest.approx(
+        assert full.score(full.prepare_query(q), full.prepare_targets([t]))[0] == pytest.approx(
             float(parity_ref[f"sim{i}"]), abs=1e-5)
-        assert raw.score(raw.prepare_query(q), [raw.prepare_target(t)])[0] == pytest.approx(
+        assert raw.score(raw.prepare_query(q), raw.prepare_targets([t]))[0] == pytest.approx(
             float(parity_ref[f"sim_raw{i}"]), abs=1e-5)
 
 
@@ -81,7 +81,7 @@ def test_score_store_scores_every_pair_and_reports_missing_ids(network, tmp_path
         for seed_d, target in zip((2, 3, 4, 5), ("d1", "d2", "d3", "d4")):
             q = repeat_to_min_frames(_video(seed_q, lengths[query]))
             t = repeat_to_min_frames(_video(seed_d, lengths[target]))
-            expected = scorer.score(scorer.prepare_query(q), [scorer.prepare_target(t)])[0]
+            expected = scorer.score(scorer.prepare_query(q), scorer.prepare_targets([t]))[0]
             assert result.similarities[query][target] == pytest.approx(expected, abs=1e-6)
 
 
@@ -120,3 +120,21 @@ def test_one_product_for_targets_of_any_lengths_equals_one_at_a_time():
     assert [m.shape for m in maps] == [(7, 5), (7, 9), (7, 1), (7, 5)]
     for m, t in zip(maps, targets):
         torch.testing.assert_close(m, frame_to_frame_similarity(query, t), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("features_only", [False, True])
+def test_a_block_of_mixed_lengths_scores_as_each_target_alone(network, features_only):
+    scorer = VideoScorer(None if features_only else network, CPU, chunk_frames=8)
+    query = scorer.prepare_query(_video(0, 7))
+    videos = [_video(seed, n) for seed, n in ((1, 5), (2, 19), (3, 4), (4, 5), (5, 9))]
+    together = scorer.score(query, scorer.prepare_targets(videos))
+    alone = [scorer.score(query, scorer.prepare_targets([v]))[0] for v in videos]
+    np.testing.assert_allclose(together, alone, atol=1e-6, rtol=0)
+    assert scorer.score(query, scorer.prepare_targets([])).shape == (0,)
+
+
+def test_database_blocks_are_bounded_by_videos_and_frames():
+    from s2vs_cli.retrieval import _groups
+
+    assert _groups(list("abcde"), [3, 3, 3, 9, 1], max_frames=6) == [["a", "b"], ["c"], ["d"], ["e"]]
+    assert _groups(list("abcde"), [1] * 5, max_frames=100, max_items=2) == [["a", "b"], ["c", "d"], ["e"]]

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s2vs_cli.similarity import (ViSiL, VideoComparator, chamfer, frame_to_frame_similarity,
+from s2vs_cli.similarity import (TargetColumns, ViSiL, VideoComparator, chamfer, frame_to_frame_similarity,
                                  similarity_regularization)
 
 PAIRS = range(5)  # (Tq, Tt) = (37, 53), (4, 90), (120, 17), (4, 5), (60, 40)
@@ -190,6 +190,20 @@ def test_many_targets_equal_one_at_a_time(seeded_network):
     with torch.inference_mode():
         batched = seeded_network.video_similarities(q, targets)
         single = torch.stack([seeded_network.video_similarity(q, t) for t in targets])
+    torch.testing.assert_close(batched, single, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("query_frames", [4, 23, 30])
+def test_padded_batches_of_mixed_lengths_equal_each_target_alone(seeded_network, query_frames):
+    """Lengths of every residue mod 4 in one padded batch: masking and floor pooling stay exact."""
+    q = seeded_network.index_video(unit(query_frames, 9, 512, seed=7))
+    lengths = (4, 5, 6, 7, 8, 9, 13, 22, 31, 40)
+    targets = [seeded_network.index_video(unit(n, 9, 512, seed=n)) for n in lengths]
+    with torch.inference_mode():
+        padded = seeded_network.padded_similarities(q, TargetColumns(targets))
+        batched = seeded_network.video_similarities(q, targets)
+        single = torch.stack([seeded_network.video_similarity(q, t) for t in targets])
+    torch.testing.assert_close(padded, single, atol=1e-6, rtol=0)
     torch.testing.assert_close(batched, single, atol=1e-6, rtol=0)
 
 

@@ -76,7 +76,8 @@ def evaluate(
                           pattern=pattern, loader=loader, workers=workers, save_features=save_features,
                           backbone_weights=backbone_weights, pca=pca, fps=fps, batch_size=batch_size)
         from ..errors import ConfigError
-        from ..evaluation import PAPER_RESULTS, evaluate_benchmark, load_ground_truth, score_benchmark
+        from ..evaluation import (PAPER_RESULTS, evaluate_benchmark, evaluate_segments, load_ground_truth,
+                                  score_benchmark)
         from ..retrieval import VideoScorer, load_similarities, save_similarities as save
         from ..runtime import resolve_device, resolve_precision
 
@@ -110,12 +111,30 @@ def evaluate(
                 scored = score_benchmark(benchmark, cfg.dataset_hdf5, scorer,
                                          progress=lambda done, total: bar.update(task, completed=done, total=total))
             similarities = scored.similarities
+        annotated = getattr(benchmark, "segments", None)
+        located = None
+        if annotated and from_similarities is None:
+            columns = (TextColumn("locating segments"), *columns[1:])
+            with Progress(*columns, console=console, transient=True, disable=quiet) as bar:
+                task = bar.add_task("locate", total=len(annotated))
+                located = evaluate_segments(annotated, cfg.dataset_hdf5, scorer,
+                                            progress=lambda done, total: bar.update(task, completed=done))
         if temporary is not None:
             temporary.cleanup()
         if save_similarities is not None:
             save(save_similarities, similarities)
         result = evaluate_benchmark(benchmark, similarities, cfg.strict, cfg.easy_duplicates)
         summary = result.as_dict() | {"model": label, "dataset": benchmark.name}
+        if located is not None:
+            summary["metrics"] |= located.metrics
+            summary["segment_pairs"] = located.pairs
+            summary["segment_pairs_missing"] = [list(pair) for pair in located.missing_pairs]
+            summary["segments"] = [{"query": q, "target": t, "reported": [list(s) for s in located.predicted[(q, t)]],
+                                    "annotated": [list(s) for s in annotated[(q, t)]]}
+                                   for q, t in located.predicted]
+        elif annotated:
+            summary["segment_note"] = ("segment metrics need features (--dataset-hdf5 or --dataset-path), "
+                                       "not saved similarities")
         reference = PAPER_RESULTS.get((cfg.model, benchmark.name)) if label == cfg.model else None
         if reference:
             summary["paper"] = reference
@@ -145,6 +164,12 @@ def _render(summary: dict) -> None:
     stdout.print(table)
     missing_q, missing_d = summary["missing_queries"], summary["missing_database"]
     console.print(f"{summary['queries']} queries and {summary['database']} database videos evaluated", highlight=False)
+    if "segment_pairs" in summary:
+        lost = summary["segment_pairs_missing"]
+        console.print(f"segments located on {summary['segment_pairs']} annotated pairs"
+                      + (f" ({len(lost)} left out: a video is missing)" if lost else ""), highlight=False)
+    if "segment_note" in summary:
+        console.print(f"[yellow]note:[/] {summary['segment_note']}", highlight=False)
     if missing_q or missing_d:
         example = (missing_q or missing_d)[0]
         console.print(f"[yellow]note:[/] missing: {len(missing_q)} queries and {len(missing_d)} database videos "
