@@ -488,7 +488,7 @@ def test_interval_helpers():
     from s2vs_cli.metrics import covered_time, interval_union, overlap_time
 
     assert interval_union([(5, 6), (0, 2), (1, 3), (3, 4)]) == [(0, 4), (5, 6)]
-    assert covered_time([(0, 2), (1, 3), (10, 11)]) == 3
+    assert covered_time([(0, 2), (1, 3), (10, 11)]) == 4
     assert overlap_time([(0, 4), (6, 8)], [(3, 7)]) == 2
     assert overlap_time([], [(0, 1)]) == 0
 
