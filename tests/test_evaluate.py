@@ -172,7 +172,6 @@ def test_end_to_end_on_edited_copies_of_real_clips(videos_dir, tmp_path):
     summary = _json(runner.invoke(app, args))
     assert summary["metrics"]["mAP"] == 1.0 and summary["metrics"]["recall@1"] == 1.0
     assert summary["missing_database"] == ["gone"] and summary["database"] == 6
-    print(summary["segments"], {k: v for k, v in summary["metrics"].items() if k.startswith("segment")})
     assert summary["segment_pairs"] == 2
     assert summary["metrics"]["segment_recall"] > 0.8 and summary["metrics"]["segment_precision"] > 0.8
     assert features.exists()
