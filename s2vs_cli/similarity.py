@@ -190,9 +190,13 @@ class TargetColumns:
         self.total, self.regions, self.dims = sum(self.lengths), targets[0].shape[1], targets[0].shape[2]
         # Zero columns pad the total to one of a few sizes (padded_size); their similarities are dropped.
         self.padded_total = padded_size(self.total)
-        columns = targets[0].new_zeros((self.regions, self.padded_total, self.dims),
+        columns = targets[0].new_empty((self.regions, self.padded_total, self.dims),
                                        dtype=dtype or compute_dtype(targets[0]))
-        torch.cat([t.transpose(0, 1) for t in targets], dim=1, out=columns[:, :self.total])
+        offset = 0
+        for target in targets:  # one copy (and cast) per target, straight into place
+            columns[:, offset:offset + target.shape[0]].copy_(target.transpose(0, 1))
+            offset += target.shape[0]
+        columns[:, self.total:].zero_()
         self.columns = columns.view(self.regions * self.padded_total, self.dims)
 
     def frame_similarities(self, query: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS,
@@ -210,8 +214,12 @@ class TargetColumns:
         else:
             rows_per_chunk = min(rows_per_chunk, tq)
             padded_rows = -(-tq // rows_per_chunk) * rows_per_chunk
-        padded_query = query.new_zeros((padded_rows, rq, d), dtype=self.columns.dtype)
-        padded_query[:tq] = query
+        if padded_rows == tq and query.dtype == self.columns.dtype:
+            padded_query = query
+        else:
+            padded_query = query.new_empty((padded_rows, rq, d), dtype=self.columns.dtype)
+            padded_query[:tq] = query
+            padded_query[tq:] = 0
         out = query.new_empty((padded_rows, width), dtype=torch.float32)
         for start in range(0, padded_rows, rows_per_chunk):
             block = padded_query[start:start + rows_per_chunk]
