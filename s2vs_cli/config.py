@@ -131,6 +131,130 @@ class EvaluateConfig(ModelOptions):
     save_features: Optional[str] = None   # keep the features extracted from dataset_path in this HDF5 file
 
 
+@dataclass
+class AugmentationOptions:
+    """Every probability and range of the training augmentations (SPEC §5), with the paper's values."""
+
+    crop_size: int = 224              # side of the square frames both views are cropped and resized to
+    weak_scale_min: float = 0.8       # RandomResizedCrop scale range of the weak view (max 1.0)
+    strong_scale_min: float = 0.5     # ... of the strong view
+    flip_p: float = 0.5               # horizontal flip, once per clip
+    randaugment_ops: int = 2          # GT: RandAugment operations per clip
+    randaugment_magnitude: int = 9    # GT: their magnitude (0-30)
+    text_p: float = 0.3               # FT, drawn for every frame: text overlay
+    text_size_min: float = 0.2        # font size as a fraction of the frame's short side
+    text_size_max: float = 0.5
+    text_opacity_min: float = 0.7
+    text_opacity_max: float = 1.0
+    emoji_p: float = 0.3              # FT: emoji/icon overlay
+    emoji_size_min: float = 0.2       # size as a fraction of the short side
+    emoji_size_max: float = 0.5
+    emoji_opacity_min: float = 0.7
+    emoji_opacity_max: float = 1.0
+    blur_p: float = 0.5               # FT: Gaussian blur
+    blur_radius_min: float = 0.1
+    blur_radius_max: float = 2.0
+    shuffle_dropout_p: float = 0.5    # TT: exactly one of these; "none" gets the rest (0.1)
+    fast_forward_p: float = 0.1
+    slow_motion_p: float = 0.1
+    reverse_p: float = 0.1
+    pause_p: float = 0.1
+    segment_min: int = 4              # shuffle-dropout: segment length, uniform in [min, max]
+    segment_max: int = 15
+    segment_shuffle_p: float = 0.5    # shuffle the order of the segments
+    segment_drop_p: float = 0.3       # drop a segment...
+    segment_replace_p: float = 0.5    # ...by replacing its content (else removing it)
+    noise_p: float = 0.5              # a replaced frame is uniform noise (else black)
+    viv_p: float = 0.3                # ViV: a strong clip is pasted into another one
+    viv_lambda_min: float = 0.3       # share of the frame the host clip keeps, uniform in [min, max]
+    viv_lambda_max: float = 0.7
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_p") and not 0 <= value <= 1:
+                raise ConfigError(f"augmentation.{f.name} must be a probability in [0, 1], got {value}")
+        for low, high in (("weak_scale_min", None), ("strong_scale_min", None), ("text_size_min", "text_size_max"),
+                          ("text_opacity_min", "text_opacity_max"), ("emoji_size_min", "emoji_size_max"),
+                          ("emoji_opacity_min", "emoji_opacity_max"), ("viv_lambda_min", "viv_lambda_max")):
+            top = 1.0 if high is None else getattr(self, high)
+            if not 0 < getattr(self, low) <= top <= 1:
+                raise ConfigError(f"augmentation.{low} .. {high or '1'} must satisfy 0 < min <= max <= 1, "
+                                  f"got {getattr(self, low)} .. {top}")
+        if not 0 <= self.blur_radius_min <= self.blur_radius_max:
+            raise ConfigError(f"augmentation.blur_radius_min .. blur_radius_max must satisfy 0 <= min <= max, "
+                              f"got {self.blur_radius_min} .. {self.blur_radius_max}")
+        if not 16 <= self.crop_size <= MAX_RESIZE:
+            raise ConfigError(f"augmentation.crop_size must be between 16 and {MAX_RESIZE} pixels, got {self.crop_size}")
+        if not 1 <= self.segment_min <= self.segment_max:
+            raise ConfigError(f"augmentation.segment_min .. segment_max must satisfy 1 <= min <= max, "
+                              f"got {self.segment_min} .. {self.segment_max}")
+        if not 0 <= self.randaugment_ops or not 0 <= self.randaugment_magnitude <= 30:
+            raise ConfigError("augmentation.randaugment_ops must be >= 0 and randaugment_magnitude in 0..30")
+        temporal = (self.shuffle_dropout_p + self.fast_forward_p + self.slow_motion_p + self.reverse_p
+                    + self.pause_p)
+        if temporal > 1 + 1e-9:
+            raise ConfigError(f"augmentation: the temporal transform probabilities sum to {temporal:g}, over 1")
+
+
+@dataclass
+class TrainConfig(ExtractorOptions):
+    """`s2vs train`: self-supervised training of the ViSiL network (SPEC §5); defaults are the paper's."""
+
+    data: Optional[str] = None            # frame folders from extract-frames ({id}/00000.jpg ...), or videos
+    loader: str = "auto"                  # frames, video, or auto: what `data` holds
+    experiment_path: str = "experiments/s2vs"  # config.yaml, model.pth, checkpoint.pth, metrics.jsonl, loss.png
+    iterations: int = 30_000              # optimiser steps
+    batch_size: int = 64                  # videos per process and step; each gives a weak and a strong clip
+    batch_size_fe: int = 512              # frames per chunk through the frozen backbone
+    window_size: int = 32                 # frames per clip (each item reads 2 x window_size consecutive frames)
+    lr: float = 5e-5                      # peak learning rate (AdamW)
+    warmup_lr: float = 5e-7               # learning rate at step 0, rising linearly to lr
+    final_lr: float = 5e-6                # learning rate at the end of the cosine decay
+    warmup_iterations: int = 1_000
+    decay_iterations: int = 30_000        # the cosine reaches final_lr here (counted from step 0)
+    weight_decay: float = 0.01            # AdamW, on every parameter
+    temperature: float = 0.03             # InfoNCE τ
+    sshn_weight: float = 3.0              # λ: weight of the SSHN terms (hard negative + self)
+    regularization_weight: float = 1.0    # r: weight of the similarity regularisation
+    augmentations: str = "GT,FT,TT,ViV"   # any subset, any order; "none" for none
+    augmentation: AugmentationOptions = dataclasses.field(default_factory=AugmentationOptions)
+    save_every: int = 1_000               # write checkpoint.pth (and model.pth) every this many steps
+    log_every: int = 10                   # append a metrics.jsonl line every this many steps
+    resume: bool = False                  # continue from experiment_path/checkpoint.pth at its exact step
+    eval_every: int = 0                   # evaluate mAP on eval_ground_truth every this many steps (0: never)
+    eval_ground_truth: Optional[str] = None  # custom ground truth JSON (the evaluate command's format)
+    eval_dataset_path: Optional[str] = None  # where its videos are
+    eval_pattern: Optional[str] = None    # where an id's video is under eval_dataset_path; default '{id}/video.*'
+    workers: Optional[int] = None         # data-loading processes; default: one per CPU core, at most 8
+
+    def __post_init__(self):
+        ExtractorOptions.__post_init__(self)
+        if self.loader not in ("auto", "frames", "video"):
+            raise ConfigError(f"loader must be auto, frames or video, got '{self.loader}'")
+        for name in ("iterations", "batch_size", "batch_size_fe", "window_size", "save_every", "log_every",
+                     "decay_iterations"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("warmup_iterations", "eval_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.window_size < 4:
+            raise ConfigError(f"window_size must be at least 4 (the comparator pools twice), got {self.window_size}")
+        for name in ("lr", "warmup_lr", "final_lr", "temperature"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("weight_decay", "sshn_weight", "regularization_weight"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.eval_every and self.eval_ground_truth is None:
+            raise ConfigError("eval_every needs eval_ground_truth (a custom ground truth JSON file)")
+        if self.eval_ground_truth is not None and self.eval_dataset_path is None:
+            raise ConfigError("eval_ground_truth needs eval_dataset_path (the folder of its videos)")
+        if self.workers is not None and self.workers < 0:
+            raise ConfigError(f"workers must be 0 or more, got {self.workers}")
+
+
 # Sampling rates beyond these are typing mistakes: a frame every 1,000 s, or 1,000 frames per second.
 MIN_FPS, MAX_FPS = 0.001, 1000.0
 MAX_RESIZE = 4096
@@ -189,19 +313,35 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def build_config(cls: type[T], config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:
-    """Defaults <- YAML file <- flags (`overrides`, where None means 'not given')."""
+    """Defaults <- YAML file <- flags (`overrides`, where None means 'not given').
+
+    A field whose type is itself a config dataclass (e.g. training's `augmentation`) takes a nested
+    mapping in YAML; its keys are checked the same way and named with their section in errors.
+    """
+    values = _from_mapping(cls, read_yaml(config_file), f"{config_file}: ") if config_file is not None else {}
     types_by_name = field_types(cls)
-    values: dict[str, Any] = {}
-    if config_file is not None:
-        for key, value in read_yaml(config_file).items():
-            name = str(key).replace("-", "_")
-            if name not in types_by_name:
-                raise ConfigError(f"{config_file}: unknown key '{key}' (valid keys: {', '.join(types_by_name)})")
-            values[name] = _coerce(value, types_by_name[name], f"{config_file}: '{key}'")
     for name, value in (overrides or {}).items():
         if value is not None:
             values[name] = _coerce(value, types_by_name[name], f"--{name.replace('_', '-')}")
     return cls(**values)
+
+
+def _from_mapping(cls: type, data: dict[str, Any], where: str, section: str = "") -> dict[str, Any]:
+    """Constructor arguments of config dataclass `cls` from a YAML mapping; errors name file and key."""
+    types_by_name = field_types(cls)
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in types_by_name:
+            raise ConfigError(f"{where}unknown key '{section}{key}' (valid keys: {', '.join(types_by_name)})")
+        annotation = types_by_name[name]
+        if dataclasses.is_dataclass(annotation):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}'{section}{key}': expected a mapping of option: value")
+            values[name] = annotation(**_from_mapping(annotation, value, where, f"{section}{key}."))
+        else:
+            values[name] = _coerce(value, annotation, f"{where}'{section}{key}'")
+    return values
 
 
 def config_to_yaml(config: Any) -> str:

@@ -60,8 +60,12 @@ class ProcessGroup:
                 dist.destroy_process_group()
 
 
-def join_process_group() -> ProcessGroup:
-    """The torchrun process group this process belongs to (joined over gloo), or a group of one."""
+def join_process_group(backend: str = "gloo") -> ProcessGroup:
+    """The torchrun process group this process belongs to, or a group of one.
+
+    Bulk jobs exchange only small objects, for which gloo works everywhere; training on CUDA joins over
+    nccl, which DistributedDataParallel's gradient averaging wants.
+    """
     if "WORLD_SIZE" not in os.environ or "RANK" not in os.environ:
         return ProcessGroup()
     try:
@@ -73,5 +77,5 @@ def join_process_group() -> ProcessGroup:
     import torch.distributed as dist  # only here: a single process never pays for importing torch
 
     if group.distributed and not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
+        dist.init_process_group(backend, timeout=BARRIER_TIMEOUT)
     return group

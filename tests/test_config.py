@@ -84,3 +84,38 @@ def test_bulk_option_errors():
         ExtractFramesConfig(quality=0)
     with pytest.raises(ConfigError, match="does not apply"):
         ExtractFramesConfig(loader="frames")
+
+
+def test_training_config_has_the_papers_defaults_and_nested_augmentation_options(tmp_path):
+    from s2vs_cli.config import AugmentationOptions, TrainConfig
+
+    config = TrainConfig()
+    assert (config.iterations, config.batch_size, config.window_size, config.lr, config.weight_decay) == (
+        30_000, 64, 32, 5e-5, 0.01)
+    assert (config.temperature, config.sshn_weight, config.regularization_weight) == (0.03, 3.0, 1.0)
+    assert config.augmentation == AugmentationOptions() and config.augmentation.viv_p == 0.3
+    path = tmp_path / "t.yaml"
+    path.write_text("iterations: 50\naugmentation:\n  text_p: 0.9\n  viv-lambda-min: 0.4\n")
+    loaded = build_config(TrainConfig, path, {"iterations": 60})
+    assert loaded.iterations == 60 and loaded.augmentation.text_p == 0.9 and loaded.augmentation.viv_lambda_min == 0.4
+    path.write_text(config_to_yaml(loaded))
+    assert build_config(TrainConfig, path) == loaded
+
+
+@pytest.mark.parametrize("text,message", [
+    ("augmentation:\n  txt_p: 0.5\n", "unknown key 'augmentation.txt_p'"),
+    ("augmentation: 3\n", "'augmentation': expected a mapping"),
+    ("augmentation:\n  blur_p: 2\n", "augmentation.blur_p must be a probability in [0, 1], got 2"),
+    ("augmentation:\n  pause_p: 0.5\n", "temporal transform probabilities sum to 1.3, over 1"),
+    ("augmentation:\n  text_p: yes please\n", "'augmentation.text_p': expected float"),
+    ("window_size: 2\n", "window_size must be at least 4"),
+    ("eval_every: 10\n", "eval_every needs eval_ground_truth"),
+    ("loader: images\n", "loader must be auto, frames or video"),
+])
+def test_training_config_errors(tmp_path, text, message):
+    from s2vs_cli.config import TrainConfig
+
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        build_config(TrainConfig, path)

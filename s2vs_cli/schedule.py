@@ -1,0 +1,28 @@
+"""The learning-rate schedule of the paper's training (SPEC §5): linear warm-up, then cosine decay.
+
+Set before each optimiser step from the iteration number alone, so a resumed run follows the same curve.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LearningRateSchedule:
+    """Warm-up from `warmup_lr` to `lr` over `warmup_steps`, then cosine from `lr` to `final_lr` at `decay_steps`."""
+
+    lr: float = 5e-5
+    warmup_lr: float = 5e-7
+    final_lr: float = 5e-6
+    warmup_steps: int = 1_000
+    decay_steps: int = 30_000
+
+    def __call__(self, step: int) -> float:
+        """The learning rate at iteration `step` (0-based)."""
+        if step < self.warmup_steps:
+            return self.warmup_lr + step * (self.lr - self.warmup_lr) / self.warmup_steps
+        if step >= self.decay_steps:
+            return self.final_lr
+        # The cosine runs on the raw step (not shifted by the warm-up), as in the original.
+        return self.final_lr + 0.5 * (self.lr - self.final_lr) * (1 + math.cos(math.pi * step / self.decay_steps))

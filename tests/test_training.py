@@ -1,0 +1,163 @@
+"""`s2vs train` and the training loop: one step, save/resume, the experiment folder, torchrun, the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from s2vs_cli.cli import app
+from s2vs_cli.config import TrainConfig
+from s2vs_cli.models import load_extractor, load_similarity_network
+from s2vs_cli.training import (CHECKPOINT, METRICS, MODEL, batch_features, build_batch, load_training_videos,
+                               read_metrics, train, training_step)
+
+runner = CliRunner()
+# Small and fast: 3 videos a step, 4-frame clips, fp32 (deterministic), the data loaded in this process.
+SMALL = dict(batch_size=3, window_size=4, precision="fp32", device="cpu", workers=0, backbone_weights="random",
+             pca="random", log_every=1, warmup_iterations=0)
+SMALL_FLAGS = ["--batch-size", "3", "--window-size", "4", "--precision", "fp32", "--device", "cpu", "-j", "0",
+               "--backbone-weights", "random", "--pca", "random"]
+
+
+@pytest.fixture(scope="module")
+def frames_dir(tmp_path_factory) -> Path:
+    """Five 'videos' of 12 frames (shapes moving over noise), as s2vs extract-frames writes them."""
+    root = tmp_path_factory.mktemp("frames")
+    rng = np.random.default_rng(0)
+    for v in range(5):
+        folder = root / f"video{v}"
+        folder.mkdir()
+        background = rng.integers(0, 255, (256, 320, 3), dtype=np.uint8)
+        for k in range(12):
+            image = background.copy()
+            image[40 + 8 * k:120 + 8 * k, 60 + 10 * v:160 + 10 * v] = (255 - 40 * v, 40 * v, 128)
+            Image.fromarray(image).save(folder / f"{k:05d}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return load_extractor("random", "random", "cpu")
+
+
+def _config(frames_dir: Path, experiment: Path, **overrides) -> TrainConfig:
+    return TrainConfig(data=str(frames_dir), experiment_path=str(experiment), **(SMALL | overrides))
+
+
+def test_one_step_changes_only_the_similarity_networks_parameters(frames_dir, tmp_path, extractor):
+    from s2vs_cli.augmentations import parse_augmentations
+    from s2vs_cli.clips import BatchPlan, ClipSource
+    from s2vs_cli.similarity import ViSiL
+
+    cfg = _config(frames_dir, tmp_path / "run")
+    videos, loader = load_training_videos(cfg)
+    assert loader == "frames" and len(videos) == 5
+    batch = build_batch(ClipSource(videos, loader), BatchPlan(5, 3), cfg, parse_augmentations(cfg.augmentations), 0)
+    assert batch.weak.shape == batch.strong.shape == (3, 4, 224, 224, 3)
+    torch.manual_seed(0)
+    network = ViSiL().train()
+    before_net = {k: v.clone() for k, v in network.state_dict().items()}
+    before_cnn = {k: v.clone() for k, v in extractor.state_dict().items()}
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3, weight_decay=0.01)
+    features = batch_features(extractor, batch, torch.device("cpu"), "fp32", 512)
+    assert features.shape == (6, 4, 9, 512)
+    losses = training_step(network, features, batch.viv_labels, optimizer, None, 1e-3, cfg, "fp32")
+    assert np.isfinite(losses.loss) and losses.loss == pytest.approx(
+        losses.infonce + 3 * (losses.hard_negative + losses.self_similarity) + losses.regularisation, rel=1e-5)
+    assert all(not torch.equal(before_net[k], v) for k, v in network.state_dict().items())
+    assert all(torch.equal(before_cnn[k], v) for k, v in extractor.state_dict().items())
+
+
+def test_batches_are_reproducible_and_differ_between_steps(frames_dir, tmp_path):
+    from s2vs_cli.augmentations import parse_augmentations
+    from s2vs_cli.clips import BatchPlan, ClipSource
+
+    cfg = _config(frames_dir, tmp_path / "run")
+    videos, loader = load_training_videos(cfg)
+    make = lambda step: build_batch(ClipSource(videos, loader), BatchPlan(5, 3), cfg,  # noqa: E731
+                                    parse_augmentations("GT,FT,TT,ViV"), step)
+    a, b, c = make(4), make(4), make(5)
+    assert torch.equal(a.strong, b.strong) and torch.equal(a.weak, b.weak) and torch.equal(a.viv_labels, b.viv_labels)
+    assert not torch.equal(a.strong, c.strong)
+
+
+def test_resume_gives_the_same_next_loss_as_an_uninterrupted_run(frames_dir, tmp_path, extractor):
+    whole = train(_config(frames_dir, tmp_path / "whole", iterations=3), *load_training_videos(
+        _config(frames_dir, tmp_path / "whole")), extractor=extractor)
+    first = _config(frames_dir, tmp_path / "parts", iterations=2, save_every=2)
+    train(first, *load_training_videos(first), extractor=extractor)
+    second = _config(frames_dir, tmp_path / "parts", iterations=3, resume=True)
+    resumed = train(second, *load_training_videos(second), extractor=extractor)
+    assert resumed.first_step == 2 and resumed.steps == 3
+    assert resumed.last.loss == pytest.approx(whole.last.loss, rel=1e-5, abs=1e-6)
+    a = torch.load(tmp_path / "whole" / MODEL, weights_only=True)["model"]
+    b = torch.load(tmp_path / "parts" / MODEL, weights_only=True)["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    rows = read_metrics(tmp_path / "parts" / METRICS)
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert set(rows[0]) >= {"loss", "infonce", "hard_negative", "self_similarity", "regularisation", "lr",
+                            "clips_per_second", "frames_per_second"}
+
+
+def test_experiment_folder_and_the_trained_model_loads_anywhere(frames_dir, tmp_path, extractor):
+    cfg = _config(frames_dir, tmp_path / "run", iterations=2)
+    result = train(cfg, *load_training_videos(cfg), extractor=extractor)
+    folder = tmp_path / "run"
+    assert {p.name for p in folder.iterdir()} >= {"config.yaml", MODEL, CHECKPOINT, METRICS, "loss.png"}
+    assert "iterations: 2" in (folder / "config.yaml").read_text()
+    network = load_similarity_network(str(result.model), device="cpu")
+    assert network.attention is not None
+    checkpoint = torch.load(folder / CHECKPOINT, weights_only=True)
+    assert checkpoint["step"] == 2 and "optimizer" in checkpoint
+    with Image.open(folder / "loss.png") as image:
+        assert image.size == (800, 480)
+
+
+def test_cli_errors_and_preview(frames_dir, tmp_path):
+    base = ["train", str(frames_dir), "--experiment-path", str(tmp_path / "run"), *SMALL_FLAGS]
+    bad = runner.invoke(app, base + ["--augmentations", "GT,XX"])
+    assert bad.exit_code == 2 and "unknown augmentation 'XX'" in bad.output
+    resume = runner.invoke(app, base + ["--resume"])
+    assert resume.exit_code == 2 and "no checkpoint to resume from" in resume.output
+    missing = runner.invoke(app, ["train", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "training data folder not found" in missing.output
+    too_big = runner.invoke(app, base + ["--batch-size", "9"])
+    assert too_big.exit_code == 2 and "a batch of 9 videos needs at least that many videos; found 5" in too_big.output
+    shown = runner.invoke(app, base + ["--iterations", "7", "--print-config"])
+    assert shown.exit_code == 0 and "iterations: 7" in shown.output and "viv_p: 0.3" in shown.output
+    preview = runner.invoke(app, base + ["--preview-augmentations", str(tmp_path / "preview")])
+    assert preview.exit_code == 0, preview.output
+    pngs = sorted((tmp_path / "preview").glob("*.png"))
+    assert len(pngs) == 4 and not (tmp_path / "run").exists()
+
+
+def test_cli_refuses_to_overwrite_a_run(frames_dir, tmp_path):
+    base = ["train", str(frames_dir), "--experiment-path", str(tmp_path / "run"), "--iterations", "1", "-q",
+            *SMALL_FLAGS]
+    assert runner.invoke(app, base).exit_code == 0
+    again = runner.invoke(app, base)
+    assert again.exit_code == 2 and "already holds a training run; --resume continues it" in again.output
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun(frames_dir, tmp_path):
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    launched = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+         str(29700 + os.getpid() % 1000), "-m", "s2vs_cli", "train", str(frames_dir), "--experiment-path",
+         str(tmp_path / "ddp"), "--iterations", "2", "-q", *SMALL_FLAGS[2:], "--batch-size", "2"],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    rows = read_metrics(tmp_path / "ddp" / METRICS)
+    assert [r["step"] for r in rows] == [2]  # log_every 10: the last step only; rank 0 alone writes
+    assert (tmp_path / "ddp" / MODEL).is_file()
+    load_similarity_network(str(tmp_path / "ddp" / MODEL), device="cpu")
