@@ -217,6 +217,12 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, group: Proces
         StepBatches(ClipSource(videos, loader, cfg.fps), plan, cfg, group.rank, first, cfg.iterations),
         batch_size=None, shuffle=False, num_workers=_workers(cfg),
         prefetch_factor=2 if _workers(cfg) else None, persistent_workers=False)
+    evaluate = evaluate if group.is_main else None  # one process evaluates; the others wait at the next step
+    if evaluate is not None and first == 0:  # the starting point, to compare the trained network with
+        network.eval()
+        initial = evaluate(network)
+        network.train()
+        _append_row(experiment / METRICS, {"step": 0, **{f"eval_{k}": v for k, v in initial.items()}})
     last = None
     started, clips_done = time.perf_counter(), 0
     for batch in batches:
@@ -316,6 +322,10 @@ def _append_metrics(path: Path, report: StepReport) -> None:
            "clips_per_second": round(report.clips_per_second, 3),
            "frames_per_second": round(report.frames_per_second, 2)}
     row.update({f"eval_{k}": v for k, v in report.evaluation.items()})
+    _append_row(path, row)
+
+
+def _append_row(path: Path, row: dict) -> None:
     with path.open("a", encoding="utf-8") as out:
         out.write(json.dumps(row) + "\n")
 

@@ -161,3 +161,26 @@ def test_two_processes_under_torchrun(frames_dir, tmp_path):
     assert [r["step"] for r in rows] == [2]  # log_every 10: the last step only; rank 0 alone writes
     assert (tmp_path / "ddp" / MODEL).is_file()
     load_similarity_network(str(tmp_path / "ddp" / MODEL), device="cpu")
+
+
+def test_eval_every_reports_map_at_the_start_and_during_training(frames_dir, tmp_path):
+    from media import write_video
+
+    rng = np.random.default_rng(1)
+    videos = tmp_path / "eval"
+    videos.mkdir()
+    for name in ("a", "b"):
+        frames = [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(6)]
+        write_video(videos / f"{name}.mp4", frames, rate=2)
+        write_video(videos / f"{name}-copy.mp4", [f[8:88, 8:120] for f in frames], rate=2)
+    gt = {"queries": ["a", "b"], "database": ["a-copy", "b-copy"], "positives": {"a": ["a-copy"], "b": ["b-copy"]}}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    result = runner.invoke(app, ["train", str(frames_dir), "--experiment-path", str(tmp_path / "run"), "--iterations",
+                                 "2", "--eval-every", "1", "--eval-ground-truth", str(tmp_path / "gt.json"),
+                                 "--eval-dataset-path", str(videos), "--eval-pattern", "{id}.mp4", "-q", *SMALL_FLAGS])
+    assert result.exit_code == 0, result.output
+    rows = read_metrics(tmp_path / "run" / METRICS)
+    evaluated = [(r["step"], r["eval_mAP"]) for r in rows if "eval_mAP" in r]
+    assert [step for step, _ in evaluated] == [0, 1, 2]
+    assert all(0 < value <= 1 for _, value in evaluated)
+    assert (tmp_path / "run" / "eval_features.hdf5").is_file()

@@ -110,14 +110,14 @@ def _run(cfg, videos, loader: str, quiet: bool) -> None:
         for parameter in extractor.parameters():
             parameter.requires_grad_(False)
         evaluator = None
-        if cfg.eval_ground_truth is not None:
+        if cfg.eval_ground_truth is not None and group.is_main:  # rank 0 alone evaluates
             if not quiet:
                 console.print("extracting the evaluation videos' features (once)", highlight=False)
             evaluator = TrainingEvaluator(cfg, extractor)
         if not quiet:
             console.print(f"training on {len(videos)} videos ({loader}), {group.world_size} process(es), "
                           f"{cfg.batch_size} videos per process and step; experiment: {escape(cfg.experiment_path)}",
-                          highlight=False)
+                          highlight=False, soft_wrap=True)
         columns = (TextColumn("step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[status]}"),
                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
         with Progress(*columns, console=console, disable=quiet) as bar:
