@@ -114,7 +114,7 @@ def quality(frames: Path, work: Path, extractor, pca: Path, steps: int, lr: floa
           "positives": {q: [f"{q}-copy"] for q in QUERIES}}
     (work / "gt.json").write_text(json.dumps(gt))
     cfg = TrainConfig(data=str(frames), experiment_path=str(work / "quality"), iterations=steps, lr=lr,
-                      warmup_iterations=10, decay_iterations=steps, eval_every=steps,
+                      warmup_iterations=10, decay_iterations=steps, eval_every=max(1, steps // 5),
                       eval_ground_truth=str(work / "gt.json"), eval_dataset_path=str(evaluation),
                       eval_pattern="{id}.*", pca=str(pca), **SMALL)
     evaluator = TrainingEvaluator(cfg, extractor)

@@ -84,6 +84,15 @@ def extract_video_features(path: str | Path, extractor: RegionExtractor, fps: fl
                          lost_frames=report.lost_frames, warnings=report.warnings)
 
 
+def as_video_features(label: str, features: np.ndarray, timestamps: np.ndarray, fps: float,
+                      device: torch.device | str = "cpu", min_frames: int = 4) -> VideoFeatures:
+    """Features held in memory (e.g. read from a feature file) as compare_features takes them: float32 on
+    `device`, a video under `min_frames` frames repeated (doubling) with its frame times."""
+    repeated = repeat_factor(len(features), min_frames)
+    tensor = torch.from_numpy(np.tile(np.asarray(features, dtype=np.float32), (repeated, 1, 1))).to(device)
+    return VideoFeatures(path=label, features=tensor, timestamps=np.tile(np.asarray(timestamps), repeated), fps=fps)
+
+
 @torch.inference_mode()
 def compare_features(query: VideoFeatures, target: VideoFeatures, network: ViSiL | None,
                      precision: str = "fp32") -> Comparison:

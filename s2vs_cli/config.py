@@ -132,6 +132,23 @@ class EvaluateConfig(ModelOptions):
 
 
 @dataclass
+class SearchConfig(ModelOptions):
+    """`s2vs search`: rank a collection's videos against query videos."""
+
+    database: Optional[str] = None  # the collection's feature file (from extract-features)
+    top_k: int = 20                 # results per query
+    candidates: int = 1000          # videos the index proposes for ViSiL re-ranking, per query
+    exhaustive: bool = False        # score every video with ViSiL, no index (slow; to check recall)
+    features_only: bool = False     # raw region features, no attention and no comparator (SPEC §3)
+    rebuild_index: bool = False     # rebuild the index from scratch instead of updating it
+
+    def __post_init__(self):
+        ExtractorOptions.__post_init__(self)
+        if self.top_k < 1 or self.candidates < 1:
+            raise ConfigError(f"top_k and candidates must be at least 1, got {self.top_k} and {self.candidates}")
+
+
+@dataclass
 class AugmentationOptions:
     """Every probability and range of the training augmentations (SPEC §5), with the paper's values."""
 

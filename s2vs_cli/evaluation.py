@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .benchmarks import Benchmark, FIVRBenchmark, Segment, load_benchmark, load_custom_ground_truth
 from .errors import ConfigError, S2VSError
@@ -89,21 +88,12 @@ def evaluate_segments(annotated: dict[tuple[str, str], list[Segment]], features:
 
 
 def _stored_video(store, video_id: str, fps: float, device):
-    """A stored video as compare_features takes it: float32 on the device, frame times in seconds."""
-    import numpy as np
-    import torch
-
-    from .comparison import VideoFeatures
-    from .retrieval import MIN_FRAMES
+    """A stored video as compare_features takes it (frame times from the file, or from its fps)."""
+    from .comparison import as_video_features
+    from .store import frame_times
 
     record = store.read(video_id)
-    video_fps = float(record.attrs.get("fps", fps))
-    times = record.timestamps if record.timestamps is not None else np.arange(len(record.features)) / video_fps
-    features, repeats = record.features, 1
-    while len(features) * repeats < MIN_FRAMES:  # doubling, as everywhere short videos are read
-        repeats *= 2
-    features = torch.from_numpy(np.tile(features, (repeats, 1, 1)).astype(np.float32)).to(device)
-    return VideoFeatures(path=video_id, features=features, timestamps=np.tile(times, repeats), fps=video_fps)
+    return as_video_features(video_id, record.features, *frame_times(record, fps), device)
 
 
 def extract_benchmark_features(benchmark: Benchmark, dataset_path: str, pattern: str | None, loader: str,

@@ -129,26 +129,33 @@ def score_store(store_path: str, queries: Sequence[str], database: Sequence[str]
         stored = set(store.ids())
         present_queries = [q for q in dict.fromkeys(queries) if q in stored]
         present_database = [d for d in dict.fromkeys(database) if d in stored]
-        result = ScoredCollection({q: {} for q in present_queries},
-                                  [q for q in dict.fromkeys(queries) if q not in stored],
-                                  [d for d in dict.fromkeys(database) if d not in stored])
-        prepared = {q: scorer.prepare_query(_read(store, q)) for q in present_queries}
-        lengths = [max(store.shape(d)[0], MIN_FRAMES) for d in present_database]
-        blocks = _groups(present_database, lengths, BLOCK_FRAMES, block)
-        done = 0
-        # h5py serialises file access, so the prefetch reads while the model runs, never alongside another read.
-        with ThreadPoolExecutor(max_workers=1) as reader:
-            pending = reader.submit(_read_block, store, blocks[0]) if blocks else None
-            for index, ids in enumerate(blocks):
-                features = pending.result()
-                pending = reader.submit(_read_block, store, blocks[index + 1]) if index + 1 < len(blocks) else None
-                targets = scorer.prepare_targets(features)
-                for query, indexed in prepared.items():
-                    result.similarities[query].update(zip(ids, scorer.score(indexed, targets).tolist()))
-                done += len(ids)
-                if progress is not None:
-                    progress(done, len(present_database))
-    return result
+        prepared = {q: scorer.prepare_query(read_video(store, q)) for q in present_queries}
+        similarities = score_prepared(store, prepared, present_database, scorer, progress, block)
+    return ScoredCollection(similarities, [q for q in dict.fromkeys(queries) if q not in stored],
+                            [d for d in dict.fromkeys(database) if d not in stored])
+
+
+def score_prepared(store: FeatureStore, queries: dict[str, torch.Tensor], database: Sequence[str],
+                   scorer: VideoScorer, progress: Callable[[int, int], None] | None = None,
+                   block: int = DATABASE_BLOCK) -> Similarities:
+    """Scores of prepared queries against stored videos (all present), reading the store block by block."""
+    similarities: Similarities = {q: {} for q in queries}
+    lengths = [max(store.shape(d)[0], MIN_FRAMES) for d in database]
+    blocks = _groups(list(database), lengths, BLOCK_FRAMES, block)
+    done = 0
+    # h5py serialises file access, so the prefetch reads while the model runs, never alongside another read.
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(_read_block, store, blocks[0]) if blocks else None
+        for index, ids in enumerate(blocks):
+            features = pending.result()
+            pending = reader.submit(_read_block, store, blocks[index + 1]) if index + 1 < len(blocks) else None
+            targets = scorer.prepare_targets(features)
+            for query, indexed in queries.items():
+                similarities[query].update(zip(ids, scorer.score(indexed, targets).tolist()))
+            done += len(ids)
+            if progress is not None:
+                progress(done, len(database))
+    return similarities
 
 
 def _groups(items: list, lengths: Sequence[int], max_frames: int, max_items: int | None = None) -> list[list]:
@@ -165,12 +172,13 @@ def _groups(items: list, lengths: Sequence[int], max_frames: int, max_items: int
     return groups
 
 
-def _read(store: FeatureStore, video_id: str) -> np.ndarray:
+def read_video(store: FeatureStore, video_id: str) -> np.ndarray:
+    """A stored video's features [T, R, D] as evaluation reads them: short videos repeated to 4 frames."""
     return repeat_to_min_frames(store.read(video_id).features)
 
 
 def _read_block(store: FeatureStore, ids: list[str]) -> list[np.ndarray]:
-    return [_read(store, video_id) for video_id in ids]
+    return [read_video(store, video_id) for video_id in ids]
 
 
 def save_similarities(path: str | Path, similarities: Similarities) -> None:

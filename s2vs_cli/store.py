@@ -16,6 +16,7 @@ it closed intact and the output as it was.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import time
 import uuid
@@ -82,6 +83,14 @@ class VideoRecord:
     attrs: dict = field(default_factory=dict)
 
 
+def frame_times(record: VideoRecord, default_fps: float = 1.0) -> tuple[np.ndarray, float]:
+    """(seconds of each frame, sampling rate) of a stored video; files without times get index / fps."""
+    fps = float(record.attrs.get("fps", default_fps))
+    if record.timestamps is not None:
+        return record.timestamps, fps
+    return np.arange(len(record.features)) / fps, fps
+
+
 class FeatureStore:
     """Read-only view of a feature file (ours or the published ones); use as a context manager."""
 
@@ -120,6 +129,12 @@ class FeatureStore:
         """[T, R, D] of one video without reading it."""
         dataset = self._dataset(video_id)
         return _as_regions(dataset.shape, self.path, video_id)
+
+    def frames_and_digest(self, video_id: str) -> tuple[int, str | None]:
+        """A video's frame count and content digest (None in files that do not record one), unread."""
+        dataset = self._dataset(video_id)
+        digest = dataset.attrs.get("digest")
+        return int(dataset.shape[0]), None if digest is None else str(digest)
 
     def read(self, video_id: str) -> VideoRecord:
         """One video's features [T, R, D] in their stored dtype, its timestamps and attributes."""
@@ -205,10 +220,12 @@ class PartWriter:
         """Store one finished video: features [T, R, D] (cast to the store dtype) and its frame times."""
         if self._handle is None:
             self._open()
+        data = np.ascontiguousarray(features, dtype=self.dtype)
         try:
-            dataset = self._handle.create_dataset(video_id, data=np.asarray(features, dtype=self.dtype),
-                                                  compression=self.compression)
+            dataset = self._handle.create_dataset(video_id, data=data, compression=self.compression)
             dataset.attrs["timestamps"] = np.asarray(timestamps, dtype=np.float64)
+            # What a search index checks to know this video's features are the ones it indexed.
+            dataset.attrs["digest"] = content_digest(data)
             for key, value in attrs.items():
                 dataset.attrs[key] = value
         except (OSError, ValueError) as e:
@@ -240,6 +257,14 @@ class PartWriter:
 
     def __exit__(self, *exc) -> None:
         self.close_part()
+
+
+def content_digest(features: np.ndarray) -> str:
+    """A short hash of a video's stored features (its bytes, dtype and shape)."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(f"{features.dtype.str}{features.shape}".encode())
+    digest.update(np.ascontiguousarray(features).data)
+    return digest.hexdigest()
 
 
 def parts_dir_for(output: str | Path) -> Path:

@@ -179,8 +179,9 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, group: Proces
           evaluate: Callable[[ViSiL], dict[str, float]] | None = None) -> TrainingResult:
     """Train (or resume training) the ViSiL network on `videos`; rank 0 writes the experiment folder.
 
-    `extractor` is the frozen backbone (models.load_extractor); `evaluate`, when given, scores the
-    network every cfg.eval_every steps (its numbers go to metrics.jsonl and the progress reports).
+    `extractor` is the frozen backbone (default: models.load_extractor with cfg's weights); `evaluate`,
+    when given, scores the network at the start and every cfg.eval_every steps (its numbers go to
+    metrics.jsonl and the progress reports).
     """
     from .runtime import resolve_device, resolve_precision
 
@@ -189,6 +190,10 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, group: Proces
     if device.type == "cuda" and group.distributed:
         device = torch.device("cuda", group.local_rank)
     precision = resolve_precision(cfg.precision, device)
+    if extractor is None:
+        from .models import load_extractor
+
+        extractor = load_extractor(cfg.backbone_weights, cfg.pca, device, cfg.seed)
     experiment = Path(cfg.experiment_path)
     checkpoint_path = experiment / CHECKPOINT
     _check_experiment(experiment, cfg.resume)
@@ -212,6 +217,7 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, group: Proces
     if group.is_main:
         experiment.mkdir(parents=True, exist_ok=True)
         (experiment / CONFIG).write_text(config_to_yaml(cfg), encoding="utf-8")
+        _keep_metrics_until(experiment / METRICS, first)  # steps after the checkpoint are about to be redone
 
     batches = torch.utils.data.DataLoader(
         StepBatches(ClipSource(videos, loader, cfg.fps), plan, cfg, group.rank, first, cfg.iterations),
@@ -223,7 +229,7 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, group: Proces
         initial = evaluate(network)
         network.train()
         _append_row(experiment / METRICS, {"step": 0, **{f"eval_{k}": v for k, v in initial.items()}})
-    last = None
+    last, reached = None, first
     started, clips_done = time.perf_counter(), 0
     for batch in batches:
         step = batch.step
@@ -234,7 +240,7 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, group: Proces
         elapsed = time.perf_counter() - started
         report = StepReport(step + 1, cfg.iterations, last, lr, clips_done / elapsed,
                             clips_done * cfg.window_size / elapsed)
-        done = step + 1
+        done = reached = step + 1
         if evaluate is not None and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.iterations):
             network.eval()
             report.evaluation = evaluate(network)
@@ -251,8 +257,7 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, group: Proces
             _save(experiment, network, optimizer, scaler, first, cfg)
         save_loss_curve(experiment / METRICS, experiment / LOSS_PLOT)
     group.barrier()
-    return TrainingResult(experiment, experiment / MODEL, first, max(first, cfg.iterations if last else first),
-                          last, len(videos))
+    return TrainingResult(experiment, experiment / MODEL, first, reached, last, len(videos))
 
 
 def _workers(cfg: TrainConfig) -> int:
@@ -275,7 +280,7 @@ def _check_experiment(experiment: Path, resume: bool) -> None:
 
 def _save(experiment: Path, network: ViSiL, optimizer, scaler, step: int, cfg: TrainConfig) -> None:
     """model.pth (the published layout plus config and metadata), then checkpoint.pth; both atomic."""
-    from .weights import save_checkpoint
+    from .weights import save_atomically, save_checkpoint
 
     training = {"step": step, "iterations": cfg.iterations, "augmentations": cfg.augmentations,
                 "backbone_weights": cfg.backbone_weights, "pca": cfg.pca}
@@ -284,23 +289,7 @@ def _save(experiment: Path, network: ViSiL, optimizer, scaler, step: int, cfg: T
              "train_config": json.loads(json.dumps(dataclasses.asdict(cfg)))}
     if scaler is not None:
         state["scaler"] = scaler.state_dict()
-    _save_torch(experiment / CHECKPOINT, {"model": network.state_dict(), "config": network.config(), **state})
-
-
-def _save_torch(path: Path, payload: dict) -> None:
-    import os
-    import tempfile
-
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f"{path.name}.", suffix=".part", delete=False) as out:
-        temporary = Path(out.name)
-        try:
-            torch.save(payload, out)
-            out.flush()
-            os.fsync(out.fileno())
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-    os.replace(temporary, path)
+    save_atomically(experiment / CHECKPOINT, {"model": network.state_dict(), "config": network.config(), **state})
 
 
 def _restore(path: Path, network: ViSiL, optimizer, scaler, device: torch.device) -> int:
@@ -323,6 +312,16 @@ def _append_metrics(path: Path, report: StepReport) -> None:
            "frames_per_second": round(report.frames_per_second, 2)}
     row.update({f"eval_{k}": v for k, v in report.evaluation.items()})
     _append_row(path, row)
+
+
+def _keep_metrics_until(path: Path, step: int) -> None:
+    """Drop the metrics.jsonl rows after `step` (all of them for a fresh start), atomically."""
+    rows = [row for row in read_metrics(path) if row.get("step", 0) <= step] if step else []
+    if not path.exists():
+        return
+    temporary = path.with_name(path.name + ".part")
+    temporary.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    temporary.replace(path)
 
 
 def _append_row(path: Path, row: dict) -> None:

@@ -492,6 +492,12 @@ def save_checkpoint(
         "s2vs_version": package_version(),
         **metadata,
     }
+    save_atomically(path, payload)
+
+
+def save_atomically(path: str | Path, payload: Any) -> None:
+    """torch.save to a temporary file beside `path`, synced, then renamed: a reader never sees half a file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp: Path | None = None
     try:

@@ -104,6 +104,12 @@ def test_resume_gives_the_same_next_loss_as_an_uninterrupted_run(frames_dir, tmp
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
     rows = read_metrics(tmp_path / "parts" / METRICS)
     assert [r["step"] for r in rows] == [1, 2, 3]
+    # A run killed after its checkpoint had logged steps it will redo: resuming drops them first.
+    with (tmp_path / "parts" / METRICS).open("a") as out:
+        out.write(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    again = _config(frames_dir, tmp_path / "parts", iterations=3, resume=True)
+    train(again, *load_training_videos(again), extractor=extractor)
+    assert [r["step"] for r in read_metrics(tmp_path / "parts" / METRICS)] == [1, 2, 3]
     assert set(rows[0]) >= {"loss", "infonce", "hard_negative", "self_similarity", "regularisation", "lr",
                             "clips_per_second", "frames_per_second"}
 

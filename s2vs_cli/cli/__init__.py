@@ -11,6 +11,7 @@ from .extract_features import EPILOG as EXTRACT_FEATURES_EPILOG, extract_feature
 from .evaluate import evaluate
 from .fit_pca import fit_pca
 from .merge import merge
+from .search import index, search
 from .train import EPILOG as TRAIN_EPILOG, train
 
 app = typer.Typer(
@@ -29,6 +30,8 @@ app.command("fit-pca", no_args_is_help=True)(fit_pca)
 app.command(no_args_is_help=True)(evaluate)
 app.command(no_args_is_help=True)(merge)
 app.command(no_args_is_help=True, epilog=TRAIN_EPILOG)(train)
+app.command(no_args_is_help=True)(search)
+app.command(no_args_is_help=True)(index)
 
 
 def _print_version(value: bool) -> None:

@@ -1,0 +1,300 @@
+"""The first stage of `s2vs search`: compact descriptors of a feature store in a faiss index beside it.
+
+Descriptors: a video's frames are cut into segments of SEGMENT_FRAMES consecutive frames; each
+segment's descriptor is the mean of its region vectors, L2-normalised (D dims). A video of T frames
+has ceil(T / SEGMENT_FRAMES) entries, so a short clip finds the part of a long video it comes from
+rather than that video's average. Only these descriptors (or their compressed codes) are in memory;
+the region features stay in the HDF5 file for the second stage (ViSiL re-ranking, search.py).
+
+Index type, by number of entries n (documented in the README; chosen so one command serves a thousand
+and ten million videos):
+- n <= FLAT_MAX: exact inner-product search (IndexFlatIP), 4·D bytes an entry;
+- n <= SQ_MAX: inverted lists (4·sqrt(n) of them, NPROBE searched) of 8-bit scalar-quantised vectors,
+  D bytes an entry;
+- above: inverted lists with product quantisation (PQ_BYTES bytes an entry).
+
+Files, in `<store>.index/`: `index.faiss`, `entries.npy` (the video number of each entry) and
+`videos.json` (ids, each video's frame count and content digest, the store's stamp, the settings).
+Whether the index still describes the store is checked, never assumed: the store file's size, mtime
+and inode first; if those changed, every video's frame count and digest. New videos are added to the
+index; a removed or changed one makes it rebuild.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import FeatureStoreError, S2VSError
+from .store import FeatureStore
+
+SEGMENT_FRAMES = 16
+FLAT_MAX = 262_144         # 512 MB of float32 512-d vectors: still fast to scan exhaustively
+SQ_MAX = 4_194_304         # 2 GB of 8-bit codes
+PQ_BYTES = 64              # bytes an entry above SQ_MAX: 64 sub-quantisers of 8 bits
+NPROBE = 32                # inverted lists searched per query vector
+TRAINING_VECTORS = 262_144  # vectors the quantisers are trained on (a uniform sample)
+INDEX_VERSION = 1
+READ_BLOCK = 512           # videos read from the store at a time while building
+
+
+class SearchIndexError(S2VSError):
+    """The index cannot be read or does not fit the store."""
+
+
+@dataclass
+class StoreStamp:
+    """What cheaply tells that a store file may have changed: size, modification time, inode."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: str | Path) -> "StoreStamp":
+        info = os.stat(path)
+        return cls(info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+def segment_descriptors(features: np.ndarray, segment_frames: int = SEGMENT_FRAMES) -> np.ndarray:
+    """[T, R, D] region features -> float32 [ceil(T / segment_frames), D]: mean per segment, L2-normalised."""
+    features = np.asarray(features, dtype=np.float32)
+    t, _, d = features.shape
+    frames = features.mean(1)  # [T, D]
+    starts = np.arange(0, t, segment_frames)
+    sums = np.add.reduceat(frames, starts, axis=0)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return sums / np.maximum(norms, 1e-12)
+
+
+def index_kind(entries: int) -> str:
+    """Which faiss index a collection of `entries` descriptors gets: flat, ivf-sq8 or ivf-pq."""
+    if entries <= FLAT_MAX:
+        return "flat"
+    return "ivf-sq8" if entries <= SQ_MAX else "ivf-pq"
+
+
+def index_dir_for(store: str | Path) -> Path:
+    """Where the index of `store` lives: ``<store>.index/``."""
+    store = Path(store)
+    return store.with_name(store.name + ".index")
+
+
+@dataclass
+class VideoCatalogue:
+    """What the index holds, per video: its id, frame count and content digest (None if unrecorded)."""
+
+    ids: list[str] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+    digests: list[str | None] = field(default_factory=list)
+
+    def signature(self) -> dict[str, tuple[int, str | None]]:
+        return {i: (f, d) for i, f, d in zip(self.ids, self.frames, self.digests)}
+
+
+def read_catalogue(store: FeatureStore, progress: Callable[[int, int], None] | None = None) -> VideoCatalogue:
+    """Every video of the store with its frame count and recorded digest."""
+    catalogue = VideoCatalogue()
+    ids = store.ids()
+    for done, video_id in enumerate(ids, 1):
+        frames, digest = store.frames_and_digest(video_id)
+        catalogue.ids.append(video_id)
+        catalogue.frames.append(frames)
+        catalogue.digests.append(digest)
+        if progress is not None and (done % 1000 == 0 or done == len(ids)):
+            progress(done, len(ids))
+    return catalogue
+
+
+class VideoIndex:
+    """A faiss index of segment descriptors and the video each entry belongs to."""
+
+    def __init__(self, index, entries: np.ndarray, catalogue: VideoCatalogue, stamp: StoreStamp, dims: int):
+        self.index, self.entries, self.catalogue, self.stamp, self.dims = index, entries, catalogue, stamp, dims
+
+    @property
+    def kind(self) -> str:
+        return index_kind(len(self.entries))
+
+    def __len__(self) -> int:
+        return len(self.catalogue.ids)
+
+    def candidates(self, descriptors: np.ndarray, count: int, exclude: str | None = None) -> list[tuple[str, float]]:
+        """Up to `count` videos whose segments come nearest the query's, best first: (id, similarity).
+
+        A video's score is its best segment's inner product with any query segment.
+        """
+        if len(self.entries) == 0:
+            return []
+        k = min(len(self.entries), max(count * 2, 16))
+        if hasattr(self.index, "nprobe"):
+            self.index.nprobe = NPROBE
+        scores, found = self.index.search(np.ascontiguousarray(descriptors, dtype=np.float32), k)
+        best: dict[int, float] = {}
+        for row_scores, row_found in zip(scores, found):
+            for score, entry in zip(row_scores, row_found):
+                if entry < 0:
+                    continue
+                video = int(self.entries[entry])
+                if score > best.get(video, -math.inf):
+                    best[video] = float(score)
+        ranked = sorted(best.items(), key=lambda item: -item[1])
+        ids = self.catalogue.ids
+        return [(ids[v], s) for v, s in ranked if ids[v] != exclude][:count]
+
+    def save(self, folder: Path) -> None:
+        """Write the index files atomically (each to a temporary name, then renamed)."""
+        import faiss
+
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"version": INDEX_VERSION, "segment_frames": SEGMENT_FRAMES, "dims": self.dims, "kind": self.kind,
+                "stamp": vars(self.stamp), "ids": self.catalogue.ids, "frames": self.catalogue.frames,
+                "digests": self.catalogue.digests}
+        _replace(folder / "index.faiss", lambda path: faiss.write_index(self.index, str(path)))
+        _replace(folder / "entries.npy", lambda path: _save_array(path, self.entries.astype(np.int32)))
+        # Written last: an index folder without a current videos.json is never taken as complete.
+        _replace(folder / "videos.json", lambda path: path.write_text(json.dumps(meta), encoding="utf-8"))
+
+    @classmethod
+    def load(cls, folder: Path) -> "VideoIndex":
+        import faiss
+
+        try:
+            meta = json.loads((folder / "videos.json").read_text(encoding="utf-8"))
+            if meta.get("version") != INDEX_VERSION or meta.get("segment_frames") != SEGMENT_FRAMES:
+                raise SearchIndexError(f"{folder}: made by another version of s2vs; rebuild it with s2vs index")
+            index = faiss.read_index(str(folder / "index.faiss"))
+            entries = np.load(folder / "entries.npy")
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            raise SearchIndexError(f"{folder}: unreadable index ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+                              "; rebuild it with s2vs index") from None
+        catalogue = VideoCatalogue(meta["ids"], meta["frames"], meta["digests"])
+        if index.ntotal != len(entries) or (len(entries) and entries.max() >= len(catalogue.ids)):
+            raise SearchIndexError(f"{folder}: index files disagree; rebuild it with s2vs index")
+        return cls(index, entries, catalogue, StoreStamp(**meta["stamp"]), int(meta["dims"]))
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as out:  # a file object: np.save would add ".npy" to a temporary name
+        np.save(out, array)
+
+
+def _replace(path: Path, write: Callable[[Path], None]) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@dataclass
+class IndexUpdate:
+    """What `open_index` did: nothing, added videos, or rebuilt (and why)."""
+
+    action: str             # "fresh", "added", "built" or "rebuilt"
+    added: int = 0
+    reason: str = ""
+
+
+def open_index(store_path: str | Path, rebuild: bool = False,
+               progress: Callable[[str, int, int], None] | None = None) -> tuple[VideoIndex, IndexUpdate]:
+    """The store's index, brought up to date: built if absent, extended with new videos, rebuilt if
+    any indexed video changed or left the store (or with `rebuild`). `progress(stage, done, total)`."""
+    store_path = Path(store_path)
+    if not store_path.is_file():
+        raise FeatureStoreError(f"{store_path}: feature file not found")
+    folder = index_dir_for(store_path)
+    stamp = StoreStamp.of(store_path)
+    existing = None
+    if not rebuild and (folder / "videos.json").is_file():
+        existing = VideoIndex.load(folder)
+        if existing.stamp == stamp:
+            return existing, IndexUpdate("fresh")
+    report = (lambda stage: (lambda done, total: progress(stage, done, total))) if progress else (lambda stage: None)
+    with FeatureStore(store_path) as store:
+        catalogue = read_catalogue(store, report("checking the store"))
+        if existing is not None:
+            before, now = existing.catalogue.signature(), catalogue.signature()
+            changed = [i for i, sig in before.items() if now.get(i) != sig]
+            if not changed:
+                new = [i for i in catalogue.ids if i not in before]
+                _add_videos(existing, store, new, report("indexing new videos"))
+                existing.catalogue = VideoCatalogue(
+                    existing.catalogue.ids + new, existing.catalogue.frames + [now[i][0] for i in new],
+                    existing.catalogue.digests + [now[i][1] for i in new])
+                existing.stamp = stamp
+                existing.save(folder)
+                return existing, IndexUpdate("added" if new else "fresh", len(new))
+            gone = [i for i in changed if i not in now]
+            reason = (f"'{gone[0]}' left the store" if gone else f"'{changed[0]}' changed in the store") + (
+                f" (and {len(changed) - 1} more)" if len(changed) > 1 else "")
+        index = _build(store, catalogue, stamp, report("indexing"))
+    index.save(folder)
+    if existing is not None:
+        return index, IndexUpdate("rebuilt", len(catalogue.ids), reason)
+    return index, IndexUpdate("rebuilt" if rebuild else "built", len(catalogue.ids))
+
+
+def _descriptor_blocks(store: FeatureStore, ids: Sequence[str]):
+    for start in range(0, len(ids), READ_BLOCK):
+        block = ids[start:start + READ_BLOCK]
+        yield block, [segment_descriptors(store.read(video_id).features) for video_id in block]
+
+
+def _build(store: FeatureStore, catalogue: VideoCatalogue, stamp: StoreStamp,
+           progress: Callable[[int, int], None] | None) -> VideoIndex:
+    """Descriptors of every video (kept in RAM: D floats an entry), then the index of the right kind."""
+    vectors, owners = [], []
+    done = 0
+    for block, descriptors in _descriptor_blocks(store, catalogue.ids):
+        for number, video_descriptors in zip(range(done, done + len(block)), descriptors):
+            vectors.append(video_descriptors)
+            owners.append(np.full(len(video_descriptors), number, dtype=np.int32))
+        done += len(block)
+        if progress is not None:
+            progress(done, len(catalogue.ids))
+    dims = store.identity.dims if store.identity is not None else (vectors[0].shape[1] if vectors else 512)
+    data = np.concatenate(vectors) if vectors else np.zeros((0, dims), dtype=np.float32)
+    entries = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int32)
+    index = _new_index(len(data), dims)
+    if not index.is_trained:
+        sample = data[np.random.default_rng(0).permutation(len(data))[:TRAINING_VECTORS]]
+        index.train(sample)
+    for start in range(0, len(data), 1 << 16):
+        index.add(data[start:start + (1 << 16)])
+    return VideoIndex(index, entries, catalogue, stamp, dims)
+
+
+def _new_index(entries: int, dims: int):
+    import faiss
+
+    kind = index_kind(entries)
+    if kind == "flat":
+        return faiss.IndexFlatIP(dims)
+    lists = int(4 * math.sqrt(entries))
+    quantiser = faiss.IndexFlatIP(dims)
+    if kind == "ivf-sq8":
+        index = faiss.IndexIVFScalarQuantizer(quantiser, dims, lists, faiss.ScalarQuantizer.QT_8bit,
+                                              faiss.METRIC_INNER_PRODUCT)
+    else:
+        index = faiss.IndexIVFPQ(quantiser, dims, lists, PQ_BYTES, 8, faiss.METRIC_INNER_PRODUCT)
+    return index
+
+
+def _add_videos(index: VideoIndex, store: FeatureStore, ids: list[str], progress) -> None:
+    """Append new videos' descriptors (a flat index that outgrows its kind stays flat until rebuilt)."""
+    offset, done = len(index.catalogue.ids), 0
+    for block, descriptors in _descriptor_blocks(store, ids):
+        numbers = range(offset + done, offset + done + len(block))
+        index.index.add(np.concatenate(descriptors))
+        owners = [np.full(len(d), number, dtype=np.int32) for number, d in zip(numbers, descriptors)]
+        index.entries = np.concatenate([index.entries, *owners])
+        done += len(block)
+        if progress is not None:
+            progress(done, len(ids))

@@ -1,0 +1,182 @@
+"""Search: the index beside a store (build, add, stale), two-stage against exhaustive, segments, the CLI."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from s2vs_cli.cli import app
+from s2vs_cli.index import index_dir_for, open_index, segment_descriptors
+from s2vs_cli.retrieval import VideoScorer
+from s2vs_cli.search import Searcher, stored_query
+from s2vs_cli.store import FeatureStore, PartWriter, StoreIdentity, merge_parts
+
+runner = CliRunner()
+IDENTITY = StoreIdentity("test", "test", 1.0, 512, dtype="float32")
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def collection(seed: int = 0, count: int = 30) -> dict[str, np.ndarray]:
+    """Random videos, plus 'query-copy' (noisy copy of 'query') and 'long' hiding query's frames at 20..29."""
+    rng = np.random.default_rng(seed)
+    videos = {f"v{i:03d}": _unit(rng.standard_normal((int(rng.integers(6, 40)), 9, 512))) for i in range(count)}
+    query = _unit(rng.standard_normal((10, 9, 512)))
+    videos["query"] = query
+    videos["query-copy"] = _unit(query + 0.02 * rng.standard_normal(query.shape))  # noise norm ~0.45
+    long = _unit(rng.standard_normal((50, 9, 512)))
+    long[20:30] = _unit(query + 0.02 * rng.standard_normal(query.shape))
+    videos["long"] = long
+    return videos
+
+
+def write_store(path: Path, videos: dict[str, np.ndarray], keep_existing: bool = False, parts_first: bool = False):
+    parts = path.with_name(path.name + f".test-parts-{len(videos)}")
+    with PartWriter(parts, IDENTITY, "test", dtype="float32") as writer:
+        for video_id, x in videos.items():
+            writer.add(video_id, x, np.arange(len(x), dtype=float))
+    merge_parts(path, writer.written, IDENTITY, "test", keep_existing=keep_existing, parts_first=parts_first)
+
+
+@pytest.fixture()
+def store(tmp_path) -> Path:
+    path = tmp_path / "features.h5"
+    write_store(path, collection())
+    return path
+
+
+def test_segment_descriptors_are_unit_means_of_16_frames():
+    x = np.random.default_rng(0).standard_normal((40, 9, 8)).astype(np.float32)
+    d = segment_descriptors(x)
+    assert d.shape == (3, 8)
+    np.testing.assert_allclose(np.linalg.norm(d, axis=1), 1, atol=1e-6)
+    expected = x[32:].mean((0, 1))
+    np.testing.assert_allclose(d[2], expected / np.linalg.norm(expected), atol=1e-6)
+
+
+def test_index_is_built_once_then_found_fresh(store):
+    index, update = open_index(store)
+    assert update.action == "built" and update.added == 33 and index.kind == "flat"
+    assert (index_dir_for(store) / "videos.json").is_file()
+    again, update = open_index(store)
+    assert update.action == "fresh" and len(again) == 33
+    ids = [video_id for video_id, _ in again.candidates(segment_descriptors(collection()["query"]), 3, "query")]
+    assert set(ids[:2]) == {"query-copy", "long"}
+
+
+def test_new_videos_are_added_and_changed_ones_rebuild(store):
+    open_index(store)
+    rng = np.random.default_rng(5)
+    write_store(store, {"new": _unit(rng.standard_normal((12, 9, 512)))}, keep_existing=True)
+    index, update = open_index(store)
+    assert (update.action, update.added) == ("added", 1) and len(index) == 34
+    assert index.candidates(segment_descriptors(collection()["query"]), 40)[-1][0] in index.catalogue.ids
+    # The same ids and lengths but other features: found by the digests, never assumed fresh.
+    write_store(store, {"v000": _unit(rng.standard_normal((FeatureStore(store).shape("v000")[0], 9, 512)))},
+                keep_existing=True, parts_first=True)
+    index, update = open_index(store)
+    assert update.action == "rebuilt" and "'v000' changed in the store" in update.reason
+
+
+@pytest.mark.parametrize("features_only", [True, False])
+def test_two_stage_agrees_with_exhaustive_on_a_small_store(store, features_only):
+    torch.manual_seed(0)
+    from s2vs_cli.similarity import ViSiL
+
+    scorer = VideoScorer(None if features_only else ViSiL().eval(), torch.device("cpu"))
+    index, _ = open_index(store)
+    with Searcher(store, scorer, index, candidates=100, top_k=5) as two_stage, \
+            Searcher(store, scorer, None, top_k=5) as exhaustive:
+        query = stored_query(two_stage.store, "query", 1.0)
+        a, b = two_stage.search(query), exhaustive.search(query)
+    assert [h.video_id for h in a.hits] == [h.video_id for h in b.hits]
+    assert [h.similarity for h in a.hits] == pytest.approx([h.similarity for h in b.hits], abs=1e-6)
+    assert a.candidates == b.candidates == 32  # every other video: 100 candidates cover the store
+    assert "query" not in [h.video_id for h in a.hits]
+    if features_only:
+        assert {h.video_id for h in a.hits[:2]} == {"query-copy", "long"}
+        segment = next(h.segment for h in a.hits if h.video_id == "long")
+        assert (segment.query_start, segment.query_end) == (0.0, 10.0)
+        assert (segment.target_start, segment.target_end) == (20.0, 30.0)
+
+
+def test_few_candidates_still_find_the_copies(store):
+    index, _ = open_index(store)
+    with Searcher(store, VideoScorer(None, torch.device("cpu")), index, candidates=3, top_k=3) as searcher:
+        result = searcher.search(stored_query(searcher.store, "query", 1.0))
+    assert result.candidates == 3 and {h.video_id for h in result.hits[:2]} == {"query-copy", "long"}
+    assert all(h.coarse is not None for h in result.hits)
+
+
+def _json(result) -> dict:
+    assert result.exit_code in (0, 3), result.output
+    return json.loads(result.stdout)
+
+
+def test_cli_search_by_id_with_a_bad_query_among_good_ones(store, tmp_path):
+    args = ["search", "query", "nope", "v001", "--database", str(store), "--features-only", "-k", "3", "--json",
+            "-o", str(tmp_path / "results.json")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 3  # some queries failed; the others ran
+    summary = _json(result)
+    good, bad, other = summary["results"]
+    assert [h["id"] for h in good["hits"][:2]] in (["query-copy", "long"], ["long", "query-copy"])
+    assert good["hits"][0]["segment"] is not None and good["hits"][0]["coarse"] is not None
+    assert bad["error"] == "not a video file, a folder of videos or an id in the feature file"
+    assert other["error"] is None and len(other["hits"]) == 3
+    assert summary["mode"] == "index (flat)"
+    assert json.loads((tmp_path / "results.json").read_text()) == summary
+    shown = runner.invoke(app, args[:-3])
+    assert "failed: nope: not a video file" in shown.output and "1 of 3 queries failed" in shown.output
+
+
+def test_cli_exhaustive_and_index_commands(store):
+    exhaustive = _json(runner.invoke(app, ["search", "query", "--database", str(store), "--features-only",
+                                           "--exhaustive", "--json"]))
+    assert exhaustive["mode"] == "exhaustive" and exhaustive["results"][0]["candidates"] == 32
+    assert not index_dir_for(store).exists()  # exhaustive search needs no index
+    built = _json(runner.invoke(app, ["index", str(store), "--json"]))
+    assert (built["action"], built["videos"], built["kind"]) == ("built", 33, "flat")
+    assert _json(runner.invoke(app, ["index", str(store), "--json"]))["action"] == "fresh"
+    assert _json(runner.invoke(app, ["index", str(store), "--rebuild", "--json"]))["action"] == "rebuilt"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["search", "x"], "give the collection's feature file: --database FEATURES.h5"),
+    (["search", "x", "--database", "missing.h5"], "missing.h5: feature file not found"),
+    (["search", "x", "--database", "f.h5", "--top-k", "0"], "top_k and candidates must be at least 1"),
+    (["index", "missing.h5"], "missing.h5: feature file not found"),
+])
+def test_cli_usage_errors(args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code in (1, 2) and message in result.output
+
+
+@pytest.mark.slow
+def test_edited_copies_rank_above_unrelated_clips(videos_dir, tmp_path):
+    """A store of real clips and their edited copies; each original, as a video file, finds its copy first."""
+    from media import center_crop, read_frames, write_video
+
+    collection_dir = tmp_path / "collection"
+    collection_dir.mkdir()
+    originals = ("bikes", "car-detection", "s2vs_example")
+    for name in originals:
+        frames = read_frames(next(videos_dir.glob(f"{name}.*")), rate=5, seconds=10)
+        write_video(collection_dir / f"{name}-copy.mp4", [center_crop(f, 0.8) for f in frames], rate=5, crf=35)
+    for path in sorted(videos_dir.glob("*.mkv"))[:8]:
+        (collection_dir / path.name).symlink_to(path)
+    store = tmp_path / "collection.h5"
+    random = ["--backbone-weights", "random", "--pca", "random"]
+    extracted = runner.invoke(app, ["extract-features", str(collection_dir), "-o", str(store), "-q", "-j", "0", *random])
+    assert extracted.exit_code == 0, extracted.output
+    queries = [str(next(videos_dir.glob(f"{name}.*"))) for name in originals]
+    summary = _json(runner.invoke(app, ["search", *queries, "--database", str(store), "--features-only", "--json",
+                                        "--candidates", "5", *random]))
+    for name, result in zip(originals, summary["results"]):
+        assert result["error"] is None and result["hits"][0]["id"] == f"{name}-copy", result
