@@ -33,6 +33,8 @@ benchmarks: install
 	$(BIN)/python benchmarks/bench_extract_features.py
 	$(BIN)/python benchmarks/bench_evaluate.py
 	$(BIN)/python benchmarks/bench_train.py
+	# 100,000 synthetic videos: 7.7 GB in the folder, about 10 minutes
+	$(BIN)/python benchmarks/bench_search.py all --folder $${TMPDIR:-/tmp}/s2vs-bench-search
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache *.egg-info

@@ -13,7 +13,7 @@
    random projection), which leaves the network nothing to learn from; so the whitening is fitted on the
    training frames' own vectors with `s2vs fit-pca`, as a user without the published whitening would.
 
-    python benchmarks/bench_train.py [--steps 150] [--skip-speed] [--skip-quality]
+    python benchmarks/bench_train.py [--steps 40] [--lr 3e-4] [--skip-speed] [--skip-quality]
 """
 from __future__ import annotations
 
@@ -140,8 +140,8 @@ def quality(frames: Path, work: Path, extractor, pca: Path, steps: int, lr: floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
     args = parser.parse_args()

@@ -93,19 +93,20 @@ def as_video_features(label: str, features: np.ndarray, timestamps: np.ndarray, 
     return VideoFeatures(path=label, features=tensor, timestamps=np.tile(np.asarray(timestamps), repeated), fps=fps)
 
 
+def _frame_map(q: torch.Tensor, t: torch.Tensor, network: ViSiL | None) -> torch.Tensor:
+    """The frame-to-frame map the segment is found on: of the network's indexed features, or raw ones."""
+    if network is None:
+        return frame_to_frame_similarity(q, t)
+    return network.frame_to_frame_similarity(network.index_video(q), network.index_video(t))
+
+
 @torch.inference_mode()
 def compare_features(query: VideoFeatures, target: VideoFeatures, network: ViSiL | None,
                      precision: str = "fp32") -> Comparison:
     """Compare two feature sets: full ViSiL with `network`, or features only when it is None."""
-    q, t = query.features, target.features
-    with autocast(q.device, precision):
-        if network is None:
-            f2f = frame_to_frame_similarity(q, t)
-            similarity = chamfer(f2f)
-        else:
-            q, t = network.index_video(q), network.index_video(t)
-            f2f = network.frame_to_frame_similarity(q, t)
-            similarity = chamfer(network.comparator_map(f2f))
+    with autocast(query.features.device, precision):
+        f2f = _frame_map(query.features, target.features, network)
+        similarity = chamfer(f2f if network is None else network.comparator_map(f2f))
     f2f = f2f.float().cpu().numpy()
     segment = segment_times(best_segment(f2f), query.timestamps, target.timestamps, 1.0 / query.fps)
     return Comparison(query=query.path, target=target.path, similarity=float(similarity),
@@ -113,6 +114,16 @@ def compare_features(query: VideoFeatures, target: VideoFeatures, network: ViSiL
                       query_times=query.timestamps, target_times=target.timestamps,
                       features_only=network is None,
                       warnings=[f"{v.path}: {w}" for v in (query, target) for w in v.warnings])
+
+
+@torch.inference_mode()
+def locate_match(query: VideoFeatures, target: VideoFeatures, network: ViSiL | None,
+                 precision: str = "fp32") -> SegmentTimes:
+    """Only where two videos match (the segment compare_features reports), without their similarity."""
+    with autocast(query.features.device, precision):
+        f2f = _frame_map(query.features, target.features, network)
+    segment = best_segment(f2f.float().cpu().numpy())
+    return segment_times(segment, query.timestamps, target.timestamps, 1.0 / query.fps)
 
 
 def compare_videos(query: str | Path, target: str | Path, extractor: RegionExtractor, network: ViSiL | None,

@@ -64,7 +64,7 @@ def evaluate_segments(annotated: dict[tuple[str, str], list[Segment]], features:
     """Locate each annotated (query, target) pair's best-matching segment as `s2vs compare` does (on the
     frame-to-frame map of the same network, or of raw features) and score the segments against the
     annotation. Pairs with a video missing from the feature file are counted and left out."""
-    from .comparison import compare_features
+    from .comparison import locate_match
     from .store import FeatureStore
 
     predicted: dict[tuple[str, str], list[Segment]] = {}
@@ -76,9 +76,8 @@ def evaluate_segments(annotated: dict[tuple[str, str], list[Segment]], features:
             if query not in stored or target not in stored:
                 missing.append((query, target))
             else:
-                found = compare_features(_stored_video(store, query, fps, scorer.device),
-                                         _stored_video(store, target, fps, scorer.device),
-                                         scorer.network, scorer.precision).segment
+                found = locate_match(_stored_video(store, query, fps, scorer.device),
+                                     _stored_video(store, target, fps, scorer.device), scorer.network, scorer.precision)
                 predicted[(query, target)] = [(found.query_start, found.query_end,
                                                found.target_start, found.target_end)]
             if progress is not None:

@@ -20,7 +20,7 @@ import torch
 
 from .errors import S2VSError
 from .runtime import autocast
-from .similarity import TargetColumns, TargetGroup, ViSiL, compute_dtype, target_groups
+from .similarity import TargetColumns, TargetGroup, ViSiL, compute_dtype, padded_size, target_groups
 from .store import FeatureStore
 
 CHUNK_FRAMES = 2048  # the original's chunk of long targets (published numbers depend on it)
@@ -39,6 +39,11 @@ def repeat_to_min_frames(features: np.ndarray, min_frames: int = MIN_FRAMES) -> 
     while 0 < features.shape[0] < min_frames:
         features = np.concatenate([features, features])
     return features
+
+
+def _as_float32(features: np.ndarray) -> torch.Tensor:
+    """float16 or float32 features as a float32 tensor (torch converts float16 several times faster than numpy)."""
+    return torch.from_numpy(np.ascontiguousarray(features)).float()
 
 
 def split_long_target(features: torch.Tensor, chunk_frames: int = CHUNK_FRAMES) -> list[torch.Tensor]:
@@ -68,15 +73,14 @@ class VideoScorer:
     @torch.inference_mode()
     def prepare_query(self, features: np.ndarray) -> torch.Tensor:
         """A query [T, R, D] on the device, indexed by the network (whole: queries are not chunked)."""
-        return self._index(torch.from_numpy(np.asarray(features, dtype=np.float32)))
+        return self._index(_as_float32(features))
 
     @torch.inference_mode()
     def prepare_targets(self, videos: Sequence[np.ndarray]) -> PreparedTargets:
         """Targets [T, R, D] split into chunks on the device, indexed and laid out once for all queries."""
-        per_target = [split_long_target(torch.from_numpy(np.asarray(v, dtype=np.float32)), self.chunk_frames)
-                      for v in videos]
+        per_target = [split_long_target(_as_float32(v), self.chunk_frames) for v in videos]
         owners = np.repeat(np.arange(len(videos)), [len(chunks) for chunks in per_target])
-        chunks = [self._index(chunk) for target in per_target for chunk in target]
+        chunks = self._index_many([chunk for target in per_target for chunk in target])
         with autocast(self.device, self.precision):
             dtype = compute_dtype(chunks[0]) if chunks else torch.float32
             if self.network is not None:  # lengths sorted into small batches for the comparator
@@ -87,6 +91,18 @@ class VideoScorer:
                                       TargetColumns([chunks[i] for i in indices], dtype))
                           for indices in _groups(positions, [len(c) for c in chunks], PRODUCT_FRAMES)]
         return PreparedTargets(len(videos), owners, groups)
+
+    def _index_many(self, videos: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Index many videos with few large products: frames of several videos go through attention together
+        (it treats every region vector on its own, so this is exact), PRODUCT_FRAMES at a time."""
+        indexed: list[torch.Tensor] = []
+        for group in _groups(videos, [len(v) for v in videos], PRODUCT_FRAMES):
+            lengths = [len(v) for v in group]
+            # Padded to one of a few sizes, so the CPU reuses its kernels (see similarity.padded_size).
+            padding = group[0].new_zeros((padded_size(sum(lengths)) - sum(lengths), *group[0].shape[1:]))
+            together = self._index(torch.cat([*group, padding]))
+            indexed.extend(torch.split(together, lengths + [len(padding)])[:len(group)])
+        return indexed
 
     def _index(self, features: torch.Tensor) -> torch.Tensor:
         features = features.to(self.device)

@@ -76,9 +76,10 @@ class Searcher:
     """Searches one feature store: the index for candidates (None: exhaustive), the scorer to re-rank."""
 
     def __init__(self, store_path: str | Path, scorer: VideoScorer, index: VideoIndex | None,
-                 candidates: int = DEFAULT_CANDIDATES, top_k: int = DEFAULT_TOP_K):
+                 candidates: int = DEFAULT_CANDIDATES, top_k: int = DEFAULT_TOP_K, locate: int | None = None):
         self.store = FeatureStore(store_path)
         self.scorer, self.index, self.candidates, self.top_k = scorer, index, candidates, top_k
+        self.locate = top_k if locate is None else locate  # hits that get their matching segment
         self.default_fps = self.store.identity.fps if self.store.identity is not None else 1.0
         self._all_ids: list[str] | None = None
 
@@ -105,8 +106,8 @@ class Searcher:
         prepared = {"query": self.scorer.prepare_query(features)}
         scores = score_prepared(self.store, prepared, ids, self.scorer)["query"]
         ranked = sorted(scores.items(), key=lambda item: -item[1])[:self.top_k]
-        hits = [SearchHit(video_id, float(score), self._locate(query, video_id), coarse.get(video_id))
-                for video_id, score in ranked]
+        hits = [SearchHit(video_id, float(score), self._locate(query, video_id) if rank < self.locate else None,
+                          coarse.get(video_id)) for rank, (video_id, score) in enumerate(ranked)]
         return QueryResult(query.label, hits, len(ids), time.perf_counter() - started)
 
     def _stored_ids(self) -> list[str]:
@@ -116,12 +117,12 @@ class Searcher:
 
     def _locate(self, query: QueryVideo, video_id: str) -> SegmentTimes:
         """Where the query and a stored video match, found as `s2vs compare` finds it."""
-        from .comparison import as_video_features, compare_features
+        from .comparison import as_video_features, locate_match
 
         target = stored_query(self.store, video_id, self.default_fps)
         sides = [as_video_features(video.label, video.features, video.timestamps, video.fps, self.scorer.device)
                  for video in (query, target)]
-        return compare_features(sides[0], sides[1], self.scorer.network, self.scorer.precision).segment
+        return locate_match(sides[0], sides[1], self.scorer.network, self.scorer.precision)
 
 
 @dataclass

@@ -180,3 +180,21 @@ def test_edited_copies_rank_above_unrelated_clips(videos_dir, tmp_path):
                                         "--candidates", "5", *random]))
     for name, result in zip(originals, summary["results"]):
         assert result["error"] is None and result["hits"][0]["id"] == f"{name}-copy", result
+
+
+@pytest.mark.parametrize("kind, flat_max, sq_max", [("ivf-sq8", 100, 10**9), ("ivf-pq", 100, 200)])
+def test_larger_collections_get_inverted_list_indexes(tmp_path, monkeypatch, kind, flat_max, sq_max):
+    """The kinds chosen by size (thresholds lowered here) are built, saved, loaded and find the copies."""
+    import s2vs_cli.index as index_module
+
+    monkeypatch.setattr(index_module, "FLAT_MAX", flat_max)
+    monkeypatch.setattr(index_module, "SQ_MAX", sq_max)
+    videos = collection(count=300)  # about 2,900 segment entries
+    path = tmp_path / "features.h5"
+    write_store(path, videos)
+    built, update = open_index(path)
+    assert update.action == "built" and built.kind == kind and built.index.ntotal == len(built.entries)
+    loaded, update = open_index(path)
+    assert update.action == "fresh" and loaded.index.ntotal == built.index.ntotal
+    found = [video_id for video_id, _ in loaded.candidates(segment_descriptors(videos["query"]), 5, "query")]
+    assert "query-copy" in found

@@ -1,0 +1,180 @@
+"""`s2vs search` at collection scale: index build, query latency, RAM and recall (issue 7).
+
+A synthetic store of N videos (default 100,000) of 30-120 frames of random unit features, with planted
+near-duplicate groups: for each of Q queries (30-60 frames, not in the store), GROUP stored videos hold
+the query's frames plus noise of increasing strength, at a random place among random frames. So every
+query has more than 100 true neighbours, ordered by their noise, and recall@100 has a real answer.
+
+The store holds one feature vector per frame (T x 512, the layout of the published feature files, which
+s2vs reads as T x 1 x 512): 100,000 videos of nine regions would be 69 GB of float16, more than this
+machine's disk. Re-ranking cost per region count is measured by bench_evaluate.py.
+
+Stages (each in its own process, so the RAM figure is the search's alone):
+    python benchmarks/bench_search.py make   --folder DIR [--videos 100000]
+    python benchmarks/bench_search.py build  --folder DIR
+    python benchmarks/bench_search.py query  --folder DIR [--exhaustive]
+`all` runs the three in turn. Recall@100 compares two-stage search with exhaustive search over the same
+scorer: raw Chamfer (features only), since random ViSiL weights would rank these random videos at random.
+Each query returns its top 100 and locates the matching segment in its top 20 (the CLI's default --top-k).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from s2vs_cli.store import StoreIdentity, content_digest
+
+QUERIES = 20
+GROUP = 120          # planted copies per query
+DIMS = 512
+SEED = 0
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def queries(rng_seed: int = SEED) -> list[np.ndarray]:
+    rng = np.random.default_rng([rng_seed, 1])
+    return [_unit(rng.standard_normal((int(rng.integers(30, 61)), DIMS))).astype(np.float32) for _ in range(QUERIES)]
+
+
+def make(folder: Path, videos: int) -> None:
+    """Write the store directly with h5py (one dataset per video, as extract-features lays it out)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([SEED, 2])
+    planted = {}  # video number -> (query, noise)
+    numbers = rng.permutation(videos)[:QUERIES * GROUP]
+    for q in range(QUERIES):
+        for g in range(GROUP):
+            planted[int(numbers[q * GROUP + g])] = (q, 0.2 + 1.3 * g / GROUP)  # noise norm 0.2 .. 1.5
+    query_frames = queries()
+    identity = StoreIdentity("synthetic", "synthetic", 1.0, DIMS, dtype="float16")
+    started = time.perf_counter()
+    with h5py.File(folder / "store.h5", "w", libver=("v108", "v108")) as out:
+        out.attrs.update(identity.as_attrs())
+        out.attrs["version"] = "bench"
+        for number in range(videos):
+            frames = int(rng.integers(30, 121))
+            x = rng.standard_normal((frames, DIMS), dtype=np.float32)
+            if number in planted:
+                q, noise = planted[number]
+                source = query_frames[q]
+                frames = max(frames, len(source))
+                x = rng.standard_normal((frames, DIMS), dtype=np.float32)
+                start = int(rng.integers(0, frames - len(source) + 1))
+                x[start:start + len(source)] = source * np.sqrt(DIMS) + noise * rng.standard_normal(source.shape)
+            data = _unit(x).astype(np.float16)
+            dataset = out.create_dataset(f"v{number:07d}", data=data)
+            dataset.attrs["digest"] = content_digest(data)
+            if number % 10_000 == 9_999:
+                print(f"  {number + 1:,} videos written ({time.perf_counter() - started:.0f} s)", flush=True)
+    truth = {q: [f"v{n:07d}" for n, (qq, _) in sorted(planted.items(), key=lambda i: i[1][1]) if qq == q]
+             for q in range(QUERIES)}
+    (folder / "planted.json").write_text(json.dumps(truth))
+    size = (folder / "store.h5").stat().st_size / 1e9
+    print(f"store: {videos:,} videos, {size:.2f} GB, written in {time.perf_counter() - started:.0f} s")
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+
+
+def build(folder: Path) -> None:
+    from s2vs_cli.index import index_dir_for, open_index
+
+    started = time.perf_counter()
+    index, update = open_index(folder / "store.h5", rebuild=True)
+    seconds = time.perf_counter() - started
+    size = sum(p.stat().st_size for p in index_dir_for(folder / "store.h5").iterdir()) / 1e9
+    print(f"index: {update.action} in {seconds:.0f} s; {len(index):,} videos, {len(index.entries):,} segments, "
+          f"{index.kind}, {size:.2f} GB on disk; peak RSS {peak_rss_gb():.2f} GB")
+    started = time.perf_counter()
+    _, update = open_index(folder / "store.h5")
+    print(f"index check when current: {update.action} in {time.perf_counter() - started:.2f} s")
+    (folder / "store.h5").touch()  # a changed stamp: every video's frame count and digest are compared
+    started = time.perf_counter()
+    _, update = open_index(folder / "store.h5")
+    print(f"index check after the store file changed (same videos): {update.action} in "
+          f"{time.perf_counter() - started:.1f} s")
+
+
+def query(folder: Path, exhaustive: bool, candidates: int) -> None:
+    from s2vs_cli.index import open_index
+    from s2vs_cli.retrieval import VideoScorer
+    from s2vs_cli.search import QueryVideo, Searcher
+    from s2vs_cli.similarity import ViSiL
+
+    truth = json.loads((folder / "planted.json").read_text())
+    index, _ = open_index(folder / "store.h5")
+    print(f"loaded index ({index.kind}); peak RSS so far {peak_rss_gb():.2f} GB")
+    torch.manual_seed(0)
+    scorers = {"features only": VideoScorer(None, torch.device("cpu"), "bf16"),
+               "full ViSiL (random weights)": VideoScorer(ViSiL().eval(), torch.device("cpu"), "bf16")}
+    results = {}
+    for name, scorer in scorers.items():
+        with Searcher(folder / "store.h5", scorer, index, candidates=candidates, top_k=100, locate=20) as searcher:
+            latencies, found = [], []
+            for q, frames in enumerate(queries()):
+                video = QueryVideo(f"q{q}", frames[:, None, :], np.arange(len(frames), dtype=float), 1.0)
+                started = time.perf_counter()
+                result = searcher.search(video)
+                latencies.append(time.perf_counter() - started)
+                found.append([h.video_id for h in result.hits])
+            results[name] = found
+            planted_recall = np.mean([len(set(f[:100]) & set(truth[str(q)][:100])) / 100 for q, f in enumerate(found)])
+            print(f"  {name}: median {np.median(latencies):.2f} s, p95 {np.percentile(latencies, 95):.2f} s per query "
+                  f"({candidates} candidates re-ranked); planted copies in the top 100: {planted_recall:.3f}; "
+                  f"peak RSS {peak_rss_gb():.2f} GB")
+    if exhaustive:
+        from s2vs_cli.retrieval import score_prepared
+
+        scorer = scorers["features only"]
+        started = time.perf_counter()
+        with Searcher(folder / "store.h5", scorer, None) as searcher:
+            ids = searcher.store.ids()
+            prepared = {f"q{q}": scorer.prepare_query(frames[:, None, :]) for q, frames in enumerate(queries())}
+            scores = score_prepared(searcher.store, prepared, ids, scorer)
+        recalls = []
+        for q in range(QUERIES):
+            best = [i for i, _ in sorted(scores[f"q{q}"].items(), key=lambda item: -item[1])[:100]]
+            recalls.append(len(set(best) & set(results["features only"][q][:100])) / 100)
+        print(f"  exhaustive features-only scoring of {len(ids):,} videos x {QUERIES} queries: "
+              f"{time.perf_counter() - started:.0f} s")
+        print(f"  recall@100 of two-stage against exhaustive (features only): mean {np.mean(recalls):.3f}, "
+              f"min {np.min(recalls):.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=("make", "build", "query", "all"))
+    parser.add_argument("--folder", type=Path, required=True)
+    parser.add_argument("--videos", type=int, default=100_000)
+    parser.add_argument("--candidates", type=int, default=1000)
+    parser.add_argument("--exhaustive", action="store_true")
+    args = parser.parse_args()
+    print(f"{torch.get_num_threads()} torch threads")
+    if args.stage == "all":
+        for stage in ("make", "build", "query"):
+            extra = ["--videos", str(args.videos)] if stage == "make" else (
+                ["--exhaustive", "--candidates", str(args.candidates)] if stage == "query" else [])
+            subprocess.run([sys.executable, __file__, stage, "--folder", str(args.folder), *extra], check=True)
+    elif args.stage == "make":
+        make(args.folder, args.videos)
+    elif args.stage == "build":
+        build(args.folder)
+    else:
+        query(args.folder, args.exhaustive, args.candidates)
+
+
+if __name__ == "__main__":
+    main()
