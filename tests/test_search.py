@@ -36,12 +36,13 @@ def collection(seed: int = 0, count: int = 30) -> dict[str, np.ndarray]:
     return videos
 
 
-def write_store(path: Path, videos: dict[str, np.ndarray], keep_existing: bool = False, parts_first: bool = False):
+def write_store(path: Path, videos: dict[str, np.ndarray], keep_existing: bool = False, parts_first: bool = False,
+                identity: StoreIdentity = IDENTITY):
     parts = path.with_name(path.name + f".test-parts-{len(videos)}")
-    with PartWriter(parts, IDENTITY, "test", dtype="float32") as writer:
+    with PartWriter(parts, identity, "test", dtype="float32") as writer:
         for video_id, x in videos.items():
             writer.add(video_id, x, np.arange(len(x), dtype=float))
-    merge_parts(path, writer.written, IDENTITY, "test", keep_existing=keep_existing, parts_first=parts_first)
+    merge_parts(path, writer.written, identity, "test", keep_existing=keep_existing, parts_first=parts_first)
 
 
 @pytest.fixture()
@@ -198,3 +199,24 @@ def test_larger_collections_get_inverted_list_indexes(tmp_path, monkeypatch, kin
     assert update.action == "fresh" and loaded.index.ntotal == built.index.ntotal
     found = [video_id for video_id, _ in loaded.candidates(segment_descriptors(videos["query"]), 5, "query")]
     assert "query-copy" in found
+
+
+def test_a_corrupt_query_file_fails_alone(tmp_path):
+    store = tmp_path / "features.h5"
+    # Made (as far as the file says) by the extractor the query files will be extracted with.
+    write_store(store, collection(), identity=StoreIdentity("ResNet-50 random (seed 0)", "random (seed 0)", 1.0, 512))
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x01 definitely not a video" * 100)
+    result = runner.invoke(app, ["search", str(bad), "query", "--database", str(store), "--features-only",
+                                 "--backbone-weights", "random", "--pca", "random", "--json"])
+    assert result.exit_code == 3
+    broken, good = _json(result)["results"]
+    assert broken["error"] and "\n" not in broken["error"] and str(bad) in broken["error"]
+    assert good["error"] is None and good["hits"]
+
+
+def test_query_files_need_the_stores_extraction_settings(store, videos_dir):
+    result = runner.invoke(app, ["search", str(videos_dir / "bikes.mp4"), "--database", str(store), "--features-only",
+                                 "--backbone-weights", "random", "--pca", "random"])
+    assert result.exit_code == 2
+    assert "was made with other settings than the query videos would be: backbone 'test'" in result.output

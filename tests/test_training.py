@@ -190,3 +190,35 @@ def test_eval_every_reports_map_at_the_start_and_during_training(frames_dir, tmp
     assert [step for step, _ in evaluated] == [0, 1, 2]
     assert all(0 < value <= 1 for _, value in evaluated)
     assert (tmp_path / "run" / "eval_features.hdf5").is_file()
+
+
+@pytest.mark.slow
+def test_a_short_cpu_run_on_the_shared_clips_lowers_the_loss_and_its_model_evaluates(videos_dir, tmp_path):
+    """The sample clips' frames, a whitening fitted on them (the random backbone's raw vectors are nearly
+    parallel: nothing to learn from through a random projection), 16 steps: the loss goes down."""
+    frames, raw, pca, white = tmp_path / "frames", tmp_path / "raw.h5", tmp_path / "pca.pth", tmp_path / "white.h5"
+    for args in (["extract-frames", str(videos_dir), "-o", str(frames), "-q", "-j", "0"],
+                 ["extract-features", str(frames), "--loader", "frames", "--backbone-weights", "random", "--pca",
+                  "none", "-o", str(raw), "-q", "-j", "0"],
+                 ["fit-pca", str(raw), "-o", str(pca), "-q"],
+                 ["extract-features", str(frames / "bikes"), str(frames / "car-detection"), str(frames / "walk"),
+                  "--loader", "frames", "--backbone-weights", "random", "--pca", str(pca), "-o", str(white), "-q",
+                  "-j", "0"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    (tmp_path / "small.yaml").write_text("log_every: 1\nwarmup_iterations: 2\ndecay_iterations: 16\n")
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(frames), "--config", str(tmp_path / "small.yaml"), "--experiment-path",
+                                 str(run), "--iterations", "16", "--batch-size", "6", "--window-size", "8", "--lr",
+                                 "3e-4", "--backbone-weights", "random", "--pca", str(pca), "--device", "cpu", "-j", "0",
+                                 "-q"])
+    assert result.exit_code == 0, result.output
+    losses = [row["loss"] for row in read_metrics(run / METRICS)]
+    assert len(losses) == 16 and np.mean(losses[-4:]) < np.mean(losses[:4]) - 0.2
+    gt = {"queries": ["bikes"], "database": ["car-detection", "walk"], "positives": {"bikes": ["walk"]}}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    evaluated = runner.invoke(app, ["evaluate", "--dataset", "custom", "--ground-truth", str(tmp_path / "gt.json"),
+                                    "--dataset-hdf5", str(white), "--model", str(run / MODEL), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    summary = json.loads(evaluated.stdout)
+    assert summary["model"] == str(run / MODEL) and 0 < summary["metrics"]["mAP"] <= 1
