@@ -67,6 +67,8 @@ def segment_descriptors(features: np.ndarray, segment_frames: int = SEGMENT_FRAM
     """[T, R, D] region features -> float32 [ceil(T / segment_frames), D]: mean per segment, L2-normalised."""
     features = np.asarray(features, dtype=np.float32)
     t, _, d = features.shape
+    if t == 0:  # a video without frames has nothing to find it by
+        return np.zeros((0, d), dtype=np.float32)
     frames = features.mean(1)  # [T, D]
     starts = np.arange(0, t, segment_frames)
     sums = np.add.reduceat(frames, starts, axis=0)
@@ -168,17 +170,21 @@ class VideoIndex:
 
         try:
             meta = json.loads((folder / "videos.json").read_text(encoding="utf-8"))
-            if meta.get("version") != INDEX_VERSION or meta.get("segment_frames") != SEGMENT_FRAMES:
-                raise SearchIndexError(f"{folder}: made by another version of s2vs; rebuild it with s2vs index")
+            if not isinstance(meta, dict) or meta.get("version") != INDEX_VERSION or \
+                    meta.get("segment_frames") != SEGMENT_FRAMES:
+                raise SearchIndexError(f"{folder}: made by another version of s2vs")
+            catalogue = VideoCatalogue(list(meta["ids"]), list(meta["frames"]), list(meta["digests"]))
+            stamp, dims = StoreStamp(**meta["stamp"]), int(meta["dims"])
             index = faiss.read_index(str(folder / "index.faiss"))
             entries = np.load(folder / "entries.npy")
-        except (OSError, ValueError, KeyError, RuntimeError) as e:
-            raise SearchIndexError(f"{folder}: unreadable index ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
-                              "; rebuild it with s2vs index") from None
-        catalogue = VideoCatalogue(meta["ids"], meta["frames"], meta["digests"])
+        except SearchIndexError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise SearchIndexError(f"{folder}: unreadable ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+                                   ) from None
         if index.ntotal != len(entries) or (len(entries) and entries.max() >= len(catalogue.ids)):
-            raise SearchIndexError(f"{folder}: index files disagree; rebuild it with s2vs index")
-        return cls(index, entries, catalogue, StoreStamp(**meta["stamp"]), int(meta["dims"]))
+            raise SearchIndexError(f"{folder}: its files disagree")
+        return cls(index, entries, catalogue, stamp, dims)
 
 
 def _save_array(path: Path, array: np.ndarray) -> None:
@@ -213,10 +219,13 @@ def open_index(store_path: str | Path, rebuild: bool = False,
         raise FeatureStoreError(f"{store_path}: feature file not found")
     folder = index_dir_for(store_path)
     stamp = StoreStamp.of(store_path)
-    existing = None
+    existing, unusable = None, ""
     if not rebuild and (folder / "videos.json").is_file():
-        existing = VideoIndex.load(folder)
-        if existing.stamp == stamp:
+        try:
+            existing = VideoIndex.load(folder)
+        except SearchIndexError as e:  # the index is a cache of the store: rebuild it, and say why
+            unusable = str(e)
+        if existing is not None and existing.stamp == stamp:
             return existing, IndexUpdate("fresh")
     report = (lambda stage: (lambda done, total: progress(stage, done, total))) if progress else (lambda stage: None)
     with FeatureStore(store_path) as store:
@@ -240,6 +249,8 @@ def open_index(store_path: str | Path, rebuild: bool = False,
     index.save(folder)
     if existing is not None:
         return index, IndexUpdate("rebuilt", len(catalogue.ids), reason)
+    if unusable:
+        return index, IndexUpdate("rebuilt", len(catalogue.ids), unusable)
     return index, IndexUpdate("rebuilt" if rebuild else "built", len(catalogue.ids))
 
 
@@ -303,7 +314,8 @@ def _add_videos(index: VideoIndex, store: FeatureStore, ids: list[str], progress
     owners = [index.entries]
     for block, descriptors in _descriptor_blocks(store, ids):
         numbers = range(offset + done, offset + done + len(block))
-        index.index.add(np.concatenate(descriptors))
+        if sum(len(d) for d in descriptors):
+            index.index.add(np.concatenate(descriptors))
         owners.extend(np.full(len(d), number, dtype=np.int32) for number, d in zip(numbers, descriptors))
         done += len(block)
         if progress is not None:

@@ -48,6 +48,8 @@ def _as_float32(features: np.ndarray) -> torch.Tensor:
 
 def split_long_target(features: torch.Tensor, chunk_frames: int = CHUNK_FRAMES) -> list[torch.Tensor]:
     """Consecutive chunks of `chunk_frames` frames; a last chunk under 4 frames is repeated to 4 or more."""
+    if features.shape[0] == 0:
+        raise ValueError("a video without frames cannot be scored")
     chunks = list(torch.split(features, chunk_frames))
     while chunks[-1].shape[0] < MIN_FRAMES:
         chunks[-1] = torch.cat([chunks[-1], chunks[-1]])
@@ -142,7 +144,7 @@ def score_store(store_path: str, queries: Sequence[str], database: Sequence[str]
                 progress: Callable[[int, int], None] | None = None, block: int = DATABASE_BLOCK) -> ScoredCollection:
     """Score `queries` against `database`, both read from one feature file; absent ids are reported."""
     with FeatureStore(store_path) as store:
-        stored = set(store.ids())
+        stored = {i for i in store.ids() if store.shape(i)[0] > 0}  # a video without frames counts as missing
         present_queries = [q for q in dict.fromkeys(queries) if q in stored]
         present_database = [d for d in dict.fromkeys(database) if d in stored]
         prepared = {q: scorer.prepare_query(read_video(store, q)) for q in present_queries}

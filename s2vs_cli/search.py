@@ -111,8 +111,8 @@ class Searcher:
         return QueryResult(query.label, hits, len(ids), time.perf_counter() - started)
 
     def _stored_ids(self) -> list[str]:
-        if self._all_ids is None:
-            self._all_ids = self.store.ids()
+        if self._all_ids is None:  # videos without frames have nothing to compare
+            self._all_ids = [i for i in self.store.ids() if self.store.shape(i)[0] > 0]
         return self._all_ids
 
     def _locate(self, query: QueryVideo, video_id: str) -> SegmentTimes:

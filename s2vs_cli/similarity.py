@@ -224,7 +224,10 @@ class TargetColumns:
         for start in range(0, padded_rows, rows_per_chunk):
             block = padded_query[start:start + rows_per_chunk]
             region_sim = block.reshape(rows_per_chunk * rq, d) @ self.columns.T  # [rows*Rq, Rt*width]
-            out[start:start + rows_per_chunk] = region_sim.view(rows_per_chunk, rq, self.regions, width).amax(2).mean(1)
+            # The max picks a value exactly in any dtype; the mean is taken in float32, so bf16 products do
+            # not round the similarities to bf16 (which made ties).
+            region_max = region_sim.view(rows_per_chunk, rq, self.regions, width).amax(2)
+            out[start:start + rows_per_chunk] = region_max.float().mean(1)
         return out[:tq, :self.total]
 
     def chamfer_similarities(self, query: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:

@@ -25,7 +25,7 @@ from .augmentations import parse_augmentations, strong_view, video_in_video, wea
 from .clips import BatchPlan, ClipSource, item_generator
 from .config import TrainConfig, config_to_yaml
 from .distributed import ProcessGroup
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, S2VSError
 from .inputs import VideoInput
 from .losses import infonce_loss, positive_mask, sshn_losses
 from .runtime import autocast
@@ -63,10 +63,13 @@ class StepBatches(torch.utils.data.Dataset):
         self.augmentations = parse_augmentations(cfg.augmentations)
 
     def __len__(self) -> int:
-        return self.last - self.first
+        return max(0, self.last - self.first)
 
-    def __getitem__(self, index: int) -> Batch:
-        return build_batch(self.source, self.plan, self.cfg, self.augmentations, self.first + index, self.rank)
+    def __getitem__(self, index: int) -> Batch | str:
+        try:
+            return build_batch(self.source, self.plan, self.cfg, self.augmentations, self.first + index, self.rank)
+        except S2VSError as e:  # a bad frame or video: its message, not a worker's traceback, reaches the user
+            return str(e)
 
 
 def build_batch(source: ClipSource, plan: BatchPlan, cfg: TrainConfig, augmentations: frozenset[str],
@@ -196,7 +199,7 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, group: Proces
         extractor = load_extractor(cfg.backbone_weights, cfg.pca, device, cfg.seed)
     experiment = Path(cfg.experiment_path)
     checkpoint_path = experiment / CHECKPOINT
-    _check_experiment(experiment, cfg.resume)
+    check_experiment(experiment, cfg.resume)
 
     plan = BatchPlan(len(videos), cfg.batch_size, group.world_size, cfg.seed)
     schedule = LearningRateSchedule(cfg.lr, cfg.warmup_lr, cfg.final_lr, cfg.warmup_iterations, cfg.decay_iterations)
@@ -209,7 +212,10 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, group: Proces
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     first = 0
     if cfg.resume:
-        first = _restore(checkpoint_path, network, optimizer, scaler, device)
+        first = _restore(checkpoint_path, network, optimizer, scaler, device, cfg)
+        if first > cfg.iterations:
+            raise ConfigError(f"{checkpoint_path}: the run is at step {first}; --iterations {cfg.iterations} would "
+                              "go back (give at least that many)")
     model: torch.nn.Module = network
     if group.distributed:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -232,6 +238,8 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, group: Proces
     last, reached = None, first
     started, clips_done = time.perf_counter(), 0
     for batch in batches:
+        if isinstance(batch, str):
+            raise S2VSError(f"{batch} (training stopped; the last checkpoint is kept, --resume continues from it)")
         step = batch.step
         features = batch_features(extractor, batch, device, precision, cfg.batch_size_fe)
         lr = schedule(step)
@@ -268,14 +276,17 @@ def _workers(cfg: TrainConfig) -> int:
     return min(len(os.sched_getaffinity(0)), 8)
 
 
-def _check_experiment(experiment: Path, resume: bool) -> None:
-    """Refuse to overwrite a run's checkpoint by accident, and to resume one that is not there."""
+def check_experiment(experiment: Path, resume: bool) -> None:
+    """Refuse to overwrite an earlier run's files by accident, and to resume one that has no checkpoint."""
     checkpoint = experiment / CHECKPOINT
+    if experiment.exists() and not experiment.is_dir():
+        raise ConfigError(f"{experiment}: exists and is not a folder; give the experiment folder")
     if resume and not checkpoint.is_file():
         raise ConfigError(f"{checkpoint}: no checkpoint to resume from")
-    if not resume and checkpoint.exists():
-        raise ConfigError(f"{experiment}: already holds a training run; --resume continues it, or choose another "
-                          "--experiment-path")
+    earlier = [name for name in (CHECKPOINT, MODEL, METRICS) if (experiment / name).exists()]
+    if not resume and earlier:
+        raise ConfigError(f"{experiment}: already holds a training run ({', '.join(earlier)}); --resume continues "
+                          "it, or choose another --experiment-path")
 
 
 def _save(experiment: Path, network: ViSiL, optimizer, scaler, step: int, cfg: TrainConfig) -> None:
@@ -292,18 +303,36 @@ def _save(experiment: Path, network: ViSiL, optimizer, scaler, step: int, cfg: T
     save_atomically(experiment / CHECKPOINT, {"model": network.state_dict(), "config": network.config(), **state})
 
 
-def _restore(path: Path, network: ViSiL, optimizer, scaler, device: torch.device) -> int:
+# Settings that change what a step computes: a resumed run must keep them to continue exactly.
+RESUME_FIXED = ("data", "loader", "batch_size", "window_size", "seed", "augmentations", "augmentation", "lr",
+                "warmup_lr", "final_lr", "warmup_iterations", "decay_iterations", "weight_decay", "temperature",
+                "sshn_weight", "regularization_weight", "backbone_weights", "pca", "fps")
+
+
+def resume_differences(saved: dict, cfg: TrainConfig) -> list[str]:
+    """Settings of `cfg` that differ from those a run was started with (its saved train_config)."""
+    now = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    return [f"{name} {now[name]!r} (the run: {saved[name]!r})" for name in RESUME_FIXED
+            if name in saved and saved[name] != now[name]]
+
+
+def _restore(path: Path, network: ViSiL, optimizer, scaler, device: torch.device, cfg: TrainConfig) -> int:
     """Load checkpoint.pth into the network, optimiser and scaler -> the step to continue at."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)
+        differences = resume_differences(state.get("train_config", {}), cfg)
         network.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and "scaler" in state:
             scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"].cpu())
-        return int(state["step"])
-    except (OSError, RuntimeError, KeyError, ValueError) as e:
+        step = int(state["step"])
+    except (OSError, RuntimeError, KeyError, ValueError, AttributeError) as e:
         raise CheckpointError(f"{path}: cannot resume from it ({str(e).splitlines()[0]})") from None
+    if differences:
+        raise ConfigError(f"--resume with other settings than the run was started with: {'; '.join(differences)}; "
+                          f"resume with them (the run's are in {path.parent / CONFIG})")
+    return step
 
 
 def _append_metrics(path: Path, report: StepReport) -> None:
@@ -330,10 +359,18 @@ def _append_row(path: Path, row: dict) -> None:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """The rows of a metrics.jsonl file (empty when there is none)."""
+    """The rows of a metrics.jsonl file (empty when there is none); a line cut short by a kill is skipped."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 def save_loss_curve(metrics: Path, out: Path, size: tuple[int, int] = (800, 480)) -> bool:
@@ -425,7 +462,9 @@ def preview_augmentations(cfg: TrainConfig, videos: list[VideoInput], loader: st
     """Write weak/strong strips of `count` training videos' clips (as step 0 would make them) into `out`."""
     from .augmentations import save_preview
 
-    plan = BatchPlan(len(videos), min(count, len(videos)) if len(videos) >= 2 else 2, 1, cfg.seed)
+    if len(videos) < 2:
+        raise ConfigError("previews show a batch: give at least 2 videos")
+    plan = BatchPlan(len(videos), min(count, len(videos)), 1, cfg.seed)
     batch = build_batch(ClipSource(videos, loader, cfg.fps), plan, cfg, parse_augmentations(cfg.augmentations), 0)
     out.mkdir(parents=True, exist_ok=True)
     written = []

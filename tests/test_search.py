@@ -220,3 +220,33 @@ def test_query_files_need_the_stores_extraction_settings(store, videos_dir):
                                  "--backbone-weights", "random", "--pca", "random"])
     assert result.exit_code == 2
     assert "was made with other settings than the query videos would be: backbone 'test'" in result.output
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda folder: (folder / "videos.json").write_text("[1, 2]"), "made by another version of s2vs"),
+    (lambda folder: (folder / "videos.json").write_text('{"version": 2, "segment_frames": 16}'), "unreadable"),
+    (lambda folder: (folder / "index.faiss").write_bytes(b"junk"), "unreadable"),
+    (lambda folder: np.save(folder / "entries.npy", np.zeros(3, dtype=np.int32)), "its files disagree"),
+])
+def test_a_damaged_index_is_rebuilt_and_says_why(store, damage, reason):
+    open_index(store)
+    damage(index_dir_for(store))
+    index, update = open_index(store)
+    assert update.action == "rebuilt" and reason in update.reason and len(index) == 33
+    assert open_index(store)[1].action == "fresh"
+
+
+def test_a_video_without_frames_is_missing_not_a_hang(tmp_path):
+    from s2vs_cli.retrieval import score_store
+
+    path = tmp_path / "features.h5"
+    videos = collection(count=3)
+    videos["empty"] = np.zeros((0, 9, 512), dtype=np.float32)
+    write_store(path, videos)
+    index, _ = open_index(path)
+    assert "empty" in index.catalogue.ids
+    scored = score_store(str(path), ["query"], ["empty", "query-copy"], VideoScorer(None, torch.device("cpu")))
+    assert scored.missing_database == ["empty"] and list(scored.similarities["query"]) == ["query-copy"]
+    with Searcher(path, VideoScorer(None, torch.device("cpu")), None) as searcher:
+        hits = searcher.search(stored_query(searcher.store, "query", 1.0)).hits
+    assert "empty" not in [h.video_id for h in hits]

@@ -151,7 +151,42 @@ def test_cli_refuses_to_overwrite_a_run(frames_dir, tmp_path):
             *SMALL_FLAGS]
     assert runner.invoke(app, base).exit_code == 0
     again = runner.invoke(app, base)
-    assert again.exit_code == 2 and "already holds a training run; --resume continues it" in again.output
+    assert again.exit_code == 2
+    assert "already holds a training run (checkpoint.pth, model.pth, metrics.jsonl); --resume continues it" in again.output
+    (tmp_path / "run" / CHECKPOINT).unlink()  # a finished run's model is still not overwritten
+    again = runner.invoke(app, base)
+    assert again.exit_code == 2 and "already holds a training run (model.pth, metrics.jsonl)" in again.output
+
+
+def test_resume_takes_the_runs_settings_and_refuses_others(frames_dir, tmp_path):
+    run = str(tmp_path / "run")
+    first = runner.invoke(app, ["train", str(frames_dir), "--experiment-path", run, "--iterations", "2", "-q",
+                                *SMALL_FLAGS, "--seed", "3"])
+    assert first.exit_code == 0, first.output
+    with (tmp_path / "run" / METRICS).open("a") as out:
+        out.write('{"step": 3, "loss": 0.7')  # a line cut short by a kill
+    resumed = runner.invoke(app, ["train", "--experiment-path", run, "--resume", "--iterations", "3", "-q"])
+    assert resumed.exit_code == 0, resumed.output  # data, batch, window and seed come from the run's config.yaml
+    assert [r["step"] for r in read_metrics(tmp_path / "run" / METRICS)] == [2, 3]  # logged every 10 and at the end
+    other = runner.invoke(app, ["train", "--experiment-path", run, "--resume", "--iterations", "4", "--seed", "5"])
+    assert other.exit_code == 2 and "--resume with other settings than the run was started with: seed 5 (the run: 3)" \
+        in other.output
+    back = runner.invoke(app, ["train", "--experiment-path", run, "--resume", "--iterations", "2"])
+    assert back.exit_code == 2 and "the run is at step 3; --iterations 2 would go back" in back.output
+
+
+def test_a_bad_frame_stops_training_with_one_line_from_a_worker(frames_dir, tmp_path):
+    import shutil
+
+    data = tmp_path / "frames"
+    shutil.copytree(frames_dir, data)
+    for folder in data.iterdir():
+        (folder / "00003.jpg").write_bytes(b"not a jpeg")
+    result = runner.invoke(app, ["train", str(data), "--experiment-path", str(tmp_path / "run"), "--iterations",
+                                 "1", "-q", *SMALL_FLAGS[:-6], "--backbone-weights", "random", "--pca", "random",
+                                 "-j", "1"])
+    assert result.exit_code == 1 and "unreadable image" in result.output and "00003.jpg" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
 @pytest.mark.slow

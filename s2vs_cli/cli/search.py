@@ -179,7 +179,8 @@ def _say_update(summary: dict) -> None:
 
 def _render(result) -> None:
     if result.error is not None:
-        console.print(f"[red]failed:[/] {escape(result.query)}: {escape(result.error)}", highlight=False, soft_wrap=True)
+        named = result.error if result.error.startswith(result.query) else f"{result.query}: {result.error}"
+        console.print(f"[red]failed:[/] {escape(named)}", highlight=False, soft_wrap=True)
         return
     table = Table(title=result.query, title_justify="left", caption=f"{result.candidates} videos re-ranked in "
                   f"{result.seconds:.2f} s", caption_justify="left")

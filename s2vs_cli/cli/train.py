@@ -74,6 +74,9 @@ def train(
         from ..config import TrainConfig
         from ..augmentations import parse_augmentations
 
+        if resume and config is None:  # a run resumes with the settings it was started with
+            saved = Path(experiment_path or TrainConfig().experiment_path) / "config.yaml"
+            config = str(saved) if saved.is_file() else None
         cfg = load_config(TrainConfig, config, print_config, data=data, experiment_path=experiment_path,
                           iterations=iterations, batch_size=batch_size, window_size=window_size, lr=lr,
                           augmentations=augmentations, save_every=save_every, resume=resume, eval_every=eval_every,
@@ -92,6 +95,11 @@ def train(
             console.print(f"wrote {len(written)} previews (weak clip above, strong below) to "
                           f"{escape(preview_augmentations)}", highlight=False)
             return
+        from ..clips import BatchPlan
+        from ..training import check_experiment
+
+        check_experiment(Path(cfg.experiment_path), cfg.resume)  # before minutes of loading weights
+        BatchPlan(len(videos), cfg.batch_size)
         _run(cfg, videos, data_loader, quiet)
 
 
