@@ -96,3 +96,16 @@ def status(quiet: bool) -> Iterator[Any]:
         return
     with console.status("starting") as spinner:
         yield lambda message: spinner.update(message)
+
+
+def write_results(output: str | None, summary: dict) -> None:
+    """`--output FILE`: every number as indented JSON (nothing when no file was asked for)."""
+    if output is None:
+        return
+    import json
+    from pathlib import Path
+
+    try:
+        Path(output).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{output}: cannot write results ({e.strerror or e})") from None

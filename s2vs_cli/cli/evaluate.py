@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import options
-from .common import console, download_progress, load_config, reported_errors, stdout
+from .common import console, download_progress, load_config, reported_errors, stdout, write_results
 
 
 def evaluate(
@@ -138,13 +138,7 @@ def evaluate(
         reference = PAPER_RESULTS.get((cfg.model, benchmark.name)) if label == cfg.model else None
         if reference:
             summary["paper"] = reference
-        if output is not None:
-            from pathlib import Path
-
-            try:
-                Path(output).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-            except OSError as e:
-                raise ConfigError(f"{output}: cannot write results ({e.strerror or e})") from None
+        write_results(output, summary)
     if json_output:
         print(json.dumps(summary))
         return

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import options
-from .common import console, download_progress, load_config, reported_errors, stdout
+from .common import console, download_progress, load_config, reported_errors, stdout, write_results
 
 Database = Annotated[Optional[str], typer.Option(
     "--database", "-d", metavar="FEATURES.h5", help="The collection's feature file (from s2vs extract-features).")]
@@ -101,11 +101,7 @@ def search(
         summary = {"database": cfg.database, "mode": "exhaustive" if index is None else f"index ({index.kind})",
                    "model": "features only" if network is None else network.label,
                    "results": [r.as_dict() for r in results]}
-        if output is not None:
-            try:
-                Path(output).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-            except OSError as e:
-                raise ConfigError(f"{output}: cannot write results ({e.strerror or e})") from None
+        write_results(output, summary)
     if json_output:
         print(json.dumps(summary))
     failed = [r for r in results if r.error is not None]
