@@ -31,6 +31,17 @@ _EXPORTS = {
     "collect_inputs": "inputs",
     "extract_features": "extraction",
     "ExtractionOptions": "extraction",
+    "VideoScorer": "retrieval",
+    "score_store": "retrieval",
+    "load_benchmark": "benchmarks",
+    "load_custom_ground_truth": "benchmarks",
+    "evaluate_benchmark": "evaluation",
+    "open_index": "index",
+    "Searcher": "search",
+    "stored_query": "search",
+    "TrainConfig": "config",
+    "train": "training",
+    "load_training_videos": "training",
 }
 __all__ = [*_EXPORTS, "__version__"]
 
