@@ -73,23 +73,16 @@ class ClipSource:
 
         The start is uniform in [0, max(L - frames, 1) - 1] for a video of L frames, as in the original.
         """
-        length = self._length(index)
-        start = int(torch.randint(max(length - frames, 1), (1,), generator=generator))
-        end = min(start + frames, length)
-        if self.loader == "frames":
-            files = self._files(index)[start:end]
-            images = [shape_frame(load_rgb(path), TRAINING_SHORT_SIDE, 0, path) for path in files]
-        else:
-            images = list(self._decoded(index)[start:end])
+        if self.loader == "frames":  # frame files, read only for the window
+            items, read = self._files(index), lambda path: shape_frame(load_rgb(path), TRAINING_SHORT_SIDE, 0, path)
+        else:  # a video, decoded once per item
+            items, read = self._decoded(index), lambda frame: frame
+        start = int(torch.randint(max(len(items) - frames, 1), (1,), generator=generator))
+        images = [read(item) for item in items[start:start + frames]]
         sizes = {image.shape for image in images}
         if len(sizes) > 1:
             raise VideoDecodeError(self.videos[index].path, f"frames of different sizes in one video: {sorted(sizes)}")
         return torch.from_numpy(np.stack(images))
-
-    def _length(self, index: int) -> int:
-        if self.loader == "frames":
-            return len(self._files(index))
-        return len(self._decoded(index))
 
     def _files(self, index: int) -> list[Path]:
         if index not in self._frame_files:

@@ -93,6 +93,16 @@ def as_video_features(label: str, features: np.ndarray, timestamps: np.ndarray, 
     return VideoFeatures(path=label, features=tensor, timestamps=np.tile(np.asarray(timestamps), repeated), fps=fps)
 
 
+def stored_video_features(store, video_id: str, default_fps: float, device: torch.device | str = "cpu"
+                          ) -> VideoFeatures:
+    """A video of a feature file (store.FeatureStore) as compare_features takes it; frame times from the file,
+    or from its sampling rate for files that do not record them."""
+    from .store import frame_times
+
+    record = store.read(video_id)
+    return as_video_features(video_id, record.features, *frame_times(record, default_fps), device)
+
+
 def _frame_map(q: torch.Tensor, t: torch.Tensor, network: ViSiL | None) -> torch.Tensor:
     """The frame-to-frame map the segment is found on: of the network's indexed features, or raw ones."""
     if network is None:

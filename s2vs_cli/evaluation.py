@@ -64,7 +64,7 @@ def evaluate_segments(annotated: dict[tuple[str, str], list[Segment]], features:
     """Locate each annotated (query, target) pair's best-matching segment as `s2vs compare` does (on the
     frame-to-frame map of the same network, or of raw features) and score the segments against the
     annotation. Pairs with a video missing from the feature file are counted and left out."""
-    from .comparison import locate_match
+    from .comparison import locate_match, stored_video_features
     from .store import FeatureStore
 
     predicted: dict[tuple[str, str], list[Segment]] = {}
@@ -76,23 +76,15 @@ def evaluate_segments(annotated: dict[tuple[str, str], list[Segment]], features:
             if query not in stored or target not in stored:
                 missing.append((query, target))
             else:
-                found = locate_match(_stored_video(store, query, fps, scorer.device),
-                                     _stored_video(store, target, fps, scorer.device), scorer.network, scorer.precision)
+                found = locate_match(stored_video_features(store, query, fps, scorer.device),
+                                     stored_video_features(store, target, fps, scorer.device), scorer.network,
+                                     scorer.precision)
                 predicted[(query, target)] = [(found.query_start, found.query_end,
                                                found.target_start, found.target_end)]
             if progress is not None:
                 progress(done, len(annotated))
     located = {pair: segments for pair, segments in annotated.items() if pair in predicted}
     return SegmentEvaluation(segment_precision_recall(predicted, located), len(predicted), missing, predicted)
-
-
-def _stored_video(store, video_id: str, fps: float, device):
-    """A stored video as compare_features takes it (frame times from the file, or from its fps)."""
-    from .comparison import as_video_features
-    from .store import frame_times
-
-    record = store.read(video_id)
-    return as_video_features(video_id, record.features, *frame_times(record, fps), device)
 
 
 def extract_benchmark_features(benchmark: Benchmark, dataset_path: str, pattern: str | None, loader: str,

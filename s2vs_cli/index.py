@@ -123,7 +123,12 @@ class VideoIndex:
 
     @property
     def kind(self) -> str:
-        return index_kind(len(self.entries))
+        """The kind of the faiss index itself (an index extended past its kind's size keeps its kind)."""
+        import faiss
+
+        if isinstance(self.index, faiss.IndexIVFPQ):
+            return "ivf-pq"
+        return "ivf-sq8" if isinstance(self.index, faiss.IndexIVF) else "flat"
 
     def __len__(self) -> int:
         return len(self.catalogue.ids)
@@ -219,12 +224,12 @@ def open_index(store_path: str | Path, rebuild: bool = False,
         raise FeatureStoreError(f"{store_path}: feature file not found")
     folder = index_dir_for(store_path)
     stamp = StoreStamp.of(store_path)
-    existing, unusable = None, ""
+    existing, reason = None, ""
     if not rebuild and (folder / "videos.json").is_file():
         try:
             existing = VideoIndex.load(folder)
         except SearchIndexError as e:  # the index is a cache of the store: rebuild it, and say why
-            unusable = str(e)
+            reason = str(e)
         if existing is not None and existing.stamp == stamp:
             return existing, IndexUpdate("fresh")
     report = (lambda stage: (lambda done, total: progress(stage, done, total))) if progress else (lambda stage: None)
@@ -247,11 +252,8 @@ def open_index(store_path: str | Path, rebuild: bool = False,
                 f" (and {len(changed) - 1} more)" if len(changed) > 1 else "")
         index = _build(store, catalogue, stamp, report("indexing"))
     index.save(folder)
-    if existing is not None:
-        return index, IndexUpdate("rebuilt", len(catalogue.ids), reason)
-    if unusable:
-        return index, IndexUpdate("rebuilt", len(catalogue.ids), unusable)
-    return index, IndexUpdate("rebuilt" if rebuild else "built", len(catalogue.ids))
+    action = "rebuilt" if existing is not None or reason or rebuild else "built"
+    return index, IndexUpdate(action, len(catalogue.ids), reason)
 
 
 def _descriptor_blocks(store: FeatureStore, ids: Sequence[str]):

@@ -12,6 +12,7 @@ Workers are started with ``spawn``: they do not inherit the parent's threads or 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -176,3 +177,12 @@ class _Pool:
                 if process.is_alive():
                     process.terminate()
                 process.join(timeout=5)
+
+
+def default_workers() -> int:
+    """One worker process (decoding, data loading) per CPU core this process may use, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))

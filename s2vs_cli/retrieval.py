@@ -22,6 +22,7 @@ from .errors import S2VSError
 from .runtime import autocast
 from .similarity import TargetColumns, TargetGroup, ViSiL, compute_dtype, padded_size, target_groups
 from .store import FeatureStore
+from .video import repeat_factor
 
 CHUNK_FRAMES = 2048  # the original's chunk of long targets (published numbers depend on it)
 MIN_FRAMES = 4       # the comparator's pooling needs 4 frames a side
@@ -36,9 +37,8 @@ Similarities = dict[str, dict[str, float]]  # {query: {target: score}}, the orig
 
 def repeat_to_min_frames(features: np.ndarray, min_frames: int = MIN_FRAMES) -> np.ndarray:
     """Concatenate a short video with itself (doubling) until it has at least `min_frames` frames."""
-    while 0 < features.shape[0] < min_frames:
-        features = np.concatenate([features, features])
-    return features
+    repeated = repeat_factor(features.shape[0], min_frames)
+    return np.tile(features, (repeated,) + (1,) * (features.ndim - 1)) if repeated > 1 else features
 
 
 def _as_float32(features: np.ndarray) -> torch.Tensor:
@@ -144,7 +144,9 @@ def score_store(store_path: str, queries: Sequence[str], database: Sequence[str]
                 progress: Callable[[int, int], None] | None = None, block: int = DATABASE_BLOCK) -> ScoredCollection:
     """Score `queries` against `database`, both read from one feature file; absent ids are reported."""
     with FeatureStore(store_path) as store:
-        stored = {i for i in store.ids() if store.shape(i)[0] > 0}  # a video without frames counts as missing
+        ids = set(store.ids())
+        requested = set(queries) | set(database)
+        stored = {i for i in requested & ids if store.shape(i)[0] > 0}  # a video without frames counts as missing
         present_queries = [q for q in dict.fromkeys(queries) if q in stored]
         present_database = [d for d in dict.fromkeys(database) if d in stored]
         prepared = {q: scorer.prepare_query(read_video(store, q)) for q in present_queries}

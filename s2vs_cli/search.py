@@ -11,11 +11,13 @@ Exhaustive search skips stage 1 and scores every stored video (to check what the
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .errors import S2VSError
 from .index import VideoIndex, segment_descriptors
 from .localization import SegmentTimes
 from .retrieval import VideoScorer, repeat_to_min_frames, score_prepared
@@ -110,6 +112,18 @@ class Searcher:
                           coarse.get(video_id)) for rank, (video_id, score) in enumerate(ranked)]
         return QueryResult(query.label, hits, len(ids), time.perf_counter() - started)
 
+    def run(self, sources: list[QuerySource], extractor, fps: float, precision: str,
+            batch_size: int) -> Iterator[QueryResult]:
+        """Each query's result in turn; one that cannot be read or extracted gives its error, and the others go on."""
+        for source in sources:
+            if source.error is not None:
+                yield QueryResult(source.label, error=source.error)
+                continue
+            try:
+                yield self.search(load_query(source, self, extractor, fps, precision, batch_size))
+            except S2VSError as e:  # a bad query file: say so and go on with the others
+                yield QueryResult(source.label, error=str(e))
+
     def _stored_ids(self) -> list[str]:
         if self._all_ids is None:  # videos without frames have nothing to compare
             self._all_ids = [i for i in self.store.ids() if self.store.shape(i)[0] > 0]
@@ -117,12 +131,12 @@ class Searcher:
 
     def _locate(self, query: QueryVideo, video_id: str) -> SegmentTimes:
         """Where the query and a stored video match, found as `s2vs compare` finds it."""
-        from .comparison import as_video_features, locate_match
+        from .comparison import as_video_features, locate_match, stored_video_features
 
-        target = stored_query(self.store, video_id, self.default_fps)
-        sides = [as_video_features(video.label, video.features, video.timestamps, video.fps, self.scorer.device)
-                 for video in (query, target)]
-        return locate_match(sides[0], sides[1], self.scorer.network, self.scorer.precision)
+        device = self.scorer.device
+        return locate_match(as_video_features(query.label, query.features, query.timestamps, query.fps, device),
+                            stored_video_features(self.store, video_id, self.default_fps, device),
+                            self.scorer.network, self.scorer.precision)
 
 
 @dataclass
@@ -156,16 +170,16 @@ def resolve_queries(names: list[str], stored: set[str]) -> list[QuerySource]:
     return sources
 
 
-def extractor_mismatch(identity, extractor, fps: float, loader: str = "video") -> str | None:
+def extractor_mismatch(identity, extractor, fps: float) -> str | None:
     """How the extractor given for file queries differs from what made the store (None: it matches)."""
     from .store import StoreIdentity
 
     if identity is None:
         return None
-    mine = StoreIdentity(extractor.backbone_label, extractor.whitening_label, fps, extractor.dims, loader,
+    # Loader and storage type do not change the features' meaning: they are taken from the store.
+    mine = StoreIdentity(extractor.backbone_label, extractor.whitening_label, fps, extractor.dims, identity.loader,
                          identity.dtype)
-    differences = [d for d in mine.differences(identity) if not d.startswith("loader")]
-    return "; ".join(differences) or None
+    return "; ".join(mine.differences(identity)) or None
 
 
 def load_query(source: QuerySource, searcher: Searcher, extractor, fps: float, precision: str,

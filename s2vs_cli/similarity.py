@@ -364,7 +364,7 @@ class ViSiL(nn.Module):
         return out
 
     @torch.inference_mode()
-    def group_similarities(self, query: torch.Tensor, group: "TargetGroup",
+    def group_similarities(self, query: torch.Tensor, group: TargetGroup,
                            apply_comparator: bool = True) -> torch.Tensor:
         """Similarity of one indexed query to each target of a group (see target_groups) -> [N].
 
@@ -378,7 +378,7 @@ class ViSiL(nn.Module):
             return torch.stack([self.video_similarity(query, target) for target in group.targets])
         return self.padded_similarities(query, group.columns)
 
-    def padded_similarities(self, query: torch.Tensor, targets: "TargetColumns") -> torch.Tensor:
+    def padded_similarities(self, query: torch.Tensor, targets: TargetColumns) -> torch.Tensor:
         """Comparator similarities of targets of any lengths in one padded batch -> [N].
 
         Sizes are rounded up (padded_size) so that a long evaluation meets only a few distinct shapes:
@@ -396,10 +396,9 @@ class ViSiL(nn.Module):
         rows = torch.full((len(lengths),), query.shape[0], device=maps.device)
         out, rows, columns = self.visil_head.forward_padded(maps, rows, torch.tensor(lengths, device=maps.device))
         out = F.hardtanh(out[:, 0])  # [N, H//4, W//4]
-        valid_columns = torch.arange(out.shape[-1], device=out.device) < columns[:, None]
-        row_max = out.masked_fill(~valid_columns[:, None, :], -torch.inf).amax(-1)  # [N, H//4]
         valid_rows = torch.arange(out.shape[-2], device=out.device) < rows[:, None]
-        return row_max.masked_fill(~valid_rows, 0.0).sum(-1) / rows
+        valid_columns = torch.arange(out.shape[-1], device=out.device) < columns[:, None]
+        return chamfer(out, valid_rows[:, :, None] & valid_columns[:, None, :])
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Training forward over a batch [N, T, R, D]: similarities of all N x N pairs in [0, 1], and the

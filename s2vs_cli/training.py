@@ -193,13 +193,13 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, group: Proces
     if device.type == "cuda" and group.distributed:
         device = torch.device("cuda", group.local_rank)
     precision = resolve_precision(cfg.precision, device)
+    experiment = Path(cfg.experiment_path)
+    checkpoint_path = experiment / CHECKPOINT
+    check_experiment(experiment, cfg.resume)
     if extractor is None:
         from .models import load_extractor
 
         extractor = load_extractor(cfg.backbone_weights, cfg.pca, device, cfg.seed)
-    experiment = Path(cfg.experiment_path)
-    checkpoint_path = experiment / CHECKPOINT
-    check_experiment(experiment, cfg.resume)
 
     plan = BatchPlan(len(videos), cfg.batch_size, group.world_size, cfg.seed)
     schedule = LearningRateSchedule(cfg.lr, cfg.warmup_lr, cfg.final_lr, cfg.warmup_iterations, cfg.decay_iterations)
@@ -231,9 +231,7 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, group: Proces
         prefetch_factor=2 if _workers(cfg) else None, persistent_workers=False)
     evaluate = evaluate if group.is_main else None  # one process evaluates; the others wait at the next step
     if evaluate is not None and first == 0:  # the starting point, to compare the trained network with
-        network.eval()
-        initial = evaluate(network)
-        network.train()
+        initial = _evaluated(network, evaluate)
         _append_row(experiment / METRICS, {"step": 0, **{f"eval_{k}": v for k, v in initial.items()}})
     last, reached = None, first
     started, clips_done = time.perf_counter(), 0
@@ -250,9 +248,7 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, group: Proces
                             clips_done * cfg.window_size / elapsed)
         done = reached = step + 1
         if evaluate is not None and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.iterations):
-            network.eval()
-            report.evaluation = evaluate(network)
-            network.train()
+            report.evaluation = _evaluated(network, evaluate)
         if group.is_main:
             if done % cfg.log_every == 0 or done == cfg.iterations or report.evaluation:
                 _append_metrics(experiment / METRICS, report)
@@ -268,12 +264,19 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, group: Proces
     return TrainingResult(experiment, experiment / MODEL, first, reached, last, len(videos))
 
 
-def _workers(cfg: TrainConfig) -> int:
-    if cfg.workers is not None:
-        return cfg.workers
-    import os
+def _evaluated(network: ViSiL, evaluate: Callable[[ViSiL], dict[str, float]]) -> dict[str, float]:
+    """The network's evaluation, in eval mode, and back to training."""
+    network.eval()
+    try:
+        return evaluate(network)
+    finally:
+        network.train()
 
-    return min(len(os.sched_getaffinity(0)), 8)
+
+def _workers(cfg: TrainConfig) -> int:
+    from .parallel import default_workers
+
+    return default_workers() if cfg.workers is None else cfg.workers
 
 
 def check_experiment(experiment: Path, resume: bool) -> None:

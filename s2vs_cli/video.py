@@ -248,9 +248,9 @@ def _first_frame(container: InputContainer, stream: VideoStream, path: VideoPath
 
 
 def repeat_factor(length: int, min_frames: int) -> int:
-    """How many copies of a `length`-frame sequence reach `min_frames`, doubling as S2VS does."""
+    """How many copies of a `length`-frame sequence reach `min_frames`, doubling as S2VS does (1 for none)."""
     repeated = 1
-    while length * repeated < min_frames:
+    while 0 < length * repeated < min_frames:
         repeated *= 2
     return repeated
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,15 +16,6 @@ from .common import console
 EXIT_SOME_FAILED = 3
 RESUME_HINT = "finished videos are kept: run the same command again to go on"
 SHOWN_FAILURES = 10
-
-
-def default_workers() -> int:
-    """One decoding process per CPU core this process may use, at most 8."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
 
 
 def gather_inputs(paths: list[str] | None, cfg: InputOptions, progress: Any = None) -> tuple[list, list[tuple[str, str, str]]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -87,6 +88,8 @@ def evaluate(
                               "similarities (--from-similarities FILE), one of the three")
         if cfg.save_features is not None and cfg.dataset_path is None:
             raise ConfigError("--save-features goes with --dataset-path")
+        if cfg.dataset_hdf5 is not None and not Path(cfg.dataset_hdf5).is_file():
+            raise ConfigError(f"{cfg.dataset_hdf5}: feature file not found")  # now, not after loading the model
         quiet = quiet or json_output
         with download_progress(quiet) as progress:
             benchmark = load_ground_truth(cfg.dataset, cfg.annotations, cfg.ground_truth, cfg.distractors, progress)
@@ -174,7 +177,6 @@ def _render(summary: dict) -> None:
 def _extract(benchmark, cfg, quiet: bool):
     """Features of the benchmark's videos under --dataset-path -> (feature file, temporary folder or None)."""
     import tempfile
-    from pathlib import Path
 
     from ..extraction import ExtractionOptions
     from ..evaluation import extract_benchmark_features
@@ -182,7 +184,8 @@ def _extract(benchmark, cfg, quiet: bool):
     from ..runtime import resolve_device, resolve_precision
     from ..store import StoreIdentity
     from ..weights import package_version
-    from .bulk import default_workers, report_failures, video_progress
+    from ..parallel import default_workers
+    from .bulk import report_failures, video_progress
 
     temporary = None
     if cfg.save_features is None:

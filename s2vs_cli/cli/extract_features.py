@@ -9,7 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import options
-from .bulk import RESUME_HINT, check_output, default_workers, exit_status, gather_inputs, report_failures, video_progress
+from ..parallel import default_workers
+from .bulk import RESUME_HINT, check_output, exit_status, gather_inputs, report_failures, video_progress
 from .common import console, download_progress, load_config, reported_errors, stdout
 
 EPILOG = ("Exit status: 0 when every video was extracted, 3 when some failed (listed in OUTPUT.failed.tsv), "

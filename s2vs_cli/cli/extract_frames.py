@@ -8,7 +8,8 @@ import typer
 from rich.markup import escape
 
 from . import options
-from .bulk import RESUME_HINT, check_output, default_workers, exit_status, gather_inputs, report_failures, video_progress
+from ..parallel import default_workers
+from .bulk import RESUME_HINT, check_output, exit_status, gather_inputs, report_failures, video_progress
 from .common import console, load_config, reported_errors, stdout
 
 EPILOG = ("Exit status: 0 when every video was written, 3 when some failed (listed in OUT.failed.tsv), "

@@ -57,11 +57,11 @@ def search(
                           exhaustive=exhaustive, rebuild_index=rebuild_index, features_only=features_only,
                           model=model, backbone_weights=backbone_weights, pca=pca, device=device,
                           precision=precision, fps=fps, batch_size=batch_size, seed=seed)
-        from ..errors import ConfigError, S2VSError
+        from ..errors import ConfigError
         from ..models import load_extractor, load_similarity_network
         from ..retrieval import VideoScorer
         from ..runtime import resolve_device, resolve_precision
-        from ..search import QueryResult, Searcher, extractor_mismatch, load_query, resolve_queries
+        from ..search import Searcher, extractor_mismatch, resolve_queries
         from ..store import FeatureStore
 
         if cfg.database is None:
@@ -72,7 +72,11 @@ def search(
         with FeatureStore(cfg.database) as store:
             stored, identity = set(store.ids()), store.identity
         sources = resolve_queries(queries, stored)
-        index = None if cfg.exhaustive else _open_index(cfg.database, cfg.rebuild_index, quiet)
+        index = None
+        if not cfg.exhaustive:
+            index, update = _open_index(cfg.database, cfg.rebuild_index, quiet)
+            if not quiet and update["action"] != "fresh":
+                _say_update(update)
         run_device = resolve_device(cfg.device)
         run_precision = resolve_precision(cfg.precision, run_device)
         with download_progress(quiet) as progress:
@@ -87,17 +91,10 @@ def search(
         results = []
         with Searcher(cfg.database, VideoScorer(network, run_device, run_precision), index, cfg.candidates,
                       cfg.top_k) as searcher:
-            for source in sources:
-                if source.error is not None:
-                    results.append(QueryResult(source.label, error=source.error))
-                else:
-                    try:
-                        query = load_query(source, searcher, extractor, cfg.fps, run_precision, cfg.batch_size)
-                        results.append(searcher.search(query))
-                    except S2VSError as e:  # a bad query file: say so and go on with the others
-                        results.append(QueryResult(source.label, error=str(e)))
+            for result in searcher.run(sources, extractor, cfg.fps, run_precision, cfg.batch_size):
+                results.append(result)
                 if not quiet:
-                    _render(results[-1])
+                    _render(result)
         summary = {"database": cfg.database, "mode": "exhaustive" if index is None else f"index ({index.kind})",
                    "model": "features only" if network is None else network.label,
                    "results": [r.as_dict() for r in results]}
@@ -126,43 +123,37 @@ def index(
         import time
 
         started = time.perf_counter()
-        built, update = _open_index(database, rebuild, quiet or json_output, report=False)
-        summary = {"index": str(_folder(database)), "action": update.action, "videos": len(built),
-                   "entries": int(len(built.entries)), "kind": built.kind, "added": update.added,
-                   "reason": update.reason, "seconds": round(time.perf_counter() - started, 2)}
+        _, summary = _open_index(database, rebuild, quiet or json_output)
+        summary["seconds"] = round(time.perf_counter() - started, 2)
     if json_output:
         print(json.dumps(summary))
     elif not quiet:
         _say_update(summary)
 
 
-def _folder(database: str) -> Path:
-    from ..index import index_dir_for
-
-    return index_dir_for(database)
-
-
-def _open_index(database: str, rebuild: bool, quiet: bool, report: bool = True):
-    """The index, brought up to date, with a progress bar while it works; (index, update) without `report`."""
-    from ..index import open_index
+def _open_index(database: str, rebuild: bool, quiet: bool) -> tuple:
+    """(index, update summary): the index brought up to date, with a progress bar while it works."""
+    from ..index import index_dir_for, open_index
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True, disable=quiet) as bar:
-        tasks: dict[str, int] = {}
+    bar = Progress(*columns, console=console, transient=True, disable=quiet)
+    tasks: dict[str, int] = {}
 
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+    def progress(stage: str, done: int, total: int) -> None:
+        if not tasks:  # shown only once there is work: a current index or an error prints nothing
+            bar.start()
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
 
+    try:
         built, update = open_index(database, rebuild, progress)
-    if not report:
-        return built, update
-    if not quiet and update.action != "fresh":
-        _say_update({"index": str(_folder(database)), "action": update.action, "videos": len(built),
-                     "entries": int(len(built.entries)), "kind": built.kind, "added": update.added,
-                     "reason": update.reason})
-    return built
+    finally:
+        if tasks:
+            bar.stop()
+    summary = {"index": str(index_dir_for(database)), "action": update.action, "videos": len(built),
+               "entries": int(len(built.entries)), "kind": built.kind, "added": update.added, "reason": update.reason}
+    return built, summary
 
 
 def _say_update(summary: dict) -> None:

@@ -115,8 +115,6 @@ def _run(cfg, videos, loader: str, quiet: bool) -> None:
         quiet = quiet or not group.is_main
         with download_progress(quiet) as progress:
             extractor = load_extractor(cfg.backbone_weights, cfg.pca, device, cfg.seed, progress)
-        for parameter in extractor.parameters():
-            parameter.requires_grad_(False)
         evaluator = None
         if cfg.eval_ground_truth is not None and group.is_main:  # rank 0 alone evaluates
             if not quiet:
