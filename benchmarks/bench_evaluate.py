@@ -26,7 +26,8 @@ from s2vs_cli.metrics import evaluate
 from s2vs_cli.retrieval import VideoScorer, score_store
 from s2vs_cli.runtime import resolve_precision
 from s2vs_cli.similarity import ViSiL
-from s2vs_cli.store import PartWriter, StoreIdentity, merge_parts
+from s2vs_cli.parts import PartWriter, merge_parts
+from s2vs_cli.store import StoreIdentity
 
 CPU = torch.device("cpu")
 

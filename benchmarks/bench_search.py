@@ -27,11 +27,10 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 
-from s2vs_cli.store import StoreIdentity, content_digest
+from s2vs_cli.store import StoreIdentity, create_store, write_video
 
 QUERIES = 20
 GROUP = 120          # planted copies per query
@@ -49,7 +48,7 @@ def queries(rng_seed: int = SEED) -> list[np.ndarray]:
 
 
 def make(folder: Path, videos: int) -> None:
-    """Write the store directly with h5py (one dataset per video, as extract-features lays it out)."""
+    """Write the store directly (one dataset per video, checksummed, as extract-features writes it)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([SEED, 2])
     planted = {}  # video number -> (query, noise)
@@ -60,9 +59,7 @@ def make(folder: Path, videos: int) -> None:
     query_frames = queries()
     identity = StoreIdentity("synthetic", "synthetic", 1.0, DIMS, dtype="float16")
     started = time.perf_counter()
-    with h5py.File(folder / "store.h5", "w", libver=("v108", "v108")) as out:
-        out.attrs.update(identity.as_attrs())
-        out.attrs["version"] = "bench"
+    with create_store(folder / "store.h5", identity, "bench") as out:
         for number in range(videos):
             frames = int(rng.integers(30, 121))
             x = rng.standard_normal((frames, DIMS), dtype=np.float32)
@@ -74,8 +71,7 @@ def make(folder: Path, videos: int) -> None:
                 start = int(rng.integers(0, frames - len(source) + 1))
                 x[start:start + len(source)] = source * np.sqrt(DIMS) + noise * rng.standard_normal(source.shape)
             data = _unit(x).astype(np.float16)
-            dataset = out.create_dataset(f"v{number:07d}", data=data)
-            dataset.attrs["digest"] = content_digest(data)
+            write_video(out, f"v{number:07d}", data, {})  # checksummed chunks and digest, as extract-features writes
             if number % 10_000 == 9_999:
                 print(f"  {number + 1:,} videos written ({time.perf_counter() - started:.0f} s)", flush=True)
     truth = {q: [f"v{n:07d}" for n, (qq, _) in sorted(planted.items(), key=lambda i: i[1][1]) if qq == q]

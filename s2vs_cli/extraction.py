@@ -28,8 +28,9 @@ from .inputs import VideoInput
 from .parallel import run_tasks
 from .runs import Failure, RunProgress, exclusive_lock, failures_path, write_failures
 from .worker_jobs import CHUNK_FRAMES, decode_job
-from .store import (PartWriter, StoreIdentity, complete_parts, merge_parts, merging_temporaries, parts_dir_for,
-                    read_identity, remove_partials, stored_ids)
+from .parts import (PartWriter, complete_parts, merge_parts, merging_temporaries, parts_dir_for,
+                    remove_partials)
+from .store import StoreIdentity, read_identity, stored_ids
 
 LOCK_NAME = "lock"     # in OUTPUT.parts/: held by rank 0 while a run writes OUTPUT
 IDLE_FLUSH = 0.05      # seconds without new frames before a partial batch is run anyway
@@ -256,18 +257,16 @@ def extract_features(items: Sequence[VideoInput], output: str | Path, extractor:
                 stage(f"merging {len(new_parts) + len(old_parts)} part file(s)")
                 # Replacing: this run's videos win over older copies; resuming: there are none.
                 merged = merge_parts(output, new_parts + old_parts, identity, version,
-                                     keep_existing=output in kept, parts_first=True)
+                                     keep_existing=output in kept, parts_first=True, drop_unreadable_parts=True)
                 summary.videos_in_output = merged.videos
+                # Left out of the output, so the next run redoes them; never silently.
+                summary.failures += [Failure(d.video_id, str(d.path), f"{d.reason}; the next run redoes it")
+                                     for d in merged.damaged]
                 for part in new_parts + old_parts + [p for p in replaced if p != output]:
                     part.unlink(missing_ok=True)
             else:
                 summary.videos_in_output = len(stored_ids([output]))
-            write_failures(failures_path(output), all_failures)
-            (parts_dir / LOCK_NAME).unlink(missing_ok=True)
-            try:
-                parts_dir.rmdir()
-            except OSError:
-                pass  # not empty (a user's file) or already gone
+            write_failures(failures_path(output), summary.failures)
         group.barrier()
     return summary
 

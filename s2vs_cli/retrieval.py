@@ -9,6 +9,7 @@ into 2,048-frame chunks, the query is compared with each and the scores averaged
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import S2VSError
+from .errors import FeatureStoreError, S2VSError
 from .runtime import autocast
 from .similarity import TargetColumns, TargetGroup, ViSiL, compute_dtype, padded_size, target_groups
 from .store import FeatureStore
@@ -171,11 +172,21 @@ def score_prepared(store: FeatureStore, queries: dict[str, torch.Tensor], databa
             pending = reader.submit(_read_block, store, blocks[index + 1]) if index + 1 < len(blocks) else None
             targets = scorer.prepare_targets(features)
             for query, indexed in queries.items():
-                similarities[query].update(zip(ids, scorer.score(indexed, targets).tolist()))
+                scores = scorer.score(indexed, targets).tolist()
+                _check_finite(store, query, ids, scores)
+                similarities[query].update(zip(ids, scores))
             done += len(ids)
             if progress is not None:
                 progress(done, len(database))
     return similarities
+
+
+def _check_finite(store: FeatureStore, query: str, ids: Sequence[str], scores: Sequence[float]) -> None:
+    """A NaN or infinite score is never ranked: it is damage, named (the reads check features too)."""
+    for video_id, score in zip(ids, scores):
+        if not math.isfinite(score):
+            raise FeatureStoreError(f"{store.path}: '{query}' against '{video_id}' gives a {score} similarity; "
+                                    f"their features are damaged (`s2vs verify {store.path}` checks the file)")
 
 
 def _groups(items: list, lengths: Sequence[int], max_frames: int, max_items: int | None = None) -> list[list]:

@@ -53,7 +53,8 @@ def exclusive_lock(path: Path, what: str) -> Iterator[None]:
     """Hold an exclusive lock on `path` (created, holding our pid) for a run writing `what`.
 
     A second run on the same output fails at once with a one-line error instead of deleting the
-    first run's unfinished files. The lock dies with the process, so a killed run leaves none.
+    first run's unfinished files. The lock dies with the process, so a killed run's file holds none;
+    any other ending removes the file (and its folder, when empty).
     """
     import fcntl
 
@@ -62,6 +63,7 @@ def exclusive_lock(path: Path, what: str) -> Iterator[None]:
         handle = open(path, "a+")
     except OSError as e:
         raise S2VSError(f"{path.parent}: cannot write here ({e.strerror or e})") from None
+    locked = False
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -71,9 +73,17 @@ def exclusive_lock(path: Path, what: str) -> Iterator[None]:
             who = f"pid {holder}" if holder.isdigit() else "another process"
             raise S2VSError(f"{what} is being written by another run ({who}); wait for it to "
                             "finish or choose another output") from None
-        handle.truncate(0)
-        handle.write(str(os.getpid()))
-        handle.flush()
+        locked = True
+        try:
+            handle.truncate(0)
+            handle.write(str(os.getpid()))
+            handle.flush()
+        except OSError as e:  # a full disk refuses even these few bytes: say where
+            raise S2VSError(f"{path}: cannot write the run's lock file ({e.strerror or e})") from None
         yield
     finally:
+        if locked:  # removed while still held, so a run that fails or is interrupted leaves no lock behind
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()  # the parts folder, when nothing else is left in it
         handle.close()

@@ -7,19 +7,11 @@ never mixes two extractors); on each dataset, the time of every frame. An id may
 (CC_WEB_VIDEO's do): HDF5 then stores it in nested groups, exactly as the original tool's
 ``create_dataset(video_id)`` did, and ``h5file[video_id]`` reads it back either way.
 
-Crash safety: an HDF5 file being modified is not safe to kill (its metadata lives in several places),
-so a run never modifies its output in place. Finished videos go to small *part* files, each written
-under a temporary name and renamed when closed; `merge_parts` copies the parts (and any earlier output)
-into a new file that replaces the output in one rename. Killed at any moment, a run leaves every part
-it closed intact and the output as it was.
+Writing goes through parts.py (part files, the atomic merge); every read is checked (integrity.py).
 """
 from __future__ import annotations
 
-import glob
-import hashlib
-import os
-import time
-import uuid
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +20,15 @@ import h5py
 import numpy as np
 
 from .errors import FeatureStoreError
+from .integrity import attr_text as _text, content_digest, error_reason, read_failure, video_damage
 
-FORMAT = "s2vs-features/1"
+# Format 2: every feature chunk carries HDF5's Fletcher-32 checksum and every video a content digest,
+# written last (a video without one never finished). Format 1 files (no checksums, digests optional)
+# are still read; their digests, where present, are checked on each read instead.
+FORMAT = "s2vs-features/2"
+CHUNK_BYTES = 1 << 20  # feature chunk size: a whole video up to ~110 frames of 9 x 512 float16
 # Lowest format that stores attributes over 64 KiB (timestamps of long videos); readable by HDF5 >= 1.8.
 LIBVER = ("v108", "v108")
-PART_SUFFIX = ".h5"
-PARTIAL_SUFFIX = ".h5.partial"
 STORE_DTYPES = ("float16", "float32")
 
 
@@ -69,10 +64,6 @@ class StoreIdentity:
                 if getattr(self, name) != getattr(other, name)]
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 @dataclass
 class VideoRecord:
     """Features of one video as stored, with its frame times."""
@@ -92,18 +83,31 @@ def frame_times(record: VideoRecord, default_fps: float = 1.0) -> tuple[np.ndarr
 
 
 class FeatureStore:
-    """Read-only view of a feature file (ours or the published ones); use as a context manager."""
+    """Read-only view of a feature file (ours or the published ones); use as a context manager.
+
+    Every read is checked (integrity.py): a damaged or incomplete video is an error naming it, and a
+    damaged file structure is an error naming the file, never a traceback or a silently wrong number.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise FeatureStoreError(f"{self.path}: is a folder, not a feature file")
         if not self.path.exists():
             raise FeatureStoreError(f"{self.path}: feature file not found")
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as e:
             raise FeatureStoreError(f"{self.path}: not a readable HDF5 feature file ({_reason(e)})") from None
-        self.identity = StoreIdentity.from_attrs(self._file.attrs)
-        self.version = _text(self._file.attrs.get("s2vs_version", "")) or None
+        try:
+            with self._checked():
+                self.identity = StoreIdentity.from_attrs(self._file.attrs)
+                self.version = _text(self._file.attrs.get("s2vs_version", "")) or None
+                # Only our format-2 files promise a digest on every finished video.
+                self.requires_digest = _text(self._file.attrs.get("format", "")) == FORMAT
+        except FeatureStoreError:
+            self._file.close()
+            raise
 
     def __enter__(self) -> FeatureStore:
         return self
@@ -117,44 +121,66 @@ class FeatureStore:
 
     def ids(self) -> list[str]:
         """Video ids in the file, in HDF5's (sorted) order; ids with '/' are found in nested groups."""
-        return dataset_names(self._file)
+        with self._checked():
+            return dataset_names(self._file)
 
     def __contains__(self, video_id: str) -> bool:
-        return isinstance(self._file.get(video_id), h5py.Dataset)
+        with self._checked(video_id):
+            return isinstance(self._file.get(video_id), h5py.Dataset)
 
     def __len__(self) -> int:
         return len(self.ids())
 
     def shape(self, video_id: str) -> tuple[int, int, int]:
         """[T, R, D] of one video without reading it."""
-        dataset = self._dataset(video_id)
-        return _as_regions(dataset.shape, self.path, video_id)
+        with self._checked(video_id):
+            dataset = self._dataset(video_id)
+            return _as_regions(dataset.shape, self.path, video_id)
 
     def frames_and_digest(self, video_id: str) -> tuple[int, str | None]:
         """A video's frame count and content digest (None in files that do not record one), unread."""
-        dataset = self._dataset(video_id)
-        digest = dataset.attrs.get("digest")
-        return int(dataset.shape[0]), None if digest is None else str(digest)
+        with self._checked(video_id):
+            dataset = self._dataset(video_id)
+            digest = dataset.attrs.get("digest")
+            return int(dataset.shape[0]), None if digest is None else _text(digest)
 
     def read(self, video_id: str) -> VideoRecord:
-        """One video's features [T, R, D] in their stored dtype, its timestamps and attributes."""
-        dataset = self._dataset(video_id)
-        shape = _as_regions(dataset.shape, self.path, video_id)
-        try:
-            features = dataset[()].reshape(shape)
-        except OSError as e:
-            raise FeatureStoreError(f"{self.path}: cannot read '{video_id}' ({_reason(e)})") from None
-        attrs = dict(dataset.attrs)
+        """One video's features [T, R, D] in their stored dtype, its timestamps and attributes (checked)."""
+        with self._checked(video_id):
+            dataset = self._dataset(video_id)
+            shape = _as_regions(dataset.shape, self.path, video_id)
+            checksummed = dataset.fletcher32
+            try:
+                stored = dataset[()]
+            except OSError as e:  # HDF5 found a chunk whose checksum does not hold
+                raise FeatureStoreError(f"{self.path}: '{video_id}' is {read_failure(e, checksummed)}; "
+                                        f"`s2vs verify {self.path}` lists every damaged video") from None
+            attrs = dict(dataset.attrs)
+        problem = video_damage(stored, attrs, verify_digest=not checksummed, requires_digest=self.requires_digest)
+        if problem is not None:
+            raise FeatureStoreError(f"{self.path}: '{video_id}' is {problem}; "
+                                    f"`s2vs verify {self.path}` lists every damaged video")
         timestamps = attrs.pop("timestamps", None)
         if timestamps is not None:
             timestamps = np.asarray(timestamps, dtype=np.float64)
-        return VideoRecord(video_id, features, timestamps, attrs)
+        return VideoRecord(video_id, stored.reshape(shape), timestamps, attrs)
 
     def _dataset(self, video_id: str) -> h5py.Dataset:
         item = self._file.get(video_id)
         if not isinstance(item, h5py.Dataset):
             raise FeatureStoreError(f"{self.path}: no features for video '{video_id}'")
         return item
+
+    @contextlib.contextmanager
+    def _checked(self, video_id: str | None = None):
+        """HDF5's own errors (a garbled header or object gives RuntimeError, KeyError...) as one line."""
+        try:
+            yield
+        except FeatureStoreError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
+            where = f" at '{video_id}'" if video_id is not None else ""
+            raise FeatureStoreError(f"{self.path}: damaged or unreadable HDF5 file{where} ({_reason(e)})") from None
 
 
 def dataset_names(group: h5py.Group) -> list[str]:
@@ -172,127 +198,59 @@ def _as_regions(shape: tuple[int, ...], path: Path, video_id: str) -> tuple[int,
     raise FeatureStoreError(f"{path}: '{video_id}' has shape {shape}, expected [T, R, D] or [T, D]")
 
 
-def _reason(error: Exception) -> str:
-    return (getattr(error, "strerror", None) or str(error)).split("\n")[0]
+_reason = error_reason
 
 
-def _create(path: Path, identity: StoreIdentity | None, version: str) -> h5py.File:
+def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...] | None:
+    """Chunk shape for a video's features: whole frames, about CHUNK_BYTES each (None: no frames)."""
+    if not shape or shape[0] == 0:
+        return None
+    frame_bytes = max(1, int(np.prod(shape[1:])) * itemsize)
+    return (max(1, min(shape[0], CHUNK_BYTES // frame_bytes)),) + tuple(shape[1:])
+
+
+def write_video(group: h5py.Group, video_id: str, features: np.ndarray, attrs: dict,
+                compression: str | None = None) -> h5py.Dataset:
+    """Store one video's features (each chunk checksummed) and attributes; the content digest is written
+    last, so a video that has one is complete."""
+    chunks = _chunks(features.shape, features.dtype.itemsize)
+    dataset = group.create_dataset(video_id, data=features, chunks=chunks, fletcher32=chunks is not None,
+                                   compression=compression if chunks is not None else None)
+    for key, value in attrs.items():
+        if key != "digest":
+            dataset.attrs[key] = value
+    # What readers, merges and the search index check to know these are the features written.
+    dataset.attrs["digest"] = content_digest(features)
+    return dataset
+
+
+_write_failures = 0  # HDF5 writes that failed in this process (see hdf5_write_failed)
+
+
+def hdf5_write_failed(failed: bool = False) -> bool:
+    """Whether an HDF5 write failed in this process (record one with `failed=True`): HDF5's own exit
+    handlers then crash, so the command line leaves without them."""
+    global _write_failures
+    _write_failures += failed
+    return _write_failures > 0
+
+
+def create_store(path: Path, identity: StoreIdentity | None, version: str) -> h5py.File:
+    """A new, empty feature file (format 2) with the identity of what will fill it."""
+    handle = None
     try:
         handle = h5py.File(path, "w", libver=LIBVER)
-    except OSError as e:
+        handle.attrs["format"] = FORMAT
+        handle.attrs["s2vs_version"] = version
+        if identity is not None:
+            handle.attrs.update(identity.as_attrs())
+    except (OSError, RuntimeError) as e:
+        hdf5_write_failed(True)
+        if handle is not None:
+            with contextlib.suppress(Exception):
+                handle.close()
         raise FeatureStoreError(f"{path}: cannot create feature file ({_reason(e)})") from None
-    handle.attrs["format"] = FORMAT
-    handle.attrs["s2vs_version"] = version
-    if identity is not None:
-        handle.attrs.update(identity.as_attrs())
     return handle
-
-
-class PartWriter:
-    """Writes finished videos into part files under `parts_dir`, closing one every so often.
-
-    A part is written as ``NAME.h5.partial`` and renamed to ``NAME.h5`` when closed, so a part with the
-    final name is always complete. Parts close after `max_videos` videos or `max_seconds` seconds,
-    which bounds what a crash can lose.
-    """
-
-    def __init__(self, parts_dir: str | Path, identity: StoreIdentity, version: str, dtype: str = "float16",
-                 compression: str | None = None, max_videos: int = 1000, max_seconds: float = 30.0,
-                 prefix: str | None = None):
-        if dtype not in STORE_DTYPES:
-            raise ValueError(f"dtype must be one of {STORE_DTYPES}, got {dtype}")
-        self.parts_dir = Path(parts_dir)
-        self.identity, self.version, self.dtype, self.compression = identity, version, dtype, compression
-        self.max_videos, self.max_seconds = max_videos, max_seconds
-        self.prefix = prefix or uuid.uuid4().hex[:12]  # unique per run: parts of several runs never collide
-        self.written: list[Path] = []
-        self._handle: h5py.File | None = None
-        self._partial: Path | None = None
-        self._count = 0
-        self._opened = 0.0
-        self._sequence = 0
-        try:
-            self.parts_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise FeatureStoreError(f"{self.parts_dir}: cannot create the parts folder ({_reason(e)})") from None
-
-    def add(self, video_id: str, features: np.ndarray, timestamps: np.ndarray, **attrs) -> None:
-        """Store one finished video: features [T, R, D] (cast to the store dtype) and its frame times."""
-        if self._handle is None:
-            self._open()
-        data = np.ascontiguousarray(features, dtype=self.dtype)
-        try:
-            dataset = self._handle.create_dataset(video_id, data=data, compression=self.compression)
-            dataset.attrs["timestamps"] = np.asarray(timestamps, dtype=np.float64)
-            # What a search index checks to know this video's features are the ones it indexed.
-            dataset.attrs["digest"] = content_digest(data)
-            for key, value in attrs.items():
-                dataset.attrs[key] = value
-        except (OSError, ValueError) as e:
-            raise FeatureStoreError(f"{self._partial}: cannot write '{video_id}' ({_reason(e)})") from None
-        self._count += 1
-        if self._count >= self.max_videos or time.monotonic() - self._opened >= self.max_seconds:
-            self.close_part()
-
-    def _open(self) -> None:
-        name = f"{self.prefix}-{self._sequence:05d}"
-        self._sequence += 1
-        self._partial = self.parts_dir / (name + PARTIAL_SUFFIX)
-        self._handle = _create(self._partial, self.identity, self.version)
-        self._count, self._opened = 0, time.monotonic()
-
-    def close_part(self) -> None:
-        """Close the open part (if any) and give it its final name."""
-        if self._handle is None:
-            return
-        self._handle.close()
-        self._handle = None
-        final = self._partial.with_name(self._partial.name[: -len(PARTIAL_SUFFIX)] + PART_SUFFIX)
-        _fsync(self._partial)
-        os.replace(self._partial, final)
-        self.written.append(final)
-
-    def __enter__(self) -> PartWriter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close_part()
-
-
-def content_digest(features: np.ndarray) -> str:
-    """A short hash of a video's stored features (its bytes, dtype and shape)."""
-    digest = hashlib.blake2b(digest_size=8)
-    digest.update(f"{features.dtype.str}{features.shape}".encode())
-    digest.update(np.ascontiguousarray(features).data)
-    return digest.hexdigest()
-
-
-def parts_dir_for(output: str | Path) -> Path:
-    """Where the parts of `output` are kept while a run is going: ``OUTPUT.parts/``."""
-    output = Path(output)
-    return output.with_name(output.name + ".parts")
-
-
-def complete_parts(parts_dir: str | Path) -> list[Path]:
-    """Closed part files in `parts_dir` (unfinished ones are ignored), oldest first."""
-    parts_dir = Path(parts_dir)
-    if not parts_dir.is_dir():
-        return []
-    parts = [p for p in parts_dir.iterdir() if p.name.endswith(PART_SUFFIX)]
-    return sorted(parts, key=lambda p: (p.stat().st_mtime_ns, p.name))
-
-
-def remove_partials(parts_dir: str | Path) -> int:
-    """Delete parts a crashed run left unfinished; returns how many."""
-    parts_dir = Path(parts_dir)
-    if not parts_dir.is_dir():
-        return 0
-    removed = 0
-    for path in parts_dir.iterdir():
-        if path.name.endswith(PARTIAL_SUFFIX):
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
 
 
 def stored_ids(paths: Sequence[str | Path]) -> set[str]:
@@ -312,94 +270,39 @@ def read_identity(path: str | Path) -> StoreIdentity | None:
 
 
 @dataclass
-class MergeResult:
-    """What `merge_parts` did."""
+class StoreCheck:
+    """What `verify_store` found: every video read and checked, and those that failed."""
 
-    output: Path
-    videos: int          # videos in the output after the merge
-    added: int           # videos that came from the parts
-    duplicates: list[str] = field(default_factory=list)  # ids found more than once (the first copy was kept)
+    path: Path
+    videos: int = 0
+    damaged: list[tuple[str, str]] = field(default_factory=list)  # (video id, why)
+    unverifiable: int = 0  # videos with neither chunk checksums nor a digest: only finite values checked
 
-
-def merging_temporaries(output: str | Path) -> list[Path]:
-    """Files an interrupted merge into `output` left behind."""
-    output = Path(output)
-    return sorted(output.parent.glob(f".{glob.escape(output.name)}.merging-*"))
+    def as_dict(self) -> dict:
+        return {"path": str(self.path), "videos": self.videos, "unverifiable": self.unverifiable,
+                "damaged": [{"id": i, "reason": r} for i, r in self.damaged]}
 
 
-def merge_parts(output: str | Path, parts: Sequence[str | Path], identity: StoreIdentity | None, version: str,
-                keep_existing: bool = True, parts_first: bool = False,
-                progress: Callable[[int, int], None] | None = None) -> MergeResult:
-    """Join the existing output (when `keep_existing`) and `parts` into `output`, atomically.
-
-    The new file is written beside the output and renamed over it, so a crash during the merge
-    leaves the output and the parts as they were. The first copy of an id wins: the existing
-    output before the parts (the parts before it with `parts_first`, to replace videos), and
-    earlier parts before later ones. Every dataset's feature size must match the identity's.
-    """
-    output = Path(output)
-    existing = [output] if keep_existing and output.exists() else []
-    parts = [Path(p) for p in parts]
-    sources = parts + existing if parts_first else existing + parts
-    temporary = output.with_name(f".{output.name}.merging-{os.getpid()}")
-    seen: set[str] = set()
-    duplicates: list[str] = []
-    added = 0
-    handles = [_open_source(path) for path in sources]
-    try:
-        identities = [(path, StoreIdentity.from_attrs(h.attrs)) for path, h in zip(sources, handles)]
-        _check_identities(identities, identity)
-        names = [dataset_names(h) for h in handles]
-        total = sum(len(n) for n in names)
-        done = 0
-        with _create(temporary, identity, version) as destination:
-            for path, handle, ids in zip(sources, handles, names):
-                for video_id in ids:
-                    done += 1
-                    if video_id in seen:
-                        duplicates.append(video_id)
-                        continue
-                    seen.add(video_id)
-                    dataset = handle[video_id]
-                    if identity is not None and dataset.shape[-1] != identity.dims:
-                        raise FeatureStoreError(f"{path}: '{video_id}' has {dataset.shape[-1]}-d features, "
-                                                f"the others {identity.dims}-d")
-                    parent = video_id.rpartition("/")[0]
-                    handle.copy(dataset, destination.require_group(parent) if parent else destination,
-                                name=video_id.rpartition("/")[2])
-                    added += path != output
-                    if progress is not None:
-                        progress(done, total)
-        _fsync(temporary)
-        os.replace(temporary, output)
-    except (OSError, ValueError) as e:
-        raise FeatureStoreError(f"{output}: merge failed ({_reason(e)})") from None
-    finally:
-        for handle in handles:
-            handle.close()
-        temporary.unlink(missing_ok=True)
-    return MergeResult(output=output, videos=len(seen), added=added, duplicates=duplicates)
-
-
-def _open_source(path: Path) -> h5py.File:
-    try:
-        return h5py.File(path, "r")
-    except OSError as e:
-        raise FeatureStoreError(f"{path}: not a readable HDF5 feature file ({_reason(e)})") from None
-
-
-def _check_identities(identities: list[tuple[Path, StoreIdentity | None]], expected: StoreIdentity | None) -> None:
-    reference = expected
-    for path, identity in identities:
-        if identity is None or reference is None:
-            reference = reference or identity
-            continue
-        differences = reference.differences(identity)
-        if differences:
-            raise FeatureStoreError(f"{path}: features made differently: {'; '.join(differences)}")
-
-
-def _fsync(path: Path) -> None:
-    """Make a finished file durable before it is renamed into place."""
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
+def verify_store(path: str | Path, progress: Callable[[int, int], None] | None = None) -> StoreCheck:
+    """Read every video of a feature file and check it against its checksums and recorded digest."""
+    check = StoreCheck(Path(path))
+    with FeatureStore(path) as store:
+        ids = store.ids()
+        for done, video_id in enumerate(ids, 1):
+            try:
+                with store._checked(video_id):
+                    dataset = store._dataset(video_id)
+                    check.unverifiable += not dataset.fletcher32 and "digest" not in dataset.attrs
+                    try:
+                        stored, attrs = dataset[()], dict(dataset.attrs)
+                    except OSError as e:
+                        raise FeatureStoreError(read_failure(e, dataset.fletcher32)) from None
+                problem = video_damage(stored, attrs, verify_digest=True, requires_digest=store.requires_digest)
+            except FeatureStoreError as e:
+                problem = str(e)
+            if problem is not None:
+                check.damaged.append((video_id, problem))
+            if progress is not None:
+                progress(done, len(ids))
+    check.videos = len(ids)
+    return check

@@ -10,7 +10,8 @@ import torch
 from typer.testing import CliRunner
 
 from s2vs_cli.cli import app
-from s2vs_cli.store import PartWriter, StoreIdentity, merge_parts
+from s2vs_cli.parts import PartWriter, merge_parts
+from s2vs_cli.store import StoreIdentity
 
 runner = CliRunner()
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -22,7 +22,8 @@ from s2vs_cli.cli import app
 from s2vs_cli.extraction import ExtractionOptions, extract_features
 from s2vs_cli.inputs import collect_inputs
 from s2vs_cli.models import load_extractor
-from s2vs_cli.store import FeatureStore, StoreIdentity, parts_dir_for
+from s2vs_cli.parts import parts_dir_for
+from s2vs_cli.store import FeatureStore, StoreIdentity
 from s2vs_cli.video import decode_video
 
 RANDOM = ["--backbone-weights", "random", "--pca", "random", "--precision", "fp32", "--dtype", "float32"]

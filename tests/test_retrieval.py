@@ -8,7 +8,8 @@ import torch
 from s2vs_cli.models import load_similarity_network
 from s2vs_cli.retrieval import VideoScorer, repeat_to_min_frames, score_store, split_long_target
 from s2vs_cli.similarity import ViSiL, chamfer, frame_to_frame_similarity
-from s2vs_cli.store import PartWriter, StoreIdentity, merge_parts
+from s2vs_cli.parts import PartWriter, merge_parts
+from s2vs_cli.store import StoreIdentity
 
 CPU = torch.device("cpu")
 

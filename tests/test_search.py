@@ -10,10 +10,11 @@ import torch
 from typer.testing import CliRunner
 
 from s2vs_cli.cli import app
-from s2vs_cli.index import index_dir_for, open_index, segment_descriptors
+from s2vs_cli.index import INDEX_VERSION, index_dir_for, open_index, segment_descriptors
 from s2vs_cli.retrieval import VideoScorer
 from s2vs_cli.search import Searcher, stored_query
-from s2vs_cli.store import FeatureStore, PartWriter, StoreIdentity, merge_parts
+from s2vs_cli.parts import PartWriter, merge_parts
+from s2vs_cli.store import FeatureStore, StoreIdentity
 
 runner = CliRunner()
 IDENTITY = StoreIdentity("test", "test", 1.0, 512, dtype="float32")
@@ -224,9 +225,10 @@ def test_query_files_need_the_stores_extraction_settings(store, videos_dir):
 
 @pytest.mark.parametrize("damage, reason", [
     (lambda folder: (folder / "videos.json").write_text("[1, 2]"), "made by another version of s2vs"),
-    (lambda folder: (folder / "videos.json").write_text('{"version": 2, "segment_frames": 16}'), "unreadable"),
-    (lambda folder: (folder / "index.faiss").write_bytes(b"junk"), "unreadable"),
-    (lambda folder: np.save(folder / "entries.npy", np.zeros(3, dtype=np.int32)), "its files disagree"),
+    (lambda folder: (folder / "videos.json").write_text(json.dumps({"version": INDEX_VERSION, "segment_frames": 16})),
+     "unreadable"),
+    (lambda folder: (folder / "index.faiss").write_bytes(b"junk"), "index.faiss is 4 bytes"),
+    (lambda folder: np.save(folder / "entries.npy", np.zeros(3, dtype=np.int32)), "entries.npy is 140 bytes"),
 ])
 def test_a_damaged_index_is_rebuilt_and_says_why(store, damage, reason):
     open_index(store)

@@ -171,7 +171,9 @@ def test_chunked_frame_similarity_equals_unchunked(tq, tt):
     q, t = unit(tq, 9, 64, seed=4), unit(tt, 9, 64, seed=5)
     whole = frame_to_frame_similarity(q, t, chunk_elements=1 << 40)
     chunked = frame_to_frame_similarity(q, t, chunk_elements=1)  # one query frame at a time
-    assert torch.equal(whole, chunked)
+    # Within float32 rounding, not bit for bit: the BLAS may pick another kernel for another shape
+    # (measured: identical in some runs, 3e-8 apart in others on the same machine).
+    torch.testing.assert_close(whole, chunked, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("tq,tt", [(37, 53), (101, 230), (64, 9), (47, 47)])

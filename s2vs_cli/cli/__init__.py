@@ -13,6 +13,7 @@ from .fit_pca import fit_pca
 from .merge import merge
 from .search import index, search
 from .train import EPILOG as TRAIN_EPILOG, train
+from .verify import verify
 
 app = typer.Typer(
     name="s2vs",
@@ -32,6 +33,7 @@ app.command(no_args_is_help=True)(merge)
 app.command(no_args_is_help=True, epilog=TRAIN_EPILOG)(train)
 app.command(no_args_is_help=True)(search)
 app.command(no_args_is_help=True)(index)
+app.command(no_args_is_help=True)(verify)
 
 
 def _print_version(value: bool) -> None:
@@ -48,8 +50,25 @@ def _root(
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """Self-supervised video similarity (S2VS): find copies, near-duplicates and related videos."""
+    from .common import quiet_hdf5_cleanup
+
+    quiet_hdf5_cleanup()
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        from ..store import hdf5_write_failed
+
+        if hdf5_write_failed():
+            # HDF5 crashes (SIGSEGV) in its exit handlers once a write of a file has failed (a full disk):
+            # the error is reported and no file is left open for writing, so leave without them.
+            import os
+            import sys
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(done.code if isinstance(done.code, int) else 1)
+        raise

@@ -47,6 +47,32 @@ def reported_errors(interrupted: str = "") -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+def quiet_hdf5_cleanup() -> None:
+    """Keep HDF5's after-effects of a failed write (a full disk) off the terminal: once a write has failed
+    and been reported in one line, every HDF5 object of that file fails to close too, and h5py prints
+    each as a traceback (through both hooks below) when the object is freed."""
+    if getattr(sys.unraisablehook, "s2vs_filter", False):
+        return
+    default_unraisable, default_except = sys.unraisablehook, sys.excepthook
+
+    def from_h5py_cleanup(error: BaseException | None, traceback) -> bool:
+        while traceback is not None and traceback.tb_next is not None:
+            traceback = traceback.tb_next
+        where = traceback.tb_frame.f_code.co_filename if traceback is not None else ""
+        return isinstance(error, (RuntimeError, OSError)) and "h5py" in where
+
+    def unraisable_hook(unraisable) -> None:
+        if not ("h5py" in str(unraisable.object) and isinstance(unraisable.exc_value, (RuntimeError, OSError))):
+            default_unraisable(unraisable)
+
+    def except_hook(kind, error, traceback) -> None:
+        if not from_h5py_cleanup(error, traceback):
+            default_except(kind, error, traceback)
+
+    unraisable_hook.s2vs_filter = True
+    sys.unraisablehook, sys.excepthook = unraisable_hook, except_hook
+
+
 def _print_error(error: Exception) -> None:
     # soft_wrap: the message stays one line however narrow the terminal, so it can be grepped and copied.
     console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
@@ -98,6 +124,26 @@ def status(quiet: bool) -> Iterator[Any]:
         yield lambda message: spinner.update(message)
 
 
+def check_writable(*outputs: str | None) -> None:
+    """Fail before any work (exit 1, one line) when a file the command will write cannot be written."""
+    from pathlib import Path
+
+    for output in outputs:
+        if output is None:
+            continue
+        path = Path(output)
+        if path.is_dir():
+            raise S2VSError(f"{path}: is a folder; give a file to write")
+        existed = path.exists()
+        try:
+            with open(path, "a", encoding="utf-8"):  # appends nothing: an existing file stays as it is
+                pass
+        except OSError as e:
+            raise S2VSError(f"{path}: cannot write here ({e.strerror or e})") from None
+        if not existed:
+            path.unlink(missing_ok=True)
+
+
 def write_results(output: str | None, summary: dict) -> None:
     """`--output FILE`: every number as indented JSON (nothing when no file was asked for)."""
     if output is None:
@@ -108,4 +154,4 @@ def write_results(output: str | None, summary: dict) -> None:
     try:
         Path(output).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     except OSError as e:
-        raise ConfigError(f"{output}: cannot write results ({e.strerror or e})") from None
+        raise S2VSError(f"{output}: cannot write results ({e.strerror or e})") from None

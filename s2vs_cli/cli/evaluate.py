@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import options
-from .common import console, download_progress, load_config, reported_errors, stdout, write_results
+from .common import check_writable, console, download_progress, load_config, reported_errors, stdout, write_results
 
 
 def evaluate(
@@ -88,8 +88,11 @@ def evaluate(
                               "similarities (--from-similarities FILE), one of the three")
         if cfg.save_features is not None and cfg.dataset_path is None:
             raise ConfigError("--save-features goes with --dataset-path")
+        if cfg.dataset_hdf5 is not None and Path(cfg.dataset_hdf5).is_dir():
+            raise ConfigError(f"{cfg.dataset_hdf5}: is a folder; give the feature file (FEATURES.hdf5)")
         if cfg.dataset_hdf5 is not None and not Path(cfg.dataset_hdf5).is_file():
             raise ConfigError(f"{cfg.dataset_hdf5}: feature file not found")  # now, not after loading the model
+        check_writable(output, save_similarities)  # before hours of scoring, not after
         quiet = quiet or json_output
         with download_progress(quiet) as progress:
             benchmark = load_ground_truth(cfg.dataset, cfg.annotations, cfg.ground_truth, cfg.distractors, progress)

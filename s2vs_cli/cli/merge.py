@@ -21,7 +21,8 @@ def merge(
     """Join feature files into OUT.hdf5 (atomically; existing videos are kept, the first copy of an id wins).
 
     Useful after an interrupted [bold]extract-features[/] run (to read what is done so far) and to join the
-    files of runs on machines without a shared disk. Files made with different models are refused.
+    files of runs on machines without a shared disk. Files made with different models are refused. Every
+    video is checked as it is copied: incomplete or damaged ones are left out and listed (exit status 3).
     """
     with reported_errors():
         import contextlib
@@ -30,9 +31,12 @@ def merge(
         from ..errors import FeatureStoreError
         from ..extraction import LOCK_NAME
         from ..runs import exclusive_lock
-        from ..store import complete_parts, merge_parts, merging_temporaries, parts_dir_for, read_identity
+        from ..parts import complete_parts, merge_parts, merging_temporaries, parts_dir_for
+        from ..store import read_identity
         from ..weights import package_version
 
+        if Path(output).is_dir():
+            raise FeatureStoreError(f"{output}: is a folder; give the feature file to write (OUT.hdf5)")
         parts_dir = parts_dir_for(output)
         with contextlib.ExitStack() as cleanup:
             if parts or parts_dir.is_dir():  # never merge while a run is writing this output
@@ -49,16 +53,23 @@ def merge(
                 raise FeatureStoreError(f"nothing to merge: no finished parts in {parts_dir}")
             known = [read_identity(p) for p in ([Path(output)] if Path(output).exists() else []) + sources]
             identity = next((i for i in known if i is not None), None)
-            result = merge_parts(output, sources, identity, package_version())
+            # A run's own parts that cannot be opened are dropped (their videos are redone); files the
+            # user names are never dropped in silence: they are an error.
+            result = merge_parts(output, sources, identity, package_version(), drop_unreadable_parts=not parts)
             if not parts:
                 for source in sources:
                     source.unlink()
-            (parts_dir / LOCK_NAME).unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                parts_dir.rmdir()  # empty now, unless a crashed run left unfinished parts
     if not quiet:
         stdout.print(f"{escape(str(result.output))}: {result.videos} videos ({result.added} added from "
                      f"{len(sources)} file(s))", highlight=False, soft_wrap=True)
     if result.duplicates:
         console.print(f"[yellow]note:[/] {len(result.duplicates)} id(s) were in more than one file; the first copy "
                       f"was kept, e.g. {escape(result.duplicates[0])}", highlight=False, soft_wrap=True)
+    if result.damaged:
+        for damaged in result.damaged:
+            what = "unreadable part" if damaged.video_id == "*" else f"'{damaged.video_id}'"
+            console.print(f"[red]left out:[/] {escape(what)} in {escape(str(damaged.path))}: {escape(damaged.reason)}",
+                          highlight=False, soft_wrap=True)
+        console.print(f"[red]{len(result.damaged)} incomplete or damaged item(s) left out[/]; run extract-features "
+                      "on the same output again to redo them", highlight=False, soft_wrap=True)
+        raise typer.Exit(3)

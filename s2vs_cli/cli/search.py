@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import options
-from .common import console, download_progress, load_config, reported_errors, stdout, write_results
+from .common import check_writable, console, download_progress, load_config, reported_errors, stdout, write_results
 
 Database = Annotated[Optional[str], typer.Option(
     "--database", "-d", metavar="FEATURES.h5", help="The collection's feature file (from s2vs extract-features).")]
@@ -66,8 +66,11 @@ def search(
 
         if cfg.database is None:
             raise ConfigError("give the collection's feature file: --database FEATURES.h5")
+        if Path(cfg.database).is_dir():
+            raise ConfigError(f"{cfg.database}: is a folder; give the collection's feature file (FEATURES.h5)")
         if not Path(cfg.database).is_file():
             raise ConfigError(f"{cfg.database}: feature file not found")
+        check_writable(output)
         quiet = quiet or json_output
         with FeatureStore(cfg.database) as store:
             stored, identity = set(store.ids()), store.identity
@@ -117,7 +120,8 @@ def index(
 ) -> None:
     """Build or update the search index beside a feature file (search does this by itself when needed).
 
-    New videos are added; a video that changed or left the file makes the index rebuild.
+    New videos are added; a video that changed or left the file, or a damaged index, makes it rebuild. When
+    the file's folder is not writable, the index is kept in the user's cache instead.
     """
     with reported_errors():
         import time
@@ -133,7 +137,7 @@ def index(
 
 def _open_index(database: str, rebuild: bool, quiet: bool) -> tuple:
     """(index, update summary): the index brought up to date, with a progress bar while it works."""
-    from ..index import index_dir_for, open_index
+    from ..index import open_index
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     bar = Progress(*columns, console=console, transient=True, disable=quiet)
@@ -151,8 +155,9 @@ def _open_index(database: str, rebuild: bool, quiet: bool) -> tuple:
     finally:
         if tasks:
             bar.stop()
-    summary = {"index": str(index_dir_for(database)), "action": update.action, "videos": len(built),
-               "entries": int(len(built.entries)), "kind": built.kind, "added": update.added, "reason": update.reason}
+    summary = {"index": update.folder, "action": update.action, "videos": len(built),
+               "entries": int(len(built.entries)), "kind": built.kind, "added": update.added, "reason": update.reason,
+               "note": update.note}
     return built, summary
 
 
@@ -162,6 +167,8 @@ def _say_update(summary: dict) -> None:
     why = f" ({summary['reason']})" if summary.get("reason") else ""
     console.print(f"index {what}{escape(why)}: {summary['videos']} videos, {summary['entries']} segments, "
                   f"{summary['kind']}; {escape(summary['index'])}", highlight=False, soft_wrap=True)
+    if summary.get("note"):
+        console.print(escape(summary["note"]), highlight=False, soft_wrap=True)
 
 
 def _render(result) -> None:
