@@ -160,6 +160,9 @@ def extract_to_writer(items: Sequence[VideoInput], extractor: RegionExtractor, o
             if not videos[key].features:
                 fail(key, "no frames could be read")
                 continue
+            if not all(np.isfinite(block).all() for block in videos[key].features):
+                fail(key, "the model gave NaN or infinite features")
+                continue
             video = videos.pop(key)
             features = np.concatenate(video.features)
             timestamps = np.concatenate(video.timestamps)

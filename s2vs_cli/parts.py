@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 from .errors import FeatureStoreError
-from .integrity import attr_text, error_reason, read_failure, video_damage
+from .integrity import all_finite, attr_text, error_reason, read_failure, video_damage
 from .store import FORMAT, STORE_DTYPES, StoreIdentity, create_store, dataset_names, hdf5_write_failed, write_video
 
 PART_SUFFIX = ".h5"
@@ -67,6 +67,8 @@ class PartWriter:
         closed: it may hold a half-written video, and its videos are redone by the next run.
         """
         data = np.ascontiguousarray(features, dtype=self.dtype)
+        if not all_finite(data):  # refused before the part is touched: the run goes on without this video
+            raise FeatureStoreError(f"'{video_id}': NaN or infinite features are not stored")
         try:
             if self._handle is None:
                 self._open()

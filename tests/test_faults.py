@@ -305,11 +305,14 @@ def test_a_nan_score_is_an_error_not_a_rank(tmp_path):
     from s2vs_cli.retrieval import VideoScorer, score_store
 
     videos = _videos(3)
-    videos["v1"][2, 0, 0] = np.inf  # a part records what it is given (a merge would leave v1 out)
-    with PartWriter(tmp_path / "parts", IDENTITY, "test", dtype="float32") as writer:
+    videos["v1"][2, 0, 0] = np.inf
+    with PartWriter(tmp_path / "parts", IDENTITY, "test", dtype="float32") as writer, \
+            pytest.raises(FeatureStoreError, match="'v1': NaN or infinite features are not stored"):
+        writer.add("v1", videos["v1"], np.arange(len(videos["v1"]), dtype=float))
+    store = tmp_path / "published.h5"  # the published files' layout: no checksums, no digests
+    with h5py.File(store, "w") as f:
         for video_id, x in videos.items():
-            writer.add(video_id, x, np.arange(len(x), dtype=float))
-    store = writer.written[0]
+            f.create_dataset(video_id, data=x)
     with FeatureStore(store) as opened, pytest.raises(FeatureStoreError, match="'v1' is damaged: .*NaN or infinite"):
         opened.read("v1")
     import torch
@@ -328,17 +331,27 @@ def _garble_header(path: Path, video_id: str) -> None:
         handle.write(bytes(range(16)))
 
 
-@pytest.mark.parametrize("command", ["search", "evaluate", "index", "verify", "merge"])
-def test_a_garbled_hdf5_object_is_one_line_naming_the_file(tmp_path, command):
-    store = _store(tmp_path / "features.h5", collection(count=4))
+@pytest.mark.parametrize("command", ["search", "evaluate", "index", "verify", "merge", "resume"])
+def test_a_garbled_hdf5_object_is_one_line_naming_the_file(tmp_path, command, monkeypatch):
+    # Made as extract-features with random weights would make it, so that resuming into it is allowed.
+    identity = StoreIdentity("ResNet-50 random (seed 0)", "random (seed 0)", 1.0, 512, dtype="float32")
+    store = tmp_path / "features.h5"
+    write_store(store, collection(count=4), identity=identity)
     _garble_header(store, "v002")
     gt = tmp_path / "gt.json"
     gt.write_text(json.dumps({"queries": ["query"], "database": ["v001"], "positives": {"query": ["v001"]}}))
+    if command == "resume":  # extract-features into the damaged file: found before any video is decoded
+        from test_extraction import _clip
+
+        monkeypatch.setenv("S2VS_HOME", str(tmp_path / "cache"))
+        _clip(tmp_path / "clip.mp4", 1, seed=0)
     args = {"search": ["search", "query", "--database", str(store), "--features-only"],
             "evaluate": ["evaluate", "--dataset", "custom", "--ground-truth", str(gt), "--dataset-hdf5", str(store),
                          "--features-only"],
             "index": ["index", str(store)], "verify": ["verify", str(store)],
-            "merge": ["merge", str(tmp_path / "out.h5"), str(store)]}[command]
+            "merge": ["merge", str(tmp_path / "out.h5"), str(store)],
+            "resume": ["extract-features", str(tmp_path / "clip.mp4"), "-o", str(store), "--backbone-weights",
+                       "random", "--pca", "random", "--dtype", "float32", "-q"]}[command]
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
     lines = result.output.strip().splitlines()
