@@ -150,9 +150,28 @@ def query(folder: Path, exhaustive: bool, candidates: int) -> None:
               f"min {np.min(recalls):.3f}")
 
 
+def reads(folder: Path) -> None:
+    """Cost of one checked read (what re-ranking pays 1,000 times a query) against h5py's bare read."""
+    from s2vs_cli.store import FeatureStore
+
+    ids = [f"v{n:07d}" for n in np.random.default_rng(1).choice(100_000, 3000, replace=False)]
+    with FeatureStore(folder / "store.h5") as store:
+        ids = [i for i in ids if i in store]
+        for _ in range(3):
+            started = time.perf_counter()
+            for video_id in ids:
+                store.read(video_id)
+            checked = time.perf_counter() - started
+            started = time.perf_counter()
+            for video_id in ids:
+                store._file[video_id][()]
+            bare = time.perf_counter() - started
+            print(f"  store.read {checked / len(ids) * 1e6:.0f} us a video; h5py alone {bare / len(ids) * 1e6:.0f} us")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=("make", "build", "query", "all"))
+    parser.add_argument("stage", choices=("make", "build", "query", "reads", "all"))
     parser.add_argument("--folder", type=Path, required=True)
     parser.add_argument("--videos", type=int, default=100_000)
     parser.add_argument("--candidates", type=int, default=1000)
@@ -168,6 +187,8 @@ def main() -> None:
         make(args.folder, args.videos)
     elif args.stage == "build":
         build(args.folder)
+    elif args.stage == "reads":
+        reads(args.folder)
     else:
         query(args.folder, args.exhaustive, args.candidates)
 
