@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import os
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -240,7 +241,7 @@ def extract_features(items: Sequence[VideoInput], output: str | Path, extractor:
         started = time.perf_counter()
         stage("extracting")
         with PartWriter(parts_dir, identity, version, options.dtype, options.compression, options.part_videos,
-                        options.part_seconds, prefix=f"r{group.rank}-{os.getpid()}-{int(time.time())}") as writer:
+                        options.part_seconds, prefix=f"r{group.rank}-{os.getpid()}-{int(time.time())}-{uuid.uuid4().hex[:6]}") as writer:
             counts, failures, warnings, model_seconds = extract_to_writer(todo, extractor, options, writer,
                                                                           progress)
         seconds = time.perf_counter() - started
