@@ -36,14 +36,14 @@ def main() -> None:
     parser.add_argument("--videos", type=Path, default=ROOT.parent / "shared" / "videos")
     args = parser.parse_args()
     # Start-up: a fresh interpreter importing what `s2vs compare` imports before it works.
-    probe = ("import time; t = time.perf_counter(); import s2vs_cli.cli, s2vs_cli.comparison, s2vs_cli.models, "
-             "s2vs_cli.heatmap; print(time.perf_counter() - t)")
+    probe = ("import time; t = time.perf_counter(); import s2vs_cli.cli, s2vs_cli.jobs.compare, s2vs_cli.models.loading, "
+             "s2vs_cli.report.heatmap; print(time.perf_counter() - t)")
     imported = float(subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
                                     text=True).stdout)
     import torch
 
-    from s2vs_cli.comparison import compare_videos
-    from s2vs_cli.models import load_extractor, load_similarity_network
+    from s2vs_cli.jobs.compare import compare_videos
+    from s2vs_cli.models.loading import load_extractor, load_similarity_network
     from s2vs_cli.runtime import resolve_precision
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 
 import reference_visil
-from s2vs_cli.benchmarks import CustomBenchmark
-from s2vs_cli.metrics import evaluate
-from s2vs_cli.retrieval import VideoScorer, score_store
+from s2vs_cli.benchmarks.annotations import CustomBenchmark
+from s2vs_cli.benchmarks.metrics import evaluate
+from s2vs_cli.scoring.retrieval import VideoScorer, score_store
 from s2vs_cli.runtime import resolve_precision
-from s2vs_cli.similarity import ViSiL
-from s2vs_cli.parts import PartWriter, merge_parts
-from s2vs_cli.store import StoreIdentity
+from s2vs_cli.models.visil import ViSiL
+from s2vs_cli.storage.parts import PartWriter, merge_parts
+from s2vs_cli.storage.store import StoreIdentity
 
 CPU = torch.device("cpu")
 

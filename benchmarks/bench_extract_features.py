@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from s2vs_cli.extraction import ExtractionOptions, extract_features
-from s2vs_cli.inputs import VideoInput, collect_inputs
-from s2vs_cli.models import load_extractor
+from s2vs_cli.jobs.extract_features import ExtractionOptions, extract_features
+from s2vs_cli.media.inputs import VideoInput, collect_inputs
+from s2vs_cli.models.loading import load_extractor
 from s2vs_cli.runtime import resolve_device, resolve_precision
-from s2vs_cli.store import StoreIdentity
-from s2vs_cli.video import decode_video
+from s2vs_cli.storage.store import StoreIdentity
+from s2vs_cli.media.video import decode_video
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
 

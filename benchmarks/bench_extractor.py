@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from timing import throughput
-from s2vs_cli.extractor import PCAWhitening, RegionExtractor, build_resnet50, region_vectors, to_model_input
+from s2vs_cli.models.extractor import PCAWhitening, RegionExtractor, build_resnet50, region_vectors, to_model_input
 from s2vs_cli.runtime import autocast, cpu_has_native_bf16
 
 

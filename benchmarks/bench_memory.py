@@ -20,8 +20,8 @@ def measure(frames: int) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from s2vs_cli.localization import best_segment
-    from s2vs_cli.similarity import ViSiL, chamfer
+    from s2vs_cli.scoring.localization import best_segment
+    from s2vs_cli.models.visil import ViSiL, chamfer
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     torch.manual_seed(0)
@@ -44,7 +44,7 @@ def check_equal(frames: int = 700) -> float:
     import torch
     import torch.nn.functional as F
 
-    from s2vs_cli.similarity import ViSiL, frame_to_frame_similarity
+    from s2vs_cli.models.visil import ViSiL, frame_to_frame_similarity
 
     torch.manual_seed(0)
     network = ViSiL().eval()

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from s2vs_cli.store import StoreIdentity, create_store, write_video
+from s2vs_cli.storage.store import StoreIdentity, create_store, write_video
 
 QUERIES = 20
 GROUP = 120          # planted copies per query
@@ -86,7 +86,7 @@ def peak_rss_gb() -> float:
 
 
 def build(folder: Path) -> None:
-    from s2vs_cli.index import index_dir_for, open_index
+    from s2vs_cli.storage.index import index_dir_for, open_index
 
     started = time.perf_counter()
     index, update = open_index(folder / "store.h5", rebuild=True)
@@ -105,10 +105,10 @@ def build(folder: Path) -> None:
 
 
 def query(folder: Path, exhaustive: bool, candidates: int) -> None:
-    from s2vs_cli.index import open_index
-    from s2vs_cli.retrieval import VideoScorer
-    from s2vs_cli.search import QueryVideo, Searcher
-    from s2vs_cli.similarity import ViSiL
+    from s2vs_cli.storage.index import open_index
+    from s2vs_cli.scoring.retrieval import VideoScorer
+    from s2vs_cli.jobs.search import QueryVideo, Searcher
+    from s2vs_cli.models.visil import ViSiL
 
     truth = json.loads((folder / "planted.json").read_text())
     index, _ = open_index(folder / "store.h5")
@@ -132,7 +132,7 @@ def query(folder: Path, exhaustive: bool, candidates: int) -> None:
                   f"({candidates} candidates re-ranked); planted copies in the top 100: {planted_recall:.3f}; "
                   f"peak RSS {peak_rss_gb():.2f} GB")
     if exhaustive:
-        from s2vs_cli.retrieval import score_prepared
+        from s2vs_cli.scoring.retrieval import score_prepared
 
         scorer = scorers["features only"]
         started = time.perf_counter()
@@ -152,7 +152,7 @@ def query(folder: Path, exhaustive: bool, candidates: int) -> None:
 
 def reads(folder: Path) -> None:
     """Cost of one checked read (what re-ranking pays 1,000 times a query) against h5py's bare read."""
-    from s2vs_cli.store import FeatureStore
+    from s2vs_cli.storage.store import FeatureStore
 
     ids = [f"v{n:07d}" for n in np.random.default_rng(1).choice(100_000, 3000, replace=False)]
     with FeatureStore(folder / "store.h5") as store:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import reference_visil
 from timing import throughput
 from s2vs_cli.runtime import cpu_has_native_bf16
-from s2vs_cli.similarity import ViSiL
+from s2vs_cli.models.visil import ViSiL
 
 
 def main() -> None:

@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from s2vs_cli.config import TrainConfig
-from s2vs_cli.frame_export import FrameOptions, export_frames
-from s2vs_cli.inputs import collect_inputs
-from s2vs_cli.models import load_extractor
-from s2vs_cli.training import TrainingEvaluator, load_training_videos, read_metrics, train
+from s2vs_cli.jobs.extract_frames import FrameOptions, export_frames
+from s2vs_cli.media.inputs import collect_inputs
+from s2vs_cli.models.loading import load_extractor
+from s2vs_cli.jobs.train import TrainingEvaluator, load_training_videos, read_metrics, train
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
 QUERIES = ("bikes", "car-detection", "bottle-detection", "one-by-one-person-detection", "s2vs_example",
@@ -118,8 +118,8 @@ def quality(frames: Path, work: Path, extractor, pca: Path, steps: int, lr: floa
                       eval_ground_truth=str(work / "gt.json"), eval_dataset_path=str(evaluation),
                       eval_pattern="{id}.*", pca=str(pca), **SMALL)
     evaluator = TrainingEvaluator(cfg, extractor)
-    from s2vs_cli.metrics import evaluate_custom
-    from s2vs_cli.retrieval import VideoScorer, score_store
+    from s2vs_cli.benchmarks.metrics import evaluate_custom
+    from s2vs_cli.scoring.retrieval import VideoScorer, score_store
 
     raw = score_store(str(evaluator.features), evaluator.benchmark.queries, evaluator.benchmark.database,
                       VideoScorer(None, torch.device("cpu")))

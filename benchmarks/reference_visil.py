@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from s2vs_cli.similarity import ViSiL
+from s2vs_cli.models.visil import ViSiL
 
 
 def f2f_einsum(query: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

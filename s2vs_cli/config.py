@@ -17,6 +17,10 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 
+# Keys of earlier releases, and what they are called now (one name, one meaning: `batch_size` counts
+# videos in training only; frames per model batch are `frames_per_batch` everywhere).
+RENAMED_KEYS = {"batch_size_fe": "frames_per_batch", "batch_size": "frames_per_batch"}
+
 
 @dataclass
 class ExtractorOptions:
@@ -27,14 +31,14 @@ class ExtractorOptions:
     device: str = "auto"                # auto, cpu, cuda or cuda:N
     precision: str = "auto"             # auto (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32), fp32, bf16, fp16
     fps: float = 1.0                    # frames sampled per second of video
-    batch_size: int = 32                # frames per feature-extraction batch
+    frames_per_batch: int = 32          # frames per feature-extraction batch
     seed: int = 0                       # seed of `random` weights (reproducible experiments and tests)
     compile: bool = False               # torch.compile the CNN: slow to start, faster on long runs
 
     def __post_init__(self):
         check_fps(self.fps)
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.frames_per_batch < 1:
+            raise ConfigError(f"frames_per_batch must be at least 1, got {self.frames_per_batch}")
 
 
 @dataclass
@@ -76,7 +80,7 @@ class InputOptions:
 class ExtractFeaturesConfig(InputOptions, ExtractorOptions):
     """`s2vs extract-features`: videos or frame folders -> one HDF5 file of region features."""
 
-    batch_size: int = 128          # frames per model batch, packed across videos
+    frames_per_batch: int = 128    # frames per model batch, packed across videos
     dtype: str = "float16"         # stored feature type: float16 or float32
     compression: str = "none"      # HDF5 compression of the features: none, gzip or lzf
 
@@ -223,7 +227,7 @@ class TrainConfig(ExtractorOptions):
     experiment_path: str = "experiments/s2vs"  # config.yaml, model.pth, checkpoint.pth, metrics.jsonl, loss.png
     iterations: int = 30_000              # optimiser steps
     batch_size: int = 64                  # videos per process and step; each gives a weak and a strong clip
-    batch_size_fe: int = 512              # frames per chunk through the frozen backbone
+    frames_per_batch: int = 512           # frames per chunk through the frozen backbone
     window_size: int = 32                 # frames per clip (each item reads 2 x window_size consecutive frames)
     lr: float = 5e-5                      # peak learning rate (AdamW)
     warmup_lr: float = 5e-7               # learning rate at step 0, rising linearly to lr
@@ -249,7 +253,7 @@ class TrainConfig(ExtractorOptions):
         ExtractorOptions.__post_init__(self)
         if self.loader not in ("auto", "frames", "video"):
             raise ConfigError(f"loader must be auto, frames or video, got '{self.loader}'")
-        for name in ("iterations", "batch_size", "batch_size_fe", "window_size", "save_every", "log_every",
+        for name in ("iterations", "batch_size", "window_size", "save_every", "log_every",
                      "decay_iterations"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -350,6 +354,8 @@ def _from_mapping(cls: type, data: dict[str, Any], where: str, section: str = ""
     for key, value in data.items():
         name = str(key).replace("-", "_")
         if name not in types_by_name:
+            if not section and RENAMED_KEYS.get(name) in types_by_name:
+                raise ConfigError(f"{where}unknown key '{key}': it is now called '{RENAMED_KEYS[name]}'")
             raise ConfigError(f"{where}unknown key '{section}{key}' (valid keys: {', '.join(types_by_name)})")
         annotation = types_by_name[name]
         if dataclasses.is_dataclass(annotation):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import ConfigError
@@ -60,20 +61,28 @@ class ProcessGroup:
                 dist.destroy_process_group()
 
 
+def place_from_env(environ: Mapping[str, str] | None = None) -> ProcessGroup:
+    """This process's rank, world size and local rank as torchrun set them (a group of one without torchrun)."""
+    environ = os.environ if environ is None else environ
+    if "WORLD_SIZE" not in environ or "RANK" not in environ:
+        return ProcessGroup()
+    try:
+        rank, world_size = int(environ["RANK"]), int(environ["WORLD_SIZE"])
+        local_rank = int(environ.get("LOCAL_RANK", "0"))
+    except ValueError:
+        raise ConfigError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (as torchrun sets them)") from None
+    return ProcessGroup(rank, world_size, local_rank)
+
+
 def join_process_group(backend: str = "gloo") -> ProcessGroup:
     """The torchrun process group this process belongs to, or a group of one.
 
     Bulk jobs exchange only small objects, for which gloo works everywhere; training on CUDA joins over
     nccl, which DistributedDataParallel's gradient averaging wants.
     """
-    if "WORLD_SIZE" not in os.environ or "RANK" not in os.environ:
-        return ProcessGroup()
-    try:
-        rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    except ValueError:
-        raise ConfigError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (as torchrun sets them)") from None
-    group = ProcessGroup(rank, world_size, local_rank)
+    group = place_from_env()
+    if not group.distributed:
+        return group
     import torch.distributed as dist  # only here: a single process never pays for importing torch
 
     if group.distributed and not dist.is_initialized():

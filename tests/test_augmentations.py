@@ -10,8 +10,8 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F2
 
-from s2vs_cli import augmentations as aug
-from s2vs_cli.augmentations import (AUGMENTATION_NAMES, fast_forward, overlay_icon, overlay_text,
+from s2vs_cli.training import augmentations as aug
+from s2vs_cli.training.augmentations import (AUGMENTATION_NAMES, fast_forward, overlay_icon, overlay_text,
                                     parse_augmentations, pause, random_resized_crop_params, reverse, save_preview,
                                     shuffle_dropout, slow_motion, strong_view, temporal_crop, temporal_transform,
                                     video_in_video, viv_box, weak_view)

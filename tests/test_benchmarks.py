@@ -1,4 +1,4 @@
-"""Tests of s2vs_cli.benchmarks: names, annotation registry and cache, safe unpickling, id sets."""
+"""Tests of s2vs_cli.benchmarks.annotations: names, annotation registry and cache, safe unpickling, id sets."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import SHARED
 
-from s2vs_cli import benchmarks, weights
-from s2vs_cli.benchmarks import (
+from s2vs_cli.benchmarks import annotations as benchmarks
+from s2vs_cli.models import weights
+from s2vs_cli.benchmarks.annotations import (
     ANNOTATION_FILES,
     BENCHMARK_NAMES,
     AnnotationError,
@@ -31,7 +32,7 @@ from s2vs_cli.benchmarks import (
     read_pickle,
 )
 from s2vs_cli.errors import ConfigError
-from s2vs_cli.weights import Artifact
+from s2vs_cli.models.weights import Artifact
 
 DATA = SHARED / "data"
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from s2vs_cli.clips import BatchPlan, ClipSource, item_generator
+from s2vs_cli.training.clips import BatchPlan, ClipSource, item_generator
 from s2vs_cli.errors import ConfigError
-from s2vs_cli.inputs import VideoInput
+from s2vs_cli.media.inputs import VideoInput
 
 
 def _frame_folder(root, name: str, count: int, size=(320, 256)):

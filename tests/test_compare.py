@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from media import center_crop, fit, read_frames, write_video
 from s2vs_cli.cli import app
-from s2vs_cli.comparison import compare_features, compare_videos, extract_video_features
-from s2vs_cli.models import load_extractor
+from s2vs_cli.jobs.compare import compare_features, compare_videos, extract_video_features
+from s2vs_cli.models.loading import load_extractor
 
 RANDOM = ["--backbone-weights", "random", "--pca", "random"]
 runner = CliRunner()

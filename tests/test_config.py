@@ -18,9 +18,9 @@ def test_defaults_are_the_papers():
 
 def test_yaml_then_flags(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("fps: 2\nmodel: s2vs_vcdb\nbatch-size: 8\n")
+    path.write_text("fps: 2\nmodel: s2vs_vcdb\nframes-per-batch: 8\n")
     config = build_config(CompareConfig, path, {"fps": 0.5, "model": None})
-    assert config.fps == 0.5 and config.model == "s2vs_vcdb" and config.batch_size == 8
+    assert config.fps == 0.5 and config.model == "s2vs_vcdb" and config.frames_per_batch == 8
 
 
 def test_round_trip_through_yaml(tmp_path):
@@ -34,7 +34,8 @@ def test_round_trip_through_yaml(tmp_path):
     ("modle: x\n", "unknown key 'modle'"),
     ("fps: fast\n", "'fps': expected float"),
     ("features_only: 1\n", "'features_only': expected true or false"),
-    ("batch_size: 2.5\n", "'batch_size': expected an integer"),
+    ("frames_per_batch: 2.5\n", "'frames_per_batch': expected an integer"),
+    ("batch_size: 8\n", "unknown key 'batch_size': it is now called 'frames_per_batch'"),
     ("- a\n- b\n", "expected a mapping"),
     ("fps: [1\n", "invalid YAML at line 2: expected ',' or ']'"),
     ("fps: -1\n", "fps must be between 0.001 and 1000"),
@@ -60,7 +61,7 @@ def test_empty_yaml_gives_defaults(tmp_path):
 
 def test_yaml_output_lists_every_field():
     assert set(yaml.safe_load(config_to_yaml(CompareConfig()))) == {
-        "model", "backbone_weights", "pca", "device", "precision", "fps", "batch_size", "seed", "compile",
+        "model", "backbone_weights", "pca", "device", "precision", "fps", "frames_per_batch", "seed", "compile",
         "features_only"}
 
 
@@ -69,7 +70,7 @@ def test_example_presets_load():
 
     examples = Path(__file__).resolve().parents[1] / "examples"
     config = build_config(ExtractFeaturesConfig, examples / "extract_features.yaml")
-    assert (config.dataset, config.pattern, config.skip_missing, config.batch_size) == ("FIVR-5K", "{id}/video.*", True, 128)
+    assert (config.dataset, config.pattern, config.skip_missing, config.frames_per_batch) == ("FIVR-5K", "{id}/video.*", True, 128)
     assert build_config(CompareConfig, examples / "compare.yaml").model == "s2vs_vcdb"
 
 

@@ -10,8 +10,8 @@ import torch
 from typer.testing import CliRunner
 
 from s2vs_cli.cli import app
-from s2vs_cli.parts import PartWriter, merge_parts
-from s2vs_cli.store import StoreIdentity
+from s2vs_cli.storage.parts import PartWriter, merge_parts
+from s2vs_cli.storage.store import StoreIdentity
 
 runner = CliRunner()
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -52,7 +52,7 @@ def test_vcdb_with_distractors_ranks_them_and_counts_the_unscored(tmp_path):
     """Positives at 0.9, everything else at 0.1, except one distractor above the positives of one query."""
     if not DATA.is_dir():
         pytest.skip(f"{DATA} not found: the ../shared folder (annotation files) is not beside the checkout")
-    from s2vs_cli.benchmarks import load_benchmark
+    from s2vs_cli.benchmarks.annotations import load_benchmark
 
     vcdb = load_benchmark("VCDB", annotations=DATA / "vcdb.pickle", distractors=True)
     scored_distractors = vcdb.distractors[:10]

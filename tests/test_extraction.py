@@ -19,12 +19,12 @@ from typer.testing import CliRunner
 
 from media import write_video
 from s2vs_cli.cli import app
-from s2vs_cli.extraction import ExtractionOptions, extract_features
-from s2vs_cli.inputs import collect_inputs
-from s2vs_cli.models import load_extractor
-from s2vs_cli.parts import parts_dir_for
-from s2vs_cli.store import FeatureStore, StoreIdentity
-from s2vs_cli.video import decode_video
+from s2vs_cli.jobs.extract_features import ExtractionOptions, extract_features
+from s2vs_cli.media.inputs import collect_inputs
+from s2vs_cli.models.loading import load_extractor
+from s2vs_cli.storage.parts import parts_dir_for
+from s2vs_cli.storage.store import FeatureStore, StoreIdentity
+from s2vs_cli.media.video import decode_video
 
 RANDOM = ["--backbone-weights", "random", "--pca", "random", "--precision", "fp32", "--dtype", "float32"]
 IDENTITY = StoreIdentity("ResNet-50 random (seed 0)", "random (seed 0)", 1.0, 512, dtype="float32")
@@ -161,7 +161,7 @@ def test_dataset_option_takes_a_benchmarks_ids(clips, tmp_path):
     annotations = Path(__file__).resolve().parents[2] / "shared" / "data" / "evve.pickle"
     if not annotations.exists():
         pytest.skip(f"{annotations} not found: the ../shared folder is not beside the checkout")
-    from s2vs_cli.benchmarks import load_benchmark
+    from s2vs_cli.benchmarks.annotations import load_benchmark
 
     ids = load_benchmark("EVVE", annotations=annotations).video_ids()
     data = tmp_path / "evve"
@@ -190,8 +190,8 @@ def test_config_file_and_print_config(tmp_path):
 
 def test_a_second_run_on_the_same_output_is_refused(clips, extractor, tmp_path):
     from s2vs_cli.errors import S2VSError
-    from s2vs_cli.extraction import LOCK_NAME
-    from s2vs_cli.runs import exclusive_lock
+    from s2vs_cli.jobs.extract_features import LOCK_NAME
+    from s2vs_cli.storage.runs import exclusive_lock
 
     output = tmp_path / "out.h5"
     with exclusive_lock(parts_dir_for(output) / LOCK_NAME, str(output)):  # a run in progress
@@ -279,10 +279,10 @@ def test_png_frame_folders_give_the_same_features_as_the_videos(clips, tmp_path)
 
 CRASHING_RUN = textwrap.dedent("""
     import sys, time
-    from s2vs_cli.extraction import ExtractionOptions, extract_features
-    from s2vs_cli.inputs import collect_inputs
-    from s2vs_cli.models import load_extractor
-    from s2vs_cli.store import StoreIdentity
+    from s2vs_cli.jobs.extract_features import ExtractionOptions, extract_features
+    from s2vs_cli.media.inputs import collect_inputs
+    from s2vs_cli.models.loading import load_extractor
+    from s2vs_cli.storage.store import StoreIdentity
 
     clips, output = sys.argv[1], sys.argv[2]
     items = collect_inputs([clips]).inputs

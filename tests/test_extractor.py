@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from s2vs_cli.extractor import PCAWhitening, RegionExtractor, build_resnet50, to_model_input
-from s2vs_cli.weights import seeded
+from s2vs_cli.models.extractor import PCAWhitening, RegionExtractor, build_resnet50, to_model_input
+from s2vs_cli.models.weights import seeded
 
 TOL = 1e-4
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from s2vs_cli import parts as parts_module
+from s2vs_cli.storage import parts as parts_module
 from s2vs_cli.cli import app
 from s2vs_cli.errors import FeatureStoreError
-from s2vs_cli.integrity import content_digest, error_reason
-from s2vs_cli.parts import PartWriter, complete_parts, merge_parts
-from s2vs_cli.store import FeatureStore, StoreIdentity, verify_store, write_video
+from s2vs_cli.storage.integrity import content_digest, error_reason
+from s2vs_cli.storage.parts import PartWriter, complete_parts, merge_parts
+from s2vs_cli.storage.store import FeatureStore, StoreIdentity, verify_store, write_video
 from test_search import collection, write_store
 
 runner = CliRunner()
@@ -90,9 +90,9 @@ def test_a_failed_write_never_becomes_a_final_part(tmp_path, monkeypatch, error)
 def test_disk_full_mid_extraction_loses_nothing_and_resumes(tmp_path, monkeypatch):
     """End to end through extract_features (injected ENOSPC): exit as an error, then resume equals a clean run."""
     from test_extraction import _clip, _options
-    from s2vs_cli.extraction import extract_features
-    from s2vs_cli.inputs import collect_inputs
-    from s2vs_cli.models import load_extractor
+    from s2vs_cli.jobs.extract_features import extract_features
+    from s2vs_cli.media.inputs import collect_inputs
+    from s2vs_cli.models.loading import load_extractor
 
     clips = tmp_path / "clips"
     clips.mkdir()
@@ -213,7 +213,7 @@ def test_a_full_disk_during_a_merge_from_the_command_line_is_one_line(tmp_path):
     without them), with the space check passed and ENOSPC injected into the write."""
     store = _store(tmp_path / "a.h5", _videos(2))
     script = (
-        "import errno, sys; import s2vs_cli.parts as p; from s2vs_cli.store import hdf5_write_failed\n"
+        "import errno, sys; import s2vs_cli.storage.parts as p; from s2vs_cli.storage.store import hdf5_write_failed\n"
         "def full(*a, **k):\n    hdf5_write_failed(True)\n"
         f"    raise OSError(errno.ENOSPC, {HDF5_ENOSPC!r})\n"
         "p.write_video = full\nsys.argv = ['s2vs', 'merge', sys.argv[1], sys.argv[2]]\n"
@@ -325,7 +325,7 @@ def test_search_and_evaluate_name_the_damaged_video(tmp_path):
 
 
 def test_a_nan_score_is_an_error_not_a_rank(tmp_path):
-    from s2vs_cli.retrieval import VideoScorer, score_store
+    from s2vs_cli.scoring.retrieval import VideoScorer, score_store
 
     videos = _videos(3)
     videos["v1"][2, 0, 0] = np.inf

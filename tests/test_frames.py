@@ -11,9 +11,9 @@ from av.video.reformatter import Interpolation
 from media import write_video
 from PIL import Image
 
-from s2vs_cli import frames as frames_module
+from s2vs_cli.media import frames as frames_module
 from s2vs_cli.errors import S2VSError, VideoDecodeError
-from s2vs_cli.frames import (
+from s2vs_cli.media.frames import (
     FramesExistError,
     FrameWriteError,
     frames_complete,
@@ -23,7 +23,7 @@ from s2vs_cli.frames import (
     remove_partials,
     write_video_frames,
 )
-from s2vs_cli.video import sample_frames, scaled_size
+from s2vs_cli.media.video import sample_frames, scaled_size
 
 DEAD_PID = 4_194_305  # above Linux's largest pid_max, so no process can have it
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from s2vs_cli.heatmap import (
+from s2vs_cli.report.heatmap import (
     NAN_COLOR,
     SEGMENT_COLOR,
     colormap,

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import s2vs_cli.index as index_module
+import s2vs_cli.storage.index as index_module
 from s2vs_cli.cli import app
-from s2vs_cli.index import (SearchIndexError, StoreStamp, VideoCatalogue, VideoIndex, cached_index_dir, index_dir_for,
+from s2vs_cli.storage.index import (SearchIndexError, StoreStamp, VideoCatalogue, VideoIndex, cached_index_dir, index_dir_for,
                             open_index, segment_descriptors)
-from s2vs_cli.index_checks import crc32
+from s2vs_cli.storage.index_checks import crc32
 from test_search import _unit, collection, write_store
 
 QUERY = segment_descriptors(collection()["query"])

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from s2vs_cli.errors import ConfigError
-from s2vs_cli.inputs import collect_inputs, read_id_list
+from s2vs_cli.media.inputs import collect_inputs, read_id_list
 
 
 def _touch(path: Path, text: str = "x") -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from s2vs_cli.localization import Segment, best_segment, segment_times
+from s2vs_cli.scoring.localization import Segment, best_segment, segment_times
 
 
 def noise(tq, tt, seed=0, level=0.5, spread=0.05):

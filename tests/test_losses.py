@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from s2vs_cli.losses import infonce_loss, positive_mask, sshn_losses
-from s2vs_cli.schedule import LearningRateSchedule
-from s2vs_cli.similarity import ViSiL, similarity_regularization
+from s2vs_cli.training.losses import infonce_loss, positive_mask, sshn_losses
+from s2vs_cli.training.schedule import LearningRateSchedule
+from s2vs_cli.models.visil import ViSiL, similarity_regularization
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from s2vs_cli import models
+from s2vs_cli.models import loading as models
 from s2vs_cli.errors import CheckpointError, WeightsError
-from s2vs_cli.similarity import ViSiL
-from s2vs_cli.weights import save_checkpoint
+from s2vs_cli.models.visil import ViSiL
+from s2vs_cli.models.weights import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 

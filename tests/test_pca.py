@@ -1,4 +1,4 @@
-"""PCA whitening fit (s2vs_cli.pca): scatter accumulation, eigendecomposition, sampling plan, saving."""
+"""PCA whitening fit (s2vs_cli.jobs.fit_pca): scatter accumulation, eigendecomposition, sampling plan, saving."""
 from __future__ import annotations
 
 from collections import Counter
@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from s2vs_cli import pca
+from s2vs_cli.jobs import fit_pca as pca
 from s2vs_cli.errors import S2VSError
-from s2vs_cli.extractor import REGION_DIMS, WHITENING_EPS, PCAWhitening
-from s2vs_cli.models import load_whitening
-from s2vs_cli.pca import ScatterAccumulator, fit_whitening, sample_plan, save_whitening, whitening_note
+from s2vs_cli.models.extractor import REGION_DIMS, WHITENING_EPS, PCAWhitening
+from s2vs_cli.models.loading import load_whitening
+from s2vs_cli.jobs.fit_pca import ScatterAccumulator, fit_whitening, sample_plan, save_whitening, whitening_note
 
 
 def gaussian(n: int, dims: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from s2vs_cli.models import load_similarity_network
-from s2vs_cli.retrieval import VideoScorer, repeat_to_min_frames, score_store, split_long_target
-from s2vs_cli.similarity import ViSiL, chamfer, frame_to_frame_similarity
-from s2vs_cli.parts import PartWriter, merge_parts
-from s2vs_cli.store import StoreIdentity
+from s2vs_cli.models.loading import load_similarity_network
+from s2vs_cli.scoring.retrieval import VideoScorer, repeat_to_min_frames, score_store, split_long_target
+from s2vs_cli.models.visil import ViSiL, chamfer, frame_to_frame_similarity
+from s2vs_cli.storage.parts import PartWriter, merge_parts
+from s2vs_cli.storage.store import StoreIdentity
 
 CPU = torch.device("cpu")
 
@@ -88,7 +88,7 @@ def test_score_store_scores_every_pair_and_reports_missing_ids(network, tmp_path
 
 @pytest.mark.parametrize("suffix", [".json", ".h5"])
 def test_similarities_round_trip(tmp_path, suffix):
-    from s2vs_cli.retrieval import load_similarities, save_similarities
+    from s2vs_cli.scoring.retrieval import load_similarities, save_similarities
 
     sims = {"q1": {"a": 0.5, "set/b": -0.25}, "set/q2": {"a": 1.0}, "q3": {}}
     save_similarities(tmp_path / f"s{suffix}", sims)
@@ -98,7 +98,7 @@ def test_similarities_round_trip(tmp_path, suffix):
 
 def test_similarities_errors(tmp_path):
     from s2vs_cli.errors import S2VSError
-    from s2vs_cli.retrieval import load_similarities, save_similarities
+    from s2vs_cli.scoring.retrieval import load_similarities, save_similarities
 
     with pytest.raises(S2VSError, match="similarities file not found"):
         load_similarities(tmp_path / "none.json")
@@ -113,7 +113,7 @@ def test_similarities_errors(tmp_path):
 
 
 def test_one_product_for_targets_of_any_lengths_equals_one_at_a_time():
-    from s2vs_cli.similarity import frame_to_frame_similarities
+    from s2vs_cli.models.visil import frame_to_frame_similarities
 
     query = torch.from_numpy(_video(0, 7))
     targets = [torch.from_numpy(_video(seed, n)) for seed, n in ((1, 5), (2, 9), (3, 1), (4, 5))]
@@ -135,7 +135,7 @@ def test_a_block_of_mixed_lengths_scores_as_each_target_alone(network, features_
 
 
 def test_database_blocks_are_bounded_by_videos_and_frames():
-    from s2vs_cli.retrieval import _groups
+    from s2vs_cli.scoring.retrieval import _groups
 
     assert _groups(list("abcde"), [3, 3, 3, 9, 1], max_frames=6) == [["a", "b"], ["c"], ["d"], ["e"]]
     assert _groups(list("abcde"), [1] * 5, max_frames=100, max_items=2) == [["a", "b"], ["c", "d"], ["e"]]

@@ -10,11 +10,11 @@ import torch
 from typer.testing import CliRunner
 
 from s2vs_cli.cli import app
-from s2vs_cli.index import INDEX_VERSION, index_dir_for, open_index, segment_descriptors
-from s2vs_cli.retrieval import VideoScorer
-from s2vs_cli.search import Searcher, stored_query
-from s2vs_cli.parts import PartWriter, merge_parts
-from s2vs_cli.store import FeatureStore, StoreIdentity
+from s2vs_cli.storage.index import INDEX_VERSION, index_dir_for, open_index, segment_descriptors
+from s2vs_cli.scoring.retrieval import VideoScorer
+from s2vs_cli.jobs.search import Searcher, stored_query
+from s2vs_cli.storage.parts import PartWriter, merge_parts
+from s2vs_cli.storage.store import FeatureStore, StoreIdentity
 
 runner = CliRunner()
 IDENTITY = StoreIdentity("test", "test", 1.0, 512, dtype="float32")
@@ -89,7 +89,7 @@ def test_new_videos_are_added_and_changed_ones_rebuild(store):
 @pytest.mark.parametrize("features_only", [True, False])
 def test_two_stage_agrees_with_exhaustive_on_a_small_store(store, features_only):
     torch.manual_seed(0)
-    from s2vs_cli.similarity import ViSiL
+    from s2vs_cli.models.visil import ViSiL
 
     scorer = VideoScorer(None if features_only else ViSiL().eval(), torch.device("cpu"))
     index, _ = open_index(store)
@@ -187,7 +187,7 @@ def test_edited_copies_rank_above_unrelated_clips(videos_dir, tmp_path):
 @pytest.mark.parametrize("kind, flat_max, sq_max", [("ivf-sq8", 100, 10**9), ("ivf-pq", 100, 200)])
 def test_larger_collections_get_inverted_list_indexes(tmp_path, monkeypatch, kind, flat_max, sq_max):
     """The kinds chosen by size (thresholds lowered here) are built, saved, loaded and find the copies."""
-    import s2vs_cli.index as index_module
+    import s2vs_cli.storage.index as index_module
 
     monkeypatch.setattr(index_module, "FLAT_MAX", flat_max)
     monkeypatch.setattr(index_module, "SQ_MAX", sq_max)
@@ -239,7 +239,7 @@ def test_a_damaged_index_is_rebuilt_and_says_why(store, damage, reason):
 
 
 def test_a_video_without_frames_is_missing_not_a_hang(tmp_path):
-    from s2vs_cli.retrieval import score_store
+    from s2vs_cli.scoring.retrieval import score_store
 
     path = tmp_path / "features.h5"
     videos = collection(count=3)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s2vs_cli.similarity import (TargetColumns, ViSiL, VideoComparator, chamfer, frame_to_frame_similarity,
+from s2vs_cli.models.visil import (TargetColumns, ViSiL, VideoComparator, chamfer, frame_to_frame_similarity,
                                  similarity_regularization)
 
 PAIRS = range(5)  # (Tq, Tt) = (37, 53), (4, 90), (120, 17), (4, 5), (60, 40)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from s2vs_cli.errors import FeatureStoreError
-from s2vs_cli.parts import (PartWriter, complete_parts, merge_parts, merging_temporaries, parts_dir_for,
+from s2vs_cli.storage.parts import (PartWriter, complete_parts, merge_parts, merging_temporaries, parts_dir_for,
                             remove_partials)
-from s2vs_cli.store import FeatureStore, StoreIdentity, stored_ids
+from s2vs_cli.storage.store import FeatureStore, StoreIdentity, stored_ids
 
 IDENTITY = StoreIdentity(backbone="ResNet-50 imagenet", whitening="vcdb", fps=1.0, dims=8)
 

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from s2vs_cli.cli import app
 from s2vs_cli.config import TrainConfig
-from s2vs_cli.models import load_extractor, load_similarity_network
-from s2vs_cli.training import (CHECKPOINT, METRICS, MODEL, batch_features, build_batch, load_training_videos,
+from s2vs_cli.models.loading import load_extractor, load_similarity_network
+from s2vs_cli.jobs.train import (CHECKPOINT, METRICS, MODEL, batch_features, build_batch, load_training_videos,
                                read_metrics, train, training_step)
 
 runner = CliRunner()
@@ -53,9 +53,9 @@ def _config(frames_dir: Path, experiment: Path, **overrides) -> TrainConfig:
 
 
 def test_one_step_changes_only_the_similarity_networks_parameters(frames_dir, tmp_path, extractor):
-    from s2vs_cli.augmentations import parse_augmentations
-    from s2vs_cli.clips import BatchPlan, ClipSource
-    from s2vs_cli.similarity import ViSiL
+    from s2vs_cli.training.augmentations import parse_augmentations
+    from s2vs_cli.training.clips import BatchPlan, ClipSource
+    from s2vs_cli.models.visil import ViSiL
 
     cfg = _config(frames_dir, tmp_path / "run")
     videos, loader = load_training_videos(cfg)
@@ -77,8 +77,8 @@ def test_one_step_changes_only_the_similarity_networks_parameters(frames_dir, tm
 
 
 def test_batches_are_reproducible_and_differ_between_steps(frames_dir, tmp_path):
-    from s2vs_cli.augmentations import parse_augmentations
-    from s2vs_cli.clips import BatchPlan, ClipSource
+    from s2vs_cli.training.augmentations import parse_augmentations
+    from s2vs_cli.training.clips import BatchPlan, ClipSource
 
     cfg = _config(frames_dir, tmp_path / "run")
     videos, loader = load_training_videos(cfg)

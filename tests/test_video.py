@@ -7,9 +7,9 @@ import av
 import numpy as np
 import pytest
 
-from s2vs_cli import video
+from s2vs_cli.media import video
 from s2vs_cli.errors import VideoDecodeError
-from s2vs_cli.video import decode_video, scaled_size, video_info
+from s2vs_cli.media.video import decode_video, scaled_size, video_info
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
 needs_shared_videos = pytest.mark.skipif(

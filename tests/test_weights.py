@@ -1,4 +1,4 @@
-"""Tests of s2vs_cli.weights: registry, cache, download (local HTTP server only), safe loading."""
+"""Tests of s2vs_cli.models.weights: registry, cache, download (local HTTP server only), safe loading."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from s2vs_cli import weights
+from s2vs_cli.models import weights
 from s2vs_cli.errors import CheckpointError, WeightsError
-from s2vs_cli.weights import (
+from s2vs_cli.models.weights import (
     ARTIFACTS,
     Artifact,
     cache_dir,

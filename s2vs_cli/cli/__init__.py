@@ -60,7 +60,7 @@ def main() -> None:
     try:
         app()
     except SystemExit as done:
-        from ..store import hdf5_write_failed
+        from ..storage.store import hdf5_write_failed
 
         if hdf5_write_failed():
             # HDF5 crashes (SIGSEGV) in its exit handlers once a write of a file has failed (a full disk):

@@ -23,11 +23,11 @@ def gather_inputs(paths: list[str] | None, cfg: InputOptions, progress: Any = No
 
     Returns (inputs, missing as (id, path, reason)).
     """
-    from ..inputs import collect_inputs
+    from ..media.inputs import collect_inputs
 
     ids = None
     if cfg.dataset is not None:
-        from ..benchmarks import load_benchmark
+        from ..benchmarks.annotations import load_benchmark
 
         if cfg.dataset_path is None:
             raise ConfigError("--dataset names the videos; add --dataset-path DIR to say where they are")

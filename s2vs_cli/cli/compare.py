@@ -45,11 +45,11 @@ def compare(
         cfg = load_config(CompareConfig, config, print_config, model=model, backbone_weights=backbone_weights,
                           pca=pca, device=device, precision=precision, fps=fps, batch_size=batch_size,
                           seed=seed, compile=compile_cnn, features_only=features_only)
-        from ..comparison import compare_videos
+        from ..jobs.compare import compare_videos
         from ..errors import S2VSError
-        from ..models import load_models
+        from ..models.loading import load_models
         from ..runtime import resolve_device, resolve_precision
-        from ..video import video_info
+        from ..media.video import video_info
 
         for path in (query, target):  # a bad input fails now, not after minutes of weight loading
             video_info(path)
@@ -62,7 +62,7 @@ def compare(
             result = compare_videos(query, target, extractor, network, cfg.fps, run_precision, cfg.batch_size,
                                     compiled=cfg.compile, on_stage=stage)
         if heatmap:
-            from ..heatmap import save_heatmap
+            from ..report.heatmap import save_heatmap
 
             try:
                 save_heatmap(heatmap, result.frame_similarity, result.query_times, result.target_times,

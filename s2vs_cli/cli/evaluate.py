@@ -77,9 +77,9 @@ def evaluate(
                           pattern=pattern, loader=loader, workers=workers, save_features=save_features,
                           backbone_weights=backbone_weights, pca=pca, fps=fps, batch_size=batch_size)
         from ..errors import ConfigError
-        from ..evaluation import (PAPER_RESULTS, evaluate_benchmark, evaluate_segments, load_ground_truth,
+        from ..jobs.evaluate import (PAPER_RESULTS, evaluate_benchmark, evaluate_segments, load_ground_truth,
                                   score_benchmark)
-        from ..retrieval import VideoScorer, load_similarities, save_similarities as save
+        from ..scoring.retrieval import VideoScorer, load_similarities, save_similarities as save
         from ..runtime import resolve_device, resolve_precision
 
         sources = [cfg.dataset_hdf5, cfg.dataset_path, from_similarities]
@@ -99,7 +99,7 @@ def evaluate(
             if from_similarities is not None:
                 similarities, label = load_similarities(from_similarities), f"similarities from {from_similarities}"
             else:
-                from ..models import load_similarity_network
+                from ..models.loading import load_similarity_network
 
                 run_device = resolve_device(cfg.device)
                 network = None if cfg.features_only else load_similarity_network(cfg.model, run_device, cfg.seed,
@@ -181,13 +181,13 @@ def _extract(benchmark, cfg, quiet: bool):
     """Features of the benchmark's videos under --dataset-path -> (feature file, temporary folder or None)."""
     import tempfile
 
-    from ..extraction import ExtractionOptions
-    from ..evaluation import extract_benchmark_features
-    from ..models import load_extractor
+    from ..jobs.extract_features import ExtractionOptions
+    from ..jobs.evaluate import extract_benchmark_features
+    from ..models.loading import load_extractor
     from ..runtime import resolve_device, resolve_precision
-    from ..store import StoreIdentity
-    from ..weights import package_version
-    from ..parallel import default_workers
+    from ..storage.store import StoreIdentity
+    from ..models.weights import package_version
+    from ..jobs.parallel import default_workers
     from .bulk import report_failures, video_progress
 
     temporary = None

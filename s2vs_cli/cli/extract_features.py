@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import options
-from ..parallel import default_workers
+from ..jobs.parallel import default_workers
 from .bulk import RESUME_HINT, check_output, exit_status, gather_inputs, report_failures, video_progress
 from .common import console, download_progress, load_config, reported_errors, stdout
 
@@ -69,12 +69,12 @@ def extract_features(
                           precision=precision, fps=fps, batch_size=batch_size, seed=seed, compile=compile_cnn)
         check_output(output)
         from ..distributed import join_process_group
-        from ..extraction import ExtractionOptions, extract_features as run
-        from ..runs import Failure, failures_path
-        from ..models import load_extractor
+        from ..jobs.extract_features import ExtractionOptions, extract_features as run
+        from ..storage.runs import Failure, failures_path
+        from ..models.loading import load_extractor
         from ..runtime import resolve_device, resolve_precision
-        from ..store import StoreIdentity
-        from ..weights import package_version
+        from ..storage.store import StoreIdentity
+        from ..models.weights import package_version
 
         group = join_process_group()
         quiet = quiet or json_output or not group.is_main

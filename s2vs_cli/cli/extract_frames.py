@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from . import options
-from ..parallel import default_workers
+from ..jobs.parallel import default_workers
 from .bulk import RESUME_HINT, check_output, exit_status, gather_inputs, report_failures, video_progress
 from .common import console, load_config, reported_errors, stdout
 
@@ -55,8 +55,8 @@ def extract_frames(
                           overwrite=overwrite)
         check_output(output)
         from ..distributed import join_process_group
-        from ..runs import Failure
-        from ..frame_export import FrameOptions, export_frames
+        from ..storage.runs import Failure
+        from ..jobs.extract_frames import FrameOptions, export_frames
 
         group = join_process_group()
         quiet = quiet or json_output or not group.is_main

@@ -33,8 +33,8 @@ def fit_pca(
     """
     with reported_errors():
         from ..errors import ConfigError
-        from ..extractor import REGION_DIMS
-        from ..pca import fit_from_feature_files, save_whitening, whitening_note
+        from ..models.extractor import REGION_DIMS
+        from ..jobs.fit_pca import fit_from_feature_files, save_whitening, whitening_note
         from ..runtime import resolve_device
 
         if max_vectors < 2:

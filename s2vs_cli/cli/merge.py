@@ -29,11 +29,11 @@ def merge(
         from pathlib import Path
 
         from ..errors import FeatureStoreError
-        from ..extraction import LOCK_NAME
-        from ..runs import exclusive_lock
-        from ..parts import complete_parts, merge_parts, merging_temporaries, parts_dir_for
-        from ..store import read_identity
-        from ..weights import package_version
+        from ..jobs.extract_features import LOCK_NAME
+        from ..storage.runs import exclusive_lock
+        from ..storage.parts import complete_parts, merge_parts, merging_temporaries, parts_dir_for
+        from ..storage.store import read_identity
+        from ..models.weights import package_version
 
         if Path(output).is_dir():
             raise FeatureStoreError(f"{output}: is a folder; give the feature file to write (OUT.hdf5)")

@@ -58,11 +58,11 @@ def search(
                           model=model, backbone_weights=backbone_weights, pca=pca, device=device,
                           precision=precision, fps=fps, batch_size=batch_size, seed=seed)
         from ..errors import ConfigError
-        from ..models import load_extractor, load_similarity_network
-        from ..retrieval import VideoScorer
+        from ..models.loading import load_extractor, load_similarity_network
+        from ..scoring.retrieval import VideoScorer
         from ..runtime import resolve_device, resolve_precision
-        from ..search import Searcher, extractor_mismatch, resolve_queries
-        from ..store import FeatureStore
+        from ..jobs.search import Searcher, extractor_mismatch, resolve_queries
+        from ..storage.store import FeatureStore
 
         if cfg.database is None:
             raise ConfigError("give the collection's feature file: --database FEATURES.h5")
@@ -137,7 +137,7 @@ def index(
 
 def _open_index(database: str, rebuild: bool, quiet: bool) -> tuple:
     """(index, update summary): the index brought up to date, with a progress bar while it works."""
-    from ..index import open_index
+    from ..storage.index import open_index
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     bar = Progress(*columns, console=console, transient=True, disable=quiet)

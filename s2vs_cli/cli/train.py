@@ -72,7 +72,7 @@ def train(
     """
     with reported_errors(interrupted="continue with --resume"):
         from ..config import TrainConfig
-        from ..augmentations import parse_augmentations
+        from ..training.augmentations import parse_augmentations
 
         if resume and config is None:  # a run resumes with the settings it was started with
             saved = Path(experiment_path or TrainConfig().experiment_path) / "config.yaml"
@@ -85,18 +85,18 @@ def train(
                           backbone_weights=backbone_weights, pca=pca, device=device, precision=precision, fps=fps,
                           seed=seed)
         parse_augmentations(cfg.augmentations)  # an unknown name fails here, before anything loads
-        from ..training import load_training_videos
+        from ..jobs.train import load_training_videos
 
         videos, data_loader = load_training_videos(cfg)
         if preview_augmentations is not None:
-            from ..training import preview_augmentations as write_previews
+            from ..jobs.train import preview_augmentations as write_previews
 
             written = write_previews(cfg, videos, data_loader, Path(preview_augmentations))
             console.print(f"wrote {len(written)} previews (weak clip above, strong below) to "
                           f"{escape(preview_augmentations)}", highlight=False)
             return
-        from ..clips import BatchPlan
-        from ..training import check_experiment
+        from ..training.clips import BatchPlan
+        from ..jobs.train import check_experiment
 
         check_experiment(Path(cfg.experiment_path), cfg.resume)  # before minutes of loading weights
         BatchPlan(len(videos), cfg.batch_size)
@@ -105,9 +105,9 @@ def train(
 
 def _run(cfg, videos, loader: str, quiet: bool) -> None:
     from ..distributed import join_process_group
-    from ..models import load_extractor
+    from ..models.loading import load_extractor
     from ..runtime import resolve_device
-    from ..training import TrainingEvaluator, train as run_training
+    from ..jobs.train import TrainingEvaluator, train as run_training
 
     device = resolve_device(cfg.device)
     group = join_process_group("nccl" if device.type == "cuda" else "gloo")

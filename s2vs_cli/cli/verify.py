@@ -31,7 +31,7 @@ def verify(
     with reported_errors():
         from pathlib import Path
 
-        from ..store import verify_store
+        from ..storage.store import verify_store
 
         columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=True, disable=quiet or json_output) as bar:
@@ -51,11 +51,11 @@ def verify(
 
 def _repair(path) -> int:
     """Rewrite the file without its damaged videos; returns how many videos it keeps."""
-    from ..extraction import LOCK_NAME
-    from ..parts import merge_parts, parts_dir_for
-    from ..runs import exclusive_lock
-    from ..store import read_identity
-    from ..weights import package_version
+    from ..jobs.extract_features import LOCK_NAME
+    from ..storage.parts import merge_parts, parts_dir_for
+    from ..storage.runs import exclusive_lock
+    from ..storage.store import read_identity
+    from ..models.weights import package_version
 
     with exclusive_lock(parts_dir_for(path) / LOCK_NAME, str(path)):  # never while a run writes it
         return merge_parts(path, [], read_identity(path), package_version()).videos

@@ -1,0 +1,1 @@
+"""The standard benchmarks: annotation files, their loaders and the retrieval metrics."""

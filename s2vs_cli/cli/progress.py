@@ -1,0 +1,95 @@
+"""The one place the library's progress reports become rich bars on stderr."""
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress as RichBars, SpinnerColumn,
+                           TextColumn, TimeRemainingColumn, TransferSpeedColumn)
+
+from ..progress import Progress
+
+
+def plural(count: int, unit: str) -> str:
+    """'1 video', '2 videos' (units are given in the plural)."""
+    return f"{count} {unit[:-1] if count == 1 and unit.endswith('s') else unit}"
+
+
+class RichProgress(Progress):
+    """Draws each stage as a bar (a spinner while its total is unknown) with its rate, failures and ETA.
+
+    Use as a context manager. `quiet` hides bars and downloads; notes are still printed, since they say
+    something the user must know (random weights, left-out queries). Bars are drawn only on a terminal:
+    piped output gets the notes alone, with no trailing padding.
+    """
+
+    def __init__(self, console: Console, quiet: bool = False):
+        self.console, self.quiet = console, quiet
+        self._bars: RichBars | None = None
+        self._downloads: RichBars | None = None
+        self._task = self._download_task = None
+        self._unit, self._started = "items", 0.0
+
+    def __enter__(self) -> RichProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for bars in (self._downloads, self._bars):
+            if bars is not None:
+                bars.stop()
+        self._bars = self._downloads = None
+
+    @property
+    def _drawing(self) -> bool:
+        return not self.quiet and self.console.is_terminal
+
+    def stage(self, name: str, total: int | None = None, unit: str = "items") -> None:
+        if not self._drawing:
+            return
+        if self._bars is None:
+            self._bars = RichBars(SpinnerColumn(finished_text=" "), TextColumn("{task.description}"), BarColumn(),
+                                  MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                                  TextColumn("[red]{task.fields[failed]}"), TimeRemainingColumn(),
+                                  console=self.console)
+            self._bars.start()
+        if self._task is not None:  # the previous stage stays on screen, finished
+            task = self._bars.tasks[self._task]
+            self._bars.update(self._task, total=task.completed if task.total is None else task.total)
+        self._unit, self._started = unit, time.perf_counter()
+        self._task = self._bars.add_task(escape(name), total=total, rate="", failed="")
+
+    def update(self, done: int, total: int | None = None, *, failed: int = 0, frames: int = 0,
+               status: str = "") -> None:
+        if not self._drawing:
+            return
+        if self._task is None:
+            self.stage("working")
+        elapsed = max(time.perf_counter() - self._started, 1e-9)
+        finished = done + failed
+        rate = f"{finished / elapsed:.1f} {self._unit}/s" if finished else ""
+        if frames:
+            rate += f", {frames / elapsed:.0f} frames/s"
+        if status:
+            rate = f"{rate}  {escape(status)}" if rate else escape(status)
+        fields = {"completed": finished, "rate": rate, "failed": f"{failed} failed" if failed else ""}
+        if total is not None:
+            fields["total"] = total
+        self._bars.update(self._task, **fields)
+
+    def download(self, done: int, total: int | None) -> None:
+        if not self._drawing:
+            return
+        if self._downloads is None:  # appears on the first byte: nothing is drawn when everything is cached
+            self._downloads = RichBars(TextColumn("downloading"), BarColumn(), DownloadColumn(),
+                                       TransferSpeedColumn(), TimeRemainingColumn(), console=self.console,
+                                       transient=True)
+            self._downloads.start()
+            self._download_task = self._downloads.add_task("download", total=total)
+        self._downloads.update(self._download_task, completed=done, total=total)
+        if total is not None and done >= total:
+            self._downloads.stop()
+            self._downloads = None
+
+    def note(self, message: str) -> None:
+        self.console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)

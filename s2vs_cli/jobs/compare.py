@@ -1,0 +1,158 @@
+"""Compare two videos end to end: decode, extract region features, ViSiL similarity, matching segment."""
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..models.extractor import RegionExtractor
+from ..scoring.localization import SegmentTimes, best_segment, segment_times
+from ..runtime import autocast
+from ..models.visil import ViSiL, chamfer, frame_to_frame_similarity
+from ..media.video import DecodeReport, repeat_factor, sample_frames
+
+
+@dataclass
+class VideoFeatures:
+    """Region features of one video and the time of each frame."""
+
+    path: str
+    features: torch.Tensor      # float32 [T, R, D]
+    timestamps: np.ndarray      # float64 [T], seconds
+    fps: float                  # sampling rate the frames were taken at
+    lost_frames: int = 0        # frames a damaged file could not give
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Comparison:
+    """Similarity of a query and a target video, and where they match."""
+
+    query: str
+    target: str
+    similarity: float                 # video-level similarity in [-1, 1] (features only: Chamfer of raw features)
+    frames: tuple[int, int]           # (Tq, Tt) frames compared
+    segment: SegmentTimes             # best-matching time ranges
+    frame_similarity: np.ndarray      # [Tq, Tt] frame-to-frame map the segment was found on
+    query_times: np.ndarray
+    target_times: np.ndarray
+    features_only: bool
+    warnings: list[str] = field(default_factory=list)        # e.g. frames lost in a damaged file
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    def as_dict(self) -> dict:
+        """The JSON-ready summary (`s2vs compare --json`)."""
+        return {"query": self.query, "target": self.target, "similarity": self.similarity,
+                "frames": list(self.frames), "segment": self.segment.as_dict(),
+                "features_only": self.features_only}
+
+
+def extract_video_features(path: str | Path, extractor: RegionExtractor, fps: float = 1.0,
+                           precision: str = "fp32", batch_size: int = 32, min_frames: int = 4,
+                           compiled: bool = False, timings: dict[str, float] | None = None) -> VideoFeatures:
+    """Decode `path` at `fps` and extract its region features [T, 9, D], `batch_size` frames at a time.
+
+    Frames are streamed from the decoder, so memory does not grow with the video's length. Videos with
+    fewer than `min_frames` frames are repeated (doubling) as the original does. `timings` (if given)
+    accumulates the seconds spent decoding and extracting.
+    """
+    timings = timings if timings is not None else {}
+    report = DecodeReport()
+    frames = sample_frames(path, fps=fps, report=report)
+    chunks, timestamps = [], []
+    while True:
+        started = time.perf_counter()
+        batch = list(itertools.islice(frames, batch_size))
+        timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - started
+        if not batch:
+            break
+        started = time.perf_counter()
+        images = torch.from_numpy(np.stack([f.image for f in batch]))
+        chunks.append(extractor.extract(images, batch_size=batch_size, precision=precision, compiled=compiled))
+        timestamps.extend(f.timestamp for f in batch)
+        timings["extract"] = timings.get("extract", 0.0) + time.perf_counter() - started
+    features, times = torch.cat(chunks), np.array(timestamps)
+    repeated = repeat_factor(len(times), min_frames)
+    if repeated > 1:
+        features, times = features.repeat(repeated, 1, 1), np.tile(times, repeated)
+    return VideoFeatures(path=str(path), features=features, timestamps=times, fps=fps,
+                         lost_frames=report.lost_frames, warnings=report.warnings)
+
+
+def as_video_features(label: str, features: np.ndarray, timestamps: np.ndarray, fps: float,
+                      device: torch.device | str = "cpu", min_frames: int = 4) -> VideoFeatures:
+    """Features held in memory (e.g. read from a feature file) as compare_features takes them: float32 on
+    `device`, a video under `min_frames` frames repeated (doubling) with its frame times."""
+    repeated = repeat_factor(len(features), min_frames)
+    tensor = torch.from_numpy(np.tile(np.asarray(features, dtype=np.float32), (repeated, 1, 1))).to(device)
+    return VideoFeatures(path=label, features=tensor, timestamps=np.tile(np.asarray(timestamps), repeated), fps=fps)
+
+
+def stored_video_features(store, video_id: str, default_fps: float, device: torch.device | str = "cpu"
+                          ) -> VideoFeatures:
+    """A video of a feature file (store.FeatureStore) as compare_features takes it; frame times from the file,
+    or from its sampling rate for files that do not record them."""
+    from ..storage.store import frame_times
+
+    record = store.read(video_id)
+    return as_video_features(video_id, record.features, *frame_times(record, default_fps), device)
+
+
+def _frame_map(q: torch.Tensor, t: torch.Tensor, network: ViSiL | None) -> torch.Tensor:
+    """The frame-to-frame map the segment is found on: of the network's indexed features, or raw ones."""
+    if network is None:
+        return frame_to_frame_similarity(q, t)
+    return network.frame_to_frame_similarity(network.index_video(q), network.index_video(t))
+
+
+@torch.inference_mode()
+def compare_features(query: VideoFeatures, target: VideoFeatures, network: ViSiL | None,
+                     precision: str = "fp32") -> Comparison:
+    """Compare two feature sets: full ViSiL with `network`, or features only when it is None."""
+    with autocast(query.features.device, precision):
+        f2f = _frame_map(query.features, target.features, network)
+        similarity = chamfer(f2f if network is None else network.comparator_map(f2f))
+    f2f = f2f.float().cpu().numpy()
+    segment = segment_times(best_segment(f2f), query.timestamps, target.timestamps, 1.0 / query.fps)
+    return Comparison(query=query.path, target=target.path, similarity=float(similarity),
+                      frames=tuple(f2f.shape), segment=segment, frame_similarity=f2f,
+                      query_times=query.timestamps, target_times=target.timestamps,
+                      features_only=network is None,
+                      warnings=[f"{v.path}: {w}" for v in (query, target) for w in v.warnings])
+
+
+@torch.inference_mode()
+def locate_match(query: VideoFeatures, target: VideoFeatures, network: ViSiL | None,
+                 precision: str = "fp32") -> SegmentTimes:
+    """Only where two videos match (the segment compare_features reports), without their similarity."""
+    with autocast(query.features.device, precision):
+        f2f = _frame_map(query.features, target.features, network)
+    segment = best_segment(f2f.float().cpu().numpy())
+    return segment_times(segment, query.timestamps, target.timestamps, 1.0 / query.fps)
+
+
+def compare_videos(query: str | Path, target: str | Path, extractor: RegionExtractor, network: ViSiL | None,
+                   fps: float = 1.0, precision: str = "fp32", batch_size: int = 32, compiled: bool = False,
+                   on_stage: Callable[[str], None] = lambda message: None) -> Comparison:
+    """Similarity of two video files and their best-matching segment; `network=None` is features-only mode.
+
+    `on_stage` hears what is being done (for a status line); `timings` holds the seconds each stage took.
+    """
+    timings: dict[str, float] = {}
+    features = []
+    for path in (query, target):
+        on_stage(f"decoding and extracting features of {path}")
+        features.append(extract_video_features(path, extractor, fps, precision, batch_size,
+                                               compiled=compiled, timings=timings))
+
+    on_stage("comparing")
+    started = time.perf_counter()
+    comparison = compare_features(features[0], features[1], network, precision)
+    timings["compare"] = time.perf_counter() - started
+    comparison.timings = timings
+    return comparison

@@ -1,0 +1,289 @@
+"""Bulk feature extraction: many videos -> one HDF5 feature file, fast, resumable, losing nothing.
+
+Worker processes decode videos (or read frame folders) and stream frames back in small chunks; this
+process packs frames of several videos into full batches for the model and hands each finished video
+to the part writer (see store.py for why parts). Under torchrun every rank takes every world_size-th
+video of the list and rank 0 merges all parts at the end. A video that fails is recorded with its
+reason and the run goes on.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import os
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..distributed import ProcessGroup
+from ..errors import FeatureStoreError
+from ..models.extractor import RegionExtractor
+from ..media.inputs import VideoInput
+from .parallel import run_tasks
+from ..storage.runs import Failure, RunProgress, exclusive_lock, failures_path, write_failures
+from .worker_jobs import CHUNK_FRAMES, decode_job
+from ..storage.parts import (PartWriter, complete_parts, merge_parts, merging_temporaries, parts_dir_for,
+                    remove_partials)
+from ..storage.store import StoreIdentity, read_identity, stored_ids
+
+LOCK_NAME = "lock"     # in OUTPUT.parts/: held by rank 0 while a run writes OUTPUT
+IDLE_FLUSH = 0.05      # seconds without new frames before a partial batch is run anyway
+
+
+@dataclass
+class ExtractionOptions:
+    """How a bulk extraction runs (the model itself is passed separately)."""
+
+    fps: float = 1.0               # frames per second of video (for frame folders: the rate they were written at)
+    loader: str = "video"          # "video" files or "frames" folders
+    precision: str = "fp32"        # resolved precision: fp32, bf16 or fp16
+    batch_size: int = 128          # frames per model batch, taken across videos
+    workers: int = 2               # decoding processes; 0 decodes in this process
+    decode_threads: int = 1        # FFmpeg threads per decoding process
+    dtype: str = "float16"         # stored feature type
+    compression: str | None = None  # HDF5 filter for the features: None, "gzip" or "lzf"
+    compiled: bool = False         # torch.compile the CNN
+    overwrite: bool = False        # recompute everything, replacing the output
+    part_videos: int = 1000        # a part file is closed after this many videos ...
+    part_seconds: float = 30.0     # ... or this many seconds: at most this much work is lost to a crash
+
+
+@dataclass
+class ExtractionSummary:
+    """What a run did (for this rank; rank 0's copy also holds every rank's failures and the merge)."""
+
+    requested: int                 # videos named (all ranks)
+    already_done: int              # found complete from an earlier run and skipped
+    written: int                   # written by this run (all ranks)
+    frames: int                    # frames through the model (this rank)
+    failures: list[Failure] = field(default_factory=list)
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # video id -> decode warnings (this rank)
+    seconds: float = 0.0           # wall time of the extraction loop (this rank)
+    model_seconds: float = 0.0     # of which the model was busy
+    videos_in_output: int | None = None  # after the merge (rank 0)
+    replaced: str | None = None    # --overwrite replaced a file made differently: how it differed (rank 0)
+    output: str = ""
+
+
+@dataclass
+class _Video:
+    """A video between its first decoded frame and its write."""
+
+    item: VideoInput
+    timestamps: list[np.ndarray] = field(default_factory=list)
+    features: list[np.ndarray] = field(default_factory=list)
+    queued: int = 0          # frames waiting for the model
+    info: dict | None = None  # set when decoding finished
+
+
+class _BatchPacker:
+    """Frames of many videos -> model batches of `batch_size`, and the features back to their videos."""
+
+    def __init__(self, extractor: RegionExtractor, options: ExtractionOptions):
+        self.extractor, self.options = extractor, options
+        self.blocks: deque[tuple[int, np.ndarray]] = deque()  # (video key, frames) in arrival order
+        self.queued = 0
+        self.model_seconds = 0.0
+
+    def add(self, key: int, frames: np.ndarray) -> None:
+        self.blocks.append((key, frames))
+        self.queued += len(frames)
+
+    def drop(self, key: int) -> None:
+        """Forget the queued frames of a video that failed."""
+        kept = deque(block for block in self.blocks if block[0] != key)
+        self.queued = sum(len(frames) for _, frames in kept)
+        self.blocks = kept
+
+    def run(self, videos: dict[int, _Video]) -> int:
+        """Extract up to one batch of queued frames; returns how many frames went through."""
+        size, parts, owners = 0, [], []
+        while self.blocks and size < self.options.batch_size:
+            key, frames = self.blocks.popleft()
+            take = min(len(frames), self.options.batch_size - size)
+            if take < len(frames):
+                self.blocks.appendleft((key, frames[take:]))
+                frames = frames[:take]
+            parts.append(frames)
+            owners.append((key, take))
+            size += take
+        if not size:
+            return 0
+        self.queued -= size
+        started = time.perf_counter()
+        batch = torch.from_numpy(np.concatenate(parts))
+        features = self.extractor.extract(batch, batch_size=self.options.batch_size,
+                                          precision=self.options.precision, compiled=self.options.compiled)
+        features = features.float().cpu().numpy()
+        self.model_seconds += time.perf_counter() - started
+        offset = 0
+        for key, count in owners:
+            video = videos[key]
+            video.features.append(features[offset:offset + count])
+            video.queued -= count
+            offset += count
+        return size
+
+
+def extract_to_writer(items: Sequence[VideoInput], extractor: RegionExtractor, options: ExtractionOptions,
+                      writer: PartWriter, progress: Callable[[RunProgress], None] | None = None,
+                      ) -> tuple[RunProgress, list[Failure], dict[str, list[str]], float]:
+    """Extract every item into `writer`; returns the final counts, failures, warnings and model seconds."""
+    counts = RunProgress(total=len(items))
+    failures: list[Failure] = []
+    warnings: dict[str, list[str]] = {}
+    videos: dict[int, _Video] = {}
+    packer = _BatchPacker(extractor, options)
+    job = functools.partial(decode_job, fps=options.fps, threads=options.decode_threads)
+    tasks = [(key, (str(item.path), options.loader)) for key, item in enumerate(items)]
+    # Enough queued chunks to fill a few batches while the model is busy.
+    queue_size = max(8, 3 * options.batch_size // CHUNK_FRAMES + 2 * options.workers)
+    if progress is not None:
+        progress(counts)  # the total, before the first video is done
+
+    def fail(key: int, reason: str) -> None:
+        videos.pop(key, None)
+        packer.drop(key)
+        failures.append(Failure(items[key].video_id, str(items[key].path), reason))
+        counts.failed += 1
+        if progress is not None:
+            progress(counts)
+
+    def finish_ready() -> None:
+        for key in [k for k, v in videos.items() if v.info is not None and v.queued == 0]:
+            if not videos[key].features:
+                fail(key, "no frames could be read")
+                continue
+            if not all(np.isfinite(block).all() for block in videos[key].features):
+                fail(key, "the model gave NaN or infinite features")
+                continue
+            video = videos.pop(key)
+            features = np.concatenate(video.features)
+            timestamps = np.concatenate(video.timestamps)
+            attrs = {"fps": float(options.fps), "source": str(video.item.path),
+                     "lost_frames": int(video.info["lost_frames"])}
+            if video.info["warnings"]:
+                attrs["warnings"] = "; ".join(video.info["warnings"])
+                warnings[video.item.video_id] = list(video.info["warnings"])
+            writer.add(video.item.video_id, features, timestamps, **attrs)
+            counts.done += 1
+            if progress is not None:
+                progress(counts)
+
+    for message in run_tasks(job, tasks, options.workers, queue_size, idle_timeout=IDLE_FLUSH):
+        if message is None:  # decoding is behind: run what we have rather than wait
+            counts.frames += packer.run(videos)
+            finish_ready()
+            continue
+        key = message.key
+        if message.kind == "item":
+            kind, *payload = message.payload
+            video = videos.setdefault(key, _Video(items[key]))
+            if kind == "frames":
+                frames, times = payload
+                video.timestamps.append(times)
+                video.queued += len(frames)
+                packer.add(key, frames)
+            else:
+                video.info = payload[0]
+        elif message.kind == "error":
+            fail(key, message.payload)
+        while packer.queued >= options.batch_size:
+            counts.frames += packer.run(videos)
+        finish_ready()
+    while packer.queued:
+        counts.frames += packer.run(videos)
+    finish_ready()
+    return counts, failures, warnings, packer.model_seconds
+
+
+def extract_features(items: Sequence[VideoInput], output: str | Path, extractor: RegionExtractor,
+                     identity: StoreIdentity, version: str, options: ExtractionOptions,
+                     group: ProcessGroup | None = None, missing: Sequence[Failure] = (),
+                     progress: Callable[[RunProgress], None] | None = None,
+                     on_stage: Callable[[str], None] | None = None) -> ExtractionSummary:
+    """Extract `items` into the HDF5 file `output`, resuming earlier work.
+
+    With `options.overwrite` the named videos are recomputed and replace their old features; the
+    other videos of the file stay, unless the file was made differently (then it is replaced and
+    `summary.replaced` says how it differed). Every rank of `group` calls this with the same
+    arguments. `missing` are inputs already known to be absent; they are reported as failures.
+    """
+    group = group or ProcessGroup()
+    output = Path(output)
+    identity = dataclasses.replace(identity, dtype=options.dtype)
+    if output.exists() and not output.is_file():
+        raise FeatureStoreError(f"{output}: exists and is not a file; give the HDF5 file to write")
+    parts_dir = parts_dir_for(output)
+    stage = on_stage or (lambda message: None)
+    with contextlib.ExitStack() as cleanup:
+        if group.is_main:
+            cleanup.enter_context(exclusive_lock(parts_dir / LOCK_NAME, str(output)))
+            remove_partials(parts_dir)  # left by a killed run; no rank is writing yet
+            for stale in merging_temporaries(output):
+                stale.unlink(missing_ok=True)
+        group.barrier()
+
+        earlier = ([output] if output.exists() else []) + complete_parts(parts_dir)
+        replaced = _made_differently(earlier, identity, options.overwrite)
+        kept = [path for path in earlier if path not in replaced]
+        done = set() if options.overwrite else stored_ids(kept)
+        shard = list(items)[group.rank::group.world_size]
+        todo = [item for item in shard if item.video_id not in done]
+
+        started = time.perf_counter()
+        stage("extracting")
+        with PartWriter(parts_dir, identity, version, options.dtype, options.compression, options.part_videos,
+                        options.part_seconds, prefix=f"r{group.rank}-{os.getpid()}-{int(time.time())}-{uuid.uuid4().hex[:6]}") as writer:
+            counts, failures, warnings, model_seconds = extract_to_writer(todo, extractor, options, writer,
+                                                                          progress)
+        seconds = time.perf_counter() - started
+
+        group.barrier()
+        new_parts = [Path(p) for rank_parts in group.gather([str(p) for p in writer.written]) for p in rank_parts]
+        all_failures = [f for rank_failures in group.gather(failures) for f in rank_failures] + list(missing)
+        summary = ExtractionSummary(requested=len(items) + len(missing),
+                                    already_done=len(items) - sum(group.gather(len(todo))),
+                                    written=sum(group.gather(counts.done)), frames=counts.frames,
+                                    failures=all_failures, warnings=warnings, seconds=seconds,
+                                    model_seconds=model_seconds, output=str(output))
+        if group.is_main:
+            summary.replaced = "; ".join(replaced.values()) or None
+            old_parts = [path for path in kept if path != output]
+            if new_parts or old_parts or replaced or not output.exists():
+                stage(f"merging {len(new_parts) + len(old_parts)} part file(s)")
+                # Replacing: this run's videos win over older copies; resuming: there are none.
+                merged = merge_parts(output, new_parts + old_parts, identity, version,
+                                     keep_existing=output in kept, parts_first=True, drop_unreadable_parts=True)
+                summary.videos_in_output = merged.videos
+                # Left out of the output, so the next run redoes them; never silently.
+                summary.failures += [Failure(d.video_id, str(d.path), f"{d.reason}; the next run redoes it")
+                                     for d in merged.damaged]
+                for part in new_parts + old_parts + [p for p in replaced if p != output]:
+                    part.unlink(missing_ok=True)
+            else:
+                summary.videos_in_output = len(stored_ids([output]))
+            write_failures(failures_path(output), summary.failures)
+        group.barrier()
+    return summary
+
+
+def _made_differently(paths: Sequence[Path], identity: StoreIdentity, overwrite: bool) -> dict[Path, str]:
+    """Earlier files made with another model, dtype or fps -> how they differ; an error unless overwriting."""
+    replaced = {}
+    for path in paths:
+        found = read_identity(path)
+        differences = identity.differences(found) if found is not None else []
+        if differences and not overwrite:
+            raise FeatureStoreError(f"{path} holds features made differently: {'; '.join(differences)}; "
+                                    "use --overwrite to replace them, or another output file")
+        if differences:
+            replaced[path] = f"{path.name}: {'; '.join(differences)}"
+    return replaced

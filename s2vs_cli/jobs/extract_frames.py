@@ -1,0 +1,137 @@
+"""Bulk frame extraction: many videos -> ``OUT/{id}/00000.jpg …`` (the training input, SPEC §5).
+
+Each video is decoded and written by a worker process (see frames.write_video_frames, which makes a
+folder appear only when complete); a video whose folder exists is done and skipped, so an interrupted
+run resumes where it stopped. Under torchrun every rank takes every world_size-th video.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..distributed import ProcessGroup
+from ..errors import ConfigError, S2VSError
+from ..media.frames import FramesWritten, frames_complete, remove_partials
+from ..media.inputs import VideoInput
+from .parallel import run_tasks
+from ..storage.runs import Failure, RunProgress, exclusive_lock, failures_path, write_failures
+from .worker_jobs import frames_job
+
+
+LOCK_NAME = ".s2vs-lock"            # in the output folder: held while a run writes into it
+SETTINGS_NAME = ".s2vs-frames.json"  # how the frames in the folder were written
+
+
+@dataclass
+class FrameOptions:
+    """How frames are written."""
+
+    fps: float = 1.0          # frames per second of video
+    resize: int = 256         # short side in pixels; 0 keeps the video's size
+    quality: int = 95         # JPEG quality
+    image_format: str = "jpg"  # jpg or png
+    workers: int = 2          # decoding processes; 0 decodes in this process
+    overwrite: bool = False   # rewrite folders that already exist
+
+
+@dataclass
+class FramesSummary:
+    """What a run did (all ranks' failures on rank 0)."""
+
+    requested: int
+    already_done: int
+    written: int
+    frames: int
+    failures: list[Failure] = field(default_factory=list)
+    warnings: dict[str, list[str]] = field(default_factory=dict)
+    failures_file: Path | None = None
+
+
+def export_frames(items: Sequence[VideoInput], out_dir: str | Path, options: FrameOptions,
+                  group: ProcessGroup | None = None, missing: Sequence[Failure] = (),
+                  progress: Callable[[RunProgress], None] | None = None) -> FramesSummary:
+    """Write the frames of every item under `out_dir`, skipping videos already done (unless overwrite)."""
+    group = group or ProcessGroup()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir}: exists and is not a folder; give the folder to write frames into")
+    with contextlib.ExitStack() as cleanup:
+        if group.is_main:
+            cleanup.enter_context(exclusive_lock(out_dir / LOCK_NAME, str(out_dir)))
+            _check_settings(out_dir, options)
+            remove_partials(out_dir)
+        group.barrier()
+        return _export(items, out_dir, options, group, missing, progress)
+
+
+def _done(out_dir: Path, video_id: str) -> bool:
+    parent, _, name = video_id.rpartition("/")
+    return frames_complete(out_dir / parent, name)
+
+
+def _settings(options: FrameOptions) -> dict:
+    return {"fps": options.fps, "resize": options.resize, "quality": options.quality, "format": options.image_format}
+
+
+def _check_settings(out_dir: Path, options: FrameOptions) -> None:
+    """Frames of one folder are written one way: refuse to add frames made otherwise, record ours."""
+    record = out_dir / SETTINGS_NAME
+    wanted = _settings(options)
+    if record.exists() and not options.overwrite:
+        try:
+            found = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            found = None
+        if isinstance(found, dict) and found != wanted:
+            differences = "; ".join(f"{key} {found.get(key)!r} (this run: {value!r})"
+                                    for key, value in wanted.items() if found.get(key) != value)
+            raise ConfigError(f"{out_dir} holds frames written differently: {differences}; use the same "
+                              "settings, another folder, or --overwrite to rewrite the videos named")
+    try:
+        record.write_text(json.dumps(wanted) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise S2VSError(f"{record}: cannot write ({e.strerror or e})") from None
+
+
+def _export(items: Sequence[VideoInput], out_dir: Path, options: FrameOptions, group: ProcessGroup,
+            missing: Sequence[Failure], progress: Callable[[RunProgress], None] | None) -> FramesSummary:
+    shard = list(items)[group.rank::group.world_size]
+    todo = [i for i in shard if options.overwrite or not _done(out_dir, i.video_id)]
+    counts = RunProgress(total=len(todo))
+    failures: list[Failure] = []
+    warnings: dict[str, list[str]] = {}
+    tasks = [(key, (str(item.path), str(out_dir), item.video_id)) for key, item in enumerate(todo)]
+    if progress is not None:
+        progress(counts)  # the total, before the first video is done
+    job = functools.partial(frames_job, fps=options.fps, resize=options.resize, quality=options.quality,
+                            image_format=options.image_format, overwrite=options.overwrite)
+    for message in run_tasks(job, tasks, options.workers):
+        item = todo[message.key]
+        if message.kind == "item":
+            written: FramesWritten = message.payload
+            counts.frames += written.frames
+            if written.warnings:
+                warnings[item.video_id] = written.warnings
+            continue
+        if message.kind == "done":
+            counts.done += 1
+        else:
+            counts.failed += 1
+            failures.append(Failure(item.video_id, str(item.path), message.payload))
+        if progress is not None:
+            progress(counts)
+    group.barrier()
+    all_failures = [f for rank in group.gather(failures) for f in rank] + list(missing)
+    summary = FramesSummary(requested=len(items) + len(missing),
+                            already_done=len(items) - sum(group.gather(len(todo))),
+                            written=sum(group.gather(counts.done)), frames=sum(group.gather(counts.frames)),
+                            failures=all_failures, warnings=warnings)
+    if group.is_main:
+        summary.failures_file = failures_path(out_dir)
+        write_failures(summary.failures_file, all_failures)
+    group.barrier()
+    return summary

@@ -1,0 +1,193 @@
+"""`s2vs search`: where else a clip appears in a collection, and where in those videos.
+
+Two stages, since ViSiL is too heavy to run against every video of a large collection:
+1. the query's segment descriptors look up the nearest segments in the store's faiss index
+   (index.py), and the videos they belong to are the candidates (`candidates`, default 1,000);
+2. the candidates' region features are read from the HDF5 file and re-ranked with ViSiL (or raw
+   Chamfer in features-only mode) exactly as `s2vs evaluate` scores; the best `top_k` get their
+   matching segment located on the frame-to-frame map, as `s2vs compare` does.
+Exhaustive search skips stage 1 and scores every stored video (to check what the index misses).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import S2VSError
+from ..storage.index import VideoIndex, segment_descriptors
+from ..scoring.localization import SegmentTimes
+from ..scoring.retrieval import VideoScorer, repeat_to_min_frames, score_prepared
+from ..storage.store import FeatureStore, frame_times
+
+DEFAULT_CANDIDATES = 1000
+DEFAULT_TOP_K = 20
+
+
+@dataclass
+class QueryVideo:
+    """A query's region features and frame times, from a video file or from the store."""
+
+    label: str                  # what the user named: a path or a stored id
+    features: np.ndarray        # [T, R, D]
+    timestamps: np.ndarray      # seconds, [T]
+    fps: float
+    stored_id: str | None = None  # the query's own id when it is in the store (left out of its results)
+
+
+@dataclass
+class SearchHit:
+    """One result: a stored video, its similarity to the query and where the two match."""
+
+    video_id: str
+    similarity: float
+    segment: SegmentTimes | None = None  # located for the top hits
+    coarse: float | None = None          # the index's score (None in exhaustive search)
+
+    def as_dict(self) -> dict:
+        return {"id": self.video_id, "similarity": self.similarity, "coarse": self.coarse,
+                "segment": self.segment.as_dict() if self.segment is not None else None}
+
+
+@dataclass
+class QueryResult:
+    """The ranked hits of one query, or why it could not run."""
+
+    query: str
+    hits: list[SearchHit] = field(default_factory=list)
+    candidates: int = 0        # videos scored with ViSiL
+    seconds: float = 0.0
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"query": self.query, "error": self.error, "candidates": self.candidates,
+                "seconds": round(self.seconds, 4), "hits": [hit.as_dict() for hit in self.hits]}
+
+
+def stored_query(store: FeatureStore, video_id: str, default_fps: float) -> QueryVideo:
+    """A video already in the store, as a query."""
+    record = store.read(video_id)
+    times, fps = frame_times(record, default_fps)
+    return QueryVideo(video_id, np.asarray(record.features, dtype=np.float32), np.asarray(times), fps, video_id)
+
+
+class Searcher:
+    """Searches one feature store: the index for candidates (None: exhaustive), the scorer to re-rank."""
+
+    def __init__(self, store_path: str | Path, scorer: VideoScorer, index: VideoIndex | None,
+                 candidates: int = DEFAULT_CANDIDATES, top_k: int = DEFAULT_TOP_K, locate: int | None = None):
+        self.store = FeatureStore(store_path)
+        self.scorer, self.index, self.candidates, self.top_k = scorer, index, candidates, top_k
+        self.locate = top_k if locate is None else locate  # hits that get their matching segment
+        self.default_fps = self.store.identity.fps if self.store.identity is not None else 1.0
+        self._all_ids: list[str] | None = None
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Searcher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def search(self, query: QueryVideo) -> QueryResult:
+        """The query's top hits, best first, each with its matching segment."""
+        started = time.perf_counter()
+        features = repeat_to_min_frames(query.features)
+        coarse: dict[str, float] = {}
+        if self.index is not None:
+            found = self.index.candidates(segment_descriptors(features), self.candidates, exclude=query.stored_id)
+            coarse = dict(found)
+            ids = [video_id for video_id, _ in found]
+        else:
+            ids = [i for i in self._stored_ids() if i != query.stored_id]
+        prepared = {"query": self.scorer.prepare_query(features)}
+        scores = score_prepared(self.store, prepared, ids, self.scorer)["query"]
+        ranked = sorted(scores.items(), key=lambda item: -item[1])[:self.top_k]
+        hits = [SearchHit(video_id, float(score), self._locate(query, video_id) if rank < self.locate else None,
+                          coarse.get(video_id)) for rank, (video_id, score) in enumerate(ranked)]
+        return QueryResult(query.label, hits, len(ids), time.perf_counter() - started)
+
+    def run(self, sources: list[QuerySource], extractor, fps: float, precision: str,
+            batch_size: int) -> Iterator[QueryResult]:
+        """Each query's result in turn; one that cannot be read or extracted gives its error, and the others go on."""
+        for source in sources:
+            if source.error is not None:
+                yield QueryResult(source.label, error=source.error)
+                continue
+            try:
+                yield self.search(load_query(source, self, extractor, fps, precision, batch_size))
+            except S2VSError as e:  # a bad query file: say so and go on with the others
+                yield QueryResult(source.label, error=str(e))
+
+    def _stored_ids(self) -> list[str]:
+        if self._all_ids is None:  # videos without frames have nothing to compare
+            self._all_ids = [i for i in self.store.ids() if self.store.shape(i)[0] > 0]
+        return self._all_ids
+
+    def _locate(self, query: QueryVideo, video_id: str) -> SegmentTimes:
+        """Where the query and a stored video match, found as `s2vs compare` finds it."""
+        from .compare import as_video_features, locate_match, stored_video_features
+
+        device = self.scorer.device
+        return locate_match(as_video_features(query.label, query.features, query.timestamps, query.fps, device),
+                            stored_video_features(self.store, video_id, self.default_fps, device),
+                            self.scorer.network, self.scorer.precision)
+
+
+@dataclass
+class QuerySource:
+    """Where a query comes from: a video file to extract, an id already in the store, or why neither."""
+
+    label: str
+    path: Path | None = None
+    stored_id: str | None = None
+    error: str | None = None
+
+
+def resolve_queries(names: list[str], stored: set[str]) -> list[QuerySource]:
+    """Each name is a video file, a folder of videos (each one a query) or an id in the store."""
+    from ..media.inputs import collect_inputs
+
+    sources = []
+    for name in names:
+        path = Path(name)
+        if path.is_dir():
+            found = collect_inputs([path]).inputs
+            sources.extend(QuerySource(str(item.path), path=item.path) for item in found)
+            if not found:
+                sources.append(QuerySource(name, error="no videos in this folder"))
+        elif path.exists():
+            sources.append(QuerySource(name, path=path))
+        elif name in stored:
+            sources.append(QuerySource(name, stored_id=name))
+        else:
+            sources.append(QuerySource(name, error="not a video file, a folder of videos or an id in the feature file"))
+    return sources
+
+
+def extractor_mismatch(identity, extractor, fps: float) -> str | None:
+    """How the extractor given for file queries differs from what made the store (None: it matches)."""
+    from ..storage.store import StoreIdentity
+
+    if identity is None:
+        return None
+    # Loader and storage type do not change the features' meaning: they are taken from the store.
+    mine = StoreIdentity(extractor.backbone_label, extractor.whitening_label, fps, extractor.dims, identity.loader,
+                         identity.dtype)
+    return "; ".join(mine.differences(identity)) or None
+
+
+def load_query(source: QuerySource, searcher: Searcher, extractor, fps: float, precision: str,
+               batch_size: int) -> QueryVideo:
+    """The query's features: read from the store, or extracted from its video file."""
+    if source.stored_id is not None:
+        return stored_query(searcher.store, source.stored_id, searcher.default_fps)
+    from .compare import extract_video_features
+
+    video = extract_video_features(source.path, extractor, fps, precision, batch_size)
+    return QueryVideo(source.label, video.features.float().cpu().numpy(), video.timestamps, fps)

@@ -1,0 +1,1 @@
+"""What reads video: frame sources (video files, frame folders), sampling, the inputs of bulk commands."""

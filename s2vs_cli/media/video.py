@@ -1,0 +1,385 @@
+"""Decode a video into RGB frames sampled at a fixed rate, the way the original S2VS did.
+
+S2VS ran ``ffmpeg -i VIDEO -vf fps=1,scale=W:H,crop=224:224:X:Y`` and read raw RGB frames.
+This module does the same in-process with PyAV: it picks frames exactly as ffmpeg's fps
+filter does, resizes them with libswscale's bicubic scaler (ffmpeg's default) and crops the
+centre. Only the frames that are kept are converted to RGB and resized.
+
+Two deliberate differences: a rotated (phone) video is measured upright, where S2VS scaled
+ffmpeg's upright frames to the stored, unrotated size and so distorted them; and a clip
+shorter than half a sampling period still gives its one frame, where ffmpeg gives none.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import av
+import numpy as np
+from av.container import InputContainer
+from av.video.stream import VideoStream
+
+from ..errors import VideoDecodeError
+
+VideoPath = str | os.PathLike
+
+# Frame rate assumed when a stream states none and its frames carry no timestamps.
+DEFAULT_FRAME_RATE = 25
+# A larger step between two frames' timestamps is damage, not a real pause in the video; it
+# is closed up so that a bogus timestamp cannot make the sampler emit millions of frames.
+MAX_TIMESTAMP_JUMP = Fraction(3600)
+# ffmpeg turns a float rate into a fraction with this largest denominator (av_d2q).
+MAX_RATE_DENOMINATOR = 1001000
+
+
+@dataclass
+class DecodedVideo:
+    """Frames sampled from one video, when each was shown, and what went wrong."""
+
+    path: str
+    frames: np.ndarray  # uint8 [T, crop, crop, 3] RGB; [T, H, W, 3] when crop is 0
+    timestamps: np.ndarray  # float64 [T]: tick k / fps, the time ffmpeg's fps filter stamps on frame k
+    frame_times: np.ndarray  # float64 [T]: presentation time of the source frame picked for each tick
+    fps: float  # the sampling rate asked for
+    duration: float  # seconds covered: last frame's time plus its duration
+    lost_frames: int = 0  # packets that failed to decode
+    repeated: int = 1  # times the sampled sequence was concatenated to reach min_frames
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SampledFrame:
+    """One output frame of `sample_frames`."""
+
+    image: np.ndarray  # uint8 [crop, crop, 3] RGB
+    timestamp: float  # tick k / fps, seconds
+    frame_time: float  # presentation time of the source frame, seconds from the first frame
+
+
+@dataclass
+class DecodeReport:
+    """What `sample_frames` learnt while decoding; complete once the iterator is exhausted."""
+
+    duration: float = 0.0
+    lost_frames: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def sample_frames(
+    path: VideoPath,
+    fps: float = 1.0,
+    short_side: int = 256,
+    crop: int = 224,
+    threads: int = 0,
+    report: DecodeReport | None = None,
+) -> Iterator[SampledFrame]:
+    """Yield frames of `path` sampled at `fps`, one at a time, so long videos need little memory.
+
+    Raises VideoDecodeError before the first frame when the file cannot be read at all.
+    """
+    _check_arguments(fps, short_side, crop, 0, threads)
+    report = report if report is not None else DecodeReport()
+    with _open_video(path) as (container, stream):
+        stream.thread_type = "AUTO"
+        stream.thread_count = threads
+        clock = _FrameClock(stream)
+        sampler = None
+        try:
+            for packet in container.demux(stream):
+                try:
+                    decoded = packet.decode()
+                except av.FFmpegError:
+                    # One damaged packet loses its frame; the next key frame decodes again.
+                    report.lost_frames += 1
+                    continue
+                for frame in decoded:
+                    if sampler is None:
+                        shape = _FrameShape.plan(frame, short_side, crop, path)
+                        sampler = _TickSampler(fps, shape.convert)
+                    yield from sampler.push(frame, clock.time_of(frame))
+        except av.FFmpegError as error:
+            report.warnings.append(f"reading stopped early at damaged data: {_short_message(error)}")
+
+    if sampler is None:
+        raise VideoDecodeError(path, "no frames could be decoded")
+    yield from sampler.finish(clock.end)
+    report.duration = float(clock.end)
+    if report.lost_frames:
+        lost = report.lost_frames
+        report.warnings.append(
+            f"{lost} frame{'s' if lost > 1 else ''} could not be decoded and {'were' if lost > 1 else 'was'} skipped"
+        )
+    if clock.jumps:
+        report.warnings.append(f"timestamps jumped by over an hour {clock.jumps} time(s); closed up")
+
+
+def decode_video(
+    path: VideoPath,
+    fps: float = 1.0,
+    short_side: int = 256,
+    crop: int = 224,
+    min_frames: int = 4,
+    threads: int = 0,
+) -> DecodedVideo:
+    """Decode `path` into RGB frames sampled at `fps`, resized and centre-cropped as S2VS does."""
+    _check_arguments(fps, short_side, crop, min_frames, threads)
+    report = DecodeReport()
+    sampled = list(sample_frames(path, fps, short_side, crop, threads, report))
+    frames = np.stack([f.image for f in sampled])
+    timestamps = np.array([f.timestamp for f in sampled], dtype=np.float64)
+    frame_times = np.array([f.frame_time for f in sampled], dtype=np.float64)
+    repeated = repeat_factor(len(frames), min_frames)
+    if repeated > 1:
+        report.warnings.append(
+            f"only {len(frames)} frame(s) at {fps:g} fps; sequence repeated {repeated}x to reach {min_frames}"
+        )
+        frames = np.tile(frames, (repeated, 1, 1, 1))
+        timestamps = np.tile(timestamps, repeated)
+        frame_times = np.tile(frame_times, repeated)
+    return DecodedVideo(
+        path=str(path),
+        frames=frames,
+        timestamps=timestamps,
+        frame_times=frame_times,
+        fps=fps,
+        duration=report.duration,
+        lost_frames=report.lost_frames,
+        repeated=repeated,
+        warnings=report.warnings,
+    )
+
+
+def video_info(path: VideoPath) -> dict:
+    """Return width and height (as stored), rotation, duration, fps, codec and frame count."""
+    with _open_video(path) as (container, stream):
+        # Rotation is side data on decoded frames, so one frame has to be decoded.
+        first = _first_frame(container, stream, path)
+        rate = stream.average_rate or stream.guessed_rate
+        if stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / av.time_base
+        else:
+            duration = None
+        return {
+            "width": stream.codec_context.width,
+            "height": stream.codec_context.height,
+            "rotation": first.rotation,
+            "duration": duration,
+            "fps": float(rate) if rate else None,
+            "codec": stream.codec_context.name,
+            "frames": stream.frames or None,
+        }
+
+
+def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """Size S2VS scales a width x height picture to: short side `short_side`, both sides even."""
+    # Same float arithmetic as S2VS (ratio first, then ceil of half), so sizes match exactly.
+    ratio = short_side / min(width, height)
+    return math.ceil(width * ratio / 2) * 2, math.ceil(height * ratio / 2) * 2
+
+
+def _check_arguments(fps: float, short_side: int, crop: int, min_frames: int, threads: int):
+    if not (fps > 0 and math.isfinite(fps)):
+        raise ValueError(f"fps must be a positive number, got {fps}")
+    if short_side < 0 or crop < 0 or min_frames < 0 or threads < 0:
+        raise ValueError("short_side, crop, min_frames and threads must not be negative")
+    if short_side and crop > short_side:
+        raise ValueError(f"crop ({crop}) must not be larger than short_side ({short_side})")
+
+
+@contextmanager
+def _open_video(path: VideoPath) -> Iterator[tuple[InputContainer, VideoStream]]:
+    """Open `path` and yield it with its first video stream, or raise VideoDecodeError."""
+    if not os.path.exists(path):
+        raise VideoDecodeError(path, "file not found")
+    if os.path.isdir(path):
+        raise VideoDecodeError(path, "is a directory, not a video file")
+    if os.path.getsize(path) == 0:
+        raise VideoDecodeError(path, "empty file (0 bytes)")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.FFmpegError as error:
+        raise VideoDecodeError(path, _open_failure(path, error)) from error
+    with container:
+        if not container.streams.video:
+            raise VideoDecodeError(path, "no video stream")
+        stream = container.streams.video[0]
+        if stream.codec_context is None:
+            raise VideoDecodeError(path, "no decoder for its video codec")
+        yield container, stream
+
+
+def _open_failure(path: VideoPath, error: av.FFmpegError) -> str:
+    """Say why av.open failed, naming the usual cause when the file looks like an MP4."""
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    with open(path, "rb") as file:
+        header = file.read(8)
+    if header[4:8] == b"ftyp":
+        # An MP4 whose index (moov box, written last) is missing: usually a cut-off download.
+        return f"truncated or damaged MP4: {_short_message(error)}"
+    return f"not a video file: {_short_message(error)}"
+
+
+def _short_message(error: av.FFmpegError) -> str:
+    """FFmpeg's own wording of an error, without the errno and file name PyAV adds."""
+    return (error.strerror or str(error)).strip()
+
+
+def _first_frame(container: InputContainer, stream: VideoStream, path: VideoPath) -> av.VideoFrame:
+    """The first frame that decodes, skipping damaged packets, or raise VideoDecodeError."""
+    try:
+        for packet in container.demux(stream):
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:
+                continue
+            if decoded:
+                return decoded[0]
+    except av.FFmpegError:
+        pass
+    raise VideoDecodeError(path, "no frames could be decoded")
+
+
+def repeat_factor(length: int, min_frames: int) -> int:
+    """How many copies of a `length`-frame sequence reach `min_frames`, doubling as S2VS does (1 for none)."""
+    repeated = 1
+    while 0 < length * repeated < min_frames:
+        repeated *= 2
+    return repeated
+
+
+def _round_half_away(value: Fraction) -> int:
+    """Round to the nearest integer, halves away from zero (FFmpeg's AV_ROUND_NEAR_INF)."""
+    rounded = math.floor(abs(value) + Fraction(1, 2))
+    return rounded if value >= 0 else -rounded
+
+
+class _FrameClock:
+    """Exact presentation times, in seconds from the first frame, of the frames of a stream."""
+
+    def __init__(self, stream: VideoStream):
+        rate = stream.average_rate or stream.guessed_rate or DEFAULT_FRAME_RATE
+        self.period = 1 / Fraction(rate)  # for frames that state no duration
+        self.shift: Fraction | None = None  # added to a frame's own time; set by the first frame
+        self.expected = Fraction(0)  # where a frame that follows the last one starts
+        self.end = Fraction(0)  # end of the last frame seen
+        self.jumps = 0
+
+    def time_of(self, frame: av.VideoFrame) -> Fraction:
+        """Time of `frame`; call once per decoded frame, in decoding order."""
+        if frame.pts is None or frame.time_base is None:
+            time = self.expected  # raw streams carry no timestamps: frames follow each other
+        else:
+            own_time = frame.pts * frame.time_base
+            if self.shift is None:
+                self.shift = self.expected - own_time
+            time = own_time + self.shift
+            if abs(time - self.expected) > MAX_TIMESTAMP_JUMP:
+                self.jumps += 1
+                self.shift += self.expected - time
+                time = self.expected
+        if frame.duration and frame.time_base is not None:
+            duration = frame.duration * frame.time_base
+        else:
+            duration = self.period
+        self.expected = time + duration
+        self.end = max(self.end, self.expected)
+        return time
+
+
+class _TickSampler:
+    """ffmpeg's fps filter: tick k shows the last frame whose time rounds to k or less.
+
+    Times are measured in ticks (1/fps) and rounded half away from zero, so tick k gets the
+    last frame shown before (k + 1/2) / fps. A frame can fill several ticks (low frame rate)
+    or none (it is replaced before the next tick). Whether the held frame is kept is only
+    known when the next frame arrives, so it is held unconverted until then.
+    """
+
+    def __init__(self, fps: float, convert: Callable[[av.VideoFrame], np.ndarray]):
+        self.rate = Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR)
+        self.convert = convert
+        self.first_tick = 0
+        self.next_tick = 0
+        self.held: av.VideoFrame | None = None
+        self.held_time = Fraction(0)
+        self.held_image: np.ndarray | None = None  # converted once, reused when repeated
+        self.emitted = 0
+
+    def push(self, frame: av.VideoFrame, time: Fraction) -> Iterator[SampledFrame]:
+        """Offer the next decoded frame, emitting the held one for every tick it wins."""
+        tick = _round_half_away(time * self.rate)
+        if self.held is None:
+            self.first_tick = self.next_tick = tick
+        while tick > self.next_tick:
+            yield self._emit()
+        self.held, self.held_time, self.held_image = frame, time, None
+
+    def finish(self, end: Fraction) -> Iterator[SampledFrame]:
+        """Fill the ticks up to the end of the stream with the last frame."""
+        end_tick = _round_half_away(end * self.rate)
+        while self.next_tick < end_tick:
+            yield self._emit()
+        if not self.emitted:
+            # ffmpeg would output nothing for a clip shorter than half a tick; keep its frame.
+            yield self._emit()
+
+    def _emit(self) -> SampledFrame:
+        if self.held_image is None:
+            self.held_image = self.convert(self.held)
+        sampled = SampledFrame(self.held_image, float((self.next_tick - self.first_tick) / self.rate),
+                               float(self.held_time))
+        self.next_tick += 1
+        self.emitted += 1
+        return sampled
+
+
+@dataclass(frozen=True)
+class _FrameShape:
+    """How a decoded frame becomes an output image: scale, turn upright, crop the centre."""
+
+    scale_width: int  # every frame is scaled to this size (before turning), as ffmpeg's scale=W:H
+    scale_height: int
+    quarter_turns: int  # counter-clockwise quarter turns that make the picture upright
+    crop: int  # side of the centre square kept; 0 keeps the whole picture
+
+    @classmethod
+    def plan(
+        cls, frame: av.VideoFrame, short_side: int, crop: int, path: VideoPath
+    ) -> _FrameShape:
+        """Plan from the first frame; every later frame is scaled to the same size."""
+        quarter_turns = round(frame.rotation / 90) % 4
+        turned = quarter_turns % 2 == 1
+        # The upright picture is what gets measured.
+        width, height = (frame.height, frame.width) if turned else (frame.width, frame.height)
+        if short_side:
+            width, height = scaled_size(width, height, short_side)
+        if crop > min(width, height):
+            reason = f"frames are {width}x{height}, smaller than the {crop}x{crop} crop"
+            raise VideoDecodeError(path, reason)
+        # Scaling comes before turning, so a turned picture is scaled to the swapped size.
+        if turned:
+            width, height = height, width
+        return cls(width, height, quarter_turns, crop)
+
+    def convert(self, frame: av.VideoFrame) -> np.ndarray:
+        """Return `frame` as an upright, scaled, centre-cropped uint8 RGB array."""
+        image = frame.reformat(
+            width=self.scale_width,
+            height=self.scale_height,
+            format="rgb24",
+            interpolation=av.video.reformatter.Interpolation.BICUBIC,
+        ).to_ndarray()
+        image = np.rot90(image, self.quarter_turns)
+        if not self.crop:
+            return image
+        top = int((image.shape[0] - self.crop) / 2)
+        left = int((image.shape[1] - self.crop) / 2)
+        return image[top : top + self.crop, left : left + self.crop]

@@ -1,0 +1,1 @@
+"""Pictures for people: the frame-to-frame heatmap."""

@@ -1,0 +1,270 @@
+"""Score query videos against a database of stored features, as the original evaluation does.
+
+What `s2vs evaluate` (and `s2vs search`) run. Queries are prepared once (indexed by the network,
+kept on the device); the database is read block by block, the next block loading while the current
+one is scored, and each database video is indexed once for all queries. Scores follow SPEC §3:
+videos under 4 frames are repeated (doubling) when read; a target longer than 2,048 frames is split
+into 2,048-frame chunks, the query is compared with each and the scores averaged.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import FeatureStoreError, S2VSError
+from ..runtime import autocast
+from ..models.visil import TargetColumns, TargetGroup, ViSiL, compute_dtype, padded_size, target_groups
+from ..storage.store import FeatureStore
+from ..media.video import repeat_factor
+
+CHUNK_FRAMES = 2048  # the original's chunk of long targets (published numbers depend on it)
+MIN_FRAMES = 4       # the comparator's pooling needs 4 frames a side
+DATABASE_BLOCK = 256  # database videos read, indexed and scored together...
+BLOCK_FRAMES = 65_536  # ...up to this many frames (~1.2 GB of float32 features)
+PRODUCT_FRAMES = 4_096  # target frames in one frame-similarity matrix product (bounds its memory)
+
+HDF5_SUFFIXES = (".h5", ".hdf5")
+
+Similarities = dict[str, dict[str, float]]  # {query: {target: score}}, the original tool's layout
+
+
+def repeat_to_min_frames(features: np.ndarray, min_frames: int = MIN_FRAMES) -> np.ndarray:
+    """Concatenate a short video with itself (doubling) until it has at least `min_frames` frames."""
+    repeated = repeat_factor(features.shape[0], min_frames)
+    return np.tile(features, (repeated,) + (1,) * (features.ndim - 1)) if repeated > 1 else features
+
+
+def _as_float32(features: np.ndarray) -> torch.Tensor:
+    """float16 or float32 features as a float32 tensor (torch converts float16 several times faster than numpy)."""
+    return torch.from_numpy(np.ascontiguousarray(features)).float()
+
+
+def split_long_target(features: torch.Tensor, chunk_frames: int = CHUNK_FRAMES) -> list[torch.Tensor]:
+    """Consecutive chunks of `chunk_frames` frames; a last chunk under 4 frames is repeated to 4 or more."""
+    if features.shape[0] == 0:
+        raise ValueError("a video without frames cannot be scored")
+    chunks = list(torch.split(features, chunk_frames))
+    while chunks[-1].shape[0] < MIN_FRAMES:
+        chunks[-1] = torch.cat([chunks[-1], chunks[-1]])
+    return chunks
+
+
+@dataclass
+class PreparedTargets:
+    """A block of targets ready to score against any number of queries (see VideoScorer.prepare_targets)."""
+
+    count: int                  # targets
+    owners: np.ndarray          # chunk index -> target index
+    groups: list[TargetGroup]   # the chunks, indexed by the network and laid out for the products
+
+
+class VideoScorer:
+    """Video-to-video similarity with the ViSiL network, or features only (raw Chamfer) without it."""
+
+    def __init__(self, network: ViSiL | None, device: torch.device, precision: str = "fp32",
+                 chunk_frames: int = CHUNK_FRAMES):
+        self.network, self.device, self.precision, self.chunk_frames = network, device, precision, chunk_frames
+
+    @torch.inference_mode()
+    def prepare_query(self, features: np.ndarray) -> torch.Tensor:
+        """A query [T, R, D] on the device, indexed by the network (whole: queries are not chunked)."""
+        return self._index(_as_float32(features))
+
+    @torch.inference_mode()
+    def prepare_targets(self, videos: Sequence[np.ndarray]) -> PreparedTargets:
+        """Targets [T, R, D] split into chunks on the device, indexed and laid out once for all queries."""
+        per_target = [split_long_target(_as_float32(v), self.chunk_frames) for v in videos]
+        owners = np.repeat(np.arange(len(videos)), [len(chunks) for chunks in per_target])
+        chunks = self._index_many([chunk for target in per_target for chunk in target])
+        with autocast(self.device, self.precision):
+            dtype = compute_dtype(chunks[0]) if chunks else torch.float32
+            if self.network is not None:  # lengths sorted into small batches for the comparator
+                groups = target_groups(chunks, dtype)
+            else:  # as many frames as one matrix product holds, in any order
+                positions = list(range(len(chunks)))
+                groups = [TargetGroup(indices, [chunks[i] for i in indices],
+                                      TargetColumns([chunks[i] for i in indices], dtype))
+                          for indices in _groups(positions, [len(c) for c in chunks], PRODUCT_FRAMES)]
+        return PreparedTargets(len(videos), owners, groups)
+
+    def _index_many(self, videos: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Index many videos with few large products: frames of several videos go through attention together
+        (it treats every region vector on its own, so this is exact), PRODUCT_FRAMES at a time."""
+        indexed: list[torch.Tensor] = []
+        for group in _groups(videos, [len(v) for v in videos], PRODUCT_FRAMES):
+            lengths = [len(v) for v in group]
+            # Padded to one of a few sizes, so the CPU reuses its kernels (see similarity.padded_size).
+            padding = group[0].new_zeros((padded_size(sum(lengths)) - sum(lengths), *group[0].shape[1:]))
+            together = self._index(torch.cat([*group, padding]))
+            indexed.extend(torch.split(together, lengths + [len(padding)])[:len(group)])
+        return indexed
+
+    def _index(self, features: torch.Tensor) -> torch.Tensor:
+        features = features.to(self.device)
+        if self.network is None:
+            return features
+        with autocast(self.device, self.precision):
+            return self.network.index_video(features)
+
+    @torch.inference_mode()
+    def score(self, query: torch.Tensor, targets: PreparedTargets) -> np.ndarray:
+        """Similarity of one prepared query to each prepared target -> float64 [targets.count]."""
+        if targets.count == 0:
+            return np.zeros(0)
+        values = torch.empty(len(targets.owners), dtype=torch.float64)
+        with autocast(self.device, self.precision):
+            for group in targets.groups:
+                if self.network is None:
+                    scores = group.columns.chamfer_similarities(query)
+                else:
+                    scores = self.network.group_similarities(query, group)
+                values[group.indices] = scores.double().cpu()
+        values = values.numpy()
+        chunk_counts = np.bincount(targets.owners, minlength=targets.count)
+        return np.bincount(targets.owners, weights=values, minlength=targets.count) / chunk_counts
+
+
+@dataclass
+class ScoredCollection:
+    """Scores of every present query against every present database video, and what was missing."""
+
+    similarities: Similarities
+    missing_queries: list[str] = field(default_factory=list)
+    missing_database: list[str] = field(default_factory=list)
+
+
+def score_store(store_path: str, queries: Sequence[str], database: Sequence[str], scorer: VideoScorer,
+                progress: Callable[[int, int], None] | None = None, block: int = DATABASE_BLOCK) -> ScoredCollection:
+    """Score `queries` against `database`, both read from one feature file; absent ids are reported."""
+    with FeatureStore(store_path) as store:
+        ids = set(store.ids())
+        requested = set(queries) | set(database)
+        stored = {i for i in requested & ids if store.shape(i)[0] > 0}  # a video without frames counts as missing
+        present_queries = [q for q in dict.fromkeys(queries) if q in stored]
+        present_database = [d for d in dict.fromkeys(database) if d in stored]
+        prepared = {q: scorer.prepare_query(read_video(store, q)) for q in present_queries}
+        similarities = score_prepared(store, prepared, present_database, scorer, progress, block)
+    return ScoredCollection(similarities, [q for q in dict.fromkeys(queries) if q not in stored],
+                            [d for d in dict.fromkeys(database) if d not in stored])
+
+
+def score_prepared(store: FeatureStore, queries: dict[str, torch.Tensor], database: Sequence[str],
+                   scorer: VideoScorer, progress: Callable[[int, int], None] | None = None,
+                   block: int = DATABASE_BLOCK) -> Similarities:
+    """Scores of prepared queries against stored videos (all present), reading the store block by block."""
+    similarities: Similarities = {q: {} for q in queries}
+    lengths = [max(store.shape(d)[0], MIN_FRAMES) for d in database]
+    blocks = _groups(list(database), lengths, BLOCK_FRAMES, block)
+    done = 0
+    # h5py serialises file access, so the prefetch reads while the model runs, never alongside another read.
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(_read_block, store, blocks[0]) if blocks else None
+        for index, ids in enumerate(blocks):
+            features = pending.result()
+            pending = reader.submit(_read_block, store, blocks[index + 1]) if index + 1 < len(blocks) else None
+            targets = scorer.prepare_targets(features)
+            for query, indexed in queries.items():
+                scores = scorer.score(indexed, targets).tolist()
+                _check_finite(store, query, ids, scores)
+                similarities[query].update(zip(ids, scores))
+            done += len(ids)
+            if progress is not None:
+                progress(done, len(database))
+    return similarities
+
+
+def _check_finite(store: FeatureStore, query: str, ids: Sequence[str], scores: Sequence[float]) -> None:
+    """A NaN or infinite score is never ranked: it is damage, named (the reads check features too)."""
+    for video_id, score in zip(ids, scores):
+        if not math.isfinite(score):
+            raise FeatureStoreError(f"{store.path}: '{query}' against '{video_id}' gives a {score} similarity; "
+                                    f"their features are damaged (`s2vs verify {store.path}` checks the file)")
+
+
+def _groups(items: list, lengths: Sequence[int], max_frames: int, max_items: int | None = None) -> list[list]:
+    """Consecutive groups of `items` with at most `max_frames` frames (and `max_items` items) in each;
+    an item longer than `max_frames` is a group of its own."""
+    groups: list[list] = []
+    frames = 0
+    for item, length in zip(items, lengths):
+        if not groups or frames + length > max_frames or len(groups[-1]) == max_items:
+            groups.append([])
+            frames = 0
+        groups[-1].append(item)
+        frames += length
+    return groups
+
+
+def read_video(store: FeatureStore, video_id: str) -> np.ndarray:
+    """A stored video's features [T, R, D] as evaluation reads them: short videos repeated to 4 frames."""
+    return repeat_to_min_frames(store.read(video_id).features)
+
+
+def _read_block(store: FeatureStore, ids: list[str]) -> list[np.ndarray]:
+    return [read_video(store, video_id) for video_id in ids]
+
+
+def save_similarities(path: str | Path, similarities: Similarities) -> None:
+    """Write {query: {target: score}}: `.json` (the original tool's layout) or `.h5`/`.hdf5` for large runs.
+
+    The HDF5 layout has one group per query (in a top-level `queries` group, as ids may hold '/')
+    with string dataset `targets` and float64 `scores`. Written to a temporary file, then renamed.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        if path.suffix.lower() == ".json":
+            temporary.write_text(json.dumps(similarities), encoding="utf-8")
+        elif path.suffix.lower() in HDF5_SUFFIXES:
+            import h5py
+
+            with h5py.File(temporary, "w") as handle:
+                group = handle.create_group("queries")
+                for index, (query, scores) in enumerate(similarities.items()):
+                    entry = group.create_group(str(index))
+                    entry.attrs["query"] = query
+                    entry.create_dataset("targets", data=np.array(list(scores), dtype=h5py.string_dtype()))
+                    entry.create_dataset("scores", data=np.array(list(scores.values()), dtype=np.float64))
+        else:
+            raise S2VSError(f"{path}: similarities are saved as .json or .h5, not '{path.suffix}'")
+        os.replace(temporary, path)
+    except OSError as e:
+        raise S2VSError(f"{path}: cannot write similarities ({e.strerror or e})") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def load_similarities(path: str | Path) -> Similarities:
+    """Read what save_similarities wrote (or the original tool's .json); one-line errors otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise S2VSError(f"{path}: similarities file not found")
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            valid = isinstance(data, dict) and all(
+                isinstance(scores, dict) and all(isinstance(v, (int, float)) for v in scores.values())
+                for scores in data.values())
+            if not valid:
+                raise S2VSError(f"{path}: expected {{query: {{target: score}}}}")
+            return {str(q): {str(t): float(s) for t, s in scores.items()} for q, scores in data.items()}
+        if path.suffix.lower() in HDF5_SUFFIXES:
+            import h5py
+
+            with h5py.File(path, "r") as handle:
+                result = {}
+                for entry in handle["queries"].values():
+                    targets = [t.decode() if isinstance(t, bytes) else str(t) for t in entry["targets"][()]]
+                    result[str(entry.attrs["query"])] = dict(zip(targets, entry["scores"][()].tolist()))
+                return result
+    except (OSError, ValueError, KeyError) as e:
+        raise S2VSError(f"{path}: not a similarities file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    raise S2VSError(f"{path}: similarities are .json or .h5 files, not '{path.suffix}'")

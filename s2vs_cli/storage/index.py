@@ -1,0 +1,423 @@
+"""The first stage of `s2vs search`: compact descriptors of a feature store in a faiss index beside it.
+
+Descriptors: a video's frames are cut into segments of SEGMENT_FRAMES consecutive frames; each
+segment's descriptor is the mean of its region vectors, L2-normalised (D dims). A video of T frames
+has ceil(T / SEGMENT_FRAMES) entries, so a short clip finds the part of a long video it comes from
+rather than that video's average. Only these descriptors (or their compressed codes) are in memory;
+the region features stay in the HDF5 file for the second stage (ViSiL re-ranking, search.py).
+
+Index type, by number of entries n (documented in the README; chosen so one command serves a thousand
+and ten million videos):
+- n <= FLAT_MAX: every entry compared (an exhaustive scan), vectors kept in float16: 2·D bytes an entry
+  (1 GB at most for D = 512: about 100,000 videos of a minute or two). Half the memory traffic of float32
+  made the scan 1.6x faster (0.165 -> 0.106 s for 517,230 entries) for rounding of about 1e-3;
+- n <= SQ_MAX: inverted lists (4·sqrt(n) of them, NPROBE searched) of 8-bit scalar-quantised vectors,
+  D bytes an entry;
+- above: inverted lists with product quantisation (PQ_BYTES bytes an entry).
+
+Files, in `<store>.index/`: `index.faiss`, `entries.npy` (the video number of each entry) and
+`videos.json` (ids, each video's frame count and content digest, the store's stamp, the settings, and
+the size and CRC-32 of the other two files). When the store's folder is not writable (a read-only
+collection) the index is kept in the user's cache instead: `<cache>/indexes/<16 hex of the sha256 of
+the store's resolved path>/`, with <cache> as for downloaded weights ($S2VS_HOME, else ~/.cache/s2vs).
+Whether the index still describes the store is checked, never assumed: the store file's size, mtime
+and inode first; if those changed, every video's frame count and digest. New videos are added to the
+index; a removed or changed one makes it rebuild.
+
+Nor is the index itself trusted: it is a cache of the store, so any doubt makes `open_index` rebuild it
+and say why. At load, `VideoIndex.load` checks
+- the size and CRC-32 of index.faiss and entries.npy against videos.json (before faiss reads a byte: a
+  garbled index.faiss still loads, and gives wrong candidates with scores far above 1). It costs about
+  0.2 s a 500 MB index (0.35 -> 0.5 s to load 500,000 entries of 512 dims, flat);
+- the catalogue: ids unique strings, frame counts non-negative integers, digests strings or null, all
+  three lists the same length;
+- entries: a 1-D integer array, every value a video number, non-decreasing, and each video owning
+  exactly its ceil(frames / SEGMENT_FRAMES) segments (vectorised: bincount against the frame counts);
+- the faiss index: one vector per entry, the recorded number of dimensions.
+At search, `VideoIndex.candidates` refuses coarse scores that no sound index can give a unit query
+(not finite, or above 1 + SCORE_SLACK; for PQ, above what its codebooks can reconstruct), in case the
+damage came after loading or escaped the checks.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FeatureStoreError
+from .index_checks import SearchIndexError, check_catalogue, check_entries, check_file, crc32, score_limit
+from .store import FeatureStore
+
+SEGMENT_FRAMES = 16
+FLAT_MAX = 1_048_576       # 1 GB of float16 512-d vectors: a full scan still takes about 0.2 s
+SQ_MAX = 4_194_304         # 2 GB of 8-bit codes
+PQ_BYTES = 64              # bytes an entry above SQ_MAX: 64 sub-quantisers of 8 bits
+NPROBE = 32                # inverted lists searched per query vector
+TRAINING_VECTORS = 262_144  # vectors the quantisers are trained on at least (a uniform sample)
+INDEX_VERSION = 3          # 3: sizes and CRC-32 of the index files in videos.json
+READ_BLOCK = 512           # videos read from the store at a time while building
+CHECKED_FILES = ("index.faiss", "entries.npy")
+
+
+@dataclass
+class StoreStamp:
+    """What cheaply tells that a store file may have changed: size, modification time, inode."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: str | Path) -> "StoreStamp":
+        info = os.stat(path)
+        return cls(info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+def segment_descriptors(features: np.ndarray, segment_frames: int = SEGMENT_FRAMES) -> np.ndarray:
+    """[T, R, D] region features -> float32 [ceil(T / segment_frames), D]: mean per segment, L2-normalised."""
+    features = np.asarray(features, dtype=np.float32)
+    t, _, d = features.shape
+    if t == 0:  # a video without frames has nothing to find it by
+        return np.zeros((0, d), dtype=np.float32)
+    frames = features.mean(1)  # [T, D]
+    starts = np.arange(0, t, segment_frames)
+    sums = np.add.reduceat(frames, starts, axis=0)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return sums / np.maximum(norms, 1e-12)
+
+
+def index_kind(entries: int) -> str:
+    """Which faiss index a collection of `entries` descriptors gets: flat, ivf-sq8 or ivf-pq."""
+    if entries <= FLAT_MAX:
+        return "flat"
+    return "ivf-sq8" if entries <= SQ_MAX else "ivf-pq"
+
+
+def index_dir_for(store: str | Path) -> Path:
+    """Where the index of `store` lives when the store's folder is writable: ``<store>.index/``."""
+    store = Path(store)
+    return store.with_name(store.name + ".index")
+
+
+def cached_index_dir(store: str | Path) -> Path:
+    """Where the index of a store in a read-only folder is kept: the user's cache, one folder per store."""
+    from ..models.weights import cache_dir  # imported here: weights imports torch, which `s2vs index` otherwise avoids
+
+    key = hashlib.sha256(str(Path(store).resolve()).encode("utf-8")).hexdigest()[:16]
+    return cache_dir() / "indexes" / key
+
+
+def locate_index_dir(store: str | Path) -> Path:
+    """Where the index of `store` is kept (and written): beside it if that folder is writable, else the cache."""
+    beside = index_dir_for(store)
+    return beside if _writable(beside if beside.is_dir() else beside.parent) else cached_index_dir(store)
+
+
+def _writable(folder: Path) -> bool:
+    """Whether files can be created in `folder` (made with its missing parents if it does not exist)."""
+    # os.access, not a trial file: it asks nothing of the file system. As root it answers yes for any mode
+    # bits (only a read-only mount says no), which is why the tests monkeypatch this function.
+    while not folder.exists():
+        if folder.parent == folder:
+            return False
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
+@dataclass
+class VideoCatalogue:
+    """What the index holds, per video: its id, frame count and content digest (None if unrecorded)."""
+
+    ids: list[str] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+    digests: list[str | None] = field(default_factory=list)
+
+    def signature(self) -> dict[str, tuple[int, str | None]]:
+        return {i: (f, d) for i, f, d in zip(self.ids, self.frames, self.digests)}
+
+
+def read_catalogue(store: FeatureStore, progress: Callable[[int, int], None] | None = None) -> VideoCatalogue:
+    """Every video of the store with its frame count and recorded digest."""
+    catalogue = VideoCatalogue()
+    ids = store.ids()
+    for done, video_id in enumerate(ids, 1):
+        frames, digest = store.frames_and_digest(video_id)
+        catalogue.ids.append(video_id)
+        catalogue.frames.append(frames)
+        catalogue.digests.append(digest)
+        if progress is not None and (done % 1000 == 0 or done == len(ids)):
+            progress(done, len(ids))
+    return catalogue
+
+
+class VideoIndex:
+    """A faiss index of segment descriptors and the video each entry belongs to."""
+
+    def __init__(self, index, entries: np.ndarray, catalogue: VideoCatalogue, stamp: StoreStamp, dims: int):
+        self.index, self.entries, self.catalogue, self.stamp, self.dims = index, entries, catalogue, stamp, dims
+        self.folder: Path | None = None  # where it was loaded from or saved to, for messages
+        self._score_limit: float | None = None  # worked out on the first search (PQ: from its codebooks)
+
+    @property
+    def kind(self) -> str:
+        """The kind of the faiss index itself (an index extended past its kind's size keeps its kind)."""
+        import faiss
+
+        if isinstance(self.index, faiss.IndexIVFPQ):
+            return "ivf-pq"
+        return "ivf-sq8" if isinstance(self.index, faiss.IndexIVF) else "flat"
+
+    def __len__(self) -> int:
+        return len(self.catalogue.ids)
+
+    def candidates(self, descriptors: np.ndarray, count: int, exclude: str | None = None) -> list[tuple[str, float]]:
+        """Up to `count` videos whose segments come nearest the query's, best first: (id, similarity).
+
+        A video's score is its best segment's inner product with any query segment.
+        """
+        if len(self.entries) == 0:
+            return []
+        k = min(len(self.entries), max(count * 2, 16))
+        if hasattr(self.index, "nprobe"):
+            self.index.nprobe = NPROBE
+        descriptors = np.ascontiguousarray(descriptors, dtype=np.float32)
+        scores, found = self.index.search(descriptors, k)
+        self._check_scores(scores, found, descriptors)
+        best: dict[int, float] = {}
+        for row_scores, row_found in zip(scores, found):
+            for score, entry in zip(row_scores, row_found):
+                if entry < 0:
+                    continue
+                video = int(self.entries[entry])
+                if score > best.get(video, -math.inf):
+                    best[video] = float(score)
+        ranked = sorted(best.items(), key=lambda item: -item[1])
+        ids = self.catalogue.ids
+        return [(ids[v], s) for v, s in ranked if ids[v] != exclude][:count]
+
+    def _check_scores(self, scores: np.ndarray, found: np.ndarray, descriptors: np.ndarray) -> None:
+        """Raise SearchIndexError if faiss returned scores that no sound index gives these queries."""
+        if self._score_limit is None:
+            self._score_limit = score_limit(self.index)
+        # A score is at most |query| times the limit for a unit query; segment descriptors are unit vectors.
+        norms = np.maximum(np.linalg.norm(descriptors, axis=1, keepdims=True), 1.0)
+        real = found >= 0  # missing results (fewer than k in the lists searched) come with -inf or -FLT_MAX
+        bad = real & ~(np.isfinite(scores) & (scores <= self._score_limit * norms))
+        if bad.any():
+            where = self.folder or "the search index"
+            raise SearchIndexError(f"{where}: coarse scores out of range (up to {scores[bad].max():.4g}), the index is "
+                                   "damaged; run `s2vs index --rebuild FEATURES.h5`")
+
+    def save(self, folder: Path) -> None:
+        """Write the index files atomically (each to a temporary name, then renamed), with their checksums."""
+        import faiss
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        files = {"index.faiss": _replace(folder / "index.faiss", lambda path: faiss.write_index(self.index, str(path))),
+                 "entries.npy": _replace(folder / "entries.npy",
+                                         lambda path: _save_array(path, self.entries.astype(np.int32)))}
+        meta = {"version": INDEX_VERSION, "segment_frames": SEGMENT_FRAMES, "dims": self.dims, "kind": self.kind,
+                "stamp": vars(self.stamp), "files": files, "ids": self.catalogue.ids, "frames": self.catalogue.frames,
+                "digests": self.catalogue.digests}
+        # Written last: an index folder without a current videos.json is never taken as complete.
+        _replace(folder / "videos.json", lambda path: path.write_text(json.dumps(meta), encoding="utf-8"))
+
+    @classmethod
+    def load(cls, folder: Path) -> "VideoIndex":
+        """The index saved in `folder`; SearchIndexError (one line: the folder and what failed) unless every
+        check in the module's docstring passes."""
+        import faiss
+
+        try:
+            meta = json.loads((folder / "videos.json").read_text(encoding="utf-8"))
+            if not isinstance(meta, dict) or meta.get("version") != INDEX_VERSION or \
+                    meta.get("segment_frames") != SEGMENT_FRAMES:
+                raise SearchIndexError(f"{folder}: made by another version of s2vs")
+            catalogue = VideoCatalogue(list(meta["ids"]), list(meta["frames"]), list(meta["digests"]))
+            stamp, dims = StoreStamp(**meta["stamp"]), int(meta["dims"])
+            check_catalogue(folder, catalogue)
+            for name in CHECKED_FILES:  # before faiss or numpy parse a byte of them
+                check_file(folder, name, meta["files"][name])
+            index = faiss.read_index(str(folder / "index.faiss"))
+            entries = np.load(folder / "entries.npy")
+        except SearchIndexError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise SearchIndexError(f"{folder}: unreadable ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+                                   ) from None
+        check_entries(folder, entries, catalogue, SEGMENT_FRAMES)
+        if index.ntotal != len(entries):
+            raise SearchIndexError(f"{folder}: index.faiss holds {index.ntotal} vectors for {len(entries)} entries")
+        if index.d != dims:
+            raise SearchIndexError(f"{folder}: index.faiss has {index.d} dimensions, videos.json says {dims}")
+        loaded = cls(index, entries, catalogue, stamp, dims)
+        loaded.folder = folder
+        return loaded
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as out:  # a file object: np.save would add ".npy" to a temporary name
+        np.save(out, array)
+
+
+def _replace(path: Path, write: Callable[[Path], None]) -> dict[str, int]:
+    """Write `path` through a temporary file; its size and CRC-32 (of the bytes as written, read back)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        write(temporary)
+        recorded = {"bytes": temporary.stat().st_size, "crc32": crc32(temporary)}
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return recorded
+
+
+@dataclass
+class IndexUpdate:
+    """What `open_index` did: nothing, added videos, or rebuilt (and why)."""
+
+    action: str             # "fresh", "added", "built" or "rebuilt"
+    added: int = 0
+    reason: str = ""
+    folder: str = ""        # where the index is
+    note: str = ""          # anything else worth saying (e.g. that it is kept in the cache)
+
+
+def open_index(store_path: str | Path, rebuild: bool = False,
+               progress: Callable[[str, int, int], None] | None = None) -> tuple[VideoIndex, IndexUpdate]:
+    """The store's index, brought up to date: built if absent, extended with new videos, rebuilt if
+    any indexed video changed or left the store (or with `rebuild`). `progress(stage, done, total)`.
+
+    The index is kept beside the store, or in the user's cache when the store's folder is not writable
+    (see `locate_index_dir`); SearchIndexError if it must be written and neither place is writable."""
+    store_path = Path(store_path)
+    if not store_path.is_file():
+        raise FeatureStoreError(f"{store_path}: feature file not found")
+    beside = index_dir_for(store_path)
+    folder = locate_index_dir(store_path)
+    # A read-only collection may come with its index: used while current, updated into the cache.
+    places = [folder] if folder == beside else [folder, beside]
+    note = "" if folder == beside else f"the store's folder is not writable; index kept in {folder}"
+    stamp = StoreStamp.of(store_path)
+    existing, reason = None, ""
+    for place in places:
+        if rebuild or not (place / "videos.json").is_file():
+            continue
+        try:
+            loaded = VideoIndex.load(place)
+        except SearchIndexError as e:  # the index is a cache of the store: rebuild it, and say why
+            reason = reason or str(e)
+            continue
+        if loaded.stamp == stamp:
+            return loaded, IndexUpdate("fresh", folder=str(place), note="" if place == beside else note)
+        if existing is None:
+            existing = loaded
+    if not _writable(folder):
+        raise SearchIndexError(f"cannot keep an index: neither {beside if beside.is_dir() else beside.parent} (beside "
+                               f"the store) nor {folder} is writable; search with --exhaustive instead")
+    report = (lambda stage: (lambda done, total: progress(stage, done, total))) if progress else (lambda stage: None)
+    with FeatureStore(store_path) as store:
+        catalogue = read_catalogue(store, report("checking the store"))
+        if existing is not None:
+            before, now = existing.catalogue.signature(), catalogue.signature()
+            changed = [i for i, sig in before.items() if now.get(i) != sig]
+            if not changed:
+                new = [i for i in catalogue.ids if i not in before]
+                _add_videos(existing, store, new, report("indexing new videos"))
+                existing.catalogue = VideoCatalogue(
+                    existing.catalogue.ids + new, existing.catalogue.frames + [now[i][0] for i in new],
+                    existing.catalogue.digests + [now[i][1] for i in new])
+                existing.stamp = stamp
+                _save(existing, folder)
+                return existing, IndexUpdate("added" if new else "fresh", len(new), folder=str(folder), note=note)
+            gone = [i for i in changed if i not in now]
+            reason = (f"'{gone[0]}' left the store" if gone else f"'{changed[0]}' changed in the store") + (
+                f" (and {len(changed) - 1} more)" if len(changed) > 1 else "")
+        index = _build(store, catalogue, stamp, report("indexing"))
+    _save(index, folder)
+    action = "rebuilt" if existing is not None or reason or rebuild else "built"
+    return index, IndexUpdate(action, len(catalogue.ids), reason, str(folder), note)
+
+
+def _save(index: VideoIndex, folder: Path) -> None:
+    try:
+        index.save(folder)
+    except OSError as e:  # a full disk, or a folder that os.access called writable (root on some mounts)
+        raise SearchIndexError(f"{folder}: cannot write the index ({e.strerror or e}); search with --exhaustive "
+                               "instead") from None
+
+
+def _descriptor_blocks(store: FeatureStore, ids: Sequence[str]):
+    for start in range(0, len(ids), READ_BLOCK):
+        block = ids[start:start + READ_BLOCK]
+        yield block, [segment_descriptors(store.read(video_id).features) for video_id in block]
+
+
+def _build(store: FeatureStore, catalogue: VideoCatalogue, stamp: StoreStamp,
+           progress: Callable[[int, int], None] | None) -> VideoIndex:
+    """An index of the right kind for the store's segment count, filled block by block.
+
+    Memory stays bounded by the index itself: descriptors are added as each block of videos is read.
+    The quantisers of the larger kinds are first trained on the descriptors of a random sample of
+    videos (one extra read of that sample).
+    """
+    segments = sum(math.ceil(frames / SEGMENT_FRAMES) for frames in catalogue.frames)
+    dims = store.identity.dims if store.identity is not None else (
+        store.shape(catalogue.ids[0])[2] if catalogue.ids else 512)
+    index = _new_index(segments, dims)
+    if not index.is_trained:
+        index.train(_training_sample(store, catalogue, max(TRAINING_VECTORS, 40 * index.nlist)))
+    built = VideoIndex(index, np.zeros(0, dtype=np.int32), VideoCatalogue(), stamp, dims)
+    _add_videos(built, store, catalogue.ids, progress)
+    built.catalogue = catalogue
+    return built
+
+
+def _training_sample(store: FeatureStore, catalogue: VideoCatalogue, count: int) -> np.ndarray:
+    """Descriptors of randomly chosen videos, about `count` of them (faiss wants ~40 per inverted list)."""
+    order = np.random.default_rng(0).permutation(len(catalogue.ids))
+    chosen, entries = [], 0
+    for number in order:
+        chosen.append(catalogue.ids[number])
+        entries += math.ceil(catalogue.frames[number] / SEGMENT_FRAMES)
+        if entries >= count:
+            break
+    return np.concatenate([d for _, block in _descriptor_blocks(store, chosen) for d in block])
+
+
+def _new_index(entries: int, dims: int):
+    import faiss
+
+    kind = index_kind(entries)
+    if kind == "flat":
+        return faiss.IndexScalarQuantizer(dims, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+    lists = int(4 * math.sqrt(entries))
+    quantiser = faiss.IndexFlatIP(dims)
+    if kind == "ivf-sq8":
+        index = faiss.IndexIVFScalarQuantizer(quantiser, dims, lists, faiss.ScalarQuantizer.QT_8bit,
+                                              faiss.METRIC_INNER_PRODUCT)
+    else:
+        index = faiss.IndexIVFPQ(quantiser, dims, lists, PQ_BYTES, 8, faiss.METRIC_INNER_PRODUCT)
+    return index
+
+
+def _add_videos(index: VideoIndex, store: FeatureStore, ids: list[str], progress) -> None:
+    """Append new videos' descriptors (a flat index that outgrows its kind stays flat until rebuilt)."""
+    offset, done = len(index.catalogue.ids), 0
+    owners = [index.entries]
+    for block, descriptors in _descriptor_blocks(store, ids):
+        numbers = range(offset + done, offset + done + len(block))
+        if sum(len(d) for d in descriptors):
+            index.index.add(np.concatenate(descriptors))
+        owners.extend(np.full(len(d), number, dtype=np.int32) for number, d in zip(numbers, descriptors))
+        done += len(block)
+        if progress is not None:
+            progress(done, len(ids))
+    index.entries = np.concatenate(owners)

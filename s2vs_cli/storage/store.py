@@ -1,0 +1,318 @@
+"""HDF5 feature files: one dataset per video id at the root, [T, R, D] region features (SPEC §7).
+
+The layout is the original tool's, so its reader (``h5file[video_id][:]``) reads our files and we read
+the published ones. What we add is metadata the original never stored: on the file, which model,
+whitening, sampling rate and code version made the features (checked when a run resumes, so one file
+never mixes two extractors); on each dataset, the time of every frame. An id may contain '/'
+(CC_WEB_VIDEO's do): HDF5 then stores it in nested groups, exactly as the original tool's
+``create_dataset(video_id)`` did, and ``h5file[video_id]`` reads it back either way.
+
+Writing goes through parts.py (part files, the atomic merge); every read is checked (integrity.py).
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..errors import FeatureStoreError
+from .integrity import all_finite, attr_text as _text, content_digest, error_reason, read_failure, video_damage
+
+# Format 2: every feature chunk carries HDF5's Fletcher-32 checksum and every video a content digest,
+# written last (a video without one never finished). Format 1 files (no checksums, digests optional)
+# are still read; their digests, where present, are checked on each read instead.
+FORMAT = "s2vs-features/2"
+CHUNK_BYTES = 1 << 20  # feature chunk size: a whole video up to ~110 frames of 9 x 512 float16
+# Lowest format that stores attributes over 64 KiB (timestamps of long videos); readable by HDF5 >= 1.8.
+LIBVER = ("v108", "v108")
+STORE_DTYPES = ("float16", "float32")
+
+
+@dataclass(frozen=True)
+class StoreIdentity:
+    """What made the features in a file; two runs may share a file only when these agree."""
+
+    backbone: str     # e.g. "ResNet-50 imagenet"
+    whitening: str    # e.g. "vcdb", "none", a file path
+    fps: float        # frames sampled per second of video
+    dims: int         # feature size D (512 whitened, 3840 not)
+    loader: str = "video"   # "video" or "frames"
+    dtype: str = "float16"  # stored feature type
+
+    def as_attrs(self) -> dict:
+        """HDF5 root attributes."""
+        return {"backbone": self.backbone, "whitening": self.whitening, "fps": float(self.fps),
+                "dims": int(self.dims), "loader": self.loader, "dtype": self.dtype}
+
+    @classmethod
+    def from_attrs(cls, attrs: h5py.AttributeManager) -> StoreIdentity | None:
+        """Read back from root attributes; None for a file that has none (the published files)."""
+        if "backbone" not in attrs:
+            return None
+        return cls(backbone=_text(attrs["backbone"]), whitening=_text(attrs["whitening"]), fps=float(attrs["fps"]),
+                   dims=int(attrs["dims"]), loader=_text(attrs.get("loader", "video")),
+                   dtype=_text(attrs.get("dtype", "float16")))
+
+    def differences(self, other: StoreIdentity) -> list[str]:
+        """Human-readable fields where `other` differs from this identity."""
+        return [f"{name} {getattr(other, name)!r} (this run: {getattr(self, name)!r})"
+                for name in ("backbone", "whitening", "fps", "dims", "loader", "dtype")
+                if getattr(self, name) != getattr(other, name)]
+
+
+@dataclass
+class VideoRecord:
+    """Features of one video as stored, with its frame times."""
+
+    video_id: str
+    features: np.ndarray   # [T, R, D] as stored (float16 or float32); T x D files are read as T x 1 x D
+    timestamps: np.ndarray | None  # float64 [T] seconds; None in files that do not record them
+    attrs: dict = field(default_factory=dict)
+
+
+def frame_times(record: VideoRecord, default_fps: float = 1.0) -> tuple[np.ndarray, float]:
+    """(seconds of each frame, sampling rate) of a stored video; files without times get index / fps."""
+    fps = float(record.attrs.get("fps", default_fps))
+    if record.timestamps is not None:
+        return record.timestamps, fps
+    return np.arange(len(record.features)) / fps, fps
+
+
+class FeatureStore:
+    """Read-only view of a feature file (ours or the published ones); use as a context manager.
+
+    Every read is checked (integrity.py): a damaged or incomplete video is an error naming it, and a
+    damaged file structure is an error naming the file, never a traceback or a silently wrong number.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise FeatureStoreError(f"{self.path}: is a folder, not a feature file")
+        if not self.path.exists():
+            raise FeatureStoreError(f"{self.path}: feature file not found")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as e:
+            raise FeatureStoreError(f"{self.path}: not a readable HDF5 feature file ({_reason(e)})") from None
+        try:
+            with self._checked():
+                self.identity = StoreIdentity.from_attrs(self._file.attrs)
+                self.version = _text(self._file.attrs.get("s2vs_version", "")) or None
+                # Only our format-2 files promise a digest on every finished video.
+                self.requires_digest = _text(self._file.attrs.get("format", "")) == FORMAT
+        except FeatureStoreError:
+            self._file.close()
+            raise
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+    def ids(self) -> list[str]:
+        """Video ids in the file, in HDF5's (sorted) order; ids with '/' are found in nested groups."""
+        with self._checked():
+            return dataset_names(self._file)
+
+    def __contains__(self, video_id: str) -> bool:
+        with self._checked(video_id):
+            return isinstance(self._file.get(video_id), h5py.Dataset)
+
+    def __len__(self) -> int:
+        return len(self.ids())
+
+    def shape(self, video_id: str) -> tuple[int, int, int]:
+        """[T, R, D] of one video without reading it."""
+        with self._checked(video_id):
+            dataset = self._dataset(video_id)
+            return _as_regions(dataset.shape, self.path, video_id)
+
+    def frames_and_digest(self, video_id: str) -> tuple[int, str | None]:
+        """A video's frame count and content digest (None in files that do not record one), unread."""
+        with self._checked(video_id):
+            dataset = self._dataset(video_id)
+            digest = dataset.attrs.get("digest")
+            return int(dataset.shape[0]), None if digest is None else _text(digest)
+
+    def read(self, video_id: str) -> VideoRecord:
+        """One video's features [T, R, D] in their stored dtype, its timestamps and attributes (checked)."""
+        # On search's hot path (1,000 reads a query): plain try/except rather than _checked.
+        try:
+            dataset = self._dataset(video_id)
+            shape = _as_regions(dataset.shape, self.path, video_id)
+            attrs = dict(dataset.attrs)
+        except FeatureStoreError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
+            raise FeatureStoreError(f"{self.path}: damaged or unreadable HDF5 file at '{video_id}' "
+                                    f"({_reason(e)})") from None
+        # Format 2 writes every chunk checksummed (asking each dataset would cost 20 us a read).
+        checksummed = self.requires_digest
+        try:
+            stored = dataset[()]
+        except (OSError, RuntimeError) as e:  # HDF5 found a chunk whose checksum does not hold
+            raise FeatureStoreError(f"{self.path}: '{video_id}' is {read_failure(e, checksummed)}; "
+                                    f"`s2vs verify {self.path}` lists every damaged video") from None
+        problem = video_damage(stored, attrs, verify_digest=not checksummed, requires_digest=self.requires_digest,
+                               check_finite=not checksummed)
+        if problem is not None:
+            raise FeatureStoreError(f"{self.path}: '{video_id}' is {problem}; "
+                                    f"`s2vs verify {self.path}` lists every damaged video")
+        timestamps = attrs.pop("timestamps", None)
+        if timestamps is not None:
+            timestamps = np.asarray(timestamps, dtype=np.float64)
+        return VideoRecord(video_id, stored.reshape(shape), timestamps, attrs)
+
+    def _dataset(self, video_id: str) -> h5py.Dataset:
+        item = self._file.get(video_id)
+        if not isinstance(item, h5py.Dataset):
+            raise FeatureStoreError(f"{self.path}: no features for video '{video_id}'")
+        return item
+
+    @contextlib.contextmanager
+    def _checked(self, video_id: str | None = None):
+        """HDF5's own errors (a garbled header or object gives RuntimeError, KeyError...) as one line."""
+        try:
+            yield
+        except FeatureStoreError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
+            where = f" at '{video_id}'" if video_id is not None else ""
+            raise FeatureStoreError(f"{self.path}: damaged or unreadable HDF5 file{where} ({_reason(e)})") from None
+
+
+def dataset_names(group: h5py.Group) -> list[str]:
+    """Paths of every dataset under `group` (its video ids), depth first in HDF5's order."""
+    names: list[str] = []
+    group.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+    return names
+
+
+def _as_regions(shape: tuple[int, ...], path: Path, video_id: str) -> tuple[int, int, int]:
+    if len(shape) == 3:
+        return shape
+    if len(shape) == 2:  # frame-level features: one region per frame
+        return (shape[0], 1, shape[1])
+    raise FeatureStoreError(f"{path}: '{video_id}' has shape {shape}, expected [T, R, D] or [T, D]")
+
+
+_reason = error_reason
+
+
+def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...] | None:
+    """Chunk shape for a video's features: whole frames, about CHUNK_BYTES each (None: no frames)."""
+    if not shape or shape[0] == 0:
+        return None
+    frame_bytes = max(1, int(np.prod(shape[1:])) * itemsize)
+    return (max(1, min(shape[0], CHUNK_BYTES // frame_bytes)),) + tuple(shape[1:])
+
+
+def write_video(group: h5py.Group, video_id: str, features: np.ndarray, attrs: dict,
+                compression: str | None = None) -> h5py.Dataset:
+    """Store one video's features (each chunk checksummed) and attributes; the content digest is written
+    last, so a video that has one is complete."""
+    if not all_finite(features):  # never stored: readers of checksummed files rely on it
+        raise FeatureStoreError(f"'{video_id}': NaN or infinite features are not stored")
+    chunks = _chunks(features.shape, features.dtype.itemsize)
+    dataset = group.create_dataset(video_id, data=features, chunks=chunks, fletcher32=chunks is not None,
+                                   compression=compression if chunks is not None else None)
+    for key, value in attrs.items():
+        if key != "digest":
+            dataset.attrs[key] = value
+    # What readers, merges and the search index check to know these are the features written.
+    dataset.attrs["digest"] = content_digest(features)
+    return dataset
+
+
+_write_failures = 0  # HDF5 writes that failed in this process (see hdf5_write_failed)
+
+
+def hdf5_write_failed(failed: bool = False) -> bool:
+    """Whether an HDF5 write failed in this process (record one with `failed=True`): HDF5's own exit
+    handlers then crash, so the command line leaves without them."""
+    global _write_failures
+    _write_failures += failed
+    return _write_failures > 0
+
+
+def create_store(path: Path, identity: StoreIdentity | None, version: str) -> h5py.File:
+    """A new, empty feature file (format 2) with the identity of what will fill it."""
+    handle = None
+    try:
+        handle = h5py.File(path, "w", libver=LIBVER)
+        handle.attrs["format"] = FORMAT
+        handle.attrs["s2vs_version"] = version
+        if identity is not None:
+            handle.attrs.update(identity.as_attrs())
+    except (OSError, RuntimeError) as e:
+        hdf5_write_failed(True)
+        if handle is not None:
+            with contextlib.suppress(Exception):
+                handle.close()
+        raise FeatureStoreError(f"{path}: cannot create feature file ({_reason(e)})") from None
+    return handle
+
+
+def stored_ids(paths: Sequence[str | Path]) -> set[str]:
+    """Ids held by any of the given feature files (missing files hold none)."""
+    ids: set[str] = set()
+    for path in paths:
+        if Path(path).exists():
+            with FeatureStore(path) as store:
+                ids.update(store.ids())
+    return ids
+
+
+def read_identity(path: str | Path) -> StoreIdentity | None:
+    """The identity recorded in a feature file, or None when it records none."""
+    with FeatureStore(path) as store:
+        return store.identity
+
+
+@dataclass
+class StoreCheck:
+    """What `verify_store` found: every video read and checked, and those that failed."""
+
+    path: Path
+    videos: int = 0
+    damaged: list[tuple[str, str]] = field(default_factory=list)  # (video id, why)
+    unverifiable: int = 0  # videos with neither chunk checksums nor a digest: only finite values checked
+
+    def as_dict(self) -> dict:
+        return {"path": str(self.path), "videos": self.videos, "unverifiable": self.unverifiable,
+                "damaged": [{"id": i, "reason": r} for i, r in self.damaged]}
+
+
+def verify_store(path: str | Path, progress: Callable[[int, int], None] | None = None) -> StoreCheck:
+    """Read every video of a feature file and check it against its checksums and recorded digest."""
+    check = StoreCheck(Path(path))
+    with FeatureStore(path) as store:
+        ids = store.ids()
+        for done, video_id in enumerate(ids, 1):
+            try:
+                with store._checked(video_id):
+                    dataset = store._dataset(video_id)
+                    check.unverifiable += not dataset.fletcher32 and "digest" not in dataset.attrs
+                    try:
+                        stored, attrs = dataset[()], dict(dataset.attrs)
+                    except OSError as e:
+                        raise FeatureStoreError(read_failure(e, dataset.fletcher32)) from None
+                problem = video_damage(stored, attrs, verify_digest=True, requires_digest=store.requires_digest)
+            except FeatureStoreError as e:
+                problem = str(e)
+            if problem is not None:
+                check.damaged.append((video_id, problem))
+            if progress is not None:
+                progress(done, len(ids))
+    check.videos = len(ids)
+    return check

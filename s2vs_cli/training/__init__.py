@@ -1,0 +1,1 @@
+"""What self-supervised training is made of: clips, augmentations, losses, learning-rate schedule."""
