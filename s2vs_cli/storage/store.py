@@ -43,6 +43,12 @@ class StoreIdentity:
     loader: str = "video"   # "video" or "frames"
     dtype: str = "float16"  # stored feature type
 
+    @classmethod
+    def of(cls, extractor, fps: float, loader: str = "video", dtype: str = "float16") -> StoreIdentity:
+        """The identity of features `extractor` makes at `fps` from `loader` input: the one place it is built."""
+        return cls(backbone=extractor.backbone_label, whitening=extractor.whitening_label, fps=float(fps),
+                   dims=int(extractor.dims), loader=loader, dtype=dtype)
+
     def as_attrs(self) -> dict:
         """HDF5 root attributes."""
         return {"backbone": self.backbone, "whitening": self.whitening, "fps": float(self.fps),
