@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # published ones: `make demo OFFLINE=1`.
 DEMO_WEIGHTS := $(if $(OFFLINE),--backbone-weights random --pca random --model random,)
 
-.PHONY: install test demo benchmarks clean
+.PHONY: install test demo benchmarks gpu-check clean
 
 install: $(BIN)/s2vs
 
@@ -35,6 +35,10 @@ benchmarks: install
 	$(BIN)/python benchmarks/bench_train.py
 	# 100,000 synthetic videos: 7.7 GB in the folder, about 10 minutes
 	$(BIN)/python benchmarks/bench_search.py all --folder $${TMPDIR:-/tmp}/s2vs-bench-search
+
+# On a machine with a CUDA GPU: CUDA tests and GPU-against-CPU figures, under 8 minutes (BENCHMARKS.md).
+gpu-check:
+	bash benchmarks/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache *.egg-info

@@ -40,11 +40,8 @@ def main() -> None:
              "s2vs_cli.report.heatmap; print(time.perf_counter() - t)")
     imported = float(subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
                                     text=True).stdout)
-    import torch
-
     from s2vs_cli.jobs.compare import compare_videos
-    from s2vs_cli.models.loading import load_extractor, load_similarity_network
-    from s2vs_cli.runtime import resolve_precision
+    from s2vs_cli.runtime import Runtime
 
     with tempfile.TemporaryDirectory() as tmp:
         a, b = cut_clips(args.videos / "one-by-one-person-detection.mp4", Path(tmp))
@@ -56,11 +53,10 @@ def main() -> None:
             wall = time.perf_counter() - started
 
             started = time.perf_counter()
-            extractor = load_extractor("random", "random", "cpu")
-            network = load_similarity_network("random", "cpu")
+            runtime = Runtime.start("cpu", precision).load_models("random", "random", "random")
             loaded = time.perf_counter() - started
-            run_precision = resolve_precision(precision, torch.device("cpu"))
-            result = compare_videos(a, b, extractor, network, precision=run_precision)
+            run_precision = runtime.precision
+            result = compare_videos(a, b, runtime)
             t = result.timings
             print(f"{precision} ({run_precision}), {result.frames[0]}x{result.frames[1]} frames: "
                   f"CLI wall {wall:.1f} s; start-up: imports {imported:.1f} s + models {loaded:.1f} s;"

@@ -21,10 +21,9 @@ import torch
 import torch.nn.functional as F
 
 import reference_visil
-from s2vs_cli.benchmarks.annotations import CustomBenchmark
-from s2vs_cli.benchmarks.metrics import evaluate
+from s2vs_cli.benchmarks import CustomBenchmark, evaluate
 from s2vs_cli.scoring.retrieval import VideoScorer, score_store
-from s2vs_cli.runtime import resolve_precision
+from s2vs_cli.runtime import Runtime
 from s2vs_cli.models.visil import ViSiL
 from s2vs_cli.storage.parts import PartWriter, merge_parts
 from s2vs_cli.storage.store import StoreIdentity
@@ -61,7 +60,7 @@ def throughput_table(targets_count: int) -> None:
     g = torch.Generator().manual_seed(1)
     videos = [F.normalize(torch.randn(60, 9, 512, generator=g), dim=-1) for _ in range(targets_count + 1)]
     query, targets = videos[0], videos[1:]
-    auto = resolve_precision("auto", CPU)
+    auto = Runtime.start("cpu", "auto").precision
     print(f"1 query x {targets_count} targets, 60 frames each")
     for features_only in (True, False):
         mode = "features only" if features_only else "full ViSiL"
@@ -93,7 +92,7 @@ def evaluate_wall_time(videos: int, queries: int) -> None:
                                     negatives=None, segments={})
         torch.manual_seed(0)
         network = ViSiL().eval()
-        auto = resolve_precision("auto", CPU)
+        auto = Runtime.start("cpu", "auto").precision
         for name, scorer in (("features only", VideoScorer(None, CPU, auto)), ("full ViSiL", VideoScorer(network, CPU, auto))):
             started = time.perf_counter()
             scored = score_store(str(store), benchmark.queries, benchmark.database, scorer)

@@ -7,7 +7,7 @@ timed from the first decoded frame request to the merged file, models already lo
 Memory: peak RSS of a whole `s2vs extract-features` run (main process, and the largest worker) on
 the clip set and on the set repeated 4 times (as distinct ids), each in a fresh process.
 
-    python benchmarks/bench_extract_features.py [--precision auto] [--batch-size 128] [--workers N]
+    python benchmarks/bench_extract_features.py [--precision auto] [--frames-per-batch 128] [--workers N]
         [--repeat 4] [--skip-memory]
 """
 from __future__ import annotations
@@ -26,10 +26,8 @@ import torch
 
 from s2vs_cli.jobs.extract_features import ExtractionOptions, extract_features
 from s2vs_cli.media.inputs import VideoInput, collect_inputs
-from s2vs_cli.models.loading import load_extractor
-from s2vs_cli.runtime import resolve_device, resolve_precision
-from s2vs_cli.storage.store import StoreIdentity
 from s2vs_cli.media.video import decode_video
+from s2vs_cli.runtime import Runtime
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
 
@@ -52,12 +50,11 @@ def extractor_alone(extractor, frames: torch.Tensor, batch_size: int, precision:
     return len(frames) / float(np.median(times))
 
 
-def pipeline(extractor, items, options: ExtractionOptions) -> tuple[float, float, int]:
+def pipeline(runtime: Runtime, items, options: ExtractionOptions) -> tuple[float, float, int]:
     """(frames/s, model-busy fraction, frames) of one extract_features run into a fresh file."""
     with tempfile.TemporaryDirectory() as folder:
-        identity = StoreIdentity("bench", "bench", options.fps, extractor.dims)
         started = time.perf_counter()
-        summary = extract_features(items, Path(folder) / "out.h5", extractor, identity, "bench", options)
+        summary = extract_features(items, Path(folder) / "out.h5", runtime, options)
         seconds = time.perf_counter() - started
         assert not summary.failures, summary.failures
     return summary.frames / seconds, summary.model_seconds / seconds, summary.frames
@@ -96,7 +93,7 @@ def peak_rss(repeat: int, workers: int, precision: str, batch_size: int) -> dict
         )
         args = [sys.executable, "-c", code, "extract-features", str(data), "-o", str(Path(folder) / "out.h5"),
                 "--backbone-weights", "random", "--pca", "random", "--precision", precision,
-                "--batch-size", str(batch_size), "-j", str(workers), "-q"]
+                "--frames-per-batch", str(batch_size), "-j", str(workers), "-q"]
         env = os.environ | {"S2VS_OFFLINE": "1"}
         out = subprocess.run(args, capture_output=True, text=True, env=env, check=True).stdout
         return json.loads(out.strip().splitlines()[-1]) | {"videos": len(list(data.iterdir()))}
@@ -105,18 +102,18 @@ def peak_rss(repeat: int, workers: int, precision: str, batch_size: int) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--frames-per-batch", dest="batch_size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=None, help="default: one per core, at most 8")
     parser.add_argument("--repeat", type=int, default=4, help="copies of the clip set for the throughput run")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
     if not VIDEOS.is_dir():
         sys.exit(f"{VIDEOS} not found: the ../shared folder must be beside the checkout")
-    device = resolve_device("auto")
-    precision = resolve_precision(args.precision, device)
+    runtime = Runtime.start("auto", args.precision)
+    device, precision = runtime.device, runtime.precision
     cores = len(os.sched_getaffinity(0))
     workers = args.workers if args.workers is not None else max(1, min(8, cores))
-    extractor = load_extractor("random", "random", device)
+    extractor = runtime.load_extractor("random", "random")
     items = repeated_inputs(args.repeat)
     print(f"device {device}, {cores} cores, {torch.get_num_threads()} torch threads, precision {precision}, "
           f"batch {args.batch_size}, {workers} decoding workers, {len(items)} videos")
@@ -135,8 +132,8 @@ def main() -> None:
         ceiling = cores / (decode_cpu + model_cpu)
         print(f"ceiling when decoding and model share the {cores} cores: {ceiling:.1f} frames/s "
               f"= {ceiling / alone:.2f}x the extractor alone")
-    options = ExtractionOptions(precision=precision, batch_size=args.batch_size, workers=workers)
-    rates = [pipeline(extractor, items, options) for _ in range(2)]
+    options = ExtractionOptions(frames_per_batch=args.batch_size, workers=workers)
+    rates = [pipeline(runtime, items, options) for _ in range(2)]
     rate, busy, count = max(rates)
     print(f"extract-features: {rate:.1f} frames/s over {count} frames = {rate / alone:.2f}x the extractor alone "
           f"(model busy {100 * busy:.0f}% of the run)")

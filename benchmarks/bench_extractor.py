@@ -2,7 +2,7 @@
 with native bf16) and bf16 with --compile, next to the original's way of running the same network
 (NCHW, BatchNorm unfolded, per-module .contiguous(), autocast) on the same machine.
 
-    python benchmarks/bench_extractor.py [--frames 96] [--batch-size 32] [--no-compile]
+    python benchmarks/bench_extractor.py [--frames 96] [--frames-per-batch 32] [--no-compile]
 """
 from __future__ import annotations
 
@@ -14,19 +14,21 @@ import torch
 import torch.nn.functional as F
 
 from timing import throughput
-from s2vs_cli.models.extractor import PCAWhitening, RegionExtractor, build_resnet50, region_vectors, to_model_input
+from s2vs_cli.models.extractor import RegionExtractor
+from s2vs_cli.models.resnet import ResNet50LiMAC, region_vectors, to_model_input
+from s2vs_cli.models.whitening import PCAWhitening
 from s2vs_cli.runtime import autocast, cpu_has_native_bf16
 
 
-def original_style(extractor: RegionExtractor, frames: torch.Tensor, batch_size: int, precision: str) -> torch.Tensor:
+def original_style(extractor: RegionExtractor, frames: torch.Tensor, frames_per_batch: int, precision: str) -> torch.Tensor:
     """The original's loop: whole batches, NCHW tensors made contiguous after every module."""
     outputs = []
     with torch.inference_mode():
-        for start in range(0, len(frames), batch_size):
-            x = to_model_input(frames[start:start + batch_size]).contiguous()
+        for start in range(0, len(frames), frames_per_batch):
+            x = to_model_input(frames[start:start + frames_per_batch]).contiguous()
             maps = []
             with autocast(torch.device("cpu"), precision):
-                for name, module in extractor.cnn.named_children():
+                for name, module in extractor.backbone.cnn.named_children():
                     if name in ("avgpool", "fc"):
                         continue
                     x = module(x).contiguous()
@@ -39,16 +41,16 @@ def original_style(extractor: RegionExtractor, frames: torch.Tensor, batch_size:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=96)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--frames-per-batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-compile", action="store_true")
     args = parser.parse_args()
     torch.manual_seed(0)
-    plain = RegionExtractor(build_resnet50(), PCAWhitening.random(0)).eval()
+    plain = RegionExtractor(ResNet50LiMAC(), PCAWhitening.random(0)).eval()
     ours = copy.deepcopy(plain).optimize_for_inference()
     frames = torch.randint(0, 256, (args.frames, 224, 224, 3), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(1))
-    bs, n, r = args.batch_size, args.frames, args.repeats
+    bs, n, r = args.frames_per_batch, args.frames, args.repeats
     print(f"{torch.get_num_threads()} threads, native bf16: {cpu_has_native_bf16()}, batch {bs}, {n} frames")
 
     exact = ours.extract(frames, bs, "fp32")

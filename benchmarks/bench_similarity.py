@@ -15,6 +15,7 @@ import reference_visil
 from timing import throughput
 from s2vs_cli.runtime import cpu_has_native_bf16
 from s2vs_cli.models.visil import ViSiL
+from s2vs_cli.scoring.batched import video_similarities
 
 
 def main() -> None:
@@ -32,7 +33,7 @@ def main() -> None:
 
         ours = torch.stack([network.video_similarity(query, t) for t in targets])
         reference = torch.stack([reference_visil.video_similarity(network, query, t) for t in targets])
-        batched = network.video_similarities(query, targets)
+        batched = video_similarities(network, query, targets)
         print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
               f"torch {torch.__version__}, native bf16: {cpu_has_native_bf16()}")
         print(f"agreement with the unchunked reference (fp32): max |diff| one-at-a-time "
@@ -42,10 +43,10 @@ def main() -> None:
         single = throughput(lambda: [network.video_similarity(query, targets[i]) for i in range(n)], n, args.repeats)
         single_ref = throughput(lambda: [reference_visil.video_similarity(network, query, targets[i]) for i in range(n)],
                           n, args.repeats)
-        many = throughput(lambda: network.video_similarities(query, targets), n, args.repeats)
+        many = throughput(lambda: video_similarities(network, query, targets), n, args.repeats)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            many_bf16 = throughput(lambda: network.video_similarities(query, targets), n, args.repeats)
-            bf16 = network.video_similarities(query, targets).float()
+            many_bf16 = throughput(lambda: video_similarities(network, query, targets), n, args.repeats)
+            bf16 = video_similarities(network, query, targets).float()
     print(f"{args.frames}x{args.frames} frames, pairs/s (median of {args.repeats}):")
     print(f"  one pair at a time, fp32        s2vs {single:7.1f}   reference {single_ref:7.1f}   x{single / single_ref:.2f}")
     print(f"  1 query x 64 targets, fp32      s2vs {many:7.1f}   x{many / single_ref:.2f} vs reference one at a time")

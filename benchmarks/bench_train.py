@@ -33,12 +33,16 @@ from s2vs_cli.config import TrainConfig
 from s2vs_cli.jobs.extract_frames import FrameOptions, export_frames
 from s2vs_cli.media.inputs import collect_inputs
 from s2vs_cli.models.loading import load_extractor
-from s2vs_cli.jobs.train import TrainingEvaluator, load_training_videos, read_metrics, train
+from s2vs_cli.jobs.train import load_training_videos, train
+from s2vs_cli.progress import CallbackProgress
+from s2vs_cli.runtime import Runtime
+from s2vs_cli.training.evaluator import TrainingEvaluator
+from s2vs_cli.training.metrics_log import read_metrics
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
 QUERIES = ("bikes", "car-detection", "bottle-detection", "one-by-one-person-detection", "s2vs_example",
            "bigbuckbunny", "carphone_pristine")
-SMALL = dict(batch_size=6, window_size=8, backbone_weights="random", device="cpu", workers=2, batch_size_fe=96,
+SMALL = dict(batch_size=6, window_size=8, backbone_weights="random", device="cpu", workers=2, frames_per_batch=96,
              log_every=1, save_every=10_000)
 
 
@@ -86,14 +90,22 @@ def fit_whitening(frames: Path, work: Path) -> Path:
     return work / "pca.pth"
 
 
+def _runtime(cfg: TrainConfig, extractor) -> Runtime:
+    """A runtime for cfg's device and precision holding the extractor loaded once for every run."""
+    runtime = Runtime.start(cfg.device, cfg.precision, seed=cfg.seed)
+    runtime.extractor = extractor
+    return runtime
+
+
 def speed(frames: Path, work: Path, extractor, pca: Path) -> None:
     print(f"training speed, small config ({SMALL['batch_size']} videos x 2 views x {SMALL['window_size']} frames "
           f"= {2 * SMALL['batch_size'] * SMALL['window_size']} frames a step), {torch.get_num_threads()} torch threads")
     for precision in ("auto", "fp32"):
         cfg = TrainConfig(data=str(frames), experiment_path=str(work / f"speed-{precision}"), iterations=12,
                           precision=precision, pca=str(pca), **SMALL)
-        times: list[float] = []
-        train(cfg, *load_training_videos(cfg), extractor=extractor, progress=lambda r: times.append(time.perf_counter()))
+        times: list[float] = []  # when each step ended (the report of step 0, before the first, is left out)
+        progress = CallbackProgress(update=lambda done, total: times.append(time.perf_counter()) if done else None)
+        train(cfg, *load_training_videos(cfg), _runtime(cfg, extractor), progress)
         per_step = float(np.median(np.diff(times[1:])))  # steps 3..12: start-up left out
         frames_per_step = 2 * cfg.batch_size * cfg.window_size
         print(f"  {precision:5s}: {1 / per_step:.2f} iterations/s, {frames_per_step / per_step:.1f} frames/s "
@@ -117,14 +129,15 @@ def quality(frames: Path, work: Path, extractor, pca: Path, steps: int, lr: floa
                       warmup_iterations=10, decay_iterations=steps, eval_every=max(1, steps // 5),
                       eval_ground_truth=str(work / "gt.json"), eval_dataset_path=str(evaluation),
                       eval_pattern="{id}.*", pca=str(pca), **SMALL)
-    evaluator = TrainingEvaluator(cfg, extractor)
-    from s2vs_cli.benchmarks.metrics import evaluate_custom
+    runtime = _runtime(cfg, extractor)
+    evaluator = TrainingEvaluator(cfg, runtime)
+    from s2vs_cli.benchmarks import evaluate_custom
     from s2vs_cli.scoring.retrieval import VideoScorer, score_store
 
     raw = score_store(str(evaluator.features), evaluator.benchmark.queries, evaluator.benchmark.database,
                       VideoScorer(None, torch.device("cpu")))
     started = time.perf_counter()
-    result = train(cfg, *load_training_videos(cfg), extractor=extractor, evaluate=evaluator)
+    result = train(cfg, *load_training_videos(cfg), runtime, evaluate=evaluator)
     rows = [r for r in read_metrics(result.experiment / "metrics.jsonl") if "eval_mAP" in r]
     losses = [r["loss"] for r in read_metrics(result.experiment / "metrics.jsonl") if "loss" in r]
     print(f"edited copies vs unrelated clips ({len(QUERIES)} queries, {len(gt['database'])} database videos), "

@@ -26,6 +26,12 @@ class Artifact:
     hub_filenames: tuple[str, ...] = ()
     kind: str = NETWORK
     option: str = ""            # the command-line option that takes a local copy instead of downloading
+    alias: str = ""             # the word that option takes for this file (default: its name)
+
+    @property
+    def choice(self) -> str:
+        """What a user types to get this file: `imagenet` for the ResNet-50 weights, `s2vs_dns` for a network."""
+        return self.alias or self.name
 
 
 _GKORDO = "https://raw.githubusercontent.com/gkordo/s2vs/main/data"
@@ -41,7 +47,7 @@ ARTIFACTS: dict[str, Artifact] = {
             sha256_prefix="0676ba61",
             description="ResNet-50 backbone, torchvision IMAGENET1K_V1",
             hub_filenames=("resnet50-0676ba61.pth", "resnet50-19c8e357.pth"),
-            kind=BACKBONE, option="--backbone-weights",
+            kind=BACKBONE, option="--backbone-weights", alias="imagenet",
         ),
         Artifact(
             name="pca_vcdb",
@@ -49,7 +55,7 @@ ARTIFACTS: dict[str, Artifact] = {
             filename="pca_resnet50_vcdb_1M.pth",
             sha256=None,
             description="PCA whitening of ResNet-50 region features, learnt on 1M VCDB frames",
-            kind=WHITENING, option="--pca",
+            kind=WHITENING, option="--pca", alias="vcdb",
         ),
         Artifact(
             name="s2vs_dns",
@@ -122,6 +128,17 @@ ARTIFACTS: dict[str, Artifact] = {
 def artifacts_of(kind: str) -> dict[str, Artifact]:
     """The artifacts of one kind (backbone, whitening, network, annotation), by name."""
     return {name: a for name, a in ARTIFACTS.items() if a.kind == kind}
+
+
+def choices(kind: str) -> dict[str, str]:
+    """What users type for the files of one kind -> artifact name, e.g. {'imagenet': 'resnet50_imagenet'}."""
+    return {a.choice: name for name, a in artifacts_of(kind).items()}
+
+
+def help_names(kind: str) -> str:
+    """The published choices of one kind for help text: 'imagenet', 's2vs_dns or s2vs_vcdb'."""
+    names = list(choices(kind))
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def available_models() -> list[str]:

@@ -70,8 +70,7 @@ class InputOptions:
     overwrite: bool = False               # redo videos already done, replacing the earlier output
 
     def __post_init__(self):
-        if self.loader not in ("video", "frames"):
-            raise ConfigError(f"loader must be video or frames, got '{self.loader}'")
+        check_loader(self.loader)
         if self.workers is not None and self.workers < 0:
             raise ConfigError(f"workers must be 0 or more, got {self.workers}")
 
@@ -279,6 +278,14 @@ class TrainConfig(ExtractorOptions):
 # Sampling rates beyond these are typing mistakes: a frame every 1,000 s, or 1,000 frames per second.
 MIN_FPS, MAX_FPS = 0.001, 1000.0
 MAX_RESIZE = 4096
+
+
+def check_loader(loader: str) -> None:
+    """ConfigError unless `loader` names a registered frame source (media/source.py)."""
+    from .media.source import SOURCES
+
+    if loader not in SOURCES:
+        raise ConfigError(f"loader must be one of {', '.join(SOURCES)}, got '{loader}'")
 
 
 def check_fps(fps: float) -> None:

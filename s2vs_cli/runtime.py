@@ -150,19 +150,22 @@ class Runtime:
         """Load the region extractor onto this runtime's device and keep it."""
         from .models.loading import load_extractor
 
-        self.extractor = load_extractor(backbone_weights, pca, self.device, self.seed, self.progress.download)
+        self.extractor = load_extractor(backbone_weights, pca, self.device, self.seed, self.progress)
         return self.extractor
 
     def load_network(self, model: str = "s2vs_dns") -> ViSiL:
         """Load the similarity network onto this runtime's device and keep it."""
         from .models.loading import load_similarity_network
 
-        self.network = load_similarity_network(model, self.device, self.seed, self.progress.download)
+        self.network = load_similarity_network(model, self.device, self.seed, self.progress)
         return self.network
 
     def load_models(self, backbone_weights: str = "imagenet", pca: str = "vcdb", model: str = "s2vs_dns",
                     features_only: bool = False) -> Runtime:
         """Load the extractor and (unless features only) the network, and check that they fit each other."""
+        from .models.loading import check_available
+
+        check_available(backbone_weights, pca, model, features_only)  # every missing file named at once
         extractor = self.load_extractor(backbone_weights, pca)
         if features_only:
             self.network = None

@@ -10,7 +10,9 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F2
 
-from s2vs_cli.training import augmentations as aug
+from s2vs_cli.training import spatial
+from s2vs_cli.training.preview import PREVIEW_GAP
+from s2vs_cli.training.temporal import TEMPORAL_TRANSFORMS
 from s2vs_cli.training.augmentations import (AUGMENTATION_NAMES, fast_forward, overlay_icon, overlay_text,
                                     parse_augmentations, pause, random_resized_crop_params, reverse, save_preview,
                                     shuffle_dropout, slow_motion, strong_view, temporal_crop, temporal_transform,
@@ -172,17 +174,17 @@ def test_randaugment_operations_match_torchvision():
         pytest.skip("this torchvision has no _apply_op to compare with")
     frames = torch.randint(0, 256, (2, 3, 24, 40), dtype=torch.uint8, generator=gen(0))
     space = autoaugment.RandAugment()._augmentation_space(31, (24, 40))
-    assert [name for name, _, _ in aug._RANDAUGMENT_OPS] == list(space)
-    for name, largest, signed in aug._RANDAUGMENT_OPS:
+    assert [name for name, _, _ in spatial._RANDAUGMENT_OPS] == list(space)
+    for name, largest, signed in spatial._RANDAUGMENT_OPS:
         magnitudes, their_signed = space[name]
         assert signed == their_signed
         for level in (0, 9, 30):
             theirs = float(magnitudes[level]) if magnitudes.ndim > 0 else 0.0
-            ours = aug._randaugment_magnitude(name, largest, level, 24, 40)
+            ours = spatial._randaugment_magnitude(name, largest, level, 24, 40)
             assert ours == theirs, (name, level)
             for sign in (1.0, -1.0) if signed else (1.0,):
                 expected = autoaugment._apply_op(frames, name, sign * theirs, InterpolationMode.NEAREST, None)
-                assert torch.equal(aug._randaugment_apply(frames, name, sign * ours), expected), (name, level)
+                assert torch.equal(spatial._randaugment_apply(frames, name, sign * ours), expected), (name, level)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,7 +276,7 @@ def test_temporal_transform_picks_the_forced_one(name):
 def test_temporal_transform_frequencies_follow_the_paper():
     clip = indexed_clip(2 * WINDOW)
     picked = [temporal_transform(clip, WINDOW, options(), gen(seed))[1] for seed in range(500)]
-    shares = {name: picked.count(name) / len(picked) for name in aug.TEMPORAL_TRANSFORMS}
+    shares = {name: picked.count(name) / len(picked) for name in TEMPORAL_TRANSFORMS}
     assert abs(shares["shuffle_dropout"] - 0.5) < 0.08
     for name in ("fast_forward", "slow_motion", "reverse", "pause", "none"):
         assert abs(shares[name] - 0.1) < 0.05, shares
@@ -455,10 +457,10 @@ def test_save_preview_writes_a_png_of_the_expected_size(tmp_path):
     save_preview(weak, strong, path)
     with Image.open(path) as image:
         assert image.format == "PNG"
-        assert image.size == (8 * CROP + 7 * aug.PREVIEW_GAP, 2 * CROP + aug.PREVIEW_GAP)
+        assert image.size == (8 * CROP + 7 * PREVIEW_GAP, 2 * CROP + PREVIEW_GAP)
         pixels = np.asarray(image.convert("RGB"))
     assert np.array_equal(pixels[:CROP, :CROP], weak[0].numpy())
-    assert np.array_equal(pixels[CROP + aug.PREVIEW_GAP:, -CROP:], strong[-1].numpy())
+    assert np.array_equal(pixels[CROP + PREVIEW_GAP:, -CROP:], strong[-1].numpy())
     save_preview(weak[:3], strong[:3], tmp_path / "short.png", frames=8)
     with Image.open(tmp_path / "short.png") as image:
-        assert image.size == (3 * CROP + 2 * aug.PREVIEW_GAP, 2 * CROP + aug.PREVIEW_GAP)
+        assert image.size == (3 * CROP + 2 * PREVIEW_GAP, 2 * CROP + PREVIEW_GAP)

@@ -1,4 +1,5 @@
-"""Tests of s2vs_cli.benchmarks.annotations: names, annotation registry and cache, safe unpickling, id sets."""
+"""Tests of the benchmark registry and loaders: names, annotation files (artifacts table) and cache, safe
+unpickling, id sets."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from pathlib import Path
 import pytest
 from conftest import SHARED
 
-from s2vs_cli.benchmarks import annotations as benchmarks
-from s2vs_cli.models import weights
-from s2vs_cli.benchmarks.annotations import (
-    ANNOTATION_FILES,
+from s2vs_cli.artifacts import ANNOTATION, ARTIFACTS, Artifact, artifacts_of
+from s2vs_cli.benchmarks import files
+from s2vs_cli.models import downloads
+from s2vs_cli.benchmarks import (
     BENCHMARK_NAMES,
+    BENCHMARKS,
     AnnotationError,
     CCWebBenchmark,
     EVVEBenchmark,
@@ -32,7 +34,9 @@ from s2vs_cli.benchmarks.annotations import (
     read_pickle,
 )
 from s2vs_cli.errors import ConfigError
-from s2vs_cli.models.weights import Artifact
+from s2vs_cli.progress import CallbackProgress
+
+ANNOTATION_ARTIFACTS = artifacts_of(ANNOTATION)
 
 DATA = SHARED / "data"
 
@@ -60,7 +64,7 @@ def _isolated(tmp_path, monkeypatch):
     """Every test gets its own cache folder and a clean environment."""
     monkeypatch.setenv("S2VS_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("S2VS_OFFLINE", raising=False)
-    monkeypatch.setattr(weights, "_DIGESTS", {})
+    monkeypatch.setattr(downloads, "_DIGESTS", {})
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +80,7 @@ def _cache(tmp_path: Path) -> Path:
 
 def _pre_cache(data_dir: Path, tmp_path: Path, key: str) -> Path:
     """Copy the shared copy of a registry file into the cache under its cache name."""
-    artifact = ANNOTATION_FILES[key]
+    artifact = ANNOTATION_ARTIFACTS[key]
     dest = _cache(tmp_path) / artifact.filename
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(data_dir / artifact.filename, dest)
@@ -87,7 +91,7 @@ def _load(how: str, name: str, data_dir: Path, tmp_path: Path, monkeypatch, **kw
     """Load `name` from the shared copy, either as a user path or from a pre-populated offline cache."""
     key = SOURCES[canonical_name(name)]
     if how == "annotations":
-        return load_benchmark(name, annotations=data_dir / ANNOTATION_FILES[key].filename, **kw)
+        return load_benchmark(name, annotations=data_dir / ANNOTATION_ARTIFACTS[key].filename, **kw)
     _pre_cache(data_dir, tmp_path, key)
     monkeypatch.setenv("S2VS_OFFLINE", "1")
     return load_benchmark(name, **kw)
@@ -129,16 +133,18 @@ def test_unknown_name_lists_valid_ones():
 
 
 def test_registry_entries():
-    assert set(SOURCES) == set(BENCHMARK_NAMES)
-    assert set(SOURCES.values()) < set(ANNOTATION_FILES)
-    assert len({a.filename for a in ANNOTATION_FILES.values()}) == len(ANNOTATION_FILES)
-    for key, artifact in ANNOTATION_FILES.items():
+    assert set(SOURCES) == set(BENCHMARK_NAMES) == set(BENCHMARKS)
+    assert {name: kind.annotation_file for name, kind in BENCHMARKS.items()} == SOURCES
+    assert set(SOURCES.values()) < set(ANNOTATION_ARTIFACTS)
+    assert all(artifact.option in ("--annotations", "--easy-duplicates") for artifact in ANNOTATION_ARTIFACTS.values())
+    assert len({a.filename for a in ANNOTATION_ARTIFACTS.values()}) == len(ANNOTATION_ARTIFACTS)
+    for key, artifact in ANNOTATION_ARTIFACTS.items():
         assert artifact.name == key and artifact.url.startswith("https://raw.githubusercontent.com/")
         assert len(artifact.sha256) == 64 and int(artifact.sha256, 16) >= 0
 
 
 def test_shared_copies_match_registry(data_dir):
-    for artifact in ANNOTATION_FILES.values():
+    for artifact in ANNOTATION_ARTIFACTS.values():
         digest = hashlib.sha256((data_dir / artifact.filename).read_bytes()).hexdigest()
         assert digest == artifact.sha256, artifact.filename
 
@@ -232,7 +238,8 @@ def test_easy_duplicates_are_lazy(data_dir, tmp_path, monkeypatch):
     fivr = load_benchmark("FIVR-200K")  # the easy-duplicates file is not cached: not needed yet
     with pytest.raises(AnnotationError, match="fivr_easy_duplicates.txt") as e:
         fivr.easy_duplicates()
-    assert ANNOTATION_FILES["fivr_easy_duplicates"].url in str(e.value)
+    assert ANNOTATION_ARTIFACTS["fivr_easy_duplicates"].url in str(e.value)
+    assert "--easy-duplicates FILE" in str(e.value)
 
     from_path = fivr.easy_duplicates(data_dir / "fivr_easy_duplicates.txt")
     assert len(from_path) == 4873 and from_path <= set(fivr.database)
@@ -246,10 +253,10 @@ def test_easy_duplicates_are_lazy(data_dir, tmp_path, monkeypatch):
 
 
 def test_tampered_cache_is_an_error_and_never_unpickled(tmp_path, monkeypatch):
-    cached = _cache(tmp_path) / ANNOTATION_FILES["evve"].filename
+    cached = _cache(tmp_path) / ANNOTATION_ARTIFACTS["evve"].filename
     cached.parent.mkdir()
     _write_pickle(cached, {"annotation": {}, "queries": [], "database": []})
-    monkeypatch.setattr(benchmarks, "read_pickle", lambda p: pytest.fail("unpickled a file that failed its check"))
+    monkeypatch.setattr(files, "read_pickle", lambda p: pytest.fail("unpickled a file that failed its check"))
     with pytest.raises(AnnotationError, match="does not match the published") as e:
         load_benchmark("EVVE", offline=True)
     assert str(cached) in str(e.value) and "\n" not in str(e.value)
@@ -263,8 +270,9 @@ def test_offline_and_not_cached(tmp_path, monkeypatch, env, offline, reason):
         load_benchmark("VCDB", offline=offline)
     msg = str(e.value)
     assert "\n" not in msg and reason in msg
-    assert ANNOTATION_FILES["vcdb"].url in msg
+    assert ANNOTATION_ARTIFACTS["vcdb"].url in msg
     assert str(_cache(tmp_path) / "vcdb.pickle") in msg  # where to put it by hand
+    assert "--annotations FILE" in msg  # or the option that takes a local copy
 
 
 def test_unknown_registry_key():
@@ -304,14 +312,15 @@ def served_evve(tmp_path, monkeypatch):
     }
     sha256 = hashlib.sha256(_write_pickle(root / "evve.pickle", evve).read_bytes()).hexdigest()
     server = _Server(root)
-    monkeypatch.setitem(ANNOTATION_FILES, "evve", Artifact("evve", server.url("evve.pickle"), "evve.pickle", sha256))
+    monkeypatch.setitem(ARTIFACTS, "evve", Artifact("evve", server.url("evve.pickle"), "evve.pickle", sha256,
+                                                    kind=ANNOTATION, option="--annotations"))
     yield server
     server.close()
 
 
 def test_download_then_cache(served_evve, tmp_path, monkeypatch):
     calls: list[tuple[int, int | None]] = []
-    b = load_benchmark("evve", progress=lambda done, total: calls.append((done, total)))
+    b = load_benchmark("evve", progress=CallbackProgress(download=lambda done, total: calls.append((done, total))))
     assert b.source == _cache(tmp_path) / "evve.pickle"
     assert (b.queries, b.database, b.video_ids()) == (["q1", "q2"], ["d1", "d2"], ["q1", "q2", "d1", "d2"])
     assert b.events == {"e": (frozenset({"q1", "q2"}), frozenset({"d1"}))}
@@ -321,9 +330,10 @@ def test_download_then_cache(served_evve, tmp_path, monkeypatch):
 
 
 def test_download_with_wrong_checksum_keeps_nothing(served_evve, tmp_path, monkeypatch):
-    wrong = Artifact("evve", served_evve.url("evve.pickle"), "evve.pickle", "0" * 64)
-    monkeypatch.setitem(ANNOTATION_FILES, "evve", wrong)
-    monkeypatch.setattr(benchmarks, "read_pickle", lambda p: pytest.fail("unpickled an unverified download"))
+    wrong = Artifact("evve", served_evve.url("evve.pickle"), "evve.pickle", "0" * 64, kind=ANNOTATION,
+                     option="--annotations")
+    monkeypatch.setitem(ARTIFACTS, "evve", wrong)
+    monkeypatch.setattr(files, "read_pickle", lambda p: pytest.fail("unpickled an unverified download"))
     with pytest.raises(AnnotationError, match="sha256") as e:
         load_benchmark("EVVE")
     assert wrong.url in str(e.value) and not (_cache(tmp_path) / "evve.pickle").exists()

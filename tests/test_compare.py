@@ -12,6 +12,7 @@ from media import center_crop, fit, read_frames, write_video
 from s2vs_cli.cli import app
 from s2vs_cli.jobs.compare import compare_features, compare_videos, extract_video_features
 from s2vs_cli.models.loading import load_extractor
+from s2vs_cli.runtime import Runtime
 
 RANDOM = ["--backbone-weights", "random", "--pca", "random"]
 runner = CliRunner()
@@ -84,9 +85,8 @@ def test_segment_located_on_both_sides(videos_dir, made, extractor):
 def test_python_api_compare_videos(videos_dir, extractor):
     import s2vs_cli
 
-    network = s2vs_cli.load_similarity_network("random")
-    extractor_512 = s2vs_cli.load_extractor("random", "random", "cpu")
-    result = s2vs_cli.compare_videos(videos_dir / "bikes.mp4", videos_dir / "walk.mkv", extractor_512, network)
+    runtime = Runtime.cpu().load_models("random", "random", "random")
+    result = s2vs_cli.compare_videos(videos_dir / "bikes.mp4", videos_dir / "walk.mkv", runtime)
     assert -1 <= result.similarity <= 1
     assert result.frames == (10, 6)  # walk.mkv: 3 frames at 1 fps, repeated to 6 (at least 4)
     assert set(result.timings) == {"decode", "extract", "compare"}
@@ -97,11 +97,11 @@ def test_reduced_precision_cost_on_similarity(videos_dir, extractor):
     """End to end, bf16 autocast (CNN and ViSiL) moves the similarity by < 1e-3 (measured 2e-5 here)."""
     import s2vs_cli
 
-    net = s2vs_cli.load_similarity_network("random")
-    ext = s2vs_cli.load_extractor("random", "random", "cpu")
+    exact_runtime = Runtime.cpu("fp32").load_models("random", "random", "random")
+    reduced_runtime = Runtime.cpu("bf16").load_models("random", "random", "random")
     a, b = videos_dir / "bikes.mp4", videos_dir / "s2vs_example.mp4"
-    exact = compare_videos(a, b, ext, net, precision="fp32").similarity
-    reduced = compare_videos(a, b, ext, net, precision="bf16").similarity
+    exact = compare_videos(a, b, exact_runtime).similarity
+    reduced = compare_videos(a, b, reduced_runtime).similarity
     assert abs(exact - reduced) < 1e-3
 
 
@@ -124,6 +124,7 @@ def test_cli_compare_table_and_heatmap(videos_dir, made, tmp_path):
                                  *RANDOM, "--features-only", "--heatmap", str(heatmap)])
     assert result.exit_code == 0, result.output
     assert "similarity" in result.stdout and "best match" in result.stdout
+    assert [line for line in result.stdout.splitlines() if line != line.rstrip()] == []  # piped: no padding
     assert "random weights" in result.stderr
     from PIL import Image
     with Image.open(heatmap) as image:
@@ -173,7 +174,7 @@ def test_cli_corrupt_video(videos_dir, tmp_path):
 def test_cli_missing_weights_offline(videos_dir):
     clip = str(videos_dir / "bikes.mp4")
     line = _error_line(runner.invoke(app, ["compare", clip, clip]), 1)
-    assert "cannot download" in line and "https://" in line and "S2VS_OFFLINE" in line
+    assert "cannot be downloaded" in line and "S2VS_OFFLINE" in line and "resnet50-0676ba61.pth" in line
 
 
 def test_cli_bad_yaml_key(videos_dir, tmp_path):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from s2vs_cli.benchmarks.annotations import AnnotationError, load_custom_ground_truth
+from s2vs_cli.benchmarks import AnnotationError, EvaluationError, evaluate_custom, load_custom_ground_truth
 
 VALID = {
     "queries": ["q1", "q2"],
@@ -36,7 +36,7 @@ def test_optional_parts_may_be_left_out(tmp_path):
     assert gt.negatives is None and gt.segments == {}
 
 
-@pytest.mark.parametrize("change, message", [
+ERRORS = pytest.mark.parametrize("change, message", [
     ({"extra": 1}, "unknown key 'extra'"),
     ({"queries": []}, "'queries' must be a non-empty list"),
     ({"database": ["a", "a"]}, r"database\[1\]: 'a' is listed twice"),
@@ -49,9 +49,23 @@ def test_optional_parts_may_be_left_out(tmp_path):
     ({"segments": {"q1": {"a": [[5, 1, 0, 1]]}}}, r"segments\['q1'\]\['a'\]\[0\]: \[5, 1, 0, 1\] is not"),
     ({"segments": {"q1": {"a": [[0, 1, 0]]}}}, r"segments\['q1'\]\['a'\]\[0\]"),
 ])
+
+
+@ERRORS
 def test_errors_name_the_offending_entry(tmp_path, change, message):
-    with pytest.raises(AnnotationError, match=message):
+    with pytest.raises(AnnotationError, match=message) as e:
         load_custom_ground_truth(_write(tmp_path, VALID | change))
+    assert str(e.value).startswith(f"{tmp_path / 'gt.json'}: ")
+
+
+@ERRORS
+def test_the_metrics_check_a_ground_truth_in_memory_the_same_way(tmp_path, change, message):
+    similarities = {"q1": {"a": 0.9, "b": 0.5, "c": 0.1}}
+    with pytest.raises(EvaluationError, match=message) as e:
+        evaluate_custom(VALID | change, similarities)
+    assert str(e.value).startswith("ground truth: ")
+    from_file = load_custom_ground_truth(_write(tmp_path, VALID))
+    assert evaluate_custom(VALID, similarities).metrics == evaluate_custom(from_file, similarities).metrics
 
 
 def test_file_level_errors(tmp_path):

@@ -52,7 +52,7 @@ def test_vcdb_with_distractors_ranks_them_and_counts_the_unscored(tmp_path):
     """Positives at 0.9, everything else at 0.1, except one distractor above the positives of one query."""
     if not DATA.is_dir():
         pytest.skip(f"{DATA} not found: the ../shared folder (annotation files) is not beside the checkout")
-    from s2vs_cli.benchmarks.annotations import load_benchmark
+    from s2vs_cli.benchmarks import load_benchmark
 
     vcdb = load_benchmark("VCDB", annotations=DATA / "vcdb.pickle", distractors=True)
     scored_distractors = vcdb.distractors[:10]
@@ -103,7 +103,7 @@ def test_custom_set_from_features_with_missing_videos_counted(custom_set, tmp_pa
                                       "--from-similarities", str(tmp_path / "s.h5"), "--json"]))
     assert again["metrics"] == summary["metrics"]
     strict = runner.invoke(app, args + ["--strict"])
-    assert strict.exit_code == 1 and "0 queries and 1 database videos have no similarities (e.g. 'd5')" in strict.output
+    assert strict.exit_code == 1 and "0 queries and 1 database video have no similarities (e.g. 'd5')" in strict.output
 
 
 def test_segments_reported_on_annotated_pairs_are_scored(custom_set, tmp_path):
@@ -121,10 +121,29 @@ def test_segments_reported_on_annotated_pairs_are_scored(custom_set, tmp_path):
     assert summary["metrics"]["segment_precision"] == summary["metrics"]["segment_recall"] == 1.0
     assert summary["segment_pairs"] == 1 and summary["segment_pairs_missing"] == [["q1", "d5"]]
     shown = runner.invoke(app, args + ["--dataset-hdf5", str(features)])
-    assert "segments located on 1 annotated pairs (1 left out: a video is missing)" in shown.output
+    assert "segments located on 1 annotated pair (1 left out: a video is missing)" in shown.output
     assert "segment_F1" in shown.output
     rescored = _json(runner.invoke(app, args + ["--from-similarities", str(tmp_path / "s.json"), "--json"]))
     assert "segment_precision" not in rescored["metrics"] and "need features" in rescored["segment_note"]
+
+
+def test_notes_name_the_left_out_and_absent_queries(custom_set, tmp_path):
+    features, gt_path = custom_set
+    gt = json.loads(gt_path.read_text())
+    gt["positives"]["q2"] = ["d5"]  # d5 is not in the feature file: q2 has nothing relevant left
+    gt_path.write_text(json.dumps(gt))
+    args = ["evaluate", "--dataset", "custom", "--ground-truth", str(gt_path), "--features-only",
+            "--dataset-hdf5", str(features)]
+    shown = runner.invoke(app, args)
+    assert shown.exit_code == 0, shown.output
+    assert "1 query had no positives among the videos evaluated and was left out of mAP: q2" in shown.output
+    assert "2 queries and 4 database videos evaluated" in shown.output
+    assert _json(runner.invoke(app, args + ["--json"]))["without_positives"] == ["q2"]
+    gt["queries"], gt["positives"] = ["qx"], {"qx": ["d1"]}
+    gt_path.write_text(json.dumps(gt))
+    absent = runner.invoke(app, args)
+    assert absent.exit_code == 1
+    assert f"the ground truth query 'qx' is not in {features}" in " ".join(absent.output.split())
 
 
 def test_full_network_runs_on_the_features(custom_set):
@@ -132,6 +151,10 @@ def test_full_network_runs_on_the_features(custom_set):
     summary = _json(runner.invoke(app, ["evaluate", "--dataset", "custom", "--ground-truth", str(gt),
                                         "--dataset-hdf5", str(features), "--model", "random", "--json"]))
     assert set(summary["metrics"]) >= {"mAP", "uAP"} and summary["model"] == "random (seed 0)"
+    assert summary["random_weights"] is True
+    shown = runner.invoke(app, ["evaluate", "--dataset", "custom", "--ground-truth", str(gt), "--dataset-hdf5",
+                                str(features), "--model", "random"])
+    assert "random weights: a test of the pipeline" in shown.output
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,7 +1,6 @@
 """Bulk extraction end to end: batching across videos, failures, resume, kill -9, torchrun, frame folders."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -21,7 +20,7 @@ from media import write_video
 from s2vs_cli.cli import app
 from s2vs_cli.jobs.extract_features import ExtractionOptions, extract_features
 from s2vs_cli.media.inputs import collect_inputs
-from s2vs_cli.models.loading import load_extractor
+from s2vs_cli.runtime import Runtime
 from s2vs_cli.storage.parts import parts_dir_for
 from s2vs_cli.storage.store import FeatureStore, StoreIdentity
 from s2vs_cli.media.video import decode_video
@@ -39,8 +38,15 @@ def _offline(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def extractor():
-    return load_extractor("random", "random", "cpu")
+def runtime():
+    runtime = Runtime.cpu()
+    runtime.load_extractor("random", "random")
+    return runtime
+
+
+@pytest.fixture(scope="module")
+def extractor(runtime):
+    return runtime.extractor
 
 
 def _clip(path: Path, seconds: int, seed: int, size=(72, 96)) -> Path:
@@ -69,16 +75,16 @@ def _run(args: list[str]):
 
 
 def _options(**kwargs) -> ExtractionOptions:
-    return ExtractionOptions(**{"dtype": "float32", "workers": 0, "batch_size": 16} | kwargs)
+    return ExtractionOptions(**{"dtype": "float32", "workers": 0, "frames_per_batch": 16} | kwargs)
 
 
 # --- the pipeline -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_batches_across_videos_equal_one_video_at_a_time(clips, extractor, tmp_path, workers):
+def test_batches_across_videos_equal_one_video_at_a_time(clips, runtime, extractor, tmp_path, workers):
     items = collect_inputs([clips]).inputs
     output = tmp_path / "out.h5"
-    summary = extract_features(items, output, extractor, IDENTITY, "test", _options(workers=workers))
+    summary = extract_features(items, output, runtime, _options(workers=workers))
     assert (summary.written, summary.failures, summary.videos_in_output) == (6, [], 6)
     assert summary.frames == 3 + 7 + 1 + 5 + 2 + 6
     stored = _read_all(output)
@@ -94,28 +100,35 @@ def test_batches_across_videos_equal_one_video_at_a_time(clips, extractor, tmp_p
     assert not parts_dir_for(output).exists()
 
 
-def test_resume_skips_done_videos_and_overwrite_redoes_them(clips, extractor, tmp_path):
+def test_resume_skips_done_videos_and_overwrite_redoes_them(clips, runtime, tmp_path):
     items = collect_inputs([clips]).inputs
     output = tmp_path / "out.h5"
-    extract_features(items[:2], output, extractor, IDENTITY, "test", _options())
+    extract_features(items[:2], output, runtime, _options())
     first = _read_all(output)
-    again = extract_features(items, output, extractor, IDENTITY, "test", _options())
+    again = extract_features(items, output, runtime, _options())
     assert (again.already_done, again.written, again.videos_in_output) == (2, 4, 6)
     for video_id, features in first.items():
         np.testing.assert_array_equal(_read_all(output)[video_id], features)
-    redo = extract_features(items[:1], output, extractor, IDENTITY, "test", _options(overwrite=True))
+    redo = extract_features(items[:1], output, runtime, _options(overwrite=True))
     assert (redo.already_done, redo.written, redo.videos_in_output, redo.replaced) == (0, 1, 6, None)
-    other = dataclasses.replace(IDENTITY, whitening="another whitening")  # the file cannot hold both
-    replaced = extract_features(items[:1], output, extractor, other, "test", _options(overwrite=True))
+    other = _seeded_runtime(1)  # another model: the file cannot hold both
+    replaced = extract_features(items[:1], output, other, _options(overwrite=True))
     assert replaced.videos_in_output == 1 and "whitening 'random (seed 0)'" in replaced.replaced
 
 
-def test_a_run_with_another_model_is_refused(clips, extractor, tmp_path):
+def _seeded_runtime(seed: int) -> Runtime:
+    runtime = Runtime.cpu(seed=seed)
+    runtime.load_extractor("random", "random")
+    return runtime
+
+
+def test_a_run_with_another_model_is_refused(clips, runtime, tmp_path):
     items = collect_inputs([clips]).inputs[:1]
-    extract_features(items, tmp_path / "out.h5", extractor, IDENTITY, "test", _options())
-    other = StoreIdentity("ResNet-50 imagenet", "vcdb", 1.0, 512)
+    extract_features(items, tmp_path / "out.h5", runtime, _options())
     with pytest.raises(Exception, match=r"holds features made differently: backbone 'ResNet-50 random \(seed 0\)'"):
-        extract_features(items, tmp_path / "out.h5", extractor, other, "test", _options())
+        extract_features(items, tmp_path / "out.h5", _seeded_runtime(1), _options())
+    with pytest.raises(Exception, match=r"fps 1.0 \(this run: 2.0\)"):
+        extract_features(items, tmp_path / "out.h5", runtime, _options(fps=2.0))
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -148,7 +161,7 @@ def test_missing_inputs_stop_before_any_work_unless_skipped(clips, tmp_path):
     args = ["extract-features", "--dataset-path", str(clips), "--pattern", "{id}.mp4", "--list", str(ids),
             "-o", str(tmp_path / "out.h5"), *RANDOM]
     result = _run(args)
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # an input that cannot be used (README: exit status)
     assert "1 of 2 videos not found: 'clip9' (no video matches the pattern" in result.output
     assert "--skip-missing" in result.output and not (tmp_path / "out.h5").exists()
     result = _run(args + ["--skip-missing", "--json"])
@@ -157,11 +170,49 @@ def test_missing_inputs_stop_before_any_work_unless_skipped(clips, tmp_path):
     assert set(_read_all(tmp_path / "out.h5")) == {"clip0"}
 
 
+@pytest.mark.parametrize("command", ["extract-features", "extract-frames"])
+def test_a_missing_video_exits_1(clips, tmp_path, command):
+    result = _run([command, str(clips / "clip0.mp4"), str(tmp_path / "gone.mp4"), "-o", str(tmp_path / "out"),
+                   *(RANDOM if command == "extract-features" else [])])
+    assert result.exit_code == 1, result.output
+    assert "1 of 2 videos not found: 'gone' (not found:" in result.output and not (tmp_path / "out").exists()
+
+
+def test_a_rerun_with_nothing_to_do_says_so_in_plain_lines(clips, tmp_path):
+    args = ["extract-features", str(clips / "clip2.mp4"), "-o", str(tmp_path / "one.h5"), "-j", "0", *RANDOM]
+    first = _run(args)
+    assert first.exit_code == 0, first.output
+    assert "one.h5  (1 video)" in first.stdout
+    again = _run(args)
+    assert again.exit_code == 0 and "nothing to do: the video is already in" in again.output
+    assert "0/0" not in again.output and "videos/s" not in again.output
+    for line in first.output.splitlines() + again.output.splitlines():  # piped: no rich padding
+        assert line == line.rstrip(), repr(line)
+
+
+@pytest.mark.parametrize("command", ["extract-features", "extract-frames"])
+def test_bulk_commands_are_placed_by_the_runtime(clips, tmp_path, monkeypatch, command):
+    """Each rank's device and process group come from Runtime.start(distributed=True), nowhere else."""
+    from s2vs_cli.errors import S2VSError
+
+    calls = []
+
+    def start(*args, **kwargs):
+        calls.append((args, kwargs))
+        raise S2VSError("stopped before any work")
+
+    monkeypatch.setattr(Runtime, "start", start)
+    result = _run([command, str(clips / "clip0.mp4"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "stopped before any work" in result.output
+    (device, *_), options = calls[0]
+    assert options["distributed"] is True and device == ("auto" if command == "extract-features" else "cpu")
+
+
 def test_dataset_option_takes_a_benchmarks_ids(clips, tmp_path):
     annotations = Path(__file__).resolve().parents[2] / "shared" / "data" / "evve.pickle"
     if not annotations.exists():
         pytest.skip(f"{annotations} not found: the ../shared folder is not beside the checkout")
-    from s2vs_cli.benchmarks.annotations import load_benchmark
+    from s2vs_cli.benchmarks import load_benchmark
 
     ids = load_benchmark("EVVE", annotations=annotations).video_ids()
     data = tmp_path / "evve"
@@ -178,27 +229,27 @@ def test_dataset_option_takes_a_benchmarks_ids(clips, tmp_path):
 
 def test_config_file_and_print_config(tmp_path):
     config = tmp_path / "extract.yaml"
-    config.write_text("batch_size: 64\ndtype: float32\nworkers: 3\n")
+    config.write_text("frames_per_batch: 64\ndtype: float32\nworkers: 3\n")
     result = _run(["extract-features", "x.mp4", "-o", "o.h5", "--config", str(config), "--workers", "1",
                    "--print-config"])
     assert result.exit_code == 0
-    assert "batch_size: 64\n" in result.stdout and "workers: 1\n" in result.stdout and "dtype: float32" in result.stdout
+    assert "frames_per_batch: 64\n" in result.stdout and "workers: 1\n" in result.stdout and "dtype: float32" in result.stdout
     config.write_text("batch-sise: 64\n")
     result = _run(["extract-features", "x.mp4", "-o", "o.h5", "--config", str(config)])
     assert result.exit_code == 2 and "unknown key 'batch-sise'" in result.output
 
 
-def test_a_second_run_on_the_same_output_is_refused(clips, extractor, tmp_path):
+def test_a_second_run_on_the_same_output_is_refused(clips, runtime, tmp_path):
     from s2vs_cli.errors import S2VSError
-    from s2vs_cli.jobs.extract_features import LOCK_NAME
+    from s2vs_cli.storage.parts import LOCK_NAME
     from s2vs_cli.storage.runs import exclusive_lock
 
     output = tmp_path / "out.h5"
     with exclusive_lock(parts_dir_for(output) / LOCK_NAME, str(output)):  # a run in progress
         with pytest.raises(S2VSError, match=rf"{output} is being written by another run \(pid {os.getpid()}\)"):
-            extract_features(collect_inputs([clips]).inputs[:1], output, extractor, IDENTITY, "test", _options())
+            extract_features(collect_inputs([clips]).inputs[:1], output, runtime, _options())
     (tmp_path / ".out.h5.merging-123").write_bytes(b"x" * 100)  # a merge killed half-way
-    extract_features(collect_inputs([clips]).inputs[:1], output, extractor, IDENTITY, "test", _options())
+    extract_features(collect_inputs([clips]).inputs[:1], output, runtime, _options())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]
 
 
@@ -281,24 +332,24 @@ CRASHING_RUN = textwrap.dedent("""
     import sys, time
     from s2vs_cli.jobs.extract_features import ExtractionOptions, extract_features
     from s2vs_cli.media.inputs import collect_inputs
-    from s2vs_cli.models.loading import load_extractor
-    from s2vs_cli.storage.store import StoreIdentity
+    from s2vs_cli.progress import CallbackProgress
+    from s2vs_cli.runtime import Runtime
 
     clips, output = sys.argv[1], sys.argv[2]
     items = collect_inputs([clips]).inputs
-    identity = StoreIdentity("ResNet-50 random (seed 0)", "random (seed 0)", 1.0, 512)
-    options = ExtractionOptions(dtype="float32", workers=0, batch_size=4, part_videos=1)
-    slow = lambda counts: time.sleep(0.3)  # time to be killed mid-run
-    extract_features(items, output, load_extractor("random", "random", "cpu"), identity, "test", options,
-                     progress=slow)
+    options = ExtractionOptions(dtype="float32", workers=0, frames_per_batch=4, part_videos=1)
+    slow = CallbackProgress(update=lambda done, total: time.sleep(0.3))  # time to be killed mid-run
+    runtime = Runtime.cpu()
+    runtime.load_extractor("random", "random")
+    extract_features(items, output, runtime, options, progress=slow)
 """)
 
 
 @pytest.mark.slow
-def test_kill_9_mid_run_loses_nothing_and_resumes(clips, extractor, tmp_path):
+def test_kill_9_mid_run_loses_nothing_and_resumes(clips, runtime, tmp_path):
     clean = tmp_path / "clean.h5"
     items = collect_inputs([clips]).inputs
-    extract_features(items, clean, extractor, IDENTITY, "test", _options())
+    extract_features(items, clean, runtime, _options())
     output = tmp_path / "crashed.h5"
     script = tmp_path / "run.py"
     script.write_text(CRASHING_RUN)
@@ -318,7 +369,7 @@ def test_kill_9_mid_run_loses_nothing_and_resumes(clips, extractor, tmp_path):
     result = _run(["merge", str(output)])  # what is done so far, as one readable file
     assert result.exit_code == 0 and f"{len(finished)} videos" in result.stdout
     assert len(_read_all(output)) == len(finished) and not list(parts.glob("*.h5"))
-    summary = extract_features(items, output, extractor, IDENTITY, "test", _options())
+    summary = extract_features(items, output, runtime, _options())
     assert summary.already_done == len(finished) and summary.written == 6 - len(finished)
     resumed, reference = _read_all(output), _read_all(clean)
     assert sorted(resumed) == sorted(reference)
@@ -327,10 +378,10 @@ def test_kill_9_mid_run_loses_nothing_and_resumes(clips, extractor, tmp_path):
     assert not parts.exists()
 
 
-def test_merge_joins_files_and_refuses_nothing_to_merge(clips, extractor, tmp_path):
+def test_merge_joins_files_and_refuses_nothing_to_merge(clips, runtime, tmp_path):
     items = collect_inputs([clips]).inputs
     for name, chunk in (("a.h5", items[:2]), ("b.h5", items[1:4])):
-        extract_features(chunk, tmp_path / name, extractor, IDENTITY, "test", _options())
+        extract_features(chunk, tmp_path / name, runtime, _options())
     result = _run(["merge", str(tmp_path / "all.h5"), str(tmp_path / "a.h5"), str(tmp_path / "b.h5")])
     assert result.exit_code == 0, result.output
     assert "4 videos (4 added from 2 file(s))" in result.stdout and "1 id(s) were in more than one file" in result.output

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from s2vs_cli.models.extractor import PCAWhitening, RegionExtractor, build_resnet50, to_model_input
-from s2vs_cli.models.weights import seeded
+from s2vs_cli.models.extractor import RegionExtractor
+from s2vs_cli.models.resnet import ResNet50LiMAC, build_resnet50, to_model_input
+from s2vs_cli.models.seeding import seeded
+from s2vs_cli.models.whitening import PCAWhitening
 
 TOL = 1e-4
 
@@ -17,7 +19,7 @@ def parity_extractor(parity_weights):
     state = torch.load(parity_weights / "resnet_random.pth", weights_only=True)
     cnn.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
     pca = torch.load(parity_weights / "pca_random.pth", weights_only=True)
-    return RegionExtractor(cnn, PCAWhitening.from_eigen(pca["mean"], pca["d"], pca["V"]))
+    return RegionExtractor(ResNet50LiMAC(cnn), PCAWhitening.from_eigen(pca["mean"], pca["d"], pca["V"]))
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def optimized_extractor(parity_extractor):
 
 def test_region_vectors_match_original(parity_extractor, parity_inputs, parity_ref):
     frames = torch.from_numpy(parity_inputs["frames"])
-    unwhitened = RegionExtractor(parity_extractor.cnn, None)
+    unwhitened = RegionExtractor(parity_extractor.backbone, None)
     with torch.inference_mode():
         raw = unwhitened(frames)
         whitened = parity_extractor(frames)
@@ -40,7 +42,7 @@ def test_region_vectors_match_original(parity_extractor, parity_inputs, parity_r
 def test_inference_optimizations_keep_parity(optimized_extractor, parity_inputs, parity_ref):
     """BatchNorm folding, channels-last and batching change nothing beyond rounding."""
     frames = torch.from_numpy(parity_inputs["frames"])
-    features = optimized_extractor.extract(frames, batch_size=4)
+    features = optimized_extractor.extract(frames, frames_per_batch=4)
     assert features.dtype == torch.float32 and features.shape == (6, 9, 512)
     np.testing.assert_allclose(features, parity_ref["region_features"], atol=TOL, rtol=0)
 
@@ -112,6 +114,6 @@ def test_seeded_random_backbone_is_the_parity_backbone(parity_weights):
 def test_compiled_extractor_matches_eager(optimized_extractor, parity_inputs, parity_ref):
     """--compile (torch.compile, frozen weights): same features; a short last batch is padded, not recompiled."""
     frames = torch.from_numpy(parity_inputs["frames"][:5])
-    features = optimized_extractor.extract(frames, batch_size=4, compiled=True)
+    features = optimized_extractor.extract(frames, frames_per_batch=4, compiled=True)
     assert features.shape == (5, 9, 512)
     np.testing.assert_allclose(features, parity_ref["region_features"][:5], atol=TOL, rtol=0)

@@ -92,25 +92,25 @@ def test_disk_full_mid_extraction_loses_nothing_and_resumes(tmp_path, monkeypatc
     from test_extraction import _clip, _options
     from s2vs_cli.jobs.extract_features import extract_features
     from s2vs_cli.media.inputs import collect_inputs
-    from s2vs_cli.models.loading import load_extractor
+    from s2vs_cli.runtime import Runtime
 
     clips = tmp_path / "clips"
     clips.mkdir()
     for i, seconds in enumerate([2, 3, 1, 2]):
         _clip(clips / f"clip{i}.mp4", seconds, seed=i)
     items = collect_inputs([clips]).inputs
-    extractor = load_extractor("random", "random", "cpu")
-    identity = StoreIdentity(extractor.backbone_label, extractor.whitening_label, 1.0, 512, dtype="float32")
-    clean = extract_features(items, tmp_path / "clean.h5", extractor, identity, "test", _options())
+    runtime = Runtime.cpu()
+    runtime.load_extractor("random", "random")
+    clean = extract_features(items, tmp_path / "clean.h5", runtime, _options())
     assert clean.written == 4
 
     output = tmp_path / "out.h5"
     monkeypatch.setattr(parts_module, "write_video", _failing_write(2, OSError(errno.ENOSPC, HDF5_ENOSPC)))
     with pytest.raises(FeatureStoreError, match="No space left on device"):
-        extract_features(items, output, extractor, identity, "test", _options(part_videos=1))
+        extract_features(items, output, runtime, _options(part_videos=1))
     assert not (tmp_path / "out.h5.parts" / "lock").exists()  # a failed run leaves no lock behind
     monkeypatch.undo()
-    resumed = extract_features(items, output, extractor, identity, "test", _options())
+    resumed = extract_features(items, output, runtime, _options())
     assert resumed.already_done == 2 and resumed.written == 2 and resumed.failures == []
     expected, found = _read_all(tmp_path / "clean.h5"), _read_all(output)
     assert found.keys() == expected.keys()
@@ -400,6 +400,6 @@ def test_an_unwritable_output_fails_before_any_work(tmp_path, command):
 
 def test_folders_given_as_feature_files_say_so(tmp_path):
     searched = runner.invoke(app, ["search", "q", "--database", str(tmp_path)])
-    assert searched.exit_code == 2 and "is a folder" in searched.output
+    assert searched.exit_code == 1 and "is a folder" in searched.output  # a file that cannot be used (README)
     merged = runner.invoke(app, ["merge", str(tmp_path)])
     assert merged.exit_code == 1 and "is a folder; give the feature file to write" in merged.output

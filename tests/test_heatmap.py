@@ -4,15 +4,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from s2vs_cli.report.heatmap import (
-    NAN_COLOR,
-    SEGMENT_COLOR,
-    colormap,
-    format_seconds,
-    plot_geometry,
-    render_heatmap,
-    save_heatmap,
-)
+from s2vs_cli.report.axes import format_seconds
+from s2vs_cli.report.colors import NAN_COLOR, SEGMENT_COLOR, colormap
+from s2vs_cli.report.heatmap import render_heatmap, save_heatmap
+from s2vs_cli.report.layout import plot_geometry
+from s2vs_cli.scoring.localization import SegmentTimes
 
 TOP_COLOR = tuple(int(c) for c in colormap(np.array(1.0)))
 BOTTOM_COLOR = tuple(int(c) for c in colormap(np.array(0.0)))
@@ -98,7 +94,7 @@ def test_nan_is_gray_and_constant_map_renders():
 
 def test_segment_rectangle_has_segment_colour():
     sim = block_map()
-    segment = (10.0, 21.0, 30.0, 41.0)  # seconds; at 1 frame/s these are frame positions
+    segment = SegmentTimes(10.0, 21.0, 30.0, 41.0)  # seconds; at 1 frame/s these are frame positions
     image = render_heatmap(sim, frame_times(60), frame_times(60), segment=segment, title="x")
     g = plot_geometry(sim.shape, title="x", segment=segment)
     middle_y, middle_x = g.y_at(15.5), g.x_at(35.5)
@@ -113,7 +109,7 @@ def test_segment_rectangle_has_segment_colour():
 def test_segment_follows_frame_times():
     # At 2 frames/s, second 5 is frame 10.
     sim = np.zeros((40, 40))
-    segment = (5.0, 10.0, 2.0, 8.0)
+    segment = SegmentTimes(5.0, 10.0, 2.0, 8.0)
     image = render_heatmap(sim, frame_times(40, fps=2), frame_times(40, fps=2), segment=segment)
     g = plot_geometry(sim.shape, segment=segment)
     assert image.getpixel((g.x_at(4), g.y_at(15))) == SEGMENT_COLOR
@@ -123,7 +119,7 @@ def test_segment_follows_frame_times():
 def test_repeated_and_offset_times_render():
     sim = np.random.default_rng(3).random((6, 8))
     repeated = np.array([0.0, 1.0, 2.0, 0.0, 1.0, 2.0])  # a short video played twice
-    image = render_heatmap(sim, repeated, 100.0 + frame_times(8), segment=(0.0, 2.0, 101.0, 105.0))
+    image = render_heatmap(sim, repeated, 100.0 + frame_times(8), segment=SegmentTimes(0.0, 2.0, 101.0, 105.0))
     assert image.mode == "RGB"
 
 
@@ -134,11 +130,11 @@ def test_unicode_title_renders():
 
 def test_save_heatmap_writes_png(tmp_path):
     path = tmp_path / "nested" / "dir" / "map.png"
-    save_heatmap(path, block_map(), frame_times(60), frame_times(60), segment=(10, 20, 30, 40), title="t")
+    save_heatmap(path, block_map(), frame_times(60), frame_times(60), segment=SegmentTimes(10, 20, 30, 40), title="t")
     with Image.open(path) as image:
         assert image.format == "PNG"
         assert image.mode == "RGB"
-        geometry = plot_geometry((60, 60), title="t", segment=(10, 20, 30, 40))
+        geometry = plot_geometry((60, 60), title="t", segment=SegmentTimes(10, 20, 30, 40))
         assert image.size == (geometry.image_width, geometry.image_height)
 
 
@@ -166,10 +162,9 @@ def test_invalid_input_raises_value_error(sim, query_times, target_times, messag
         render_heatmap(sim, query_times, target_times)
 
 
-@pytest.mark.parametrize("segment", [(1.0, 2.0, 3.0), (0.0, np.nan, 1.0, 2.0)])
-def test_invalid_segment_raises_value_error(segment):
+def test_invalid_segment_raises_value_error():
     with pytest.raises(ValueError, match="segment"):
-        render_heatmap(np.eye(4), frame_times(4), frame_times(4), segment=segment)
+        render_heatmap(np.eye(4), frame_times(4), frame_times(4), segment=SegmentTimes(0.0, np.nan, 1.0, 2.0))
 
 
 def test_invalid_value_range_raises_value_error():

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from s2vs_cli.errors import ConfigError
 from s2vs_cli.media.inputs import collect_inputs, read_id_list
+from s2vs_cli.media.source import SOURCES, FrameSource, InputSet, VideoInput, open_source, source_class
 
 
 def _touch(path: Path, text: str = "x") -> Path:
@@ -127,3 +129,49 @@ def test_id_list_errors(tmp_path):
     with pytest.raises(ConfigError, match="duplicate video id.*'a'"):
         collect_inputs(dataset_path=tmp_path / "data", pattern="{id}.mp4",
                        id_list=_touch(tmp_path / "dup.txt", "a\na\n"))
+
+
+# --- the frame-source seam -------------------------------------------------------------------------
+
+class ToneSource(FrameSource):
+    """A made-up source (one flat grey frame per line of a .tone file): what a new decoder adds, and all."""
+
+    name, noun, default_pattern = "tone", "tone file", "{id}.tone"
+
+    def frames(self):
+        lines = Path(self.path).read_text().split()
+        for index, level in enumerate(lines):
+            yield np.full((self.crop, self.crop, 3), int(level), np.uint8), index / self.fps
+        self.duration = len(lines) / self.fps
+
+    @classmethod
+    def find(cls, path: Path) -> InputSet:
+        files = sorted(path.glob("*.tone")) if path.is_dir() else [path]
+        return InputSet([VideoInput(cls.id_of(p), p) for p in files])
+
+    @classmethod
+    def readable(cls, matches: list[Path]) -> list[Path]:
+        return [m for m in matches if m.suffix == ".tone"]
+
+
+def test_a_new_frame_source_is_one_class_and_one_registry_line(tmp_path, monkeypatch):
+    from s2vs_cli.jobs.worker_jobs import decode_job
+
+    monkeypatch.setitem(SOURCES, "tone", f"{__name__}:ToneSource")  # the one registry line
+    _touch(tmp_path / "a.tone", "10 20 30")
+    _touch(tmp_path / "b.mp4")
+    found = collect_inputs([tmp_path], loader="tone")
+    assert _ids(found) == ["a"] and found.ignored == []
+    by_pattern = collect_inputs(dataset_path=tmp_path, loader="tone", ids=["a", "c"])
+    assert _ids(by_pattern) == ["a"] and by_pattern.missing[0][2] == "no tone file matches the pattern"
+    messages = list(decode_job((str(tmp_path / "a.tone"), "tone"), fps=2.0, threads=1))
+    kind, frames, times = messages[0]
+    assert kind == "frames" and frames.shape == (3, 224, 224, 3) and frames[2, 0, 0, 0] == 30
+    np.testing.assert_array_equal(times, [0.0, 0.5, 1.0])
+    assert messages[-1] == ("info", {"lost_frames": 0, "warnings": []})
+
+
+def test_the_registry_names_the_sources_and_refuses_unknown_ones():
+    assert source_class("video").noun == "video" and source_class("frames").default_pattern == "{id}"
+    with pytest.raises(ConfigError, match=r"unknown loader 'gpu' \(choose from video, frames\)"):
+        open_source("gpu", "x.mp4")

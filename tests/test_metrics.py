@@ -1,4 +1,4 @@
-"""Tests of s2vs_cli.benchmarks.metrics: building blocks by hand, each benchmark on small hand-worked cases, and parity
+"""Tests of the benchmark metrics: building blocks by hand, each benchmark on small hand-worked cases, and parity
 with the numbers the original implementation printed (../shared/parity/metrics) on the real annotation files."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import SHARED
 
-from s2vs_cli.benchmarks.annotations import CCWebBenchmark, EVVEBenchmark, FIVRBenchmark, VCDBBenchmark, load_benchmark
-from s2vs_cli.benchmarks.metrics import (
+from s2vs_cli.benchmarks import CCWebBenchmark, EVVEBenchmark, FIVRBenchmark, VCDBBenchmark, load_benchmark
+from s2vs_cli.benchmarks import (
     EvaluationError,
     average_precision,
     average_precision_from_ranks,
@@ -292,8 +292,12 @@ def test_benchmark_metrics_match_the_definitions_on_tied_scores(n_positives):
 
 
 def test_unusable_similarities_are_refused():
-    with pytest.raises(EvaluationError, match="none of the 3"):
+    with pytest.raises(EvaluationError, match=r"none of the 3 ground truth queries is in the similarities "
+                                              r"\(looked for 'q1', 'q2', 'q3'\)"):
         evaluate_custom(CUSTOM, {"other": {"a": 1.0}})
+    one = {"queries": ["qx"], "database": ["a"], "positives": {"qx": ["a"]}}
+    with pytest.raises(EvaluationError, match="^the ground truth query 'qx' is not in features.h5$"):
+        evaluate_custom(one, {"q1": {"a": 1.0}}, scored_from="features.h5")
     with pytest.raises(EvaluationError, match="'q1' to 'b' is NaN"):
         evaluate_custom(CUSTOM, {"q1": {"a": 0.5, "b": float("nan")}})
     with pytest.raises(EvaluationError, match="must map"):
@@ -485,7 +489,7 @@ def test_cc_web_known_ranking_on_one_query_set(bench):
 
 
 def test_interval_helpers():
-    from s2vs_cli.benchmarks.metrics import covered_time, interval_union, overlap_time
+    from s2vs_cli.benchmarks import covered_time, interval_union, overlap_time
 
     assert interval_union([(5, 6), (0, 2), (1, 3), (3, 4)]) == [(0, 4), (5, 6)]
     assert covered_time([(0, 2), (1, 3), (10, 11)]) == 4
@@ -494,7 +498,7 @@ def test_interval_helpers():
 
 
 def test_segment_precision_recall_hand_worked():
-    from s2vs_cli.benchmarks.metrics import segment_precision_recall
+    from s2vs_cli.benchmarks import segment_precision_recall
 
     annotated = {("q", "a"): [(0.0, 10.0, 20.0, 30.0)], ("q", "b"): [(0.0, 4.0, 0.0, 4.0)]}
     # Pair a: query axis reports [5, 15): 5 s overlap of 10 reported; target axis [20, 30): exact.
@@ -510,7 +514,7 @@ def test_segment_precision_recall_hand_worked():
 
 
 def test_segment_precision_recall_perfect_and_empty():
-    from s2vs_cli.benchmarks.metrics import segment_precision_recall
+    from s2vs_cli.benchmarks import segment_precision_recall
 
     annotated = {("q", "a"): [(0.0, 2.0, 5.0, 7.0), (10.0, 12.0, 15.0, 17.0)]}
     assert segment_precision_recall(annotated, annotated) == {

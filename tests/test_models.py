@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from s2vs_cli.artifacts import ARTIFACTS
+from s2vs_cli.errors import CheckpointError, ConfigError, WeightsError
 from s2vs_cli.models import loading as models
-from s2vs_cli.errors import CheckpointError, WeightsError
+from s2vs_cli.models.backbone import Backbone
+from s2vs_cli.models.backbones import BACKBONES, DEFAULT_BACKBONE, build_backbone
+from s2vs_cli.models.checkpoints import save_checkpoint
+from s2vs_cli.models.extractor import RegionExtractor
 from s2vs_cli.models.visil import ViSiL
-from s2vs_cli.models.weights import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,9 +109,9 @@ def test_truncated_checkpoint(tmp_path, parity_dir):
 
 
 def test_backbone_from_torchvision_state_dict(parity_weights):
-    cnn, label = models.load_backbone(str(parity_weights / "resnet_random.pth"))
+    backbone, label = models.load_backbone(str(parity_weights / "resnet_random.pth"))
     reference = torch.load(parity_weights / "resnet_random.pth", weights_only=True)
-    assert torch.equal(cnn.conv1.weight, reference["conv1.weight"])
+    assert torch.equal(backbone.cnn.conv1.weight, reference["conv1.weight"])
     assert label.startswith("resnet_random.pth (sha256 ") and len(label) == len("resnet_random.pth (sha256 )") + 12
 
 
@@ -117,17 +121,17 @@ def test_backbone_from_hub_cache(tmp_path, parity_weights):
     # The file name must carry the sha256 prefix of its content, as torchvision's do.
     data = (parity_weights / "resnet_random.pth").read_bytes()
     prefix = hashlib.sha256(data).hexdigest()[:8]
-    artifact = models.weights.ARTIFACTS["resnet50_imagenet"]
+    artifact = ARTIFACTS["resnet50_imagenet"]
     patched = type(artifact)(**{**artifact.__dict__, "filename": f"resnet50-{prefix}.pth",
                                 "sha256_prefix": prefix, "hub_filenames": (f"resnet50-{prefix}.pth",)})
-    models.weights.ARTIFACTS["resnet50_imagenet"] = patched
+    ARTIFACTS["resnet50_imagenet"] = patched
     try:
         (hub / patched.filename).write_bytes(data)
-        cnn, label = models.load_backbone("imagenet")
+        backbone, label = models.load_backbone("imagenet")
     finally:
-        models.weights.ARTIFACTS["resnet50_imagenet"] = artifact
+        ARTIFACTS["resnet50_imagenet"] = artifact
     assert label == "imagenet"
-    assert torch.equal(cnn.conv1.weight, torch.load(hub / patched.filename, weights_only=True)["conv1.weight"])
+    assert torch.equal(backbone.cnn.conv1.weight, torch.load(hub / patched.filename, weights_only=True)["conv1.weight"])
 
 
 def test_whitening_from_file_and_npz(tmp_path, parity_weights):
@@ -159,3 +163,55 @@ def test_hub_entry_point_loads_like_the_original(tmp_path, parity_dir):
     cache.mkdir()
     shutil.copy(parity_dir / "visil_random.pth", cache / "s2vs_dns.pth")
     assert torch.hub.load(str(REPO), "s2vs_dns", source="local").label == "s2vs_dns"
+
+
+def test_offline_default_weights_name_every_missing_file_at_once(tmp_path):
+    with pytest.raises(WeightsError) as error:
+        models.check_available("imagenet", "vcdb", "s2vs_dns", features_only=False)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("3 weight files are missing and cannot be downloaded (offline: S2VS_OFFLINE is set): ")
+    cache = tmp_path / "cache"
+    for filename, option in (("resnet50-0676ba61.pth", "--backbone-weights"), ("pca_resnet50_vcdb_1M.pth", "--pca"),
+                             ("s2vs_dns.pth", "--model")):
+        assert f"{filename} (put it in {cache}/ or pass {option} FILE)" in message
+    with pytest.raises(WeightsError, match="^2 weight files are missing"):  # the network is not needed
+        models.check_available("imagenet", "vcdb", "s2vs_dns", features_only=True)
+    with pytest.raises(WeightsError, match="^2 weight files are missing"):  # load_extractor checks before loading
+        models.load_extractor("imagenet", "vcdb", device="cpu")
+
+
+def test_available_weights_pass_the_offline_check(tmp_path, parity_dir):
+    (tmp_path / "cache").mkdir()
+    shutil.copy(parity_dir / "visil_random.pth", tmp_path / "cache" / "s2vs_dns.pth")
+    models.check_available("random", "none", "s2vs_dns")  # cached, or nothing to download
+    models.check_available("random", str(parity_dir / "visil_random.pth"), "s2vs_vcdb", features_only=True)
+    with pytest.raises(WeightsError, match=r"^1 weight file is missing .*s2vs_vcdb.pth .*--model FILE\)$"):
+        models.check_available("random", "random", "s2vs_vcdb")
+    models.check_available("imagenet", "vcdb", "s2vs_vcdb", offline=False)  # online: downloads will fetch them
+
+
+def test_download_failure_names_the_option_that_takes_a_local_file():
+    with pytest.raises(WeightsError, match=r"or pass --pca FILE$"):
+        models.load_whitening("vcdb")
+
+
+def test_models_carry_what_they_are_as_fields(tmp_path, parity_dir):
+    extractor = models.load_extractor("random", "none", device="cpu", seed=3)
+    assert (extractor.backbone_label, extractor.whitening_label) == ("ResNet-50 random (seed 3)", "none")
+    assert extractor.label == "ResNet-50 random (seed 3), whitening none" and extractor.is_random
+    assert extractor.dims == 3840
+    plain = RegionExtractor()
+    assert not plain.is_random and plain.whitening_label == "none" and plain.backbone_label.startswith("ResNet-50")
+    network = models.load_similarity_network(str(parity_dir / "visil_random.pth"))
+    assert network.label == str(parity_dir / "visil_random.pth") and not network.is_random
+    assert not ViSiL().is_random and ViSiL(label="mine").label == "mine"
+
+
+def test_backbone_registry_builds_each_backbone():
+    assert DEFAULT_BACKBONE in BACKBONES
+    for name, cls in BACKBONES.items():
+        backbone = build_backbone(name)
+        assert isinstance(backbone, Backbone) and isinstance(backbone, cls)
+        assert backbone.title and backbone.region_dims > 0 and backbone.regions > 0
+    with pytest.raises(ConfigError, match="unknown backbone 'vit'"):
+        build_backbone("vit")

@@ -9,7 +9,8 @@ import torch
 
 from s2vs_cli.jobs import fit_pca as pca
 from s2vs_cli.errors import S2VSError
-from s2vs_cli.models.extractor import REGION_DIMS, WHITENING_EPS, PCAWhitening
+from s2vs_cli.models.resnet import REGION_DIMS
+from s2vs_cli.models.whitening import WHITENING_EPS, PCAWhitening
 from s2vs_cli.models.loading import load_whitening
 from s2vs_cli.jobs.fit_pca import ScatterAccumulator, fit_whitening, sample_plan, save_whitening, whitening_note
 
@@ -222,3 +223,34 @@ def test_save_whitening_errors(tmp_path):
         save_whitening(tmp_path / "pca.pth", {"d": w["d"], "V": w["V"]})
     save_whitening(tmp_path / "pca.pth", w)
     assert set(torch.load(tmp_path / "pca.pth", weights_only=True)) == {"mean", "d", "V"}
+
+
+def _raw_store(tmp_path, dims: int, whitening: str = "none"):
+    from s2vs_cli.storage.parts import PartWriter, merge_parts
+    from s2vs_cli.storage.store import StoreIdentity
+
+    identity = StoreIdentity("test", whitening, 1.0, dims, dtype="float32")
+    rng = np.random.default_rng(0)
+    with PartWriter(tmp_path / "parts", identity, "test", dtype="float32") as writer:
+        for i, frames in enumerate((3, 5, 4)):
+            writer.add(f"v{i}", rng.random((frames, 9, dims), dtype=np.float32), np.arange(frames, dtype=float))
+    store = tmp_path / "raw.h5"
+    merge_parts(store, writer.written, identity, "test")
+    return store
+
+
+def test_fit_pca_job_runs_on_the_runtime_and_reports_progress(tmp_path):
+    from s2vs_cli.errors import ConfigError
+    from s2vs_cli.progress import CallbackProgress
+    from s2vs_cli.runtime import Runtime
+
+    store, seen = _raw_store(tmp_path, 16), []
+    progress = CallbackProgress(update=lambda done, total: seen.append((done, total)))
+    result = pca.fit_pca([store], tmp_path / "pca.pth", Runtime.cpu(), max_vectors=50, progress=progress)
+    assert (result.vectors, result.dims) == (50, 16) and seen[-1] == (3, 3)
+    assert result.dims_note == "16-d vectors: --pca expects 3840-d (ResNet-50 L3-iMAC) whitenings"
+    assert set(torch.load(tmp_path / "pca.pth", weights_only=True)) == {"mean", "d", "V"}
+    with pytest.raises(ConfigError, match="--max-vectors must be at least 2"):
+        pca.fit_pca([store], tmp_path / "pca.pth", Runtime.cpu(), max_vectors=1)
+    with pytest.raises(S2VSError, match="already whitened"):
+        pca.fit_pca([_raw_store(tmp_path / "w", 16, "vcdb")], tmp_path / "x.pth", Runtime.cpu())

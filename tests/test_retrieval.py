@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from s2vs_cli.models.loading import load_similarity_network
+from s2vs_cli.progress import CallbackProgress
 from s2vs_cli.scoring.retrieval import VideoScorer, repeat_to_min_frames, score_store, split_long_target
 from s2vs_cli.models.visil import ViSiL, chamfer, frame_to_frame_similarity
 from s2vs_cli.storage.parts import PartWriter, merge_parts
@@ -74,7 +75,7 @@ def test_score_store_scores_every_pair_and_reports_missing_ids(network, tmp_path
     scorer = VideoScorer(network, CPU)
     seen = []
     result = score_store(str(store), ["q1", "q2", "qx"], ["d1", "d2", "d3", "d4", "dx"], scorer,
-                         progress=lambda done, total: seen.append((done, total)), block=3)
+                         progress=CallbackProgress(update=lambda done, total: seen.append((done, total))), block=3)
     assert result.missing_queries == ["qx"] and result.missing_database == ["dx"]
     assert seen == [(3, 4), (4, 4)]
     for seed_q, query in ((0, "q1"), (1, "q2")):
@@ -113,7 +114,7 @@ def test_similarities_errors(tmp_path):
 
 
 def test_one_product_for_targets_of_any_lengths_equals_one_at_a_time():
-    from s2vs_cli.models.visil import frame_to_frame_similarities
+    from s2vs_cli.scoring.batched import frame_to_frame_similarities
 
     query = torch.from_numpy(_video(0, 7))
     targets = [torch.from_numpy(_video(seed, n)) for seed, n in ((1, 5), (2, 9), (3, 1), (4, 5))]

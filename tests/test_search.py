@@ -149,15 +149,37 @@ def test_cli_exhaustive_and_index_commands(store):
     assert _json(runner.invoke(app, ["index", str(store), "--rebuild", "--json"]))["action"] == "rebuilt"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["search", "x"], "give the collection's feature file: --database FEATURES.h5"),
-    (["search", "x", "--database", "missing.h5"], "missing.h5: feature file not found"),
-    (["search", "x", "--database", "f.h5", "--top-k", "0"], "top_k and candidates must be at least 1"),
-    (["index", "missing.h5"], "missing.h5: feature file not found"),
+@pytest.mark.parametrize("args, code, message", [
+    (["search", "x"], 2, "give the collection's feature file: --database FEATURES.h5"),
+    (["search", "x", "--database", "missing.h5"], 1, "missing.h5: feature file not found"),
+    (["search", "x", "--database", ".", "--features-only"], 1, ".: is a folder; give the collection's feature file"),
+    (["search", "x", "--database", "f.h5", "--top-k", "0"], 2, "top_k and candidates must be at least 1"),
+    (["search", "x", "--database", "f.h5", "--device", "nowhere"], 2, "unknown device 'nowhere'"),
+    (["index", "missing.h5"], 1, "missing.h5: feature file not found"),
 ])
-def test_cli_usage_errors(args, message):
+def test_cli_exit_codes_follow_the_readme(args, code, message):
+    """README: 1 when an input, output or weights file cannot be used; 2 on bad options or configuration."""
     result = runner.invoke(app, args)
-    assert result.exit_code in (1, 2) and message in result.output
+    assert result.exit_code == code, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_search_says_when_weights_are_random(store):
+    args = ["search", "query", "--database", str(store), "--model", "random", "-k", "2"]
+    shown = runner.invoke(app, args)
+    assert shown.exit_code == 0, shown.output
+    assert "random weights: a test of the pipeline" in shown.stderr
+    data = _json(runner.invoke(app, args + ["--json"]))
+    assert data["random_weights"] is True and data["model"].startswith("random")
+    assert _json(runner.invoke(app, args + ["--features-only", "--json"]))["random_weights"] is False
+
+
+def test_cli_piped_tables_have_no_trailing_spaces(store):
+    result = runner.invoke(app, ["search", "query", "v001", "--database", str(store), "--features-only", "-k", "3"])
+    assert result.exit_code == 0, result.output
+    assert "query-copy" in result.stdout
+    assert [line for line in result.stdout.splitlines() if line != line.rstrip()] == []
+    assert "32 videos re-ranked" in result.stdout
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s2vs_cli.models.visil import (TargetColumns, ViSiL, VideoComparator, chamfer, frame_to_frame_similarity,
-                                 similarity_regularization)
+from s2vs_cli.models.visil import ViSiL, VideoComparator, chamfer, frame_to_frame_similarity, similarity_regularization
+from s2vs_cli.scoring.batched import TargetColumns, padded_similarities, video_similarities
 
 PAIRS = range(5)  # (Tq, Tt) = (37, 53), (4, 90), (120, 17), (4, 5), (60, 40)
 TOL = 1e-5
@@ -190,7 +190,7 @@ def test_many_targets_equal_one_at_a_time(seeded_network):
     q = seeded_network.index_video(unit(30, 9, 512, seed=6))
     targets = [seeded_network.index_video(unit(n, 9, 512, seed=n)) for n in (30, 17, 30, 4, 17, 61)]
     with torch.inference_mode():
-        batched = seeded_network.video_similarities(q, targets)
+        batched = video_similarities(seeded_network, q, targets)
         single = torch.stack([seeded_network.video_similarity(q, t) for t in targets])
     torch.testing.assert_close(batched, single, atol=1e-6, rtol=0)
 
@@ -202,8 +202,8 @@ def test_padded_batches_of_mixed_lengths_equal_each_target_alone(seeded_network,
     lengths = (4, 5, 6, 7, 8, 9, 13, 22, 31, 40)
     targets = [seeded_network.index_video(unit(n, 9, 512, seed=n)) for n in lengths]
     with torch.inference_mode():
-        padded = seeded_network.padded_similarities(q, TargetColumns(targets))
-        batched = seeded_network.video_similarities(q, targets)
+        padded = padded_similarities(seeded_network, q, TargetColumns(targets))
+        batched = video_similarities(seeded_network, q, targets)
         single = torch.stack([seeded_network.video_similarity(q, t) for t in targets])
     torch.testing.assert_close(padded, single, atol=1e-6, rtol=0)
     torch.testing.assert_close(batched, single, atol=1e-6, rtol=0)

@@ -16,8 +16,13 @@ from typer.testing import CliRunner
 from s2vs_cli.cli import app
 from s2vs_cli.config import TrainConfig
 from s2vs_cli.models.loading import load_extractor, load_similarity_network
-from s2vs_cli.jobs.train import (CHECKPOINT, METRICS, MODEL, batch_features, build_batch, load_training_videos,
-                               read_metrics, train, training_step)
+from s2vs_cli.jobs.train import load_training_videos, train
+from s2vs_cli.progress import SILENT, Progress
+from s2vs_cli.runtime import Runtime
+from s2vs_cli.training.batches import build_batch
+from s2vs_cli.training.experiment import CHECKPOINT, METRICS, MODEL
+from s2vs_cli.training.metrics_log import read_metrics
+from s2vs_cli.training.step import batch_features, training_step
 
 runner = CliRunner()
 # Small and fast: 3 videos a step, 4-frame clips, fp32 (deterministic), the data loaded in this process.
@@ -50,6 +55,13 @@ def extractor():
 
 def _config(frames_dir: Path, experiment: Path, **overrides) -> TrainConfig:
     return TrainConfig(data=str(frames_dir), experiment_path=str(experiment), **(SMALL | overrides))
+
+
+def _train(cfg: TrainConfig, extractor, progress: Progress = SILENT):
+    """Train in this process on the CPU with the shared random extractor."""
+    runtime = Runtime.cpu("fp32", seed=cfg.seed)
+    runtime.extractor = extractor
+    return train(cfg, *load_training_videos(cfg), runtime, progress)
 
 
 def test_one_step_changes_only_the_similarity_networks_parameters(frames_dir, tmp_path, extractor):
@@ -90,12 +102,9 @@ def test_batches_are_reproducible_and_differ_between_steps(frames_dir, tmp_path)
 
 
 def test_resume_gives_the_same_next_loss_as_an_uninterrupted_run(frames_dir, tmp_path, extractor):
-    whole = train(_config(frames_dir, tmp_path / "whole", iterations=3), *load_training_videos(
-        _config(frames_dir, tmp_path / "whole")), extractor=extractor)
-    first = _config(frames_dir, tmp_path / "parts", iterations=2, save_every=2)
-    train(first, *load_training_videos(first), extractor=extractor)
-    second = _config(frames_dir, tmp_path / "parts", iterations=3, resume=True)
-    resumed = train(second, *load_training_videos(second), extractor=extractor)
+    whole = _train(_config(frames_dir, tmp_path / "whole", iterations=3), extractor)
+    _train(_config(frames_dir, tmp_path / "parts", iterations=2, save_every=2), extractor)
+    resumed = _train(_config(frames_dir, tmp_path / "parts", iterations=3, resume=True), extractor)
     assert resumed.first_step == 2 and resumed.steps == 3
     assert resumed.last.loss == pytest.approx(whole.last.loss, rel=1e-5, abs=1e-6)
     a = torch.load(tmp_path / "whole" / MODEL, weights_only=True)["model"]
@@ -107,16 +116,28 @@ def test_resume_gives_the_same_next_loss_as_an_uninterrupted_run(frames_dir, tmp
     # A run killed after its checkpoint had logged steps it will redo: resuming drops them first.
     with (tmp_path / "parts" / METRICS).open("a") as out:
         out.write(json.dumps({"step": 4, "loss": 1.0}) + "\n")
-    again = _config(frames_dir, tmp_path / "parts", iterations=3, resume=True)
-    train(again, *load_training_videos(again), extractor=extractor)
+    _train(_config(frames_dir, tmp_path / "parts", iterations=3, resume=True), extractor)
     assert [r["step"] for r in read_metrics(tmp_path / "parts" / METRICS)] == [1, 2, 3]
     assert set(rows[0]) >= {"loss", "infonce", "hard_negative", "self_similarity", "regularisation", "lr",
                             "clips_per_second", "frames_per_second"}
 
 
 def test_experiment_folder_and_the_trained_model_loads_anywhere(frames_dir, tmp_path, extractor):
-    cfg = _config(frames_dir, tmp_path / "run", iterations=2)
-    result = train(cfg, *load_training_videos(cfg), extractor=extractor)
+    class Recorder(Progress):
+        def __init__(self):
+            self.calls = []
+
+        def stage(self, name, total=None, unit="items"):
+            self.calls.append(("stage", name, total, unit))
+
+        def update(self, done, total=None, *, failed=0, frames=0, status=""):
+            self.calls.append(("update", done, status))
+
+    progress = Recorder()
+    result = _train(_config(frames_dir, tmp_path / "run", iterations=2), extractor, progress)
+    assert progress.calls[0] == ("stage", "training", 2, "steps")
+    assert [call[1] for call in progress.calls[1:]] == [0, 1, 2]
+    assert progress.calls[-1][2].startswith("loss ") and " lr " in progress.calls[-1][2]
     folder = tmp_path / "run"
     assert {p.name for p in folder.iterdir()} >= {"config.yaml", MODEL, CHECKPOINT, METRICS, "loss.png"}
     assert "iterations: 2" in (folder / "config.yaml").read_text()

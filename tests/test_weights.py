@@ -1,4 +1,5 @@
-"""Tests of s2vs_cli.models.weights: registry, cache, download (local HTTP server only), safe loading."""
+"""Tests of the artifacts table, models.downloads (cache, download: local HTTP server only), models.checkpoints
+(safe loading, saving) and models.seeding."""
 
 from __future__ import annotations
 
@@ -16,21 +17,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from s2vs_cli.models import weights
+from s2vs_cli import artifacts
+from s2vs_cli.artifacts import ARTIFACTS, BACKBONE, NETWORK, WHITENING, Artifact, artifacts_of
 from s2vs_cli.errors import CheckpointError, WeightsError
-from s2vs_cli.models.weights import (
-    ARTIFACTS,
-    Artifact,
-    cache_dir,
-    check_state_dict,
-    download,
-    extract_state_dict,
-    load_torch_file,
-    resolve_artifact,
-    resolve_file_or_artifact,
-    save_checkpoint,
-    seeded,
-)
+from s2vs_cli.models import downloads
+from s2vs_cli.models.checkpoints import check_state_dict, extract_state_dict, load_torch_file, save_checkpoint
+from s2vs_cli.models.downloads import cache_dir, download, resolve_artifact, resolve_file_or_artifact
+from s2vs_cli.models.seeding import seeded
+from s2vs_cli.progress import CallbackProgress
 
 PAYLOAD = bytes(range(256)) * 40  # 10 240 bytes: several chunks once _CHUNK is made small
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -50,7 +44,7 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("S2VS_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("S2VS_OFFLINE", raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(weights, "_DIGESTS", {})
+    monkeypatch.setattr(downloads, "_DIGESTS", {})
 
 
 class _Server:
@@ -111,9 +105,10 @@ def _no_part_files(folder: Path) -> bool:
 
 
 def test_registry_and_models():
-    assert weights.available_models() == ["s2vs_dns", "s2vs_vcdb"]
-    assert set(ARTIFACTS) == {"resnet50_imagenet", "pca_vcdb", "s2vs_dns", "s2vs_vcdb"}
-    for name, art in ARTIFACTS.items():
+    assert artifacts.available_models() == ["s2vs_dns", "s2vs_vcdb"]
+    weights = {**artifacts_of(BACKBONE), **artifacts_of(WHITENING), **artifacts_of(NETWORK)}
+    assert set(weights) == {"resnet50_imagenet", "pca_vcdb", "s2vs_dns", "s2vs_vcdb"}
+    for name, art in weights.items():
         assert art.name == name and art.url.endswith("/" + art.filename)
         assert art.sha256 is None  # not published; never invented
     assert ARTIFACTS["resnet50_imagenet"].sha256_prefix == "0676ba61"
@@ -130,7 +125,7 @@ def test_cache_hit_beats_download(tmp_path, monkeypatch):
     cached = tmp_path / "cache" / "fake.pth"
     cached.parent.mkdir()
     cached.write_bytes(PAYLOAD)
-    monkeypatch.setattr(weights, "download", lambda *a, **k: pytest.fail("downloaded"))
+    monkeypatch.setattr(downloads, "download", lambda *a, **k: pytest.fail("downloaded"))
     assert resolve_artifact("fake") == cached
 
 
@@ -209,11 +204,12 @@ def test_offline_false_overrides_env(server, tmp_path, monkeypatch):
 
 
 def test_download_progress_and_atomic(server, tmp_path, monkeypatch):
-    monkeypatch.setattr(weights, "_CHUNK", 1024)
+    monkeypatch.setattr(downloads, "_CHUNK", 1024)
     calls: list[tuple[int, int | None]] = []
     dest = tmp_path / "dl" / "blob.bin"
     out = download(
-        server.url("blob.bin"), dest, sha256=PAYLOAD_SHA, progress=lambda d, t: calls.append((d, t))
+        server.url("blob.bin"), dest, sha256=PAYLOAD_SHA,
+        progress=CallbackProgress(download=lambda d, t: calls.append((d, t)))
     )
     assert out == dest and dest.read_bytes() == PAYLOAD
     done = [d for d, _ in calls]
@@ -297,7 +293,7 @@ def test_resolve_file_or_artifact(tmp_path, monkeypatch):
     aliases = {"dns": "s2vs_dns", "vcdb": "s2vs_vcdb"}
     assert resolve_file_or_artifact(str(local), aliases) == local
 
-    monkeypatch.setattr(weights, "resolve_artifact", lambda name, **kw: Path("/resolved") / name)
+    monkeypatch.setattr(downloads, "resolve_artifact", lambda name, **kw: Path("/resolved") / name)
     assert resolve_file_or_artifact("dns", aliases) == Path("/resolved/s2vs_dns")
 
     for spec in ("missing.pth", "weights/net", str(tmp_path / "nope.pt")):

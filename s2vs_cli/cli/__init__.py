@@ -10,6 +10,7 @@ from .extract_frames import EPILOG as EXTRACT_FRAMES_EPILOG, extract_frames
 from .extract_features import EPILOG as EXTRACT_FEATURES_EPILOG, extract_features
 from .evaluate import evaluate
 from .fit_pca import fit_pca
+from .help import Command, Group
 from .merge import merge
 from .search import index, search
 from .train import EPILOG as TRAIN_EPILOG, train
@@ -17,6 +18,7 @@ from .verify import verify
 
 app = typer.Typer(
     name="s2vs",
+    cls=Group,
     help="Self-supervised video similarity (S2VS): find copies, near-duplicates and related videos.",
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode="rich",
@@ -24,16 +26,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command(no_args_is_help=True)(compare)
-app.command("extract-frames", no_args_is_help=True, epilog=EXTRACT_FRAMES_EPILOG)(extract_frames)
-app.command("extract-features", no_args_is_help=True, epilog=EXTRACT_FEATURES_EPILOG)(extract_features)
-app.command("fit-pca", no_args_is_help=True)(fit_pca)
-app.command(no_args_is_help=True)(evaluate)
-app.command(no_args_is_help=True)(merge)
-app.command(no_args_is_help=True, epilog=TRAIN_EPILOG)(train)
-app.command(no_args_is_help=True)(search)
-app.command(no_args_is_help=True)(index)
-app.command(no_args_is_help=True)(verify)
+# Every command: help grouped by panel with flags shown without a type (help.Command); no arguments: its help.
+app.command(cls=Command, no_args_is_help=True)(compare)
+app.command("extract-frames", cls=Command, no_args_is_help=True, epilog=EXTRACT_FRAMES_EPILOG)(extract_frames)
+app.command("extract-features", cls=Command, no_args_is_help=True, epilog=EXTRACT_FEATURES_EPILOG)(extract_features)
+app.command("fit-pca", cls=Command, no_args_is_help=True)(fit_pca)
+app.command(cls=Command, no_args_is_help=True)(evaluate)
+app.command(cls=Command, no_args_is_help=True)(merge)
+app.command(cls=Command, no_args_is_help=True, epilog=TRAIN_EPILOG)(train)
+app.command(cls=Command, no_args_is_help=True)(search)
+app.command(cls=Command, no_args_is_help=True)(index)
+app.command(cls=Command, no_args_is_help=True)(verify)
 
 
 def _print_version(value: bool) -> None:

@@ -1,4 +1,4 @@
-"""What every command shares: the console, one-line errors with exit codes, progress, config loading."""
+"""What every command shares: the consoles, one-line errors with exit codes, config loading, output files."""
 from __future__ import annotations
 
 import contextlib
@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from ..config import build_config, config_to_yaml
 from ..errors import ConfigError, S2VSError
@@ -45,6 +44,16 @@ def reported_errors(interrupted: str = "") -> Iterator[None]:
         console.print("[bold red]interrupted[/]" + (f"; {escape(interrupted)}" if interrupted else ""),
                       highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
+
+
+def print_table(table: Any) -> None:
+    """Print a rich renderable on stdout; piped or redirected, without the spaces that pad its lines."""
+    if stdout.is_terminal:
+        stdout.print(table)
+        return
+    with stdout.capture() as captured:
+        stdout.print(table)
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 def quiet_hdf5_cleanup() -> None:
@@ -85,43 +94,6 @@ def load_config(cls: type[T], config_file: str | None, print_config: bool, **fla
         sys.stdout.write(config_to_yaml(config))
         raise typer.Exit(0)
     return config
-
-
-@contextlib.contextmanager
-def download_progress(quiet: bool) -> Iterator[Any]:
-    """A callback for weights.download that drives a rich progress bar (a no-op when quiet).
-
-    The bar appears on the first byte reported, so nothing is drawn when everything is cached.
-    """
-    if quiet:
-        yield None
-        return
-    columns = (TextColumn("downloading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
-    progress = Progress(*columns, console=console, transient=True)
-    task = None
-
-    def update(done: int, total: int | None) -> None:
-        nonlocal task
-        if task is None:
-            progress.start()
-            task = progress.add_task("download", total=total)
-        progress.update(task, completed=done, total=total)
-
-    try:
-        yield update
-    finally:
-        if task is not None:
-            progress.stop()
-
-
-@contextlib.contextmanager
-def status(quiet: bool) -> Iterator[Any]:
-    """A callback that shows the current stage of a long job as a spinner line (a no-op when quiet)."""
-    if quiet:
-        yield lambda message: None
-        return
-    with console.status("starting") as spinner:
-        yield lambda message: spinner.update(message)
 
 
 def check_writable(*outputs: str | None) -> None:

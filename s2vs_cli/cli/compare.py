@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import astuple
 from typing import Annotated, Optional
 
 import typer
@@ -10,16 +9,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import options
-from .common import console, download_progress, load_config, reported_errors, status, stdout
+from .common import console, load_config, print_table, reported_errors
+from .progress import RichProgress
 
 
 def compare(
-    query: Annotated[str, typer.Argument(help="Query video (any format FFmpeg reads).", show_default=False)],
-    target: Annotated[str, typer.Argument(help="Target video.", show_default=False)],
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="Query video (any format FFmpeg reads).",
+                                         show_default=False)],
+    target: Annotated[str, typer.Argument(metavar="TARGET", help="Target video.", show_default=False)],
     heatmap: Annotated[Optional[str], typer.Option(
         "--heatmap", metavar="OUT.png",
         help="Save the frame-to-frame similarity map as an image, time in seconds on both axes, "
-             "with the matching segment marked.")] = None,
+             "with the matching segment marked.", rich_help_panel=options.OUTPUT)] = None,
     features_only: options.FeaturesOnly = None,
     model: options.Model = None,
     backbone_weights: options.BackboneWeights = None,
@@ -27,7 +28,7 @@ def compare(
     device: options.Device = None,
     precision: options.Precision = None,
     fps: options.Fps = None,
-    batch_size: options.BatchSize = None,
+    frames_per_batch: options.FramesPerBatch = None,
     seed: options.Seed = None,
     compile_cnn: options.Compile = None,
     config: options.Config = None,
@@ -43,46 +44,42 @@ def compare(
         from ..config import CompareConfig
 
         cfg = load_config(CompareConfig, config, print_config, model=model, backbone_weights=backbone_weights,
-                          pca=pca, device=device, precision=precision, fps=fps, batch_size=batch_size,
+                          pca=pca, device=device, precision=precision, fps=fps, frames_per_batch=frames_per_batch,
                           seed=seed, compile=compile_cnn, features_only=features_only)
-        from ..jobs.compare import compare_videos
-        from ..errors import S2VSError
-        from ..models.loading import load_models
-        from ..runtime import resolve_device, resolve_precision
-        from ..media.video import video_info
+        from ..jobs.compare import check_videos, compare_videos
+        from ..runtime import Runtime
 
-        for path in (query, target):  # a bad input fails now, not after minutes of weight loading
-            video_info(path)
-        run_device = resolve_device(cfg.device)
-        run_precision = resolve_precision(cfg.precision, run_device)
-        with download_progress(quiet or json_output) as progress:
-            extractor, network = load_models(cfg.backbone_weights, cfg.pca, cfg.model, cfg.features_only,
-                                             run_device, cfg.seed, progress)
-        with status(quiet or json_output) as stage:
-            result = compare_videos(query, target, extractor, network, cfg.fps, run_precision, cfg.batch_size,
-                                    compiled=cfg.compile, on_stage=stage)
+        check_videos(query, target)  # a bad input fails now, not after minutes of weight loading
+        with RichProgress(console, quiet or json_output) as progress:
+            runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
+            runtime.load_models(cfg.backbone_weights, cfg.pca, cfg.model, cfg.features_only)
+            result = compare_videos(query, target, runtime, cfg.fps, cfg.frames_per_batch, progress)
         if heatmap:
-            from ..report.heatmap import save_heatmap
-
-            try:
-                save_heatmap(heatmap, result.frame_similarity, result.query_times, result.target_times,
-                             segment=astuple(result.segment),
-                             title=f"{_name(query)} vs {_name(target)}: similarity {result.similarity:.3f}",
-                             query_label=_name(query), target_label=_name(target))
-            except OSError as e:
-                raise S2VSError(f"{heatmap}: cannot write the heatmap ({e.strerror or e})") from None
+            _save_heatmap(heatmap, result, query, target)
 
     summary = result.as_dict() | {
-        "model": "features only" if network is None else network.label,
-        "extractor": extractor.label,
-        "random_weights": extractor.is_random or (network is not None and network.is_random),
-        "device": str(run_device), "precision": run_precision,
+        "model": "features only" if runtime.network is None else runtime.network.label,
+        "extractor": runtime.extractor.label,
+        "random_weights": runtime.random_weights,
+        "device": str(runtime.device), "precision": runtime.precision,
         "warnings": result.warnings,
     }
     if json_output:
         print(json.dumps(summary))
         return
     _render(summary, heatmap)
+
+
+def _save_heatmap(path: str, result, query: str, target: str) -> None:
+    from ..errors import S2VSError
+    from ..report.heatmap import save_heatmap
+
+    try:
+        save_heatmap(path, result.frame_similarity, result.query_times, result.target_times, segment=result.segment,
+                     title=f"{_name(query)} vs {_name(target)}: similarity {result.similarity:.3f}",
+                     query_label=_name(query), target_label=_name(target))
+    except OSError as e:
+        raise S2VSError(f"{path}: cannot write the heatmap ({e.strerror or e})") from None
 
 
 def _name(path: str) -> str:
@@ -107,7 +104,7 @@ def _render(summary: dict, heatmap: str | None) -> None:
     table.add_row("model", f"{summary['model']}; {summary['extractor']}; {summary['device']} {summary['precision']}")
     if heatmap:
         table.add_row("heatmap", heatmap)
-    stdout.print(table)
+    print_table(table)
     if summary["random_weights"]:
         console.print("[yellow]note:[/] random weights: a test of the pipeline, not a meaningful similarity")
     for warning in summary["warnings"]:

@@ -6,12 +6,11 @@ from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from . import options
-from ..jobs.parallel import default_workers
-from .bulk import RESUME_HINT, check_output, exit_status, gather_inputs, report_failures, video_progress
-from .common import console, download_progress, load_config, reported_errors, stdout
+from .bulk import RESUME_HINT, check_output, exit_status, nothing_to_do, print_rows, report_failures
+from .common import console, load_config, reported_errors
+from .progress import RichProgress, plural
 
 EPILOG = ("Exit status: 0 when every video was extracted, 3 when some failed (listed in OUTPUT.failed.tsv), "
           "2 for a usage error, 1 for any other error.  "
@@ -22,7 +21,7 @@ def extract_features(
     inputs: options.Inputs = None,
     output: Annotated[str, typer.Option("--output", "-o", metavar="OUT.hdf5",
                                         help="HDF5 file to write: one dataset per video id, T x 9 x 512.",
-                                        show_default=False)] = ...,
+                                        show_default=False, rich_help_panel=options.OUTPUT)] = ...,
     loader: options.Loader = None,
     dataset_path: options.DatasetPath = None,
     pattern: options.Pattern = None,
@@ -33,17 +32,20 @@ def extract_features(
     workers: options.Workers = None,
     overwrite: options.Overwrite = None,
     dtype: Annotated[Optional[str], typer.Option(
-        "--dtype", metavar="float16|float32", help="Stored feature type.  \\[default: float16]")] = None,
+        "--dtype", metavar="float16|float32", help="Stored feature type.  \\[default: float16]",
+        rich_help_panel=options.OUTPUT)] = None,
     compression: Annotated[Optional[str], typer.Option(
         "--compression", metavar="none|gzip|lzf",
-        help="HDF5 compression (gzip saves ~8% on whitened features).  \\[default: none]")] = None,
+        help="HDF5 compression (gzip saves ~8% on whitened features).  \\[default: none]",
+        rich_help_panel=options.OUTPUT)] = None,
     backbone_weights: options.BackboneWeights = None,
     pca: options.Pca = None,
     device: options.Device = None,
     precision: options.Precision = None,
     fps: options.Fps = None,
-    batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", help="Frames per model batch, packed across videos.  \\[default: 128]")] = None,
+    frames_per_batch: Annotated[Optional[int], typer.Option(
+        "--frames-per-batch", help="Frames per model batch, packed across videos.  \\[default: 128]",
+        rich_help_panel=options.RUNTIME)] = None,
     seed: options.Seed = None,
     compile_cnn: options.Compile = None,
     config: options.Config = None,
@@ -66,77 +68,62 @@ def extract_features(
                           pattern=pattern, list=id_list, dataset=dataset, annotations=annotations,
                           skip_missing=skip_missing, workers=workers, overwrite=overwrite, dtype=dtype,
                           compression=compression, backbone_weights=backbone_weights, pca=pca, device=device,
-                          precision=precision, fps=fps, batch_size=batch_size, seed=seed, compile=compile_cnn)
+                          precision=precision, fps=fps, frames_per_batch=frames_per_batch, seed=seed,
+                          compile=compile_cnn)
         check_output(output)
-        from ..distributed import join_process_group
-        from ..jobs.extract_features import ExtractionOptions, extract_features as run
-        from ..storage.runs import Failure, failures_path
-        from ..models.loading import load_extractor
-        from ..runtime import resolve_device, resolve_precision
-        from ..storage.store import StoreIdentity
-        from ..models.weights import package_version
+        from ..distributed import place_from_env
+        from ..jobs.extract_features import run_extract_features
+        from ..runtime import Runtime
 
-        group = join_process_group()
-        quiet = quiet or json_output or not group.is_main
-        with download_progress(quiet) as progress:
-            items, missing = gather_inputs(inputs, cfg, progress)
-            run_device = resolve_device(cfg.device)
-            if group.distributed and run_device.type == "cuda" and run_device.index is None:
-                run_device = resolve_device(f"cuda:{group.local_rank}")
-            extractor = load_extractor(cfg.backbone_weights, cfg.pca, run_device, cfg.seed, progress)
-        run_options = ExtractionOptions(
-            fps=cfg.fps, loader=cfg.loader, precision=resolve_precision(cfg.precision, run_device),
-            batch_size=cfg.batch_size, workers=default_workers() if cfg.workers is None else cfg.workers,
-            dtype=cfg.dtype, compression=None if cfg.compression == "none" else cfg.compression,
-            compiled=cfg.compile, overwrite=cfg.overwrite)
-        identity = StoreIdentity(backbone=extractor.backbone_label, whitening=extractor.whitening_label,
-                                 fps=cfg.fps, dims=extractor.dims, loader=cfg.loader)
-        with video_progress(quiet, "extracting") as bar:
-            summary = run(items, output, extractor, identity, package_version(), run_options, group,
-                          missing=[Failure(*m) for m in missing],
-                          progress=lambda c: bar.update(c.done, c.failed, c.frames, c.total), on_stage=bar.stage)
-        group.close()
-    if not group.is_main:
+        main = place_from_env().is_main  # under torchrun only rank 0 reports
+        with RichProgress(console, quiet or json_output or not main) as progress:
+            runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, distributed=True,
+                                    progress=progress)
+            try:
+                summary = run_extract_features(cfg, inputs, output, runtime, progress)
+            finally:
+                runtime.close()
+    if not main:
         raise typer.Exit(0)
     result = {
         "output": summary.output, "videos_in_output": summary.videos_in_output, "requested": summary.requested,
         "already_done": summary.already_done, "written": summary.written, "failed": len(summary.failures),
         "failures": [vars(f) for f in summary.failures], "frames": summary.frames,
         "seconds": round(summary.seconds, 3), "model_seconds": round(summary.model_seconds, 3),
-        "failures_file": str(failures_path(output)) if summary.failures else None,
-        "extractor": extractor.label, "random_weights": extractor.is_random,
-        "device": str(run_device), "precision": run_options.precision, "ranks": group.world_size,
+        "failures_file": summary.failures_file,
+        "extractor": runtime.extractor.label, "random_weights": runtime.extractor.is_random,
+        "device": str(runtime.device), "precision": runtime.precision, "ranks": runtime.group.world_size,
         "replaced": summary.replaced,
     }
     if json_output:
         print(json.dumps(result))
     else:
         _render(result, summary, quiet)
-    raise typer.Exit(exit_status(summary.failures, group.is_main))
+    raise typer.Exit(exit_status(summary.failures, main))
 
 
 def _render(result: dict, summary, quiet: bool) -> None:
-    table = Table(show_header=False, box=None, padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("output", f"{escape(result['output'])}  ({result['videos_in_output']} videos)")
-    table.add_row("this run", f"{result['written']} written, {result['already_done']} already done, "
-                              f"{result['failed']} failed, of {result['requested']}")
+    rows = [("output", f"{escape(result['output'])}  ({plural(result['videos_in_output'], 'videos')})"),
+            ("this run", f"{result['written']} written, {result['already_done']} already done, "
+                         f"{result['failed']} failed, of {result['requested']}")]
     if summary.seconds > 0 and summary.frames:
         busy = 100 * summary.model_seconds / summary.seconds
-        table.add_row("speed", f"{summary.frames / summary.seconds:.1f} frames/s "
-                               f"(model busy {busy:.0f}% of {summary.seconds:.1f} s)"
-                               + (f", rank 0 of {result['ranks']}" if result["ranks"] > 1 else ""))
-    table.add_row("model", f"{escape(result['extractor'])}; {result['device']} {result['precision']}")
-    stdout.print(table)
+        rows.append(("speed", f"{summary.frames / summary.seconds:.1f} frames/s "
+                              f"(model busy {busy:.0f}% of {summary.seconds:.1f} s)"
+                              + (f", rank 0 of {result['ranks']}" if result["ranks"] > 1 else "")))
+    rows.append(("model", f"{escape(result['extractor'])}; {result['device']} {result['precision']}"))
+    print_rows(rows)
+    if not quiet:
+        nothing_to_do(summary, result["output"])
     if result["replaced"]:
         console.print(f"[yellow]note:[/] --overwrite replaced a file made differently ({escape(result['replaced'])})",
                       highlight=False, soft_wrap=True)
     if result["random_weights"] and not quiet:
-        console.print("[yellow]note:[/] random weights: features for testing the pipeline, not for real use")
+        console.print("[yellow]note:[/] random weights: features for testing the pipeline, not for real use",
+                      highlight=False, soft_wrap=True)
     if summary.warnings:
         first = next(iter(summary.warnings.items()))
-        console.print(f"[yellow]note:[/] {len(summary.warnings)} video(s) decoded with warnings (stored in their "
-                      f"'warnings' attribute), e.g. {escape(first[0])}: {escape(first[1][0])}",
+        console.print(f"[yellow]note:[/] {plural(len(summary.warnings), 'videos')} decoded with warnings (stored in "
+                      f"their 'warnings' attribute), e.g. {escape(first[0])}: {escape(first[1][0])}",
                       highlight=False, soft_wrap=True)
     report_failures(summary.failures, result["failures_file"] or "")

@@ -8,9 +8,9 @@ import typer
 from rich.markup import escape
 
 from . import options
-from ..jobs.parallel import default_workers
-from .bulk import RESUME_HINT, check_output, exit_status, gather_inputs, report_failures, video_progress
+from .bulk import RESUME_HINT, check_output, exit_status, nothing_to_do, report_failures
 from .common import console, load_config, reported_errors, stdout
+from .progress import RichProgress, plural
 
 EPILOG = ("Exit status: 0 when every video was written, 3 when some failed (listed in OUT.failed.tsv), "
           "2 for a usage error, 1 for any other error.")
@@ -20,14 +20,17 @@ def extract_frames(
     inputs: options.VideoInputs = None,
     output: Annotated[str, typer.Option("--output", "-o", metavar="OUT",
                                         help="Folder to write OUT/{id}/00000.jpg ... into.",
-                                        show_default=False)] = ...,
-    fps: Annotated[Optional[float], typer.Option("--fps", help="Frames per second of video.  \\[default: 1]")] = None,
+                                        show_default=False, rich_help_panel=options.OUTPUT)] = ...,
+    fps: Annotated[Optional[float], typer.Option("--fps", help="Frames per second of video.  \\[default: 1]",
+                                                 rich_help_panel=options.INPUT)] = None,
     resize: Annotated[Optional[int], typer.Option(
-        "--resize", help="Short side of the frames in pixels; 0 keeps the video's size.  \\[default: 256]")] = None,
+        "--resize", help="Short side of the frames in pixels; 0 keeps the video's size.  \\[default: 256]",
+        rich_help_panel=options.OUTPUT)] = None,
     quality: Annotated[Optional[int], typer.Option(
-        "--quality", help="JPEG quality, 1-100.  \\[default: 95]")] = None,
+        "--quality", help="JPEG quality, 1-100.  \\[default: 95]", rich_help_panel=options.OUTPUT)] = None,
     image_format: Annotated[Optional[str], typer.Option(
-        "--format", metavar="jpg|png", help="Image format; png is lossless and ~3x larger.  \\[default: jpg]")] = None,
+        "--format", metavar="jpg|png", help="Image format; png is lossless and ~3x larger.  \\[default: jpg]",
+        rich_help_panel=options.OUTPUT)] = None,
     dataset_path: options.DatasetPath = None,
     pattern: options.Pattern = None,
     id_list: options.IdList = None,
@@ -54,21 +57,20 @@ def extract_frames(
                           dataset=dataset, annotations=annotations, skip_missing=skip_missing, workers=workers,
                           overwrite=overwrite)
         check_output(output)
-        from ..distributed import join_process_group
-        from ..storage.runs import Failure
-        from ..jobs.extract_frames import FrameOptions, export_frames
+        from ..distributed import place_from_env
+        from ..jobs.extract_frames import run_extract_frames
+        from ..runtime import Runtime
 
-        group = join_process_group()
-        quiet = quiet or json_output or not group.is_main
-        items, missing = gather_inputs(inputs, cfg)
-        run_options = FrameOptions(fps=cfg.fps, resize=cfg.resize, quality=cfg.quality, image_format=cfg.format,
-                                   workers=default_workers() if cfg.workers is None else cfg.workers,
-                                   overwrite=cfg.overwrite)
-        with video_progress(quiet, "writing frames") as bar:
-            summary = export_frames(items, output, run_options, group, [Failure(*m) for m in missing],
-                                    progress=lambda c: bar.update(c.done, c.failed, total=c.total))
-        group.close()
-    if not group.is_main:
+        main = place_from_env().is_main  # under torchrun only rank 0 reports
+        quiet = quiet or json_output or not main
+        with RichProgress(console, quiet) as progress:
+            # No model: the runtime only places this process among torchrun's ranks.
+            runtime = Runtime.start("cpu", "fp32", distributed=True, progress=progress)
+            try:
+                summary = run_extract_frames(cfg, inputs, output, runtime, progress)
+            finally:
+                runtime.close()
+    if not main:
         raise typer.Exit(0)
     result = {"output": output, "requested": summary.requested, "already_done": summary.already_done,
               "written": summary.written, "frames": summary.frames, "failed": len(summary.failures),
@@ -77,12 +79,14 @@ def extract_frames(
     if json_output:
         print(json.dumps(result))
     else:
-        stdout.print(f"{escape(output)}: {summary.written} videos written ({summary.frames} frames), "
+        stdout.print(f"{escape(output)}: {plural(summary.written, 'videos')} written ({summary.frames} frames), "
                      f"{summary.already_done} already done, {len(summary.failures)} failed, of {summary.requested}",
                      highlight=False, soft_wrap=True)
+        if not quiet:
+            nothing_to_do(summary, output)
         if summary.warnings:
             video_id, messages = next(iter(summary.warnings.items()))
-            console.print(f"[yellow]note:[/] {len(summary.warnings)} video(s) decoded with warnings, e.g. "
+            console.print(f"[yellow]note:[/] {plural(len(summary.warnings), 'videos')} decoded with warnings, e.g. "
                           f"{escape(video_id)}: {escape(messages[0])}", highlight=False, soft_wrap=True)
         report_failures(summary.failures, result["failures_file"] or "")
-    raise typer.Exit(exit_status(summary.failures, group.is_main))
+    raise typer.Exit(exit_status(summary.failures, main))

@@ -1,54 +1,81 @@
-"""Options shared by every model-using command: same names, same meaning, same help everywhere."""
+"""Options shared by the commands: same names, same meaning, same help and the same panel everywhere."""
 from __future__ import annotations
 
 from typing import Annotated, Optional
 
 import typer
 
-# Help panels: every command groups its options the same way.
-INPUT, MODEL, OUTPUT, RUNTIME = "Input", "Model", "Output", "Runtime"
+from ..artifacts import BACKBONE, NETWORK, WHITENING, help_names
 
-Config = Annotated[Optional[str], typer.Option("--config", metavar="FILE.yaml",
-                                               help="Read options from a YAML file; flags given here override it.", rich_help_panel=RUNTIME)]
-PrintConfig = Annotated[bool, typer.Option("--print-config", help="Print the effective configuration as YAML and exit.", rich_help_panel=OUTPUT)]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or status output, only results and errors.", rich_help_panel=OUTPUT)]
-Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.", rich_help_panel=OUTPUT)]
+# Help panels: every command groups its options the same way (cli/help.py shows them in this order).
+INPUT, MODEL, OUTPUT, RUNTIME = "Input", "Model", "Output", "Runtime"
+# Appended to the help of an option that is required but may come from --config instead of the command line
+# (so Typer cannot mark it): the same words Typer writes for required parameters.
+REQUIRED = "  [dim red]\\[required][/]"
+
+# --- what every command has --------------------------------------------------------------------------------
+Config = Annotated[Optional[str], typer.Option(
+    "--config", metavar="FILE.yaml", help="Read options from a YAML file; flags given here override it.",
+    rich_help_panel=RUNTIME)]
+PrintConfig = Annotated[bool, typer.Option(
+    "--print-config", help="Print the effective configuration as YAML and exit.", rich_help_panel=OUTPUT)]
+Quiet = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="No progress or status output, only results and errors.", rich_help_panel=OUTPUT)]
+Json = Annotated[bool, typer.Option(
+    "--json", help="Print the result as one JSON object on stdout.", rich_help_panel=OUTPUT)]
+
+# --- the models; their published choices come from the one artifacts table ----------------------------------
+_PUBLISHED = "published: downloaded once, then cached"
 Model = Annotated[Optional[str], typer.Option(
     "--model", metavar="NAME|PATH",
-    help="Similarity network: s2vs_dns or s2vs_vcdb (published; downloaded once, then cached), "
-         "random (seeded) or a checkpoint file.  \\[default: s2vs_dns]", rich_help_panel=MODEL)]
+    help=f"Similarity network: {help_names(NETWORK)} ({_PUBLISHED}), random (seeded) or a checkpoint file.  "
+         "\\[default: s2vs_dns]", rich_help_panel=MODEL)]
 BackboneWeights = Annotated[Optional[str], typer.Option(
     "--backbone-weights", metavar="NAME|PATH",
-    help="ResNet-50 weights: imagenet (torchvision's), random (seeded) or a torchvision state-dict file.  \\[default: imagenet]", rich_help_panel=MODEL)]
+    help=f"ResNet-50 weights: {help_names(BACKBONE)} (torchvision's; {_PUBLISHED}), random (seeded) or a "
+         "torchvision state-dict file.  \\[default: imagenet]", rich_help_panel=MODEL)]
 Pca = Annotated[Optional[str], typer.Option(
     "--pca", metavar="NAME|PATH",
-    help="PCA whitening of region vectors: vcdb (published), none (3840-d features), "
+    help=f"PCA whitening of region vectors: {help_names(WHITENING)} ({_PUBLISHED}), none (3840-d features), "
          "random (seeded projection) or a file with mean, d and V.  \\[default: vcdb]", rich_help_panel=MODEL)]
-Device = Annotated[Optional[str], typer.Option(
-    "--device", metavar="auto|cpu|cuda[:N]", help="Where to run: auto picks CUDA when present.  \\[default: auto]", rich_help_panel=RUNTIME)]
-Precision = Annotated[Optional[str], typer.Option(
-    "--precision", metavar="auto|fp32|bf16|fp16",
-    help="Numeric precision: auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.  \\[default: auto]", rich_help_panel=RUNTIME)]
-Fps = Annotated[Optional[float], typer.Option("--fps", help="Frames sampled per second of video.  \\[default: 1]", rich_help_panel=INPUT)]
-FramesPerBatch = Annotated[Optional[int], typer.Option(
-    "--frames-per-batch", help="Frames per feature-extraction batch.  \\[default: 32]", rich_help_panel=RUNTIME)]
-Seed = Annotated[Optional[int], typer.Option("--seed", help="Seed of `random` weights.  \\[default: 0]", rich_help_panel=MODEL)]
+Seed = Annotated[Optional[int], typer.Option(
+    "--seed", help="Seed of `random` weights.  \\[default: 0]", rich_help_panel=MODEL)]
 FeaturesOnly = Annotated[Optional[bool], typer.Option(
     "--features-only/--full", help="Features only: Chamfer similarity of raw region features, no attention and "
-                                  "no comparator network.  \\[default: --full]", rich_help_panel=MODEL)]
-Compile = Annotated[Optional[bool], typer.Option(
-    "--compile/--no-compile", help="torch.compile the CNN: a one-time warm-up (5-20 s), then up to 1.6x faster; for long runs.  "
-                                  "\\[default: --no-compile]", rich_help_panel=RUNTIME)]
+                                   "no comparator network.  \\[default: --full]", rich_help_panel=MODEL)]
 
-# Inputs of the bulk commands (extract-frames, extract-features).
+# --- where and how they run ----------------------------------------------------------------------------------
+Device = Annotated[Optional[str], typer.Option(
+    "--device", metavar="DEVICE", help="Where to run: auto (CUDA when present), cpu, cuda or cuda:N.  "
+                                       "\\[default: auto]", rich_help_panel=RUNTIME)]
+Precision = Annotated[Optional[str], typer.Option(
+    "--precision", metavar="PRECISION",
+    help="Numeric precision: fp32, bf16, fp16 or auto (fp16 on CUDA, bf16 on CPUs with native bf16, else "
+         "fp32).  \\[default: auto]", rich_help_panel=RUNTIME)]
+FramesPerBatch = Annotated[Optional[int], typer.Option(
+    "--frames-per-batch", help="Frames per feature-extraction batch.  \\[default: 32]", rich_help_panel=RUNTIME)]
+Compile = Annotated[Optional[bool], typer.Option(
+    "--compile/--no-compile", help="torch.compile the CNN: a one-time warm-up (5-20 s), then up to 1.6x faster; "
+                                   "for long runs.  \\[default: --no-compile]", rich_help_panel=RUNTIME)]
+Workers = Annotated[Optional[int], typer.Option(
+    "--workers", "-j", help="Decoding processes (0: decode in the main process).  "
+                            "\\[default: one per CPU core, at most 8]", rich_help_panel=RUNTIME)]
+Fps = Annotated[Optional[float], typer.Option(
+    "--fps", help="Frames sampled per second of video.  \\[default: 1]", rich_help_panel=INPUT)]
+
+# --- inputs of the bulk commands (extract-frames, extract-features) -------------------------------------------
 Inputs = Annotated[Optional[list[str]], typer.Argument(
     help="Video files, folders of videos, or (with --loader frames) frame folders or folders of them. "
          "The video id is the file stem or folder name.", show_default=False)]
+VideoInputs = Annotated[Optional[list[str]], typer.Argument(
+    help="Video files or folders of videos. The video id is the file stem.", show_default=False)]
 Loader = Annotated[Optional[str], typer.Option(
     "--loader", metavar="video|frames",
-    help="Read video files, or folders of JPEG/PNG frames ({id}/00000.jpg ...).  \\[default: video]", rich_help_panel=INPUT)]
+    help="Read video files, or folders of JPEG/PNG frames ({id}/00000.jpg ...).  \\[default: video]",
+    rich_help_panel=INPUT)]
 DatasetPath = Annotated[Optional[str], typer.Option(
-    "--dataset-path", metavar="DIR", help="Folder holding a dataset's videos, found by --pattern.", rich_help_panel=INPUT)]
+    "--dataset-path", metavar="DIR", help="Folder holding a dataset's videos, found by --pattern.",
+    rich_help_panel=INPUT)]
 Pattern = Annotated[Optional[str], typer.Option(
     "--pattern", metavar="GLOB",
     help="Where an id's video is under --dataset-path, {id} standing for the id.  "
@@ -59,16 +86,14 @@ IdList = Annotated[Optional[str], typer.Option(
          "of --pattern is taken.", rich_help_panel=INPUT)]
 Dataset = Annotated[Optional[str], typer.Option(
     "--dataset", metavar="NAME",
-    help="Take the videos of a benchmark (FIVR-5K, FIVR-200K, VCDB, EVVE, CC_WEB_VIDEO) from --dataset-path.", rich_help_panel=INPUT)]
+    help="Take the videos of a benchmark (FIVR-5K, FIVR-200K, VCDB, EVVE, CC_WEB_VIDEO) from --dataset-path.",
+    rich_help_panel=INPUT)]
 Annotations = Annotated[Optional[str], typer.Option(
-    "--annotations", metavar="FILE", help="The benchmark's annotation file, instead of downloading it.", rich_help_panel=INPUT)]
+    "--annotations", metavar="FILE", help="The benchmark's annotation file, instead of downloading it.",
+    rich_help_panel=INPUT)]
 SkipMissing = Annotated[Optional[bool], typer.Option(
     "--skip-missing", help="Go on when named videos are missing; they are listed with the failures.  "
                            "\\[default: stop before starting]", rich_help_panel=INPUT)]
-Workers = Annotated[Optional[int], typer.Option(
-    "--workers", "-j", help="Decoding processes (0: decode in the main process).  "
-                            "\\[default: one per CPU core, at most 8]", rich_help_panel=RUNTIME)]
 Overwrite = Annotated[Optional[bool], typer.Option(
-    "--overwrite", help="Redo every video, replacing earlier output.  \\[default: skip videos already done]", rich_help_panel=OUTPUT)]
-VideoInputs = Annotated[Optional[list[str]], typer.Argument(
-    help="Video files or folders of videos. The video id is the file stem.", show_default=False)]
+    "--overwrite", help="Redo every video, replacing earlier output.  \\[default: skip videos already done]",
+    rich_help_panel=OUTPUT)]

@@ -12,8 +12,12 @@ from ..progress import Progress
 
 
 def plural(count: int, unit: str) -> str:
-    """'1 video', '2 videos' (units are given in the plural)."""
-    return f"{count} {unit[:-1] if count == 1 and unit.endswith('s') else unit}"
+    """'1 video', '2 videos', '1 query' (units are given in the plural)."""
+    if count != 1:
+        return f"{count} {unit}"
+    if unit.endswith("ies"):
+        return f"1 {unit[:-3]}y"
+    return f"1 {unit[:-1] if unit.endswith('s') else unit}"
 
 
 class RichProgress(Progress):
@@ -29,7 +33,7 @@ class RichProgress(Progress):
         self._bars: RichBars | None = None
         self._downloads: RichBars | None = None
         self._task = self._download_task = None
-        self._unit, self._started = "items", 0.0
+        self._unit, self._started, self._first = "items", 0.0, None
 
     def __enter__(self) -> RichProgress:
         return self
@@ -56,7 +60,7 @@ class RichProgress(Progress):
         if self._task is not None:  # the previous stage stays on screen, finished
             task = self._bars.tasks[self._task]
             self._bars.update(self._task, total=task.completed if task.total is None else task.total)
-        self._unit, self._started = unit, time.perf_counter()
+        self._unit, self._started, self._first = unit, time.perf_counter(), None
         self._task = self._bars.add_task(escape(name), total=total, rate="", failed="")
 
     def update(self, done: int, total: int | None = None, *, failed: int = 0, frames: int = 0,
@@ -65,10 +69,13 @@ class RichProgress(Progress):
             return
         if self._task is None:
             self.stage("working")
-        elapsed = max(time.perf_counter() - self._started, 1e-9)
         finished = done + failed
-        rate = f"{finished / elapsed:.1f} {self._unit}/s" if finished else ""
-        if frames:
+        if self._first is None:  # a resumed stage starts part-way: its rate counts from there
+            self._first, self._started = finished, time.perf_counter()
+        elapsed = time.perf_counter() - self._started
+        progressed = finished - self._first
+        rate = f"{progressed / elapsed:.1f} {self._unit}/s" if progressed and elapsed > 0 else ""
+        if frames and elapsed > 0:
             rate += f", {frames / elapsed:.0f} frames/s"
         if status:
             rate = f"{rate}  {escape(status)}" if rate else escape(status)

@@ -2,35 +2,43 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from . import options
-from .common import check_writable, console, download_progress, load_config, reported_errors, stdout, write_results
+from .common import check_writable, console, load_config, print_table, reported_errors, write_results
+from .progress import RichProgress, plural
+
+SEARCH = "Search"  # how candidates are found: this command's own panel
 
 Database = Annotated[Optional[str], typer.Option(
-    "--database", "-d", metavar="FEATURES.h5", help="The collection's feature file (from s2vs extract-features).")]
+    "--database", "-d", metavar="FEATURES.h5",
+    help="The collection's feature file (from s2vs extract-features)." + options.REQUIRED,
+    rich_help_panel=options.INPUT)]
 
 
 def search(
     queries: Annotated[list[str], typer.Argument(
-        metavar="QUERY...", help="Video files, folders of videos, or ids of videos already in the feature file.",
+        metavar="QUERY", help="Video files, folders of videos, or ids of videos already in the feature file.",
         show_default=False)],
     database: Database = None,
-    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", help="Results per query.  \\[default: 20]")] = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", help="Results per query.  \\[default: 20]",
+                                                 rich_help_panel=options.OUTPUT)] = None,
     candidates: Annotated[Optional[int], typer.Option(
-        "--candidates", help="Videos the index proposes for ViSiL re-ranking, per query.  \\[default: 1000]")] = None,
+        "--candidates", help="Videos the index proposes for ViSiL re-ranking, per query.  \\[default: 1000]",
+        rich_help_panel=SEARCH)] = None,
     exhaustive: Annotated[Optional[bool], typer.Option(
-        "--exhaustive", help="Score every video with ViSiL instead of asking the index (slow; to check recall).")] = None,
+        "--exhaustive", help="Score every video with ViSiL instead of asking the index (slow; to check recall).",
+        rich_help_panel=SEARCH)] = None,
     rebuild_index: Annotated[Optional[bool], typer.Option(
-        "--rebuild-index", help="Rebuild the index from scratch instead of updating it.")] = None,
+        "--rebuild-index", help="Rebuild the index from scratch instead of updating it.",
+        rich_help_panel=SEARCH)] = None,
     output: Annotated[Optional[str], typer.Option(
-        "--output", "-o", metavar="RESULTS.json", help="Write every result as JSON.")] = None,
+        "--output", "-o", metavar="RESULTS.json", help="Write every result as JSON.",
+        rich_help_panel=options.OUTPUT)] = None,
     features_only: options.FeaturesOnly = None,
     model: options.Model = None,
     backbone_weights: options.BackboneWeights = None,
@@ -38,7 +46,7 @@ def search(
     device: options.Device = None,
     precision: options.Precision = None,
     fps: options.Fps = None,
-    batch_size: options.BatchSize = None,
+    frames_per_batch: options.FramesPerBatch = None,
     seed: options.Seed = None,
     config: options.Config = None,
     print_config: options.PrintConfig = False,
@@ -56,57 +64,31 @@ def search(
         cfg = load_config(SearchConfig, config, print_config, database=database, top_k=top_k, candidates=candidates,
                           exhaustive=exhaustive, rebuild_index=rebuild_index, features_only=features_only,
                           model=model, backbone_weights=backbone_weights, pca=pca, device=device,
-                          precision=precision, fps=fps, batch_size=batch_size, seed=seed)
-        from ..errors import ConfigError
-        from ..models.loading import load_extractor, load_similarity_network
-        from ..scoring.retrieval import VideoScorer
-        from ..runtime import resolve_device, resolve_precision
-        from ..jobs.search import Searcher, extractor_mismatch, resolve_queries
-        from ..storage.store import FeatureStore
+                          precision=precision, fps=fps, frames_per_batch=frames_per_batch, seed=seed)
+        from ..jobs.search import start_search
+        from ..runtime import Runtime
 
-        if cfg.database is None:
-            raise ConfigError("give the collection's feature file: --database FEATURES.h5")
-        if Path(cfg.database).is_dir():
-            raise ConfigError(f"{cfg.database}: is a folder; give the collection's feature file (FEATURES.h5)")
-        if not Path(cfg.database).is_file():
-            raise ConfigError(f"{cfg.database}: feature file not found")
         check_writable(output)
         quiet = quiet or json_output
-        with FeatureStore(cfg.database) as store:
-            stored, identity = set(store.ids()), store.identity
-        sources = resolve_queries(queries, stored)
-        index = None
-        if not cfg.exhaustive:
-            index, update = _open_index(cfg.database, cfg.rebuild_index, quiet)
-            if not quiet and update["action"] != "fresh":
-                _say_update(update)
-        run_device = resolve_device(cfg.device)
-        run_precision = resolve_precision(cfg.precision, run_device)
-        with download_progress(quiet) as progress:
-            network = None if cfg.features_only else load_similarity_network(cfg.model, run_device, cfg.seed, progress)
-            extractor = None
-            if any(source.path is not None for source in sources):
-                extractor = load_extractor(cfg.backbone_weights, cfg.pca, run_device, cfg.seed, progress)
-                mismatch = extractor_mismatch(identity, extractor, cfg.fps)
-                if mismatch:
-                    raise ConfigError(f"{cfg.database} was made with other settings than the query videos would be: "
-                                      f"{mismatch}; pass the options it was extracted with")
-        results = []
-        with Searcher(cfg.database, VideoScorer(network, run_device, run_precision), index, cfg.candidates,
-                      cfg.top_k) as searcher:
-            for result in searcher.run(sources, extractor, cfg.fps, run_precision, cfg.batch_size):
-                results.append(result)
+        with RichProgress(console, quiet) as progress:
+            runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
+            run = start_search(queries, cfg, runtime, progress)
+        with run:
+            if not quiet and run.index_update is not None and run.index_update["action"] != "fresh":
+                _say_update(run.index_update)
+            for result in run:
                 if not quiet:
                     _render(result)
-        summary = {"database": cfg.database, "mode": "exhaustive" if index is None else f"index ({index.kind})",
-                   "model": "features only" if network is None else network.label,
-                   "results": [r.as_dict() for r in results]}
+        summary = run.summary()
         write_results(output, summary)
     if json_output:
         print(json.dumps(summary))
-    failed = [r for r in results if r.error is not None]
+    elif runtime.random_weights:
+        console.print("[yellow]note:[/] random weights: a test of the pipeline, not a meaningful similarity")
+    failed = [r for r in run.results if r.error is not None]
     if failed and not quiet:
-        console.print(f"[red]{len(failed)} of {len(results)} queries failed[/]", highlight=False)
+        console.print(f"[red]{len(failed)} of {len(run.results)} {'query' if len(run.results) == 1 else 'queries'} "
+                      "failed[/]", highlight=False)
     if failed:
         raise typer.Exit(3)
 
@@ -114,7 +96,8 @@ def search(
 def index(
     database: Annotated[str, typer.Argument(metavar="FEATURES.h5", help="The collection's feature file.",
                                             show_default=False)],
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Build from scratch even if the index is current.")] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Build from scratch even if the index is current.",
+                                          rich_help_panel=options.OUTPUT)] = False,
     json_output: options.Json = False,
     quiet: options.Quiet = False,
 ) -> None:
@@ -126,8 +109,12 @@ def index(
     with reported_errors():
         import time
 
+        from ..jobs.search import index_summary
+        from ..storage.index import open_index
+
         started = time.perf_counter()
-        _, summary = _open_index(database, rebuild, quiet or json_output)
+        with RichProgress(console, quiet or json_output) as progress:
+            summary = index_summary(*open_index(database, rebuild, progress))
         summary["seconds"] = round(time.perf_counter() - started, 2)
     if json_output:
         print(json.dumps(summary))
@@ -135,37 +122,12 @@ def index(
         _say_update(summary)
 
 
-def _open_index(database: str, rebuild: bool, quiet: bool) -> tuple:
-    """(index, update summary): the index brought up to date, with a progress bar while it works."""
-    from ..storage.index import open_index
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    bar = Progress(*columns, console=console, transient=True, disable=quiet)
-    tasks: dict[str, int] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if not tasks:  # shown only once there is work: a current index or an error prints nothing
-            bar.start()
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=total)
-        bar.update(tasks[stage], completed=done, total=total)
-
-    try:
-        built, update = open_index(database, rebuild, progress)
-    finally:
-        if tasks:
-            bar.stop()
-    summary = {"index": update.folder, "action": update.action, "videos": len(built),
-               "entries": int(len(built.entries)), "kind": built.kind, "added": update.added, "reason": update.reason,
-               "note": update.note}
-    return built, summary
-
-
 def _say_update(summary: dict) -> None:
-    what = {"built": "built", "rebuilt": "rebuilt", "added": f"updated: {summary['added']} new videos added",
+    what = {"built": "built", "rebuilt": "rebuilt", "added": f"updated: {plural(summary['added'], 'new videos')} added",
             "fresh": "up to date"}[summary["action"]]
     why = f" ({summary['reason']})" if summary.get("reason") else ""
-    console.print(f"index {what}{escape(why)}: {summary['videos']} videos, {summary['entries']} segments, "
+    console.print(f"index {what}{escape(why)}: {plural(summary['videos'], 'videos')}, "
+                  f"{plural(summary['entries'], 'segments')}, "
                   f"{summary['kind']}; {escape(summary['index'])}", highlight=False, soft_wrap=True)
     if summary.get("note"):
         console.print(escape(summary["note"]), highlight=False, soft_wrap=True)
@@ -176,8 +138,8 @@ def _render(result) -> None:
         named = result.error if result.error.startswith(result.query) else f"{result.query}: {result.error}"
         console.print(f"[red]failed:[/] {escape(named)}", highlight=False, soft_wrap=True)
         return
-    table = Table(title=result.query, title_justify="left", caption=f"{result.candidates} videos re-ranked in "
-                  f"{result.seconds:.2f} s", caption_justify="left")
+    caption = f"{plural(result.candidates, 'videos')} re-ranked in {result.seconds:.2f} s"
+    table = Table(title=escape(result.query), title_justify="left", caption=caption, caption_justify="left")
     for name, justify in (("#", "right"), ("video", "left"), ("similarity", "right"), ("query", "right"),
                           ("video at", "right")):
         table.add_column(name, justify=justify)
@@ -185,7 +147,7 @@ def _render(result) -> None:
         s = hit.segment
         table.add_row(str(rank), escape(hit.video_id), f"{hit.similarity:.4f}",
                       _span(s.query_start, s.query_end) if s else "", _span(s.target_start, s.target_end) if s else "")
-    stdout.print(table)
+    print_table(table)
 
 
 def _span(start: float, end: float) -> str:

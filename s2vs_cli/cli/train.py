@@ -1,4 +1,11 @@
-"""`s2vs train`: self-supervised training of the ViSiL network (SPEC §5)."""
+"""`s2vs train`: self-supervised training of the ViSiL network (SPEC §5).
+
+Examples:
+  s2vs train frames/ --experiment-path runs/mine --iterations 2000 --batch-size 16
+  s2vs train frames/ --config examples/train_s2vs_dns.yaml          (the paper's settings)
+  s2vs train --experiment-path runs/mine --resume --iterations 4000  (continue a run)
+  torchrun --nproc-per-node 2 -m s2vs_cli train frames/             (one GPU per process)
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,62 +13,81 @@ from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import options
-from .common import console, download_progress, load_config, reported_errors
+from .common import console, load_config, reported_errors
+from .options import INPUT, OUTPUT, RUNTIME
+from .progress import RichProgress, plural
+
+TRAINING = "Training"  # the schedule and what a step computes
 
 EPILOG = ("Multi-GPU / multi-node: [bold]torchrun --nproc-per-node 2 -m s2vs_cli train FRAMES_DIR[/] (each process "
-          "takes --batch-size videos per step). Paper settings: [bold]--config examples/train_s2vs_dns.yaml[/].")
+          "takes --batch-size videos per step, on the GPU of its LOCAL_RANK). Paper settings: "
+          "[bold]--config examples/train_s2vs_dns.yaml[/].")
 
 
 def train(
     data: Annotated[Optional[str], typer.Argument(
-        metavar="FRAMES_DIR", help="Frame folders from s2vs extract-frames ({id}/00000.jpg ...), or a folder of videos.",
+        metavar="FRAMES_DIR", help="Frame folders from s2vs extract-frames ({id}/00000.jpg ...), or a folder of videos "
+                                  "(with --resume: the run's own).",
         show_default=False)] = None,
     experiment_path: Annotated[Optional[str], typer.Option(
         "--experiment-path", "-o", metavar="DIR",
         help="Where the run's files go: config.yaml, model.pth, checkpoint.pth, metrics.jsonl, loss.png.  "
-             "\\[default: experiments/s2vs]")] = None,
-    iterations: Annotated[Optional[int], typer.Option("--iterations", help="Optimiser steps.  \\[default: 30000]")] = None,
+             "\\[default: experiments/s2vs]", rich_help_panel=OUTPUT)] = None,
+    iterations: Annotated[Optional[int], typer.Option(
+        "--iterations", help="Optimiser steps.  \\[default: 30000]", rich_help_panel=TRAINING)] = None,
     batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", help="Videos per process and step (each gives a weak and a strong clip).  \\[default: 64]")] = None,
-    window_size: Annotated[Optional[int], typer.Option("--window-size", help="Frames per clip.  \\[default: 32]")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (AdamW, warm-up then cosine).  "
-                                                             "\\[default: 5e-5]")] = None,
+        "--batch-size", help="Videos per process and step (each gives a weak and a strong clip).  \\[default: 64]",
+        rich_help_panel=TRAINING)] = None,
+    window_size: Annotated[Optional[int], typer.Option(
+        "--window-size", help="Frames per clip.  \\[default: 32]", rich_help_panel=TRAINING)] = None,
+    lr: Annotated[Optional[float], typer.Option(
+        "--lr", help="Peak learning rate (AdamW, warm-up then cosine).  \\[default: 5e-5]",
+        rich_help_panel=TRAINING)] = None,
     augmentations: Annotated[Optional[str], typer.Option(
         "--augmentations", metavar="GT,FT,TT,ViV",
         help="Strong-view augmentations, any subset: GT (RandAugment), FT (text, icons, blur), TT (temporal), "
-             "ViV (video in video); none for none.  \\[default: GT,FT,TT,ViV]")] = None,
+             "ViV (video in video); none for none.  \\[default: GT,FT,TT,ViV]", rich_help_panel=TRAINING)] = None,
+    seed: Annotated[Optional[int], typer.Option(
+        "--seed", help="Seed of the initial weights, batches and augmentations.  \\[default: 0]",
+        rich_help_panel=TRAINING)] = None,
     save_every: Annotated[Optional[int], typer.Option(
-        "--save-every", help="Write checkpoint.pth and model.pth every this many steps.  \\[default: 1000]")] = None,
+        "--save-every", help="Write checkpoint.pth and model.pth every this many steps.  \\[default: 1000]",
+        rich_help_panel=OUTPUT)] = None,
     resume: Annotated[Optional[bool], typer.Option(
-        "--resume", help="Continue the run in --experiment-path at its checkpoint's step.")] = None,
+        "--resume", help="Continue the run in --experiment-path at its checkpoint's step.",
+        rich_help_panel=TRAINING)] = None,
     eval_every: Annotated[Optional[int], typer.Option(
-        "--eval-every", help="Report mAP on --eval-ground-truth every this many steps.  \\[default: 0 = never]")] = None,
+        "--eval-every", help="Report mAP on --eval-ground-truth every this many steps.  \\[default: 0 = never]",
+        rich_help_panel=TRAINING)] = None,
     eval_ground_truth: Annotated[Optional[str], typer.Option(
-        "--eval-ground-truth", metavar="GT.json", help="Custom ground truth (as s2vs evaluate takes it).")] = None,
+        "--eval-ground-truth", metavar="GT.json", help="Custom ground truth (as s2vs evaluate takes it).",
+        rich_help_panel=INPUT)] = None,
     eval_dataset_path: Annotated[Optional[str], typer.Option(
-        "--eval-dataset-path", metavar="DIR", help="Folder of the ground truth's videos.")] = None,
+        "--eval-dataset-path", metavar="DIR", help="Folder of the ground truth's videos.", rich_help_panel=INPUT)] = None,
     eval_pattern: Annotated[Optional[str], typer.Option(
         "--eval-pattern", metavar="GLOB", help="Where an id's video is under --eval-dataset-path.  "
-                                               "\\[default: {id}/video.*]")] = None,
-    batch_size_fe: Annotated[Optional[int], typer.Option(
-        "--batch-size-fe", help="Frames per chunk through the frozen backbone.  \\[default: 512]")] = None,
+                                               "\\[default: {id}/video.*]", rich_help_panel=INPUT)] = None,
     loader: Annotated[Optional[str], typer.Option(
-        "--loader", metavar="auto|frames|video", help="What FRAMES_DIR holds.  \\[default: auto]")] = None,
-    workers: Annotated[Optional[int], typer.Option(
-        "--workers", "-j", help="Data-loading processes (0: in the main process).  \\[default: one per core, at most 8]")] = None,
+        "--loader", metavar="auto|frames|video", help="What FRAMES_DIR holds.  \\[default: auto]",
+        rich_help_panel=INPUT)] = None,
+    fps: Annotated[Optional[float], typer.Option(
+        "--fps", help="Frames per second decoded from videos.  \\[default: 1]", rich_help_panel=INPUT)] = None,
     preview_augmentations: Annotated[Optional[str], typer.Option(
         "--preview-augmentations", metavar="OUT_DIR",
-        help="Write weak/strong clip strips of a few videos as PNG files, and exit without training.")] = None,
+        help="Write weak/strong clip strips of a few videos as PNG files, and exit without training.",
+        rich_help_panel=OUTPUT)] = None,
     backbone_weights: options.BackboneWeights = None,
     pca: options.Pca = None,
+    frames_per_batch: Annotated[Optional[int], typer.Option(
+        "--frames-per-batch", help="Frames per batch through the frozen backbone.  \\[default: 512]",
+        rich_help_panel=RUNTIME)] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", "-j", help="Data-loading processes (0: in the main process).  "
+                                "\\[default: one per core, at most 8]", rich_help_panel=RUNTIME)] = None,
     device: options.Device = None,
     precision: options.Precision = None,
-    fps: Annotated[Optional[float], typer.Option("--fps", help="Frames per second decoded from videos.  \\[default: 1]")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the initial weights, batches and augmentations.  "
-                                                               "\\[default: 0]")] = None,
     config: options.Config = None,
     print_config: options.PrintConfig = False,
     quiet: options.Quiet = False,
@@ -72,7 +98,9 @@ def train(
     """
     with reported_errors(interrupted="continue with --resume"):
         from ..config import TrainConfig
-        from ..training.augmentations import parse_augmentations
+        from ..distributed import place_from_env
+        from ..jobs.train import check_training, preview_augmentations as write_previews, train as run_training
+        from ..runtime import Runtime
 
         if resume and config is None:  # a run resumes with the settings it was started with
             saved = Path(experiment_path or TrainConfig().experiment_path) / "config.yaml"
@@ -81,64 +109,32 @@ def train(
                           iterations=iterations, batch_size=batch_size, window_size=window_size, lr=lr,
                           augmentations=augmentations, save_every=save_every, resume=resume, eval_every=eval_every,
                           eval_ground_truth=eval_ground_truth, eval_dataset_path=eval_dataset_path,
-                          eval_pattern=eval_pattern, batch_size_fe=batch_size_fe, loader=loader, workers=workers,
-                          backbone_weights=backbone_weights, pca=pca, device=device, precision=precision, fps=fps,
-                          seed=seed)
-        parse_augmentations(cfg.augmentations)  # an unknown name fails here, before anything loads
-        from ..jobs.train import load_training_videos
-
-        videos, data_loader = load_training_videos(cfg)
+                          eval_pattern=eval_pattern, frames_per_batch=frames_per_batch, loader=loader,
+                          workers=workers, backbone_weights=backbone_weights, pca=pca, device=device,
+                          precision=precision, fps=fps, seed=seed)
         if preview_augmentations is not None:
-            from ..jobs.train import preview_augmentations as write_previews
-
-            written = write_previews(cfg, videos, data_loader, Path(preview_augmentations))
-            console.print(f"wrote {len(written)} previews (weak clip above, strong below) to "
+            written = write_previews(cfg, Path(preview_augmentations))
+            console.print(f"wrote {plural(len(written), 'previews')} (weak clip above, strong below) to "
                           f"{escape(preview_augmentations)}", highlight=False)
             return
-        from ..training.clips import BatchPlan
-        from ..jobs.train import check_experiment
-
-        check_experiment(Path(cfg.experiment_path), cfg.resume)  # before minutes of loading weights
-        BatchPlan(len(videos), cfg.batch_size)
-        _run(cfg, videos, data_loader, quiet)
-
-
-def _run(cfg, videos, loader: str, quiet: bool) -> None:
-    from ..distributed import join_process_group
-    from ..models.loading import load_extractor
-    from ..runtime import resolve_device
-    from ..jobs.train import TrainingEvaluator, train as run_training
-
-    device = resolve_device(cfg.device)
-    group = join_process_group("nccl" if device.type == "cuda" else "gloo")
-    try:
-        quiet = quiet or not group.is_main
-        with download_progress(quiet) as progress:
-            extractor = load_extractor(cfg.backbone_weights, cfg.pca, device, cfg.seed, progress)
-        evaluator = None
-        if cfg.eval_ground_truth is not None and group.is_main:  # rank 0 alone evaluates
-            if not quiet:
-                console.print("extracting the evaluation videos' features (once)", highlight=False)
-            evaluator = TrainingEvaluator(cfg, extractor)
-        if not quiet:
-            console.print(f"training on {len(videos)} videos ({loader}), {group.world_size} process(es), "
-                          f"{cfg.batch_size} videos per process and step; experiment: {escape(cfg.experiment_path)}",
-                          highlight=False, soft_wrap=True)
-        columns = (TextColumn("step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[status]}"),
-                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-        with Progress(*columns, console=console, disable=quiet) as bar:
-            task = bar.add_task("train", total=cfg.iterations, status="")
-
-            def show(report) -> None:
-                status = (f"loss {report.losses.loss:.4f}  lr {report.lr:.2e}  "
-                          f"{report.frames_per_second:.1f} frames/s")
-                if report.evaluation:
-                    status += f"  mAP {report.evaluation.get('mAP', float('nan')):.4f}"
-                bar.update(task, completed=report.step, status=status)
-
-            result = run_training(cfg, videos, loader, group, extractor, show, evaluator)
+        videos, data_loader = check_training(cfg)  # before minutes of loading weights
+        quiet = quiet or not place_from_env().is_main  # one rank speaks
+        with RichProgress(console, quiet) as progress:
+            runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, distributed=True,
+                                    backend="auto", progress=progress)
+            try:
+                if not quiet:
+                    console.print(f"training on {plural(len(videos), 'videos')} ({data_loader}), "
+                                  f"{_processes(runtime.group.world_size)}, {cfg.batch_size} videos per "
+                                  f"process and step; experiment: {escape(cfg.experiment_path)}",
+                                  highlight=False, soft_wrap=True)
+                result = run_training(cfg, videos, data_loader, runtime, progress)
+            finally:
+                runtime.close()
         if not quiet:
             last = f"; last loss {result.last.loss:.4f}" if result.last else ""
             console.print(f"done: step {result.steps}{last}; model: {escape(str(result.model))}", highlight=False)
-    finally:
-        group.close()
+
+
+def _processes(count: int) -> str:
+    return f"{count} process" if count == 1 else f"{count} processes"

@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..media.video import DecodeReport, repeat_factor, sample_frames, video_info
 from ..models.extractor import RegionExtractor
-from ..scoring.localization import SegmentTimes, best_segment, segment_times
-from ..runtime import autocast
 from ..models.visil import ViSiL, chamfer, frame_to_frame_similarity
-from ..media.video import DecodeReport, repeat_factor, sample_frames
+from ..progress import SILENT, Progress
+from ..runtime import Runtime, autocast
+from ..scoring.localization import SegmentTimes, best_segment, segment_times
 
 
 @dataclass
@@ -53,13 +53,14 @@ class Comparison:
 
 
 def extract_video_features(path: str | Path, extractor: RegionExtractor, fps: float = 1.0,
-                           precision: str = "fp32", batch_size: int = 32, min_frames: int = 4,
-                           compiled: bool = False, timings: dict[str, float] | None = None) -> VideoFeatures:
-    """Decode `path` at `fps` and extract its region features [T, 9, D], `batch_size` frames at a time.
+                           precision: str = "fp32", frames_per_batch: int = 32, min_frames: int = 4,
+                           compiled: bool = False, timings: dict[str, float] | None = None,
+                           progress: Progress = SILENT) -> VideoFeatures:
+    """Decode `path` at `fps` and extract its region features [T, 9, D], `frames_per_batch` frames at a time.
 
     Frames are streamed from the decoder, so memory does not grow with the video's length. Videos with
     fewer than `min_frames` frames are repeated (doubling) as the original does. `timings` (if given)
-    accumulates the seconds spent decoding and extracting.
+    accumulates the seconds spent decoding and extracting; `progress` counts the frames of the current stage.
     """
     timings = timings if timings is not None else {}
     report = DecodeReport()
@@ -67,15 +68,17 @@ def extract_video_features(path: str | Path, extractor: RegionExtractor, fps: fl
     chunks, timestamps = [], []
     while True:
         started = time.perf_counter()
-        batch = list(itertools.islice(frames, batch_size))
+        batch = list(itertools.islice(frames, frames_per_batch))
         timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - started
         if not batch:
             break
         started = time.perf_counter()
         images = torch.from_numpy(np.stack([f.image for f in batch]))
-        chunks.append(extractor.extract(images, batch_size=batch_size, precision=precision, compiled=compiled))
+        chunks.append(extractor.extract(images, frames_per_batch=frames_per_batch, precision=precision,
+                                        compiled=compiled))
         timestamps.extend(f.timestamp for f in batch)
         timings["extract"] = timings.get("extract", 0.0) + time.perf_counter() - started
+        progress.update(len(timestamps))
     features, times = torch.cat(chunks), np.array(timestamps)
     repeated = repeat_factor(len(times), min_frames)
     if repeated > 1:
@@ -136,23 +139,28 @@ def locate_match(query: VideoFeatures, target: VideoFeatures, network: ViSiL | N
     return segment_times(segment, query.timestamps, target.timestamps, 1.0 / query.fps)
 
 
-def compare_videos(query: str | Path, target: str | Path, extractor: RegionExtractor, network: ViSiL | None,
-                   fps: float = 1.0, precision: str = "fp32", batch_size: int = 32, compiled: bool = False,
-                   on_stage: Callable[[str], None] = lambda message: None) -> Comparison:
-    """Similarity of two video files and their best-matching segment; `network=None` is features-only mode.
+def check_videos(*paths: str | Path) -> None:
+    """Fail (one line naming the file) when a video cannot be opened: before minutes of model loading."""
+    for path in paths:
+        video_info(path)
 
-    `on_stage` hears what is being done (for a status line); `timings` holds the seconds each stage took.
-    """
+
+def compare_videos(query: str | Path, target: str | Path, runtime: Runtime, fps: float = 1.0,
+                   frames_per_batch: int = 32, progress: Progress = SILENT) -> Comparison:
+    """Similarity of two video files and their best-matching segment, with the runtime's models (no network
+    loaded: features-only mode). `timings` of the result holds the seconds each stage took."""
+    if runtime.extractor is None:
+        raise ValueError("compare_videos needs the runtime's models: call runtime.load_models(...) first")
     timings: dict[str, float] = {}
     features = []
     for path in (query, target):
-        on_stage(f"decoding and extracting features of {path}")
-        features.append(extract_video_features(path, extractor, fps, precision, batch_size,
-                                               compiled=compiled, timings=timings))
-
-    on_stage("comparing")
+        progress.stage(f"extracting features of {Path(path).name}", unit="frames")
+        features.append(extract_video_features(path, runtime.extractor, fps, runtime.precision, frames_per_batch,
+                                               compiled=runtime.compile, timings=timings, progress=progress))
+    progress.stage("comparing", total=1, unit="pairs")
     started = time.perf_counter()
-    comparison = compare_features(features[0], features[1], network, precision)
+    comparison = compare_features(features[0], features[1], runtime.network, runtime.precision)
     timings["compare"] = time.perf_counter() - started
+    progress.update(1)
     comparison.timings = timings
     return comparison

@@ -1,21 +1,130 @@
-"""A benchmark evaluation from start to end: ground truth, similarities (computed or read), metrics."""
+"""`s2vs evaluate` from start to end: the ground truth, the similarities (read from a file, or scored from a
+feature file, or from raw videos extracted first), the segments located on annotated pairs, the metrics.
+
+`run_evaluation(cfg, runtime)` is the one entry point; the pieces it combines are public for scripts and
+for training's evaluator.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..benchmarks.annotations import Benchmark, FIVRBenchmark, Segment, load_benchmark, load_custom_ground_truth
+from ..benchmarks import (Benchmark, Evaluation, FIVRBenchmark, SegmentBounds, Similarities, evaluate,
+                          load_benchmark, load_custom_ground_truth, segment_precision_recall)
+from ..config import EvaluateConfig
 from ..errors import ConfigError, S2VSError
-from ..benchmarks.metrics import Evaluation, evaluate, segment_precision_recall
-from ..scoring.retrieval import ScoredCollection, Similarities, VideoScorer, score_store
+from ..progress import SILENT, Progress
+from ..runtime import Runtime
+from ..scoring.retrieval import ScoredCollection, VideoScorer, load_similarities, save_similarities, score_store
+
+if TYPE_CHECKING:
+    from .extract_features import ExtractionOptions, ExtractionSummary
 
 # The paper's numbers for the published s2vs_dns model (SPEC §6), shown beside ours.
 PAPER_RESULTS = {("s2vs_dns", "FIVR-200K"): {"DSVR": 0.925, "CSVR": 0.913, "ISVR": 0.841}}
+SEGMENT_NOTE = "segment metrics need features (--dataset-hdf5 or --dataset-path), not saved similarities"
+
+
+@dataclass
+class SegmentEvaluation:
+    """Segment-level precision/recall of the segments `s2vs compare` reports on the annotated pairs."""
+
+    metrics: dict[str, float]
+    pairs: int                                          # annotated pairs located
+    missing_pairs: list[tuple[str, str]] = field(default_factory=list)  # a video not in the feature file
+    predicted: dict[tuple[str, str], list[SegmentBounds]] = field(default_factory=dict)
+
+
+@dataclass
+class EvaluationReport:
+    """Everything one `s2vs evaluate` run found: the metrics and what a reader must know about them."""
+
+    evaluation: Evaluation
+    dataset: str                                    # the benchmark's name, or "custom"
+    model: str                                      # the network's label, "features only" or the similarities file
+    random_weights: bool = False                    # a model with seeded random weights: the numbers mean nothing
+    segments: SegmentEvaluation | None = None       # located on the annotated pairs (custom ground truth)
+    annotated: dict[tuple[str, str], list[SegmentBounds]] = field(default_factory=dict)
+    segment_note: str | None = None                 # why annotated segments were not evaluated
+    paper: dict[str, float] | None = None           # the paper's numbers for this model and benchmark
+    extraction: ExtractionSummary | None = None     # with --dataset-path: what the extraction did
+    features_kept: str | None = None                # with --dataset-path --save-features: the feature file
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON summary `s2vs evaluate --json` prints and `--output` writes."""
+        summary = self.evaluation.as_dict() | {"model": self.model, "dataset": self.dataset,
+                                               "random_weights": self.random_weights}
+        if self.segments is not None:
+            summary["metrics"] |= self.segments.metrics
+            summary["segment_pairs"] = self.segments.pairs
+            summary["segment_pairs_missing"] = [list(pair) for pair in self.segments.missing_pairs]
+            summary["segments"] = [{"query": q, "target": t, "reported": [list(s) for s in segments],
+                                    "annotated": [list(s) for s in self.annotated[(q, t)]]}
+                                   for (q, t), segments in self.segments.predicted.items()]
+        if self.segment_note:
+            summary["segment_note"] = self.segment_note
+        if self.paper:
+            summary["paper"] = self.paper
+        return summary
+
+
+def run_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: str | None = None,
+                   save_similarities_to: str | None = None, progress: Progress = SILENT) -> EvaluationReport:
+    """Evaluate as `cfg` says: choose the source, load the models it needs onto `runtime`, extract (from
+    raw videos), score, locate annotated segments, save the similarities if asked, compute the metrics."""
+    check_sources(cfg, from_similarities)
+    benchmark = load_ground_truth(cfg.dataset, cfg.annotations, cfg.ground_truth, cfg.distractors, progress)
+    annotated = getattr(benchmark, "segments", None) or {}
+    extraction = segments = None
+    if from_similarities is not None:
+        similarities, scored_from = load_similarities(from_similarities), str(from_similarities)
+        model = f"similarities from {from_similarities}"
+    else:
+        _load_models(cfg, runtime)
+        model = "features only" if runtime.network is None else runtime.network.label
+        scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
+        with _feature_file(cfg) as features:
+            if cfg.dataset_path is not None:
+                extraction = extract_benchmark_features(benchmark, cfg.dataset_path, cfg.pattern, features,
+                                                        runtime, _extraction_options(cfg), progress)
+            similarities = score_benchmark(benchmark, features, scorer, progress).similarities
+            scored_from = str(cfg.dataset_hdf5 or cfg.save_features or "the extracted features")
+            if annotated:
+                segments = evaluate_segments(annotated, features, scorer, progress)
+    if save_similarities_to is not None:
+        save_similarities(save_similarities_to, similarities)
+    evaluation = evaluate_benchmark(benchmark, similarities, cfg.strict, cfg.easy_duplicates,
+                                    scored_from=scored_from, progress=progress)
+    return EvaluationReport(
+        evaluation=evaluation, dataset=benchmark.name, model=model,
+        random_weights=from_similarities is None and runtime.random_weights,
+        segments=segments, annotated=annotated,
+        segment_note=SEGMENT_NOTE if annotated and from_similarities is not None else None,
+        paper=PAPER_RESULTS.get((cfg.model, benchmark.name)) if model == cfg.model else None,
+        extraction=extraction, features_kept=cfg.save_features if extraction is not None else None,
+    )
+
+
+def check_sources(cfg: EvaluateConfig, from_similarities: str | None = None) -> None:
+    """ConfigError unless exactly one source is given (features, videos or saved similarities) and exists."""
+    sources = [cfg.dataset_hdf5, cfg.dataset_path, from_similarities]
+    if sum(source is not None for source in sources) != 1:
+        raise ConfigError("give the features (--dataset-hdf5 FILE), the videos (--dataset-path DIR) or saved "
+                          "similarities (--from-similarities FILE), one of the three")
+    if cfg.save_features is not None and cfg.dataset_path is None:
+        raise ConfigError("--save-features goes with --dataset-path")
+    if cfg.dataset_hdf5 is not None and Path(cfg.dataset_hdf5).is_dir():
+        raise ConfigError(f"{cfg.dataset_hdf5}: is a folder; give the feature file (FEATURES.hdf5)")
+    if cfg.dataset_hdf5 is not None and not Path(cfg.dataset_hdf5).is_file():
+        raise ConfigError(f"{cfg.dataset_hdf5}: feature file not found")  # now, not after loading the model
 
 
 def load_ground_truth(dataset: str, annotations: str | None = None, ground_truth: str | None = None,
-                      distractors: bool = False, progress: Callable | None = None) -> Benchmark:
+                      distractors: bool = False, progress: Progress = SILENT) -> Benchmark:
     """The benchmark named `dataset`, or a custom ground truth file with `dataset` 'custom'."""
     if dataset.lower() == "custom":
         if ground_truth is None:
@@ -27,48 +136,44 @@ def load_ground_truth(dataset: str, annotations: str | None = None, ground_truth
 
 
 def score_benchmark(benchmark: Benchmark, features: str | Path, scorer: VideoScorer,
-                    progress: Callable[[int, int], None] | None = None) -> ScoredCollection:
+                    progress: Progress = SILENT) -> ScoredCollection:
     """Similarities of the benchmark's queries to its database, from a feature file."""
     if not Path(features).is_file():
         raise S2VSError(f"{features}: feature file not found")
+    progress.stage("scoring", len(benchmark.database), unit="videos")
     return score_store(str(features), benchmark.queries, benchmark.database, scorer, progress)
 
 
 def evaluate_benchmark(benchmark: Benchmark, similarities: Similarities, strict: bool = False,
-                       easy_duplicates: str | None = None) -> Evaluation:
-    """The benchmark's metrics; with `strict`, any missing query or database video is an error."""
-    options = {}
+                       easy_duplicates: str | None = None, *, scored_from: str | None = None,
+                       progress: Progress = SILENT) -> Evaluation:
+    """The benchmark's metrics; with `strict`, any missing query or database video is an error.
+
+    `scored_from` names where the similarities came from, for the error when no query is in them.
+    """
+    options: dict[str, Any] = {"scored_from": scored_from}
     if isinstance(benchmark, FIVRBenchmark):
-        options["easy_duplicates"] = benchmark.easy_duplicates(easy_duplicates)
+        options["easy_duplicates"] = benchmark.easy_duplicates(easy_duplicates, progress=progress)
     result = evaluate(benchmark, similarities, **options)
     if strict and (result.missing_queries or result.missing_database):
         missing = [*result.missing_queries, *result.missing_database]
-        raise S2VSError(f"{len(result.missing_queries)} queries and {len(result.missing_database)} database "
-                        f"videos have no similarities (e.g. '{missing[0]}'); --strict refuses to evaluate "
-                        "without them")
+        raise S2VSError(f"{_count(len(result.missing_queries), 'queries')} and "
+                        f"{_count(len(result.missing_database), 'database videos')} have no similarities "
+                        f"(e.g. '{missing[0]}'); --strict refuses to evaluate without them")
     return result
 
 
-@dataclass
-class SegmentEvaluation:
-    """Segment-level precision/recall of the segments `s2vs compare` reports on the annotated pairs."""
-
-    metrics: dict[str, float]
-    pairs: int                                          # annotated pairs located
-    missing_pairs: list[tuple[str, str]] = field(default_factory=list)  # a video not in the feature file
-    predicted: dict[tuple[str, str], list[Segment]] = field(default_factory=dict)
-
-
-def evaluate_segments(annotated: dict[tuple[str, str], list[Segment]], features: str | Path, scorer: VideoScorer,
-                      progress: Callable[[int, int], None] | None = None) -> SegmentEvaluation:
+def evaluate_segments(annotated: dict[tuple[str, str], list[SegmentBounds]], features: str | Path,
+                      scorer: VideoScorer, progress: Progress = SILENT) -> SegmentEvaluation:
     """Locate each annotated (query, target) pair's best-matching segment as `s2vs compare` does (on the
     frame-to-frame map of the same network, or of raw features) and score the segments against the
     annotation. Pairs with a video missing from the feature file are counted and left out."""
-    from .compare import locate_match, stored_video_features
     from ..storage.store import FeatureStore
+    from .compare import locate_match, stored_video_features
 
-    predicted: dict[tuple[str, str], list[Segment]] = {}
+    predicted: dict[tuple[str, str], list[SegmentBounds]] = {}
     missing: list[tuple[str, str]] = []
+    progress.stage("locating segments", len(annotated), unit="pairs")
     with FeatureStore(features) as store:
         stored = set(store.ids())
         fps = store.identity.fps if store.identity is not None else 1.0  # the published files: 1 fps
@@ -81,24 +186,62 @@ def evaluate_segments(annotated: dict[tuple[str, str], list[Segment]], features:
                                      scorer.precision)
                 predicted[(query, target)] = [(found.query_start, found.query_end,
                                                found.target_start, found.target_end)]
-            if progress is not None:
-                progress(done, len(annotated))
+            progress.update(done)
     located = {pair: segments for pair, segments in annotated.items() if pair in predicted}
     return SegmentEvaluation(segment_precision_recall(predicted, located), len(predicted), missing, predicted)
 
 
-def extract_benchmark_features(benchmark: Benchmark, dataset_path: str, pattern: str | None, loader: str,
-                               output: str | Path, extractor, identity, version: str, options,
-                               progress: Callable | None = None):
-    """Extract the benchmark's videos found under `dataset_path` into `output` (resuming) -> the summary.
+def extract_benchmark_features(benchmark: Benchmark, dataset_path: str, pattern: str | None, output: str | Path,
+                               runtime: Runtime, options: ExtractionOptions,
+                               progress: Progress = SILENT) -> ExtractionSummary:
+    """Extract the benchmark's videos found under `dataset_path` (read by `options.loader`) into `output`
+    with `runtime.extractor`, resuming -> the extraction's summary.
 
     Videos that are absent or fail to decode are simply not in the file: scoring counts them as missing.
     """
-    from .extract_features import extract_features
     from ..media.inputs import collect_inputs
     from ..storage.runs import Failure
+    from .extract_features import extract_features
 
-    found = collect_inputs(dataset_path=dataset_path, pattern=pattern, ids=benchmark.video_ids(), loader=loader)
+    found = collect_inputs(dataset_path=dataset_path, pattern=pattern, ids=benchmark.video_ids(),
+                           loader=options.loader)
     missing = [Failure(video_id, where, reason) for video_id, where, reason in found.missing]
-    return extract_features(found.inputs, output, extractor, identity, version, options, missing=missing,
-                            progress=progress)
+    return extract_features(found.inputs, output, runtime, options, missing=missing, progress=progress)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _load_models(cfg: EvaluateConfig, runtime: Runtime) -> None:
+    """What scoring needs: the network (unless features only), and the extractor for raw videos."""
+    if cfg.dataset_path is not None:
+        runtime.load_models(cfg.backbone_weights, cfg.pca, cfg.model, cfg.features_only)
+    elif not cfg.features_only:
+        runtime.load_network(cfg.model)
+
+
+def _extraction_options(cfg: EvaluateConfig) -> ExtractionOptions:
+    from .extract_features import ExtractionOptions
+    from .parallel import default_workers
+
+    return ExtractionOptions(fps=cfg.fps, loader=cfg.loader, frames_per_batch=cfg.frames_per_batch,
+                             workers=default_workers() if cfg.workers is None else cfg.workers)
+
+
+@contextmanager
+def _feature_file(cfg: EvaluateConfig) -> Iterator[Path]:
+    """The feature file to score: --dataset-hdf5, --save-features, or a temporary one deleted afterwards."""
+    if cfg.dataset_path is None:
+        yield Path(cfg.dataset_hdf5)
+    elif cfg.save_features is not None:
+        yield Path(cfg.save_features)
+    else:
+        with tempfile.TemporaryDirectory(prefix="s2vs-evaluate-") as folder:
+            yield Path(folder) / "features.hdf5"
+
+
+def _count(count: int, noun: str) -> str:
+    """'1 query', '2 queries', '1 database video' (`noun` given in the plural)."""
+    if count != 1:
+        return f"{count} {noun}"
+    return f"{count} {noun[:-3] + 'y' if noun.endswith('ies') else noun[:-1]}"

@@ -1,55 +1,55 @@
 """Bulk feature extraction: many videos -> one HDF5 feature file, fast, resumable, losing nothing.
 
-Worker processes decode videos (or read frame folders) and stream frames back in small chunks; this
-process packs frames of several videos into full batches for the model and hands each finished video
-to the part writer (see store.py for why parts). Under torchrun every rank takes every world_size-th
-video of the list and rank 0 merges all parts at the end. A video that fails is recorded with its
-reason and the run goes on.
+Worker processes read inputs through their frame source (media/source.py: video files, frame folders)
+and stream frames back a few at a time; this process packs frames of several videos into full batches
+for the runtime's extractor and hands each finished video to the part writer (see storage/parts.py for
+why parts). Under torchrun every rank takes every world_size-th video of the list and rank 0 merges all
+parts at the end. A video that fails is recorded with its reason and the run goes on.
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import os
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from ..distributed import ProcessGroup
-from ..errors import FeatureStoreError
-from ..models.extractor import RegionExtractor
-from ..media.inputs import VideoInput
-from .parallel import run_tasks
-from ..storage.runs import Failure, RunProgress, exclusive_lock, failures_path, write_failures
-from .worker_jobs import CHUNK_FRAMES, decode_job
-from ..storage.parts import (PartWriter, complete_parts, merge_parts, merging_temporaries, parts_dir_for,
-                    remove_partials)
+from ..errors import FeatureStoreError, S2VSError
+from ..media.source import VideoInput
+from ..progress import SILENT, Progress
+from ..runtime import Runtime
+from ..storage.parts import PartWriter, complete_parts, merge_parts, output_lock, parts_dir_for
+from ..storage.runs import Failure, RunCounts, failures_path, write_failures
 from ..storage.store import StoreIdentity, read_identity, stored_ids
+from .parallel import default_workers, run_tasks
+from .worker_jobs import FRAMES_PER_MESSAGE, decode_job
 
-LOCK_NAME = "lock"     # in OUTPUT.parts/: held by rank 0 while a run writes OUTPUT
+if TYPE_CHECKING:
+    from ..config import ExtractFeaturesConfig
+    from ..models.extractor import RegionExtractor
+
 IDLE_FLUSH = 0.05      # seconds without new frames before a partial batch is run anyway
 
 
 @dataclass
 class ExtractionOptions:
-    """How a bulk extraction runs (the model itself is passed separately)."""
+    """How a bulk extraction runs (the model, its precision and compilation come from the Runtime)."""
 
     fps: float = 1.0               # frames per second of video (for frame folders: the rate they were written at)
-    loader: str = "video"          # "video" files or "frames" folders
-    precision: str = "fp32"        # resolved precision: fp32, bf16 or fp16
-    batch_size: int = 128          # frames per model batch, taken across videos
+    loader: str = "video"          # frame source name (media/source.py): "video" files, "frames" folders
+    frames_per_batch: int = 128    # frames per model batch, taken across videos
     workers: int = 2               # decoding processes; 0 decodes in this process
     decode_threads: int = 1        # FFmpeg threads per decoding process
     dtype: str = "float16"         # stored feature type
     compression: str | None = None  # HDF5 filter for the features: None, "gzip" or "lzf"
-    compiled: bool = False         # torch.compile the CNN
     overwrite: bool = False        # recompute everything, replacing the output
     part_videos: int = 1000        # a part file is closed after this many videos ...
     part_seconds: float = 30.0     # ... or this many seconds: at most this much work is lost to a crash
@@ -70,6 +70,7 @@ class ExtractionSummary:
     videos_in_output: int | None = None  # after the merge (rank 0)
     replaced: str | None = None    # --overwrite replaced a file made differently: how it differed (rank 0)
     output: str = ""
+    failures_file: str | None = None  # OUTPUT.failed.tsv, when videos failed (rank 0)
 
 
 @dataclass
@@ -84,10 +85,11 @@ class _Video:
 
 
 class _BatchPacker:
-    """Frames of many videos -> model batches of `batch_size`, and the features back to their videos."""
+    """Frames of many videos -> model batches of `frames_per_batch`, and the features back to their videos."""
 
-    def __init__(self, extractor: RegionExtractor, options: ExtractionOptions):
-        self.extractor, self.options = extractor, options
+    def __init__(self, runtime: Runtime, options: ExtractionOptions):
+        self.extractor: RegionExtractor = runtime.extractor
+        self.runtime, self.batch = runtime, options.frames_per_batch
         self.blocks: deque[tuple[int, np.ndarray]] = deque()  # (video key, frames) in arrival order
         self.queued = 0
         self.model_seconds = 0.0
@@ -105,9 +107,9 @@ class _BatchPacker:
     def run(self, videos: dict[int, _Video]) -> int:
         """Extract up to one batch of queued frames; returns how many frames went through."""
         size, parts, owners = 0, [], []
-        while self.blocks and size < self.options.batch_size:
+        while self.blocks and size < self.batch:
             key, frames = self.blocks.popleft()
-            take = min(len(frames), self.options.batch_size - size)
+            take = min(len(frames), self.batch - size)
             if take < len(frames):
                 self.blocks.appendleft((key, frames[take:]))
                 frames = frames[:take]
@@ -119,8 +121,8 @@ class _BatchPacker:
         self.queued -= size
         started = time.perf_counter()
         batch = torch.from_numpy(np.concatenate(parts))
-        features = self.extractor.extract(batch, batch_size=self.options.batch_size,
-                                          precision=self.options.precision, compiled=self.options.compiled)
+        features = self.extractor.extract(batch, self.batch, precision=self.runtime.precision,
+                                          compiled=self.runtime.compile)
         features = features.float().cpu().numpy()
         self.model_seconds += time.perf_counter() - started
         offset = 0
@@ -132,29 +134,29 @@ class _BatchPacker:
         return size
 
 
-def extract_to_writer(items: Sequence[VideoInput], extractor: RegionExtractor, options: ExtractionOptions,
-                      writer: PartWriter, progress: Callable[[RunProgress], None] | None = None,
-                      ) -> tuple[RunProgress, list[Failure], dict[str, list[str]], float]:
+def extract_to_writer(items: Sequence[VideoInput], runtime: Runtime, options: ExtractionOptions,
+                      writer: PartWriter, progress: Progress = SILENT,
+                      ) -> tuple[RunCounts, list[Failure], dict[str, list[str]], float]:
     """Extract every item into `writer`; returns the final counts, failures, warnings and model seconds."""
-    counts = RunProgress(total=len(items))
+    counts = RunCounts(total=len(items))
     failures: list[Failure] = []
     warnings: dict[str, list[str]] = {}
     videos: dict[int, _Video] = {}
-    packer = _BatchPacker(extractor, options)
+    packer = _BatchPacker(runtime, options)
     job = functools.partial(decode_job, fps=options.fps, threads=options.decode_threads)
     tasks = [(key, (str(item.path), options.loader)) for key, item in enumerate(items)]
-    # Enough queued chunks to fill a few batches while the model is busy.
-    queue_size = max(8, 3 * options.batch_size // CHUNK_FRAMES + 2 * options.workers)
-    if progress is not None:
-        progress(counts)  # the total, before the first video is done
+    # Enough queued messages to fill a few batches while the model is busy.
+    queue_size = max(8, 3 * options.frames_per_batch // FRAMES_PER_MESSAGE + 2 * options.workers)
+
+    def report() -> None:
+        progress.update(counts.done, failed=counts.failed, frames=counts.frames)
 
     def fail(key: int, reason: str) -> None:
         videos.pop(key, None)
         packer.drop(key)
         failures.append(Failure(items[key].video_id, str(items[key].path), reason))
         counts.failed += 1
-        if progress is not None:
-            progress(counts)
+        report()
 
     def finish_ready() -> None:
         for key in [k for k, v in videos.items() if v.info is not None and v.queued == 0]:
@@ -174,8 +176,7 @@ def extract_to_writer(items: Sequence[VideoInput], extractor: RegionExtractor, o
                 warnings[video.item.video_id] = list(video.info["warnings"])
             writer.add(video.item.video_id, features, timestamps, **attrs)
             counts.done += 1
-            if progress is not None:
-                progress(counts)
+            report()
 
     for message in run_tasks(job, tasks, options.workers, queue_size, idle_timeout=IDLE_FLUSH):
         if message is None:  # decoding is behind: run what we have rather than wait
@@ -195,7 +196,7 @@ def extract_to_writer(items: Sequence[VideoInput], extractor: RegionExtractor, o
                 video.info = payload[0]
         elif message.kind == "error":
             fail(key, message.payload)
-        while packer.queued >= options.batch_size:
+        while packer.queued >= options.frames_per_batch:
             counts.frames += packer.run(videos)
         finish_ready()
     while packer.queued:
@@ -204,32 +205,43 @@ def extract_to_writer(items: Sequence[VideoInput], extractor: RegionExtractor, o
     return counts, failures, warnings, packer.model_seconds
 
 
-def extract_features(items: Sequence[VideoInput], output: str | Path, extractor: RegionExtractor,
-                     identity: StoreIdentity, version: str, options: ExtractionOptions,
-                     group: ProcessGroup | None = None, missing: Sequence[Failure] = (),
-                     progress: Callable[[RunProgress], None] | None = None,
-                     on_stage: Callable[[str], None] | None = None) -> ExtractionSummary:
-    """Extract `items` into the HDF5 file `output`, resuming earlier work.
+def run_extract_features(cfg: ExtractFeaturesConfig, paths: Sequence[str] | None, output: str | Path,
+                         runtime: Runtime, progress: Progress = SILENT) -> ExtractionSummary:
+    """`s2vs extract-features` as one call: find the inputs `cfg` names, load the runtime's extractor,
+    extract (resuming) into `output`. Raises S2VSError when named videos are missing (unless skipped)."""
+    from .bulk import select_inputs
+
+    items, missing = select_inputs(paths, cfg, progress)
+    runtime.load_extractor(cfg.backbone_weights, cfg.pca)
+    options = ExtractionOptions(fps=cfg.fps, loader=cfg.loader, frames_per_batch=cfg.frames_per_batch,
+                                workers=default_workers() if cfg.workers is None else cfg.workers, dtype=cfg.dtype,
+                                compression=None if cfg.compression == "none" else cfg.compression,
+                                overwrite=cfg.overwrite)
+    return extract_features(items, output, runtime, options, missing=missing, progress=progress)
+
+
+def extract_features(items: Sequence[VideoInput], output: str | Path, runtime: Runtime, options: ExtractionOptions,
+                     *, missing: Sequence[Failure] = (), progress: Progress = SILENT) -> ExtractionSummary:
+    """Extract `items` with `runtime.extractor` into the HDF5 file `output`, resuming earlier work.
 
     With `options.overwrite` the named videos are recomputed and replace their old features; the
     other videos of the file stay, unless the file was made differently (then it is replaced and
-    `summary.replaced` says how it differed). Every rank of `group` calls this with the same
+    `summary.replaced` says how it differed). Every rank of `runtime.group` calls this with the same
     arguments. `missing` are inputs already known to be absent; they are reported as failures.
     """
-    group = group or ProcessGroup()
-    output = Path(output)
-    identity = dataclasses.replace(identity, dtype=options.dtype)
+    from ..models.checkpoints import package_version
+
+    if runtime.extractor is None:
+        raise S2VSError("no extractor loaded: call runtime.load_extractor(...) first")
+    group, output, version = runtime.group, Path(output), package_version()
+    identity = StoreIdentity.of(runtime.extractor, options.fps, options.loader, options.dtype)
     if output.exists() and not output.is_file():
         raise FeatureStoreError(f"{output}: exists and is not a file; give the HDF5 file to write")
-    parts_dir = parts_dir_for(output)
-    stage = on_stage or (lambda message: None)
     with contextlib.ExitStack() as cleanup:
-        if group.is_main:
-            cleanup.enter_context(exclusive_lock(parts_dir / LOCK_NAME, str(output)))
-            remove_partials(parts_dir)  # left by a killed run; no rank is writing yet
-            for stale in merging_temporaries(output):
-                stale.unlink(missing_ok=True)
+        if group.is_main:  # one run at a time; what a killed one left is cleared before any rank writes
+            cleanup.enter_context(output_lock(output))
         group.barrier()
+        parts_dir = parts_dir_for(output)
 
         earlier = ([output] if output.exists() else []) + complete_parts(parts_dir)
         replaced = _made_differently(earlier, identity, options.overwrite)
@@ -239,11 +251,11 @@ def extract_features(items: Sequence[VideoInput], output: str | Path, extractor:
         todo = [item for item in shard if item.video_id not in done]
 
         started = time.perf_counter()
-        stage("extracting")
+        if todo:  # a re-run with nothing to do shows no empty bar
+            progress.stage("extracting", len(todo), unit="videos")
         with PartWriter(parts_dir, identity, version, options.dtype, options.compression, options.part_videos,
                         options.part_seconds, prefix=f"r{group.rank}-{os.getpid()}-{int(time.time())}-{uuid.uuid4().hex[:6]}") as writer:
-            counts, failures, warnings, model_seconds = extract_to_writer(todo, extractor, options, writer,
-                                                                          progress)
+            counts, failures, warnings, model_seconds = extract_to_writer(todo, runtime, options, writer, progress)
         seconds = time.perf_counter() - started
 
         group.barrier()
@@ -255,24 +267,31 @@ def extract_features(items: Sequence[VideoInput], output: str | Path, extractor:
                                     failures=all_failures, warnings=warnings, seconds=seconds,
                                     model_seconds=model_seconds, output=str(output))
         if group.is_main:
-            summary.replaced = "; ".join(replaced.values()) or None
-            old_parts = [path for path in kept if path != output]
-            if new_parts or old_parts or replaced or not output.exists():
-                stage(f"merging {len(new_parts) + len(old_parts)} part file(s)")
-                # Replacing: this run's videos win over older copies; resuming: there are none.
-                merged = merge_parts(output, new_parts + old_parts, identity, version,
-                                     keep_existing=output in kept, parts_first=True, drop_unreadable_parts=True)
-                summary.videos_in_output = merged.videos
-                # Left out of the output, so the next run redoes them; never silently.
-                summary.failures += [Failure(d.video_id, str(d.path), f"{d.reason}; the next run redoes it")
-                                     for d in merged.damaged]
-                for part in new_parts + old_parts + [p for p in replaced if p != output]:
-                    part.unlink(missing_ok=True)
-            else:
-                summary.videos_in_output = len(stored_ids([output]))
-            write_failures(failures_path(output), summary.failures)
+            _merge_run(summary, output, new_parts, kept, replaced, identity, version, progress)
         group.barrier()
     return summary
+
+
+def _merge_run(summary: ExtractionSummary, output: Path, new_parts: list[Path], kept: list[Path],
+               replaced: dict[Path, str], identity: StoreIdentity, version: str, progress: Progress) -> None:
+    """Rank 0: merge this run's parts (and older ones) into `output`, record failures, remove the parts."""
+    summary.replaced = "; ".join(replaced.values()) or None
+    old_parts = [path for path in kept if path != output]
+    if new_parts or old_parts or replaced or not output.exists():
+        progress.stage(f"merging {len(new_parts) + len(old_parts)} part file(s)", unit="videos")
+        # Replacing: this run's videos win over older copies; resuming: there are none.
+        merged = merge_parts(output, new_parts + old_parts, identity, version, keep_existing=output in kept,
+                             parts_first=True, progress=progress, drop_unreadable_parts=True)
+        summary.videos_in_output = merged.videos
+        # Left out of the output, so the next run redoes them; never silently.
+        summary.failures += [Failure(d.video_id, str(d.path), f"{d.reason}; the next run redoes it")
+                             for d in merged.damaged]
+        for part in new_parts + old_parts + [p for p in replaced if p != output]:
+            part.unlink(missing_ok=True)
+    else:
+        summary.videos_in_output = len(stored_ids([output]))
+    write_failures(failures_path(output), summary.failures)
+    summary.failures_file = str(failures_path(output)) if summary.failures else None
 
 
 def _made_differently(paths: Sequence[Path], identity: StoreIdentity, overwrite: bool) -> dict[Path, str]:

@@ -9,17 +9,23 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..distributed import ProcessGroup
 from ..errors import ConfigError, S2VSError
 from ..media.frames import FramesWritten, frames_complete, remove_partials
-from ..media.inputs import VideoInput
-from .parallel import run_tasks
-from ..storage.runs import Failure, RunProgress, exclusive_lock, failures_path, write_failures
+from ..media.source import VideoInput
+from ..progress import SILENT, Progress
+from ..storage.runs import Failure, RunCounts, exclusive_lock, failures_path, write_failures
+from .parallel import default_workers, run_tasks
 from .worker_jobs import frames_job
+
+if TYPE_CHECKING:
+    from ..config import ExtractFramesConfig
+    from ..runtime import Runtime
 
 
 LOCK_NAME = ".s2vs-lock"            # in the output folder: held while a run writes into it
@@ -51,9 +57,23 @@ class FramesSummary:
     failures_file: Path | None = None
 
 
+def run_extract_frames(cfg: ExtractFramesConfig, paths: Sequence[str] | None, out_dir: str | Path,
+                       runtime: Runtime, progress: Progress = SILENT) -> FramesSummary:
+    """`s2vs extract-frames` as one call: find the videos `cfg` names and write their frames (resuming).
+
+    The runtime places this process among torchrun's ranks; no model is loaded.
+    """
+    from .bulk import select_inputs
+
+    items, missing = select_inputs(paths, cfg, progress)
+    options = FrameOptions(fps=cfg.fps, resize=cfg.resize, quality=cfg.quality, image_format=cfg.format,
+                           workers=default_workers() if cfg.workers is None else cfg.workers, overwrite=cfg.overwrite)
+    return export_frames(items, out_dir, options, runtime.group, missing, progress)
+
+
 def export_frames(items: Sequence[VideoInput], out_dir: str | Path, options: FrameOptions,
                   group: ProcessGroup | None = None, missing: Sequence[Failure] = (),
-                  progress: Callable[[RunProgress], None] | None = None) -> FramesSummary:
+                  progress: Progress = SILENT) -> FramesSummary:
     """Write the frames of every item under `out_dir`, skipping videos already done (unless overwrite)."""
     group = group or ProcessGroup()
     out_dir = Path(out_dir)
@@ -98,15 +118,15 @@ def _check_settings(out_dir: Path, options: FrameOptions) -> None:
 
 
 def _export(items: Sequence[VideoInput], out_dir: Path, options: FrameOptions, group: ProcessGroup,
-            missing: Sequence[Failure], progress: Callable[[RunProgress], None] | None) -> FramesSummary:
+            missing: Sequence[Failure], progress: Progress) -> FramesSummary:
     shard = list(items)[group.rank::group.world_size]
     todo = [i for i in shard if options.overwrite or not _done(out_dir, i.video_id)]
-    counts = RunProgress(total=len(todo))
+    counts = RunCounts(total=len(todo))
     failures: list[Failure] = []
     warnings: dict[str, list[str]] = {}
     tasks = [(key, (str(item.path), str(out_dir), item.video_id)) for key, item in enumerate(todo)]
-    if progress is not None:
-        progress(counts)  # the total, before the first video is done
+    if todo:  # a re-run with nothing to do shows no empty bar
+        progress.stage("writing frames", len(todo), unit="videos")
     job = functools.partial(frames_job, fps=options.fps, resize=options.resize, quality=options.quality,
                             image_format=options.image_format, overwrite=options.overwrite)
     for message in run_tasks(job, tasks, options.workers):
@@ -122,8 +142,7 @@ def _export(items: Sequence[VideoInput], out_dir: Path, options: FrameOptions, g
         else:
             counts.failed += 1
             failures.append(Failure(item.video_id, str(item.path), message.payload))
-        if progress is not None:
-            progress(counts)
+        progress.update(counts.done, failed=counts.failed)
     group.barrier()
     all_failures = [f for rank in group.gather(failures) for f in rank] + list(missing)
     summary = FramesSummary(requested=len(items) + len(missing),

@@ -3,20 +3,24 @@
 As the original does: the scatter matrix XᵀX of the centred region vectors (not divided by N; only
 the 1e-7 epsilon of the whitening notices), then a symmetric eigendecomposition. The result is saved
 in the published layout, a dict of exactly three tensors — `mean` [D], `d` [D] (eigenvalues) and `V`
-[D, D] (eigenvectors as columns) — which `models.load_whitening` reads and `PCAWhitening.from_eigen`
+[D, D] (eigenvectors as columns) — which `models.loading.load_whitening` reads and `PCAWhitening.from_eigen`
 turns into a projection (it keeps the largest eigenvalues itself).
 """
 from __future__ import annotations
 
-import os
-import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..errors import S2VSError
+from ..progress import SILENT, Progress
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 # Rows converted to float64 at a time: a float16 [N, 3840] batch becomes ~32 MiB of float64 per
 # block, never one N×3840 float64 copy. Throughput barely depends on it beyond ~512 rows.
@@ -159,6 +163,8 @@ def _distinct_sorted(rng: np.random.Generator, total: int, k: int) -> np.ndarray
 
 def save_whitening(path: str | Path, whitening: dict[str, torch.Tensor]) -> None:
     """Write {'mean', 'd', 'V'} with torch.save, atomically; S2VSError with one line when it cannot."""
+    from ..models.checkpoints import save_atomically
+
     path = Path(path)
     dims = whitening["mean"].shape[0] if "mean" in whitening else 0
     expected = {"mean": (dims,), "d": (dims,), "V": (dims, dims)}
@@ -167,32 +173,20 @@ def save_whitening(path: str | Path, whitening: dict[str, torch.Tensor]) -> None
         raise ValueError(f"whitening must hold exactly mean [D], d [D] and V [D, D], got {shapes}")
     # Clones: torch.save writes a view's whole storage, and load_whitening rejects any extra key.
     payload = {k: whitening[k].detach().cpu().contiguous().clone() for k in expected}
-    tmp: Path | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A temporary file in the same folder, so os.replace is an atomic rename.
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f"{path.name}.", suffix=".part",
-                                         delete=False) as out:
-            tmp = Path(out.name)
-            torch.save(payload, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-        tmp = None
+        save_atomically(path, payload)
     except OSError as e:
         raise S2VSError(f"{path}: cannot write whitening: {e.strerror or e}") from None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
 
 
 def fit_from_feature_files(paths: Sequence[str | Path], max_vectors: int = 1_000_000, seed: int = 0,
                            device: str | torch.device = "cpu",
-                           progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, torch.Tensor], int]:
+                           progress: Progress = SILENT) -> tuple[dict[str, torch.Tensor], int]:
     """Fit the whitening on un-whitened region vectors stored in feature files -> (whitening, vectors used).
 
     At most `max_vectors` vectors, drawn uniformly over all videos of all files (seeded); the files are
     read one video at a time, so memory stays bounded. Refuses files that say they are whitened.
+    `progress` counts videos read, in a stage "reading vectors".
     """
     from ..storage.store import FeatureStore
 
@@ -216,17 +210,46 @@ def fit_from_feature_files(paths: Sequence[str | Path], max_vectors: int = 1_000
     plan = sample_plan(lengths, max_vectors, seed)
     accumulator = ScatterAccumulator(dims, device)
     handles: dict[Path, FeatureStore] = {}
+    progress.stage("reading vectors", len(videos), "videos")
     try:
         for done, ((path, video_id), chosen) in enumerate(zip(videos, plan), start=1):
             if len(chosen):
                 store = handles.get(path) or handles.setdefault(path, FeatureStore(path))
                 features = store.read(video_id).features
                 accumulator.add(features.reshape(-1, dims)[chosen])
-            if progress is not None:
-                progress(done, len(videos))
+            progress.update(done, len(videos))
     finally:
         for store in handles.values():
             store.close()
     if accumulator.count < 2:
         raise S2VSError(f"only {accumulator.count} region vector(s) in the given files; a whitening needs many more")
     return fit_whitening(accumulator), accumulator.count
+
+
+@dataclass
+class FittedWhitening:
+    """What `fit_pca` wrote: where, from how many vectors of how many dimensions, and what to warn about."""
+
+    output: str
+    vectors: int
+    dims: int
+    dims_note: str | None   # the vectors are not the default backbone's, so --pca will not take the file
+    warning: str | None     # see whitening_note
+
+
+def fit_pca(features: Sequence[str | Path], output: str | Path, runtime: Runtime, max_vectors: int = 1_000_000,
+            seed: int = 0, progress: Progress = SILENT) -> FittedWhitening:
+    """`s2vs fit-pca`: fit the whitening of stored region vectors on the runtime's device and save it."""
+    from ..errors import ConfigError
+    from ..models.backbones import BACKBONES, DEFAULT_BACKBONE
+
+    if max_vectors < 2:
+        raise ConfigError(f"--max-vectors must be at least 2, got {max_vectors}")
+    whitening, used = fit_from_feature_files(features, max_vectors, seed, runtime.device, progress)
+    dims = whitening["mean"].numel()
+    backbone = BACKBONES[DEFAULT_BACKBONE]
+    dims_note = None
+    if dims != backbone.region_dims:
+        dims_note = f"{dims}-d vectors: --pca expects {backbone.region_dims}-d ({backbone.description}) whitenings"
+    save_whitening(output, whitening)
+    return FittedWhitening(str(output), used, dims, dims_note, whitening_note(whitening, keep=512))

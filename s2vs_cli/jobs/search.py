@@ -2,11 +2,12 @@
 
 Two stages, since ViSiL is too heavy to run against every video of a large collection:
 1. the query's segment descriptors look up the nearest segments in the store's faiss index
-   (index.py), and the videos they belong to are the candidates (`candidates`, default 1,000);
+   (storage/index.py), and the videos they belong to are the candidates (`candidates`, default 1,000);
 2. the candidates' region features are read from the HDF5 file and re-ranked with ViSiL (or raw
    Chamfer in features-only mode) exactly as `s2vs evaluate` scores; the best `top_k` get their
    matching segment located on the frame-to-frame map, as `s2vs compare` does.
 Exhaustive search skips stage 1 and scores every stored video (to check what the index misses).
+`start_search` sets up the whole command (queries, models, index); `Searcher` is the two stages alone.
 """
 from __future__ import annotations
 
@@ -14,14 +15,21 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import S2VSError
-from ..storage.index import VideoIndex, segment_descriptors
+from ..config import SearchConfig
+from ..errors import ConfigError, FeatureStoreError, S2VSError
+from ..progress import SILENT, Progress
+from ..runtime import Runtime
 from ..scoring.localization import SegmentTimes
 from ..scoring.retrieval import VideoScorer, repeat_to_min_frames, score_prepared
-from ..storage.store import FeatureStore, frame_times
+from ..storage.index import IndexUpdate, VideoIndex, open_index, segment_descriptors
+from ..storage.store import FeatureStore, StoreIdentity, frame_times
+
+if TYPE_CHECKING:  # torchvision is imported only when a query video is extracted
+    from ..models.extractor import RegionExtractor
 
 DEFAULT_CANDIDATES = 1000
 DEFAULT_TOP_K = 20
@@ -48,6 +56,7 @@ class SearchHit:
     coarse: float | None = None          # the index's score (None in exhaustive search)
 
     def as_dict(self) -> dict:
+        """JSON-ready: id, similarity, the index's score and the matching segment."""
         return {"id": self.video_id, "similarity": self.similarity, "coarse": self.coarse,
                 "segment": self.segment.as_dict() if self.segment is not None else None}
 
@@ -63,6 +72,7 @@ class QueryResult:
     error: str | None = None
 
     def as_dict(self) -> dict:
+        """JSON-ready: the query, its error (None when it ran), how many videos were scored and the hits."""
         return {"query": self.query, "error": self.error, "candidates": self.candidates,
                 "seconds": round(self.seconds, 4), "hits": [hit.as_dict() for hit in self.hits]}
 
@@ -86,6 +96,7 @@ class Searcher:
         self._all_ids: list[str] | None = None
 
     def close(self) -> None:
+        """Close the feature file."""
         self.store.close()
 
     def __enter__(self) -> "Searcher":
@@ -112,15 +123,15 @@ class Searcher:
                           coarse.get(video_id)) for rank, (video_id, score) in enumerate(ranked)]
         return QueryResult(query.label, hits, len(ids), time.perf_counter() - started)
 
-    def run(self, sources: list[QuerySource], extractor, fps: float, precision: str,
-            batch_size: int) -> Iterator[QueryResult]:
+    def run(self, sources: list[QuerySource], extractor: RegionExtractor | None, fps: float, precision: str,
+            frames_per_batch: int) -> Iterator[QueryResult]:
         """Each query's result in turn; one that cannot be read or extracted gives its error, and the others go on."""
         for source in sources:
             if source.error is not None:
                 yield QueryResult(source.label, error=source.error)
                 continue
             try:
-                yield self.search(load_query(source, self, extractor, fps, precision, batch_size))
+                yield self.search(load_query(source, self, extractor, fps, precision, frames_per_batch))
             except S2VSError as e:  # a bad query file: say so and go on with the others
                 yield QueryResult(source.label, error=str(e))
 
@@ -170,24 +181,105 @@ def resolve_queries(names: list[str], stored: set[str]) -> list[QuerySource]:
     return sources
 
 
-def extractor_mismatch(identity, extractor, fps: float) -> str | None:
+def extractor_mismatch(identity: StoreIdentity | None, extractor: RegionExtractor, fps: float) -> str | None:
     """How the extractor given for file queries differs from what made the store (None: it matches)."""
-    from ..storage.store import StoreIdentity
-
     if identity is None:
         return None
     # Loader and storage type do not change the features' meaning: they are taken from the store.
-    mine = StoreIdentity(extractor.backbone_label, extractor.whitening_label, fps, extractor.dims, identity.loader,
-                         identity.dtype)
+    mine = StoreIdentity.of(extractor, fps, identity.loader, identity.dtype)
     return "; ".join(mine.differences(identity)) or None
 
 
-def load_query(source: QuerySource, searcher: Searcher, extractor, fps: float, precision: str,
-               batch_size: int) -> QueryVideo:
+def load_query(source: QuerySource, searcher: Searcher, extractor: RegionExtractor | None, fps: float, precision: str,
+               frames_per_batch: int) -> QueryVideo:
     """The query's features: read from the store, or extracted from its video file."""
     if source.stored_id is not None:
         return stored_query(searcher.store, source.stored_id, searcher.default_fps)
     from .compare import extract_video_features
 
-    video = extract_video_features(source.path, extractor, fps, precision, batch_size)
+    video = extract_video_features(source.path, extractor, fps, precision, frames_per_batch)
     return QueryVideo(source.label, video.features.float().cpu().numpy(), video.timestamps, fps)
+
+
+# --- the whole search, as `s2vs search` runs it ---------------------------------------------------------------
+
+def check_feature_file(path: str | None) -> Path:
+    """The collection's feature file, or why it cannot be used (missing option: ConfigError; file: exit 1)."""
+    if path is None:
+        raise ConfigError("give the collection's feature file: --database FEATURES.h5")
+    if Path(path).is_dir():
+        raise FeatureStoreError(f"{path}: is a folder; give the collection's feature file (FEATURES.h5)")
+    if not Path(path).is_file():
+        raise FeatureStoreError(f"{path}: feature file not found")
+    return Path(path)
+
+
+def index_summary(index: VideoIndex, update: IndexUpdate) -> dict:
+    """What `s2vs index` reports: where the index is, what was done to it and what it holds."""
+    return {"index": update.folder, "action": update.action, "videos": len(index), "entries": int(len(index.entries)),
+            "kind": index.kind, "added": update.added, "reason": update.reason, "note": update.note}
+
+
+class SearchRun:
+    """A search set up by `start_search`: iterate it for each query's result, in the order given."""
+
+    def __init__(self, database: str, searcher: Searcher, sources: list[QuerySource], runtime: Runtime,
+                 fps: float, frames_per_batch: int, index_update: dict | None):
+        self.database, self.searcher, self.sources, self.runtime = database, searcher, sources, runtime
+        self.fps, self.frames_per_batch = fps, frames_per_batch
+        self.index_update = index_update  # index_summary() of the index used; None in exhaustive search
+        self.results: list[QueryResult] = []
+
+    @property
+    def mode(self) -> str:
+        """'exhaustive', or the kind of index that proposed the candidates."""
+        return "exhaustive" if self.searcher.index is None else f"index ({self.searcher.index.kind})"
+
+    def __iter__(self) -> Iterator[QueryResult]:
+        for result in self.searcher.run(self.sources, self.runtime.extractor, self.fps, self.runtime.precision,
+                                        self.frames_per_batch):
+            self.results.append(result)
+            yield result
+
+    def summary(self) -> dict:
+        """Every result so far, JSON-ready (`s2vs search --json` and `--output`)."""
+        network = self.runtime.network
+        return {"database": self.database, "mode": self.mode,
+                "model": "features only" if network is None else network.label,
+                "random_weights": self.runtime.random_weights, "results": [r.as_dict() for r in self.results]}
+
+    def close(self) -> None:
+        """Close the feature file."""
+        self.searcher.close()
+
+    def __enter__(self) -> SearchRun:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progress: Progress = SILENT) -> SearchRun:
+    """Set up `s2vs search`: resolve the queries, load the models they need onto `runtime` (the extractor
+    only for video-file queries, checked against what made the collection), bring the index up to date."""
+    database = check_feature_file(cfg.database)
+    with FeatureStore(database) as store:
+        stored, identity = set(store.ids()), store.identity
+    sources = resolve_queries(queries, stored)
+    if any(source.path is not None for source in sources):
+        runtime.load_models(cfg.backbone_weights, cfg.pca, cfg.model, cfg.features_only)
+        mismatch = extractor_mismatch(identity, runtime.extractor, cfg.fps)
+        if mismatch:
+            raise ConfigError(f"{database} was made with other settings than the query videos would be: "
+                              f"{mismatch}; pass the options it was extracted with")
+    elif cfg.features_only:
+        runtime.network = None
+    else:  # stored queries only: no extractor needed
+        runtime.load_network(cfg.model)
+    index, update = None, None
+    if not cfg.exhaustive:
+        index, opened = open_index(database, cfg.rebuild_index, progress)
+        update = index_summary(index, opened)
+    scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
+    searcher = Searcher(database, scorer, index, cfg.candidates, cfg.top_k)
+    return SearchRun(str(cfg.database), searcher, sources, runtime, cfg.fps, cfg.frames_per_batch, update)

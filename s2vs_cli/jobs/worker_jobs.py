@@ -10,36 +10,27 @@ from collections.abc import Iterator
 
 import numpy as np
 
-CHUNK_FRAMES = 16  # frames per message from a decoding worker (~2.4 MB at 224x224)
+FRAMES_PER_MESSAGE = 16  # frames a decoding worker sends in one message (~2.4 MB at 224x224)
 
 
 def decode_job(task: tuple[str, str], fps: float, threads: int) -> Iterator[tuple]:
-    """Worker side: stream one video's frames as ("frames", uint8 [n, 224, 224, 3], times [n]) chunks,
-    then ("info", dict). Runs in a decoding process; imports nothing heavy."""
+    """Worker side: stream one input's frames as ("frames", uint8 [n, 224, 224, 3], times [n]) messages,
+    then ("info", dict). `task` is (path, source name); the source decides how the input is read."""
+    from ..media.source import open_source
+
     path, loader = task
+    source = open_source(loader, path, fps, threads=threads)
     frames: list[np.ndarray] = []
     times: list[float] = []
-    info: dict = {"lost_frames": 0, "warnings": []}
-    if loader == "frames":
-        from ..media.frames import read_frame_folder
-
-        source = ((image, index / fps) for index, image in enumerate(_naming_frames(read_frame_folder(path), path)))
-    else:
-        from ..media.video import DecodeReport, sample_frames
-
-        report = DecodeReport()
-        source = ((f.image, f.timestamp) for f in sample_frames(path, fps, threads=threads, report=report))
-    for image, timestamp in source:
+    for image, timestamp in source.frames():
         frames.append(image)
         times.append(timestamp)
-        if len(frames) == CHUNK_FRAMES:
+        if len(frames) == FRAMES_PER_MESSAGE:
             yield ("frames", np.stack(frames), np.array(times))
             frames, times = [], []
     if frames:
         yield ("frames", np.stack(frames), np.array(times))
-    if loader != "frames":
-        info = {"lost_frames": report.lost_frames, "warnings": report.warnings}
-    yield ("info", info)
+    yield ("info", {"lost_frames": source.lost_frames, "warnings": source.warnings})
 
 
 def frames_job(task: tuple[str, str, str], fps: float, resize: int, quality: int, image_format: str,
@@ -54,15 +45,3 @@ def frames_job(task: tuple[str, str, str], fps: float, resize: int, quality: int
     os.makedirs(folder, exist_ok=True)
     return [write_video_frames(path, folder, name, fps=fps, resize=resize, quality=quality,
                                image_format=image_format, threads=1, overwrite=overwrite)]
-
-
-def _naming_frames(frames: Iterator[np.ndarray], folder: str) -> Iterator[np.ndarray]:
-    """Frames of a folder; a bad frame file's error names the file, as the failure is the folder's."""
-    from ..errors import VideoDecodeError
-
-    try:
-        yield from frames
-    except VideoDecodeError as error:
-        if error.path != folder:
-            raise VideoDecodeError(folder, f"{os.path.basename(error.path)}: {error.reason}") from None
-        raise

@@ -34,6 +34,7 @@ from av.video.reformatter import Interpolation
 from PIL import Image
 
 from ..errors import S2VSError, VideoDecodeError
+from .source import FrameSource, InputSet, VideoInput, visible_entries
 from .video import DecodeReport, VideoPath, sample_frames, scaled_size
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -125,6 +126,57 @@ def load_rgb(path: VideoPath) -> np.ndarray:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         # PIL reports truncated and corrupt data as OSError or SyntaxError.
         raise VideoDecodeError(path, f"unreadable image: {error}") from error
+
+
+class FrameFolderSource(FrameSource):
+    """Folders of frame images written at `fps` (`--loader frames`): frame k is shown at k / fps."""
+
+    name, noun, default_pattern = "frames", "frame folder", "{id}"
+    hint = " (frame folders hold .jpg/.png files)"
+
+    def frames(self) -> Iterator[tuple[np.ndarray, float]]:
+        index = 0
+        try:
+            for index, image in enumerate(read_frame_folder(self.path, self.short_side, self.crop), start=1):
+                yield image, (index - 1) / self.fps
+        except VideoDecodeError as error:
+            if error.path != str(Path(self.path)):  # a bad frame file: the failure is the folder's, naming the file
+                raise VideoDecodeError(self.path, f"{os.path.basename(error.path)}: {error.reason}") from None
+            raise
+        self.duration = index / self.fps
+
+    @classmethod
+    def find(cls, path: Path) -> InputSet:
+        if not path.is_dir():
+            from ..errors import ConfigError
+
+            raise ConfigError(f"{path}: --loader frames takes frame folders, not files")
+        if is_frame_folder(path):
+            return InputSet([VideoInput(path.resolve().name, path)])  # '.' is named by the folder
+        found = InputSet(inputs=[])
+        for entry in visible_entries(path):
+            if is_frame_folder(entry):
+                found.inputs.append(VideoInput(entry.name, entry))
+            else:
+                found.ignored.append(entry)
+        return found
+
+    @classmethod
+    def readable(cls, matches: list[Path]) -> list[Path]:
+        return [m for m in matches if m.is_dir()]
+
+    @classmethod
+    def id_of(cls, path: Path) -> str:
+        return path.name
+
+
+def is_frame_folder(path: Path) -> bool:
+    """True when `path` is a folder holding image files directly."""
+    try:
+        return path.is_dir() and any(not entry.name.startswith(".") and entry.name.lower().endswith(IMAGE_SUFFIXES)
+                                     for entry in os.scandir(path))
+    except OSError:
+        return False
 
 
 def _natural_key(path: Path) -> tuple:

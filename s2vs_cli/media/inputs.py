@@ -3,8 +3,9 @@
 Three ways to name them, as the original tool did and more: paths on the command line (a video file,
 a folder of videos, a frame folder or a folder of frame folders; the id is the file stem or folder
 name), or a dataset folder plus a pattern such as ``{id}/video.*`` with the ids from a list file, from
-a benchmark's annotations, or discovered by the pattern itself. Every problem (duplicate ids, missing
-files, an unreadable list) is found here, before any work starts.
+a benchmark's annotations, or discovered by the pattern itself. Which paths are inputs is the frame
+source's to say (`--loader`, media/source.py). Every problem (duplicate ids, missing files, an unreadable
+list) is found here, before any work starts.
 """
 from __future__ import annotations
 
@@ -12,36 +13,15 @@ import glob
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from .frames import is_frame_folder  # jobs/train.py's `loader auto` asks it here
+from .source import FrameSource, InputSet, VideoInput, source_class
 
-LOADERS = ("video", "frames")
-VIDEO_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mkv .webm .avi .mov .qt .flv .f4v .wmv .asf .mpg .mpeg .m2v .ts .mts .m2ts .vob .3gp .3g2 "
-    ".ogv .ogg .dv .mxf .gif .y4m .h264 .264 .hevc .h265".split()
-)
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
-DEFAULT_PATTERNS = {"video": "{id}/video.*", "frames": "{id}"}  # the original tool's dataset layout
 SHOWN = 5  # problems listed in one error line
 
-
-@dataclass(frozen=True)
-class VideoInput:
-    """One video to work on: its id (the key it is stored under) and where it is."""
-
-    video_id: str
-    path: Path
-
-
-@dataclass
-class InputSet:
-    """The videos found, and what was named but could not be found: (id, where it was looked for, reason)."""
-
-    inputs: list[VideoInput]
-    missing: list[tuple[str, str, str]] = field(default_factory=list)
-    ignored: list[Path] = field(default_factory=list)  # files in given folders that are not videos / frames
+__all__ = ["InputSet", "VideoInput", "collect_inputs", "id_problem", "is_frame_folder", "read_id_list"]
 
 
 def collect_inputs(paths: Sequence[str | Path] = (), loader: str = "video", dataset_path: str | Path | None = None,
@@ -53,8 +33,7 @@ def collect_inputs(paths: Sequence[str | Path] = (), loader: str = "video", data
     `id_list` the pattern itself discovers them. Raises ConfigError for contradictory options,
     unreadable list files and duplicate ids; missing inputs are returned for the caller to judge.
     """
-    if loader not in LOADERS:
-        raise ConfigError(f"unknown loader '{loader}' (choose from {', '.join(LOADERS)})")
+    source = source_class(loader)
     by_list = id_list is not None or ids is not None
     if paths and dataset_path is not None:
         raise ConfigError("give either paths or --dataset-path, not both")
@@ -66,19 +45,19 @@ def collect_inputs(paths: Sequence[str | Path] = (), loader: str = "video", data
         raise ConfigError("--pattern applies to --dataset-path; add --dataset-path DIR")
 
     if paths:
-        result = _from_paths([Path(p) for p in paths], loader)
+        result = _from_paths([Path(p) for p in paths], source)
     else:
         root = Path(dataset_path)
         if not root.is_dir():
             raise ConfigError(f"{root}: dataset folder not found")
-        pattern = pattern if pattern is not None else DEFAULT_PATTERNS[loader]
+        pattern = pattern if pattern is not None else source.default_pattern
         _check_pattern(pattern)
         if by_list:
             wanted = list(ids or []) + (read_id_list(id_list) if id_list is not None else [])
             _refuse_duplicates([(i, Path(str(id_list or "the benchmark"))) for i in wanted], "listed")
-            result = _from_pattern(root, pattern, wanted, loader)
+            result = _from_pattern(root, pattern, wanted, source)
         else:
-            result = _discover(root, pattern, loader)
+            result = _discover(root, pattern, source)
     _refuse_duplicates([(i.video_id, i.path) for i in result.inputs], "found")
     for item in result.inputs:
         problem = id_problem(item.video_id)
@@ -127,56 +106,17 @@ def id_problem(video_id: str) -> str | None:
     return None
 
 
-def is_frame_folder(path: Path) -> bool:
-    """True when `path` is a folder holding image files directly."""
-    try:
-        return path.is_dir() and any(_is_image(entry) for entry in os.scandir(path))
-    except OSError:
-        return False
-
-
-def _is_image(entry: os.DirEntry) -> bool:
-    return not entry.name.startswith(".") and Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS
-
-
-def _is_video_file(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_EXTENSIONS
-
-
-def _visible_entries(folder: Path) -> list[Path]:
-    try:
-        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-    except OSError as e:
-        raise ConfigError(f"{folder}: cannot list the folder ({e.strerror or e})") from None
-
-
-def _from_paths(paths: list[Path], loader: str) -> InputSet:
-    """Command-line paths: files are videos; folders hold videos, or are (folders of) frame folders."""
+def _from_paths(paths: list[Path], source: type[FrameSource]) -> InputSet:
+    """Command-line paths: each names an input, or a folder of them, as the source finds them."""
     result = InputSet(inputs=[])
     for path in paths:
         if not path.exists():
-            result.missing.append((path.stem if loader == "video" else path.name, str(path), "not found"))
-        elif loader == "frames":
-            if not path.is_dir():
-                raise ConfigError(f"{path}: --loader frames takes frame folders, not files")
-            if is_frame_folder(path):
-                result.inputs.append(VideoInput(path.resolve().name, path))  # '.' is named by the folder
-                continue
-            for entry in _visible_entries(path):
-                if is_frame_folder(entry):
-                    result.inputs.append(VideoInput(entry.name, entry))
-                else:
-                    result.ignored.append(entry)
-        elif path.is_dir():
-            for entry in _visible_entries(path):
-                if entry.is_file() and _is_video_file(entry):
-                    result.inputs.append(VideoInput(entry.stem, entry))
-                elif entry.is_symlink() and not entry.exists() and _is_video_file(entry):
-                    result.missing.append((entry.stem, str(entry), "broken symbolic link"))
-                else:
-                    result.ignored.append(entry)
-        else:
-            result.inputs.append(VideoInput(path.stem, path))  # named explicitly: tried whatever its suffix
+            result.missing.append((source.id_of(path), str(path), "not found"))
+            continue
+        found = source.find(path)
+        result.inputs += found.inputs
+        result.missing += found.missing
+        result.ignored += found.ignored
     return result
 
 
@@ -187,17 +127,16 @@ def _check_pattern(pattern: str) -> None:
         raise ConfigError(f"--pattern is relative to --dataset-path (got the absolute '{pattern}')")
 
 
-def _from_pattern(root: Path, pattern: str, ids: list[str], loader: str) -> InputSet:
+def _from_pattern(root: Path, pattern: str, ids: list[str], source: type[FrameSource]) -> InputSet:
     """Look each id up with the pattern; an id matching nothing is missing, several is ambiguous."""
     result = InputSet(inputs=[])
     for video_id in ids:
         relative = pattern.replace("{id}", glob.escape(video_id))
         matches = [Path(m) for m in sorted(glob.glob(str(root / relative)))]
-        matches = _usable(matches, loader)
+        matches = source.readable(matches)
         if not matches:
             where = str(root / pattern.replace("{id}", video_id))
-            result.missing.append((video_id, where, f"no {'frame folder' if loader == 'frames' else 'video'} "
-                                                    "matches the pattern"))
+            result.missing.append((video_id, where, f"no {source.noun} matches the pattern"))
         elif len(matches) > 1:
             names = ", ".join(m.name for m in matches[:SHOWN])
             raise ConfigError(f"id '{video_id}' matches {len(matches)} files ({names}): make --pattern more specific")
@@ -206,16 +145,7 @@ def _from_pattern(root: Path, pattern: str, ids: list[str], loader: str) -> Inpu
     return result
 
 
-def _usable(matches: list[Path], loader: str) -> list[Path]:
-    """Keep the matches the loader can read; of several files prefer the ones with a video suffix."""
-    if loader == "frames":
-        return [m for m in matches if m.is_dir()]
-    files = [m for m in matches if m.is_file()]
-    videos = [m for m in files if _is_video_file(m)]
-    return videos if len(files) > 1 and videos else files
-
-
-def _discover(root: Path, pattern: str, loader: str) -> InputSet:
+def _discover(root: Path, pattern: str, source: type[FrameSource]) -> InputSet:
     """No id list: every path the pattern matches is a video, its id read back from the match."""
     prefix, suffix = pattern.split("{id}")
     id_glob = glob.escape(prefix) + "*" + suffix
@@ -229,7 +159,7 @@ def _discover(root: Path, pattern: str, loader: str) -> InputSet:
             found.setdefault(parsed.group(1), []).append(Path(match))
     result = InputSet(inputs=[])
     for video_id, matches in found.items():
-        matches = _usable(matches, loader)
+        matches = source.readable(matches)
         if len(matches) == 1:
             result.inputs.append(VideoInput(video_id, matches[0]))
         elif len(matches) > 1:

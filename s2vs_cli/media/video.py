@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -25,8 +26,13 @@ from av.container import InputContainer
 from av.video.stream import VideoStream
 
 from ..errors import VideoDecodeError
+from .source import FrameSource, InputSet, VideoInput, visible_entries
 
 VideoPath = str | os.PathLike
+VIDEO_EXTENSIONS = frozenset(
+    ".mp4 .m4v .mkv .webm .avi .mov .qt .flv .f4v .wmv .asf .mpg .mpeg .m2v .ts .mts .m2ts .vob .3gp .3g2 "
+    ".ogv .ogg .dv .mxf .gif .y4m .h264 .264 .hevc .h265".split()
+)
 
 # Frame rate assumed when a stream states none and its frames carry no timestamps.
 DEFAULT_FRAME_RATE = 25
@@ -152,6 +158,43 @@ def decode_video(
         repeated=repeated,
         warnings=report.warnings,
     )
+
+
+class VideoFileSource(FrameSource):
+    """Video files decoded with PyAV (`sample_frames`): the default source, `--loader video`."""
+
+    name, noun, default_pattern = "video", "video", "{id}/video.*"
+
+    def frames(self) -> Iterator[tuple[np.ndarray, float]]:
+        report = DecodeReport()
+        for frame in sample_frames(self.path, self.fps, self.short_side, self.crop, self.threads, report):
+            yield frame.image, frame.timestamp
+        self.duration, self.lost_frames, self.warnings = report.duration, report.lost_frames, report.warnings
+
+    @classmethod
+    def find(cls, path: Path) -> InputSet:
+        found = InputSet(inputs=[])
+        if not path.is_dir():
+            found.inputs.append(VideoInput(path.stem, path))  # named explicitly: tried whatever its suffix
+            return found
+        for entry in visible_entries(path):
+            if entry.is_file() and _is_video_file(entry):
+                found.inputs.append(VideoInput(entry.stem, entry))
+            elif entry.is_symlink() and not entry.exists() and _is_video_file(entry):
+                found.missing.append((entry.stem, str(entry), "broken symbolic link"))
+            else:
+                found.ignored.append(entry)
+        return found
+
+    @classmethod
+    def readable(cls, matches: list[Path]) -> list[Path]:
+        files = [m for m in matches if m.is_file()]
+        videos = [m for m in files if _is_video_file(m)]
+        return videos if len(files) > 1 and videos else files
+
+
+def _is_video_file(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTENSIONS
 
 
 def video_info(path: VideoPath) -> dict:

@@ -2,29 +2,25 @@
 
 Shapes: a video is [T, R, D] (frames, regions, dims); a batch of videos [N, T, R, D] with masks [N, T].
 Inference on one pair is computed in chunks (frame-to-frame map) and tiles (comparator) so memory stays
-bounded for hour-long videos; both give the same numbers as the straightforward computation.
+bounded for hour-long videos; both give the same numbers as the straightforward computation. Scoring one
+query against many targets in padded batches is `scoring/batched.py`.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 # The comparator pools twice by 2: shorter videos are repeated to this many frames first (SPEC §1).
-MIN_FRAMES = 4
+COMPARATOR_MIN_FRAMES = 4
 # Elements of the [rows*R, cols*R] region-similarity block computed at once (~128 MB in fp32).
 CHUNK_ELEMENTS = 1 << 25
 # Comparator tiles: output side in input frames (multiple of 4 so pooling windows line up) and the halo
 # each tile reads beyond its edges; 8 input frames = the 2 output cells that zero padding reaches.
 TILE_FRAMES = 1024
 TILE_HALO = 8
-# Targets compared in one batch: on the CPU small batches keep the comparator's activations in cache
-# (64 was 1.6x slower than 8 on 2 cores; with padded batches 16 beats 8 by 2-24%); a GPU wants large ones.
-CPU_TARGETS_PER_BATCH = 16
-GPU_TARGETS_PER_BATCH = 256
 
 
 class Attention(nn.Module):
@@ -168,120 +164,18 @@ def frame_to_frame_similarity(query: torch.Tensor, target: torch.Tensor | list[t
     return out if batched else out[0]
 
 
-def padded_size(frames: int) -> int:
-    """`frames` rounded up to one of a few sizes: a multiple of 16 up to 256, of 64 up to 2,048, then of 512.
-
-    The CPU builds its matrix-product and convolution kernels for each new shape, which costs more than
-    scoring a small batch; padding to a few sizes lets a long evaluation reuse them.
-    """
-    step = 16 if frames <= 256 else 64 if frames <= 2048 else 512
-    return -(-frames // step) * step
-
-
-class TargetColumns:
-    """Many targets of any lengths laid out once as the right-hand side of one matrix product.
-
-    Columns are ordered region, then the targets' frames one after another, in the compute dtype. Built
-    once per database block and reused for every query: the copy costs more than the product itself.
-    """
-
-    def __init__(self, targets: list[torch.Tensor], dtype: torch.dtype | None = None):
-        self.lengths = [t.shape[0] for t in targets]
-        self.total, self.regions, self.dims = sum(self.lengths), targets[0].shape[1], targets[0].shape[2]
-        # Zero columns pad the total to one of a few sizes (padded_size); their similarities are dropped.
-        self.padded_total = padded_size(self.total)
-        columns = targets[0].new_empty((self.regions, self.padded_total, self.dims),
-                                       dtype=dtype or compute_dtype(targets[0]))
-        offset = 0
-        for target in targets:  # one copy (and cast) per target, straight into place
-            columns[:, offset:offset + target.shape[0]].copy_(target.transpose(0, 1))
-            offset += target.shape[0]
-        columns[:, self.total:].zero_()
-        self.columns = columns.view(self.regions * self.padded_total, self.dims)
-
-    def frame_similarities(self, query: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS,
-                           pad_rows: bool = False) -> torch.Tensor:
-        """Chamfer frame similarity of q [Tq, R, D] to every target, side by side -> float32 [Tq, total].
-
-        `pad_rows` pads the query too (padded_size), for callers whose products are small enough that
-        building kernels for a new shape would dominate.
-        """
-        tq, rq, d = query.shape
-        width = self.padded_total
-        rows_per_chunk = max(1, chunk_elements // max(1, rq * self.regions * width))
-        if pad_rows and tq <= rows_per_chunk:
-            padded_rows = rows_per_chunk = padded_size(tq)
-        else:
-            rows_per_chunk = min(rows_per_chunk, tq)
-            padded_rows = -(-tq // rows_per_chunk) * rows_per_chunk
-        if padded_rows == tq and query.dtype == self.columns.dtype:
-            padded_query = query
-        else:
-            padded_query = query.new_empty((padded_rows, rq, d), dtype=self.columns.dtype)
-            padded_query[:tq] = query
-            padded_query[tq:] = 0
-        out = query.new_empty((padded_rows, width), dtype=torch.float32)
-        for start in range(0, padded_rows, rows_per_chunk):
-            block = padded_query[start:start + rows_per_chunk]
-            region_sim = block.reshape(rows_per_chunk * rq, d) @ self.columns.T  # [rows*Rq, Rt*width]
-            # The max picks a value exactly in any dtype; the mean is taken in float32, so bf16 products do
-            # not round the similarities to bf16 (which made ties).
-            region_max = region_sim.view(rows_per_chunk, rq, self.regions, width).amax(2)
-            out[start:start + rows_per_chunk] = region_max.float().mean(1)
-        return out[:tq, :self.total]
-
-    def chamfer_similarities(self, query: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
-        """Chamfer similarity of q [Tq, R, D] to each target (raw features, no comparator) -> float32 [N]."""
-        frame_sim = self.frame_similarities(query, chunk_elements)
-        lengths = torch.tensor(self.lengths, device=frame_sim.device)
-        # Max over each target's own columns, for all targets in one ragged reduction; then mean over rows.
-        row_max = torch.segment_reduce(frame_sim.T.contiguous(), "max", lengths=lengths, axis=0)  # [N, Tq]
-        return row_max.mean(1)
-
-
-@dataclass
-class TargetGroup:
-    """Targets of similar lengths scored together: their positions in the caller's list, laid out once."""
-
-    indices: list[int]
-    targets: list[torch.Tensor]
-    columns: TargetColumns
-
-
-def target_groups(targets: list[torch.Tensor], dtype: torch.dtype, group_size: int | None = None) -> list[TargetGroup]:
-    """Targets sorted by length in groups of `group_size` (default: by device), each laid out in `dtype`.
-
-    Similar lengths waste little padding in the comparator's batches; the layout is built once per
-    database block and serves every query.
-    """
-    if not targets:
-        return []
-    if group_size is None:
-        group_size = CPU_TARGETS_PER_BATCH if targets[0].device.type == "cpu" else GPU_TARGETS_PER_BATCH
-    order = sorted(range(len(targets)), key=lambda i: targets[i].shape[0])
-    groups = []
-    for start in range(0, len(order), group_size):
-        indices = order[start:start + group_size]
-        members = [targets[i] for i in indices]
-        groups.append(TargetGroup(indices, members, TargetColumns(members, dtype)))
-    return groups
-
-
-def frame_to_frame_similarities(query: torch.Tensor, targets: list[torch.Tensor],
-                                chunk_elements: int = CHUNK_ELEMENTS) -> list[torch.Tensor]:
-    """Chamfer frame similarity of q [Tq, R, D] to targets of any lengths -> [[Tq, Tt_i]] (float32)."""
-    columns = TargetColumns(targets, compute_dtype(query))
-    return list(torch.split(columns.frame_similarities(query, chunk_elements), columns.lengths, dim=1))
-
-
 class ViSiL(nn.Module):
     """ViSiL head: index videos once, then compare pairs (evaluation) or all N x N pairs (training)."""
 
-    def __init__(self, dims: int = 512, attention: bool = True, binarization: bool = False, binary_bits: int = 512):
+    def __init__(self, dims: int = 512, attention: bool = True, binarization: bool = False, binary_bits: int = 512,
+                 *, label: str = "untrained", is_random: bool = False):
         super().__init__()
         if attention and binarization:
             raise ValueError("attention and binarization cannot be used together")
         self.dims = dims
+        # What the weights are: a published name, a checkpoint path or "random (seed N)".
+        self.label = label
+        self.is_random = is_random
         self.attention = Attention(dims) if attention else None
         self.binarization = Binarization(dims, binary_bits) if binarization else None
         self.visil_head = VideoComparator()
@@ -314,8 +208,8 @@ class ViSiL(nn.Module):
         batched = f2f.ndim == 3
         maps = f2f if batched else f2f.unsqueeze(0)
         tq, tt = maps.shape[-2:]
-        if min(tq, tt) < MIN_FRAMES:
-            raise ValueError(f"the comparator needs at least {MIN_FRAMES} frames a side, got {tq}x{tt} "
+        if min(tq, tt) < COMPARATOR_MIN_FRAMES:
+            raise ValueError(f"the comparator needs at least {COMPARATOR_MIN_FRAMES} frames a side, got {tq}x{tt} "
                              "(repeat short videos, as decode_video does)")
         if tq <= tile + 2 * TILE_HALO and tt <= tile + 2 * TILE_HALO:
             out = self.visil_head(maps.unsqueeze(1))[0][:, 0]
@@ -353,52 +247,6 @@ class ViSiL(nn.Module):
         if not apply_comparator:
             return chamfer(f2f)
         return chamfer(self.comparator_map(f2f))
-
-    @torch.inference_mode()
-    def video_similarities(self, query: torch.Tensor, targets: list[torch.Tensor],
-                           apply_comparator: bool = True) -> torch.Tensor:
-        """Similarity of one indexed query to many indexed targets of any lengths -> [len(targets)]."""
-        out = query.new_empty(len(targets), dtype=torch.float32)
-        for group in target_groups(targets, compute_dtype(query)):
-            out[group.indices] = self.group_similarities(query, group, apply_comparator).float()
-        return out
-
-    @torch.inference_mode()
-    def group_similarities(self, query: torch.Tensor, group: TargetGroup,
-                           apply_comparator: bool = True) -> torch.Tensor:
-        """Similarity of one indexed query to each target of a group (see target_groups) -> [N].
-
-        The group's maps run as one padded batch that the comparator masks exactly
-        (VideoComparator.forward_padded), so each score is the one its target gets alone. Maps too
-        large for one comparator tile run one at a time, tiled.
-        """
-        if not apply_comparator:
-            return group.columns.chamfer_similarities(query)
-        if max(query.shape[0], max(group.columns.lengths)) > TILE_FRAMES + 2 * TILE_HALO:
-            return torch.stack([self.video_similarity(query, target) for target in group.targets])
-        return self.padded_similarities(query, group.columns)
-
-    def padded_similarities(self, query: torch.Tensor, targets: TargetColumns) -> torch.Tensor:
-        """Comparator similarities of targets of any lengths in one padded batch -> [N].
-
-        Sizes are rounded up (padded_size) so that a long evaluation meets only a few distinct shapes:
-        the CPU builds convolution kernels per shape, and a new shape costs more than the work itself.
-        """
-        lengths = targets.lengths
-        if min(query.shape[0], min(lengths)) < MIN_FRAMES:
-            raise ValueError(f"the comparator needs at least {MIN_FRAMES} frames a side")
-        f2f = targets.frame_similarities(query, pad_rows=True)
-        if self.binarization is not None:
-            f2f = f2f / self.binarization.bits
-        maps = f2f.new_zeros(len(lengths), 1, padded_size(query.shape[0]), padded_size(max(lengths)))
-        for i, piece in enumerate(torch.split(f2f, lengths, dim=1)):
-            maps[i, 0, :piece.shape[0], :piece.shape[1]] = piece
-        rows = torch.full((len(lengths),), query.shape[0], device=maps.device)
-        out, rows, columns = self.visil_head.forward_padded(maps, rows, torch.tensor(lengths, device=maps.device))
-        out = F.hardtanh(out[:, 0])  # [N, H//4, W//4]
-        valid_rows = torch.arange(out.shape[-2], device=out.device) < rows[:, None]
-        valid_columns = torch.arange(out.shape[-1], device=out.device) < columns[:, None]
-        return chamfer(out, valid_rows[:, :, None] & valid_columns[:, None, :])
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Training forward over a batch [N, T, R, D]: similarities of all N x N pairs in [0, 1], and the

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +21,13 @@ import torch
 
 from ..errors import FeatureStoreError, S2VSError
 from ..runtime import autocast
-from ..models.visil import TargetColumns, TargetGroup, ViSiL, compute_dtype, padded_size, target_groups
+from ..models.visil import COMPARATOR_MIN_FRAMES, ViSiL, compute_dtype
+from ..progress import SILENT, Progress
+from .batched import TargetColumns, TargetGroup, group_similarities, padded_size, target_groups
 from ..storage.store import FeatureStore
 from ..media.video import repeat_factor
 
-CHUNK_FRAMES = 2048  # the original's chunk of long targets (published numbers depend on it)
-MIN_FRAMES = 4       # the comparator's pooling needs 4 frames a side
+TARGET_CHUNK_FRAMES = 2048  # the original's chunk of long targets (published numbers depend on it)
 DATABASE_BLOCK = 256  # database videos read, indexed and scored together...
 BLOCK_FRAMES = 65_536  # ...up to this many frames (~1.2 GB of float32 features)
 PRODUCT_FRAMES = 4_096  # target frames in one frame-similarity matrix product (bounds its memory)
@@ -36,7 +37,7 @@ HDF5_SUFFIXES = (".h5", ".hdf5")
 Similarities = dict[str, dict[str, float]]  # {query: {target: score}}, the original tool's layout
 
 
-def repeat_to_min_frames(features: np.ndarray, min_frames: int = MIN_FRAMES) -> np.ndarray:
+def repeat_to_min_frames(features: np.ndarray, min_frames: int = COMPARATOR_MIN_FRAMES) -> np.ndarray:
     """Concatenate a short video with itself (doubling) until it has at least `min_frames` frames."""
     repeated = repeat_factor(features.shape[0], min_frames)
     return np.tile(features, (repeated,) + (1,) * (features.ndim - 1)) if repeated > 1 else features
@@ -47,12 +48,12 @@ def _as_float32(features: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(features)).float()
 
 
-def split_long_target(features: torch.Tensor, chunk_frames: int = CHUNK_FRAMES) -> list[torch.Tensor]:
+def split_long_target(features: torch.Tensor, chunk_frames: int = TARGET_CHUNK_FRAMES) -> list[torch.Tensor]:
     """Consecutive chunks of `chunk_frames` frames; a last chunk under 4 frames is repeated to 4 or more."""
     if features.shape[0] == 0:
         raise ValueError("a video without frames cannot be scored")
     chunks = list(torch.split(features, chunk_frames))
-    while chunks[-1].shape[0] < MIN_FRAMES:
+    while chunks[-1].shape[0] < COMPARATOR_MIN_FRAMES:
         chunks[-1] = torch.cat([chunks[-1], chunks[-1]])
     return chunks
 
@@ -70,7 +71,7 @@ class VideoScorer:
     """Video-to-video similarity with the ViSiL network, or features only (raw Chamfer) without it."""
 
     def __init__(self, network: ViSiL | None, device: torch.device, precision: str = "fp32",
-                 chunk_frames: int = CHUNK_FRAMES):
+                 chunk_frames: int = TARGET_CHUNK_FRAMES):
         self.network, self.device, self.precision, self.chunk_frames = network, device, precision, chunk_frames
 
     @torch.inference_mode()
@@ -101,7 +102,7 @@ class VideoScorer:
         indexed: list[torch.Tensor] = []
         for group in _groups(videos, [len(v) for v in videos], PRODUCT_FRAMES):
             lengths = [len(v) for v in group]
-            # Padded to one of a few sizes, so the CPU reuses its kernels (see similarity.padded_size).
+            # Padded to one of a few sizes, so the CPU reuses its kernels (see batched.padded_size).
             padding = group[0].new_zeros((padded_size(sum(lengths)) - sum(lengths), *group[0].shape[1:]))
             together = self._index(torch.cat([*group, padding]))
             indexed.extend(torch.split(together, lengths + [len(padding)])[:len(group)])
@@ -125,7 +126,7 @@ class VideoScorer:
                 if self.network is None:
                     scores = group.columns.chamfer_similarities(query)
                 else:
-                    scores = self.network.group_similarities(query, group)
+                    scores = group_similarities(self.network, query, group)
                 values[group.indices] = scores.double().cpu()
         values = values.numpy()
         chunk_counts = np.bincount(targets.owners, minlength=targets.count)
@@ -142,8 +143,11 @@ class ScoredCollection:
 
 
 def score_store(store_path: str, queries: Sequence[str], database: Sequence[str], scorer: VideoScorer,
-                progress: Callable[[int, int], None] | None = None, block: int = DATABASE_BLOCK) -> ScoredCollection:
-    """Score `queries` against `database`, both read from one feature file; absent ids are reported."""
+                progress: Progress = SILENT, block: int = DATABASE_BLOCK) -> ScoredCollection:
+    """Score `queries` against `database`, both read from one feature file; absent ids are reported.
+
+    `progress.update(done, total)` counts database videos scored against every query.
+    """
     with FeatureStore(store_path) as store:
         ids = set(store.ids())
         requested = set(queries) | set(database)
@@ -157,11 +161,11 @@ def score_store(store_path: str, queries: Sequence[str], database: Sequence[str]
 
 
 def score_prepared(store: FeatureStore, queries: dict[str, torch.Tensor], database: Sequence[str],
-                   scorer: VideoScorer, progress: Callable[[int, int], None] | None = None,
+                   scorer: VideoScorer, progress: Progress = SILENT,
                    block: int = DATABASE_BLOCK) -> Similarities:
     """Scores of prepared queries against stored videos (all present), reading the store block by block."""
     similarities: Similarities = {q: {} for q in queries}
-    lengths = [max(store.shape(d)[0], MIN_FRAMES) for d in database]
+    lengths = [max(store.shape(d)[0], COMPARATOR_MIN_FRAMES) for d in database]
     blocks = _groups(list(database), lengths, BLOCK_FRAMES, block)
     done = 0
     # h5py serialises file access, so the prefetch reads while the model runs, never alongside another read.
@@ -176,8 +180,7 @@ def score_prepared(store: FeatureStore, queries: dict[str, torch.Tensor], databa
                 _check_finite(store, query, ids, scores)
                 similarities[query].update(zip(ids, scores))
             done += len(ids)
-            if progress is not None:
-                progress(done, len(database))
+            progress.update(done, len(database))
     return similarities
 
 

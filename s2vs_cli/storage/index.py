@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FeatureStoreError
+from ..progress import SILENT, Progress
 from .index_checks import SearchIndexError, check_catalogue, check_entries, check_file, crc32, score_limit
 from .store import FeatureStore
 
@@ -107,7 +108,7 @@ def index_dir_for(store: str | Path) -> Path:
 
 def cached_index_dir(store: str | Path) -> Path:
     """Where the index of a store in a read-only folder is kept: the user's cache, one folder per store."""
-    from ..models.weights import cache_dir  # imported here: weights imports torch, which `s2vs index` otherwise avoids
+    from ..models.downloads import cache_dir  # imported here: downloads imports torch, which `s2vs index` otherwise avoids
 
     key = hashlib.sha256(str(Path(store).resolve()).encode("utf-8")).hexdigest()[:16]
     return cache_dir() / "indexes" / key
@@ -142,7 +143,7 @@ class VideoCatalogue:
         return {i: (f, d) for i, f, d in zip(self.ids, self.frames, self.digests)}
 
 
-def read_catalogue(store: FeatureStore, progress: Callable[[int, int], None] | None = None) -> VideoCatalogue:
+def read_catalogue(store: FeatureStore, progress: Progress = SILENT) -> VideoCatalogue:
     """Every video of the store with its frame count and recorded digest."""
     catalogue = VideoCatalogue()
     ids = store.ids()
@@ -151,8 +152,8 @@ def read_catalogue(store: FeatureStore, progress: Callable[[int, int], None] | N
         catalogue.ids.append(video_id)
         catalogue.frames.append(frames)
         catalogue.digests.append(digest)
-        if progress is not None and (done % 1000 == 0 or done == len(ids)):
-            progress(done, len(ids))
+        if done % 1000 == 0 or done == len(ids):
+            progress.update(done, len(ids))
     return catalogue
 
 
@@ -291,9 +292,9 @@ class IndexUpdate:
 
 
 def open_index(store_path: str | Path, rebuild: bool = False,
-               progress: Callable[[str, int, int], None] | None = None) -> tuple[VideoIndex, IndexUpdate]:
+               progress: Progress = SILENT) -> tuple[VideoIndex, IndexUpdate]:
     """The store's index, brought up to date: built if absent, extended with new videos, rebuilt if
-    any indexed video changed or left the store (or with `rebuild`). `progress(stage, done, total)`.
+    any indexed video changed or left the store (or with `rebuild`); each stage is told to `progress`.
 
     The index is kept beside the store, or in the user's cache when the store's folder is not writable
     (see `locate_index_dir`); SearchIndexError if it must be written and neither place is writable."""
@@ -322,7 +323,11 @@ def open_index(store_path: str | Path, rebuild: bool = False,
     if not _writable(folder):
         raise SearchIndexError(f"cannot keep an index: neither {beside if beside.is_dir() else beside.parent} (beside "
                                f"the store) nor {folder} is writable; search with --exhaustive instead")
-    report = (lambda stage: (lambda done, total: progress(stage, done, total))) if progress else (lambda stage: None)
+
+    def report(stage: str) -> Progress:
+        progress.stage(stage, unit="videos")
+        return progress
+
     with FeatureStore(store_path) as store:
         catalogue = read_catalogue(store, report("checking the store"))
         if existing is not None:
@@ -330,7 +335,7 @@ def open_index(store_path: str | Path, rebuild: bool = False,
             changed = [i for i, sig in before.items() if now.get(i) != sig]
             if not changed:
                 new = [i for i in catalogue.ids if i not in before]
-                _add_videos(existing, store, new, report("indexing new videos"))
+                _add_videos(existing, store, new, report("indexing new videos") if new else SILENT)
                 existing.catalogue = VideoCatalogue(
                     existing.catalogue.ids + new, existing.catalogue.frames + [now[i][0] for i in new],
                     existing.catalogue.digests + [now[i][1] for i in new])
@@ -361,7 +366,7 @@ def _descriptor_blocks(store: FeatureStore, ids: Sequence[str]):
 
 
 def _build(store: FeatureStore, catalogue: VideoCatalogue, stamp: StoreStamp,
-           progress: Callable[[int, int], None] | None) -> VideoIndex:
+           progress: Progress) -> VideoIndex:
     """An index of the right kind for the store's segment count, filled block by block.
 
     Memory stays bounded by the index itself: descriptors are added as each block of videos is read.
@@ -408,7 +413,7 @@ def _new_index(entries: int, dims: int):
     return index
 
 
-def _add_videos(index: VideoIndex, store: FeatureStore, ids: list[str], progress) -> None:
+def _add_videos(index: VideoIndex, store: FeatureStore, ids: list[str], progress: Progress) -> None:
     """Append new videos' descriptors (a flat index that outgrows its kind stays flat until rebuilt)."""
     offset, done = len(index.catalogue.ids), 0
     owners = [index.entries]
@@ -418,6 +423,5 @@ def _add_videos(index: VideoIndex, store: FeatureStore, ids: list[str], progress
             index.index.add(np.concatenate(descriptors))
         owners.extend(np.full(len(d), number, dtype=np.int32) for number, d in zip(numbers, descriptors))
         done += len(block)
-        if progress is not None:
-            progress(done, len(ids))
+        progress.update(done, len(ids))
     index.entries = np.concatenate(owners)

@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,9 +24,12 @@ import h5py
 import numpy as np
 
 from ..errors import FeatureStoreError
+from ..progress import SILENT, Progress
 from .integrity import all_finite, attr_text, error_reason, read_failure, video_damage
+from .runs import exclusive_lock
 from .store import FORMAT, STORE_DTYPES, StoreIdentity, create_store, dataset_names, hdf5_write_failed, write_video
 
+LOCK_NAME = "lock"     # in OUTPUT.parts/: held while a run, a merge or a repair writes OUTPUT
 PART_SUFFIX = ".h5"
 PARTIAL_SUFFIX = ".h5.partial"
 _reason = error_reason
@@ -134,6 +137,18 @@ def parts_dir_for(output: str | Path) -> Path:
     return output.with_name(output.name + ".parts")
 
 
+@contextlib.contextmanager
+def output_lock(output: str | Path) -> Iterator[Path]:
+    """Be the only writer of `output`, and clear what a killed run or merge left: unfinished parts
+    and merge temporaries. Yields the parts folder. A second writer fails at once (S2VSError)."""
+    parts_dir = parts_dir_for(output)
+    with exclusive_lock(parts_dir / LOCK_NAME, str(output)):
+        remove_partials(parts_dir)  # no one else is writing: these were left by a killed run
+        for stale in merging_temporaries(output):
+            stale.unlink(missing_ok=True)
+        yield parts_dir
+
+
 def complete_parts(parts_dir: str | Path) -> list[Path]:
     """Closed part files in `parts_dir` (unfinished ones are ignored), oldest first."""
     parts_dir = Path(parts_dir)
@@ -184,8 +199,7 @@ def merging_temporaries(output: str | Path) -> list[Path]:
 
 def merge_parts(output: str | Path, parts: Sequence[str | Path], identity: StoreIdentity | None, version: str,
                 keep_existing: bool = True, parts_first: bool = False,
-                progress: Callable[[int, int], None] | None = None,
-                drop_unreadable_parts: bool = False) -> MergeResult:
+                progress: Progress = SILENT, drop_unreadable_parts: bool = False) -> MergeResult:
     """Join the existing output (when `keep_existing`) and `parts` into `output`, atomically.
 
     The new file is written beside the output and renamed over it, so a crash or a full disk during
@@ -229,8 +243,7 @@ def merge_parts(output: str | Path, parts: Sequence[str | Path], identity: Store
                     else:
                         seen.add(video_id)
                         result.added += path != output
-                    if progress is not None:
-                        progress(done, total)
+                    progress.update(done, total)
         _fsync(temporary)
         os.replace(temporary, output)
     except (OSError, ValueError, RuntimeError, KeyError) as e:

@@ -1,4 +1,4 @@
-"""Bookkeeping shared by the bulk commands: progress counts, failed videos and the failures file."""
+"""Bookkeeping shared by the bulk commands: running counts, failed videos, the failures file and the lock."""
 from __future__ import annotations
 
 import contextlib
@@ -20,8 +20,8 @@ class Failure:
 
 
 @dataclass
-class RunProgress:
-    """Counts reported after every finished (or failed) video."""
+class RunCounts:
+    """A bulk job's running counts (reported to its Progress after every finished or failed video)."""
 
     total: int                  # videos this process has to do
     done: int = 0               # written

@@ -12,7 +12,7 @@ Writing goes through parts.py (part files, the atomic merge); every read is chec
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from ..errors import FeatureStoreError
+from ..progress import SILENT, Progress
 from .integrity import all_finite, attr_text as _text, content_digest, error_reason, read_failure, video_damage
 
 # Format 2: every feature chunk carries HDF5's Fletcher-32 checksum and every video a content digest,
@@ -40,7 +41,7 @@ class StoreIdentity:
     whitening: str    # e.g. "vcdb", "none", a file path
     fps: float        # frames sampled per second of video
     dims: int         # feature size D (512 whitened, 3840 not)
-    loader: str = "video"   # "video" or "frames"
+    loader: str = "video"   # the frame source that read the inputs (media/source.py): "video", "frames"
     dtype: str = "float16"  # stored feature type
 
     @classmethod
@@ -299,11 +300,12 @@ class StoreCheck:
                 "damaged": [{"id": i, "reason": r} for i, r in self.damaged]}
 
 
-def verify_store(path: str | Path, progress: Callable[[int, int], None] | None = None) -> StoreCheck:
+def verify_store(path: str | Path, progress: Progress = SILENT) -> StoreCheck:
     """Read every video of a feature file and check it against its checksums and recorded digest."""
     check = StoreCheck(Path(path))
     with FeatureStore(path) as store:
         ids = store.ids()
+        progress.stage("verifying", len(ids), unit="videos")
         for done, video_id in enumerate(ids, 1):
             try:
                 with store._checked(video_id):
@@ -318,7 +320,6 @@ def verify_store(path: str | Path, progress: Callable[[int, int], None] | None =
                 problem = str(e)
             if problem is not None:
                 check.damaged.append((video_id, problem))
-            if progress is not None:
-                progress(done, len(ids))
+            progress.update(done - len(check.damaged), failed=len(check.damaged))
     check.videos = len(ids)
     return check

@@ -1,0 +1,78 @@
+"""What every benchmark is: its query and database ids, how it is read from its annotation file, its
+metrics, and the result an evaluation returns.
+
+A benchmark is one module (fivr.py, vcdb.py, ...) holding a `Benchmark` subclass that implements
+`from_annotation` (the file's layout -> ids and ground truth) and `evaluate` (similarities -> metrics);
+registry.py names it. Similarities come in the original tool's layout, {query: {target: score}}.
+Library code: stdlib and the package's own modules only.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import S2VSError
+
+Similarities = Mapping[str, Mapping[str, float]]  # {query: {target: score}}
+
+
+class EvaluationError(S2VSError):
+    """Similarities or a ground truth cannot be evaluated (no query present, a NaN score, a bad layout)."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The metrics of one evaluation, and which videos were missing from the similarities."""
+
+    benchmark: str
+    metrics: dict[str, float]                 # metric name -> value, in the original's order
+    queries: int                              # queries evaluated
+    database: int                             # database videos present
+    missing_queries: tuple[str, ...] = ()     # queries the similarities have no row for
+    missing_database: tuple[str, ...] = ()    # database videos no query was scored against
+    per_event: dict[str, float] = field(default_factory=dict)  # EVVE: event -> mAP
+    without_positives: tuple[str, ...] = ()   # queries left out of a mean: nothing relevant to them loaded
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary: the metrics, the counts and the missing ids."""
+        summary: dict[str, Any] = {
+            "benchmark": self.benchmark,
+            "metrics": dict(self.metrics),
+            "queries": self.queries,
+            "database": self.database,
+            "missing_queries": list(self.missing_queries),
+            "missing_database": list(self.missing_database),
+        }
+        if self.per_event:
+            summary["per_event"] = dict(self.per_event)
+        if self.without_positives:
+            summary["without_positives"] = list(self.without_positives)
+        return summary
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A benchmark's query and database video ids; subclasses add the ground truth their metrics read."""
+
+    # The artifacts-table entry of the annotation file this benchmark is read from (s2vs_cli/artifacts.py).
+    annotation_file: ClassVar[str] = ""
+
+    name: str              # its registry name (registry.BENCHMARK_NAMES), or "custom"
+    queries: list[str]     # query video ids, in the order the metrics walk them
+    database: list[str]    # video ids ranked for each query
+    source: Path | None    # the annotation file read (None: a ground truth built in memory)
+
+    def video_ids(self) -> list[str]:
+        """Every video the benchmark needs features for: queries first, then the database, no repeats."""
+        return list(dict.fromkeys([*self.queries, *self.database]))
+
+    @classmethod
+    def from_annotation(cls, name: str, data: Mapping, path: Path, *, distractors: bool = False) -> Benchmark:
+        """Build the benchmark `name` from its annotation file's contents (`distractors`: VCDB only)."""
+        raise NotImplementedError(f"{cls.__name__} is not read from an annotation file")
+
+    def evaluate(self, similarities: Similarities, **options: Any) -> Evaluation:
+        """The benchmark's metrics on `similarities` (`options`: those of its evaluate_* function)."""
+        raise NotImplementedError(f"{type(self).__name__} has no metrics")
