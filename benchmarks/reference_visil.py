@@ -1,4 +1,4 @@
-"""A straightforward, unchunked implementation of ViSiL inference (SPEC §3), shaped like the original code:
+"""A straightforward, unchunked implementation of ViSiL inference (docs/METHOD.md §3), shaped like the original code:
 one einsum over all region pairs, padding as a separate op before each convolution, no tiling.
 
 Benchmarks time it beside s2vs's implementation on the same machine, and check the two agree.

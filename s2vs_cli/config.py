@@ -52,7 +52,7 @@ class ModelOptions(ExtractorOptions):
 class CompareConfig(ModelOptions):
     """`s2vs compare`: similarity of two videos and where they match."""
 
-    features_only: bool = False  # raw region features, no attention and no comparator (SPEC §3)
+    features_only: bool = False  # raw region features, no attention and no comparator (docs/METHOD.md §3)
 
 
 @dataclass
@@ -94,7 +94,7 @@ class ExtractFeaturesConfig(InputOptions, ExtractorOptions):
 
 @dataclass
 class ExtractFramesConfig(InputOptions):
-    """`s2vs extract-frames`: videos -> folders of JPEG frames, the training input (SPEC §5)."""
+    """`s2vs extract-frames`: videos -> folders of JPEG frames, the training input (docs/METHOD.md §5)."""
 
     fps: float = 1.0        # frames written per second of video
     resize: int = 256       # short side of the written frames in pixels; 0 keeps the video's size
@@ -125,7 +125,7 @@ class EvaluateConfig(ModelOptions):
     ground_truth: Optional[str] = None    # custom: the ground truth JSON file
     easy_duplicates: Optional[str] = None  # FIVR: the easy-duplicates list for the "hard" variant
     distractors: bool = False             # VCDB: add the ~100k distractors to the database
-    features_only: bool = False           # raw region features, no attention and no comparator (SPEC §3)
+    features_only: bool = False           # raw region features, no attention and no comparator (docs/METHOD.md §3)
     strict: bool = False                  # missing queries or database videos are an error, not a count
     dataset_path: Optional[str] = None    # raw videos instead of --dataset-hdf5: extracted first
     pattern: Optional[str] = None         # where an id's video is under dataset_path; default '{id}/video.*'
@@ -142,7 +142,7 @@ class SearchConfig(ModelOptions):
     top_k: int = 20                 # results per query
     candidates: int = 1000          # videos the index proposes for ViSiL re-ranking, per query
     exhaustive: bool = False        # score every video with ViSiL, no index (slow; to check recall)
-    features_only: bool = False     # raw region features, no attention and no comparator (SPEC §3)
+    features_only: bool = False     # raw region features, no attention and no comparator (docs/METHOD.md §3)
     rebuild_index: bool = False     # rebuild the index from scratch instead of updating it
 
     def __post_init__(self):
@@ -153,7 +153,7 @@ class SearchConfig(ModelOptions):
 
 @dataclass
 class AugmentationOptions:
-    """Every probability and range of the training augmentations (SPEC §5), with the paper's values."""
+    """Every probability and range of the training augmentations (docs/METHOD.md §5), with the paper's values."""
 
     crop_size: int = 224              # side of the square frames both views are cropped and resized to
     weak_scale_min: float = 0.8       # RandomResizedCrop scale range of the weak view (max 1.0)
@@ -219,7 +219,7 @@ class AugmentationOptions:
 
 @dataclass
 class TrainConfig(ExtractorOptions):
-    """`s2vs train`: self-supervised training of the ViSiL network (SPEC §5); defaults are the paper's."""
+    """`s2vs train`: self-supervised training of the ViSiL network (docs/METHOD.md §5); defaults are the paper's."""
 
     data: Optional[str] = None            # frame folders from extract-frames ({id}/00000.jpg ...), or videos
     loader: str = "auto"                  # frames, video, or auto: what `data` holds

@@ -1,4 +1,4 @@
-"""Training augmentations (SPEC §5): views, temporal transforms, video-in-video, overlays and previews."""
+"""Training augmentations (docs/METHOD.md §5): views, temporal transforms, video-in-video, overlays and previews."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""Training input: which videos each step's batch holds, and the frames a video contributes (SPEC §5)."""
+"""Training input: which videos each step's batch holds, and the frames a video contributes (docs/METHOD.md §5)."""
 from __future__ import annotations
 
 import numpy as np

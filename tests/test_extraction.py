@@ -89,7 +89,7 @@ def test_batches_across_videos_equal_one_video_at_a_time(clips, runtime, extract
     assert summary.frames == 3 + 7 + 1 + 5 + 2 + 6
     stored = _read_all(output)
     for item in items:
-        decoded = decode_video(item.path, min_frames=0)  # the file keeps the frames as sampled (SPEC §7)
+        decoded = decode_video(item.path, min_frames=0)  # the file keeps the frames as sampled (docs/METHOD.md §7)
         alone = extractor.extract(torch.from_numpy(decoded.frames)).numpy()
         assert stored[item.video_id].shape == alone.shape
         np.testing.assert_allclose(stored[item.video_id], alone, atol=2e-5)
@@ -301,7 +301,7 @@ def test_extract_frames_layout_and_resume(clips, tmp_path):
     from PIL import Image
 
     with Image.open(out / "clip1" / "00000.jpg") as image:
-        assert min(image.size) == 256 and image.size == (342, 256)  # 96x72 scaled, even sides (SPEC §1)
+        assert min(image.size) == 256 and image.size == (342, 256)  # 96x72 scaled, even sides (docs/METHOD.md §1)
     (out / ".clip0.partial-999999").mkdir()  # left by a killed run
     result = _run(["extract-frames", str(clips), "-o", str(out), "--json", "-j", "0"])
     summary = json.loads(result.stdout)

@@ -156,7 +156,7 @@ def test_cli_errors_and_preview(frames_dir, tmp_path):
     resume = runner.invoke(app, base + ["--resume"])
     assert resume.exit_code == 2 and "no checkpoint to resume from" in resume.output
     missing = runner.invoke(app, ["train", str(tmp_path / "nowhere")])
-    assert missing.exit_code == 2 and "training data folder not found" in missing.output
+    assert missing.exit_code == 1 and "training data folder not found" in missing.output
     too_big = runner.invoke(app, base + ["--batch-size", "9"])
     assert too_big.exit_code == 2 and "a batch of 9 videos needs at least that many videos; found 5" in too_big.output
     shown = runner.invoke(app, base + ["--iterations", "7", "--print-config"])

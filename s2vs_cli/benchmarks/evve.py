@@ -67,7 +67,7 @@ def evaluate_evve(benchmark: EVVEBenchmark, similarities: Similarities, *,
         event_queries = benchmark.events[event][0]
         loaded = int(np.count_nonzero(scores.mask(event_queries) & scores.present))
         if loaded:
-            # Σ AP of its present queries / |event queries ∩ all_db| (SPEC §6).
+            # Σ AP of its present queries / |event queries ∩ all_db| (docs/METHOD.md §6).
             per_event[event] = float(sum(ap for q, ap in zip(scores.queries, aps) if q in event_queries) / loaded)
     metrics = {"EVVE_mAP": mean_or_nan(aps), "EVVE_uAP": rankings.micro_average_precision(relevant)}
     return result(benchmark.name, benchmark.database, scores, metrics, per_event=per_event)

@@ -1,7 +1,7 @@
 """FIVR-5K and FIVR-200K: queries, database and labels, the easy duplicates of the 'hard' variant, and the
 retrieval (DSVR, CSVR, ISVR: mAP) and detection (DSVD, CSVD, ISVD: uAP) metrics.
 
-A query with nothing relevant left (SPEC §6) is out of its task's mean and listed in `without_positives`.
+A query with nothing relevant left (docs/METHOD.md §6) is out of its task's mean and listed in `without_positives`.
 Library code: numpy, the standard library and the package's own modules.
 """
 from __future__ import annotations
@@ -94,7 +94,7 @@ def evaluate_fivr(
             rel = relevant[task] & keep
             judged = rel.any(axis=1)
             left_out |= ~judged
-            # mAP over the queries with at least one relevant video (SPEC §6).
+            # mAP over the queries with at least one relevant video (docs/METHOD.md §6).
             metrics[f"{task}VR{suffix}"] = mean_or_nan(ranked.average_precisions(rel)[judged])
         for task in FIVR_TASKS:
             metrics[f"{task}VD{suffix}"] = ranked.micro_average_precision(relevant[task] & keep)

@@ -29,7 +29,7 @@ def fit_pca(
     json_output: options.Json = False,
     quiet: options.Quiet = False,
 ) -> None:
-    """Learn a PCA whitening (SPEC §2) from region vectors; use it with [bold]--pca PCA.pth[/].
+    """Learn a PCA whitening (docs/METHOD.md §2) from region vectors; use it with [bold]--pca PCA.pth[/].
 
     Example: [bold]s2vs extract-features videos/ --pca none -o raw.hdf5 && s2vs fit-pca raw.hdf5 -o pca.pth[/]
     """

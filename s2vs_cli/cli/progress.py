@@ -55,11 +55,10 @@ class RichProgress(Progress):
             self._bars = RichBars(SpinnerColumn(finished_text=" "), TextColumn("{task.description}"), BarColumn(),
                                   MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                                   TextColumn("[red]{task.fields[failed]}"), TimeRemainingColumn(),
-                                  console=self.console)
+                                  console=self.console, transient=True)  # the result, printed after, says it all
             self._bars.start()
-        if self._task is not None:  # the previous stage stays on screen, finished
-            task = self._bars.tasks[self._task]
-            self._bars.update(self._task, total=task.completed if task.total is None else task.total)
+        if self._task is not None:  # one bar at a time: the finished stage makes way for the next
+            self._bars.remove_task(self._task)
         self._unit, self._started, self._first = unit, time.perf_counter(), None
         self._task = self._bars.add_task(escape(name), total=total, rate="", failed="")
 

@@ -1,4 +1,4 @@
-"""`s2vs train`: self-supervised training of the ViSiL network (SPEC §5).
+"""`s2vs train`: self-supervised training of the ViSiL network (docs/METHOD.md §5).
 
 Examples:
   s2vs train frames/ --experiment-path runs/mine --iterations 2000 --batch-size 16

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..benchmarks import (Benchmark, Evaluation, FIVRBenchmark, SegmentBounds, Similarities, evaluate,
                           load_benchmark, load_custom_ground_truth, segment_precision_recall)
 from ..config import EvaluateConfig
-from ..errors import ConfigError, S2VSError
+from ..errors import ConfigError, FeatureStoreError, S2VSError
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.retrieval import ScoredCollection, VideoScorer, load_similarities, save_similarities, score_store
@@ -24,7 +24,7 @@ from ..scoring.retrieval import ScoredCollection, VideoScorer, load_similarities
 if TYPE_CHECKING:
     from .extract_features import ExtractionOptions, ExtractionSummary
 
-# The paper's numbers for the published s2vs_dns model (SPEC §6), shown beside ours.
+# The paper's numbers for the published s2vs_dns model (docs/METHOD.md §6), shown beside ours.
 PAPER_RESULTS = {("s2vs_dns", "FIVR-200K"): {"DSVR": 0.925, "CSVR": 0.913, "ISVR": 0.841}}
 SEGMENT_NOTE = "segment metrics need features (--dataset-hdf5 or --dataset-path), not saved similarities"
 
@@ -118,9 +118,9 @@ def check_sources(cfg: EvaluateConfig, from_similarities: str | None = None) -> 
     if cfg.save_features is not None and cfg.dataset_path is None:
         raise ConfigError("--save-features goes with --dataset-path")
     if cfg.dataset_hdf5 is not None and Path(cfg.dataset_hdf5).is_dir():
-        raise ConfigError(f"{cfg.dataset_hdf5}: is a folder; give the feature file (FEATURES.hdf5)")
+        raise FeatureStoreError(f"{cfg.dataset_hdf5}: is a folder; give the feature file (FEATURES.hdf5)")
     if cfg.dataset_hdf5 is not None and not Path(cfg.dataset_hdf5).is_file():
-        raise ConfigError(f"{cfg.dataset_hdf5}: feature file not found")  # now, not after loading the model
+        raise FeatureStoreError(f"{cfg.dataset_hdf5}: feature file not found")  # now, not after loading the model
 
 
 def load_ground_truth(dataset: str, annotations: str | None = None, ground_truth: str | None = None,

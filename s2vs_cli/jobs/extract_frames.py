@@ -1,4 +1,4 @@
-"""Bulk frame extraction: many videos -> ``OUT/{id}/00000.jpg …`` (the training input, SPEC §5).
+"""Bulk frame extraction: many videos -> ``OUT/{id}/00000.jpg …`` (the training input, docs/METHOD.md §5).
 
 Each video is decoded and written by a worker process (see frames.write_video_frames, which makes a
 folder appear only when complete); a video whose folder exists is done and skipped, so an interrupted

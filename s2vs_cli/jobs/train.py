@@ -1,4 +1,4 @@
-"""Self-supervised training of the ViSiL network (SPEC §5), on one process or many under torchrun.
+"""Self-supervised training of the ViSiL network (docs/METHOD.md §5), on one process or many under torchrun.
 
 Each step: B videos per process give a weak and a strong clip each (training/batches.py; ViV mixes the
 strong ones), the frozen backbone turns the 2B clips into region features, the network scores all
@@ -152,7 +152,7 @@ def load_training_videos(cfg: TrainConfig) -> tuple[list[VideoInput], str]:
         raise ConfigError("no training data: give FRAMES_DIR (from s2vs extract-frames) or a folder of videos")
     root = Path(cfg.data)
     if not root.is_dir():
-        raise ConfigError(f"{root}: training data folder not found")
+        raise S2VSError(f"{root}: training data folder not found")  # an input that cannot be used: exit 1
     loader = cfg.loader
     if loader == "auto":
         loader = "frames" if any(is_frame_folder(p) for p in root.iterdir() if not p.name.startswith(".")) else "video"

@@ -1,4 +1,4 @@
-"""ResNet-50 L3-iMAC region vectors (SPEC §1): frames -> [N, 9, 3840], the one `Backbone` today.
+"""ResNet-50 L3-iMAC region vectors (docs/METHOD.md §1.4, §2): frames -> [N, 9, 3840], the one `Backbone` today.
 
 Each of the four ResNet stages is max-pooled to a 3x3 grid, L2-normalised, and the four are concatenated
 per region. Building a model never downloads anything: `loading.py` attaches weights.

@@ -1,4 +1,4 @@
-"""The ViSiL similarity network as used by S2VS (SPEC §3): indexing, Chamfer similarity, video comparator.
+"""The ViSiL similarity network as used by S2VS (docs/METHOD.md §3): indexing, Chamfer similarity, video comparator.
 
 Shapes: a video is [T, R, D] (frames, regions, dims); a batch of videos [N, T, R, D] with masks [N, T].
 Inference on one pair is computed in chunks (frame-to-frame map) and tiles (comparator) so memory stays
@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# The comparator pools twice by 2: shorter videos are repeated to this many frames first (SPEC §1).
+# The comparator pools twice by 2: shorter videos are repeated to this many frames first (docs/METHOD.md §1).
 COMPARATOR_MIN_FRAMES = 4
 # Elements of the [rows*R, cols*R] region-similarity block computed at once (~128 MB in fp32).
 CHUNK_ELEMENTS = 1 << 25
@@ -276,5 +276,5 @@ def frame_to_frame_similarity_all_pairs(x: torch.Tensor) -> torch.Tensor:
 
 
 def similarity_regularization(out: torch.Tensor) -> torch.Tensor:
-    """Sum of how far comparator outputs fall outside [-1, 1] (SPEC §5)."""
+    """Sum of how far comparator outputs fall outside [-1, 1] (docs/METHOD.md §5)."""
     return (out + 1).clamp(max=0).abs().sum() + (out - 1).clamp(min=0).abs().sum()

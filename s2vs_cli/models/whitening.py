@@ -1,4 +1,4 @@
-"""PCA whitening of region vectors (SPEC §2): x -> L2normalise((x - mean) @ projection)."""
+"""PCA whitening of region vectors (docs/METHOD.md §2): x -> L2normalise((x - mean) @ projection)."""
 from __future__ import annotations
 
 import torch

@@ -2,7 +2,7 @@
 
 What `s2vs evaluate` (and `s2vs search`) run. Queries are prepared once (indexed by the network,
 kept on the device); the database is read block by block, the next block loading while the current
-one is scored, and each database video is indexed once for all queries. Scores follow SPEC §3:
+one is scored, and each database video is indexed once for all queries. Scores follow docs/METHOD.md §3:
 videos under 4 frames are repeated (doubling) when read; a target longer than 2,048 frames is split
 into 2,048-frame chunks, the query is compared with each and the scores averaged.
 """

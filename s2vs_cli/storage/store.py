@@ -1,4 +1,4 @@
-"""HDF5 feature files: one dataset per video id at the root, [T, R, D] region features (SPEC §7).
+"""HDF5 feature files: one dataset per video id at the root, [T, R, D] region features (docs/METHOD.md §7).
 
 The layout is the original tool's, so its reader (``h5file[video_id][:]``) reads our files and we read
 the published ones. What we add is metadata the original never stored: on the file, which model,

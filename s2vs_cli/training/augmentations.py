@@ -1,4 +1,4 @@
-"""Training augmentations of S2VS (SPEC §5): the weak and the strong view of a clip, and video-in-video.
+"""Training augmentations of S2VS (docs/METHOD.md §5): the weak and the strong view of a clip, and video-in-video.
 
 Every training item is a window of 2·W consecutive frames of one video (W = `window`, 32 in the paper).
 It yields two views of W frames each, each starting at its own random frame:

@@ -1,4 +1,4 @@
-"""One process's training input for one step (SPEC §5): B videos' weak and strong clips and the ViV labels.
+"""One process's training input for one step (docs/METHOD.md §5): B videos' weak and strong clips and the ViV labels.
 
 Batches depend only on (seed, step, rank) (clips.py), so any process, any data-loading worker and a
 resumed run build the same batch for the same step.
@@ -28,7 +28,7 @@ class Batch:
 
 def build_batch(source: ClipSource, plan: BatchPlan, cfg: TrainConfig, augmentations: frozenset[str],
                 step: int, rank: int = 0) -> Batch:
-    """The weak and strong clips of process `rank`'s videos at `step` (SPEC §5)."""
+    """The weak and strong clips of process `rank`'s videos at `step` (docs/METHOD.md §5)."""
     window, options = cfg.window_size, cfg.augmentation
     weak, strong, ids = [], [], []
     for slot, index in enumerate(plan.video_indices(step, rank)):

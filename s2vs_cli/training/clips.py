@@ -1,4 +1,4 @@
-"""Training input (SPEC §5): which videos form each step's batch, and the frames each one contributes.
+"""Training input (docs/METHOD.md §5): which videos form each step's batch, and the frames each one contributes.
 
 Every batch is a pure function of (seed, step, rank): the videos come from a per-epoch permutation
 and each item's random draws from a generator seeded by its place in the run. A resumed run therefore

@@ -1,4 +1,4 @@
-"""The self-supervised training objective (SPEC §5): positives from the ViV labels, InfoNCE and SSHN.
+"""The self-supervised training objective (docs/METHOD.md §5): positives from the ViV labels, InfoNCE and SSHN.
 
 `similarity` is the 2B x 2B matrix in [0, 1] of every clip of a batch against every other (weak clips
 first, then strong ones); the comparator's regularisation lives beside it in similarity.py.

@@ -1,4 +1,4 @@
-"""Frame transformations (FT, SPEC §5) of the strong view, drawn for every frame: a text overlay, an icon
+"""Frame transformations (FT, docs/METHOD.md §5) of the strong view, drawn for every frame: a text overlay, an icon
 overlay and a Gaussian blur."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The learning-rate schedule of the paper's training (SPEC §5): linear warm-up, then cosine decay.
+"""The learning-rate schedule of the paper's training (docs/METHOD.md §5): linear warm-up, then cosine decay.
 
 Set before each optimiser step from the iteration number alone, so a resumed run follows the same curve.
 """

@@ -1,4 +1,4 @@
-"""Spatial augmentations, drawn once per clip (SPEC §5): the random resized crop and flip of both views, and
+"""Spatial augmentations, drawn once per clip (docs/METHOD.md §5): the random resized crop and flip of both views, and
 RandAugment (GT) of the strong one, bit-identical to torchvision's operations but drawn from our generator."""
 from __future__ import annotations
 

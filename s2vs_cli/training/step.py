@@ -1,4 +1,4 @@
-"""One optimiser step of the similarity network (SPEC §5): the frozen backbone's features of a batch, the
+"""One optimiser step of the similarity network (docs/METHOD.md §5): the frozen backbone's features of a batch, the
 loss InfoNCE + λ·SSHN + r·regularisation, and AdamW."""
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def batch_features(extractor, batch: Batch, device: torch.device, precision: str
 
 def loss_terms(similarity: torch.Tensor, regularisation: torch.Tensor, viv_labels: torch.Tensor,
                cfg: TrainConfig) -> tuple[torch.Tensor, StepLosses]:
-    """Total = InfoNCE + λ·(hard negative + self) + r·regularisation (SPEC §5) and its terms."""
+    """Total = InfoNCE + λ·(hard negative + self) + r·regularisation (docs/METHOD.md §5) and its terms."""
     similarity = similarity.float()
     positives = positive_mask(viv_labels.to(similarity.device))
     infonce = infonce_loss(similarity, positives, cfg.temperature)

@@ -1,4 +1,4 @@
-"""Temporal augmentations (TT, SPEC §5): the temporal crop of a view, and the transformations of the strong
+"""Temporal augmentations (TT, docs/METHOD.md §5): the temporal crop of a view, and the transformations of the strong
 view's 2·W frames (shuffle-dropout, fast-forward, slow motion, reverse, pause). Clips are uint8 [T, H, W, 3]."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Video-in-video (ViV, SPEC §5), the last augmentation: it needs the whole batch of strong clips, so the
+"""Video-in-video (ViV, docs/METHOD.md §5), the last augmentation: it needs the whole batch of strong clips, so the
 training loop calls it on the stacked batch. Clips are uint8 [B, T, H, W, 3]."""
 from __future__ import annotations
 
