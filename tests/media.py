@@ -56,3 +56,23 @@ def fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
     rows = np.arange(height) * image.shape[0] // height
     cols = np.arange(width) * image.shape[1] // width
     return image[rows][:, cols]
+
+
+def write_moving_shape_folders(root: Path, videos: int, frames: int, height: int, width: int) -> Path:
+    """`videos` frame folders of `frames` JPEGs each, as s2vs extract-frames writes them: a coloured block
+    (its colour and column set by the video) moving down over that video's own noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    block_h, block_w, step = height // 3, width // 3, max(height // 32, 1)
+    for v in range(videos):
+        folder = root / f"video{v}"
+        folder.mkdir()
+        background = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+        left = width // 8 + v * max(width // 32, 1)
+        for k in range(frames):
+            image = background.copy()
+            top = height // 16 + step * k
+            image[top:top + block_h, left:left + block_w] = (255 - 40 * v, 40 * v, 128)
+            Image.fromarray(image).save(folder / f"{k:05d}.jpg", quality=90)
+    return root

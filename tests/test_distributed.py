@@ -10,10 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from media import write_moving_shape_folders
 
 from distributed_train import tiny_config
 from s2vs_cli.jobs.train import load_training_videos
@@ -42,17 +41,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def tiny_frames(tmp_path_factory) -> Path:
     """Five 'videos' of 10 small frames (a shape moving over noise), as s2vs extract-frames writes them."""
-    root = tmp_path_factory.mktemp("tiny_frames")
-    rng = np.random.default_rng(0)
-    for v in range(5):
-        folder = root / f"video{v}"
-        folder.mkdir()
-        background = rng.integers(0, 255, (72, 96, 3), dtype=np.uint8)
-        for k in range(10):
-            image = background.copy()
-            image[4 + 4 * k:28 + 4 * k, 10 + 8 * v:40 + 8 * v] = (255 - 40 * v, 40 * v, 128)
-            Image.fromarray(image).save(folder / f"{k:05d}.jpg", quality=90)
-    return root
+    return write_moving_shape_folders(tmp_path_factory.mktemp("tiny_frames"), videos=5, frames=10, height=72, width=96)
 
 
 @pytest.fixture(scope="module")

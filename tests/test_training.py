@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from media import write_moving_shape_folders
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -35,17 +36,7 @@ SMALL_FLAGS = ["--batch-size", "3", "--window-size", "4", "--precision", "fp32",
 @pytest.fixture(scope="module")
 def frames_dir(tmp_path_factory) -> Path:
     """Five 'videos' of 12 frames (shapes moving over noise), as s2vs extract-frames writes them."""
-    root = tmp_path_factory.mktemp("frames")
-    rng = np.random.default_rng(0)
-    for v in range(5):
-        folder = root / f"video{v}"
-        folder.mkdir()
-        background = rng.integers(0, 255, (256, 320, 3), dtype=np.uint8)
-        for k in range(12):
-            image = background.copy()
-            image[40 + 8 * k:120 + 8 * k, 60 + 10 * v:160 + 10 * v] = (255 - 40 * v, 40 * v, 128)
-            Image.fromarray(image).save(folder / f"{k:05d}.jpg", quality=90)
-    return root
+    return write_moving_shape_folders(tmp_path_factory.mktemp("frames"), videos=5, frames=12, height=256, width=320)
 
 
 @pytest.fixture(scope="module")
