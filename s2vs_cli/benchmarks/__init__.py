@@ -1,6 +1,6 @@
 """The benchmarks: each one's definition, annotation loader and metrics in one module (fivr, vcdb, evve,
-cc_web, custom), named in registry.py; shared pieces: annotation files (files), ranking metrics
-(retrieval_metrics), similarities as a matrix (scores) and segment metrics (segments)."""
+cc_web, custom), named in registry.py; the VSC 2022 metrics (vsc); shared pieces: annotation files (files),
+ranking metrics (retrieval_metrics), similarities as a matrix (scores) and segment metrics (segments)."""
 from .benchmark import Benchmark, Evaluation, EvaluationError, Similarities
 from .cc_web import CCWebBenchmark, evaluate_cc_web
 from .custom import CustomBenchmark, evaluate_custom, load_custom_ground_truth, validate_ground_truth
@@ -12,6 +12,7 @@ from .retrieval_metrics import (average_precision, average_precision_from_ranks,
                                 ranking, recall_at_k, trapezoid_average_precision)
 from .segments import SegmentBounds, covered_time, interval_union, overlap_time, segment_precision_recall
 from .vcdb import VCDBBenchmark, evaluate_vcdb
+from .vsc import CopiedSegment, ScoredPair, best_per_pair, pair_micro_ap, read_pairs, read_segments, segment_micro_ap
 
 __all__ = [
     "BENCHMARKS", "BENCHMARK_NAMES", "AnnotationError", "Benchmark", "CCWebBenchmark", "CustomBenchmark",
@@ -21,4 +22,6 @@ __all__ = [
     "evaluate_vcdb", "interval_union", "load_benchmark", "load_custom_ground_truth", "load_easy_duplicates",
     "load_official_fivr200k_annotation", "micro_average_precision", "overlap_time", "ranking", "read_pickle",
     "recall_at_k", "segment_precision_recall", "trapezoid_average_precision", "validate_ground_truth",
+    "CopiedSegment", "ScoredPair", "best_per_pair", "pair_micro_ap", "read_pairs", "read_segments",
+    "segment_micro_ap",
 ]

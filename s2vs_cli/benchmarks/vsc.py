@@ -1,0 +1,219 @@
+"""The Meta Video Similarity Challenge 2022 (VSC22) metrics, from their definitions (docs/METHOD.md §6.8).
+
+- Descriptor track (`pair_micro_ap`): µAP over predicted (query, reference) pairs ranked by score; a pair is
+  correct when the ground truth has a copied segment between the two videos. AP = Σ precision@k over the
+  correct predictions / the number of true pairs (true pairs never predicted lower it).
+- Matching track (`segment_micro_ap`): predicted segments ranked by score, added one score level at a
+  time. After each level, on each time axis (query, reference): recall = length of the predicted time that
+  lies in the true segments / total true length, precision = that length / total predicted length; a true
+  segment counts only once a prediction of its pair overlaps it in both axes (area > 0). The level's
+  precision and recall are the geometric means of the two axes'; AP = Σ precision · Δrecall.
+
+Library code: numpy and the standard library (the official code needs pandas for the same numbers).
+"""
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+
+MATCH_COLUMNS = ("query_id", "ref_id", "query_start", "query_end", "ref_start", "ref_end")
+PAIR_COLUMNS = ("query_id", "ref_id", "score")
+
+
+@dataclass(frozen=True)
+class CopiedSegment:
+    """A copied (or predicted) segment: a time range of the query video and one of the reference, seconds."""
+
+    query_id: str
+    ref_id: str
+    query_start: float
+    query_end: float
+    ref_start: float
+    ref_end: float
+    score: float = 1.0
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        """(query id, reference id)."""
+        return self.query_id, self.ref_id
+
+    def overlaps(self, other: CopiedSegment) -> bool:
+        """Whether the two segments share some area of the (query time, reference time) plane."""
+        query = min(self.query_end, other.query_end) - max(self.query_start, other.query_start)
+        ref = min(self.ref_end, other.ref_end) - max(self.ref_start, other.ref_start)
+        return query > 0 and ref > 0
+
+
+@dataclass(frozen=True)
+class ScoredPair:
+    """A predicted (query, reference) pair and its score (the descriptor track's input)."""
+
+    query_id: str
+    ref_id: str
+    score: float
+
+
+def union_length(intervals: Iterable[tuple[float, float]]) -> float:
+    """Total length covered by possibly overlapping intervals."""
+    total, end = 0.0, -math.inf
+    for start, stop in sorted(intervals):
+        if start > end:
+            total += stop - start
+            end = stop
+        elif stop > end:
+            total += stop - end
+            end = stop
+    return total
+
+
+def pair_micro_ap(ground_truth: Iterable[tuple[str, str]], predictions: Sequence[ScoredPair]) -> float:
+    """Descriptor-track µAP of predicted pairs against the set of true (query, reference) pairs."""
+    true_pairs = set(ground_truth)
+    if not true_pairs:
+        raise ValueError("the ground truth holds no (query, reference) pair")
+    seen: set[tuple[str, str]] = set()
+    for p in predictions:
+        if (p.query_id, p.ref_id) in seen:
+            raise ValueError(f"the pair ({p.query_id}, {p.ref_id}) is predicted twice")
+        seen.add((p.query_id, p.ref_id))
+    order = np.argsort(-np.array([p.score for p in predictions], dtype=np.float64), kind="stable")
+    correct = np.array([(predictions[i].query_id, predictions[i].ref_id) in true_pairs for i in order], dtype=bool)
+    precision = np.cumsum(correct) / np.arange(1, len(correct) + 1)
+    return float(np.sum(precision[correct]) / len(true_pairs))
+
+
+def best_per_pair(segments: Iterable[CopiedSegment]) -> list[ScoredPair]:
+    """Each (query, reference) pair once, scored by its best segment (the matching track's pairwise µAP)."""
+    best: dict[tuple[str, str], float] = {}
+    for s in segments:
+        best[s.pair] = max(s.score, best.get(s.pair, 0.0))
+    return [ScoredPair(q, r, score) for (q, r), score in best.items()]
+
+
+@dataclass
+class _PairCoverage:
+    """One video pair's true segments, the predictions so far, and the lengths they give on each axis."""
+
+    truth: list[CopiedSegment] = field(default_factory=list)
+    predicted: list[CopiedSegment] = field(default_factory=list)
+    covered: tuple[float, float] = (0.0, 0.0)     # predicted time inside the (overlapped) true segments
+    predicted_length: tuple[float, float] = (0.0, 0.0)
+
+    def add(self, prediction: CopiedSegment) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Take one more prediction -> the change of (covered, predicted length) on (query, reference) axes."""
+        self.predicted.append(prediction)
+        reached = [t for t in self.truth if any(t.overlaps(p) for p in self.predicted)]
+        covered, lengths = [], []
+        for axis in (_query_interval, _ref_interval):
+            predicted = union_length(axis(p) for p in self.predicted)
+            true = union_length(axis(t) for t in reached)
+            both = union_length([axis(p) for p in self.predicted] + [axis(t) for t in reached])
+            covered.append(predicted + true - both)
+            lengths.append(predicted)
+        deltas = (tuple(c - o for c, o in zip(covered, self.covered)),
+                  tuple(n - o for n, o in zip(lengths, self.predicted_length)))
+        self.covered, self.predicted_length = tuple(covered), tuple(lengths)
+        return deltas
+
+
+def _query_interval(s: CopiedSegment) -> tuple[float, float]:
+    return s.query_start, s.query_end
+
+
+def _ref_interval(s: CopiedSegment) -> tuple[float, float]:
+    return s.ref_start, s.ref_end
+
+
+def segment_micro_ap(ground_truth: Sequence[CopiedSegment], predictions: Sequence[CopiedSegment]) -> float:
+    """Matching-track µAP of predicted segments against the true copied segments."""
+    pairs: dict[tuple[str, str], _PairCoverage] = defaultdict(_PairCoverage)
+    for t in ground_truth:
+        pairs[t.pair].truth.append(t)
+    true_length = [sum(union_length(axis(t) for t in p.truth) for p in pairs.values())
+                   for axis in (_query_interval, _ref_interval)]
+    if min(true_length) <= 0:
+        raise ValueError("the ground truth holds no copied time")
+    ranked = sorted(predictions, key=lambda s: s.score, reverse=True)  # stable: ties keep the file's order
+    covered, predicted = [0.0, 0.0], [0.0, 0.0]
+    recall = metric = 0.0
+    for _, level in groupby(ranked, key=lambda s: s.score):  # one score level at a time
+        for prediction in level:
+            covered_delta, predicted_delta = pairs[prediction.pair].add(prediction)
+            for axis in (0, 1):
+                covered[axis] += covered_delta[axis]
+                predicted[axis] += predicted_delta[axis]
+        level_recall = math.sqrt((covered[0] / true_length[0]) * (covered[1] / true_length[1]))
+        precisions = [c / p if p > 0 else 0.0 for c, p in zip(covered, predicted)]
+        metric += math.sqrt(precisions[0] * precisions[1]) * (level_recall - recall)
+        recall = level_recall
+    return metric
+
+
+def read_segments(path: str | Path, ground_truth: bool = False) -> list[CopiedSegment]:
+    """Segments from a VSC CSV (query_id, ref_id, query/ref start/end, score); ConfigError names file and row.
+
+    Ground truth: `score` may be absent and is ignored. Predictions need it.
+    """
+    needed = MATCH_COLUMNS if ground_truth else (*MATCH_COLUMNS, "score")
+    segments = []
+    for row_number, row in _rows(path, needed):
+        times = [_number(row, name, path, row_number) for name in MATCH_COLUMNS[2:]]
+        for start, end, axis in ((times[0], times[1], "query"), (times[2], times[3], "ref")):
+            if end < start:
+                raise ConfigError(f"{path}: row {row_number}: {axis}_end {end:g} is before {axis}_start {start:g}")
+        score = 1.0 if ground_truth else _number(row, "score", path, row_number)
+        segments.append(CopiedSegment(_video_id(row, "query_id", path, row_number),
+                                      _video_id(row, "ref_id", path, row_number), *times, score))
+    return segments
+
+
+def read_pairs(path: str | Path) -> list[ScoredPair]:
+    """Scored (query, reference) pairs from a VSC candidates CSV (query_id, ref_id, score)."""
+    return [ScoredPair(_video_id(row, "query_id", path, n), _video_id(row, "ref_id", path, n),
+                       _number(row, "score", path, n)) for n, row in _rows(path, PAIR_COLUMNS)]
+
+
+def _rows(path: str | Path, needed: Sequence[str]) -> Iterable[tuple[int, dict[str, str]]]:
+    """Data rows of a CSV with a header, numbered as a spreadsheet shows them (the header is row 1)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = [name.strip() for name in reader.fieldnames or []]
+            missing = [name for name in needed if name not in header]
+            if missing:
+                raise ConfigError(f"{path}: row 1: missing column{'s' if len(missing) > 1 else ''} "
+                                  f"{', '.join(missing)} (found: {', '.join(header) or 'no header'})")
+            reader.fieldnames = header
+            rows = [(n, row) for n, row in enumerate(reader, start=2)]
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ConfigError(f"{path}: cannot read as CSV ({e})") from None
+    return rows
+
+
+def _video_id(row: dict[str, str], name: str, path: str | Path, row_number: int) -> str:
+    value = (row.get(name) or "").strip()
+    if not value:
+        raise ConfigError(f"{path}: row {row_number}: empty {name}")
+    return value
+
+
+def _number(row: dict[str, str], name: str, path: str | Path, row_number: int) -> float:
+    text = (row.get(name) or "").strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{path}: row {row_number}: {name} is not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{path}: row {row_number}: {name} is not a finite number: {text!r}")
+    return value
