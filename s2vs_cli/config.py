@@ -53,6 +53,12 @@ class CompareConfig(ModelOptions):
     """`s2vs compare`: similarity of two videos and where they match."""
 
     features_only: bool = False  # raw region features, no attention and no comparator (docs/METHOD.md §3)
+    min_match_seconds: float = 2.0  # copied parts shorter than this (on either video) are not reported
+
+    def __post_init__(self):
+        ExtractorOptions.__post_init__(self)
+        if not self.min_match_seconds >= 0:
+            raise ConfigError(f"min_match_seconds must be 0 or more, got {self.min_match_seconds}")
 
 
 @dataclass

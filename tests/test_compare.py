@@ -71,6 +71,9 @@ def test_excerpt_spliced_into_a_long_video_is_located(videos_dir, made, extracto
     assert result.segment.target_end == pytest.approx(35, abs=2)
     assert result.segment.query_start == pytest.approx(0, abs=2)
     assert result.segment.query_end == pytest.approx(10, abs=2)
+    best = result.matches[0]  # the one copied part is also the first of every part found
+    assert (best.times.target_start, best.times.target_end) == pytest.approx((25, 35), abs=2)
+    assert all(m.times.target_end <= 25 + 2 or m.times.target_start >= 35 - 2 or m is best for m in result.matches)
 
 
 def test_segment_located_on_both_sides(videos_dir, made, extractor):
@@ -114,6 +117,8 @@ def test_cli_compare_two_real_clips_json(videos_dir):
     assert set(data) >= {"similarity", "query", "target", "frames", "segment"}
     assert data["frames"] == [10, 5]
     assert set(data["segment"]) == {"query_start", "query_end", "target_start", "target_end"}
+    assert all(set(m) == {"query_start", "query_end", "target_start", "target_end", "score"} for m in data["matches"])
+    assert [m["score"] for m in data["matches"]] == sorted((m["score"] for m in data["matches"]), reverse=True)
     assert -1 <= data["similarity"] <= 1 and data["random_weights"] is True
     assert data["query"].endswith("bikes.mp4") and data["precision"] == "fp32"
 
@@ -123,7 +128,7 @@ def test_cli_compare_table_and_heatmap(videos_dir, made, tmp_path):
     result = runner.invoke(app, ["compare", str(videos_dir / "bikes.mp4"), str(made["spliced_bikes"]),
                                  *RANDOM, "--features-only", "--heatmap", str(heatmap)])
     assert result.exit_code == 0, result.output
-    assert "similarity" in result.stdout and "best match" in result.stdout
+    assert "similarity" in result.stdout and "\n  match " in result.stdout  # the copied part, with its score
     assert [line for line in result.stdout.splitlines() if line != line.rstrip()] == []  # piped: no padding
     assert "random weights" in result.stderr
     from PIL import Image

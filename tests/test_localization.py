@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from s2vs_cli.scoring.localization import Segment, best_segment, segment_times
+from s2vs_cli.scoring.localization import Segment, all_segments, best_segment, segment_times
 
 
 def noise(tq, tt, seed=0, level=0.5, spread=0.05):
@@ -93,3 +93,57 @@ def test_two_hour_map_is_fast_enough_and_exact():
         sim[3000 + k, 5000 + k] = 0.8
     segment = best_segment(sim)
     assert (segment.query_first, segment.target_first, segment.query_last) == (3000, 5000, 3099)
+
+
+def _plant(sim, rows, columns, value=0.8):
+    for i, j in zip(rows, columns):
+        sim[i, j] = value
+
+
+def _covers_half(segment, rows, columns):
+    """The segment covers at least half of a planted excerpt's frames on both axes."""
+    def covered(first, last, planted):
+        return len(set(range(first, last + 1)) & set(planted)) >= len(set(planted)) / 2
+    return (covered(segment.query_first, segment.query_last, rows)
+            and covered(segment.target_first, segment.target_last, columns))
+
+
+def test_every_copied_part_is_found_once_and_nothing_else():
+    sim = noise(130, 200, seed=3)
+    planted = [
+        (range(10, 30), range(50, 70)),                 # an excerpt
+        (range(50, 70), range(50, 70)),                 # the same excerpt shown again later in the query
+        (range(90, 110), range(120, 160, 2)),           # another one, played at double speed
+    ]
+    for rows, columns in planted:
+        _plant(sim, rows, columns)
+    segments = all_segments(sim)
+    assert len(segments) == 3
+    for rows, columns in planted:
+        assert sum(_covers_half(s, rows, columns) for s in segments) == 1
+    for a in segments:  # no two overlap in the (query, target) plane
+        for b in segments:
+            if a is not b:
+                assert (a.query_last < b.query_first or b.query_last < a.query_first
+                        or a.target_last < b.target_first or b.target_last < a.target_first)
+    assert [s.score for s in segments] == sorted((s.score for s in segments), reverse=True)
+    assert segments[0].mean_similarity(sim) == pytest.approx(0.8, abs=0.05)
+
+
+def test_all_segments_starts_with_the_best_one():
+    sim = noise(40, 50, seed=4)
+    _plant(sim, range(5, 25), range(20, 40))
+    _plant(sim, range(30, 35), range(0, 5), value=0.7)
+    first = all_segments(sim)[0]
+    assert first == best_segment(sim)
+
+
+def test_short_or_capped_segments_are_left_out():
+    sim = noise(60, 60, seed=5)
+    _plant(sim, range(5, 25), range(5, 25))
+    _plant(sim, range(40, 43), range(40, 43), value=0.78)  # 3 frames
+    assert len(all_segments(sim, min_frames=2)) == 2
+    assert len(all_segments(sim, min_frames=4)) == 1
+    assert len(all_segments(sim, max_segments=1)) == 1
+    flat = np.full((8, 8), 0.5, dtype=np.float32)
+    assert len(all_segments(flat, max_segments=3)) <= 3

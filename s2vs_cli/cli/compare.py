@@ -21,6 +21,10 @@ def compare(
         "--heatmap", metavar="OUT.png",
         help="Save the frame-to-frame similarity map as an image, time in seconds on both axes, "
              "with the matching segment marked.", rich_help_panel=options.OUTPUT)] = None,
+    min_match_seconds: Annotated[Optional[float], typer.Option(
+        "--min-match-seconds", metavar="SECONDS",
+        help="Copied parts shorter than this on either video are not listed.  \\[default: 2]",
+        rich_help_panel=options.OUTPUT)] = None,
     features_only: options.FeaturesOnly = None,
     model: options.Model = None,
     backbone_weights: options.BackboneWeights = None,
@@ -36,7 +40,7 @@ def compare(
     json_output: options.Json = False,
     quiet: options.Quiet = False,
 ) -> None:
-    """Similarity of two videos (in [-1, 1]) and the time ranges where they match best.
+    """Similarity of two videos (in [-1, 1]), the time ranges where they match best, and every copied part.
 
     Example: [bold]s2vs compare original.mp4 suspect.mp4 --heatmap map.png[/]
     """
@@ -45,7 +49,8 @@ def compare(
 
         cfg = load_config(CompareConfig, config, print_config, model=model, backbone_weights=backbone_weights,
                           pca=pca, device=device, precision=precision, fps=fps, frames_per_batch=frames_per_batch,
-                          seed=seed, compile=compile_cnn, features_only=features_only)
+                          seed=seed, compile=compile_cnn, features_only=features_only,
+                          min_match_seconds=min_match_seconds)
         from ..jobs.compare import check_videos, compare_videos
         from ..runtime import Runtime
 
@@ -53,7 +58,8 @@ def compare(
         with RichProgress(console, quiet or json_output) as progress:
             runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
             runtime.load_models(cfg.backbone_weights, cfg.pca, cfg.model, cfg.features_only)
-            result = compare_videos(query, target, runtime, cfg.fps, cfg.frames_per_batch, progress)
+            result = compare_videos(query, target, runtime, cfg.fps, cfg.frames_per_batch, progress,
+                                    cfg.min_match_seconds)
         if heatmap:
             _save_heatmap(heatmap, result, query, target)
 
@@ -99,8 +105,14 @@ def _render(summary: dict, heatmap: str | None) -> None:
     table.add_row("similarity", f"[bold]{summary['similarity']:.4f}[/]")
     table.add_row("query", f"{summary['query']}  ({summary['frames'][0]} frames)")
     table.add_row("target", f"{summary['target']}  ({summary['frames'][1]} frames)")
-    table.add_row("best match", f"query {_seconds(segment['query_start'])}–{_seconds(segment['query_end'])}  ↔  "
-                                f"target {_seconds(segment['target_start'])}–{_seconds(segment['target_end'])}")
+    if not summary["matches"]:  # every part shorter than --min-match-seconds: still say where it matches best
+        table.add_row("best match", f"query {_seconds(segment['query_start'])}–{_seconds(segment['query_end'])}  "
+                                    f"↔  target {_seconds(segment['target_start'])}–{_seconds(segment['target_end'])}")
+    for number, match in enumerate(summary["matches"], start=1):
+        table.add_row(f"match {number}" if len(summary["matches"]) > 1 else "match",
+                      f"query {_seconds(match['query_start'])}–{_seconds(match['query_end'])}  ↔  "
+                      f"target {_seconds(match['target_start'])}–{_seconds(match['target_end'])}  "
+                      f"(score {match['score']:.3f})")
     table.add_row("model", f"{summary['model']}; {summary['extractor']}; {summary['device']} {summary['precision']}")
     if heatmap:
         table.add_row("heatmap", heatmap)

@@ -14,7 +14,7 @@ from ..models.extractor import RegionExtractor
 from ..models.visil import ViSiL, chamfer, frame_to_frame_similarity
 from ..progress import SILENT, Progress
 from ..runtime import Runtime, autocast
-from ..scoring.localization import SegmentTimes, best_segment, segment_times
+from ..scoring.localization import Match, SegmentTimes, best_segment, locate_matches, segment_times
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Comparison:
     query_times: np.ndarray
     target_times: np.ndarray
     features_only: bool
+    matches: list[Match] = field(default_factory=list)       # every copied part, best first
     warnings: list[str] = field(default_factory=list)        # e.g. frames lost in a damaged file
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
@@ -49,6 +50,7 @@ class Comparison:
         """The JSON-ready summary (`s2vs compare --json`)."""
         return {"query": self.query, "target": self.target, "similarity": self.similarity,
                 "frames": list(self.frames), "segment": self.segment.as_dict(),
+                "matches": [m.as_dict() for m in self.matches],
                 "features_only": self.features_only}
 
 
@@ -115,15 +117,16 @@ def _frame_map(q: torch.Tensor, t: torch.Tensor, network: ViSiL | None) -> torch
 
 @torch.inference_mode()
 def compare_features(query: VideoFeatures, target: VideoFeatures, network: ViSiL | None,
-                     precision: str = "fp32") -> Comparison:
+                     precision: str = "fp32", min_match_seconds: float = 2.0) -> Comparison:
     """Compare two feature sets: full ViSiL with `network`, or features only when it is None."""
     with autocast(query.features.device, precision):
         f2f = _frame_map(query.features, target.features, network)
         similarity = chamfer(f2f if network is None else network.comparator_map(f2f))
     f2f = f2f.float().cpu().numpy()
     segment = segment_times(best_segment(f2f), query.timestamps, target.timestamps, 1.0 / query.fps)
+    matches = locate_matches(f2f, query.timestamps, target.timestamps, query.fps, min_match_seconds)
     return Comparison(query=query.path, target=target.path, similarity=float(similarity),
-                      frames=tuple(f2f.shape), segment=segment, frame_similarity=f2f,
+                      frames=tuple(f2f.shape), segment=segment, matches=matches, frame_similarity=f2f,
                       query_times=query.timestamps, target_times=target.timestamps,
                       features_only=network is None,
                       warnings=[f"{v.path}: {w}" for v in (query, target) for w in v.warnings])
@@ -146,7 +149,8 @@ def check_videos(*paths: str | Path) -> None:
 
 
 def compare_videos(query: str | Path, target: str | Path, runtime: Runtime, fps: float = 1.0,
-                   frames_per_batch: int = 32, progress: Progress = SILENT) -> Comparison:
+                   frames_per_batch: int = 32, progress: Progress = SILENT,
+                   min_match_seconds: float = 2.0) -> Comparison:
     """Similarity of two video files and their best-matching segment, with the runtime's models (no network
     loaded: features-only mode). `timings` of the result holds the seconds each stage took."""
     if runtime.extractor is None:
@@ -159,7 +163,7 @@ def compare_videos(query: str | Path, target: str | Path, runtime: Runtime, fps:
                                                compiled=runtime.compile, timings=timings, progress=progress))
     progress.stage("comparing", total=1, unit="pairs")
     started = time.perf_counter()
-    comparison = compare_features(features[0], features[1], runtime.network, runtime.precision)
+    comparison = compare_features(features[0], features[1], runtime.network, runtime.precision, min_match_seconds)
     timings["compare"] = time.perf_counter() - started
     progress.update(1)
     comparison.timings = timings
