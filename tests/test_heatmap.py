@@ -199,3 +199,19 @@ def test_colormap_is_uint8_rgb_and_increasing_in_brightness():
     luminance = colors.astype(float) @ np.array([0.2126, 0.7152, 0.0722])
     assert (np.diff(luminance) > 0).all()
     assert tuple(colormap(np.array(np.nan))) == NAN_COLOR
+
+
+def test_every_copied_part_is_outlined():
+    from s2vs_cli.report.heatmap import render_heatmap
+    from s2vs_cli.scoring.localization import SegmentTimes
+
+    sim = np.zeros((40, 60), dtype=np.float32)
+    times_q, times_t = np.arange(40, dtype=float), np.arange(60, dtype=float)
+    best = SegmentTimes(2.0, 12.0, 5.0, 15.0)
+    other = SegmentTimes(25.0, 35.0, 40.0, 50.0)
+    alone = np.asarray(render_heatmap(sim, times_q, times_t, segment=best))
+    both = np.asarray(render_heatmap(sim, times_q, times_t, segment=best, matches=[best, other]))
+    red = lambda image: (image[..., 0] > 200) & (image[..., 1] < 80) & (image[..., 2] < 80)  # noqa: E731
+    assert red(both).sum() > red(alone).sum()  # the second part has its own outline
+    # The best part's outline is the same either way (the caption above the plot says how many more).
+    assert np.array_equal(np.asarray(render_heatmap(sim, times_q, times_t, segment=best, matches=[best])), alone)

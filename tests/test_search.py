@@ -130,6 +130,10 @@ def test_cli_search_by_id_with_a_bad_query_among_good_ones(store, tmp_path):
     good, bad, other = summary["results"]
     assert [h["id"] for h in good["hits"][:2]] in (["query-copy", "long"], ["long", "query-copy"])
     assert good["hits"][0]["segment"] is not None and good["hits"][0]["coarse"] is not None
+    top = good["hits"][0]
+    assert top["matches"] and set(top["matches"][0]) == {"query_start", "query_end", "target_start", "target_end",
+                                                          "score"}
+    assert top["matches"][0] | {"score": None} == top["segment"] | {"score": None}  # the best part first
     assert bad["error"] == "not a video file, a folder of videos or an id in the feature file"
     assert other["error"] is None and len(other["hits"]) == 3
     assert summary["mode"] == "index (flat)"

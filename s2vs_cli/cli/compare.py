@@ -20,7 +20,7 @@ def compare(
     heatmap: Annotated[Optional[str], typer.Option(
         "--heatmap", metavar="OUT.png",
         help="Save the frame-to-frame similarity map as an image, time in seconds on both axes, "
-             "with the matching segment marked.", rich_help_panel=options.OUTPUT)] = None,
+             "with every copied part outlined (the best one thickest).", rich_help_panel=options.OUTPUT)] = None,
     min_match_seconds: Annotated[Optional[float], typer.Option(
         "--min-match-seconds", metavar="SECONDS",
         help="Copied parts shorter than this on either video are not listed.  \\[default: 2]",
@@ -82,6 +82,7 @@ def _save_heatmap(path: str, result, query: str, target: str) -> None:
 
     try:
         save_heatmap(path, result.frame_similarity, result.query_times, result.target_times, segment=result.segment,
+                     matches=[match.times for match in result.matches],
                      title=f"{_name(query)} vs {_name(target)}: similarity {result.similarity:.3f}",
                      query_label=_name(query), target_label=_name(target))
     except OSError as e:

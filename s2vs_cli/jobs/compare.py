@@ -134,12 +134,14 @@ def compare_features(query: VideoFeatures, target: VideoFeatures, network: ViSiL
 
 @torch.inference_mode()
 def locate_match(query: VideoFeatures, target: VideoFeatures, network: ViSiL | None,
-                 precision: str = "fp32") -> SegmentTimes:
-    """Only where two videos match (the segment compare_features reports), without their similarity."""
+                 precision: str = "fp32", min_match_seconds: float = 2.0) -> tuple[SegmentTimes, list[Match]]:
+    """Only where two videos match (the best segment and every copied part, as compare_features reports
+    them), without their similarity."""
     with autocast(query.features.device, precision):
         f2f = _frame_map(query.features, target.features, network)
-    segment = best_segment(f2f.float().cpu().numpy())
-    return segment_times(segment, query.timestamps, target.timestamps, 1.0 / query.fps)
+    f2f = f2f.float().cpu().numpy()
+    segment = segment_times(best_segment(f2f), query.timestamps, target.timestamps, 1.0 / query.fps)
+    return segment, locate_matches(f2f, query.timestamps, target.timestamps, query.fps, min_match_seconds)
 
 
 def check_videos(*paths: str | Path) -> None:

@@ -181,9 +181,9 @@ def evaluate_segments(annotated: dict[tuple[str, str], list[SegmentBounds]], fea
             if query not in stored or target not in stored:
                 missing.append((query, target))
             else:
-                found = locate_match(stored_video_features(store, query, fps, scorer.device),
-                                     stored_video_features(store, target, fps, scorer.device), scorer.network,
-                                     scorer.precision)
+                found, _ = locate_match(stored_video_features(store, query, fps, scorer.device),
+                                        stored_video_features(store, target, fps, scorer.device),
+                                        scorer.network, scorer.precision)
                 predicted[(query, target)] = [(found.query_start, found.query_end,
                                                found.target_start, found.target_end)]
             progress.update(done)

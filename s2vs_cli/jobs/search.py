@@ -23,7 +23,7 @@ from ..config import SearchConfig
 from ..errors import ConfigError, FeatureStoreError, S2VSError
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
-from ..scoring.localization import SegmentTimes
+from ..scoring.localization import Match, SegmentTimes
 from ..scoring.retrieval import VideoScorer, repeat_to_min_frames, score_prepared
 from ..storage.index import IndexUpdate, VideoIndex, open_index, segment_descriptors
 from ..storage.store import FeatureStore, StoreIdentity, frame_times
@@ -54,11 +54,13 @@ class SearchHit:
     similarity: float
     segment: SegmentTimes | None = None  # located for the top hits
     coarse: float | None = None          # the index's score (None in exhaustive search)
+    matches: list[Match] | None = None   # every copied part, best first (located hits only)
 
     def as_dict(self) -> dict:
-        """JSON-ready: id, similarity, the index's score and the matching segment."""
+        """JSON-ready: id, similarity, the index's score, the best matching segment and every copied part."""
         return {"id": self.video_id, "similarity": self.similarity, "coarse": self.coarse,
-                "segment": self.segment.as_dict() if self.segment is not None else None}
+                "segment": self.segment.as_dict() if self.segment is not None else None,
+                "matches": [m.as_dict() for m in self.matches] if self.matches is not None else None}
 
 
 @dataclass
@@ -119,8 +121,10 @@ class Searcher:
         prepared = {"query": self.scorer.prepare_query(features)}
         scores = score_prepared(self.store, prepared, ids, self.scorer)["query"]
         ranked = sorted(scores.items(), key=lambda item: -item[1])[:self.top_k]
-        hits = [SearchHit(video_id, float(score), self._locate(query, video_id) if rank < self.locate else None,
-                          coarse.get(video_id)) for rank, (video_id, score) in enumerate(ranked)]
+        hits = []
+        for rank, (video_id, score) in enumerate(ranked):
+            segment, matches = self._locate(query, video_id) if rank < self.locate else (None, None)
+            hits.append(SearchHit(video_id, float(score), segment, coarse.get(video_id), matches))
         return QueryResult(query.label, hits, len(ids), time.perf_counter() - started)
 
     def run(self, sources: list[QuerySource], extractor: RegionExtractor | None, fps: float, precision: str,
@@ -140,7 +144,7 @@ class Searcher:
             self._all_ids = [i for i in self.store.ids() if self.store.shape(i)[0] > 0]
         return self._all_ids
 
-    def _locate(self, query: QueryVideo, video_id: str) -> SegmentTimes:
+    def _locate(self, query: QueryVideo, video_id: str) -> tuple[SegmentTimes, list[Match]]:
         """Where the query and a stored video match, found as `s2vs compare` finds it."""
         from .compare import as_video_features, locate_match, stored_video_features
 

@@ -6,6 +6,8 @@ in layout.py, the axes and colour bar in axes.py, colours in colors.py and text 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import math
 import os
 import warnings
@@ -30,13 +32,15 @@ def render_heatmap(
     query_label: str = "query",
     target_label: str = "target",
     value_range: tuple[float, float] | None = None,
+    matches: Sequence[SegmentTimes] = (),
 ) -> Image.Image:
     """Draw a similarity map (rows = query frames, columns = target frames) as an RGB image."""
     sim = _as_map(similarity)
     rows, cols = sim.shape
     query_edges = _time_edges(query_times, rows, "query_times")
     target_edges = _time_edges(target_times, cols, "target_times")
-    _check_segment(segment)
+    for part in (segment, *matches):
+        _check_segment(part)
     low, high = _value_range(sim, value_range)
     geometry = plot_geometry(sim.shape, title=title, segment=segment)
 
@@ -56,8 +60,12 @@ def render_heatmap(
     if title:
         _heading(draw, geometry, y, title, default_font(TITLE_SIZE), TEXT_COLOR)
         y += TITLE_LINE
+    others = [m for m in matches if m != segment]  # every other copied part: a thinner outline
+    for part in others:
+        _outline(draw, geometry, part, query_edges, target_edges, width=1)
     if segment is not None:
-        _draw_segment(draw, geometry, segment, query_edges, target_edges, query_label, target_label, y)
+        _draw_segment(draw, geometry, segment, query_edges, target_edges, query_label, target_label, y,
+                      len(others))
     return image
 
 
@@ -71,6 +79,7 @@ def save_heatmap(
     query_label: str = "query",
     target_label: str = "target",
     value_range: tuple[float, float] | None = None,
+    matches: Sequence[SegmentTimes] = (),
 ) -> None:
     """Render the similarity map and write it to `path` as a PNG, creating parent folders."""
     image = render_heatmap(
@@ -82,6 +91,7 @@ def save_heatmap(
         query_label=query_label,
         target_label=target_label,
         value_range=value_range,
+        matches=matches,
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,8 +168,8 @@ def _map_image(sim: np.ndarray, geometry: PlotGeometry, low: float, high: float)
     return Image.fromarray(colormap(np.sign(grid - low) * 0.5 + 0.5))
 
 
-def _draw_segment(draw, geometry, segment: SegmentTimes, query_edges, target_edges, query_label, target_label,
-                  y) -> None:
+def _outline(draw, geometry, segment: SegmentTimes, query_edges, target_edges, width: int) -> None:
+    """A red rectangle with a white halo around a segment's time ranges (`width` 2: the best match)."""
     query_start, query_end = sorted((float(segment.query_start), float(segment.query_end)))
     target_start, target_end = sorted((float(segment.target_start), float(segment.target_end)))
     x0 = geometry.x_at(frame_position(target_start, target_edges))
@@ -167,13 +177,20 @@ def _draw_segment(draw, geometry, segment: SegmentTimes, query_edges, target_edg
     y0 = geometry.y_at(frame_position(query_start, query_edges))
     y1 = geometry.y_at(frame_position(query_end, query_edges))
     # Both outlines are centred on the boundary between pixel x - 1 and x: red on x - 1 and x, white around it.
-    draw.rectangle([x0 - 2, y0 - 2, x1 + 1, y1 + 1], outline=SEGMENT_HALO, width=4)
-    draw.rectangle([x0 - 1, y0 - 1, x1, y1], outline=SEGMENT_COLOR, width=2)
+    draw.rectangle([x0 - width, y0 - width, x1 + width - 1, y1 + width - 1], outline=SEGMENT_HALO, width=2 * width)
+    draw.rectangle([x0 - 1, y0 - 1, x1, y1] if width == 2 else [x0, y0, x1, y1], outline=SEGMENT_COLOR, width=width)
 
+
+def _draw_segment(draw, geometry, segment: SegmentTimes, query_edges, target_edges, query_label, target_label,
+                  y, others: int = 0) -> None:
+    _outline(draw, geometry, segment, query_edges, target_edges, width=2)
+    query_start, query_end = sorted((float(segment.query_start), float(segment.query_end)))
+    target_start, target_end = sorted((float(segment.target_start), float(segment.target_end)))
     font = default_font(LABEL_SIZE)
     caption = (
         f"segment  {query_label}: {_time_span(query_start, query_end)},  "
         f"{target_label}: {_time_span(target_start, target_end)}"
+        + (f"  (+{others} more part{'s' if others > 1 else ''})" if others else "")
     )
     _heading(draw, geometry, y, caption, font, SEGMENT_COLOR)
 
