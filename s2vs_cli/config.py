@@ -49,11 +49,27 @@ class ModelOptions(ExtractorOptions):
 
 
 @dataclass
+class NormalizationOptions:
+    """Score normalization with a noise set (scoring/normalization.py): search, calibrate and evaluate."""
+
+    normalize_with: Optional[str] = None  # features of videos unrelated to the queries (NOISE.hdf5); None: off
+    normalize_k: int = 10                 # the k-th nearest noise video counts (1 fails on noise of their scenes)
+    normalize_beta: float = 1.0           # β: the share of its similarity taken off (the VSC 2022 baseline's)
+
+    def __post_init__(self):
+        if self.normalize_k < 1:
+            raise ConfigError(f"normalize_k must be at least 1, got {self.normalize_k}")
+        if not 0 <= self.normalize_beta <= 10:  # also refuses nan
+            raise ConfigError(f"normalize_beta must be between 0 and 10, got {self.normalize_beta}")
+
+
+@dataclass
 class CompareConfig(ModelOptions):
     """`s2vs compare`: similarity of two videos and where they match."""
 
     features_only: bool = False  # raw region features, no attention and no comparator (docs/METHOD.md §3)
     min_match_seconds: float = 2.0  # copied parts shorter than this (on either video) are not reported
+    thresholds: Optional[str] = None  # a thresholds file from `s2vs calibrate`: say "copy" / "not a copy"
 
     def __post_init__(self):
         ExtractorOptions.__post_init__(self)
@@ -122,13 +138,13 @@ class ExtractFramesConfig(InputOptions):
 
 
 @dataclass
-class EvaluateConfig(ModelOptions):
+class EvaluateConfig(NormalizationOptions, ModelOptions):
     """`s2vs evaluate`: a benchmark's metrics for a model."""
 
-    dataset: str = "FIVR-5K"              # FIVR-5K, FIVR-200K, VCDB, EVVE, CC_WEB_VIDEO or custom
+    dataset: str = "FIVR-5K"              # FIVR-5K, FIVR-200K, VCDB, EVVE, CC_WEB_VIDEO, VSC22 or custom
     dataset_hdf5: Optional[str] = None    # features of the benchmark's videos (ours or the published files)
-    annotations: Optional[str] = None     # the benchmark's annotation file, instead of downloading it
-    ground_truth: Optional[str] = None    # custom: the ground truth JSON file
+    annotations: Optional[str] = None     # the benchmark's annotation file (VSC22: the folder of its metadata CSVs)
+    ground_truth: Optional[str] = None    # custom: the ground truth JSON file; VSC22: the challenge's CSV
     easy_duplicates: Optional[str] = None  # FIVR: the easy-duplicates list for the "hard" variant
     distractors: bool = False             # VCDB: add the ~100k distractors to the database
     features_only: bool = False           # raw region features, no attention and no comparator (docs/METHOD.md §3)
@@ -138,10 +154,21 @@ class EvaluateConfig(ModelOptions):
     loader: str = "video"                 # video files, or frames: folders of frames
     workers: Optional[int] = None         # decoding processes; default: one per CPU core, at most 8
     save_features: Optional[str] = None   # keep the features extracted from dataset_path in this HDF5 file
+    # VSC22: predicted (and located) pairs, 25 × the queries in all: the challenge's official limit.
+    pairs_per_query: int = 25
+    min_match_seconds: float = 2.0        # VSC22: copied parts shorter than this are not predicted (as compare)
+
+    def __post_init__(self):
+        ExtractorOptions.__post_init__(self)
+        NormalizationOptions.__post_init__(self)
+        if self.pairs_per_query < 1:
+            raise ConfigError(f"pairs_per_query must be at least 1, got {self.pairs_per_query}")
+        if not self.min_match_seconds >= 0:
+            raise ConfigError(f"min_match_seconds must be 0 or more, got {self.min_match_seconds}")
 
 
 @dataclass
-class SearchConfig(ModelOptions):
+class SearchConfig(NormalizationOptions, ModelOptions):
     """`s2vs search`: rank a collection's videos against query videos."""
 
     database: Optional[str] = None  # the collection's feature file (from extract-features)
@@ -150,11 +177,32 @@ class SearchConfig(ModelOptions):
     exhaustive: bool = False        # score every video with ViSiL, no index (slow; to check recall)
     features_only: bool = False     # raw region features, no attention and no comparator (docs/METHOD.md §3)
     rebuild_index: bool = False     # rebuild the index from scratch instead of updating it
+    thresholds: Optional[str] = None  # a thresholds file from `s2vs calibrate`: a verdict per hit
 
     def __post_init__(self):
         ExtractorOptions.__post_init__(self)
+        NormalizationOptions.__post_init__(self)
         if self.top_k < 1 or self.candidates < 1:
             raise ConfigError(f"top_k and candidates must be at least 1, got {self.top_k} and {self.candidates}")
+
+
+@dataclass
+class CalibrateConfig(NormalizationOptions, ModelOptions):
+    """`s2vs calibrate`: the score threshold that reaches a target precision on a labelled set."""
+
+    dataset: Optional[str] = None         # a benchmark that labels copies (VCDB, FIVR-5K, ...); default: custom
+    ground_truth: Optional[str] = None    # custom: the ground truth JSON file (the evaluate command's format)
+    annotations: Optional[str] = None     # the benchmark's annotation file, instead of downloading it
+    dataset_hdf5: Optional[str] = None    # features of the set's videos (from extract-features)
+    distractors: bool = False             # VCDB: add the distractors to the database (as negatives)
+    features_only: bool = False           # raw region features, no attention and no comparator (docs/METHOD.md §3)
+    target_precision: float = 0.95        # one verdict in 20 may be wrong: 76 copy pairs can show it
+
+    def __post_init__(self):
+        ExtractorOptions.__post_init__(self)
+        NormalizationOptions.__post_init__(self)
+        if not 0.5 <= self.target_precision < 1:  # also refuses nan
+            raise ConfigError(f"target_precision must be at least 0.5 and below 1, got {self.target_precision}")
 
 
 @dataclass

@@ -224,3 +224,51 @@ def test_cli_bad_checkpoint_is_one_line(videos_dir, tmp_path):
     clip = str(videos_dir / "bikes.mp4")
     line = _error_line(runner.invoke(app, ["compare", clip, clip, *RANDOM, "--model", str(bad)]), 1)
     assert "model.pth" in line and "missing" in line and "(16, 1, 3, 3)" in line
+
+
+# --- a calibrated verdict (--thresholds) ----------------------------------------------------------------------
+
+def _thresholds_file(path: Path, model: str, backbone: str, whitening: str, threshold: float = 0.995,
+                     normalization=None) -> Path:
+    from s2vs_cli.scoring.calibration import ScoreIdentity, Thresholds
+
+    Thresholds(threshold=threshold, target_precision=0.95, precision=0.96, recall=0.9,
+               identity=ScoreIdentity(model, backbone, whitening, 1.0), normalization=normalization,
+               calibration_set={"name": "custom", "file": "gt.json", "pairs": 900, "positives": 100},
+               version="0.1.0").save(path)
+    return path
+
+
+def test_cli_compare_says_copy_or_not_with_thresholds(videos_dir, tmp_path):
+    thresholds = _thresholds_file(tmp_path / "thresholds.json", "features only", "ResNet-50 random (seed 0)",
+                                  "random (seed 0)")
+    clip = str(videos_dir / "carphone_pristine.mp4")  # short clips: 4 and 3 frames
+    same = _json(runner.invoke(app, ["compare", clip, clip, *RANDOM, "--features-only", "--thresholds",
+                                     str(thresholds), "--json"]))
+    assert (same["verdict"], same["threshold"], same["calibrated_precision"]) == ("copy", 0.995, 0.96)
+    other = runner.invoke(app, ["compare", clip, str(videos_dir / "walk.mkv"), *RANDOM, "--features-only",
+                                "--thresholds", str(thresholds)])
+    assert other.exit_code == 0, other.output
+    assert "  verdict       not a copy  (similarity < threshold 0.9950; precision 0.960 at" in other.stdout
+
+
+def test_cli_compare_refuses_thresholds_of_other_scores(videos_dir, tmp_path):
+    from s2vs_cli.scoring.normalization import NoiseNormalization
+
+    clip = str(videos_dir / "walk.mkv")
+    published = _thresholds_file(tmp_path / "thresholds.json", "s2vs_dns", "ResNet-50 imagenet", "vcdb")
+    line = _error_line(runner.invoke(app, ["compare", clip, clip, *RANDOM, "--features-only", "--thresholds",
+                                           str(published)]), 2)
+    assert line == ("error: thresholds.json was calibrated for s2vs_dns on ResNet-50 imagenet + vcdb whitening at "
+                    "1 fps; this run uses features only on ResNet-50 random (seed 0) + random (seed 0) whitening "
+                    "at 1 fps")
+    normalized = _thresholds_file(tmp_path / "normalized.json", "features only", "ResNet-50 random (seed 0)",
+                                  "random (seed 0)", normalization=NoiseNormalization("noise.h5", "ab", 40, 1, 1.0))
+    line = _error_line(runner.invoke(app, ["compare", clip, clip, *RANDOM, "--features-only", "--thresholds",
+                                           str(normalized)]), 2)
+    assert line.endswith("normalized.json was calibrated on scores normalized with noise.h5 (40 videos), k 1, β 1; "
+                         "this run does not normalize them")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"format": "s2vs-thresholds/1", "threshold": 0.5}')
+    line = _error_line(runner.invoke(app, ["compare", clip, clip, "--thresholds", str(broken)]), 2)
+    assert line == f"error: {broken}: missing 'target_precision'"

@@ -62,7 +62,28 @@ def test_empty_yaml_gives_defaults(tmp_path):
 def test_yaml_output_lists_every_field():
     assert set(yaml.safe_load(config_to_yaml(CompareConfig()))) == {
         "model", "backbone_weights", "pca", "device", "precision", "fps", "frames_per_batch", "seed", "compile",
-        "features_only", "min_match_seconds"}
+        "features_only", "min_match_seconds", "thresholds"}
+
+
+def test_normalization_and_calibration_options(tmp_path):
+    from s2vs_cli.config import CalibrateConfig, SearchConfig
+
+    path = tmp_path / "c.yaml"
+    path.write_text("normalize_with: noise.h5\nnormalize-k: 3\nnormalize_beta: 0.5\nthresholds: t.json\n")
+    search = build_config(SearchConfig, path)
+    assert (search.normalize_with, search.normalize_k, search.normalize_beta, search.thresholds) == (
+        "noise.h5", 3, 0.5, "t.json")
+    path.write_text(config_to_yaml(search))  # --print-config's output reads back the same
+    assert build_config(SearchConfig, path) == search
+    calibrate = CalibrateConfig()
+    assert (calibrate.target_precision, calibrate.normalize_with, calibrate.normalize_k) == (0.95, None, 10)
+    for bad, message in ((dict(normalize_k=0), "normalize_k must be at least 1, got 0"),
+                         (dict(normalize_beta=float("nan")), "normalize_beta must be between 0 and 10, got nan"),
+                         (dict(target_precision=0.3), "target_precision must be at least 0.5 and below 1, got 0.3")):
+        with pytest.raises(ConfigError, match=message):
+            CalibrateConfig(**bad)
+    with pytest.raises(ConfigError, match="normalize_k must be at least 1"):
+        SearchConfig(normalize_k=-1)
 
 
 def test_example_presets_load():

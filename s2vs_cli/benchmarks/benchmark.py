@@ -76,3 +76,10 @@ class Benchmark:
     def evaluate(self, similarities: Similarities, **options: Any) -> Evaluation:
         """The benchmark's metrics on `similarities` (`options`: those of its evaluate_* function)."""
         raise NotImplementedError(f"{type(self).__name__} has no metrics")
+
+    def copies(self) -> dict[str, frozenset[str]]:
+        """For each query, the database videos that are copies of it: the positive pairs `s2vs calibrate`
+        fits a threshold on (every other query-database pair is a negative). A benchmark whose labels are
+        not copies (EVVE's events) raises EvaluationError."""
+        raise EvaluationError(f"{self.name} has no copy labels to calibrate on; use a benchmark that labels "
+                              "copies (VCDB, FIVR, CC_WEB_VIDEO, VSC22) or your own (--ground-truth GT.json)")

@@ -55,6 +55,15 @@ class CCWebBenchmark(Benchmark):
         """mAP, mAP_star, mAP_c, mAP_c_star (see `evaluate_cc_web`)."""
         return evaluate_cc_web(self, similarities, scored_from=scored_from)
 
+    def copies(self) -> dict[str, frozenset[str]]:
+        """The near-duplicates of each query: the videos its query set labels E, S, L, M or V (the positives
+        of its mAP); a query id heading two sets gets the positives of both."""
+        video_of = {number: video for video, number in self.index.items()}
+        found: dict[str, set[str]] = {q: set() for q in self.queries}
+        for query, labels in zip(self.queries, self.ground_truth):
+            found[query].update(video_of[n] for n, label in labels.items() if label in CC_WEB_POSITIVE and n in video_of)
+        return {q: frozenset(videos) for q, videos in found.items()}
+
 
 def evaluate_cc_web(benchmark: CCWebBenchmark, similarities: Similarities, *,
                     scored_from: str | None = None) -> Evaluation:

@@ -39,6 +39,10 @@ class CustomBenchmark(Benchmark):
         """mAP, uAP and recall@k (see `evaluate_custom`)."""
         return evaluate_custom(self, similarities, ks, scored_from=scored_from)
 
+    def copies(self) -> dict[str, frozenset[str]]:
+        """Its `positives`: the user's own labels say which videos match each query."""
+        return dict(self.positives)
+
 
 def load_custom_ground_truth(path: str | Path) -> CustomBenchmark:
     """Read and validate a custom ground truth JSON file; errors name the offending entry.

@@ -59,6 +59,12 @@ class FIVRBenchmark(Benchmark):
         """DSVR/CSVR/ISVR and DSVD/CSVD/ISVD (see `evaluate_fivr`)."""
         return evaluate_fivr(self, similarities, hard, easy_duplicates, scored_from=scored_from)
 
+    def copies(self) -> dict[str, frozenset[str]]:
+        """The DSVR relevant set of each query: its near-duplicates and duplicate scenes (labels ND and DS);
+        complementary (CS) and incident (IS) scenes share an event, not footage, and count as negatives."""
+        return {q: frozenset(v for label in FIVR_TASKS["DS"] for v in self.annotation.get(q, {}).get(label, ()))
+                for q in self.queries}
+
 
 def evaluate_fivr(
     benchmark: FIVRBenchmark,

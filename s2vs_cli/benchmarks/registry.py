@@ -1,7 +1,8 @@
 """The standard benchmarks by name, and the two things done by name: load one, evaluate one.
 
 Adding a benchmark is one module (a `Benchmark` subclass with its loader and metrics, its annotation
-file in s2vs_cli/artifacts.py) and one line in BENCHMARKS.
+file in s2vs_cli/artifacts.py) and one line in BENCHMARKS. VSC 2022 is not among them: it has no annotation
+file to download, its ground truth is a CSV the user gives (vsc22.py, `s2vs evaluate --dataset VSC22`).
 Library code: the standard library and the package's own modules.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .custom import evaluate_custom
 from .evve import EVVEBenchmark
 from .fivr import FIVRBenchmark
 from .vcdb import VCDBBenchmark
+from .vsc22 import is_vsc22
 
 BENCHMARKS: dict[str, type[Benchmark]] = {
     "FIVR-5K": FIVRBenchmark,
@@ -49,6 +51,9 @@ def load_benchmark(
 
     `distractors` adds VCDB's distractors to its database; the other benchmarks ignore it.
     """
+    if is_vsc22(name):
+        raise ConfigError("VSC22 has no annotation file: give its videos as paths (e.g. DIR/query DIR/reference) "
+                          "and its ground truth CSV to `s2vs evaluate --dataset VSC22 --ground-truth GT.csv`")
     name = canonical_name(name)
     kind = BENCHMARKS[name]
     if annotations is None:

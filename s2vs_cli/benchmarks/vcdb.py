@@ -70,6 +70,10 @@ class VCDBBenchmark(Benchmark):
         """VCDB_mAP and VCDB_uAP (see `evaluate_vcdb`)."""
         return evaluate_vcdb(self, similarities, scored_from=scored_from)
 
+    def copies(self) -> dict[str, frozenset[str]]:
+        """Its copy pairs: each core video's `positives` (the videos it shares a copied segment with)."""
+        return dict(self.positives)
+
 
 def evaluate_vcdb(benchmark: VCDBBenchmark, similarities: Similarities, *,
                   scored_from: str | None = None) -> Evaluation:

@@ -9,12 +9,16 @@
   segment counts only once a prediction of its pair overlaps it in both axes (area > 0). The level's
   precision and recall are the geometric means of the two axes'; AP = Σ precision · Δrecall.
 
+The challenge's CSV files are read here too, every problem one line naming the file and the row; ids are
+checked against the query and reference sets (`VideoSets`).
 Library code: numpy and the standard library (the official code needs pandas for the same numbers).
 """
 from __future__ import annotations
 
 import csv
 import math
+import os
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +31,10 @@ from ..errors import ConfigError
 
 MATCH_COLUMNS = ("query_id", "ref_id", "query_start", "query_end", "ref_start", "ref_end")
 PAIR_COLUMNS = ("query_id", "ref_id", "score")
+# DrivenData's copies of the challenge files spell the reference columns out; both spellings are read.
+COLUMN_ALIASES = {"reference_id": "ref_id", "reference_start": "ref_start", "reference_end": "ref_end"}
+# The challenge's ids: Q + digits for queries, R + digits for references (its own code refuses others).
+ID_FORMS = {"query_id": ("query", re.compile(r"Q\d+")), "ref_id": ("reference", re.compile(r"R\d+"))}
 
 
 @dataclass(frozen=True)
@@ -158,36 +166,104 @@ def segment_micro_ap(ground_truth: Sequence[CopiedSegment], predictions: Sequenc
     return metric
 
 
-def read_segments(path: str | Path, ground_truth: bool = False) -> list[CopiedSegment]:
+@dataclass(frozen=True)
+class VideoSets:
+    """Which ids are queries and which are references: listed (the challenge's metadata files), or, where
+    a list is None, any id of the challenge's form (Q + digits for queries, R + digits for references)."""
+
+    queries: frozenset[str] | None = None
+    references: frozenset[str] | None = None
+    listed_in: str = ""  # where the lists come from, for messages
+
+    def problem(self, column: str, video_id: str) -> str | None:
+        """Why `video_id` cannot stand in `column` (query_id or ref_id), or None."""
+        kind, form = ID_FORMS[column]
+        listed = self.queries if column == "query_id" else self.references
+        if listed is not None:
+            return None if video_id in listed else f"{column} '{video_id}' is not a {kind} of {self.listed_in}"
+        if not form.fullmatch(video_id):
+            return f"{column} '{video_id}' is not a {kind} id (the challenge's are {form.pattern[0]} + digits)"
+        return None
+
+
+def read_segments(path: str | Path, ground_truth: bool = False, sets: VideoSets | None = None) -> list[CopiedSegment]:
     """Segments from a VSC CSV (query_id, ref_id, query/ref start/end, score); ConfigError names file and row.
 
-    Ground truth: `score` may be absent and is ignored. Predictions need it.
+    Ground truth: `score` may be absent and is ignored. Predictions need it. With `sets`, every id must
+    be a query or reference of them.
     """
     needed = MATCH_COLUMNS if ground_truth else (*MATCH_COLUMNS, "score")
     segments = []
     for row_number, row in _rows(path, needed):
+        ids = _video_ids(row, path, row_number, sets)
         times = [_number(row, name, path, row_number) for name in MATCH_COLUMNS[2:]]
         for start, end, axis in ((times[0], times[1], "query"), (times[2], times[3], "ref")):
             if end < start:
                 raise ConfigError(f"{path}: row {row_number}: {axis}_end {end:g} is before {axis}_start {start:g}")
         score = 1.0 if ground_truth else _number(row, "score", path, row_number)
-        segments.append(CopiedSegment(_video_id(row, "query_id", path, row_number),
-                                      _video_id(row, "ref_id", path, row_number), *times, score))
+        segments.append(CopiedSegment(*ids, *times, score))
     return segments
 
 
-def read_pairs(path: str | Path) -> list[ScoredPair]:
-    """Scored (query, reference) pairs from a VSC candidates CSV (query_id, ref_id, score)."""
-    return [ScoredPair(_video_id(row, "query_id", path, n), _video_id(row, "ref_id", path, n),
-                       _number(row, "score", path, n)) for n, row in _rows(path, PAIR_COLUMNS)]
+def read_pairs(path: str | Path, sets: VideoSets | None = None) -> list[ScoredPair]:
+    """Scored (query, reference) pairs from a VSC candidates CSV (query_id, ref_id, score), each pair once."""
+    pairs, first_row = [], {}
+    for row_number, row in _rows(path, PAIR_COLUMNS):
+        pair = _video_ids(row, path, row_number, sets)
+        if pair in first_row:
+            raise ConfigError(f"{path}: row {row_number}: the pair ({pair[0]}, {pair[1]}) is listed twice "
+                              f"(first in row {first_row[pair]}); a pair has one score")
+        first_row[pair] = row_number
+        pairs.append(ScoredPair(*pair, _number(row, "score", path, row_number)))
+    return pairs
+
+
+def read_video_ids(path: str | Path) -> list[str]:
+    """The `video_id` column of one of the challenge's metadata CSVs, each id once."""
+    ids: dict[str, int] = {}
+    for row_number, row in _rows(path, ("video_id",)):
+        video_id = _video_id(row, "video_id", path, row_number)
+        if video_id in ids:
+            raise ConfigError(f"{path}: row {row_number}: video_id '{video_id}' is listed twice (first in row "
+                              f"{ids[video_id]})")
+        ids[video_id] = row_number
+    return list(ids)
+
+
+def write_segments(path: str | Path, segments: Iterable[CopiedSegment]) -> None:
+    """Predicted segments in the challenge's CSV layout (query_id, ref_id, query/ref start/end, score)."""
+    _write_csv(path, (*MATCH_COLUMNS, "score"), ((s.query_id, s.ref_id, s.query_start, s.query_end, s.ref_start,
+                                                  s.ref_end, s.score) for s in segments))
+
+
+def write_pairs(path: str | Path, pairs: Iterable[ScoredPair]) -> None:
+    """Scored pairs in the challenge's candidates layout (query_id, ref_id, score)."""
+    _write_csv(path, PAIR_COLUMNS, ((p.query_id, p.ref_id, p.score) for p in pairs))
+
+
+def _write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """Numbers written in full (repr), so that reading the file back gives the same floats; via a temporary file."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        with open(temporary, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows([value if isinstance(value, str) else repr(float(value)) for value in row]
+                             for row in rows)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _rows(path: str | Path, needed: Sequence[str]) -> Iterable[tuple[int, dict[str, str]]]:
     """Data rows of a CSV with a header, numbered as a spreadsheet shows them (the header is row 1)."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             header = [name.strip() for name in reader.fieldnames or []]
+            header = [COLUMN_ALIASES[name] if COLUMN_ALIASES.get(name) not in (None, *header) else name
+                      for name in header]
             missing = [name for name in needed if name not in header]
             if missing:
                 raise ConfigError(f"{path}: row 1: missing column{'s' if len(missing) > 1 else ''} "
@@ -196,9 +272,22 @@ def _rows(path: str | Path, needed: Sequence[str]) -> Iterable[tuple[int, dict[s
             rows = [(n, row) for n, row in enumerate(reader, start=2)]
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a CSV file") from None
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise ConfigError(f"{path}: cannot read as CSV ({e})") from None
     return rows
+
+
+def _video_ids(row: dict[str, str], path: str | Path, row_number: int,
+               sets: VideoSets | None) -> tuple[str, str]:
+    """(query id, reference id) of a row, checked against `sets`."""
+    ids = _video_id(row, "query_id", path, row_number), _video_id(row, "ref_id", path, row_number)
+    for column, video_id in zip(("query_id", "ref_id"), ids):
+        problem = sets.problem(column, video_id) if sets is not None else None
+        if problem:
+            raise ConfigError(f"{path}: row {row_number}: {problem}")
+    return ids
 
 
 def _video_id(row: dict[str, str], name: str, path: str | Path, row_number: int) -> str:

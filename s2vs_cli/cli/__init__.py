@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from .calibrate import calibrate
 from .compare import compare
 from .extract_frames import EPILOG as EXTRACT_FRAMES_EPILOG, extract_frames
 from .extract_features import EPILOG as EXTRACT_FEATURES_EPILOG, extract_features
@@ -32,6 +33,7 @@ app.command("extract-frames", cls=Command, no_args_is_help=True, epilog=EXTRACT_
 app.command("extract-features", cls=Command, no_args_is_help=True, epilog=EXTRACT_FEATURES_EPILOG)(extract_features)
 app.command("fit-pca", cls=Command, no_args_is_help=True)(fit_pca)
 app.command(cls=Command, no_args_is_help=True)(evaluate)
+app.command(cls=Command, no_args_is_help=True)(calibrate)
 app.command(cls=Command, no_args_is_help=True)(merge)
 app.command(cls=Command, no_args_is_help=True, epilog=TRAIN_EPILOG)(train)
 app.command(cls=Command, no_args_is_help=True)(search)

@@ -54,6 +54,7 @@ def print_table(table: Any) -> None:
     with stdout.capture() as captured:
         stdout.print(table)
     sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+    sys.stdout.flush()  # before the notes that follow on stderr, so a merged log keeps the order
 
 
 def quiet_hdf5_cleanup() -> None:

@@ -25,6 +25,7 @@ def compare(
         "--min-match-seconds", metavar="SECONDS",
         help="Copied parts shorter than this on either video are not listed.  \\[default: 2]",
         rich_help_panel=options.OUTPUT)] = None,
+    thresholds: options.Thresholds = None,
     features_only: options.FeaturesOnly = None,
     model: options.Model = None,
     backbone_weights: options.BackboneWeights = None,
@@ -42,6 +43,7 @@ def compare(
 ) -> None:
     """Similarity of two videos (in [-1, 1]), the time ranges where they match best, and every copied part.
 
+    With [bold]--thresholds[/] (from s2vs calibrate), also the verdict: copy or not a copy.
     Example: [bold]s2vs compare original.mp4 suspect.mp4 --heatmap map.png[/]
     """
     with reported_errors():
@@ -50,16 +52,18 @@ def compare(
         cfg = load_config(CompareConfig, config, print_config, model=model, backbone_weights=backbone_weights,
                           pca=pca, device=device, precision=precision, fps=fps, frames_per_batch=frames_per_batch,
                           seed=seed, compile=compile_cnn, features_only=features_only,
-                          min_match_seconds=min_match_seconds)
+                          min_match_seconds=min_match_seconds, thresholds=thresholds)
         from ..jobs.compare import check_videos, compare_videos
         from ..runtime import Runtime
+        from ..scoring.calibration import load_thresholds
 
         check_videos(query, target)  # a bad input fails now, not after minutes of weight loading
+        calibration = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None
         with RichProgress(console, quiet or json_output) as progress:
             runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
             runtime.load_models(cfg.backbone_weights, cfg.pca, cfg.model, cfg.features_only)
             result = compare_videos(query, target, runtime, cfg.fps, cfg.frames_per_batch, progress,
-                                    cfg.min_match_seconds)
+                                    cfg.min_match_seconds, calibration)
         if heatmap:
             _save_heatmap(heatmap, result, query, target)
 
@@ -104,6 +108,11 @@ def _render(summary: dict, heatmap: str | None) -> None:
     table.add_column(style="bold")
     table.add_column()
     table.add_row("similarity", f"[bold]{summary['similarity']:.4f}[/]")
+    if "verdict" in summary:
+        relation = "≥" if summary["verdict"] == "copy" else "<"
+        table.add_row("verdict", f"[bold]{summary['verdict']}[/]  (similarity {relation} threshold "
+                                 f"{summary['threshold']:.4f}; precision {summary['calibrated_precision']:.3f} "
+                                 "at calibration)")
     table.add_row("query", f"{summary['query']}  ({summary['frames'][0]} frames)")
     table.add_row("target", f"{summary['target']}  ({summary['frames'][1]} frames)")
     if not summary["matches"]:  # every part shorter than --min-match-seconds: still say where it matches best

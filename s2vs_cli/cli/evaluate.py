@@ -5,19 +5,22 @@ import json
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from . import options
 from .common import check_writable, console, load_config, print_table, reported_errors, write_results
 from .progress import RichProgress, plural
 
 SHOWN = 5  # ids named in a note before "and N more"
+VSC = "VSC 2022"  # the panel of the challenge's own options
 
 
 def evaluate(
     dataset: Annotated[Optional[str], typer.Option(
-        "--dataset", metavar="NAME", help="FIVR-5K, FIVR-200K, VCDB, EVVE, CC_WEB_VIDEO, or custom (with "
+        "--dataset", metavar="NAME", help="FIVR-5K, FIVR-200K, VCDB, EVVE, CC_WEB_VIDEO; custom or VSC22 (with "
                                           "--ground-truth).  \\[default: FIVR-5K]",
         rich_help_panel=options.INPUT)] = None,
     dataset_hdf5: Annotated[Optional[str], typer.Option(
@@ -26,17 +29,27 @@ def evaluate(
         rich_help_panel=options.INPUT)] = None,
     from_similarities: Annotated[Optional[str], typer.Option(
         "--from-similarities", metavar="FILE", help="Score saved similarities (.json or .h5) instead of "
-                                                    "computing them.", rich_help_panel=options.INPUT)] = None,
+                                                    "computing them; VSC22: also the challenge's candidate "
+                                                    "pairs (.csv: query_id, ref_id, score), the descriptor "
+                                                    "track only.", rich_help_panel=options.INPUT)] = None,
     dataset_path: Annotated[Optional[str], typer.Option(
         "--dataset-path", metavar="DIR", help="Raw videos instead of --dataset-hdf5: their features are "
                                               "extracted first (see --save-features).",
         rich_help_panel=options.INPUT)] = None,
-    pattern: options.Pattern = None,
+    pattern: Annotated[Optional[str], typer.Option(
+        "--pattern", metavar="GLOB",
+        help="Where an id's video is under --dataset-path, {id} standing for the id.  \\[default: {id}/video.* "
+             "({id} with --loader frames); VSC22: */{id}.mp4 (*/{id})]", rich_help_panel=options.INPUT)] = None,
     loader: options.Loader = None,
-    annotations: options.Annotations = None,
+    annotations: Annotated[Optional[str], typer.Option(
+        "--annotations", metavar="FILE|DIR",
+        help="The benchmark's annotation file, instead of downloading it. VSC22: the folder of the "
+             "challenge's *query_metadata.csv and *reference_metadata.csv (default: --dataset-path's, if "
+             "there).", rich_help_panel=options.INPUT)] = None,
     ground_truth: Annotated[Optional[str], typer.Option(
-        "--ground-truth", metavar="GT.json",
-        help='Custom ground truth: {"queries": \\[...], "database": \\[...], "positives": {query: \\[ids]}}.',
+        "--ground-truth", metavar="GT.json|GT.csv",
+        help='Custom ground truth: {"queries": \\[...], "database": \\[...], "positives": {query: \\[ids]}}. '
+             "VSC22: the challenge's CSV (query_id, ref_id, query_start, query_end, ref_start, ref_end).",
         rich_help_panel=options.INPUT)] = None,
     easy_duplicates: Annotated[Optional[str], typer.Option(
         "--easy-duplicates", metavar="FILE", help="FIVR's easy-duplicates list, instead of downloading it.",
@@ -49,8 +62,22 @@ def evaluate(
         rich_help_panel=options.INPUT)] = None,
     save_similarities: Annotated[Optional[str], typer.Option(
         "--save-similarities", metavar="FILE",
-        help="Save the similarities ({query: {target: score}}; .json or .h5) to re-score later.",
-        rich_help_panel=options.OUTPUT)] = None,
+        help="Save the similarities ({query: {target: score}}; .json or .h5) to re-score later; VSC22: .csv "
+             "writes the predicted pairs in the challenge's layout.", rich_help_panel=options.OUTPUT)] = None,
+    from_matches: Annotated[Optional[str], typer.Option(
+        "--from-matches", metavar="FILE.csv",
+        help="Score saved segment predictions (query_id, ref_id, query_start, query_end, ref_start, ref_end, "
+             "score): both tracks, a pair scored by its best segment.", rich_help_panel=VSC)] = None,
+    save_matches: Annotated[Optional[str], typer.Option(
+        "--save-matches", metavar="FILE.csv",
+        help="Write the predicted segments in the challenge's CSV layout.", rich_help_panel=VSC)] = None,
+    pairs_per_query: Annotated[Optional[int], typer.Option(
+        "--pairs-per-query", metavar="N", help="Pairs predicted and located: the best N × queries in all.  "
+                                               "\\[default: 25, the official limit]", rich_help_panel=VSC)] = None,
+    min_match_seconds: Annotated[Optional[float], typer.Option(
+        "--min-match-seconds", metavar="SECONDS",
+        help="Copied parts shorter than this on either video are not predicted.  \\[default: 2]",
+        rich_help_panel=VSC)] = None,
     save_features: Annotated[Optional[str], typer.Option(
         "--save-features", metavar="FILE.hdf5",
         help="With --dataset-path: keep the extracted features here (and resume into it); default: a "
@@ -58,6 +85,9 @@ def evaluate(
     output: Annotated[Optional[str], typer.Option(
         "--output", "-o", metavar="RESULTS.json", help="Write every number (and what was missing) as JSON.",
         rich_help_panel=options.OUTPUT)] = None,
+    normalize_with: options.NormalizeWith = None,
+    normalize_k: options.NormalizeK = None,
+    normalize_beta: options.NormalizeBeta = None,
     features_only: options.FeaturesOnly = None,
     model: options.Model = None,
     backbone_weights: options.BackboneWeights = None,
@@ -76,6 +106,14 @@ def evaluate(
     """Evaluate a model on a benchmark: the paper's metrics, missing videos counted.
 
     Example: [bold]s2vs evaluate --dataset FIVR-5K --dataset-hdf5 fivr_5k.hdf5[/]
+
+    VSC22 (the Video Similarity Challenge 2022): pair_uAP (descriptor track) and matching_uAP (matching
+    track), as its official code computes them. Its videos: --dataset-path DIR, the challenge's folder
+    (query/Q100001.mp4, reference/R100001.mp4, ...: the queries and references its metadata CSVs list, or
+    without them every video found with a Q or R id), or --dataset-hdf5 with the features of both
+    (queries: Q + digits, references: R + digits, unless --annotations lists them). Queries without
+    copies count: what is predicted for them is false. The best 25 pairs a query on average (in all) are
+    predicted and located, as the official evaluation allows; saved predictions are scored as given.
     """
     with reported_errors():
         from ..config import EvaluateConfig
@@ -85,17 +123,21 @@ def evaluate(
                           distractors=distractors, strict=strict, features_only=features_only, model=model,
                           device=device, precision=precision, seed=seed, dataset_path=dataset_path,
                           pattern=pattern, loader=loader, workers=workers, save_features=save_features,
-                          backbone_weights=backbone_weights, pca=pca, fps=fps, frames_per_batch=frames_per_batch)
+                          backbone_weights=backbone_weights, pca=pca, fps=fps, frames_per_batch=frames_per_batch,
+                          pairs_per_query=pairs_per_query, min_match_seconds=min_match_seconds,
+                          normalize_with=normalize_with, normalize_k=normalize_k, normalize_beta=normalize_beta)
         from ..jobs.evaluate import check_sources, run_evaluation
         from ..runtime import Runtime
 
-        check_sources(cfg, from_similarities)  # usage errors before any output is checked or model loaded
-        check_writable(output, save_similarities)  # before hours of scoring, not after
+        # Usage errors before any output is checked or model loaded; outputs before hours of scoring.
+        check_sources(cfg, from_similarities, from_matches, save_matches)
+        check_writable(output, save_similarities, save_matches)
         with RichProgress(console, quiet or json_output) as progress:
             runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
             try:
                 report = run_evaluation(cfg, runtime, from_similarities=from_similarities,
-                                        save_similarities_to=save_similarities, progress=progress)
+                                        save_similarities_to=save_similarities, from_matches=from_matches,
+                                        save_matches_to=save_matches, progress=progress)
             finally:
                 runtime.close()
         summary = report.as_dict()
@@ -112,8 +154,7 @@ def _render(summary: dict, report, quiet: bool) -> None:
 
         report_failures(report.extraction.failures, "the missing counts below" if report.features_kept is None
                         else report.extraction.failures_file or f"{report.features_kept}.failed.tsv")
-    table = Table(title=summary["dataset"], caption=f"model: {escape(summary['model'])}", title_justify="left",
-                  caption_justify="left")
+    table = Table(title=summary["dataset"], title_justify="left")
     table.add_column("metric")
     table.add_column("s2vs", justify="right")
     paper = summary.get("paper", {})
@@ -121,23 +162,34 @@ def _render(summary: dict, report, quiet: bool) -> None:
         table.add_column("paper", justify="right")
     for name, value in summary["metrics"].items():
         table.add_row(name, f"{value:.4f}", *([f"{paper[name]:.3f}" if name in paper else ""] if paper else []))
-    print_table(table)
+    # Under the table, not as its caption: a caption wraps at the table's width, breaking file names.
+    print_table(Group(table, Text(f"model: {summary['model']}")))
     missing_q, missing_d = summary["missing_queries"], summary["missing_database"]
-    _say(f"{_queries(summary['queries'])} and {plural(summary['database'], 'database videos')} evaluated")
+    vsc22 = "predictions" in summary  # the challenge's database is its references
+    database = "references" if vsc22 else "database videos"
+    _say(f"{_queries(summary['queries'])} and {plural(summary['database'], database)} evaluated")
     if "segment_pairs" in summary:
         lost = summary["segment_pairs_missing"]
         _say(f"segments located on {plural(summary['segment_pairs'], 'annotated pairs')}"
              + (f" ({len(lost)} left out: a video is missing)" if lost else ""))
+    if vsc22:
+        _say(", ".join(plural(count, name.replace("_", " ")) for name, count in summary["predictions"].items()))
     if "segment_note" in summary:
         _say(f"[yellow]note:[/] {summary['segment_note']}")
+    if "normalization" in summary:
+        noise = summary["normalization"]
+        _say(f"scores normalized with {escape(noise['noise'])} ({plural(noise['videos'], 'noise videos')}, "
+             f"k {noise['k']}, β {noise['beta']:g})")
     if summary.get("without_positives"):
         left_out = summary["without_positives"]
         _say(f"[yellow]note:[/] {_queries(len(left_out))} had no positives among the videos evaluated and "
              f"{'was' if len(left_out) == 1 else 'were'} left out of mAP: {escape(_ids(left_out))}")
     if missing_q or missing_d:
         example = (missing_q or missing_d)[0]
-        _say(f"[yellow]note:[/] missing: {_queries(len(missing_q))} and {plural(len(missing_d), 'database videos')} "
-             f"(e.g. {escape(example)}); they leave the relevant sets as in the original (--strict to refuse)")
+        effect = ("their copies still count, as in the official evaluation" if vsc22
+                  else "they leave the relevant sets as in the original")
+        _say(f"[yellow]note:[/] missing: {_queries(len(missing_q))} and {plural(len(missing_d), database)} "
+             f"(e.g. {escape(example)}); {effect} (--strict to refuse)")
     if summary["random_weights"]:
         _say("[yellow]note:[/] random weights: a test of the pipeline, not meaningful metrics")
 

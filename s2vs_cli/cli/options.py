@@ -44,6 +44,24 @@ FeaturesOnly = Annotated[Optional[bool], typer.Option(
     "--features-only/--full", help="Features only: Chamfer similarity of raw region features, no attention and "
                                    "no comparator network.  \\[default: --full]", rich_help_panel=MODEL)]
 
+# --- what a score means: a calibrated verdict, normalization with a noise set ---------------------------------
+SCORES = "Scores"  # a panel of its own, between Model and Output
+Thresholds = Annotated[Optional[str], typer.Option(
+    "--thresholds", metavar="THRESHOLDS.json",
+    help="Say \"copy\" or \"not a copy\" for each pair, with the threshold and the precision of a file from "
+         "[bold]s2vs calibrate[/] (made for the same model and extractor).", rich_help_panel=SCORES)]
+NormalizeWith = Annotated[Optional[str], typer.Option(
+    "--normalize-with", metavar="NOISE.hdf5",
+    help="Features of videos unrelated to the queries: each query's scores are lowered by β × its similarity "
+         "to its k-th nearest noise video, so that scores of different queries compare.", rich_help_panel=SCORES)]
+NormalizeK = Annotated[Optional[int], typer.Option(
+    "--normalize-k", metavar="K",
+    help="Which nearest noise video (1: the nearest; the noise needs K videos or more).  \\[default: 10]",
+    rich_help_panel=SCORES)]
+NormalizeBeta = Annotated[Optional[float], typer.Option(
+    "--normalize-beta", metavar="BETA", help="β: how much of that similarity is taken off.  \\[default: 1.0]",
+    rich_help_panel=SCORES)]
+
 # --- where and how they run ----------------------------------------------------------------------------------
 Device = Annotated[Optional[str], typer.Option(
     "--device", metavar="DEVICE", help="Where to run: auto (CUDA when present), cpu, cuda or cuda:N.  "

@@ -39,6 +39,10 @@ def search(
     output: Annotated[Optional[str], typer.Option(
         "--output", "-o", metavar="RESULTS.json", help="Write every result as JSON.",
         rich_help_panel=options.OUTPUT)] = None,
+    thresholds: options.Thresholds = None,
+    normalize_with: options.NormalizeWith = None,
+    normalize_k: options.NormalizeK = None,
+    normalize_beta: options.NormalizeBeta = None,
     features_only: options.FeaturesOnly = None,
     model: options.Model = None,
     backbone_weights: options.BackboneWeights = None,
@@ -64,7 +68,9 @@ def search(
         cfg = load_config(SearchConfig, config, print_config, database=database, top_k=top_k, candidates=candidates,
                           exhaustive=exhaustive, rebuild_index=rebuild_index, features_only=features_only,
                           model=model, backbone_weights=backbone_weights, pca=pca, device=device,
-                          precision=precision, fps=fps, frames_per_batch=frames_per_batch, seed=seed)
+                          precision=precision, fps=fps, frames_per_batch=frames_per_batch, seed=seed,
+                          thresholds=thresholds, normalize_with=normalize_with, normalize_k=normalize_k,
+                          normalize_beta=normalize_beta)
         from ..jobs.search import start_search
         from ..runtime import Runtime
 
@@ -83,7 +89,12 @@ def search(
         write_results(output, summary)
     if json_output:
         print(json.dumps(summary))
-    elif runtime.random_weights:
+    elif "calibration" in summary and not quiet:
+        calibration = summary["calibration"]
+        console.print(f"verdict: copy when the {'normalized ' if 'normalization' in summary else ''}similarity "
+                      f"≥ {calibration['threshold']:.4f} (precision {calibration['precision']:.3f} at calibration; "
+                      f"{escape(calibration['file'] or 'thresholds')})", highlight=False, soft_wrap=True)
+    if not json_output and runtime.random_weights:
         console.print("[yellow]note:[/] random weights: a test of the pipeline, not a meaningful similarity")
     failed = [r for r in run.results if r.error is not None]
     if failed and not quiet:
@@ -139,14 +150,22 @@ def _render(result) -> None:
         console.print(f"[red]failed:[/] {escape(named)}", highlight=False, soft_wrap=True)
         return
     caption = f"{plural(result.candidates, 'videos')} re-ranked in {result.seconds:.2f} s"
+    normalized = result.offset is not None
+    if normalized:  # one score column, to fit 80 columns: the raw similarity is this plus the offset
+        caption += f"; normalized: the similarity less {result.offset:.4f}, the query's noise offset"
     table = Table(title=escape(result.query), title_justify="left", caption=caption, caption_justify="left")
-    for name, justify in (("#", "right"), ("video", "left"), ("similarity", "right"), ("query", "right"),
-                          ("video at", "right")):
-        table.add_column(name, justify=justify)
+    verdicts = any(hit.verdict is not None for hit in result.hits)
+    for name, justify, shown in (("#", "right", True), ("video", "left", True),
+                                 ("normalized" if normalized else "similarity", "right", True),
+                                 ("verdict", "left", verdicts), ("query", "right", True), ("video at", "right", True)):
+        if shown:
+            table.add_column(name, justify=justify)
     for rank, hit in enumerate(result.hits, 1):
         s = hit.segment
-        table.add_row(str(rank), escape(hit.video_id), f"{hit.similarity:.4f}",
-                      _span(s.query_start, s.query_end) if s else "", _span(s.target_start, s.target_end) if s else "")
+        cells = [str(rank), escape(hit.video_id), f"{hit.normalized if normalized else hit.similarity:.4f}"]
+        cells += [hit.verdict] if verdicts else []
+        table.add_row(*cells, _span(s.query_start, s.query_end) if s else "",
+                      _span(s.target_start, s.target_end) if s else "")
     print_table(table)
 
 

@@ -14,6 +14,7 @@ from ..models.extractor import RegionExtractor
 from ..models.visil import ViSiL, chamfer, frame_to_frame_similarity
 from ..progress import SILENT, Progress
 from ..runtime import Runtime, autocast
+from ..scoring.calibration import ScoreIdentity, Thresholds
 from ..scoring.localization import Match, SegmentTimes, best_segment, locate_matches, segment_times
 
 
@@ -45,13 +46,23 @@ class Comparison:
     matches: list[Match] = field(default_factory=list)       # every copied part, best first
     warnings: list[str] = field(default_factory=list)        # e.g. frames lost in a damaged file
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    thresholds: Thresholds | None = None                     # the calibration the verdict comes from
+
+    @property
+    def verdict(self) -> str | None:
+        """'copy' or 'not a copy' by the calibrated threshold (None without thresholds)."""
+        return None if self.thresholds is None else self.thresholds.verdict(self.similarity)
 
     def as_dict(self) -> dict:
-        """The JSON-ready summary (`s2vs compare --json`)."""
-        return {"query": self.query, "target": self.target, "similarity": self.similarity,
-                "frames": list(self.frames), "segment": self.segment.as_dict(),
-                "matches": [m.as_dict() for m in self.matches],
-                "features_only": self.features_only}
+        """The JSON-ready summary (`s2vs compare --json`); with thresholds, the verdict and what it rests on."""
+        summary = {"query": self.query, "target": self.target, "similarity": self.similarity,
+                   "frames": list(self.frames), "segment": self.segment.as_dict(),
+                   "matches": [m.as_dict() for m in self.matches],
+                   "features_only": self.features_only}
+        if self.thresholds is not None:
+            summary |= {"verdict": self.verdict, "threshold": self.thresholds.threshold,
+                        "calibrated_precision": self.thresholds.precision}
+        return summary
 
 
 def extract_video_features(path: str | Path, extractor: RegionExtractor, fps: float = 1.0,
@@ -152,11 +163,14 @@ def check_videos(*paths: str | Path) -> None:
 
 def compare_videos(query: str | Path, target: str | Path, runtime: Runtime, fps: float = 1.0,
                    frames_per_batch: int = 32, progress: Progress = SILENT,
-                   min_match_seconds: float = 2.0) -> Comparison:
+                   min_match_seconds: float = 2.0, thresholds: Thresholds | None = None) -> Comparison:
     """Similarity of two video files and their best-matching segment, with the runtime's models (no network
-    loaded: features-only mode). `timings` of the result holds the seconds each stage took."""
+    loaded: features-only mode). `timings` of the result holds the seconds each stage took. With
+    `thresholds` (from `s2vs calibrate`, checked to belong to these models first) the result has a verdict."""
     if runtime.extractor is None:
         raise ValueError("compare_videos needs the runtime's models: call runtime.load_models(...) first")
+    if thresholds is not None:  # compare does not normalize scores
+        thresholds.check_applies(runtime_score_identity(runtime, fps), None)
     timings: dict[str, float] = {}
     features = []
     for path in (query, target):
@@ -168,5 +182,11 @@ def compare_videos(query: str | Path, target: str | Path, runtime: Runtime, fps:
     comparison = compare_features(features[0], features[1], runtime.network, runtime.precision, min_match_seconds)
     timings["compare"] = time.perf_counter() - started
     progress.update(1)
-    comparison.timings = timings
+    comparison.timings, comparison.thresholds = timings, thresholds
     return comparison
+
+
+def runtime_score_identity(runtime: Runtime, fps: float) -> ScoreIdentity:
+    """What the runtime's models make of videos sampled at `fps`: the identity thresholds are checked against."""
+    extractor = runtime.extractor
+    return ScoreIdentity.of(runtime.network, extractor.backbone_label, extractor.whitening_label, fps)

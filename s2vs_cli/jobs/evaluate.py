@@ -2,12 +2,12 @@
 feature file, or from raw videos extracted first), the segments located on annotated pairs, the metrics.
 
 `run_evaluation(cfg, runtime)` is the one entry point; the pieces it combines are public for scripts and
-for training's evaluator.
+for training's evaluator. VSC 2022 (`--dataset VSC22`) has its own flow, in evaluate_vsc.py.
 """
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..benchmarks import (Benchmark, Evaluation, FIVRBenchmark, SegmentBounds, Similarities, evaluate,
                           load_benchmark, load_custom_ground_truth, segment_precision_recall)
+from ..benchmarks.vsc22 import is_vsc22, load_vsc22, video_sets
 from ..config import EvaluateConfig
 from ..errors import ConfigError, FeatureStoreError, S2VSError
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
+from ..scoring.normalization import NoiseNormalization, normalize_with_noise
 from ..scoring.retrieval import ScoredCollection, VideoScorer, load_similarities, save_similarities, score_store
 
 if TYPE_CHECKING:
@@ -53,6 +55,8 @@ class EvaluationReport:
     paper: dict[str, float] | None = None           # the paper's numbers for this model and benchmark
     extraction: ExtractionSummary | None = None     # with --dataset-path: what the extraction did
     features_kept: str | None = None                # with --dataset-path --save-features: the feature file
+    counts: dict[str, int] = field(default_factory=dict)  # VSC22: predicted pairs and segments
+    normalization: NoiseNormalization | None = None  # --normalize-with: how the scores were normalized
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON summary `s2vs evaluate --json` prints and `--output` writes."""
@@ -69,29 +73,44 @@ class EvaluationReport:
             summary["segment_note"] = self.segment_note
         if self.paper:
             summary["paper"] = self.paper
+        if self.counts:
+            summary["predictions"] = dict(self.counts)
+        if self.normalization is not None:
+            summary["normalization"] = self.normalization.as_dict()
         return summary
 
 
 def run_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: str | None = None,
-                   save_similarities_to: str | None = None, progress: Progress = SILENT) -> EvaluationReport:
+                   save_similarities_to: str | None = None, from_matches: str | None = None,
+                   save_matches_to: str | None = None, progress: Progress = SILENT) -> EvaluationReport:
     """Evaluate as `cfg` says: choose the source, load the models it needs onto `runtime`, extract (from
-    raw videos), score, locate annotated segments, save the similarities if asked, compute the metrics."""
-    check_sources(cfg, from_similarities)
+    raw videos), score, locate annotated segments, save the similarities if asked, compute the metrics.
+
+    `from_matches` and `save_matches_to` (segment predictions in the challenge's CSV layout) are VSC22's."""
+    check_sources(cfg, from_similarities, from_matches, save_matches_to)
+    if is_vsc22(cfg.dataset):
+        from .evaluate_vsc import run_vsc_evaluation
+
+        return run_vsc_evaluation(cfg, runtime, from_similarities=from_similarities, from_matches=from_matches,
+                                  save_similarities_to=save_similarities_to, save_matches_to=save_matches_to,
+                                  progress=progress)
     benchmark = load_ground_truth(cfg.dataset, cfg.annotations, cfg.ground_truth, cfg.distractors, progress)
     annotated = getattr(benchmark, "segments", None) or {}
-    extraction = segments = None
+    extraction = segments = normalization = None
     if from_similarities is not None:
         similarities, scored_from = load_similarities(from_similarities), str(from_similarities)
         model = f"similarities from {from_similarities}"
     else:
-        _load_models(cfg, runtime)
+        prepare_models(cfg, runtime)
         model = "features only" if runtime.network is None else runtime.network.label
         scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
-        with _feature_file(cfg) as features:
+        with feature_file(cfg) as features:
             if cfg.dataset_path is not None:
                 extraction = extract_benchmark_features(benchmark, cfg.dataset_path, cfg.pattern, features,
-                                                        runtime, _extraction_options(cfg), progress)
+                                                        runtime, extraction_options(cfg), progress)
             similarities = score_benchmark(benchmark, features, scorer, progress).similarities
+            similarities, normalization = normalize_scores(cfg, similarities, features, benchmark.queries, scorer,
+                                                           progress)
             scored_from = str(cfg.dataset_hdf5 or cfg.save_features or "the extracted features")
             if annotated:
                 segments = evaluate_segments(annotated, features, scorer, progress)
@@ -106,32 +125,67 @@ def run_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: 
         segment_note=SEGMENT_NOTE if annotated and from_similarities is not None else None,
         paper=PAPER_RESULTS.get((cfg.model, benchmark.name)) if model == cfg.model else None,
         extraction=extraction, features_kept=cfg.save_features if extraction is not None else None,
+        normalization=normalization,
     )
 
 
-def check_sources(cfg: EvaluateConfig, from_similarities: str | None = None) -> None:
-    """ConfigError unless exactly one source is given (features, videos or saved similarities) and exists."""
-    sources = [cfg.dataset_hdf5, cfg.dataset_path, from_similarities]
+def check_sources(cfg: EvaluateConfig, from_similarities: str | None = None, from_matches: str | None = None,
+                  save_matches: str | None = None) -> None:
+    """ConfigError unless exactly one source is given (features, videos, saved similarities or, for VSC22,
+    saved matches) and exists."""
+    vsc22 = is_vsc22(cfg.dataset)
+    if not vsc22 and (from_matches is not None or save_matches is not None):
+        raise ConfigError(f"--{'from' if from_matches is not None else 'save'}-matches goes with --dataset VSC22")
+    sources = [cfg.dataset_hdf5, cfg.dataset_path, from_similarities, from_matches]
     if sum(source is not None for source in sources) != 1:
         raise ConfigError("give the features (--dataset-hdf5 FILE), the videos (--dataset-path DIR) or saved "
-                          "similarities (--from-similarities FILE), one of the three")
+                          "similarities (--from-similarities FILE)" + (" or matches (--from-matches FILE.csv)"
+                                                                       if vsc22 else "") + ", one of them")
     if cfg.save_features is not None and cfg.dataset_path is None:
         raise ConfigError("--save-features goes with --dataset-path")
+    if cfg.normalize_with is not None and cfg.dataset_hdf5 is None and cfg.dataset_path is None:
+        raise ConfigError("--normalize-with scores the queries' features against the noise: give --dataset-hdf5 "
+                          "or --dataset-path, not saved similarities or matches")
+    if save_matches is not None and cfg.dataset_hdf5 is None and cfg.dataset_path is None:
+        raise ConfigError("--save-matches writes the segments located on features: give --dataset-hdf5 or "
+                          "--dataset-path")
+    for name, path in (("--save-matches", save_matches), ("--from-matches", from_matches)):
+        if path is not None and Path(path).suffix.lower() != ".csv":
+            raise ConfigError(f"{name} takes the challenge's CSV layout: a .csv file, not '{path}'")
     if cfg.dataset_hdf5 is not None and Path(cfg.dataset_hdf5).is_dir():
         raise FeatureStoreError(f"{cfg.dataset_hdf5}: is a folder; give the feature file (FEATURES.hdf5)")
     if cfg.dataset_hdf5 is not None and not Path(cfg.dataset_hdf5).is_file():
         raise FeatureStoreError(f"{cfg.dataset_hdf5}: feature file not found")  # now, not after loading the model
 
 
+def normalize_scores(cfg: EvaluateConfig, similarities: Similarities, features: str | Path, queries: Sequence[str],
+                     scorer: VideoScorer, progress: Progress = SILENT
+                     ) -> tuple[Similarities, NoiseNormalization | None]:
+    """`similarities` normalized with cfg's noise set (--normalize-with), or as they are without one."""
+    if cfg.normalize_with is None:
+        return similarities, None
+    return normalize_with_noise(similarities, features, queries, cfg.normalize_with, scorer, cfg.normalize_k,
+                                cfg.normalize_beta, progress)
+
+
 def load_ground_truth(dataset: str, annotations: str | None = None, ground_truth: str | None = None,
-                      distractors: bool = False, progress: Progress = SILENT) -> Benchmark:
-    """The benchmark named `dataset`, or a custom ground truth file with `dataset` 'custom'."""
+                      distractors: bool = False, progress: Progress = SILENT, available: Sequence[str] = ()
+                      ) -> Benchmark:
+    """The benchmark named `dataset`, a custom ground truth file with `dataset` 'custom', or VSC22's CSV.
+
+    VSC22: `annotations` is the folder of the challenge's metadata files; without it the queries and
+    references are the ids of the challenge's form among `available` (e.g. a feature file's) and the ground truth's.
+    """
     if dataset.lower() == "custom":
         if ground_truth is None:
             raise ConfigError("--dataset custom needs --ground-truth GT.json")
         return load_custom_ground_truth(ground_truth)
+    if is_vsc22(dataset):
+        if ground_truth is None:
+            raise ConfigError("--dataset VSC22 needs --ground-truth GT.csv, the challenge's copied segments")
+        return load_vsc22(ground_truth, video_sets(annotations), available=available)
     if ground_truth is not None:
-        raise ConfigError("--ground-truth goes with --dataset custom")
+        raise ConfigError("--ground-truth goes with --dataset custom or VSC22")
     return load_benchmark(dataset, annotations=annotations, distractors=distractors, progress=progress)
 
 
@@ -154,7 +208,11 @@ def evaluate_benchmark(benchmark: Benchmark, similarities: Similarities, strict:
     options: dict[str, Any] = {"scored_from": scored_from}
     if isinstance(benchmark, FIVRBenchmark):
         options["easy_duplicates"] = benchmark.easy_duplicates(easy_duplicates, progress=progress)
-    result = evaluate(benchmark, similarities, **options)
+    return check_complete(evaluate(benchmark, similarities, **options), strict)
+
+
+def check_complete(result: Evaluation, strict: bool = True) -> Evaluation:
+    """`result` as it is; with `strict`, S2VSError when a query or database video was missing."""
     if strict and (result.missing_queries or result.missing_database):
         missing = [*result.missing_queries, *result.missing_database]
         raise S2VSError(f"{_count(len(result.missing_queries), 'queries')} and "
@@ -212,7 +270,7 @@ def extract_benchmark_features(benchmark: Benchmark, dataset_path: str, pattern:
 # ---------------------------------------------------------------------------------------------
 
 
-def _load_models(cfg: EvaluateConfig, runtime: Runtime) -> None:
+def prepare_models(cfg: EvaluateConfig, runtime: Runtime) -> None:
     """What scoring needs: the network (unless features only), and the extractor for raw videos."""
     if cfg.dataset_path is not None:
         runtime.load_models(cfg.backbone_weights, cfg.pca, cfg.model, cfg.features_only)
@@ -220,7 +278,8 @@ def _load_models(cfg: EvaluateConfig, runtime: Runtime) -> None:
         runtime.load_network(cfg.model)
 
 
-def _extraction_options(cfg: EvaluateConfig) -> ExtractionOptions:
+def extraction_options(cfg: EvaluateConfig) -> ExtractionOptions:
+    """The extraction options of `cfg` (decoding workers: one per CPU core, at most 8, by default)."""
     from .extract_features import ExtractionOptions
     from .parallel import default_workers
 
@@ -229,7 +288,7 @@ def _extraction_options(cfg: EvaluateConfig) -> ExtractionOptions:
 
 
 @contextmanager
-def _feature_file(cfg: EvaluateConfig) -> Iterator[Path]:
+def feature_file(cfg: EvaluateConfig) -> Iterator[Path]:
     """The feature file to score: --dataset-hdf5, --save-features, or a temporary one deleted afterwards."""
     if cfg.dataset_path is None:
         yield Path(cfg.dataset_hdf5)

@@ -7,6 +7,9 @@ Two stages, since ViSiL is too heavy to run against every video of a large colle
    Chamfer in features-only mode) exactly as `s2vs evaluate` scores; the best `top_k` get their
    matching segment located on the frame-to-frame map, as `s2vs compare` does.
 Exhaustive search skips stage 1 and scores every stored video (to check what the index misses).
+With a noise set (`normalize_with`) each hit also gets its similarity less the query's noise offset (see
+scoring/normalization.py, one more score per noise video and query), and with thresholds from
+`s2vs calibrate` a verdict: copy or not a copy.
 `start_search` sets up the whole command (queries, models, index); `Searcher` is the two stages alone.
 """
 from __future__ import annotations
@@ -23,7 +26,9 @@ from ..config import SearchConfig
 from ..errors import ConfigError, FeatureStoreError, S2VSError
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
+from ..scoring.calibration import Thresholds, load_thresholds
 from ..scoring.localization import Match, SegmentTimes
+from ..scoring.normalization import NoiseSet
 from ..scoring.retrieval import VideoScorer, repeat_to_min_frames, score_prepared
 from ..storage.index import IndexUpdate, VideoIndex, open_index, segment_descriptors
 from ..storage.store import FeatureStore, StoreIdentity, frame_times
@@ -55,12 +60,21 @@ class SearchHit:
     segment: SegmentTimes | None = None  # located for the top hits
     coarse: float | None = None          # the index's score (None in exhaustive search)
     matches: list[Match] | None = None   # every copied part, best first (located hits only)
+    normalized: float | None = None      # the similarity less the query's noise offset (with a noise set)
+    verdict: str | None = None           # "copy" / "not a copy" by the calibrated threshold (with thresholds)
+    threshold: float | None = None       # that threshold
 
     def as_dict(self) -> dict:
-        """JSON-ready: id, similarity, the index's score, the best matching segment and every copied part."""
-        return {"id": self.video_id, "similarity": self.similarity, "coarse": self.coarse,
-                "segment": self.segment.as_dict() if self.segment is not None else None,
-                "matches": [m.as_dict() for m in self.matches] if self.matches is not None else None}
+        """JSON-ready: id, similarity, the index's score, the best matching segment and every copied part;
+        the normalized similarity and the verdict with its threshold when they were asked for."""
+        summary = {"id": self.video_id, "similarity": self.similarity, "coarse": self.coarse,
+                   "segment": self.segment.as_dict() if self.segment is not None else None,
+                   "matches": [m.as_dict() for m in self.matches] if self.matches is not None else None}
+        if self.normalized is not None:
+            summary["normalized"] = self.normalized
+        if self.verdict is not None:
+            summary |= {"verdict": self.verdict, "threshold": self.threshold}
+        return summary
 
 
 @dataclass
@@ -72,11 +86,15 @@ class QueryResult:
     candidates: int = 0        # videos scored with ViSiL
     seconds: float = 0.0
     error: str | None = None
+    offset: float | None = None  # with a noise set: β × the similarity to the k-th nearest noise video
 
     def as_dict(self) -> dict:
         """JSON-ready: the query, its error (None when it ran), how many videos were scored and the hits."""
-        return {"query": self.query, "error": self.error, "candidates": self.candidates,
-                "seconds": round(self.seconds, 4), "hits": [hit.as_dict() for hit in self.hits]}
+        summary = {"query": self.query, "error": self.error, "candidates": self.candidates,
+                   "seconds": round(self.seconds, 4), "hits": [hit.as_dict() for hit in self.hits]}
+        if self.offset is not None:
+            summary["normalization_offset"] = self.offset
+        return summary
 
 
 def stored_query(store: FeatureStore, video_id: str, default_fps: float) -> QueryVideo:
@@ -87,19 +105,24 @@ def stored_query(store: FeatureStore, video_id: str, default_fps: float) -> Quer
 
 
 class Searcher:
-    """Searches one feature store: the index for candidates (None: exhaustive), the scorer to re-rank."""
+    """Searches one feature store: the index for candidates (None: exhaustive), the scorer to re-rank; a
+    noise set normalizes the scores, thresholds give each hit a verdict (both optional)."""
 
     def __init__(self, store_path: str | Path, scorer: VideoScorer, index: VideoIndex | None,
-                 candidates: int = DEFAULT_CANDIDATES, top_k: int = DEFAULT_TOP_K, locate: int | None = None):
+                 candidates: int = DEFAULT_CANDIDATES, top_k: int = DEFAULT_TOP_K, locate: int | None = None,
+                 noise: NoiseSet | None = None, thresholds: Thresholds | None = None):
         self.store = FeatureStore(store_path)
         self.scorer, self.index, self.candidates, self.top_k = scorer, index, candidates, top_k
+        self.noise, self.thresholds = noise, thresholds
         self.locate = top_k if locate is None else locate  # hits that get their matching segment
         self.default_fps = self.store.identity.fps if self.store.identity is not None else 1.0
         self._all_ids: list[str] | None = None
 
     def close(self) -> None:
-        """Close the feature file."""
+        """Close the feature file (and the noise set's)."""
         self.store.close()
+        if self.noise is not None:
+            self.noise.close()
 
     def __enter__(self) -> "Searcher":
         return self
@@ -121,11 +144,18 @@ class Searcher:
         prepared = {"query": self.scorer.prepare_query(features)}
         scores = score_prepared(self.store, prepared, ids, self.scorer)["query"]
         ranked = sorted(scores.items(), key=lambda item: -item[1])[:self.top_k]
+        offset = self.noise.offsets(prepared, self.scorer)["query"] if self.noise is not None else None
         hits = []
         for rank, (video_id, score) in enumerate(ranked):
             segment, matches = self._locate(query, video_id) if rank < self.locate else (None, None)
-            hits.append(SearchHit(video_id, float(score), segment, coarse.get(video_id), matches))
-        return QueryResult(query.label, hits, len(ids), time.perf_counter() - started)
+            hit = SearchHit(video_id, float(score), segment, coarse.get(video_id), matches)
+            if offset is not None:
+                hit.normalized = hit.similarity - offset
+            if self.thresholds is not None:
+                judged = hit.similarity if hit.normalized is None else hit.normalized
+                hit.verdict, hit.threshold = self.thresholds.verdict(judged), self.thresholds.threshold
+            hits.append(hit)
+        return QueryResult(query.label, hits, len(ids), time.perf_counter() - started, offset=offset)
 
     def run(self, sources: list[QuerySource], extractor: RegionExtractor | None, fps: float, precision: str,
             frames_per_batch: int) -> Iterator[QueryResult]:
@@ -247,10 +277,16 @@ class SearchRun:
 
     def summary(self) -> dict:
         """Every result so far, JSON-ready (`s2vs search --json` and `--output`)."""
-        network = self.runtime.network
-        return {"database": self.database, "mode": self.mode,
-                "model": "features only" if network is None else network.label,
-                "random_weights": self.runtime.random_weights, "results": [r.as_dict() for r in self.results]}
+        network, noise, thresholds = self.runtime.network, self.searcher.noise, self.searcher.thresholds
+        summary = {"database": self.database, "mode": self.mode,
+                   "model": "features only" if network is None else network.label,
+                   "random_weights": self.runtime.random_weights}
+        if noise is not None:
+            summary["normalization"] = noise.record.as_dict()
+        if thresholds is not None:
+            summary["calibration"] = {"file": thresholds.path, "threshold": thresholds.threshold,
+                                      "precision": thresholds.precision, "recall": thresholds.recall}
+        return summary | {"results": [r.as_dict() for r in self.results]}
 
     def close(self) -> None:
         """Close the feature file."""
@@ -265,8 +301,10 @@ class SearchRun:
 
 def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progress: Progress = SILENT) -> SearchRun:
     """Set up `s2vs search`: resolve the queries, load the models they need onto `runtime` (the extractor
-    only for video-file queries, checked against what made the collection), bring the index up to date."""
+    only for video-file queries, checked against what made the collection), open the noise set and the
+    thresholds (checked to fit the scores), bring the index up to date."""
     database = check_feature_file(cfg.database)
+    thresholds = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None
     with FeatureStore(database) as store:
         stored, identity = set(store.ids()), store.identity
     sources = resolve_queries(queries, stored)
@@ -280,10 +318,35 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
         runtime.network = None
     else:  # stored queries only: no extractor needed
         runtime.load_network(cfg.model)
-    index, update = None, None
-    if not cfg.exhaustive:
-        index, opened = open_index(database, cfg.rebuild_index, progress)
-        update = index_summary(index, opened)
+    noise = _noise_set(cfg, identity, stored, database)
+    try:
+        if thresholds is not None:
+            from .calibrate import store_score_identity
+
+            thresholds.check_applies(store_score_identity(database, runtime.network, cfg),
+                                     None if noise is None else noise.record)
+        index, update = None, None
+        if not cfg.exhaustive:
+            index, opened = open_index(database, cfg.rebuild_index, progress)
+            update = index_summary(index, opened)
+    except BaseException:
+        if noise is not None:
+            noise.close()
+        raise
     scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
-    searcher = Searcher(database, scorer, index, cfg.candidates, cfg.top_k)
+    searcher = Searcher(database, scorer, index, cfg.candidates, cfg.top_k, noise=noise, thresholds=thresholds)
     return SearchRun(str(cfg.database), searcher, sources, runtime, cfg.fps, cfg.frames_per_batch, update)
+
+
+def _noise_set(cfg: SearchConfig, identity: StoreIdentity | None, stored: set[str], database: Path) -> NoiseSet | None:
+    """The noise set `cfg` asks for, checked to be made like the collection and to share no video with it."""
+    if cfg.normalize_with is None:
+        return None
+    noise = NoiseSet(cfg.normalize_with, cfg.normalize_k, cfg.normalize_beta)
+    try:
+        noise.check_fits(identity, database)
+        noise.check_unrelated(stored, str(database))
+    except BaseException:
+        noise.close()
+        raise
+    return noise

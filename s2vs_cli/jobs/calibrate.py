@@ -1,0 +1,174 @@
+"""`s2vs calibrate` from start to end: the labelled set, its scores (from a feature file, normalized with a
+noise set if asked, or saved similarities), its labelled pairs, the fitted threshold, the thresholds file.
+
+`run_calibration(cfg, runtime)` is the one entry point; how the threshold is fitted and how many pairs a
+claim needs is scoring/calibration.py's. The scores' identity (model, extractor, frame rate) is the one
+`compare` and `search` check thresholds against: a feature file's StoreIdentity, or, for a file that
+records none (the published ones) and for saved similarities, the extractor the options name.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..artifacts import BACKBONE, NETWORK, WHITENING, choices
+from ..benchmarks import Benchmark, CustomBenchmark, Similarities
+from ..benchmarks.scores import align, relevance
+from ..config import CalibrateConfig, ExtractorOptions
+from ..errors import ConfigError, FeatureStoreError
+from ..progress import SILENT, Progress
+from ..runtime import Runtime
+from ..scoring.calibration import FEATURES_ONLY, ScoreIdentity, Thresholds, fit_threshold
+from ..scoring.normalization import NoiseNormalization, normalize_with_noise
+from ..scoring.retrieval import VideoScorer, load_similarities
+from ..storage.store import FeatureStore
+from .evaluate import load_ground_truth, score_benchmark
+
+
+def run_calibration(cfg: CalibrateConfig, runtime: Runtime, *, from_similarities: str | None = None,
+                    output: str | None = None, progress: Progress = SILENT) -> Thresholds:
+    """Fit the threshold reaching `cfg.target_precision` on the labelled set `cfg` names, scored as it says
+    (the network, unless features only, is loaded onto `runtime`); write it to `output` when given."""
+    check_sources(cfg, from_similarities)
+    features = cfg.dataset_hdf5
+    available = _stored_ids(features) if features is not None else ()
+    benchmark = load_ground_truth(dataset_name(cfg), cfg.annotations, cfg.ground_truth, cfg.distractors, progress,
+                                  available=available)
+    benchmark.copies()  # a benchmark without copy labels fails now, before any scoring
+    normalization = None
+    if from_similarities is not None:
+        similarities, scored_from = load_similarities(from_similarities), str(from_similarities)
+        identity = ScoreIdentity(declared_model(cfg), *declared_extractor(cfg), cfg.fps)
+    else:
+        if not cfg.features_only:
+            runtime.load_network(cfg.model)
+        else:
+            runtime.network = None
+        identity = store_score_identity(features, runtime.network, cfg)
+        scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
+        similarities, scored_from = score_benchmark(benchmark, features, scorer, progress).similarities, str(features)
+        if cfg.normalize_with is not None:
+            similarities, normalization = normalize_with_noise(similarities, features, benchmark.queries,
+                                                               cfg.normalize_with, scorer, cfg.normalize_k,
+                                                               cfg.normalize_beta, progress)
+    thresholds = fit_thresholds(benchmark, similarities, cfg.target_precision, identity, normalization,
+                                scored_from, random_weights=runtime.random_weights or identity.random_weights)
+    if output is not None:
+        thresholds.save(output)
+    return thresholds
+
+
+def fit_thresholds(benchmark: Benchmark, similarities: Similarities, target_precision: float,
+                   identity: ScoreIdentity, normalization: NoiseNormalization | None = None,
+                   scored_from: str | None = None, random_weights: bool = False) -> Thresholds:
+    """The thresholds fitted on `benchmark`'s labelled pairs scored by `similarities` (made as `identity`
+    says, normalized as `normalization` says)."""
+    from .. import __version__
+
+    scores, is_copy, missing = labelled_pairs(benchmark, similarities, scored_from)
+    name = Path(benchmark.source).name if benchmark.name == "custom" and benchmark.source else benchmark.name
+    fit = fit_threshold(scores, is_copy, target_precision, name)
+    calibration_set = {"name": benchmark.name, "file": None if benchmark.source is None else str(benchmark.source),
+                       "scores": scored_from, "pairs": fit.pairs, "positives": fit.positives,
+                       "accepted": fit.accepted, "missing_pairs": missing}
+    return Thresholds(threshold=fit.threshold, target_precision=target_precision, precision=fit.precision,
+                      recall=fit.recall, identity=identity, normalization=normalization,
+                      calibration_set=calibration_set, version=__version__, random_weights=random_weights)
+
+
+def labelled_pairs(benchmark: Benchmark, similarities: Similarities,
+                   scored_from: str | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(scores, is_copy, pairs without a score) of every labelled (query, database video) pair.
+
+    A query is never paired with itself. A copy (Benchmark.copies) is a positive; every other pair is a
+    negative, except that a custom ground truth listing `negatives` for a query judges only the positives
+    and negatives it names for that query (as its metrics do). Pairs whose videos have no score (missing
+    from the feature file) are counted and left out.
+    """
+    copies = benchmark.copies()
+    negatives = benchmark.negatives if isinstance(benchmark, CustomBenchmark) else None
+    aligned = align(similarities, benchmark.queries, benchmark.database, benchmark.name, scored_from)
+    judged = ~aligned.own_column()
+    for i, query in enumerate(aligned.queries):
+        if negatives is not None and query in negatives:
+            judged[i] &= aligned.mask(copies.get(query, frozenset()) | negatives[query])
+    is_copy = relevance(aligned, (copies.get(q, ()) for q in aligned.queries))
+    scored = ~np.isnan(aligned.matrix)
+    missing = int((judged & ~scored).sum()) + len(aligned.missing_queries) * len(benchmark.database)
+    keep = judged & scored
+    return aligned.matrix[keep], is_copy[keep], missing
+
+
+def check_sources(cfg: CalibrateConfig, from_similarities: str | None = None) -> None:
+    """ConfigError unless the set and one source of scores are given, and the noise goes with features."""
+    dataset_name(cfg)
+    if (cfg.dataset_hdf5 is None) == (from_similarities is None):
+        raise ConfigError("give the features of the set's videos (--dataset-hdf5 FILE) or saved similarities "
+                          "(--from-similarities FILE), one of the two")
+    if cfg.normalize_with is not None and from_similarities is not None:
+        raise ConfigError("--normalize-with scores the queries' features against the noise: give --dataset-hdf5, "
+                          "not saved similarities")
+    if cfg.dataset_hdf5 is not None and Path(cfg.dataset_hdf5).is_dir():
+        raise FeatureStoreError(f"{cfg.dataset_hdf5}: is a folder; give the feature file (FEATURES.hdf5)")
+    if cfg.dataset_hdf5 is not None and not Path(cfg.dataset_hdf5).is_file():
+        raise FeatureStoreError(f"{cfg.dataset_hdf5}: feature file not found")
+
+
+def dataset_name(cfg: CalibrateConfig) -> str:
+    """The labelled set's name: --dataset, or 'custom' when only --ground-truth is given."""
+    if cfg.dataset is not None:
+        return cfg.dataset
+    if cfg.ground_truth is None:
+        raise ConfigError("give the labelled set: --ground-truth GT.json (your own), or --dataset NAME (a benchmark "
+                          "that labels copies)")
+    return "custom"
+
+
+def store_score_identity(features: str | Path, network, options: ExtractorOptions) -> ScoreIdentity:
+    """The identity of scores made by `network` (None: features only) on a feature file: its recorded
+    extractor, or the one `options` name when it records none (the published files)."""
+    with FeatureStore(features) as store:
+        identity = store.identity
+    if identity is not None:
+        return ScoreIdentity.of_store(network, identity)
+    return ScoreIdentity.of(network, *declared_extractor(options), options.fps)
+
+
+def declared_extractor(options: ExtractorOptions) -> tuple[str, str]:
+    """(backbone label, whitening label) of the extractor `options` name, as the loaded extractor labels
+    itself (models/loading.py), without loading it: for scores whose files do not record it."""
+    from ..models.backbones import BACKBONES, DEFAULT_BACKBONE
+
+    title = BACKBONES[DEFAULT_BACKBONE].title
+    backbone = _weights_label(options.backbone_weights, choices(BACKBONE), options.seed, "--backbone-weights")
+    if options.pca == "none":
+        return f"{title} {backbone}", "none"
+    return f"{title} {backbone}", _weights_label(options.pca, choices(WHITENING), options.seed, "--pca")
+
+
+def declared_model(cfg: CalibrateConfig) -> str:
+    """The label of the model `cfg` names (what ScoreIdentity records), without loading it."""
+    if cfg.features_only:
+        return FEATURES_ONLY
+    if cfg.model == "random":
+        return f"random (seed {cfg.seed})"
+    return cfg.model if cfg.model in choices(NETWORK) else str(Path(cfg.model).expanduser())
+
+
+def _weights_label(spec: str, named: dict[str, str], seed: int, option: str) -> str:
+    if spec == "random":
+        return f"random (seed {seed})"
+    if spec in named:
+        return spec
+    from ..models.loading import file_label
+
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{option} {spec}: not a published name, random or a file")
+    return file_label(path)
+
+
+def _stored_ids(features: str) -> list[str]:
+    with FeatureStore(features) as store:
+        return store.ids()

@@ -1,0 +1,176 @@
+"""`s2vs evaluate --dataset VSC22`: the Video Similarity Challenge 2022's two tracks, from features, raw
+videos, saved similarities, the challenge's candidate pairs or its segment predictions.
+
+From features (docs/METHOD.md §6.8): every query is scored against every reference; the best
+25 × (queries) pairs are the descriptor track's predictions (the official limit), and the same pairs are
+located, every copied part of each becoming a predicted segment (the matching track's predictions).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from itertools import groupby
+from pathlib import Path
+
+from ..benchmarks import Evaluation, Similarities
+from ..benchmarks.vsc import (CopiedSegment, ScoredPair, read_pairs, read_segments, write_pairs,
+                              write_segments)
+from ..benchmarks.vsc22 import NAME, VSC22Benchmark, load_vsc22, predicted_pairs, video_sets
+from ..config import EvaluateConfig
+from ..errors import ConfigError
+from ..progress import SILENT, Progress
+from ..runtime import Runtime
+from ..scoring.retrieval import VideoScorer, load_similarities, save_similarities
+from .evaluate import (EvaluationReport, check_complete, extract_benchmark_features, extraction_options, feature_file,
+                       normalize_scores, prepare_models, score_benchmark)
+
+# The challenge's folders: query/Q….mp4 and reference/R….mp4 beside the metadata files.
+DEFAULT_PATTERNS = {"video": "*/{id}.mp4", "frames": "*/{id}"}
+MATCHING_NOTE = ("the matching track (matching_uAP) needs segments: --from-matches FILE.csv, or features "
+                 "(--dataset-hdf5, --dataset-path)")
+GROUND_TRUTH_LAYOUT = "query_id, ref_id, query_start, query_end, ref_start, ref_end"
+
+
+def run_vsc_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: str | None = None,
+                       from_matches: str | None = None, save_similarities_to: str | None = None,
+                       save_matches_to: str | None = None, progress: Progress = SILENT) -> EvaluationReport:
+    """Both tracks as `cfg` says (see the module's docstring); saved predictions are scored as given."""
+    if cfg.ground_truth is None:
+        raise ConfigError(f"--dataset VSC22 needs --ground-truth GT.csv, the challenge's copied segments "
+                          f"({GROUND_TRUTH_LAYOUT}); it has no public download")
+    if from_matches is not None:
+        sets = video_sets(cfg.annotations)
+        segments = read_segments(from_matches, sets=sets)
+        benchmark = load_vsc22(cfg.ground_truth, sets, predictions=segments)
+        return _saved_report(benchmark, benchmark.evaluate_predictions(segments=segments),
+                             f"matches from {from_matches}", {"predicted_pairs": len({s.pair for s in segments}),
+                                                              "predicted_segments": len(segments)})
+    if from_similarities is not None and Path(from_similarities).suffix.lower() == ".csv":
+        sets = video_sets(cfg.annotations)
+        pairs = read_pairs(from_similarities, sets=sets)
+        benchmark = load_vsc22(cfg.ground_truth, sets, predictions=pairs)
+        report = _saved_report(benchmark, benchmark.evaluate_predictions(pairs=pairs),
+                               f"candidate pairs from {from_similarities}", {"predicted_pairs": len(pairs)})
+        report.segment_note = MATCHING_NOTE
+        return report
+    if from_similarities is not None:
+        similarities = load_similarities(from_similarities)
+        ids = [*similarities, *{r for scores in similarities.values() for r in scores}]
+        benchmark = load_vsc22(cfg.ground_truth, video_sets(cfg.annotations), available=ids)
+        pairs = predicted_pairs(similarities, benchmark.queries, benchmark.database, cfg.pairs_per_query)
+        _save_pairs(save_similarities_to, similarities, pairs)
+        evaluation = check_complete(benchmark.evaluate(similarities, pairs_per_query=cfg.pairs_per_query,
+                                                       scored_from=str(from_similarities)), cfg.strict)
+        return EvaluationReport(evaluation=evaluation, dataset=NAME, model=f"similarities from {from_similarities}",
+                                segment_note=MATCHING_NOTE, counts={"predicted_pairs": len(pairs)})
+    return _from_features(cfg, runtime, save_similarities_to, save_matches_to, progress)
+
+
+def _from_features(cfg: EvaluateConfig, runtime: Runtime, save_similarities_to: str | None,
+                   save_matches_to: str | None, progress: Progress) -> EvaluationReport:
+    """Score, cut to the official number of pairs, locate every copied part of those pairs, evaluate."""
+    pattern = cfg.pattern or DEFAULT_PATTERNS.get(cfg.loader, "*/{id}")
+    benchmark = _benchmark_of_source(cfg, pattern)  # a malformed ground truth fails before the models load
+    prepare_models(cfg, runtime)
+    scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
+    extraction = None
+    with feature_file(cfg) as features:
+        if cfg.dataset_path is not None:
+            extraction = extract_benchmark_features(benchmark, cfg.dataset_path, pattern, features, runtime,
+                                                    extraction_options(cfg), progress)
+        similarities = score_benchmark(benchmark, features, scorer, progress).similarities
+        similarities, normalization = normalize_scores(cfg, similarities, features, benchmark.queries, scorer,
+                                                       progress)
+        pairs = predicted_pairs(similarities, benchmark.queries, benchmark.database, cfg.pairs_per_query)
+        segments = locate_copies(pairs, features, scorer, cfg.min_match_seconds, progress)
+    _save_pairs(save_similarities_to, similarities, pairs)
+    if save_matches_to is not None:
+        write_segments(save_matches_to, segments)
+    scored_from = str(cfg.dataset_hdf5 or cfg.save_features or "the extracted features")
+    evaluation = check_complete(benchmark.evaluate(similarities, pairs_per_query=cfg.pairs_per_query,
+                                                   segments=segments, scored_from=scored_from), cfg.strict)
+    model = "features only" if runtime.network is None else runtime.network.label
+    return EvaluationReport(evaluation=evaluation, dataset=NAME, model=model, random_weights=runtime.random_weights,
+                            extraction=extraction, features_kept=cfg.save_features if extraction else None,
+                            normalization=normalization,
+                            counts={"predicted_pairs": len(pairs), "predicted_segments": len(segments)})
+
+
+def _benchmark_of_source(cfg: EvaluateConfig, pattern: str) -> VSC22Benchmark:
+    """The ground truth with the sets of the videos' folder (its metadata, or the ids `pattern` finds) or of
+    the feature file (--annotations' metadata, or its ids)."""
+    if cfg.dataset_path is not None:
+        sets = video_sets(cfg.annotations or cfg.dataset_path, required=cfg.annotations is not None)
+        found = [] if sets.queries is not None else discover_ids(cfg.dataset_path, pattern)
+        return load_vsc22(cfg.ground_truth, sets, available=found)
+    from ..storage.store import stored_ids
+
+    return load_vsc22(cfg.ground_truth, video_sets(cfg.annotations), available=stored_ids([cfg.dataset_hdf5]))
+
+
+def segment_score(pair_similarity: float, match_score: float) -> float:
+    """A predicted segment's confidence: the mean of its pair's video similarity and its own score (the
+    frame map's mean along it). The first says whether the videos are copies at all; the second how
+    strongly this part matches, and is not diluted when the copy is a short part of a long video."""
+    return 0.5 * (pair_similarity + match_score)
+
+
+def locate_copies(pairs: Sequence[ScoredPair], features: str | Path, scorer: VideoScorer,
+                  min_match_seconds: float = 2.0, progress: Progress = SILENT) -> list[CopiedSegment]:
+    """Every copied part of each pair, found as `s2vs compare` finds them, as the challenge's segments."""
+    from ..storage.store import FeatureStore
+    from .compare import locate_match, stored_video_features
+
+    segments: list[CopiedSegment] = []
+    progress.stage("locating copies", len(pairs), unit="pairs")
+    done = 0
+    with FeatureStore(features) as store:
+        fps = store.identity.fps if store.identity is not None else 1.0  # the published files: 1 fps
+        ordered = sorted(pairs, key=lambda p: p.query_id)  # each query read once
+        for query_id, group in groupby(ordered, key=lambda p: p.query_id):
+            query = stored_video_features(store, query_id, fps, scorer.device)
+            for pair in group:
+                reference = stored_video_features(store, pair.ref_id, fps, scorer.device)
+                _, matches = locate_match(query, reference, scorer.network, scorer.precision, min_match_seconds)
+                segments += [CopiedSegment(pair.query_id, pair.ref_id, m.times.query_start, m.times.query_end,
+                                           m.times.target_start, m.times.target_end,
+                                           segment_score(pair.score, m.score)) for m in matches]
+                done += 1
+                progress.update(done)
+    return segments
+
+
+def discover_ids(root: str | Path, pattern: str) -> list[str]:
+    """Ids of the videos `pattern` finds under `root`, {id} standing for a name without '/' (the pattern's
+    other wildcards too), e.g. '*/{id}.mp4' -> query/Q100001.mp4 gives Q100001."""
+    root = Path(root)
+    if pattern.count("{id}") != 1:
+        raise ConfigError(f"--pattern must contain {{id}} exactly once, e.g. '*/{{id}}.mp4' (got '{pattern}')")
+    if not root.is_dir():
+        raise ConfigError(f"{root}: dataset folder not found")
+    prefix, suffix = (_glob_regex(part) for part in pattern.split("{id}"))
+    matcher = re.compile(f"{prefix}([^/]+){suffix}")
+    found = (matcher.fullmatch(path.relative_to(root).as_posix())
+             for path in root.glob(pattern.replace("{id}", "*")))
+    return sorted({m.group(1) for m in found if m and not m.group(1).startswith(".")})
+
+
+def _glob_regex(text: str) -> str:
+    return "".join({"*": "[^/]*", "?": "[^/]"}.get(char, re.escape(char)) for char in text)
+
+
+def _saved_report(benchmark: VSC22Benchmark, evaluation: Evaluation, model: str,
+                  counts: dict[str, int]) -> EvaluationReport:
+    """The report on saved predictions (no model ran)."""
+    return EvaluationReport(evaluation=evaluation, dataset=benchmark.name, model=model, counts=counts)
+
+
+def _save_pairs(path: str | None, similarities: Similarities, pairs: Sequence[ScoredPair]) -> None:
+    """--save-similarities: a .csv holds the predicted pairs (the challenge's candidates layout); .json and
+    .h5 hold every score (the cut is made again when they are read back)."""
+    if path is None:
+        return
+    if Path(path).suffix.lower() == ".csv":
+        write_pairs(path, pairs)
+    else:
+        save_similarities(path, similarities)

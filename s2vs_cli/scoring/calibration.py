@@ -1,0 +1,259 @@
+"""A calibrated verdict: the score threshold above which a pair is a copy, fitted on labelled pairs.
+
+Fitting. Every (query, database video) pair of a labelled set is scored; a copy is a positive, every other
+pair a negative. Ranked by score, each distinct score is a candidate threshold t, with precision(t) =
+copies scoring ≥ t / pairs scoring ≥ t and recall(t) = copies scoring ≥ t / copies. The threshold kept
+is the lowest one whose precision reaches the target (the most recall for that precision), placed halfway
+to the next lower score, so a pair scoring exactly like the last accepted one is still a copy.
+
+How many pairs a claim needs. A precision measured on n pairs has the binomial standard error
+sqrt(p(1 - p) / n). A claim "precision p" is worth making when that error is at most half of the error
+rate 1 - p it allows (0.95 is then 0.95 ± 0.025): n ≥ 4p / (1 - p), 76 pairs for 0.95, 396 for 0.99.
+The set needs that many copies (there can be no more accepted copies than copies) and that many
+non-copies (so false positives had the chance to show), and the threshold must accept that many pairs.
+The precision holds for pairs drawn like the calibration set's: calibrate on material like your own.
+
+Thresholds belong to the scores they were fitted on: the model (a network or features only), the
+extractor (backbone, whitening, frame rate) and the score normalization. `Thresholds.check_applies`
+refuses any other, in one line naming both.
+Library code: numpy, the standard library and the package's own modules.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, S2VSError
+from .normalization import NoiseNormalization
+
+FORMAT = "s2vs-thresholds/1"
+COPY, NOT_A_COPY = "copy", "not a copy"
+FEATURES_ONLY = "features only"  # the model label of scores made without a similarity network
+REQUIRED_KEYS = ("threshold", "target_precision", "precision", "recall", "model", "extractor", "normalization",
+                 "calibration_set", "s2vs_version")
+
+
+class CalibrationError(S2VSError):
+    """A labelled set cannot support the precision asked for (too small, or no threshold reaches it)."""
+
+
+@dataclass(frozen=True)
+class ScoreIdentity:
+    """What made a score: the similarity model and the extractor of the features it compared."""
+
+    model: str       # the network's label (e.g. "s2vs_dns"), or "features only"
+    backbone: str    # e.g. "ResNet-50 imagenet" (RegionExtractor.backbone_label, StoreIdentity.backbone)
+    whitening: str   # e.g. "vcdb", "none" (RegionExtractor.whitening_label, StoreIdentity.whitening)
+    fps: float       # frames sampled per second of video
+
+    @classmethod
+    def of(cls, network: Any, backbone: str, whitening: str, fps: float) -> ScoreIdentity:
+        """From the network that scores (None: features only) and the extractor's labels."""
+        return cls(FEATURES_ONLY if network is None else str(network.label), backbone, whitening, float(fps))
+
+    @classmethod
+    def of_store(cls, network: Any, identity: Any) -> ScoreIdentity:
+        """From the network that scores and a feature file's StoreIdentity (what made its features)."""
+        return cls.of(network, identity.backbone, identity.whitening, identity.fps)
+
+    @property
+    def random_weights(self) -> bool:
+        """Whether the network or the backbone carries seeded random weights (models/loading.py labels them
+        'random (seed N)'): a test of the pipeline, not a meaningful threshold."""
+        return any(label.startswith("random (seed") or " random (seed" in label
+                   for label in (self.model, self.backbone))
+
+    def describe(self) -> str:
+        """'s2vs_dns on ResNet-50 imagenet + vcdb whitening at 1 fps'."""
+        whitening = "no whitening" if self.whitening == "none" else f"{self.whitening} whitening"
+        return f"{self.model} on {self.backbone} + {whitening} at {self.fps:g} fps"
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The threshold fitted on labelled scores, and what it gives there."""
+
+    threshold: float
+    precision: float   # among the pairs scoring ≥ threshold
+    recall: float      # of the copies
+    accepted: int      # pairs scoring ≥ threshold
+    pairs: int
+    positives: int
+
+
+def required_pairs(target_precision: float) -> int:
+    """Pairs a precision claim needs: n ≥ 4p / (1 - p), where the binomial standard error sqrt(p(1-p)/n)
+    is half of the error rate 1 - p (76 for 0.95)."""
+    if not 0 < target_precision < 1:
+        raise ConfigError(f"target_precision must be between 0 and 1 (both excluded), got {target_precision}")
+    return math.ceil(round(4 * target_precision / (1 - target_precision), 9))
+
+
+def check_enough(positives: int, negatives: int, target_precision: float, set_name: str) -> None:
+    """CalibrationError unless the set holds enough copies and non-copies for the claim (required_pairs)."""
+    needed = required_pairs(target_precision)
+    if positives < needed or negatives < needed:
+        raise CalibrationError(
+            f"{set_name} is too small to support a precision of {target_precision:g}: it has {positives} copy "
+            f"pairs and {negatives} other pairs, and needs at least {needed} of each (the standard error of a "
+            f"precision measured on n pairs must be at most half of the {1 - target_precision:.2g} error rate "
+            f"allowed: n ≥ 4p/(1-p))")
+
+
+def fit_threshold(scores: np.ndarray, is_copy: np.ndarray, target_precision: float,
+                  set_name: str = "the set") -> Fit:
+    """The lowest threshold whose precision reaches `target_precision` (see the module's docstring).
+
+    CalibrationError when the set is too small, when no threshold reaches the target, or when the one that
+    does accepts fewer pairs than the claim needs.
+    """
+    scores, is_copy = np.asarray(scores, dtype=np.float64).ravel(), np.asarray(is_copy, dtype=bool).ravel()
+    if len(scores) != len(is_copy):
+        raise ValueError(f"{len(scores)} scores but {len(is_copy)} labels")
+    if np.isnan(scores).any():
+        raise CalibrationError(f"{set_name}: a score is NaN; the features are damaged")
+    positives = int(is_copy.sum())
+    check_enough(positives, len(scores) - positives, target_precision, set_name)
+    order = np.argsort(-scores, kind="stable")
+    ranked, copies = scores[order], np.cumsum(is_copy[order])
+    # A threshold can only fall between two different scores: the cut after the last of each run of ties.
+    ends = np.flatnonzero(np.append(ranked[1:] != ranked[:-1], True))
+    accepted = ends + 1
+    precision = copies[ends] / accepted
+    reaching = np.flatnonzero(precision >= target_precision)
+    if len(reaching) == 0:
+        best = int(np.argmax(precision))
+        raise CalibrationError(f"no threshold reaches a precision of {target_precision:g} on {set_name}: the best "
+                               f"is {precision[best]:.3f}, scoring ≥ {ranked[ends[best]]:.4f}; lower "
+                               "--target-precision, or use a stronger model")
+    cut = int(ends[reaching[-1]])
+    fit = Fit(threshold=_between(ranked, cut), precision=float(precision[reaching[-1]]),
+              recall=float(copies[cut] / positives), accepted=cut + 1, pairs=len(scores), positives=positives)
+    needed = required_pairs(target_precision)
+    if fit.accepted < needed:
+        raise CalibrationError(f"only {fit.accepted} pairs of {set_name} score above the threshold that reaches a "
+                               f"precision of {target_precision:g} (recall {fit.recall:.2f}); the claim needs "
+                               f"at least {needed}: add copies the model finds, or lower --target-precision")
+    return fit
+
+
+def _between(ranked: np.ndarray, cut: int) -> float:
+    """Halfway from the last accepted score down to the next one (the last score when none is lower)."""
+    last = float(ranked[cut])
+    if cut + 1 == len(ranked):
+        return last
+    middle = (last + float(ranked[cut + 1])) / 2
+    return middle if middle > ranked[cut + 1] else last  # adjacent floats: keep the next score out
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """A fitted threshold with what it was fitted for and on: the contents of a thresholds file."""
+
+    threshold: float
+    target_precision: float
+    precision: float                    # measured at the threshold on the calibration set
+    recall: float
+    identity: ScoreIdentity             # the scores it applies to
+    normalization: NoiseNormalization | None
+    calibration_set: dict[str, Any]     # name, file, features, pairs, positives, accepted
+    version: str                        # of s2vs
+    random_weights: bool = False        # fitted on scores of random weights: a test of the pipeline
+    path: str | None = field(default=None, compare=False)  # the file it was read from
+
+    def verdict(self, score: float) -> str:
+        """'copy' when `score` reaches the threshold, else 'not a copy'."""
+        return COPY if score >= self.threshold else NOT_A_COPY
+
+    @property
+    def name(self) -> str:
+        """How errors name these thresholds: their file, or 'the thresholds'."""
+        return Path(self.path).name if self.path else "the thresholds"
+
+    def check_applies(self, identity: ScoreIdentity, normalization: NoiseNormalization | None) -> None:
+        """ConfigError (one line naming both) unless scores made as `identity`, normalized as `normalization`
+        (None: not normalized), are the scores these thresholds were fitted on."""
+        if identity != self.identity:
+            raise ConfigError(f"{self.name} was calibrated for {self.identity.describe()}; this run uses "
+                              f"{identity.describe()}")
+        if self.normalization is None and normalization is not None:
+            raise ConfigError(f"{self.name} was calibrated on scores that are not normalized; this run normalizes "
+                              f"them with {normalization.describe()} (calibrate again with --normalize-with)")
+        if self.normalization is not None and not self.normalization.same_as(normalization):
+            now = "does not normalize them" if normalization is None else \
+                f"normalizes them with {normalization.describe()}"
+            raise ConfigError(f"{self.name} was calibrated on scores normalized with "
+                              f"{self.normalization.describe()}; this run {now}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The thresholds file's JSON."""
+        return {"format": FORMAT, "threshold": self.threshold, "target_precision": self.target_precision,
+                "precision": self.precision, "recall": self.recall, "model": self.identity.model,
+                "extractor": {"backbone": self.identity.backbone, "whitening": self.identity.whitening,
+                              "fps": self.identity.fps},
+                "normalization": None if self.normalization is None else self.normalization.as_dict(),
+                "calibration_set": dict(self.calibration_set), "random_weights": self.random_weights,
+                "s2vs_version": self.version}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], path: str | None = None) -> Thresholds:
+        """Read back what as_dict wrote; ConfigError naming the file and the problem otherwise."""
+        where = f"{path}: " if path else "thresholds: "
+        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+            raise ConfigError(f"{where}not a thresholds file (expected \"format\": \"{FORMAT}\"; "
+                              "write one with s2vs calibrate)")
+        absent = [key for key in REQUIRED_KEYS if key not in data]
+        if absent:
+            raise ConfigError(f"{where}missing '{absent[0]}'")
+        try:
+            extractor = data["extractor"]
+            normalization = data["normalization"]
+            thresholds = cls(
+                threshold=_number(data["threshold"]), target_precision=_number(data["target_precision"]),
+                precision=_number(data["precision"]), recall=_number(data["recall"]),
+                identity=ScoreIdentity(str(data["model"]), str(extractor["backbone"]),
+                                       str(extractor["whitening"]), _number(extractor["fps"])),
+                normalization=None if normalization is None else NoiseNormalization.from_dict(normalization),
+                calibration_set=dict(data["calibration_set"]), version=str(data["s2vs_version"]),
+                random_weights=bool(data.get("random_weights", False)), path=path)
+        except KeyError as e:
+            raise ConfigError(f"{where}missing {e}") from None
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{where}malformed thresholds file ({e})") from None
+        return thresholds
+
+    def save(self, path: str | Path) -> None:
+        """Write the thresholds file (indented JSON)."""
+        try:
+            Path(path).write_text(json.dumps(self.as_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        except OSError as e:
+            raise S2VSError(f"{path}: cannot write the thresholds ({e.strerror or e})") from None
+
+
+def load_thresholds(path: str | Path) -> Thresholds:
+    """Read a thresholds file: S2VSError when it is missing, ConfigError (one line naming it) when it is
+    unreadable or malformed."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:  # a missing input is exit 1, as everywhere
+        raise S2VSError(f"{path}: thresholds file not found (write one with s2vs calibrate)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the thresholds file ({getattr(e, 'strerror', None) or e})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f"{path}: not a thresholds file (invalid JSON: {e})") from None
+    return Thresholds.from_dict(data, str(path))
+
+
+def _number(value: Any) -> float:
+    """A finite JSON number (not a bool, not a string)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"expected a number, got {value!r}")
+    return float(value)
