@@ -1,6 +1,10 @@
-"""End-to-end `s2vs compare` of two 60-s clips: wall time split into start-up, decode, extract, compare.
+"""End-to-end `s2vs compare` of two 60-s clips: wall time split into start-up, decode, extract, compare;
+and what finding every copied part (matches) adds to it.
 
-    python benchmarks/bench_compare.py [--videos ../shared/videos]
+    python benchmarks/bench_compare.py [--videos ../shared/videos] [--repeats 3]
+
+The matches' cost is measured in one process: `compare_videos` with and without `locate_matches`
+(replaced by a no-op), alternated `--repeats` times, medians compared.
 
 The clips are cut (re-encoded, native frame rate) from one-by-one-person-detection.mp4 in
 ../shared/videos: 0-60 s and 60-120 s. Weights are seeded random ones (the published weights are not
@@ -34,6 +38,7 @@ def cut_clips(source: Path, out: Path) -> tuple[Path, Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=Path, default=ROOT.parent / "shared" / "videos")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     # Start-up: a fresh interpreter importing what `s2vs compare` imports before it works.
     probe = ("import time; t = time.perf_counter(); import s2vs_cli.cli, s2vs_cli.jobs.compare, s2vs_cli.models.loading, "
@@ -61,6 +66,30 @@ def main() -> None:
             print(f"{precision} ({run_precision}), {result.frames[0]}x{result.frames[1]} frames: "
                   f"CLI wall {wall:.1f} s; start-up: imports {imported:.1f} s + models {loaded:.1f} s;"
                   f" decode {t['decode']:.1f} s, extract {t['extract']:.1f} s, compare {t['compare']:.2f} s")
+            matches_cost(a, b, runtime, args.repeats)
+
+
+def matches_cost(a: Path, b: Path, runtime, repeats: int) -> None:
+    """compare_videos' wall time with and without locate_matches, alternated in one process."""
+    import numpy as np
+
+    from s2vs_cli.jobs import compare
+    from s2vs_cli.scoring.localization import locate_matches
+
+    walls: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(repeats):
+        for with_matches in (True, False):
+            compare.locate_matches = locate_matches if with_matches else (lambda *args, **kwargs: [])
+            started = time.perf_counter()
+            result = compare.compare_videos(a, b, runtime)
+            walls[with_matches].append(time.perf_counter() - started)
+    compare.locate_matches = locate_matches
+    started = time.perf_counter()
+    matches = locate_matches(result.frame_similarity, result.query_times, result.target_times, 1.0)
+    alone = time.perf_counter() - started
+    with_, without = np.median(walls[True]), np.median(walls[False])
+    print(f"  matches ({len(matches)} found): locate_matches {alone * 1e3:.1f} ms; compare_videos median of "
+          f"{repeats} {with_:.2f} s with them, {without:.2f} s without ({(with_ / without - 1) * 100:+.1f}%)")
 
 
 if __name__ == "__main__":

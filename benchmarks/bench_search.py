@@ -15,7 +15,9 @@ Stages (each in its own process, so the RAM figure is the search's alone):
     python benchmarks/bench_search.py query  --folder DIR [--exhaustive]
 `all` runs the three in turn. Recall@100 compares two-stage search with exhaustive search over the same
 scorer: raw Chamfer (features only), since random ViSiL weights would rank these random videos at random.
-Each query returns its top 100 and locates the matching segment in its top 20 (the CLI's default --top-k).
+Each query returns its top 100 and locates the matching segment and every copied part (matches) in its
+top 20 (the CLI's default --top-k); the query stage also prints what the matches cost per query
+(`locate_matches` timed inside the search), and `query --no-matches` runs the same without them.
 """
 from __future__ import annotations
 
@@ -104,33 +106,61 @@ def build(folder: Path) -> None:
           f"{time.perf_counter() - started:.1f} s")
 
 
-def query(folder: Path, exhaustive: bool, candidates: int) -> None:
+class _Timed:
+    """A function that also adds up the seconds spent in it (here: locate_matches, inside each search)."""
+
+    def __init__(self, function):
+        self.function, self.seconds = function, 0.0
+
+    def __call__(self, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return self.function(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
+def query(folder: Path, exhaustive: bool, candidates: int, matches: bool = True) -> None:
+    from s2vs_cli.jobs import compare
     from s2vs_cli.storage.index import open_index
     from s2vs_cli.scoring.retrieval import VideoScorer
     from s2vs_cli.jobs.search import QueryVideo, Searcher
     from s2vs_cli.models.visil import ViSiL
 
+    timed = _Timed(compare.locate_matches if matches else (lambda *args, **kwargs: []))
+    compare.locate_matches = timed  # the search locates hits with compare.locate_match, which calls it
+
     truth = json.loads((folder / "planted.json").read_text())
     index, _ = open_index(folder / "store.h5")
     print(f"loaded index ({index.kind}); peak RSS so far {peak_rss_gb():.2f} GB")
+    from s2vs_cli.runtime import resolve_precision
+
+    # As the CLI's default picks it: bf16 on CPUs with native bf16 (emulated bf16 is many times slower), else fp32.
+    precision = resolve_precision("auto", torch.device("cpu"))
+    print(f"scoring precision: {precision}")
     torch.manual_seed(0)
-    scorers = {"features only": VideoScorer(None, torch.device("cpu"), "bf16"),
-               "full ViSiL (random weights)": VideoScorer(ViSiL().eval(), torch.device("cpu"), "bf16")}
+    scorers = {"features only": VideoScorer(None, torch.device("cpu"), precision),
+               "full ViSiL (random weights)": VideoScorer(ViSiL().eval(), torch.device("cpu"), precision)}
     results = {}
     for name, scorer in scorers.items():
         with Searcher(folder / "store.h5", scorer, index, candidates=candidates, top_k=100, locate=20) as searcher:
-            latencies, found = [], []
+            latencies, found, in_matches, parts = [], [], [], 0
             for q, frames in enumerate(queries()):
                 video = QueryVideo(f"q{q}", frames[:, None, :], np.arange(len(frames), dtype=float), 1.0)
+                timed.seconds = 0.0
                 started = time.perf_counter()
                 result = searcher.search(video)
                 latencies.append(time.perf_counter() - started)
+                in_matches.append(timed.seconds)
                 found.append([h.video_id for h in result.hits])
+                parts += sum(len(h.matches or ()) for h in result.hits)
             results[name] = found
             planted_recall = np.mean([len(set(f[:100]) & set(truth[str(q)][:100])) / 100 for q, f in enumerate(found)])
             print(f"  {name}: median {np.median(latencies):.2f} s, p95 {np.percentile(latencies, 95):.2f} s per query "
                   f"({candidates} candidates re-ranked); planted copies in the top 100: {planted_recall:.3f}; "
                   f"peak RSS {peak_rss_gb():.2f} GB")
+            print(f"    matches {'on' if matches else 'off'}: {np.median(in_matches) * 1e3:.1f} ms a query in "
+                  f"locate_matches (median; {parts / len(latencies):.1f} parts found a query over its located hits)")
     if exhaustive:
         from s2vs_cli.scoring.retrieval import score_prepared
 
@@ -176,6 +206,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=100_000)
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--exhaustive", action="store_true")
+    parser.add_argument("--no-matches", action="store_true", help="query: locate the best segment only")
     args = parser.parse_args()
     print(f"{torch.get_num_threads()} torch threads")
     if args.stage == "all":
@@ -190,7 +221,7 @@ def main() -> None:
     elif args.stage == "reads":
         reads(args.folder)
     else:
-        query(args.folder, args.exhaustive, args.candidates)
+        query(args.folder, args.exhaustive, args.candidates, matches=not args.no_matches)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ class CompareConfig(ModelOptions):
 
     features_only: bool = False  # raw region features, no attention and no comparator (docs/METHOD.md §3)
     min_match_seconds: float = 2.0  # copied parts shorter than this (on either video) are not reported
+    min_match_score: Optional[float] = None  # nor those whose score (mean similarity along them) is lower
     thresholds: Optional[str] = None  # a thresholds file from `s2vs calibrate`: say "copy" / "not a copy"
 
     def __post_init__(self):

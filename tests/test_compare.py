@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -272,3 +273,22 @@ def test_cli_compare_refuses_thresholds_of_other_scores(videos_dir, tmp_path):
     broken.write_text('{"format": "s2vs-thresholds/1", "threshold": 0.5}')
     line = _error_line(runner.invoke(app, ["compare", clip, clip, "--thresholds", str(broken)]), 2)
     assert line == f"error: {broken}: missing 'target_precision'"
+
+
+def test_min_match_score_leaves_out_weaker_parts():
+    """compare_features(min_match_score=): parts whose mean similarity is lower are not reported."""
+    from s2vs_cli.jobs.compare import as_video_features
+
+    rng = np.random.default_rng(0)
+    source = rng.standard_normal((12, 2, 32)).astype(np.float32)
+    source /= np.linalg.norm(source, axis=-1, keepdims=True)
+    unrelated = rng.standard_normal((20, 2, 32)).astype(np.float32)
+    unrelated /= np.linalg.norm(unrelated, axis=-1, keepdims=True)
+    query = np.concatenate([unrelated[:10], source, unrelated[10:]])  # the source at 10-22 s
+    q = as_video_features("q", query, np.arange(len(query), dtype=float), fps=1.0)
+    t = as_video_features("t", source, np.arange(len(source), dtype=float), fps=1.0)
+    found = compare_features(q, t, None).matches
+    assert [(m.times.query_start, m.times.query_end) for m in found] == [(10.0, 22.0)]
+    assert found[0].score == pytest.approx(1.0, abs=1e-5)
+    assert compare_features(q, t, None, min_match_score=0.5).matches == found
+    assert compare_features(q, t, None, min_match_score=1.01).matches == []

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from s2vs_cli.scoring.localization import Segment, all_segments, best_segment, segment_times
+from s2vs_cli.scoring.localization import (
+    Segment, _Alignment, all_segments, best_segment, locate_matches, match_scores, segment_times)
 
 
 def noise(tq, tt, seed=0, level=0.5, spread=0.05):
@@ -131,11 +132,13 @@ def test_every_copied_part_is_found_once_and_nothing_else():
 
 
 def test_all_segments_starts_with_the_best_one():
+    """Same frames as best_segment (the evidence differs: all_segments scores cells against their frames' own best)."""
     sim = noise(40, 50, seed=4)
     _plant(sim, range(5, 25), range(20, 40))
     _plant(sim, range(30, 35), range(0, 5), value=0.7)
-    first = all_segments(sim)[0]
-    assert first == best_segment(sim)
+    first, best = all_segments(sim)[0], best_segment(sim)
+    assert (first.query_first, first.query_last, first.target_first, first.target_last) == (
+        best.query_first, best.query_last, best.target_first, best.target_last)
 
 
 def test_short_or_capped_segments_are_left_out():
@@ -147,3 +150,70 @@ def test_short_or_capped_segments_are_left_out():
     assert len(all_segments(sim, max_segments=1)) == 1
     flat = np.full((8, 8), 0.5, dtype=np.float32)
     assert len(all_segments(flat, max_segments=3)) <= 3
+
+
+def _frames(segment):
+    return (segment.query_first, segment.query_last, segment.target_first, segment.target_last)
+
+
+def test_weaker_copy_below_the_maps_midpoint_is_found():
+    """A cropped copy at a third of the re-encoded copy's height: below the map's midpoint, still a part."""
+    sim = noise(90, 80, seed=7, spread=0.02)
+    _plant(sim, range(10, 30), range(40, 60), value=0.9)
+    _plant(sim, range(50, 65), range(5, 20), value=0.62)
+    assert (match_scores(sim)[range(50, 65), range(5, 20)] < 0).all()  # best_segment's scoring misses it
+    assert [_frames(s) for s in all_segments(sim)] == [(10, 29, 40, 59), (50, 64, 5, 19)]
+
+
+def test_echo_of_a_copy_on_a_neighbouring_diagonal_is_not_a_part():
+    """A static scene: the copy's last query frames also resemble the target frames just after the copy."""
+    sim = noise(40, 70, seed=8, spread=0.02)
+    _plant(sim, range(10, 20), range(30, 40), value=0.85)
+    _plant(sim, range(16, 20), range(40, 44), value=0.7)
+    assert [_frames(s) for s in all_segments(sim)] == [(10, 19, 30, 39)]
+
+
+def test_two_copies_with_unrelated_footage_between_are_two_parts():
+    sim = noise(45, 50, seed=9, spread=0.02)
+    _plant(sim, range(10, 20), range(20, 30))
+    _plant(sim, range(23, 33), range(31, 41))  # 3 unrelated query frames, then the target 1 s further on
+    assert sorted(_frames(s) for s in all_segments(sim)) == [(10, 19, 20, 29), (23, 32, 31, 40)]
+
+
+def test_noise_alone_has_no_parts():
+    assert all_segments(noise(400, 300, seed=10)) == []
+    assert locate_matches(noise(50, 60, seed=11), np.arange(50.0), np.arange(60.0), fps=1.0) == []
+
+
+def test_weak_parts_below_a_minimum_score_are_left_out():
+    sim = noise(60, 60, seed=12, spread=0.02)
+    _plant(sim, range(5, 20), range(5, 20), value=0.85)
+    _plant(sim, range(30, 45), range(40, 55), value=0.65)
+    assert len(all_segments(sim)) == 2
+    assert [_frames(s) for s in all_segments(sim, min_similarity=0.7)] == [(5, 19, 5, 19)]
+    matches = locate_matches(sim, np.arange(60.0), np.arange(60.0), fps=1.0, min_score=0.7)
+    assert [(m.times.query_start, m.times.query_end) for m in matches] == [(5.0, 20.0)]
+    assert matches[0].score == pytest.approx(0.85, abs=0.01)
+
+
+def test_realigning_after_blocking_equals_aligning_afresh():
+    scores = np.random.default_rng(13).normal(-0.2, 0.4, (70, 60)).astype(np.float32)
+    alignment = _Alignment(scores.copy())
+    alignment.scores[20:31, 10:25] = -np.inf
+    alignment.realign(20, 30)
+    scores[20:31, 10:25] = -np.inf
+    fresh = _Alignment(scores)
+    np.testing.assert_array_equal(alignment.totals, fresh.totals)
+    assert alignment.best_path() == fresh.best_path()
+
+
+@pytest.mark.slow
+def test_two_hour_map_every_part_found():
+    """7,200 x 7,200 frames (two 2-hour videos at 1 fps), four copies of 1-10 minutes, one at double speed."""
+    sim = noise(7200, 7200, seed=14)
+    planted = [(range(300, 400), range(5000, 5100)), (range(2000, 2300), range(100, 700, 2)),
+               (range(4000, 4060), range(4000, 4060)), (range(6000, 6600), range(2500, 3100))]
+    for rows, columns in planted:
+        _plant(sim, rows, columns)
+    found = sorted(_frames(s) for s in all_segments(sim))
+    assert found == sorted((r[0], r[-1], c[0], c[-1]) for r, c in planted)

@@ -26,6 +26,10 @@ def compare(
         help="Copied parts shorter than this on either video are not listed.  \\[default: 2]",
         rich_help_panel=options.OUTPUT)] = None,
     thresholds: options.Thresholds = None,
+    min_match_score: Annotated[Optional[float], typer.Option(
+        "--min-match-score", metavar="SCORE",
+        help="Copied parts whose score (the similarity map's mean along them) is below this are not listed.  "
+             "\\[default: none]", rich_help_panel=options.OUTPUT)] = None,
     features_only: options.FeaturesOnly = None,
     model: options.Model = None,
     backbone_weights: options.BackboneWeights = None,
@@ -52,7 +56,8 @@ def compare(
         cfg = load_config(CompareConfig, config, print_config, model=model, backbone_weights=backbone_weights,
                           pca=pca, device=device, precision=precision, fps=fps, frames_per_batch=frames_per_batch,
                           seed=seed, compile=compile_cnn, features_only=features_only,
-                          min_match_seconds=min_match_seconds, thresholds=thresholds)
+                          min_match_seconds=min_match_seconds, thresholds=thresholds,
+                          min_match_score=min_match_score)
         from ..jobs.compare import check_videos, compare_videos
         from ..runtime import Runtime
         from ..scoring.calibration import load_thresholds
@@ -63,7 +68,7 @@ def compare(
             runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
             runtime.load_models(cfg.backbone_weights, cfg.pca, cfg.model, cfg.features_only)
             result = compare_videos(query, target, runtime, cfg.fps, cfg.frames_per_batch, progress,
-                                    cfg.min_match_seconds, calibration)
+                                    cfg.min_match_seconds, calibration, cfg.min_match_score)
         if heatmap:
             _save_heatmap(heatmap, result, query, target)
 

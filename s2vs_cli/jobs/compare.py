@@ -128,14 +128,16 @@ def _frame_map(q: torch.Tensor, t: torch.Tensor, network: ViSiL | None) -> torch
 
 @torch.inference_mode()
 def compare_features(query: VideoFeatures, target: VideoFeatures, network: ViSiL | None,
-                     precision: str = "fp32", min_match_seconds: float = 2.0) -> Comparison:
+                     precision: str = "fp32", min_match_seconds: float = 2.0,
+                     min_match_score: float | None = None) -> Comparison:
     """Compare two feature sets: full ViSiL with `network`, or features only when it is None."""
     with autocast(query.features.device, precision):
         f2f = _frame_map(query.features, target.features, network)
         similarity = chamfer(f2f if network is None else network.comparator_map(f2f))
     f2f = f2f.float().cpu().numpy()
     segment = segment_times(best_segment(f2f), query.timestamps, target.timestamps, 1.0 / query.fps)
-    matches = locate_matches(f2f, query.timestamps, target.timestamps, query.fps, min_match_seconds)
+    matches = locate_matches(f2f, query.timestamps, target.timestamps, query.fps, min_match_seconds,
+                             min_score=min_match_score)
     return Comparison(query=query.path, target=target.path, similarity=float(similarity),
                       frames=tuple(f2f.shape), segment=segment, matches=matches, frame_similarity=f2f,
                       query_times=query.timestamps, target_times=target.timestamps,
@@ -163,7 +165,8 @@ def check_videos(*paths: str | Path) -> None:
 
 def compare_videos(query: str | Path, target: str | Path, runtime: Runtime, fps: float = 1.0,
                    frames_per_batch: int = 32, progress: Progress = SILENT,
-                   min_match_seconds: float = 2.0, thresholds: Thresholds | None = None) -> Comparison:
+                   min_match_seconds: float = 2.0, thresholds: Thresholds | None = None,
+                   min_match_score: float | None = None) -> Comparison:
     """Similarity of two video files and their best-matching segment, with the runtime's models (no network
     loaded: features-only mode). `timings` of the result holds the seconds each stage took. With
     `thresholds` (from `s2vs calibrate`, checked to belong to these models first) the result has a verdict."""
@@ -179,7 +182,8 @@ def compare_videos(query: str | Path, target: str | Path, runtime: Runtime, fps:
                                                compiled=runtime.compile, timings=timings, progress=progress))
     progress.stage("comparing", total=1, unit="pairs")
     started = time.perf_counter()
-    comparison = compare_features(features[0], features[1], runtime.network, runtime.precision, min_match_seconds)
+    comparison = compare_features(features[0], features[1], runtime.network, runtime.precision, min_match_seconds,
+                                  min_match_score)
     timings["compare"] = time.perf_counter() - started
     progress.update(1)
     comparison.timings, comparison.thresholds = timings, thresholds
