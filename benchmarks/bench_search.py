@@ -121,14 +121,14 @@ class _Timed:
 
 
 def query(folder: Path, exhaustive: bool, candidates: int, matches: bool = True) -> None:
-    from s2vs_cli.jobs import compare
+    from s2vs_cli.jobs import located_pair
     from s2vs_cli.storage.index import open_index
     from s2vs_cli.scoring.retrieval import VideoScorer
     from s2vs_cli.jobs.search import QueryVideo, Searcher
     from s2vs_cli.models.visil import ViSiL
 
-    timed = _Timed(compare.locate_matches if matches else (lambda *args, **kwargs: []))
-    compare.locate_matches = timed  # the search locates hits with compare.locate_match, which calls it
+    timed = _Timed(located_pair.locate_matches if matches else (lambda *args, **kwargs: []))
+    located_pair.locate_matches = timed  # the search locates hits with located_pair.locate_pair, which calls it
 
     truth = json.loads((folder / "planted.json").read_text())
     index, _ = open_index(folder / "store.h5")

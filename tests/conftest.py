@@ -49,3 +49,6 @@ def parity_weights(parity_dir, tmp_path_factory) -> Path:
     with torch.random.fork_rng(devices=[]):
         module.make(out)
     return out
+
+
+from browser_support import browser  # noqa: E402,F401 -- the headless Chromium fixture of the page tests

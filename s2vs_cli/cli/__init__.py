@@ -13,6 +13,7 @@ from .evaluate import evaluate
 from .fit_pca import fit_pca
 from .help import Command, Group
 from .merge import merge
+from .report import report
 from .search import index, search
 from .train import EPILOG as TRAIN_EPILOG, train
 from .verify import verify
@@ -39,6 +40,7 @@ app.command(cls=Command, no_args_is_help=True, epilog=TRAIN_EPILOG)(train)
 app.command(cls=Command, no_args_is_help=True)(search)
 app.command(cls=Command, no_args_is_help=True)(index)
 app.command(cls=Command, no_args_is_help=True)(verify)
+app.command(cls=Command, no_args_is_help=True)(report)
 
 
 def _print_version(value: bool) -> None:

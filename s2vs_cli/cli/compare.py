@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import options
-from .common import console, load_config, print_table, reported_errors
+from .common import check_writable, console, load_config, print_table, reported_errors
 from .progress import RichProgress
 
 
@@ -21,6 +21,11 @@ def compare(
         "--heatmap", metavar="OUT.png",
         help="Save the frame-to-frame similarity map as an image, time in seconds on both axes, "
              "with every copied part outlined (the best one thickest).", rich_help_panel=options.OUTPUT)] = None,
+    report: Annotated[Optional[str], typer.Option(
+        "--report", metavar="OUT.html",
+        help="Write a review page to open in a browser: the heatmap, every copied part on a timeline and as "
+             "thumbnails, and both videos side by side, seeking together to the part chosen.",
+        rich_help_panel=options.OUTPUT)] = None,
     min_match_seconds: Annotated[Optional[float], typer.Option(
         "--min-match-seconds", metavar="SECONDS",
         help="Copied parts shorter than this on either video are not listed.  \\[default: 2]",
@@ -48,7 +53,7 @@ def compare(
     """Similarity of two videos (in [-1, 1]), the time ranges where they match best, and every copied part.
 
     With [bold]--thresholds[/] (from s2vs calibrate), also the verdict: copy or not a copy.
-    Example: [bold]s2vs compare original.mp4 suspect.mp4 --heatmap map.png[/]
+    Example: [bold]s2vs compare original.mp4 suspect.mp4 --heatmap map.png --report review.html[/]
     """
     with reported_errors():
         from ..config import CompareConfig
@@ -63,26 +68,45 @@ def compare(
         from ..scoring.calibration import load_thresholds
 
         check_videos(query, target)  # a bad input fails now, not after minutes of weight loading
+        check_writable(report)
         calibration = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None
         with RichProgress(console, quiet or json_output) as progress:
             runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
             runtime.load_models(cfg.backbone_weights, cfg.pca, cfg.model, cfg.features_only)
             result = compare_videos(query, target, runtime, cfg.fps, cfg.frames_per_batch, progress,
                                     cfg.min_match_seconds, calibration, cfg.min_match_score)
+            if report:
+                written = _write_report(report, result, runtime, cfg.fps, progress)
         if heatmap:
             _save_heatmap(heatmap, result, query, target)
 
     summary = result.as_dict() | {
-        "model": "features only" if runtime.network is None else runtime.network.label,
+        "model": _model_label(runtime),
         "extractor": runtime.extractor.label,
         "random_weights": runtime.random_weights,
         "device": str(runtime.device), "precision": runtime.precision,
         "warnings": result.warnings,
     }
+    if report:
+        summary["report"] = str(written)
     if json_output:
         print(json.dumps(summary))
         return
     _render(summary, heatmap)
+
+
+def _write_report(path: str, result, runtime, fps: float, progress):
+    """The review page of `result`, written to `path` with its images beside it; its path."""
+    from ..report.compare_review import compare_document
+    from ..report.page import write_page
+
+    document = compare_document(result, fps, model=_model_label(runtime), extractor=runtime.extractor.label,
+                                random_weights=runtime.random_weights, progress=progress)
+    return write_page(document, path)
+
+
+def _model_label(runtime) -> str:
+    return "features only" if runtime.network is None else runtime.network.label
 
 
 def _save_heatmap(path: str, result, query: str, target: str) -> None:
@@ -131,6 +155,8 @@ def _render(summary: dict, heatmap: str | None) -> None:
     table.add_row("model", f"{summary['model']}; {summary['extractor']}; {summary['device']} {summary['precision']}")
     if heatmap:
         table.add_row("heatmap", heatmap)
+    if "report" in summary:
+        table.add_row("report", summary["report"])
     print_table(table)
     if summary["random_weights"]:
         console.print("[yellow]note:[/] random weights: a test of the pipeline, not a meaningful similarity")

@@ -85,6 +85,12 @@ def evaluate(
     output: Annotated[Optional[str], typer.Option(
         "--output", "-o", metavar="RESULTS.json", help="Write every number (and what was missing) as JSON.",
         rich_help_panel=options.OUTPUT)] = None,
+    report: Annotated[Optional[str], typer.Option(
+        "--report", metavar="OUT.html",
+        help="Write a review page to open in a browser: the metrics beside the paper's, each query's AP and its "
+             "errors (positives ranked low, negatives ranked high), each pair with its heatmap and copied parts "
+             "when features are at hand and its videos with --dataset-path.",
+        rich_help_panel=options.OUTPUT)] = None,
     normalize_with: options.NormalizeWith = None,
     normalize_k: options.NormalizeK = None,
     normalize_beta: options.NormalizeBeta = None,
@@ -126,26 +132,44 @@ def evaluate(
                           backbone_weights=backbone_weights, pca=pca, fps=fps, frames_per_batch=frames_per_batch,
                           pairs_per_query=pairs_per_query, min_match_seconds=min_match_seconds,
                           normalize_with=normalize_with, normalize_k=normalize_k, normalize_beta=normalize_beta)
+        from ..benchmarks.vsc22 import is_vsc22
+        from ..errors import ConfigError
         from ..jobs.evaluate import check_sources, run_evaluation
         from ..runtime import Runtime
 
         # Usage errors before any output is checked or model loaded; outputs before hours of scoring.
         check_sources(cfg, from_similarities, from_matches, save_matches)
-        check_writable(output, save_similarities, save_matches)
+        if report is not None and is_vsc22(cfg.dataset):
+            raise ConfigError("--report is not supported with --dataset VSC22 yet")
+        check_writable(output, save_similarities, save_matches, report)
         with RichProgress(console, quiet or json_output) as progress:
             runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
             try:
-                report = run_evaluation(cfg, runtime, from_similarities=from_similarities,
-                                        save_similarities_to=save_similarities, from_matches=from_matches,
-                                        save_matches_to=save_matches, progress=progress)
+                evaluation = run_evaluation(cfg, runtime, from_similarities=from_similarities,
+                                            save_similarities_to=save_similarities, from_matches=from_matches,
+                                            save_matches_to=save_matches, review=report is not None,
+                                            progress=progress)
             finally:
                 runtime.close()
-        summary = report.as_dict()
-        write_results(output, summary)
+            summary = evaluation.as_dict()
+            write_results(output, summary)
+            if report is not None:
+                summary["report"] = str(_write_report(report, evaluation, cfg, runtime, progress))
     if json_output:
         print(json.dumps(summary))
         return
-    _render(summary, report, quiet)
+    _render(summary, evaluation, quiet)
+
+
+def _write_report(path: str, evaluation, cfg, runtime, progress):
+    """The review page of a finished evaluation, written to `path` with its images beside it; its path."""
+    from ..report.evaluate_review import benchmark_videos, evaluation_document, review_ids
+    from ..report.page import write_page
+
+    extractor = runtime.extractor.label if runtime.extractor is not None else None
+    document = evaluation_document(evaluation, benchmark_videos(cfg, review_ids(evaluation)), extractor=extractor,
+                                   progress=progress)
+    return write_page(document, path)
 
 
 def _render(summary: dict, report, quiet: bool) -> None:
@@ -192,6 +216,8 @@ def _render(summary: dict, report, quiet: bool) -> None:
              f"(e.g. {escape(example)}); {effect} (--strict to refuse)")
     if summary["random_weights"]:
         _say("[yellow]note:[/] random weights: a test of the pipeline, not meaningful metrics")
+    if "report" in summary and not quiet:
+        _say(f"report: {escape(summary['report'])}")
 
 
 def _say(message: str) -> None:

@@ -39,6 +39,14 @@ def search(
     output: Annotated[Optional[str], typer.Option(
         "--output", "-o", metavar="RESULTS.json", help="Write every result as JSON.",
         rich_help_panel=options.OUTPUT)] = None,
+    report: Annotated[Optional[str], typer.Option(
+        "--report", metavar="OUT.html",
+        help="Write a review page to open in a browser: each query's hits, each with its heatmap, copied parts "
+             "and both videos side by side (see --report-videos).", rich_help_panel=options.OUTPUT)] = None,
+    report_videos: Annotated[Optional[str], typer.Option(
+        "--report-videos", metavar="DIR",
+        help="Where the collection's videos are, for the report's players and thumbnails: an id's video is "
+             "DIR/**/{id}.* (query files are linked as given).", rich_help_panel=options.OUTPUT)] = None,
     thresholds: options.Thresholds = None,
     normalize_with: options.NormalizeWith = None,
     normalize_k: options.NormalizeK = None,
@@ -74,11 +82,12 @@ def search(
         from ..jobs.search import start_search
         from ..runtime import Runtime
 
-        check_writable(output)
+        check_writable(output, report)
+        finder = _video_finder(report, report_videos)
         quiet = quiet or json_output
         with RichProgress(console, quiet) as progress:
             runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
-            run = start_search(queries, cfg, runtime, progress)
+            run = start_search(queries, cfg, runtime, progress, review=report is not None)
         with run:
             if not quiet and run.index_update is not None and run.index_update["action"] != "fresh":
                 _say_update(run.index_update)
@@ -87,6 +96,10 @@ def search(
                     _render(result)
         summary = run.summary()
         write_results(output, summary)
+        if report is not None:
+            with RichProgress(console, quiet) as progress:
+                written = _write_report(report, run, finder, runtime, progress)
+            summary["report"] = str(written)
     if json_output:
         print(json.dumps(summary))
     elif "calibration" in summary and not quiet:
@@ -94,6 +107,8 @@ def search(
         console.print(f"verdict: copy when the {'normalized ' if 'normalization' in summary else ''}similarity "
                       f"≥ {calibration['threshold']:.4f} (precision {calibration['precision']:.3f} at calibration; "
                       f"{escape(calibration['file'] or 'thresholds')})", highlight=False, soft_wrap=True)
+    if "report" in summary and not quiet:
+        console.print(f"report: {escape(summary['report'])}", highlight=False, soft_wrap=True)
     if not json_output and runtime.random_weights:
         console.print("[yellow]note:[/] random weights: a test of the pipeline, not a meaningful similarity")
     failed = [r for r in run.results if r.error is not None]
@@ -102,6 +117,27 @@ def search(
                       "failed[/]", highlight=False)
     if failed:
         raise typer.Exit(3)
+
+
+def _video_finder(report: str | None, videos: str | None):
+    """The finder of the collection's videos (None without --report-videos), checked before any work."""
+    from ..errors import ConfigError
+    from ..report.video_lookup import VideoFinder
+
+    if videos is None:
+        return None
+    if report is None:
+        raise ConfigError("--report-videos goes with --report OUT.html")
+    return VideoFinder(videos)
+
+
+def _write_report(path: str, run, finder, runtime, progress):
+    """The review page of a finished search, written to `path` with its images beside it; its path."""
+    from ..report.page import write_page
+    from ..report.search_review import search_document
+
+    extractor = runtime.extractor.label if runtime.extractor is not None else None
+    return write_page(search_document(run, finder, extractor=extractor, progress=progress), path)
 
 
 def index(

@@ -11,11 +11,12 @@ import torch
 
 from ..media.video import DecodeReport, repeat_factor, sample_frames, video_info
 from ..models.extractor import RegionExtractor
-from ..models.visil import ViSiL, chamfer, frame_to_frame_similarity
+from ..models.visil import ViSiL, chamfer
 from ..progress import SILENT, Progress
 from ..runtime import Runtime, autocast
 from ..scoring.calibration import ScoreIdentity, Thresholds
 from ..scoring.localization import Match, SegmentTimes, best_segment, locate_matches, segment_times
+from .located_pair import frame_map_tensor
 
 
 @dataclass
@@ -119,20 +120,13 @@ def stored_video_features(store, video_id: str, default_fps: float, device: torc
     return as_video_features(video_id, record.features, *frame_times(record, default_fps), device)
 
 
-def _frame_map(q: torch.Tensor, t: torch.Tensor, network: ViSiL | None) -> torch.Tensor:
-    """The frame-to-frame map the segment is found on: of the network's indexed features, or raw ones."""
-    if network is None:
-        return frame_to_frame_similarity(q, t)
-    return network.frame_to_frame_similarity(network.index_video(q), network.index_video(t))
-
-
 @torch.inference_mode()
 def compare_features(query: VideoFeatures, target: VideoFeatures, network: ViSiL | None,
                      precision: str = "fp32", min_match_seconds: float = 2.0,
                      min_match_score: float | None = None) -> Comparison:
     """Compare two feature sets: full ViSiL with `network`, or features only when it is None."""
     with autocast(query.features.device, precision):
-        f2f = _frame_map(query.features, target.features, network)
+        f2f = frame_map_tensor(query.features, target.features, network)
         similarity = chamfer(f2f if network is None else network.comparator_map(f2f))
     f2f = f2f.float().cpu().numpy()
     segment = segment_times(best_segment(f2f), query.timestamps, target.timestamps, 1.0 / query.fps)
@@ -143,18 +137,6 @@ def compare_features(query: VideoFeatures, target: VideoFeatures, network: ViSiL
                       query_times=query.timestamps, target_times=target.timestamps,
                       features_only=network is None,
                       warnings=[f"{v.path}: {w}" for v in (query, target) for w in v.warnings])
-
-
-@torch.inference_mode()
-def locate_match(query: VideoFeatures, target: VideoFeatures, network: ViSiL | None,
-                 precision: str = "fp32", min_match_seconds: float = 2.0) -> tuple[SegmentTimes, list[Match]]:
-    """Only where two videos match (the best segment and every copied part, as compare_features reports
-    them), without their similarity."""
-    with autocast(query.features.device, precision):
-        f2f = _frame_map(query.features, target.features, network)
-    f2f = f2f.float().cpu().numpy()
-    segment = segment_times(best_segment(f2f), query.timestamps, target.timestamps, 1.0 / query.fps)
-    return segment, locate_matches(f2f, query.timestamps, target.timestamps, query.fps, min_match_seconds)
 
 
 def check_videos(*paths: str | Path) -> None:

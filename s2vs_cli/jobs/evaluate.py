@@ -3,6 +3,8 @@ feature file, or from raw videos extracted first), the segments located on annot
 
 `run_evaluation(cfg, runtime)` is the one entry point; the pieces it combines are public for scripts and
 for training's evaluator. VSC 2022 (`--dataset VSC22`) has its own flow, in evaluate_vsc.py.
+Beside the metrics: each query's AP and its ranking errors by the headline metric (benchmarks/per_query.py),
+and for a review report (`review`) the error pairs located on their features, with heatmaps.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..benchmarks import (Benchmark, Evaluation, FIVRBenchmark, SegmentBounds, Similarities, evaluate,
                           load_benchmark, load_custom_ground_truth, segment_precision_recall)
+from ..benchmarks.per_query import PerQuery, rank_queries
 from ..benchmarks.vsc22 import is_vsc22, load_vsc22, video_sets
 from ..config import EvaluateConfig
 from ..errors import ConfigError, FeatureStoreError, S2VSError
@@ -25,6 +28,7 @@ from ..scoring.retrieval import ScoredCollection, VideoScorer, load_similarities
 
 if TYPE_CHECKING:
     from .extract_features import ExtractionOptions, ExtractionSummary
+    from .located_pair import LocatedPair
 
 # The paper's numbers for the published s2vs_dns model (docs/METHOD.md §6), shown beside ours.
 PAPER_RESULTS = {("s2vs_dns", "FIVR-200K"): {"DSVR": 0.925, "CSVR": 0.913, "ISVR": 0.841}}
@@ -57,6 +61,9 @@ class EvaluationReport:
     features_kept: str | None = None                # with --dataset-path --save-features: the feature file
     counts: dict[str, int] = field(default_factory=dict)  # VSC22: predicted pairs and segments
     normalization: NoiseNormalization | None = None  # --normalize-with: how the scores were normalized
+    per_query: PerQuery | None = None               # each query's AP and ranking errors (not VSC22)
+    located: dict[tuple[str, str], LocatedPair] | None = None  # for a review: the error pairs, located
+    from_similarities: str | None = None            # the saved similarities scored (no features at hand)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON summary `s2vs evaluate --json` prints and `--output` writes."""
@@ -77,14 +84,19 @@ class EvaluationReport:
             summary["predictions"] = dict(self.counts)
         if self.normalization is not None:
             summary["normalization"] = self.normalization.as_dict()
+        if self.per_query is not None:
+            summary |= {"per_query": self.per_query.aps(), "errors_for": self.per_query.metric,
+                        "errors": self.per_query.errors()}
         return summary
 
 
 def run_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: str | None = None,
                    save_similarities_to: str | None = None, from_matches: str | None = None,
-                   save_matches_to: str | None = None, progress: Progress = SILENT) -> EvaluationReport:
+                   save_matches_to: str | None = None, review: bool = False,
+                   progress: Progress = SILENT) -> EvaluationReport:
     """Evaluate as `cfg` says: choose the source, load the models it needs onto `runtime`, extract (from
-    raw videos), score, locate annotated segments, save the similarities if asked, compute the metrics.
+    raw videos), score, locate annotated segments, save the similarities if asked, compute the metrics and
+    each query's AP and errors; with `review` and features at hand, locate the error pairs too.
 
     `from_matches` and `save_matches_to` (segment predictions in the challenge's CSV layout) are VSC22's."""
     check_sources(cfg, from_similarities, from_matches, save_matches_to)
@@ -96,37 +108,47 @@ def run_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: 
                                   progress=progress)
     benchmark = load_ground_truth(cfg.dataset, cfg.annotations, cfg.ground_truth, cfg.distractors, progress)
     annotated = getattr(benchmark, "segments", None) or {}
-    extraction = segments = normalization = None
     if from_similarities is not None:
-        similarities, scored_from = load_similarities(from_similarities), str(from_similarities)
-        model = f"similarities from {from_similarities}"
-    else:
-        prepare_models(cfg, runtime)
-        model = "features only" if runtime.network is None else runtime.network.label
-        scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
-        with feature_file(cfg) as features:
-            if cfg.dataset_path is not None:
-                extraction = extract_benchmark_features(benchmark, cfg.dataset_path, cfg.pattern, features,
-                                                        runtime, extraction_options(cfg), progress)
-            similarities = score_benchmark(benchmark, features, scorer, progress).similarities
-            similarities, normalization = normalize_scores(cfg, similarities, features, benchmark.queries, scorer,
-                                                           progress)
-            scored_from = str(cfg.dataset_hdf5 or cfg.save_features or "the extracted features")
-            if annotated:
-                segments = evaluate_segments(annotated, features, scorer, progress)
-    if save_similarities_to is not None:
-        save_similarities(save_similarities_to, similarities)
+        similarities = load_similarities(from_similarities)
+        return _evaluated(cfg, benchmark, similarities, save_similarities_to, str(from_similarities), progress,
+                          model=f"similarities from {from_similarities}", annotated=annotated,
+                          segment_note=SEGMENT_NOTE if annotated else None, from_similarities=str(from_similarities))
+    prepare_models(cfg, runtime)
+    model = "features only" if runtime.network is None else runtime.network.label
+    scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
+    extraction = segments = None
+    with feature_file(cfg) as features:
+        if cfg.dataset_path is not None:
+            extraction = extract_benchmark_features(benchmark, cfg.dataset_path, cfg.pattern, features,
+                                                    runtime, extraction_options(cfg), progress)
+        similarities = score_benchmark(benchmark, features, scorer, progress).similarities
+        similarities, normalization = normalize_scores(cfg, similarities, features, benchmark.queries, scorer,
+                                                       progress)
+        scored_from = str(cfg.dataset_hdf5 or cfg.save_features or "the extracted features")
+        if annotated:
+            segments = evaluate_segments(annotated, features, scorer, progress)
+        report = _evaluated(cfg, benchmark, similarities, save_similarities_to, scored_from, progress, model=model,
+                            random_weights=runtime.random_weights, segments=segments, annotated=annotated,
+                            paper=PAPER_RESULTS.get((cfg.model, benchmark.name)) if model == cfg.model else None,
+                            extraction=extraction, normalization=normalization,
+                            features_kept=cfg.save_features if extraction is not None else None)
+        if review:  # while the features are at hand (a temporary file is deleted after this block)
+            from .located_pair import locate_stored_pairs
+
+            report.located = locate_stored_pairs(features, report.per_query.error_pairs(), scorer.network,
+                                                 scorer.precision, scorer.device, progress=progress)
+    return report
+
+
+def _evaluated(cfg: EvaluateConfig, benchmark: Benchmark, similarities: Similarities, save_to: str | None,
+               scored_from: str, progress: Progress, **report: Any) -> EvaluationReport:
+    """Save the similarities if asked, then the metrics and each query's AP and errors, as a report."""
+    if save_to is not None:
+        save_similarities(save_to, similarities)
     evaluation = evaluate_benchmark(benchmark, similarities, cfg.strict, cfg.easy_duplicates,
                                     scored_from=scored_from, progress=progress)
-    return EvaluationReport(
-        evaluation=evaluation, dataset=benchmark.name, model=model,
-        random_weights=from_similarities is None and runtime.random_weights,
-        segments=segments, annotated=annotated,
-        segment_note=SEGMENT_NOTE if annotated and from_similarities is not None else None,
-        paper=PAPER_RESULTS.get((cfg.model, benchmark.name)) if model == cfg.model else None,
-        extraction=extraction, features_kept=cfg.save_features if extraction is not None else None,
-        normalization=normalization,
-    )
+    return EvaluationReport(evaluation=evaluation, dataset=benchmark.name,
+                            per_query=rank_queries(benchmark, similarities), **report)
 
 
 def check_sources(cfg: EvaluateConfig, from_similarities: str | None = None, from_matches: str | None = None,
@@ -227,7 +249,8 @@ def evaluate_segments(annotated: dict[tuple[str, str], list[SegmentBounds]], fea
     frame-to-frame map of the same network, or of raw features) and score the segments against the
     annotation. Pairs with a video missing from the feature file are counted and left out."""
     from ..storage.store import FeatureStore
-    from .compare import locate_match, stored_video_features
+    from .compare import stored_video_features
+    from .located_pair import locate_pair
 
     predicted: dict[tuple[str, str], list[SegmentBounds]] = {}
     missing: list[tuple[str, str]] = []
@@ -239,9 +262,9 @@ def evaluate_segments(annotated: dict[tuple[str, str], list[SegmentBounds]], fea
             if query not in stored or target not in stored:
                 missing.append((query, target))
             else:
-                found, _ = locate_match(stored_video_features(store, query, fps, scorer.device),
-                                        stored_video_features(store, target, fps, scorer.device),
-                                        scorer.network, scorer.precision)
+                found = locate_pair(stored_video_features(store, query, fps, scorer.device),
+                                    stored_video_features(store, target, fps, scorer.device),
+                                    scorer.network, scorer.precision).segment
                 predicted[(query, target)] = [(found.query_start, found.query_end,
                                                found.target_start, found.target_end)]
             progress.update(done)

@@ -119,7 +119,8 @@ def locate_copies(pairs: Sequence[ScoredPair], features: str | Path, scorer: Vid
                   min_match_seconds: float = 2.0, progress: Progress = SILENT) -> list[CopiedSegment]:
     """Every copied part of each pair, found as `s2vs compare` finds them, as the challenge's segments."""
     from ..storage.store import FeatureStore
-    from .compare import locate_match, stored_video_features
+    from .compare import stored_video_features
+    from .located_pair import locate_pair
 
     segments: list[CopiedSegment] = []
     progress.stage("locating copies", len(pairs), unit="pairs")
@@ -131,7 +132,7 @@ def locate_copies(pairs: Sequence[ScoredPair], features: str | Path, scorer: Vid
             query = stored_video_features(store, query_id, fps, scorer.device)
             for pair in group:
                 reference = stored_video_features(store, pair.ref_id, fps, scorer.device)
-                _, matches = locate_match(query, reference, scorer.network, scorer.precision, min_match_seconds)
+                matches = locate_pair(query, reference, scorer.network, scorer.precision, min_match_seconds).matches
                 segments += [CopiedSegment(pair.query_id, pair.ref_id, m.times.query_start, m.times.query_end,
                                            m.times.target_start, m.times.target_end,
                                            segment_score(pair.score, m.score)) for m in matches]

@@ -11,6 +11,7 @@ With a noise set (`normalize_with`) each hit also gets its similarity less the q
 scoring/normalization.py, one more score per noise video and query), and with thresholds from
 `s2vs calibrate` a verdict: copy or not a copy.
 `start_search` sets up the whole command (queries, models, index); `Searcher` is the two stages alone.
+For a review report (`review`), each located hit also keeps its frame map as a small heatmap image.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from ..scoring.normalization import NoiseSet
 from ..scoring.retrieval import VideoScorer, repeat_to_min_frames, score_prepared
 from ..storage.index import IndexUpdate, VideoIndex, open_index, segment_descriptors
 from ..storage.store import FeatureStore, StoreIdentity, frame_times
+from .located_pair import LocatedPair, locate_pair, sampled_duration
 
 if TYPE_CHECKING:  # torchvision is imported only when a query video is extracted
     from ..models.extractor import RegionExtractor
@@ -63,6 +65,8 @@ class SearchHit:
     normalized: float | None = None      # the similarity less the query's noise offset (with a noise set)
     verdict: str | None = None           # "copy" / "not a copy" by the calibrated threshold (with thresholds)
     threshold: float | None = None       # that threshold
+    heatmap: dict | None = None          # for a review report: the frame map as its HEATMAP entry (located hits)
+    target_duration: float | None = None  # seconds the stored video's frames span (located hits)
 
     def as_dict(self) -> dict:
         """JSON-ready: id, similarity, the index's score, the best matching segment and every copied part;
@@ -87,6 +91,7 @@ class QueryResult:
     seconds: float = 0.0
     error: str | None = None
     offset: float | None = None  # with a noise set: β × the similarity to the k-th nearest noise video
+    duration: float | None = None  # seconds the query's frames span
 
     def as_dict(self) -> dict:
         """JSON-ready: the query, its error (None when it ran), how many videos were scored and the hits."""
@@ -110,10 +115,11 @@ class Searcher:
 
     def __init__(self, store_path: str | Path, scorer: VideoScorer, index: VideoIndex | None,
                  candidates: int = DEFAULT_CANDIDATES, top_k: int = DEFAULT_TOP_K, locate: int | None = None,
-                 noise: NoiseSet | None = None, thresholds: Thresholds | None = None):
+                 noise: NoiseSet | None = None, thresholds: Thresholds | None = None, review: bool = False):
         self.store = FeatureStore(store_path)
         self.scorer, self.index, self.candidates, self.top_k = scorer, index, candidates, top_k
         self.noise, self.thresholds = noise, thresholds
+        self.review = review  # keep each located hit's heatmap for a review report
         self.locate = top_k if locate is None else locate  # hits that get their matching segment
         self.default_fps = self.store.identity.fps if self.store.identity is not None else 1.0
         self._all_ids: list[str] | None = None
@@ -147,15 +153,19 @@ class Searcher:
         offset = self.noise.offsets(prepared, self.scorer)["query"] if self.noise is not None else None
         hits = []
         for rank, (video_id, score) in enumerate(ranked):
-            segment, matches = self._locate(query, video_id) if rank < self.locate else (None, None)
-            hit = SearchHit(video_id, float(score), segment, coarse.get(video_id), matches)
+            hit = SearchHit(video_id, float(score), coarse=coarse.get(video_id))
+            if rank < self.locate:
+                located = self._locate(query, video_id)
+                hit.segment, hit.matches, hit.heatmap = located.segment, located.matches, located.heatmap
+                hit.target_duration = located.target_duration
             if offset is not None:
                 hit.normalized = hit.similarity - offset
             if self.thresholds is not None:
                 judged = hit.similarity if hit.normalized is None else hit.normalized
                 hit.verdict, hit.threshold = self.thresholds.verdict(judged), self.thresholds.threshold
             hits.append(hit)
-        return QueryResult(query.label, hits, len(ids), time.perf_counter() - started, offset=offset)
+        return QueryResult(query.label, hits, len(ids), time.perf_counter() - started, offset=offset,
+                           duration=sampled_duration(query.timestamps, query.fps))
 
     def run(self, sources: list[QuerySource], extractor: RegionExtractor | None, fps: float, precision: str,
             frames_per_batch: int) -> Iterator[QueryResult]:
@@ -174,14 +184,15 @@ class Searcher:
             self._all_ids = [i for i in self.store.ids() if self.store.shape(i)[0] > 0]
         return self._all_ids
 
-    def _locate(self, query: QueryVideo, video_id: str) -> tuple[SegmentTimes, list[Match]]:
-        """Where the query and a stored video match, found as `s2vs compare` finds it."""
-        from .compare import as_video_features, locate_match, stored_video_features
+    def _locate(self, query: QueryVideo, video_id: str) -> LocatedPair:
+        """Where the query and a stored video match, found as `s2vs compare` finds it (with the heatmap when
+        a review report is asked for)."""
+        from .compare import as_video_features, stored_video_features
 
         device = self.scorer.device
-        return locate_match(as_video_features(query.label, query.features, query.timestamps, query.fps, device),
-                            stored_video_features(self.store, video_id, self.default_fps, device),
-                            self.scorer.network, self.scorer.precision)
+        return locate_pair(as_video_features(query.label, query.features, query.timestamps, query.fps, device),
+                           stored_video_features(self.store, video_id, self.default_fps, device),
+                           self.scorer.network, self.scorer.precision, heatmap=self.review)
 
 
 @dataclass
@@ -299,10 +310,12 @@ class SearchRun:
         self.close()
 
 
-def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progress: Progress = SILENT) -> SearchRun:
+def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progress: Progress = SILENT,
+                 review: bool = False) -> SearchRun:
     """Set up `s2vs search`: resolve the queries, load the models they need onto `runtime` (the extractor
     only for video-file queries, checked against what made the collection), open the noise set and the
-    thresholds (checked to fit the scores), bring the index up to date."""
+    thresholds (checked to fit the scores), bring the index up to date. With `review`, located hits keep
+    their heatmaps for a review report."""
     database = check_feature_file(cfg.database)
     thresholds = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None
     with FeatureStore(database) as store:
@@ -334,7 +347,8 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
             noise.close()
         raise
     scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
-    searcher = Searcher(database, scorer, index, cfg.candidates, cfg.top_k, noise=noise, thresholds=thresholds)
+    searcher = Searcher(database, scorer, index, cfg.candidates, cfg.top_k, noise=noise, thresholds=thresholds,
+                        review=review)
     return SearchRun(str(cfg.database), searcher, sources, runtime, cfg.fps, cfg.frames_per_batch, update)
 
 

@@ -1,0 +1,51 @@
+"""`s2vs report RESULTS.json -o OUT.html`: a review page of results saved earlier with --json or --output."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from . import options
+from .common import check_writable, console, reported_errors, stdout
+from .progress import RichProgress, plural
+
+
+def report(
+    results: Annotated[str, typer.Argument(
+        metavar="RESULTS.json", help="What s2vs compare --json, search --json/--output or evaluate --json/--output "
+                                     "saved.", show_default=False)],
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", metavar="OUT.html",
+        help="The page to write (its images go to a folder beside it)." + options.REQUIRED,
+        rich_help_panel=options.OUTPUT)] = None,
+    videos: Annotated[Optional[str], typer.Option(
+        "--videos", metavar="DIR", help="Folder holding the videos of the ids in the results (searched at any depth), "
+                                        "to link them and make thumbnails.", rich_help_panel=options.INPUT)] = None,
+    pattern: Annotated[Optional[str], typer.Option(
+        "--pattern", metavar="GLOB", help="How an id's video is named under --videos, {id} standing for the id.  "
+                                          "\\[default: {id}.*]", rich_help_panel=options.INPUT)] = None,
+    quiet: options.Quiet = False,
+) -> None:
+    """Write a review page (open it in a browser) of results saved earlier: each pair's scores, copied parts,
+    thumbnails and both videos side by side. The frame maps are not saved, so the page has no heatmaps.
+
+    Example: [bold]s2vs report results.json -o review.html --videos clips/[/]
+    """
+    with reported_errors():
+        from ..errors import ConfigError
+
+        if output is None:
+            raise ConfigError("give the page to write: --output OUT.html")
+        check_writable(output)
+        from ..report.document import document_counts
+        from ..report.page import write_page
+        from ..report.saved_results import saved_results_document
+
+        with RichProgress(console, quiet) as progress:
+            document = saved_results_document(results, videos, pattern, progress)
+            written = write_page(document, output)
+    counts = document_counts(document)
+    stdout.print(f"{escape(str(written))}: {plural(counts['queries'], 'queries')}, {plural(counts['pairs'], 'pairs')}, "
+                 f"{plural(counts['matches'], 'copied parts')}, {plural(counts['images'], 'images')}", highlight=False,
+                 soft_wrap=True)
