@@ -219,8 +219,6 @@ def test_report_from_videos_links_them_with_thumbnails(tmp_path, monkeypatch):
 @pytest.mark.parametrize("args, code, message", [
     (["--dataset", "custom", "--ground-truth", "gt.json", "--from-similarities", "sims.json", "--report",
       "no/such/folder/review.html"], 1, "no/such/folder/review.html: cannot write here"),
-    (["--dataset", "VSC22", "--ground-truth", "gt.csv", "--from-similarities", "sims.csv", "--report", "r.html"], 2,
-     "--report is not supported with --dataset VSC22 yet"),
 ])
 def test_report_usage_errors_come_before_any_work_in_one_line(saved, monkeypatch, args, code, message):
     monkeypatch.chdir(saved)

@@ -89,7 +89,8 @@ def evaluate(
         "--report", metavar="OUT.html",
         help="Write a review page to open in a browser: the metrics beside the paper's, each query's AP and its "
              "errors (positives ranked low, negatives ranked high), each pair with its heatmap and copied parts "
-             "when features are at hand and its videos with --dataset-path.",
+             "when features are at hand and its videos with --dataset-path. VSC22: per query its predicted pairs, "
+             "negatives first, the copies missed and the ground truth's segments.",
         rich_help_panel=options.OUTPUT)] = None,
     normalize_with: options.NormalizeWith = None,
     normalize_k: options.NormalizeK = None,
@@ -132,15 +133,11 @@ def evaluate(
                           backbone_weights=backbone_weights, pca=pca, fps=fps, frames_per_batch=frames_per_batch,
                           pairs_per_query=pairs_per_query, min_match_seconds=min_match_seconds,
                           normalize_with=normalize_with, normalize_k=normalize_k, normalize_beta=normalize_beta)
-        from ..benchmarks.vsc22 import is_vsc22
-        from ..errors import ConfigError
         from ..jobs.evaluate import check_sources, run_evaluation
         from ..runtime import Runtime
 
         # Usage errors before any output is checked or model loaded; outputs before hours of scoring.
         check_sources(cfg, from_similarities, from_matches, save_matches)
-        if report is not None and is_vsc22(cfg.dataset):
-            raise ConfigError("--report is not supported with --dataset VSC22 yet")
         check_writable(output, save_similarities, save_matches, report)
         with RichProgress(console, quiet or json_output) as progress:
             runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
@@ -163,12 +160,19 @@ def evaluate(
 
 def _write_report(path: str, evaluation, cfg, runtime, progress):
     """The review page of a finished evaluation, written to `path` with its images beside it; its path."""
-    from ..report.evaluate_review import benchmark_videos, evaluation_document, review_ids
     from ..report.page import write_page
 
     extractor = runtime.extractor.label if runtime.extractor is not None else None
-    document = evaluation_document(evaluation, benchmark_videos(cfg, review_ids(evaluation)), extractor=extractor,
-                                   progress=progress)
+    if getattr(evaluation, "review", None) is not None:  # VSC22: no per-query AP, its predictions instead
+        from ..report.vsc_review import review_ids, vsc_document, vsc_videos
+
+        document = vsc_document(evaluation, vsc_videos(cfg, review_ids(evaluation)), extractor=extractor,
+                                progress=progress)
+    else:
+        from ..report.evaluate_review import benchmark_videos, evaluation_document, review_ids
+
+        document = evaluation_document(evaluation, benchmark_videos(cfg, review_ids(evaluation)),
+                                       extractor=extractor, progress=progress)
     return write_page(document, path)
 
 

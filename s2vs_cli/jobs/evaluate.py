@@ -105,7 +105,7 @@ def run_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: 
 
         return run_vsc_evaluation(cfg, runtime, from_similarities=from_similarities, from_matches=from_matches,
                                   save_similarities_to=save_similarities_to, save_matches_to=save_matches_to,
-                                  progress=progress)
+                                  review=review, progress=progress)
     benchmark = load_ground_truth(cfg.dataset, cfg.annotations, cfg.ground_truth, cfg.distractors, progress)
     annotated = getattr(benchmark, "segments", None) or {}
     if from_similarities is not None:

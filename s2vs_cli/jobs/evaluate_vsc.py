@@ -4,16 +4,21 @@ videos, saved similarities, the challenge's candidate pairs or its segment predi
 From features (docs/METHOD.md §6.8): every query is scored against every reference; the best
 25 × (queries) pairs are the descriptor track's predictions (the official limit), and the same pairs are
 located, every copied part of each becoming a predicted segment (the matching track's predictions).
+
+For a review report (`review`) the predictions are kept as scored (`VSCReview`), and from features the pairs the
+review shows are located with their heatmaps (the copies missed too), the predictions unchanged.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..benchmarks import Evaluation, Similarities
-from ..benchmarks.vsc import (CopiedSegment, ScoredPair, read_pairs, read_segments, write_pairs,
+from ..benchmarks.vsc import (CopiedSegment, ScoredPair, best_per_pair, read_pairs, read_segments, write_pairs,
                               write_segments)
 from ..benchmarks.vsc22 import NAME, VSC22Benchmark, load_vsc22, predicted_pairs, video_sets
 from ..config import EvaluateConfig
@@ -24,6 +29,9 @@ from ..scoring.retrieval import VideoScorer, load_similarities, save_similaritie
 from .evaluate import (EvaluationReport, check_complete, extract_benchmark_features, extraction_options, feature_file,
                        normalize_scores, prepare_models, score_benchmark)
 
+if TYPE_CHECKING:
+    from .located_pair import LocatedPair
+
 # The challenge's folders: query/Q….mp4 and reference/R….mp4 beside the metadata files.
 DEFAULT_PATTERNS = {"video": "*/{id}.mp4", "frames": "*/{id}"}
 MATCHING_NOTE = ("the matching track (matching_uAP) needs segments: --from-matches FILE.csv, or features "
@@ -31,10 +39,33 @@ MATCHING_NOTE = ("the matching track (matching_uAP) needs segments: --from-match
 GROUND_TRUTH_LAYOUT = "query_id, ref_id, query_start, query_end, ref_start, ref_end"
 
 
+@dataclass
+class VSCReview:
+    """What a review of a VSC22 evaluation shows beside the metrics (report/vsc_review.py): the predictions as
+    they were scored and, from features, the pairs shown located with their heatmaps."""
+
+    truth: tuple[CopiedSegment, ...]              # the ground truth's copied segments
+    queries: list[str]                            # the benchmark's queries
+    pairs: list[ScoredPair]                       # the predicted pairs (from segments: each pair's best segment)
+    segments: list[CopiedSegment] | None = None   # the predicted segments; None when only pairs were predicted
+    true_scores: dict[tuple[str, str], float] = field(default_factory=dict)  # the true pairs' scores, when known
+    located: dict[tuple[str, str], LocatedPair] = field(default_factory=dict)  # the shown pairs, from features
+    source: str | None = None                     # the saved predictions read (no features at hand)
+
+
+@dataclass
+class VSCEvaluationReport(EvaluationReport):
+    """A VSC22 evaluation's report, with what its review shows when one was asked for."""
+
+    review: VSCReview | None = None
+
+
 def run_vsc_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: str | None = None,
                        from_matches: str | None = None, save_similarities_to: str | None = None,
-                       save_matches_to: str | None = None, progress: Progress = SILENT) -> EvaluationReport:
-    """Both tracks as `cfg` says (see the module's docstring); saved predictions are scored as given."""
+                       save_matches_to: str | None = None, review: bool = False,
+                       progress: Progress = SILENT) -> VSCEvaluationReport:
+    """Both tracks as `cfg` says (see the module's docstring); saved predictions are scored as given. With
+    `review`, the predictions are kept for a review report (and, from features, the shown pairs located)."""
     if cfg.ground_truth is None:
         raise ConfigError(f"--dataset VSC22 needs --ground-truth GT.csv, the challenge's copied segments "
                           f"({GROUND_TRUTH_LAYOUT}); it has no public download")
@@ -42,9 +73,13 @@ def run_vsc_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similariti
         sets = video_sets(cfg.annotations)
         segments = read_segments(from_matches, sets=sets)
         benchmark = load_vsc22(cfg.ground_truth, sets, predictions=segments)
-        return _saved_report(benchmark, benchmark.evaluate_predictions(segments=segments),
-                             f"matches from {from_matches}", {"predicted_pairs": len({s.pair for s in segments}),
-                                                              "predicted_segments": len(segments)})
+        report = _saved_report(benchmark, benchmark.evaluate_predictions(segments=segments),
+                               f"matches from {from_matches}", {"predicted_pairs": len({s.pair for s in segments}),
+                                                                "predicted_segments": len(segments)})
+        if review:
+            report.review = VSCReview(benchmark.truth, list(benchmark.queries), best_per_pair(segments), segments,
+                                      source=str(from_matches))
+        return report
     if from_similarities is not None and Path(from_similarities).suffix.lower() == ".csv":
         sets = video_sets(cfg.annotations)
         pairs = read_pairs(from_similarities, sets=sets)
@@ -52,6 +87,8 @@ def run_vsc_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similariti
         report = _saved_report(benchmark, benchmark.evaluate_predictions(pairs=pairs),
                                f"candidate pairs from {from_similarities}", {"predicted_pairs": len(pairs)})
         report.segment_note = MATCHING_NOTE
+        if review:
+            report.review = VSCReview(benchmark.truth, list(benchmark.queries), pairs, source=str(from_similarities))
         return report
     if from_similarities is not None:
         similarities = load_similarities(from_similarities)
@@ -61,14 +98,17 @@ def run_vsc_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similariti
         _save_pairs(save_similarities_to, similarities, pairs)
         evaluation = check_complete(benchmark.evaluate(similarities, pairs_per_query=cfg.pairs_per_query,
                                                        scored_from=str(from_similarities)), cfg.strict)
-        return EvaluationReport(evaluation=evaluation, dataset=NAME, model=f"similarities from {from_similarities}",
-                                segment_note=MATCHING_NOTE, counts={"predicted_pairs": len(pairs)})
-    return _from_features(cfg, runtime, save_similarities_to, save_matches_to, progress)
+        kept = VSCReview(benchmark.truth, list(benchmark.queries), pairs, source=str(from_similarities),
+                         true_scores=_true_scores(benchmark, similarities)) if review else None
+        return VSCEvaluationReport(evaluation=evaluation, dataset=NAME, model=f"similarities from {from_similarities}",
+                                   segment_note=MATCHING_NOTE, counts={"predicted_pairs": len(pairs)}, review=kept)
+    return _from_features(cfg, runtime, save_similarities_to, save_matches_to, review, progress)
 
 
 def _from_features(cfg: EvaluateConfig, runtime: Runtime, save_similarities_to: str | None,
-                   save_matches_to: str | None, progress: Progress) -> EvaluationReport:
-    """Score, cut to the official number of pairs, locate every copied part of those pairs, evaluate."""
+                   save_matches_to: str | None, review: bool, progress: Progress) -> VSCEvaluationReport:
+    """Score, cut to the official number of pairs, locate every copied part of those pairs, evaluate; for a
+    review, keep the heatmaps of the pairs it shows (the copies missed located too)."""
     pattern = cfg.pattern or DEFAULT_PATTERNS.get(cfg.loader, "*/{id}")
     benchmark = _benchmark_of_source(cfg, pattern)  # a malformed ground truth fails before the models load
     prepare_models(cfg, runtime)
@@ -82,7 +122,13 @@ def _from_features(cfg: EvaluateConfig, runtime: Runtime, save_similarities_to: 
         similarities, normalization = normalize_scores(cfg, similarities, features, benchmark.queries, scorer,
                                                        progress)
         pairs = predicted_pairs(similarities, benchmark.queries, benchmark.database, cfg.pairs_per_query)
-        segments = locate_copies(pairs, features, scorer, cfg.min_match_seconds, progress)
+        kept = VSCReview(benchmark.truth, list(benchmark.queries), pairs,
+                         true_scores=_true_scores(benchmark, similarities)) if review else None
+        shown = _shown_pairs(kept) if kept is not None else set()
+        segments, located = locate_copies(pairs, features, scorer, cfg.min_match_seconds, progress, heatmaps_for=shown)
+        if kept is not None:
+            missed = _locate_missed(shown - located.keys(), features, scorer, progress)
+            kept.segments, kept.located = segments, located | missed
     _save_pairs(save_similarities_to, similarities, pairs)
     if save_matches_to is not None:
         write_segments(save_matches_to, segments)
@@ -90,10 +136,36 @@ def _from_features(cfg: EvaluateConfig, runtime: Runtime, save_similarities_to: 
     evaluation = check_complete(benchmark.evaluate(similarities, pairs_per_query=cfg.pairs_per_query,
                                                    segments=segments, scored_from=scored_from), cfg.strict)
     model = "features only" if runtime.network is None else runtime.network.label
-    return EvaluationReport(evaluation=evaluation, dataset=NAME, model=model, random_weights=runtime.random_weights,
-                            extraction=extraction, features_kept=cfg.save_features if extraction else None,
-                            normalization=normalization,
-                            counts={"predicted_pairs": len(pairs), "predicted_segments": len(segments)})
+    return VSCEvaluationReport(evaluation=evaluation, dataset=NAME, model=model,
+                               random_weights=runtime.random_weights, extraction=extraction,
+                               features_kept=cfg.save_features if extraction else None, normalization=normalization,
+                               counts={"predicted_pairs": len(pairs), "predicted_segments": len(segments)},
+                               review=kept)
+
+
+def _true_scores(benchmark: VSC22Benchmark, similarities: Similarities) -> dict[tuple[str, str], float]:
+    """The scores of the ground truth's pairs that were scored (a copy missed is shown with its own)."""
+    return {(q, r): float(similarities[q][r]) for q, r in benchmark.true_pairs()
+            if r in similarities.get(q, {})}
+
+
+def _shown_pairs(review: VSCReview) -> set[tuple[str, str]]:
+    """The (query, reference) pairs the review shows: those located with a heatmap."""
+    from ..report.vsc_review import review_queries
+
+    return {(shown.query_id, pair.ref_id) for shown in review_queries(review) for pair in shown.pairs}
+
+
+def _locate_missed(pairs: Collection[tuple[str, str]], features: str | Path, scorer: VideoScorer,
+                   progress: Progress) -> dict[tuple[str, str], LocatedPair]:
+    """The heatmaps of the shown pairs that were not predicted (the copies missed); their matches are no
+    prediction and are not shown."""
+    from .located_pair import locate_stored_pairs
+
+    if not pairs:
+        return {}
+    return locate_stored_pairs(features, sorted(pairs), scorer.network, scorer.precision, scorer.device,
+                               progress=progress)
 
 
 def _benchmark_of_source(cfg: EvaluateConfig, pattern: str) -> VSC22Benchmark:
@@ -116,13 +188,17 @@ def segment_score(pair_similarity: float, match_score: float) -> float:
 
 
 def locate_copies(pairs: Sequence[ScoredPair], features: str | Path, scorer: VideoScorer,
-                  min_match_seconds: float = 2.0, progress: Progress = SILENT) -> list[CopiedSegment]:
-    """Every copied part of each pair, found as `s2vs compare` finds them, as the challenge's segments."""
+                  min_match_seconds: float = 2.0, progress: Progress = SILENT, *,
+                  heatmaps_for: Collection[tuple[str, str]] = frozenset()
+                  ) -> tuple[list[CopiedSegment], dict[tuple[str, str], LocatedPair]]:
+    """Every copied part of each pair, found as `s2vs compare` finds them, as the challenge's segments; and the
+    located pair (its heatmap made from the same map) of each (query, reference) pair in `heatmaps_for`."""
     from ..storage.store import FeatureStore
     from .compare import stored_video_features
     from .located_pair import locate_pair
 
     segments: list[CopiedSegment] = []
+    located: dict[tuple[str, str], LocatedPair] = {}
     progress.stage("locating copies", len(pairs), unit="pairs")
     done = 0
     with FeatureStore(features) as store:
@@ -132,13 +208,19 @@ def locate_copies(pairs: Sequence[ScoredPair], features: str | Path, scorer: Vid
             query = stored_video_features(store, query_id, fps, scorer.device)
             for pair in group:
                 reference = stored_video_features(store, pair.ref_id, fps, scorer.device)
-                matches = locate_pair(query, reference, scorer.network, scorer.precision, min_match_seconds).matches
+                # The heatmap comes from the map the matches are located on: the predictions stay the same.
+                kept = (pair.query_id, pair.ref_id) in heatmaps_for
+                found = locate_pair(query, reference, scorer.network, scorer.precision, min_match_seconds,
+                                    heatmap=kept)
+                matches = found.matches
+                if kept:
+                    located[(pair.query_id, pair.ref_id)] = found
                 segments += [CopiedSegment(pair.query_id, pair.ref_id, m.times.query_start, m.times.query_end,
                                            m.times.target_start, m.times.target_end,
                                            segment_score(pair.score, m.score)) for m in matches]
                 done += 1
                 progress.update(done)
-    return segments
+    return segments, located
 
 
 def discover_ids(root: str | Path, pattern: str) -> list[str]:
@@ -161,9 +243,9 @@ def _glob_regex(text: str) -> str:
 
 
 def _saved_report(benchmark: VSC22Benchmark, evaluation: Evaluation, model: str,
-                  counts: dict[str, int]) -> EvaluationReport:
+                  counts: dict[str, int]) -> VSCEvaluationReport:
     """The report on saved predictions (no model ran)."""
-    return EvaluationReport(evaluation=evaluation, dataset=benchmark.name, model=model, counts=counts)
+    return VSCEvaluationReport(evaluation=evaluation, dataset=benchmark.name, model=model, counts=counts)
 
 
 def _save_pairs(path: str | None, similarities: Similarities, pairs: Sequence[ScoredPair]) -> None:
