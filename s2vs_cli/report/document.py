@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..progress import SILENT, Progress
-from .colors import colormap
+from .colors import palette_image
 
 if TYPE_CHECKING:
     from ..scoring.localization import Match
@@ -132,9 +132,7 @@ def heatmap_entry(frame_map: np.ndarray, query_times: np.ndarray, target_times: 
     pooled = max_pool(sim, HEATMAP_MAX_SIDE)
     scaled = (pooled - low) / (high - low) if high > low else np.sign(pooled - low) * 0.5 + 0.5
     buffer = io.BytesIO()
-    from PIL import Image
-
-    Image.fromarray(colormap(scaled)).save(buffer, format="PNG")
+    palette_image(scaled).save(buffer, format="PNG")
     step = 1.0 / fps
     return {"image": ReportImage(buffer.getvalue(), "png"),
             "query_extent": [float(query_times[:rows].min()), float(query_times[:rows].max() + step)],

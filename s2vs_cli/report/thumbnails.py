@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import av
@@ -24,6 +25,7 @@ THUMBNAIL_WIDTH = 160       # pixels; the height follows the picture's shape
 JPEG_QUALITY = 80
 SEEK_AHEAD_SECONDS = 4.0    # a wanted time further ahead than this is reached by seeking, not by decoding
 TIME_STEP = 0.1             # requests for one video closer than this (after rounding) share one thumbnail
+DECODE_WORKERS = min(4, os.cpu_count() or 1)  # videos decoded at once
 _TOLERANCE = 1e-3           # seconds: a frame stamped a hair after the wanted time still counts as at it
 
 
@@ -56,15 +58,25 @@ class ThumbnailBatch:
         if not todo:
             return notes
         progress.stage("making thumbnails", total=sum(len(times) for times in todo.values()), unit="images")
-        done = 0
-        for key, times in todo.items():
+
+        def decode(key: str) -> BaseException | None:
+            times = todo[key]
             try:
                 for at, image in _thumbnails(key, sorted(times), self.width):
-                    times[at].image = image
+                    times[at].image = image  # thumbnails made before an error are kept
             except (av.FFmpegError, OSError, S2VSError) as error:
-                notes.append(f"{self._shown[key]}: no thumbnails ({_reason(error)})")
-            done += len(times)
-            progress.update(done)
+                return error
+            return None
+
+        # Videos decode side by side: PyAV releases the GIL while decoding (1.3-1.9x faster on 2 busy cores,
+        # benchmarks/bench_report.py). Results come back in order, so notes and progress stay deterministic.
+        done = 0
+        with ThreadPoolExecutor(DECODE_WORKERS) as pool:
+            for key, error in zip(todo, pool.map(decode, todo)):
+                if error is not None:
+                    notes.append(f"{self._shown[key]}: no thumbnails ({_reason(error)})")
+                done += len(todo[key])
+                progress.update(done)
         return notes
 
 
