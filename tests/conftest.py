@@ -2,7 +2,14 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
+
+# Torch's OpenMP threads spin-wait between parallel regions. When another process holds one of the two cores
+# (a second test run, a CI neighbour), the spinning thread takes its partner's turns and every convolution runs
+# ~2.5x slower than on one thread; waiting asleep costs nothing measurable. Set before torch loads (libgomp
+# reads it once); the CLI and torchrun subprocesses of the tests inherit it. An explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import pytest

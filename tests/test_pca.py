@@ -192,22 +192,26 @@ def test_sample_plan_rejects_bad_arguments():
         sample_plan([1, -2], max_vectors=5, seed=0)
 
 
-@pytest.mark.slow
 def test_save_and_load_round_trip(tmp_path):
-    x = torch.rand(5000, REGION_DIMS, generator=torch.Generator().manual_seed(5)).half()
-    acc = ScatterAccumulator(REGION_DIMS)
+    # A 1024-d whitening, loaded as a backbone of that width: the round trip is the same at any width, and a
+    # 3840-d fit takes ~13 s on two cores (test_extraction's fit-pca test feeds a 3840-d file to --pca).
+    dims = 1024
+    x = torch.rand(2000, dims, generator=torch.Generator().manual_seed(5)).half()
+    acc = ScatterAccumulator(dims)
     acc.add(x)
     w = fit_whitening(acc)
     path = tmp_path / "sub" / "pca.pth"
     save_whitening(path, w)
     assert [p.name for p in path.parent.iterdir()] == ["pca.pth"]  # no temporary left behind
-    loaded, label = load_whitening(str(path), dims=512)
+    loaded, label = load_whitening(str(path), dims=512, in_dims=dims)
     direct = PCAWhitening.from_eigen(w["mean"], w["d"], w["V"], dims=512)
     assert label.startswith("pca.pth (sha256 ")  # named by content: a refitted file is another whitening
     assert torch.equal(loaded.projection, direct.projection) and torch.equal(loaded.mean, direct.mean)
     assert torch.allclose(loaded(x[:10].float()), direct(x[:10].float()))
-    # The kept eigenvalues are far above the epsilon: 5000 vectors fill the top 512 dimensions.
+    # The kept eigenvalues are far above the epsilon: 2000 vectors fill the top 512 dimensions.
     assert whitening_note(w, keep=512) is None and float(w["d"][511]) > 1e3 * WHITENING_EPS
+    with pytest.raises(S2VSError, match=rf"mean has shape \({dims},\), expected \({REGION_DIMS},\)"):
+        load_whitening(str(path), dims=512)  # by default the file must fit the default backbone's regions
 
 
 def test_save_whitening_errors(tmp_path):
