@@ -26,6 +26,14 @@ def _require(path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """No downloads: an empty cache of s2vs's own and torch.hub's, offline mode on (weights must be local)."""
+    monkeypatch.setenv("S2VS_HOME", str(tmp_path / "s2vs-cache"))
+    monkeypatch.setenv("S2VS_OFFLINE", "1")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
     return _require(PARITY)

@@ -26,10 +26,8 @@ DATABASE = [f"d{i:02d}" for i in range(40)]
 
 
 @pytest.fixture(autouse=True)
-def _offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("S2VS_HOME", str(tmp_path / "s2vs-cache"))
-    monkeypatch.setenv("S2VS_OFFLINE", "1")
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+def _offline(offline):
+    """Every test here runs offline (conftest's `offline`)."""
 
 
 def _json(result) -> dict:

@@ -53,6 +53,20 @@ def duration_of(video: Path | None, times: np.ndarray | None = None, fps: float 
     return seconds
 
 
+class VideoDurations:
+    """Each video file's length as it states it, probed once per document (None: not at hand or unreadable)."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[Path, float | None] = {}
+
+    def __call__(self, video: Path | None) -> float | None:
+        if video is None:
+            return None
+        if video not in self._seconds:
+            self._seconds[video] = duration_of(video)
+        return self._seconds[video]
+
+
 def best_stretch_note(segment: dict) -> str:
     """Why a pair lists no match, and where it matches best all the same."""
     return (f"no copied part long enough to list; the best-matching stretch is query "

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..benchmarks.per_query import ERRORS_SHOWN
 from ..progress import SILENT, Progress
-from .compare_review import FEATURES_ONLY_NOTE, duration_of
+from .compare_review import FEATURES_ONLY_NOTE, VideoDurations
 from .document import finish_document, metric_entry, new_document, pair_entry, query_entry
 from .saved_results import ERROR_FLAGS, errors_note
 from .thumbnails import ThumbnailBatch
@@ -50,7 +50,7 @@ class _EvaluationReview:
         self.videos = videos
         self.thumbnails = ThumbnailBatch()
         self.sampled = {q: pair.query_duration for (q, _), pair in self.located.items()}  # from the frame times
-        self._durations: dict[Path, float | None] = {}
+        self._duration = VideoDurations()  # each file probed once
 
     def query(self, query: str, ap: float, errors: dict | None) -> dict:
         """The QUERY entry: its AP and its errors, positives ranked low first."""
@@ -70,12 +70,6 @@ class _EvaluationReview:
                           heatmap=located.heatmap if located is not None else None, rank=wrong["rank"],
                           label=label, flag=flag)
 
-    def _duration(self, video: Path | None) -> float | None:
-        if video is None:
-            return None
-        if video not in self._durations:
-            self._durations[video] = duration_of(video)
-        return self._durations[video]
 
 
 def benchmark_videos(cfg: EvaluateConfig, ids: Iterable[str]) -> dict[str, Path]:

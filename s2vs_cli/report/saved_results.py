@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import ConfigError, S2VSError
 from ..progress import SILENT, Progress
-from .compare_review import FEATURES_ONLY_NOTE, best_stretch_note, duration_of
+from .compare_review import FEATURES_ONLY_NOTE, VideoDurations, best_stretch_note
 from .document import finish_document, metric_entry, new_document, pair_entry, query_entry
 from .thumbnails import ThumbnailBatch
 from .video_lookup import VideoFinder
@@ -82,7 +82,7 @@ class _Builder:
     def __init__(self, finder: VideoFinder | None):
         self.finder = finder
         self.thumbnails = ThumbnailBatch()
-        self._durations: dict[Path, float | None] = {}
+        self._duration = VideoDurations()  # each file probed once
 
     def compare(self, data: dict) -> dict:
         query_video, target_video = self._file(data["query"]), self._file(data["target"])
@@ -175,12 +175,6 @@ class _Builder:
     def _stored(self, video_id: str) -> Path | None:
         return None if self.finder is None else self.finder.find(str(video_id))
 
-    def _duration(self, video: Path | None) -> float | None:
-        if video is None:
-            return None
-        if video not in self._durations:
-            self._durations[video] = duration_of(video)
-        return self._durations[video]
 
     def _missing_videos(self, names: list[str], found: list[Path | None]) -> list[str]:
         missing = sorted({str(name) for name, video in zip(names, found) if video is None})

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..progress import SILENT, Progress
-from .compare_review import FEATURES_ONLY_NOTE, duration_of
+from .compare_review import FEATURES_ONLY_NOTE, VideoDurations
 from .document import finish_document, new_document, pair_entry, query_entry
 from .thumbnails import ThumbnailBatch
 from .video_lookup import VideoFinder
@@ -54,7 +54,7 @@ class _SearchReview:
         self.thumbnails = ThumbnailBatch()
         self.not_found: set[str] = set()
         self.asked = False  # a stored video was wanted
-        self._durations: dict[Path, float | None] = {}
+        self._duration = VideoDurations()  # each file probed once
 
     def query(self, result: QueryResult) -> dict:
         """The QUERY entry of one result: its hits ranked, or its error."""
@@ -90,9 +90,3 @@ class _SearchReview:
             self.not_found.add(video_id)
         return found
 
-    def _duration(self, video: Path | None) -> float | None:
-        if video is None:
-            return None
-        if video not in self._durations:
-            self._durations[video] = duration_of(video)
-        return self._durations[video]

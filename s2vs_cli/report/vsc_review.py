@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..progress import SILENT, Progress
-from .compare_review import FEATURES_ONLY_NOTE, duration_of
+from .compare_review import FEATURES_ONLY_NOTE, VideoDurations
 from .document import finish_document, metric_entry, new_document, pair_entry, query_entry
 from .thumbnails import ThumbnailBatch
 
@@ -143,7 +143,7 @@ class _VSCReview:
             self.truth.setdefault(segment.query_id, []).append(segment)
         self.sampled = {q: pair.query_duration for (q, _), pair in review.located.items()}  # from the frame times
         self.lowest_used = False  # a copy missed shown at the lowest predicted score
-        self._durations: dict[Path, float | None] = {}
+        self._duration = VideoDurations()  # each file probed once
 
     def query(self, shown: QueryPairs) -> dict:
         """The QUERY entry: its shown pairs and a note counting them and naming the ground truth's segments."""
@@ -183,12 +183,6 @@ class _VSCReview:
             parts.append(f"ground truth: {named}{more}")
         return "; ".join(parts)
 
-    def _duration(self, video: Path | None) -> float | None:
-        if video is None:
-            return None
-        if video not in self._durations:
-            self._durations[video] = duration_of(video)
-        return self._durations[video]
 
 
 def _notes(report: VSCEvaluationReport, builder: _VSCReview, videos: dict[str, Path]) -> list[str]:
