@@ -22,7 +22,9 @@ top 20 (the CLI's default --top-k); the query stage also prints what the matches
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -44,12 +46,20 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def queries(rng_seed: int = SEED) -> list[np.ndarray]:
+def queries(regions: int = 1, rng_seed: int = SEED) -> list[np.ndarray]:
+    """The QUERIES query videos, [T, regions, D] (T x D when `regions` is 1, the one-vector layout)."""
     rng = np.random.default_rng([rng_seed, 1])
-    return [_unit(rng.standard_normal((int(rng.integers(30, 61)), DIMS))).astype(np.float32) for _ in range(QUERIES)]
+    shape = (DIMS,) if regions == 1 else (regions, DIMS)
+    return [_unit(rng.standard_normal((int(rng.integers(30, 61)), *shape))).astype(np.float32) for _ in range(QUERIES)]
 
 
-def make(folder: Path, videos: int) -> None:
+def store_regions(folder: Path) -> int:
+    """Regions a frame of the store in `folder` (1: the one-vector layout)."""
+    made = folder / "made.json"
+    return json.loads(made.read_text())["regions"] if made.is_file() else 1
+
+
+def make(folder: Path, videos: int, regions: int = 1) -> None:
     """Write the store directly (one dataset per video, checksummed, as extract-features writes it)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([SEED, 2])
@@ -58,18 +68,19 @@ def make(folder: Path, videos: int) -> None:
     for q in range(QUERIES):
         for g in range(GROUP):
             planted[int(numbers[q * GROUP + g])] = (q, 0.2 + 1.3 * g / GROUP)  # noise norm 0.2 .. 1.5
-    query_frames = queries()
+    query_frames = queries(regions)
+    shape = (DIMS,) if regions == 1 else (regions, DIMS)
     identity = StoreIdentity("synthetic", "synthetic", 1.0, DIMS, dtype="float16")
     started = time.perf_counter()
     with create_store(folder / "store.h5", identity, "bench") as out:
         for number in range(videos):
             frames = int(rng.integers(30, 121))
-            x = rng.standard_normal((frames, DIMS), dtype=np.float32)
+            x = rng.standard_normal((frames, *shape), dtype=np.float32)
             if number in planted:
                 q, noise = planted[number]
                 source = query_frames[q]
                 frames = max(frames, len(source))
-                x = rng.standard_normal((frames, DIMS), dtype=np.float32)
+                x = rng.standard_normal((frames, *shape), dtype=np.float32)
                 start = int(rng.integers(0, frames - len(source) + 1))
                 x[start:start + len(source)] = source * np.sqrt(DIMS) + noise * rng.standard_normal(source.shape)
             data = _unit(x).astype(np.float16)
@@ -79,6 +90,7 @@ def make(folder: Path, videos: int) -> None:
     truth = {q: [f"v{n:07d}" for n, (qq, _) in sorted(planted.items(), key=lambda i: i[1][1]) if qq == q]
              for q in range(QUERIES)}
     (folder / "planted.json").write_text(json.dumps(truth))
+    (folder / "made.json").write_text(json.dumps({"videos": videos, "regions": regions}))
     size = (folder / "store.h5").stat().st_size / 1e9
     print(f"store: {videos:,} videos, {size:.2f} GB, written in {time.perf_counter() - started:.0f} s")
 
@@ -94,7 +106,7 @@ def build(folder: Path) -> None:
     index, update = open_index(folder / "store.h5", rebuild=True)
     seconds = time.perf_counter() - started
     size = sum(p.stat().st_size for p in index_dir_for(folder / "store.h5").iterdir()) / 1e9
-    print(f"index: {update.action} in {seconds:.0f} s; {len(index):,} videos, {len(index.entries):,} segments, "
+    print(f"index: {update.action} in {seconds:.0f} s; {len(index):,} videos, {int(index.index.ntotal):,} segments, "
           f"{index.kind}, {size:.2f} GB on disk; peak RSS {peak_rss_gb():.2f} GB")
     started = time.perf_counter()
     _, update = open_index(folder / "store.h5")
@@ -112,6 +124,9 @@ class _Timed:
     def __init__(self, function):
         self.function, self.seconds = function, 0.0
 
+    def __get__(self, instance, owner=None):  # wrapping a method: bind it like a function would be
+        return self if instance is None else functools.partial(self, instance)
+
     def __call__(self, *args, **kwargs):
         started = time.perf_counter()
         try:
@@ -120,7 +135,34 @@ class _Timed:
             self.seconds += time.perf_counter() - started
 
 
-def query(folder: Path, exhaustive: bool, candidates: int, matches: bool = True) -> None:
+def _as_regions(frames: np.ndarray) -> np.ndarray:
+    return frames[:, None, :] if frames.ndim == 2 else frames
+
+
+STAGES = {"index": ("s2vs_cli.storage.index", "VideoIndex.candidate_numbers"),
+          "frame descriptors read": ("s2vs_cli.storage.frame_descriptors", "FrameDescriptors.read"),
+          "frame-level scores": ("s2vs_cli.jobs.search", "frame_level_scores"),
+          "region features read + re-ranked": ("s2vs_cli.jobs.search", "score_prepared"),
+          "located": ("s2vs_cli.jobs.search", "Searcher._locate")}
+
+
+def _time_stages() -> dict[str, _Timed]:
+    """Wrap each stage's function (where the search calls it) so its seconds add up per query."""
+    import importlib
+
+    timers = {}
+    for name, (module_name, attribute) in STAGES.items():
+        owner = importlib.import_module(module_name)
+        *path, function = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        timers[name] = _Timed(getattr(owner, function))
+        setattr(owner, function, timers[name])
+    return timers
+
+
+def query(folder: Path, exhaustive: bool, candidates: int, matches: bool = True, rerank: int = 100,
+          top_k: int = 100, locate: int = 20) -> None:
     from s2vs_cli.jobs import located_pair
     from s2vs_cli.storage.index import open_index
     from s2vs_cli.scoring.retrieval import VideoScorer
@@ -129,36 +171,50 @@ def query(folder: Path, exhaustive: bool, candidates: int, matches: bool = True)
 
     timed = _Timed(located_pair.locate_matches if matches else (lambda *args, **kwargs: []))
     located_pair.locate_matches = timed  # the search locates hits with located_pair.locate_pair, which calls it
+    stages = _time_stages()
+    regions = store_regions(folder)
 
     truth = json.loads((folder / "planted.json").read_text())
     index, _ = open_index(folder / "store.h5")
-    print(f"loaded index ({index.kind}); peak RSS so far {peak_rss_gb():.2f} GB")
+    print(f"loaded index ({index.kind}, {len(index):,} videos, {regions} region(s) a frame); "
+          f"peak RSS so far {peak_rss_gb():.2f} GB")
     from s2vs_cli.runtime import resolve_precision
 
     # As the CLI's default picks it: bf16 on CPUs with native bf16 (emulated bf16 is many times slower), else fp32.
     precision = resolve_precision("auto", torch.device("cpu"))
-    print(f"scoring precision: {precision}")
+    print(f"scoring precision: {precision}; {candidates} candidates, the best {rerank} by frame re-ranked, "
+          f"top {top_k} returned, {locate} located")
     torch.manual_seed(0)
     scorers = {"features only": VideoScorer(None, torch.device("cpu"), precision),
                "full ViSiL (random weights)": VideoScorer(ViSiL().eval(), torch.device("cpu"), precision)}
     results = {}
     for name, scorer in scorers.items():
-        with Searcher(folder / "store.h5", scorer, index, candidates=candidates, top_k=100, locate=20) as searcher:
-            latencies, found, in_matches, parts = [], [], [], 0
-            for q, frames in enumerate(queries()):
-                video = QueryVideo(f"q{q}", frames[:, None, :], np.arange(len(frames), dtype=float), 1.0)
+        with Searcher(folder / "store.h5", scorer, index, candidates=candidates, top_k=top_k, locate=locate,
+                      rerank=rerank) as searcher:
+            latencies, found, in_matches, parts, per_stage = [], [], [], 0, {s: [] for s in stages}
+            counts = None
+            for q, frames in enumerate(queries(regions)):
+                video = QueryVideo(f"q{q}", _as_regions(frames), np.arange(len(frames), dtype=float), 1.0)
                 timed.seconds = 0.0
+                for timer in stages.values():
+                    timer.seconds = 0.0
+                load = os.getloadavg()[0]
                 started = time.perf_counter()
                 result = searcher.search(video)
                 latencies.append(time.perf_counter() - started)
                 in_matches.append(timed.seconds)
+                for stage, timer in stages.items():
+                    per_stage[stage].append(timer.seconds)
                 found.append([h.video_id for h in result.hits])
                 parts += sum(len(h.matches or ()) for h in result.hits)
+                counts = result.stages
             results[name] = found
             planted_recall = np.mean([len(set(f[:100]) & set(truth[str(q)][:100])) / 100 for q, f in enumerate(found)])
-            print(f"  {name}: median {np.median(latencies):.2f} s, p95 {np.percentile(latencies, 95):.2f} s per query "
-                  f"({candidates} candidates re-ranked); planted copies in the top 100: {planted_recall:.3f}; "
-                  f"peak RSS {peak_rss_gb():.2f} GB")
+            print(f"  {name}: median {np.median(latencies):.3f} s, p95 {np.percentile(latencies, 95):.3f} s per query; "
+                  f"planted copies in the top 100: {planted_recall:.3f}; peak RSS {peak_rss_gb():.2f} GB; "
+                  f"load {load:.2f}")
+            print(f"    videos scored per stage: {counts}")
+            print("    per stage (median ms): " + ", ".join(f"{s} {np.median(v) * 1e3:.1f}" for s, v in per_stage.items()))
             print(f"    matches {'on' if matches else 'off'}: {np.median(in_matches) * 1e3:.1f} ms a query in "
                   f"locate_matches (median; {parts / len(latencies):.1f} parts found a query over its located hits)")
     if exhaustive:
@@ -168,7 +224,7 @@ def query(folder: Path, exhaustive: bool, candidates: int, matches: bool = True)
         started = time.perf_counter()
         with Searcher(folder / "store.h5", scorer, None) as searcher:
             ids = searcher.store.ids()
-            prepared = {f"q{q}": scorer.prepare_query(frames[:, None, :]) for q, frames in enumerate(queries())}
+            prepared = {f"q{q}": scorer.prepare_query(_as_regions(frames)) for q, frames in enumerate(queries(regions))}
             scores = score_prepared(searcher.store, prepared, ids, scorer)
         recalls = []
         for q in range(QUERIES):
@@ -176,7 +232,7 @@ def query(folder: Path, exhaustive: bool, candidates: int, matches: bool = True)
             recalls.append(len(set(best) & set(results["features only"][q][:100])) / 100)
         print(f"  exhaustive features-only scoring of {len(ids):,} videos x {QUERIES} queries: "
               f"{time.perf_counter() - started:.0f} s")
-        print(f"  recall@100 of two-stage against exhaustive (features only): mean {np.mean(recalls):.3f}, "
+        print(f"  recall@100 of the cascade against exhaustive (features only): mean {np.mean(recalls):.3f}, "
               f"min {np.min(recalls):.3f}")
 
 
@@ -205,23 +261,28 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, required=True)
     parser.add_argument("--videos", type=int, default=100_000)
     parser.add_argument("--candidates", type=int, default=1000)
+    parser.add_argument("--rerank", type=int, default=100, help="query: videos re-ranked after the frame-level stage")
+    parser.add_argument("--top-k", type=int, default=100, help="query: results a query")
+    parser.add_argument("--locate", type=int, default=20, help="query: hits located (matching segment and parts)")
+    parser.add_argument("--regions", type=int, default=1, help="make: regions a frame (9: extract-features' layout)")
     parser.add_argument("--exhaustive", action="store_true")
     parser.add_argument("--no-matches", action="store_true", help="query: locate the best segment only")
     args = parser.parse_args()
     print(f"{torch.get_num_threads()} torch threads")
     if args.stage == "all":
         for stage in ("make", "build", "query"):
-            extra = ["--videos", str(args.videos)] if stage == "make" else (
+            extra = ["--videos", str(args.videos), "--regions", str(args.regions)] if stage == "make" else (
                 ["--exhaustive", "--candidates", str(args.candidates)] if stage == "query" else [])
             subprocess.run([sys.executable, __file__, stage, "--folder", str(args.folder), *extra], check=True)
     elif args.stage == "make":
-        make(args.folder, args.videos)
+        make(args.folder, args.videos, args.regions)
     elif args.stage == "build":
         build(args.folder)
     elif args.stage == "reads":
         reads(args.folder)
     else:
-        query(args.folder, args.exhaustive, args.candidates, matches=not args.no_matches)
+        query(args.folder, args.exhaustive, args.candidates, matches=not args.no_matches, rerank=args.rerank,
+              top_k=args.top_k, locate=args.locate)
 
 
 if __name__ == "__main__":

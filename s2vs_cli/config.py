@@ -174,7 +174,8 @@ class SearchConfig(NormalizationOptions, ModelOptions):
 
     database: Optional[str] = None  # the collection's feature file (from extract-features)
     top_k: int = 20                 # results per query
-    candidates: int = 1000          # videos the index proposes for ViSiL re-ranking, per query
+    candidates: int = 1000          # videos the index proposes, per query (the cascade's first stage)
+    rerank: int = 100               # of those, the best by frame-level score that ViSiL re-ranks (at least top_k)
     exhaustive: bool = False        # score every video with ViSiL, no index (slow; to check recall)
     features_only: bool = False     # raw region features, no attention and no comparator (docs/METHOD.md §3)
     rebuild_index: bool = False     # rebuild the index from scratch instead of updating it
@@ -183,8 +184,9 @@ class SearchConfig(NormalizationOptions, ModelOptions):
     def __post_init__(self):
         ExtractorOptions.__post_init__(self)
         NormalizationOptions.__post_init__(self)
-        if self.top_k < 1 or self.candidates < 1:
-            raise ConfigError(f"top_k and candidates must be at least 1, got {self.top_k} and {self.candidates}")
+        if min(self.top_k, self.candidates, self.rerank) < 1:
+            raise ConfigError(f"top_k, candidates and rerank must be at least 1, got {self.top_k}, {self.candidates} "
+                              f"and {self.rerank}")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 import s2vs_cli.storage.index as index_module
 from s2vs_cli.cli import app
+from s2vs_cli.storage.catalogue import VideoIds
 from s2vs_cli.storage.index import (SearchIndexError, StoreStamp, VideoCatalogue, VideoIndex, cached_index_dir, index_dir_for,
                             open_index, segment_descriptors)
 from s2vs_cli.storage.index_checks import crc32
@@ -46,17 +47,6 @@ def _truncate(folder: Path) -> None:
     path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
 
 
-def _entries(change, restamp: bool = True):
-    """Damage: entries.npy changed; with `restamp` its size and checksum are recorded anew, as if saved so
-    (a bug rather than bit rot), which leaves only the structural checks to find it."""
-    def damage(folder: Path) -> None:
-        entries = np.load(folder / "entries.npy")
-        np.save(folder / "entries.npy", change(entries.copy()))
-        if restamp:
-            _restamp(folder, "entries.npy")
-    return damage
-
-
 def _restamp(folder: Path, name: str) -> None:
     meta = json.loads((folder / "videos.json").read_text())
     meta["files"][name] = {"bytes": (folder / name).stat().st_size, "crc32": crc32(folder / name)}
@@ -64,34 +54,42 @@ def _restamp(folder: Path, name: str) -> None:
 
 
 def _catalogue(change):
+    """Damage: catalogue.npz's arrays changed and restamped (a bug rather than bit rot): only its checks tell."""
     def damage(folder: Path) -> None:
-        meta = json.loads((folder / "videos.json").read_text())
-        change(meta)
-        (folder / "videos.json").write_text(json.dumps(meta))
+        with np.load(folder / "catalogue.npz") as saved:
+            arrays = dict(saved)
+        change(arrays)
+        with (folder / "catalogue.npz").open("wb") as out:
+            np.savez(out, **arrays)
+        _restamp(folder, "catalogue.npz")
     return damage
 
 
-def _set(entries: np.ndarray, position: int, value: int) -> np.ndarray:
-    entries[position] = value
-    return entries
+def _repeat_first_id(arrays: dict) -> None:
+    """The second video's id made the first's."""
+    ids = list(VideoIds(arrays["id_bytes"], arrays["id_offsets"]))
+    ids[1] = ids[0]
+    again = VideoCatalogue.from_lists(ids, arrays["frames"].tolist(), [None] * len(ids))
+    arrays["id_bytes"], arrays["id_offsets"] = again.id_bytes, again.id_offsets
 
 
-def _boundary(entries: np.ndarray) -> int:
-    """The first entry of the second video ('long' is the first: 50 frames, 4 segments)."""
-    return int(np.flatnonzero(np.diff(entries))[0]) + 1
+def _flip_catalogue(folder: Path) -> None:
+    data = bytearray((folder / "catalogue.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "catalogue.npz").write_bytes(bytes(data))
 
 
 @pytest.mark.parametrize("damage, reason", [
     (_flip([100, 1000, 1001, 3000, 5000]), "index.faiss fails its checksum"),
     (_truncate, "index.faiss is"),
-    (_entries(lambda e: _set(e, 3, -1), restamp=False), "entries.npy fails its checksum"),
-    (_entries(lambda e: _set(e, 3, -1)), "entries.npy has video numbers outside 0..14"),
-    # The first entry of the second video repeats the first video's number: one segment too many for it.
-    (_entries(lambda e: _set(e, _boundary(e), e[0])), "entries.npy gives 'long' 5 segments, 4 expected from its 50"),
-    (_entries(lambda e: e[::-1].copy()), "entries.npy is out of order"),
-    (_catalogue(lambda meta: meta["ids"].__setitem__(1, meta["ids"][0])), "videos.json lists 'long' twice"),
-    (_catalogue(lambda meta: meta["frames"].__setitem__(0, -16)), "frame count that is not a non-negative"),
-    (_catalogue(lambda meta: meta["digests"].pop()), "videos.json lists 15 ids, 15 frame counts and 14 digests"),
+    # 'long' (the first video) given 70 frames, not 50: 5 segments where index.faiss holds its 4.
+    (_catalogue(lambda arrays: arrays["frames"].__setitem__(0, 70)),
+     "index.faiss holds 31 vectors, the catalogue's frame counts make 32 segments"),
+    (_catalogue(_repeat_first_id), "catalogue.npz lists 'long' twice"),
+    (_catalogue(lambda arrays: arrays["frames"].__setitem__(0, -16)), "catalogue.npz has a negative frame count"),
+    (_catalogue(lambda arrays: arrays.update(digests=arrays["digests"][:-1])),
+     "catalogue.npz lists 15 ids, 15 frame counts, 14 digests and 15 digest kinds"),
+    (_flip_catalogue, "catalogue.npz fails its checksum"),
 ])
 def test_a_damaged_index_is_rebuilt_naming_what_failed(store, damage, reason):
     clean, _ = open_index(store)
@@ -111,9 +109,8 @@ def test_flipped_vector_bytes_still_load_in_faiss_and_give_wild_scores(store):
 
     clean, _ = open_index(store)
     folder = index_dir_for(store)
-    _flip(range(1, 1024 * len(clean.entries), 7))(folder)  # every 7th byte of the vectors
-    damaged = VideoIndex(faiss.read_index(str(folder / "index.faiss")), clean.entries, clean.catalogue, clean.stamp,
-                         clean.dims)
+    _flip(range(1, 1024 * clean.index.ntotal, 7))(folder)  # every 7th byte of the vectors
+    damaged = VideoIndex(faiss.read_index(str(folder / "index.faiss")), clean.catalogue, clean.stamp, clean.dims)
     damaged.folder = folder
     with pytest.raises(SearchIndexError, match=r"coarse scores out of range .* run `s2vs index --rebuild") as error:
         damaged.candidates(QUERY, 5)
@@ -126,8 +123,8 @@ def test_candidates_refuse_scores_no_unit_vector_gives():
     vectors = _unit(np.random.default_rng(0).standard_normal((40, 512)))
     index = faiss.IndexFlatIP(512)
     index.add(200 * vectors)  # far from unit length, as garbled float16 bytes are
-    catalogue = VideoCatalogue([f"v{i}" for i in range(40)], [16] * 40, [None] * 40)
-    video_index = VideoIndex(index, np.arange(40, dtype=np.int32), catalogue, StoreStamp(0, 0, 0), 512)
+    catalogue = VideoCatalogue.from_lists([f"v{i}" for i in range(40)], [16] * 40, [None] * 40)
+    video_index = VideoIndex(index, catalogue, StoreStamp(0, 0, 0), 512)
     with pytest.raises(SearchIndexError, match="coarse scores out of range"):
         video_index.candidates(vectors[:2], 5)
     # Not finite: refused too (faiss itself skips NaN, so checked directly); a missing result's -inf is not.
@@ -138,6 +135,10 @@ def test_candidates_refuse_scores_no_unit_vector_gives():
     index.reset()
     index.add(vectors)
     assert [video_id for video_id, _ in video_index.candidates(vectors[:2], 5)][:2] == ["v0", "v1"]
+    # An entry past the catalogue's videos (more vectors than its frame counts make segments): refused too.
+    index.add(vectors[:1])
+    with pytest.raises(SearchIndexError, match="entries out of range, the index is damaged"):
+        video_index.candidates(vectors[:1], 5)
 
 
 def _read_only(monkeypatch, *folders: Path) -> None:

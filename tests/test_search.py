@@ -157,7 +157,7 @@ def test_cli_exhaustive_and_index_commands(store):
     (["search", "x"], 2, "give the collection's feature file: --database FEATURES.h5"),
     (["search", "x", "--database", "missing.h5"], 1, "missing.h5: feature file not found"),
     (["search", "x", "--database", ".", "--features-only"], 1, ".: is a folder; give the collection's feature file"),
-    (["search", "x", "--database", "f.h5", "--top-k", "0"], 2, "top_k and candidates must be at least 1"),
+    (["search", "x", "--database", "f.h5", "--top-k", "0"], 2, "top_k, candidates and rerank must be at least 1"),
     (["search", "x", "--database", "f.h5", "--device", "nowhere"], 2, "unknown device 'nowhere'"),
     (["index", "missing.h5"], 1, "missing.h5: feature file not found"),
 ])
@@ -208,6 +208,12 @@ def test_edited_copies_rank_above_unrelated_clips(videos_dir, tmp_path):
                                         "--candidates", "5", *random]))
     for name, result in zip(originals, summary["results"]):
         assert result["error"] is None and result["hits"][0]["id"] == f"{name}-copy", result
+    # The cascade's frame-level stage alone choosing the one video re-ranked: still each copy.
+    summary = _json(runner.invoke(app, ["search", *queries, "--database", str(store), "--features-only", "--json",
+                                        "-k", "1", "--rerank", "1", *random]))
+    for name, result in zip(originals, summary["results"]):
+        assert result["stages"] == {"index": 11, "frame_level": 11, "features_only": 1}, result
+        assert result["hits"][0]["id"] == f"{name}-copy", result
 
 
 @pytest.mark.parametrize("kind, flat_max, sq_max", [("ivf-sq8", 100, 10**9), ("ivf-pq", 100, 200)])
@@ -254,7 +260,7 @@ def test_query_files_need_the_stores_extraction_settings(store, videos_dir):
     (lambda folder: (folder / "videos.json").write_text(json.dumps({"version": INDEX_VERSION, "segment_frames": 16})),
      "unreadable"),
     (lambda folder: (folder / "index.faiss").write_bytes(b"junk"), "index.faiss is 4 bytes"),
-    (lambda folder: np.save(folder / "entries.npy", np.zeros(3, dtype=np.int32)), "entries.npy is 140 bytes"),
+    (lambda folder: (folder / "catalogue.npz").write_bytes(b"junk"), "catalogue.npz is 4 bytes"),
 ])
 def test_a_damaged_index_is_rebuilt_and_says_why(store, damage, reason):
     open_index(store)

@@ -28,8 +28,11 @@ def search(
     top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", help="Results per query.  \\[default: 20]",
                                                  rich_help_panel=options.OUTPUT)] = None,
     candidates: Annotated[Optional[int], typer.Option(
-        "--candidates", help="Videos the index proposes for ViSiL re-ranking, per query.  \\[default: 1000]",
-        rich_help_panel=SEARCH)] = None,
+        "--candidates", help="Videos the index proposes per query, scored on their frame descriptors.  "
+                             "\\[default: 1000]", rich_help_panel=SEARCH)] = None,
+    rerank: Annotated[Optional[int], typer.Option(
+        "--rerank", help="Of the candidates, how many (the best by frame-level score) ViSiL re-ranks; at least "
+                         "--top-k.  \\[default: 100]", rich_help_panel=SEARCH)] = None,
     exhaustive: Annotated[Optional[bool], typer.Option(
         "--exhaustive", help="Score every video with ViSiL instead of asking the index (slow; to check recall).",
         rich_help_panel=SEARCH)] = None,
@@ -67,13 +70,14 @@ def search(
 ) -> None:
     """Rank a collection's videos against each query: the most similar first, with where they match.
 
-    Two stages: the index beside the feature file (built or updated as needed) proposes candidates, and
-    ViSiL re-ranks them. Example: [bold]s2vs search clip.mp4 --database collection.h5 --top-k 10[/]
+    A cascade: the index beside the feature file (built or updated as needed) proposes candidates, their
+    frame descriptors keep the most promising (--rerank), and ViSiL re-ranks those. Example: [bold]s2vs search clip.mp4 --database collection.h5 --top-k 10[/]
     """
     with reported_errors():
         from ..config import SearchConfig
 
         cfg = load_config(SearchConfig, config, print_config, database=database, top_k=top_k, candidates=candidates,
+                          rerank=rerank,
                           exhaustive=exhaustive, rebuild_index=rebuild_index, features_only=features_only,
                           model=model, backbone_weights=backbone_weights, pca=pca, device=device,
                           precision=precision, fps=fps, frames_per_batch=frames_per_batch, seed=seed,
@@ -186,6 +190,9 @@ def _render(result) -> None:
         console.print(f"[red]failed:[/] {escape(named)}", highlight=False, soft_wrap=True)
         return
     caption = f"{plural(result.candidates, 'videos')} re-ranked in {result.seconds:.2f} s"
+    if result.stages.get("frame_level"):
+        caption = (f"{plural(result.stages['index'], 'candidates')}, the best {result.candidates:,} by frame "
+                   f"re-ranked in {result.seconds:.2f} s")
     normalized = result.offset is not None
     if normalized:  # one score column, to fit 80 columns: the raw similarity is this plus the offset
         caption += f"; normalized: the similarity less {result.offset:.4f}, the query's noise offset"

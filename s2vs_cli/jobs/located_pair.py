@@ -55,16 +55,22 @@ def locate_pair(query: VideoFeatures, target: VideoFeatures, network: ViSiL | No
                 min_match_seconds: float = 2.0, heatmap: bool = False) -> LocatedPair:
     """Where two videos match (best segment and every copied part, as compare reports them); with `heatmap`,
     their map as the report's HEATMAP entry too."""
-    f2f = frame_map(query, target, network, precision)
-    segment = segment_times(best_segment(f2f), query.timestamps, target.timestamps, 1.0 / query.fps)
-    matches = locate_matches(f2f, query.timestamps, target.timestamps, query.fps, min_match_seconds)
+    return locate_on_map(frame_map(query, target, network, precision), query.timestamps, query.fps,
+                         target.timestamps, target.fps, min_match_seconds, heatmap)
+
+
+def locate_on_map(f2f: np.ndarray, query_times: np.ndarray, query_fps: float, target_times: np.ndarray,
+                  target_fps: float, min_match_seconds: float = 2.0, heatmap: bool = False) -> LocatedPair:
+    """`locate_pair` on a frame map already computed (search keeps the maps it scored with)."""
+    segment = segment_times(best_segment(f2f), query_times, target_times, 1.0 / query_fps)
+    matches = locate_matches(f2f, query_times, target_times, query_fps, min_match_seconds)
     entry = None
     if heatmap:
         from ..report.document import heatmap_entry
 
-        entry = heatmap_entry(f2f, query.timestamps, target.timestamps, query.fps)
-    return LocatedPair(segment, matches, sampled_duration(query.timestamps, query.fps),
-                       sampled_duration(target.timestamps, target.fps), entry)
+        entry = heatmap_entry(f2f, query_times, target_times, query_fps)
+    return LocatedPair(segment, matches, sampled_duration(query_times, query_fps),
+                       sampled_duration(target_times, target_fps), entry)
 
 
 def sampled_duration(times: np.ndarray, fps: float) -> float:

@@ -1,12 +1,16 @@
 """`s2vs search`: where else a clip appears in a collection, and where in those videos.
 
-Two stages, since ViSiL is too heavy to run against every video of a large collection:
+A cascade, since ViSiL is too heavy to run against every video of a large collection, or even against
+a thousand videos of nine regions a frame within a second:
 1. the query's segment descriptors look up the nearest segments in the store's faiss index
    (storage/index.py), and the videos they belong to are the candidates (`candidates`, default 1,000);
-2. the candidates' region features are read from the HDF5 file and re-ranked with ViSiL (or raw
+2. the candidates are scored on their frame descriptors, kept beside the index (frame-level Chamfer,
+   scoring/frame_level.py), and the best `rerank` (default 100, at least `top_k`) go on;
+3. those videos' region features are read from the HDF5 file and re-ranked with ViSiL (or raw
    Chamfer in features-only mode) exactly as `s2vs evaluate` scores; the best `top_k` get their
    matching segment located on the frame-to-frame map, as `s2vs compare` does.
-Exhaustive search skips stage 1 and scores every stored video (to check what the index misses).
+Each result says how many videos each stage scored (`QueryResult.stages`).
+Exhaustive search skips stages 1 and 2 and scores every stored video (to check what the index misses).
 With a noise set (`normalize_with`) each hit also gets its similarity less the query's noise offset (see
 scoring/normalization.py, one more score per noise video and query), and with thresholds from
 `s2vs calibrate` a verdict: copy or not a copy.
@@ -22,23 +26,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from ..config import SearchConfig
 from ..errors import ConfigError, FeatureStoreError, S2VSError
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.calibration import Thresholds, load_thresholds
+from ..scoring.frame_level import frame_level_scores, query_frame_descriptors
 from ..scoring.localization import Match, SegmentTimes
 from ..scoring.normalization import NoiseSet
+from ..media.video import repeat_factor
+from ..models.visil import COMPARATOR_MIN_FRAMES
 from ..scoring.retrieval import VideoScorer, repeat_to_min_frames, score_prepared
 from ..storage.index import IndexUpdate, VideoIndex, open_index, segment_descriptors
 from ..storage.store import FeatureStore, StoreIdentity, frame_times
-from .located_pair import LocatedPair, locate_pair, sampled_duration
+from .located_pair import LocatedPair, locate_on_map, locate_pair, sampled_duration
 
 if TYPE_CHECKING:  # torchvision is imported only when a query video is extracted
     from ..models.extractor import RegionExtractor
 
 DEFAULT_CANDIDATES = 1000
+DEFAULT_RERANK = 100
 DEFAULT_TOP_K = 20
 
 
@@ -88,6 +97,7 @@ class QueryResult:
     query: str
     hits: list[SearchHit] = field(default_factory=list)
     candidates: int = 0        # videos scored with ViSiL
+    stages: dict[str, int] = field(default_factory=dict)  # videos each stage scored: index, frame_level, visil
     seconds: float = 0.0
     error: str | None = None
     offset: float | None = None  # with a noise set: β × the similarity to the k-th nearest noise video
@@ -95,7 +105,7 @@ class QueryResult:
 
     def as_dict(self) -> dict:
         """JSON-ready: the query, its error (None when it ran), how many videos were scored and the hits."""
-        summary = {"query": self.query, "error": self.error, "candidates": self.candidates,
+        summary = {"query": self.query, "error": self.error, "candidates": self.candidates, "stages": self.stages,
                    "seconds": round(self.seconds, 4), "hits": [hit.as_dict() for hit in self.hits]}
         if self.offset is not None:
             summary["normalization_offset"] = self.offset
@@ -110,14 +120,17 @@ def stored_query(store: FeatureStore, video_id: str, default_fps: float) -> Quer
 
 
 class Searcher:
-    """Searches one feature store: the index for candidates (None: exhaustive), the scorer to re-rank; a
-    noise set normalizes the scores, thresholds give each hit a verdict (both optional)."""
+    """Searches one feature store: the index for candidates (None: exhaustive), their frame descriptors to
+    keep the best `rerank`, the scorer to re-rank those; a noise set normalizes the scores, thresholds give
+    each hit a verdict (both optional)."""
 
     def __init__(self, store_path: str | Path, scorer: VideoScorer, index: VideoIndex | None,
                  candidates: int = DEFAULT_CANDIDATES, top_k: int = DEFAULT_TOP_K, locate: int | None = None,
-                 noise: NoiseSet | None = None, thresholds: Thresholds | None = None, review: bool = False):
+                 noise: NoiseSet | None = None, thresholds: Thresholds | None = None, review: bool = False,
+                 rerank: int = DEFAULT_RERANK):
         self.store = FeatureStore(store_path)
         self.scorer, self.index, self.candidates, self.top_k = scorer, index, candidates, top_k
+        self.rerank = max(rerank, top_k)  # ViSiL ranks everything it returns
         self.noise, self.thresholds = noise, thresholds
         self.review = review  # keep each located hit's heatmap for a review report
         self.locate = top_k if locate is None else locate  # hits that get their matching segment
@@ -142,20 +155,29 @@ class Searcher:
         features = repeat_to_min_frames(query.features)
         coarse: dict[str, float] = {}
         if self.index is not None:
-            found = self.index.candidates(segment_descriptors(features), self.candidates, exclude=query.stored_id)
-            coarse = dict(found)
-            ids = [video_id for video_id, _ in found]
+            found = self.index.candidate_numbers(segment_descriptors(features), self.candidates,
+                                                 exclude=query.stored_id)
+            names = self.index.catalogue.ids
+            coarse = {names[v]: score for v, score in found}
+            numbers = self._shortlist(query.features, [v for v, _ in found])
+            ids = [names[v] for v in numbers]
+            stages = {"index": len(found), "frame_level": len(found) - len(numbers) and len(found)}
         else:
             ids = [i for i in self._stored_ids() if i != query.stored_id]
+            stages = {"index": 0, "frame_level": 0}
+        stages["visil" if self.scorer.network is not None else "features_only"] = len(ids)
         prepared = {"query": self.scorer.prepare_query(features)}
-        scores = score_prepared(self.store, prepared, ids, self.scorer)["query"]
+        # The cascade's few re-ranked videos keep the frame maps they were scored with, to locate matches on
+        # (exhaustive search scores them all: its located few are computed again).
+        maps: dict[str, torch.Tensor] | None = {} if self.index is not None else None
+        scores = score_prepared(self.store, prepared, ids, self.scorer, maps=maps)["query"]
         ranked = sorted(scores.items(), key=lambda item: -item[1])[:self.top_k]
         offset = self.noise.offsets(prepared, self.scorer)["query"] if self.noise is not None else None
         hits = []
         for rank, (video_id, score) in enumerate(ranked):
             hit = SearchHit(video_id, float(score), coarse=coarse.get(video_id))
             if rank < self.locate:
-                located = self._locate(query, video_id)
+                located = self._locate(query, video_id, (maps or {}).get(video_id))
                 hit.segment, hit.matches, hit.heatmap = located.segment, located.matches, located.heatmap
                 hit.target_duration = located.target_duration
             if offset is not None:
@@ -164,7 +186,7 @@ class Searcher:
                 judged = hit.similarity if hit.normalized is None else hit.normalized
                 hit.verdict, hit.threshold = self.thresholds.verdict(judged), self.thresholds.threshold
             hits.append(hit)
-        return QueryResult(query.label, hits, len(ids), time.perf_counter() - started, offset=offset,
+        return QueryResult(query.label, hits, len(ids), stages, time.perf_counter() - started, offset=offset,
                            duration=sampled_duration(query.timestamps, query.fps))
 
     def run(self, sources: list[QuerySource], extractor: RegionExtractor | None, fps: float, precision: str,
@@ -179,16 +201,36 @@ class Searcher:
             except S2VSError as e:  # a bad query file: say so and go on with the others
                 yield QueryResult(source.label, error=str(e))
 
+    def _shortlist(self, features: np.ndarray, numbers: list[int]) -> list[int]:
+        """The `rerank` candidates with the best frame-level scores, best first (all of them if no more)."""
+        if len(numbers) <= self.rerank or self.index.frames is None:
+            return numbers
+        descriptors, lengths = self.index.frames.read(numbers)
+        scores = frame_level_scores(query_frame_descriptors(features), descriptors, lengths)
+        best = np.argsort(-scores, kind="stable")[:self.rerank]
+        return [numbers[i] for i in best]
+
     def _stored_ids(self) -> list[str]:
         if self._all_ids is None:  # videos without frames have nothing to compare
             self._all_ids = [i for i in self.store.ids() if self.store.shape(i)[0] > 0]
         return self._all_ids
 
-    def _locate(self, query: QueryVideo, video_id: str) -> LocatedPair:
+    def _locate(self, query: QueryVideo, video_id: str, scored_map: torch.Tensor | None = None) -> LocatedPair:
         """Where the query and a stored video match, found as `s2vs compare` finds it (with the heatmap when
-        a review report is asked for)."""
+        a review report is asked for), on the map it was scored with when there is one."""
         from .compare import as_video_features, stored_video_features
 
+        if scored_map is not None:
+            # Both sides as scoring saw them: videos under 4 frames repeated, with their times (as compare does).
+            query_times, target_times = query.timestamps, self.store.times(video_id, self.default_fps)
+            rows, columns = scored_map.shape
+            repeat = (repeat_factor(len(query_times), COMPARATOR_MIN_FRAMES),
+                      repeat_factor(len(target_times[0]), COMPARATOR_MIN_FRAMES))
+            if (rows, columns) != (len(query_times) * repeat[0], len(target_times[0]) * repeat[1]):
+                raise FeatureStoreError(f"{self.store.path}: '{video_id}' has {len(target_times[0])} frame times for "
+                                        f"its {columns // repeat[1]} frames")
+            return locate_on_map(scored_map.numpy(), np.tile(query_times, repeat[0]), query.fps,
+                                 np.tile(target_times[0], repeat[1]), target_times[1], heatmap=self.review)
         device = self.scorer.device
         return locate_pair(as_video_features(query.label, query.features, query.timestamps, query.fps, device),
                            stored_video_features(self.store, video_id, self.default_fps, device),
@@ -261,7 +303,7 @@ def check_feature_file(path: str | None) -> Path:
 
 def index_summary(index: VideoIndex, update: IndexUpdate) -> dict:
     """What `s2vs index` reports: where the index is, what was done to it and what it holds."""
-    return {"index": update.folder, "action": update.action, "videos": len(index), "entries": int(len(index.entries)),
+    return {"index": update.folder, "action": update.action, "videos": len(index), "entries": int(index.index.ntotal),
             "kind": index.kind, "added": update.added, "reason": update.reason, "note": update.note}
 
 
@@ -348,7 +390,7 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
         raise
     scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
     searcher = Searcher(database, scorer, index, cfg.candidates, cfg.top_k, noise=noise, thresholds=thresholds,
-                        review=review)
+                        review=review, rerank=cfg.rerank)
     return SearchRun(str(cfg.database), searcher, sources, runtime, cfg.fps, cfg.frames_per_batch, update)
 
 

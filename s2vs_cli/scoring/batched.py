@@ -84,9 +84,13 @@ class TargetColumns:
             out[start:start + rows_per_chunk] = region_max.float().mean(1)
         return out[:tq, :self.total]
 
-    def chamfer_similarities(self, query: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
-        """Chamfer similarity of q [Tq, R, D] to each target (raw features, no comparator) -> float32 [N]."""
+    def chamfer_similarities(self, query: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS,
+                             maps: list | None = None) -> torch.Tensor:
+        """Chamfer similarity of q [Tq, R, D] to each target (raw features, no comparator) -> float32 [N];
+        each target's [Tq, Tt] frame map is appended to `maps` when given."""
         frame_sim = self.frame_similarities(query, chunk_elements)
+        if maps is not None:
+            maps.extend(torch.split(frame_sim, self.lengths, dim=1))
         lengths = torch.tensor(self.lengths, device=frame_sim.device)
         # Max over each target's own columns, for all targets in one ragged reduction; then mean over rows.
         row_max = torch.segment_reduce(frame_sim.T.contiguous(), "max", lengths=lengths, axis=0)  # [N, Tq]
@@ -140,21 +144,25 @@ def video_similarities(network: ViSiL, query: torch.Tensor, targets: list[torch.
 
 @torch.inference_mode()
 def group_similarities(network: ViSiL, query: torch.Tensor, group: TargetGroup,
-                       apply_comparator: bool = True) -> torch.Tensor:
-    """Similarity of one indexed query to each target of a group (see target_groups) -> [N].
+                       apply_comparator: bool = True, maps: list | None = None) -> torch.Tensor:
+    """Similarity of one indexed query to each target of a group (see target_groups) -> [N]; with `maps`, each
+    target's frame map (what its matches are located on) is appended to it, or None for a tiled one.
 
     The group's maps run as one padded batch that the comparator masks exactly
     (VideoComparator.forward_padded), so each score is the one its target gets alone. Maps too
     large for one comparator tile run one at a time, tiled.
     """
     if not apply_comparator:
-        return group.columns.chamfer_similarities(query)
+        return group.columns.chamfer_similarities(query, maps=maps)
     if max(query.shape[0], max(group.columns.lengths)) > TILE_FRAMES + 2 * TILE_HALO:
+        if maps is not None:
+            maps.extend([None] * len(group.targets))
         return torch.stack([network.video_similarity(query, target) for target in group.targets])
-    return padded_similarities(network, query, group.columns)
+    return padded_similarities(network, query, group.columns, maps)
 
 
-def padded_similarities(network: ViSiL, query: torch.Tensor, targets: TargetColumns) -> torch.Tensor:
+def padded_similarities(network: ViSiL, query: torch.Tensor, targets: TargetColumns,
+                        maps: list | None = None) -> torch.Tensor:
     """Comparator similarities of targets of any lengths in one padded batch -> [N].
 
     Sizes are rounded up (padded_size) so that a long evaluation meets only a few distinct shapes:
@@ -166,11 +174,13 @@ def padded_similarities(network: ViSiL, query: torch.Tensor, targets: TargetColu
     f2f = targets.frame_similarities(query, pad_rows=True)
     if network.binarization is not None:
         f2f = f2f / network.binarization.bits
-    maps = f2f.new_zeros(len(lengths), 1, padded_size(query.shape[0]), padded_size(max(lengths)))
+    if maps is not None:
+        maps.extend(torch.split(f2f, lengths, dim=1))
+    batch = f2f.new_zeros(len(lengths), 1, padded_size(query.shape[0]), padded_size(max(lengths)))
     for i, piece in enumerate(torch.split(f2f, lengths, dim=1)):
-        maps[i, 0, :piece.shape[0], :piece.shape[1]] = piece
-    rows = torch.full((len(lengths),), query.shape[0], device=maps.device)
-    out, rows, columns = network.visil_head.forward_padded(maps, rows, torch.tensor(lengths, device=maps.device))
+        batch[i, 0, :piece.shape[0], :piece.shape[1]] = piece
+    rows = torch.full((len(lengths),), query.shape[0], device=batch.device)
+    out, rows, columns = network.visil_head.forward_padded(batch, rows, torch.tensor(lengths, device=batch.device))
     out = F.hardtanh(out[:, 0])  # [N, H//4, W//4]
     valid_rows = torch.arange(out.shape[-2], device=out.device) < rows[:, None]
     valid_columns = torch.arange(out.shape[-1], device=out.device) < columns[:, None]

@@ -24,13 +24,13 @@ from ..runtime import autocast
 from ..models.visil import COMPARATOR_MIN_FRAMES, ViSiL, compute_dtype
 from ..progress import SILENT, Progress
 from .batched import TargetColumns, TargetGroup, group_similarities, padded_size, target_groups
+from .indexing import PRODUCT_FRAMES, RegionIndexer, frame_groups
 from ..storage.store import FeatureStore
 from ..media.video import repeat_factor
 
 TARGET_CHUNK_FRAMES = 2048  # the original's chunk of long targets (published numbers depend on it)
 DATABASE_BLOCK = 256  # database videos read, indexed and scored together...
 BLOCK_FRAMES = 65_536  # ...up to this many frames (~1.2 GB of float32 features)
-PRODUCT_FRAMES = 4_096  # target frames in one frame-similarity matrix product (bounds its memory)
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
 
@@ -65,6 +65,7 @@ class PreparedTargets:
     count: int                  # targets
     owners: np.ndarray          # chunk index -> target index
     groups: list[TargetGroup]   # the chunks, indexed by the network and laid out for the products
+    generation: int = 0         # the indexer's block they are views of (RegionIndexer.generation)
 
 
 class VideoScorer:
@@ -73,6 +74,7 @@ class VideoScorer:
     def __init__(self, network: ViSiL | None, device: torch.device, precision: str = "fp32",
                  chunk_frames: int = TARGET_CHUNK_FRAMES):
         self.network, self.device, self.precision, self.chunk_frames = network, device, precision, chunk_frames
+        self._indexer = RegionIndexer(network, device, precision) if network is not None else None
 
     @torch.inference_mode()
     def prepare_query(self, features: np.ndarray) -> torch.Tensor:
@@ -82,7 +84,10 @@ class VideoScorer:
     @torch.inference_mode()
     def prepare_targets(self, videos: Sequence[np.ndarray]) -> PreparedTargets:
         """Targets [T, R, D] split into chunks on the device, indexed and laid out once for all queries."""
-        per_target = [split_long_target(_as_float32(v), self.chunk_frames) for v in videos]
+        # Without a network the chunks are the targets; with one, they are copied (and converted) into a reused
+        # buffer to be indexed, so they stay in their stored dtype until then.
+        load = _as_float32 if self.network is None else (lambda v: torch.from_numpy(np.ascontiguousarray(v)))
+        per_target = [split_long_target(load(v), self.chunk_frames) for v in videos]
         owners = np.repeat(np.arange(len(videos)), [len(chunks) for chunks in per_target])
         chunks = self._index_many([chunk for target in per_target for chunk in target])
         with autocast(self.device, self.precision):
@@ -94,17 +99,22 @@ class VideoScorer:
                 groups = [TargetGroup(indices, [chunks[i] for i in indices],
                                       TargetColumns([chunks[i] for i in indices], dtype))
                           for indices in _groups(positions, [len(c) for c in chunks], PRODUCT_FRAMES)]
-        return PreparedTargets(len(videos), owners, groups)
+        generation = self._indexer.generation if self._indexer is not None else 0
+        return PreparedTargets(len(videos), owners, groups, generation)
 
     def _index_many(self, videos: list[torch.Tensor]) -> list[torch.Tensor]:
         """Index many videos with few large products: frames of several videos go through attention together
         (it treats every region vector on its own, so this is exact), PRODUCT_FRAMES at a time."""
+        if self.network is None:
+            return [video.to(self.device) for video in videos]
+        if self._indexer.in_place:  # into reused buffers (scoring/indexing.py)
+            return self._indexer.index(videos)
         indexed: list[torch.Tensor] = []
-        for group in _groups(videos, [len(v) for v in videos], PRODUCT_FRAMES):
-            lengths = [len(v) for v in group]
-            # Padded to one of a few sizes, so the CPU reuses its kernels (see batched.padded_size).
-            padding = group[0].new_zeros((padded_size(sum(lengths)) - sum(lengths), *group[0].shape[1:]))
-            together = self._index(torch.cat([*group, padding]))
+        for group in frame_groups([len(v) for v in videos], PRODUCT_FRAMES):
+            members = [videos[i].float() for i in group]
+            lengths = [len(v) for v in members]
+            padding = members[0].new_zeros((padded_size(sum(lengths)) - sum(lengths), *members[0].shape[1:]))
+            together = self._index(torch.cat([*members, padding]))
             indexed.extend(torch.split(together, lengths + [len(padding)])[:len(group)])
         return indexed
 
@@ -116,18 +126,31 @@ class VideoScorer:
             return self.network.index_video(features)
 
     @torch.inference_mode()
-    def score(self, query: torch.Tensor, targets: PreparedTargets) -> np.ndarray:
-        """Similarity of one prepared query to each prepared target -> float64 [targets.count]."""
+    def score(self, query: torch.Tensor, targets: PreparedTargets,
+              maps: dict[int, torch.Tensor] | None = None) -> np.ndarray:
+        """Similarity of one prepared query to each prepared target -> float64 [targets.count].
+
+        With `maps`, each target scored in one piece (not split into chunks, not tiled) also leaves there
+        its frame map [Tq, Tt] (float32, on the CPU), keyed by its position: what its matches are located on.
+        """
         if targets.count == 0:
             return np.zeros(0)
+        if self._indexer is not None and targets.generation != self._indexer.generation:
+            raise RuntimeError("these targets were overwritten: score each block before preparing the next")
         values = torch.empty(len(targets.owners), dtype=torch.float64)
+        whole = np.bincount(targets.owners, minlength=targets.count) == 1
         with autocast(self.device, self.precision):
             for group in targets.groups:
+                kept: list | None = [] if maps is not None else None
                 if self.network is None:
-                    scores = group.columns.chamfer_similarities(query)
+                    scores = group.columns.chamfer_similarities(query, maps=kept)
                 else:
-                    scores = group_similarities(self.network, query, group)
+                    scores = group_similarities(self.network, query, group, maps=kept)
                 values[group.indices] = scores.double().cpu()
+                for chunk, frame_map in zip(group.indices, kept or ()):
+                    target = int(targets.owners[chunk])
+                    if frame_map is not None and whole[target]:
+                        maps[target] = frame_map.float().cpu()
         values = values.numpy()
         chunk_counts = np.bincount(targets.owners, minlength=targets.count)
         return np.bincount(targets.owners, weights=values, minlength=targets.count) / chunk_counts
@@ -162,8 +185,11 @@ def score_store(store_path: str, queries: Sequence[str], database: Sequence[str]
 
 def score_prepared(store: FeatureStore, queries: dict[str, torch.Tensor], database: Sequence[str],
                    scorer: VideoScorer, progress: Progress = SILENT,
-                   block: int = DATABASE_BLOCK) -> Similarities:
-    """Scores of prepared queries against stored videos (all present), reading the store block by block."""
+                   block: int = DATABASE_BLOCK, maps: dict[str, torch.Tensor] | None = None) -> Similarities:
+    """Scores of prepared queries against stored videos (all present), reading the store block by block; with
+    one query, `maps` receives the frame map of each video scored in one piece (VideoScorer.score)."""
+    if maps is not None and len(queries) != 1:
+        raise ValueError("frame maps are kept for one query at a time")
     similarities: Similarities = {q: {} for q in queries}
     lengths = [max(store.shape(d)[0], COMPARATOR_MIN_FRAMES) for d in database]
     blocks = _groups(list(database), lengths, BLOCK_FRAMES, block)
@@ -176,8 +202,11 @@ def score_prepared(store: FeatureStore, queries: dict[str, torch.Tensor], databa
             pending = reader.submit(_read_block, store, blocks[index + 1]) if index + 1 < len(blocks) else None
             targets = scorer.prepare_targets(features)
             for query, indexed in queries.items():
-                scores = scorer.score(indexed, targets).tolist()
+                kept: dict[int, torch.Tensor] | None = {} if maps is not None else None
+                scores = scorer.score(indexed, targets, kept).tolist()
                 _check_finite(store, query, ids, scores)
+                if kept:
+                    maps.update((ids[i], frame_map) for i, frame_map in kept.items())
                 similarities[query].update(zip(ids, scores))
             done += len(ids)
             progress.update(done, len(database))

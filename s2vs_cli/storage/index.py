@@ -15,28 +15,28 @@ and ten million videos):
   D bytes an entry;
 - above: inverted lists with product quantisation (PQ_BYTES bytes an entry).
 
-Files, in `<store>.index/`: `index.faiss`, `entries.npy` (the video number of each entry) and
-`videos.json` (ids, each video's frame count and content digest, the store's stamp, the settings, and
-the size and CRC-32 of the other two files). When the store's folder is not writable (a read-only
-collection) the index is kept in the user's cache instead: `<cache>/indexes/<16 hex of the sha256 of
-the store's resolved path>/`, with <cache> as for downloaded weights ($S2VS_HOME, else ~/.cache/s2vs).
+Files, in `<store>.index/`: `index.faiss` (entries numbered as added: each video's segments in catalogue
+order, so an entry's video follows from the frame counts), `catalogue.npz` (each video's id, frame count
+and content digest, in numpy arrays: catalogue.py), the frame descriptors (frame_descriptors.py) and
+`videos.json` (the store's stamp, the settings, and the size and CRC-32 of the other files). When the
+store's folder is not writable (a read-only collection) the index is kept in the user's cache instead:
+`<cache>/indexes/<16 hex of the sha256 of the store's resolved path>/`, with <cache> as for downloaded
+weights ($S2VS_HOME, else ~/.cache/s2vs).
 Whether the index still describes the store is checked, never assumed: the store file's size, mtime
 and inode first; if those changed, every video's frame count and digest. New videos are added to the
 index; a removed or changed one makes it rebuild.
 
 Nor is the index itself trusted: it is a cache of the store, so any doubt makes `open_index` rebuild it
 and say why. At load, `VideoIndex.load` checks
-- the size and CRC-32 of index.faiss and entries.npy against videos.json (before faiss reads a byte: a
-  garbled index.faiss still loads, and gives wrong candidates with scores far above 1). It costs about
-  0.2 s a 500 MB index (0.35 -> 0.5 s to load 500,000 entries of 512 dims, flat);
-- the catalogue: ids unique strings, frame counts non-negative integers, digests strings or null, all
-  three lists the same length;
-- entries: a 1-D integer array, every value a video number, non-decreasing, and each video owning
-  exactly its ceil(frames / SEGMENT_FRAMES) segments (vectorised: bincount against the frame counts);
-- the faiss index: one vector per entry, the recorded number of dimensions.
+- the size and CRC-32 of each file but the frame descriptors' data against videos.json (before faiss or
+  numpy reads a byte: a garbled index.faiss still loads, and gives wrong candidates with scores far above
+  1). It costs about 0.2 s a 500 MB index (0.35 -> 0.5 s to load 500,000 entries of 512 dims, flat);
+- the catalogue (VideoCatalogue.check, vectorised): ids unique UTF-8 text, frame counts non-negative,
+  digest kinds known, every array the same length;
+- the faiss index: one vector per segment the frame counts make, the recorded number of dimensions.
 At search, `VideoIndex.candidates` refuses coarse scores that no sound index can give a unit query
-(not finite, or above 1 + SCORE_SLACK; for PQ, above what its codebooks can reconstruct), in case the
-damage came after loading or escaped the checks.
+(not finite, or above 1 + SCORE_SLACK; for PQ, above what its codebooks can reconstruct) and entries
+past the last video's, in case the damage came after loading or escaped the checks.
 """
 from __future__ import annotations
 
@@ -44,26 +44,30 @@ import hashlib
 import json
 import math
 import os
+import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import FeatureStoreError
 from ..progress import SILENT, Progress
-from .index_checks import SearchIndexError, check_catalogue, check_entries, check_file, crc32, score_limit
+from .catalogue import FILE as CATALOGUE_FILE, VideoCatalogue, read_catalogue
+from .frame_descriptors import CRC_FILE, DATA_FILE, FrameDescriptors, FrameDescriptorWriter, frame_descriptors
+from .index_checks import SearchIndexError, check_file, crc32, score_limit
 from .store import FeatureStore
 
 SEGMENT_FRAMES = 16
 FLAT_MAX = 1_048_576       # 1 GB of float16 512-d vectors: a full scan still takes about 0.2 s
 SQ_MAX = 4_194_304         # 2 GB of 8-bit codes
-PQ_BYTES = 64              # bytes an entry above SQ_MAX: 64 sub-quantisers of 8 bits
+PQ_BYTES = 48              # bytes an entry above SQ_MAX: 10 M videos' index + catalogue in 3.6 GB (BENCHMARKS.md)
+PQ_BITS = 6                # bits a sub-quantiser's code: 64 sub-quantisers of 8 dimensions for 48 bytes
 NPROBE = 32                # inverted lists searched per query vector
 TRAINING_VECTORS = 262_144  # vectors the quantisers are trained on at least (a uniform sample)
-INDEX_VERSION = 3          # 3: sizes and CRC-32 of the index files in videos.json
+INDEX_VERSION = 5          # 3: sizes and CRC-32 of the index files; 4: frame descriptors; 5: catalogue.npz
 READ_BLOCK = 512           # videos read from the store at a time while building
-CHECKED_FILES = ("index.faiss", "entries.npy")
+CHECKED_FILES = ("index.faiss", CRC_FILE, CATALOGUE_FILE)
 
 
 @dataclass
@@ -131,37 +135,13 @@ def _writable(folder: Path) -> bool:
     return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
 
 
-@dataclass
-class VideoCatalogue:
-    """What the index holds, per video: its id, frame count and content digest (None if unrecorded)."""
-
-    ids: list[str] = field(default_factory=list)
-    frames: list[int] = field(default_factory=list)
-    digests: list[str | None] = field(default_factory=list)
-
-    def signature(self) -> dict[str, tuple[int, str | None]]:
-        return {i: (f, d) for i, f, d in zip(self.ids, self.frames, self.digests)}
-
-
-def read_catalogue(store: FeatureStore, progress: Progress = SILENT) -> VideoCatalogue:
-    """Every video of the store with its frame count and recorded digest."""
-    catalogue = VideoCatalogue()
-    ids = store.ids()
-    for done, video_id in enumerate(ids, 1):
-        frames, digest = store.frames_and_digest(video_id)
-        catalogue.ids.append(video_id)
-        catalogue.frames.append(frames)
-        catalogue.digests.append(digest)
-        if done % 1000 == 0 or done == len(ids):
-            progress.update(done, len(ids))
-    return catalogue
-
-
 class VideoIndex:
     """A faiss index of segment descriptors and the video each entry belongs to."""
 
-    def __init__(self, index, entries: np.ndarray, catalogue: VideoCatalogue, stamp: StoreStamp, dims: int):
-        self.index, self.entries, self.catalogue, self.stamp, self.dims = index, entries, catalogue, stamp, dims
+    def __init__(self, index, catalogue: VideoCatalogue, stamp: StoreStamp, dims: int,
+                 frames: FrameDescriptors | None = None):
+        self.index, self.catalogue, self.stamp, self.dims = index, catalogue, stamp, dims
+        self.frames = frames  # each video's frame descriptors, for the cascade's frame-level stage
         self.folder: Path | None = None  # where it was loaded from or saved to, for messages
         self._score_limit: float | None = None  # worked out on the first search (PQ: from its codebooks)
 
@@ -174,46 +154,71 @@ class VideoIndex:
             return "ivf-pq"
         return "ivf-sq8" if isinstance(self.index, faiss.IndexIVF) else "flat"
 
+    @property
+    def catalogue(self) -> VideoCatalogue:
+        """Each indexed video's id, frame count and digest, by number (setting it works out `starts` anew)."""
+        return self._catalogue
+
+    @catalogue.setter
+    def catalogue(self, catalogue: VideoCatalogue) -> None:
+        # Videos are added in catalogue order, ceil(frames / SEGMENT_FRAMES) entries each, and faiss numbers
+        # entries as added: so video v owns entries starts[v]..starts[v + 1] - 1 (8 bytes a video, not 4 an entry).
+        self._catalogue, self.starts = catalogue, np.zeros(len(catalogue) + 1, dtype=np.int64)
+        np.cumsum((catalogue.frames + (SEGMENT_FRAMES - 1)) // SEGMENT_FRAMES, dtype=np.int64, out=self.starts[1:])
+
+    @property
+    def entries(self) -> np.ndarray:
+        """The video number of each entry, made on demand (4 bytes an entry; searches use `starts`)."""
+        return np.repeat(np.arange(len(self.catalogue), dtype=np.int32), np.diff(self.starts))
+
     def __len__(self) -> int:
-        return len(self.catalogue.ids)
+        return len(self.catalogue)
 
     def candidates(self, descriptors: np.ndarray, count: int, exclude: str | None = None) -> list[tuple[str, float]]:
         """Up to `count` videos whose segments come nearest the query's, best first: (id, similarity).
 
         A video's score is its best segment's inner product with any query segment.
         """
-        if len(self.entries) == 0:
+        ids = self.catalogue.ids
+        return [(ids[v], s) for v, s in self.candidate_numbers(descriptors, count, exclude)]
+
+    def candidate_numbers(self, descriptors: np.ndarray, count: int,
+                          exclude: str | None = None) -> list[tuple[int, float]]:
+        """As `candidates`, with each video's number in the catalogue instead of its id."""
+        if self.index.ntotal == 0:
             return []
-        k = min(len(self.entries), max(count * 2, 16))
+        k = min(self.index.ntotal, max(count * 2, 16))
         if hasattr(self.index, "nprobe"):
             self.index.nprobe = NPROBE
         descriptors = np.ascontiguousarray(descriptors, dtype=np.float32)
         scores, found = self.index.search(descriptors, k)
         self._check_scores(scores, found, descriptors)
-        best: dict[int, float] = {}
-        for row_scores, row_found in zip(scores, found):
-            for score, entry in zip(row_scores, row_found):
-                if entry < 0:
-                    continue
-                video = int(self.entries[entry])
-                if score > best.get(video, -math.inf):
-                    best[video] = float(score)
-        ranked = sorted(best.items(), key=lambda item: -item[1])
-        ids = self.catalogue.ids
-        return [(ids[v], s) for v, s in ranked if ids[v] != exclude][:count]
+        real = found >= 0  # fewer than k in the lists searched: the rest is -1
+        videos, scores = np.searchsorted(self.starts, found[real], side="right") - 1, scores[real]
+        order = np.argsort(-scores, kind="stable")
+        videos, scores = videos[order], scores[order]
+        first = np.sort(np.unique(videos, return_index=True)[1])  # each video at its best segment's place
+        ids, ranked = self.catalogue.ids, []
+        for video, score in zip(videos[first].tolist(), scores[first].tolist()):
+            if len(ranked) == count:
+                break
+            if exclude is None or ids[video] != exclude:  # an id decoded per candidate kept, no more
+                ranked.append((video, score))
+        return ranked
 
     def _check_scores(self, scores: np.ndarray, found: np.ndarray, descriptors: np.ndarray) -> None:
-        """Raise SearchIndexError if faiss returned scores that no sound index gives these queries."""
+        """Raise SearchIndexError if faiss returned scores or entries that no sound index gives these queries."""
         if self._score_limit is None:
             self._score_limit = score_limit(self.index)
         # A score is at most |query| times the limit for a unit query; segment descriptors are unit vectors.
         norms = np.maximum(np.linalg.norm(descriptors, axis=1, keepdims=True), 1.0)
         real = found >= 0  # missing results (fewer than k in the lists searched) come with -inf or -FLT_MAX
         bad = real & ~(np.isfinite(scores) & (scores <= self._score_limit * norms))
-        if bad.any():
+        if bad.any() or (found >= self.starts[-1]).any():  # an entry past the catalogue's videos is damage too
             where = self.folder or "the search index"
-            raise SearchIndexError(f"{where}: coarse scores out of range (up to {scores[bad].max():.4g}), the index is "
-                                   "damaged; run `s2vs index --rebuild FEATURES.h5`")
+            what = f"coarse scores out of range (up to {scores[bad].max():.4g})" if bad.any() else \
+                "entries out of range"
+            raise SearchIndexError(f"{where}: {what}, the index is damaged; run `s2vs index --rebuild FEATURES.h5`")
 
     def save(self, folder: Path) -> None:
         """Write the index files atomically (each to a temporary name, then renamed), with their checksums."""
@@ -222,11 +227,13 @@ class VideoIndex:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         files = {"index.faiss": _replace(folder / "index.faiss", lambda path: faiss.write_index(self.index, str(path))),
-                 "entries.npy": _replace(folder / "entries.npy",
-                                         lambda path: _save_array(path, self.entries.astype(np.int32)))}
+                 CRC_FILE: _replace(folder / CRC_FILE, lambda path: _save_array(path, self.frames.crcs)),
+                 CATALOGUE_FILE: _replace(folder / CATALOGUE_FILE, self.catalogue.save)}
+        # The data file is checked by size at load and by each video's CRC-32 on every read (CRC_FILE).
+        files[DATA_FILE] = {"bytes": self.frames.nbytes}
         meta = {"version": INDEX_VERSION, "segment_frames": SEGMENT_FRAMES, "dims": self.dims, "kind": self.kind,
-                "stamp": vars(self.stamp), "files": files, "ids": self.catalogue.ids, "frames": self.catalogue.frames,
-                "digests": self.catalogue.digests}
+                "stamp": vars(self.stamp), "files": files}
+        (folder / "entries.npy").unlink(missing_ok=True)  # index version 4 and before: now from the frame counts
         # Written last: an index folder without a current videos.json is never taken as complete.
         _replace(folder / "videos.json", lambda path: path.write_text(json.dumps(meta), encoding="utf-8"))
 
@@ -241,24 +248,25 @@ class VideoIndex:
             if not isinstance(meta, dict) or meta.get("version") != INDEX_VERSION or \
                     meta.get("segment_frames") != SEGMENT_FRAMES:
                 raise SearchIndexError(f"{folder}: made by another version of s2vs")
-            catalogue = VideoCatalogue(list(meta["ids"]), list(meta["frames"]), list(meta["digests"]))
             stamp, dims = StoreStamp(**meta["stamp"]), int(meta["dims"])
-            check_catalogue(folder, catalogue)
             for name in CHECKED_FILES:  # before faiss or numpy parse a byte of them
                 check_file(folder, name, meta["files"][name])
-            index = faiss.read_index(str(folder / "index.faiss"))
-            entries = np.load(folder / "entries.npy")
+            catalogue = VideoCatalogue.load(folder / CATALOGUE_FILE)
+            catalogue.check(folder)
+            frames = FrameDescriptors(folder, dims, catalogue.frames.astype(np.int64), np.load(folder / CRC_FILE))
+            index = faiss.read_index(str(folder / "index.faiss"))  # last: the temporaries above are freed by then
         except SearchIndexError:
             raise
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, zipfile.BadZipFile) as e:
             raise SearchIndexError(f"{folder}: unreadable ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
                                    ) from None
-        check_entries(folder, entries, catalogue, SEGMENT_FRAMES)
-        if index.ntotal != len(entries):
-            raise SearchIndexError(f"{folder}: index.faiss holds {index.ntotal} vectors for {len(entries)} entries")
+        loaded = cls(index, catalogue, stamp, dims, frames)
+        if index.ntotal != loaded.starts[-1]:
+            raise SearchIndexError(f"{folder}: index.faiss holds {index.ntotal} vectors, the catalogue's frame counts "
+                                   f"make {loaded.starts[-1]} segments")
         if index.d != dims:
             raise SearchIndexError(f"{folder}: index.faiss has {index.d} dimensions, videos.json says {dims}")
-        loaded = cls(index, entries, catalogue, stamp, dims)
+        frames.check()
         loaded.folder = folder
         return loaded
 
@@ -331,24 +339,21 @@ def open_index(store_path: str | Path, rebuild: bool = False,
     with FeatureStore(store_path) as store:
         catalogue = read_catalogue(store, report("checking the store"))
         if existing is not None:
-            before, now = existing.catalogue.signature(), catalogue.signature()
-            changed = [i for i, sig in before.items() if now.get(i) != sig]
-            if not changed:
-                new = [i for i in catalogue.ids if i not in before]
-                _add_videos(existing, store, new, report("indexing new videos") if new else SILENT)
-                existing.catalogue = VideoCatalogue(
-                    existing.catalogue.ids + new, existing.catalogue.frames + [now[i][0] for i in new],
-                    existing.catalogue.digests + [now[i][1] for i in new])
+            gone, changed, new = existing.catalogue.compare(catalogue)
+            if not len(gone) and not len(changed):
+                added = catalogue.select(new)
+                _add_videos(existing, store, added.ids, report("indexing new videos") if len(new) else SILENT, folder)
+                existing.catalogue = existing.catalogue.extended(added)
                 existing.stamp = stamp
                 _save(existing, folder)
-                return existing, IndexUpdate("added" if new else "fresh", len(new), folder=str(folder), note=note)
-            gone = [i for i in changed if i not in now]
-            reason = (f"'{gone[0]}' left the store" if gone else f"'{changed[0]}' changed in the store") + (
-                f" (and {len(changed) - 1} more)" if len(changed) > 1 else "")
-        index = _build(store, catalogue, stamp, report("indexing"))
+                return existing, IndexUpdate("added" if len(new) else "fresh", len(new), folder=str(folder), note=note)
+            ids, more = existing.catalogue.ids, len(gone) + len(changed) - 1
+            reason = (f"'{ids[gone[0]]}' left the store" if len(gone) else f"'{ids[changed[0]]}' changed in the store"
+                      ) + (f" (and {more} more)" if more else "")
+        index = _build(store, catalogue, stamp, report("indexing"), folder)
     _save(index, folder)
     action = "rebuilt" if existing is not None or reason or rebuild else "built"
-    return index, IndexUpdate(action, len(catalogue.ids), reason, str(folder), note)
+    return index, IndexUpdate(action, len(catalogue), reason, str(folder), note)
 
 
 def _save(index: VideoIndex, folder: Path) -> None:
@@ -359,42 +364,41 @@ def _save(index: VideoIndex, folder: Path) -> None:
                                "instead") from None
 
 
-def _descriptor_blocks(store: FeatureStore, ids: Sequence[str]):
+def _descriptor_blocks(store: FeatureStore, ids: Sequence[str], with_frames: bool = True):
+    """(ids, their segment descriptors, their frame descriptors or None), READ_BLOCK videos at a time."""
     for start in range(0, len(ids), READ_BLOCK):
         block = ids[start:start + READ_BLOCK]
-        yield block, [segment_descriptors(store.read(video_id).features) for video_id in block]
+        features = [np.asarray(store.read(video_id).features, dtype=np.float32) for video_id in block]
+        yield (block, [segment_descriptors(f) for f in features],
+               [frame_descriptors(f) for f in features] if with_frames else None)
 
 
 def _build(store: FeatureStore, catalogue: VideoCatalogue, stamp: StoreStamp,
-           progress: Progress) -> VideoIndex:
+           progress: Progress, folder: Path) -> VideoIndex:
     """An index of the right kind for the store's segment count, filled block by block.
 
     Memory stays bounded by the index itself: descriptors are added as each block of videos is read.
     The quantisers of the larger kinds are first trained on the descriptors of a random sample of
     videos (one extra read of that sample).
     """
-    segments = sum(math.ceil(frames / SEGMENT_FRAMES) for frames in catalogue.frames)
+    segments = int((-(-catalogue.frames.astype(np.int64) // SEGMENT_FRAMES)).sum())
     dims = store.identity.dims if store.identity is not None else (
         store.shape(catalogue.ids[0])[2] if catalogue.ids else 512)
     index = _new_index(segments, dims)
     if not index.is_trained:
         index.train(_training_sample(store, catalogue, max(TRAINING_VECTORS, 40 * index.nlist)))
-    built = VideoIndex(index, np.zeros(0, dtype=np.int32), VideoCatalogue(), stamp, dims)
-    _add_videos(built, store, catalogue.ids, progress)
+    built = VideoIndex(index, VideoCatalogue(), stamp, dims)
+    _add_videos(built, store, catalogue.ids, progress, folder)
     built.catalogue = catalogue
     return built
 
 
 def _training_sample(store: FeatureStore, catalogue: VideoCatalogue, count: int) -> np.ndarray:
     """Descriptors of randomly chosen videos, about `count` of them (faiss wants ~40 per inverted list)."""
-    order = np.random.default_rng(0).permutation(len(catalogue.ids))
-    chosen, entries = [], 0
-    for number in order:
-        chosen.append(catalogue.ids[number])
-        entries += math.ceil(catalogue.frames[number] / SEGMENT_FRAMES)
-        if entries >= count:
-            break
-    return np.concatenate([d for _, block in _descriptor_blocks(store, chosen) for d in block])
+    order = np.random.default_rng(0).permutation(len(catalogue))
+    segments = np.cumsum(-(-catalogue.frames[order].astype(np.int64) // SEGMENT_FRAMES))
+    chosen = [catalogue.ids[number] for number in order[:int(np.searchsorted(segments, count)) + 1]]
+    return np.concatenate([d for _, block, _ in _descriptor_blocks(store, chosen, with_frames=False) for d in block])
 
 
 def _new_index(entries: int, dims: int):
@@ -409,19 +413,27 @@ def _new_index(entries: int, dims: int):
         index = faiss.IndexIVFScalarQuantizer(quantiser, dims, lists, faiss.ScalarQuantizer.QT_8bit,
                                               faiss.METRIC_INNER_PRODUCT)
     else:
-        index = faiss.IndexIVFPQ(quantiser, dims, lists, PQ_BYTES, 8, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFPQ(quantiser, dims, lists, PQ_BYTES * 8 // PQ_BITS, PQ_BITS, faiss.METRIC_INNER_PRODUCT)
     return index
 
 
-def _add_videos(index: VideoIndex, store: FeatureStore, ids: list[str], progress: Progress) -> None:
-    """Append new videos' descriptors (a flat index that outgrows its kind stays flat until rebuilt)."""
-    offset, done = len(index.catalogue.ids), 0
-    owners = [index.entries]
-    for block, descriptors in _descriptor_blocks(store, ids):
-        numbers = range(offset + done, offset + done + len(block))
-        if sum(len(d) for d in descriptors):
-            index.index.add(np.concatenate(descriptors))
-        owners.extend(np.full(len(d), number, dtype=np.int32) for number, d in zip(numbers, descriptors))
-        done += len(block)
-        progress.update(done, len(ids))
-    index.entries = np.concatenate(owners)
+def _add_videos(index: VideoIndex, store: FeatureStore, ids: Sequence[str], progress: Progress, folder: Path) -> None:
+    """Append new videos' descriptors (a flat index that outgrows its kind stays flat until rebuilt); their
+    frame descriptors go to `folder`'s data file."""
+    done = 0
+    writer = FrameDescriptorWriter(folder, index.dims, index.frames)
+    try:
+        for block, descriptors, frames in _descriptor_blocks(store, ids):
+            if sum(len(d) for d in descriptors):  # numbered by faiss as added: see VideoIndex.catalogue
+                index.index.add(np.concatenate(descriptors))
+            for video in frames:
+                writer.add(video)
+            done += len(block)
+            progress.update(done, len(ids))
+        index.frames = writer.finish()
+    except BaseException as e:
+        writer.discard()
+        if isinstance(e, OSError):  # a full disk while writing the frame descriptors
+            raise SearchIndexError(f"{folder}: cannot write the index ({e.strerror or e}); search with --exhaustive "
+                                   "instead") from None
+        raise

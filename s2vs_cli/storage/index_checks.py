@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import S2VSError
-
-if TYPE_CHECKING:
-    from .index import VideoCatalogue
 
 CRC_BLOCK = 4 << 20        # bytes read at a time for a checksum (4-16 MB measured alike)
 SCORE_SLACK = 1e-2         # coarse scores above 1 + this cannot come from unit vectors (see score_limit)
@@ -46,25 +42,6 @@ def score_limit(index) -> float:
     return (centre + residual) * (1 + 1e-4) + 1e-4
 
 
-def check_catalogue(folder: Path, catalogue: VideoCatalogue) -> None:
-    """Raise SearchIndexError unless videos.json's lists are well formed and agree in length."""
-    ids, frames, digests = catalogue.ids, catalogue.frames, catalogue.digests
-    if not len(ids) == len(frames) == len(digests):
-        raise SearchIndexError(f"{folder}: videos.json lists {len(ids)} ids, {len(frames)} frame counts and "
-                               f"{len(digests)} digests")
-    if not all(type(i) is str for i in ids):
-        raise SearchIndexError(f"{folder}: videos.json has an id that is not a string")
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        repeated = next(i for i in ids if i in seen or seen.add(i))
-        raise SearchIndexError(f"{folder}: videos.json lists '{repeated}' twice")
-    # type, not isinstance: JSON true is a bool, which isinstance counts as an int.
-    if not all(type(f) is int and f >= 0 for f in frames):
-        raise SearchIndexError(f"{folder}: videos.json has a frame count that is not a non-negative integer")
-    if not all(d is None or type(d) is str for d in digests):
-        raise SearchIndexError(f"{folder}: videos.json has a digest that is neither a string nor null")
-
-
 def check_file(folder: Path, name: str, recorded: dict) -> None:
     """Raise SearchIndexError unless the file has the size and CRC-32 recorded when it was saved."""
     path = folder / name
@@ -74,27 +51,6 @@ def check_file(folder: Path, name: str, recorded: dict) -> None:
                                "replaced)")
     if crc32(path) != recorded["crc32"]:
         raise SearchIndexError(f"{folder}: {name} fails its checksum (its bytes changed after it was saved)")
-
-
-def check_entries(folder: Path, entries: np.ndarray, catalogue: VideoCatalogue, segment_frames: int) -> None:
-    """Raise SearchIndexError unless entries give every video exactly its segments, in video order."""
-    n = len(catalogue.ids)
-    if entries.ndim != 1 or entries.dtype.kind not in "iu":
-        raise SearchIndexError(f"{folder}: entries.npy is not a list of video numbers ({entries.dtype}, "
-                               f"{entries.ndim}-D)")
-    if len(entries) and (entries.min() < 0 or entries.max() >= n):
-        raise SearchIndexError(f"{folder}: entries.npy has video numbers outside 0..{n - 1}")
-    if len(entries) > 1 and (np.diff(entries) < 0).any():
-        raise SearchIndexError(f"{folder}: entries.npy is out of order")
-    # _add_videos appends each video's ceil(T / segment_frames) descriptors under its number, videos in
-    # catalogue order (none for a video without frames): anything else points entries at the wrong videos.
-    owned = np.bincount(entries, minlength=n)
-    expected = -(-np.asarray(catalogue.frames, dtype=np.int64) // segment_frames)
-    wrong = np.flatnonzero(owned != expected)
-    if len(wrong):
-        v = int(wrong[0])
-        raise SearchIndexError(f"{folder}: entries.npy gives '{catalogue.ids[v]}' {owned[v]} segments, "
-                               f"{expected[v]} expected from its {catalogue.frames[v]} frames")
 
 
 def crc32(path: Path) -> int:

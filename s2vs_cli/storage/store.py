@@ -151,6 +151,21 @@ class FeatureStore:
             digest = dataset.attrs.get("digest")
             return int(dataset.shape[0]), None if digest is None else _text(digest)
 
+    def times(self, video_id: str, default_fps: float = 1.0) -> tuple[np.ndarray, float]:
+        """A video's frame times and sampling rate, as `frame_times` gives them, without reading its features."""
+        with self._checked(video_id):
+            dataset = self._dataset(video_id)
+            frames = _as_regions(dataset.shape, self.path, video_id)[0]
+            timestamps = dataset.attrs.get("timestamps")
+            fps = float(dataset.attrs.get("fps", default_fps))
+        if timestamps is None:
+            return np.arange(frames) / fps, fps
+        timestamps = np.asarray(timestamps, dtype=np.float64)
+        if timestamps.shape != (frames,):  # what a read would refuse too
+            raise FeatureStoreError(f"{self.path}: '{video_id}' has {len(timestamps)} frame times for {frames} frames; "
+                                    f"`s2vs verify {self.path}` lists every damaged video")
+        return timestamps, fps
+
     def read(self, video_id: str) -> VideoRecord:
         """One video's features [T, R, D] in their stored dtype, its timestamps and attributes (checked)."""
         # On search's hot path (1,000 reads a query): plain try/except rather than _checked.
