@@ -18,16 +18,9 @@ from s2vs_cli.storage.frame_descriptors import (CRC_FILE, DATA_FILE, FrameDescri
 from s2vs_cli.storage.index import index_dir_for, open_index
 from s2vs_cli.storage.index_checks import SearchIndexError
 from s2vs_cli.storage.store import FeatureStore
-from test_search import _unit, collection, write_store
+from test_search import _unit, collection, store, write_store  # noqa: F401 (store: the search tests' fixture)
 
 runner = CliRunner()
-
-
-@pytest.fixture()
-def store(tmp_path):
-    path = tmp_path / "features.h5"
-    write_store(path, collection())
-    return path
 
 
 def test_frame_descriptors_are_unit_mean_regions():
