@@ -218,8 +218,6 @@ class Searcher:
     def _locate(self, query: QueryVideo, video_id: str, scored_map: torch.Tensor | None = None) -> LocatedPair:
         """Where the query and a stored video match, found as `s2vs compare` finds it (with the heatmap when
         a review report is asked for), on the map it was scored with when there is one."""
-        from .compare import as_video_features, stored_video_features
-
         if scored_map is not None:
             # Both sides as scoring saw them: videos under 4 frames repeated, with their times (as compare does).
             query_times, target_times = query.timestamps, self.store.times(video_id, self.default_fps)
@@ -231,6 +229,8 @@ class Searcher:
                                         f"its {columns // repeat[1]} frames")
             return locate_on_map(scored_map.numpy(), np.tile(query_times, repeat[0]), query.fps,
                                  np.tile(target_times[0], repeat[1]), target_times[1], heatmap=self.review)
+        from .compare import as_video_features, stored_video_features  # imports torchvision: 1.6 s
+
         device = self.scorer.device
         return locate_pair(as_video_features(query.label, query.features, query.timestamps, query.fps, device),
                            stored_video_features(self.store, video_id, self.default_fps, device),

@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .backbone import Backbone
@@ -27,6 +26,8 @@ REGION_DIMS = 256 + 512 + 1024 + 2048  # 3840: the four stages concatenated
 
 def build_resnet50() -> nn.Module:
     """An untrained torchvision ResNet-50 without its classifier (no download)."""
+    import torchvision  # here: importing it costs 1.2 s, which commands that never extract need not pay
+
     cnn = torchvision.models.resnet50(weights=None)
     cnn.fc = nn.Identity()
     return cnn
