@@ -5,9 +5,11 @@ near-duplicate groups: for each of Q queries (30-60 frames, not in the store), G
 the query's frames plus noise of increasing strength, at a random place among random frames. So every
 query has more than 100 true neighbours, ordered by their noise, and recall@100 has a real answer.
 
-The store holds one feature vector per frame (T x 512, the layout of the published feature files, which
-s2vs reads as T x 1 x 512): 100,000 videos of nine regions would be 69 GB of float16, more than this
-machine's disk. Re-ranking cost per region count is measured by bench_evaluate.py.
+By default the store holds one feature vector per frame (T x 512, the layout of the published feature
+files, which s2vs reads as T x 1 x 512): 100,000 videos of nine regions would be 69 GB of float16. `make
+--regions 9` writes extract-features' layout (T x 9 x 512; every region of a planted copy is the query's
+plus noise), for a store of a few thousand videos: the cascade's stages after the index score a fixed
+number of videos, so their cost is measured there and stage 1's on the 100,000-video store (issue 16).
 
 Stages (each in its own process, so the RAM figure is the search's alone):
     python benchmarks/bench_search.py make   --folder DIR [--videos 100000]
@@ -15,9 +17,11 @@ Stages (each in its own process, so the RAM figure is the search's alone):
     python benchmarks/bench_search.py query  --folder DIR [--exhaustive]
 `all` runs the three in turn. Recall@100 compares two-stage search with exhaustive search over the same
 scorer: raw Chamfer (features only), since random ViSiL weights would rank these random videos at random.
-Each query returns its top 100 and locates the matching segment and every copied part (matches) in its
-top 20 (the CLI's default --top-k); the query stage also prints what the matches cost per query
-(`locate_matches` timed inside the search), and `query --no-matches` runs the same without them.
+Each query returns its top `--top-k` (100) and locates the matching segment and every copied part
+(matches) in its top `--locate` (20, the CLI's default --top-k); `--rerank` videos (100) are re-ranked after
+the frame-level stage. The query stage prints each stage's median time (index, frame descriptors read,
+frame-level scores, region features read and re-ranked, located), what the matches cost per query
+(`locate_matches`), and `query --no-matches` runs the same without them.
 """
 from __future__ import annotations
 
