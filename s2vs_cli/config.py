@@ -281,7 +281,9 @@ class TrainConfig(ExtractorOptions):
     data: Optional[str] = None            # frame folders from extract-frames ({id}/00000.jpg ...), or videos
     loader: str = "auto"                  # frames, video, or auto: what `data` holds
     experiment_path: str = "experiments/s2vs"  # config.yaml, model.pth, checkpoint.pth, metrics.jsonl, loss.png
-    iterations: int = 30_000              # optimiser steps
+    iterations: int = 30_000              # optimiser steps asked for (see run_length)
+    run_length: str = "epochs"            # epochs: whole epochs covering iterations, partial batches kept (the
+                                          # original); steps: exactly iterations steps of whole batches
     batch_size: int = 64                  # videos per process and step; each gives a weak and a strong clip
     frames_per_batch: int = 512           # frames per chunk through the frozen backbone
     window_size: int = 32                 # frames per clip (each item reads 2 x window_size consecutive frames)
@@ -309,6 +311,8 @@ class TrainConfig(ExtractorOptions):
         ExtractorOptions.__post_init__(self)
         if self.loader not in ("auto", "frames", "video"):
             raise ConfigError(f"loader must be auto, frames or video, got '{self.loader}'")
+        if self.run_length not in ("epochs", "steps"):
+            raise ConfigError(f"run_length must be epochs or steps, got '{self.run_length}'")
         for name in ("iterations", "batch_size", "window_size", "save_every", "log_every",
                      "decay_iterations"):
             if getattr(self, name) < 1:

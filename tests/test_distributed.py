@@ -23,7 +23,7 @@ from s2vs_cli.training.clips import BatchPlan, ClipSource
 from s2vs_cli.training.schedule import LearningRateSchedule
 from s2vs_cli.training.step import batch_features, loss_terms
 
-STEPS, WORLD = 2, 2
+STEPS, WORLD = 1, 2  # 5 videos, 2 a rank: one epoch of 2 steps, the second with 1 video a rank
 DRIVER = Path(__file__).with_name("distributed_train.py")
 
 pytestmark = pytest.mark.skipif(
@@ -68,9 +68,9 @@ def _reference_weights(frames: Path, experiment: Path) -> dict[str, torch.Tensor
     parameters = list(network.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = LearningRateSchedule(cfg.lr, cfg.warmup_lr, cfg.final_lr, cfg.warmup_iterations, cfg.decay_iterations)
-    plan = BatchPlan(len(videos), cfg.batch_size, WORLD, cfg.seed)
+    plan = BatchPlan(len(videos), cfg.batch_size, WORLD, cfg.seed, cfg.run_length)
     source, augmentations = ClipSource(videos, loader, cfg.fps), parse_augmentations(cfg.augmentations)
-    for step in range(STEPS):
+    for step in range(plan.run_steps(STEPS)):
         gradients = []
         for rank in range(WORLD):
             batch = build_batch(source, plan, cfg, augmentations, step, rank)  # seeded by (seed, step, rank)

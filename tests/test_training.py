@@ -26,11 +26,12 @@ from s2vs_cli.training.metrics_log import read_metrics
 from s2vs_cli.training.step import batch_features, training_step
 
 runner = CliRunner()
-# Small and fast: 3 videos a step, 4-frame clips, fp32 (deterministic), the data loaded in this process.
+# Small and fast: 3 videos a step, 4-frame clips, fp32 (deterministic), the data loaded in this process, and
+# exactly the asked steps (the tests of whole epochs, the default, say so).
 SMALL = dict(batch_size=3, window_size=4, precision="fp32", device="cpu", workers=0, backbone_weights="random",
-             pca="random", log_every=1, warmup_iterations=0)
-SMALL_FLAGS = ["--batch-size", "3", "--window-size", "4", "--precision", "fp32", "--device", "cpu", "-j", "0",
-               "--backbone-weights", "random", "--pca", "random"]
+             pca="random", log_every=1, warmup_iterations=0, run_length="steps")
+SMALL_FLAGS = ["--batch-size", "3", "--run-length", "steps", "--window-size", "4", "--precision", "fp32", "--device",
+               "cpu", "-j", "0", "--backbone-weights", "random", "--pca", "random"]
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,28 @@ def test_one_step_changes_only_the_similarity_networks_parameters(frames_dir, tm
         losses.infonce + 3 * (losses.hard_negative + losses.self_similarity) + losses.regularisation, rel=1e-5)
     assert all(not torch.equal(before_net[k], v) for k, v in network.state_dict().items())
     assert all(torch.equal(before_cnn[k], v) for k, v in extractor.state_dict().items())
+
+
+def test_a_one_video_batch_trains_with_the_originals_losses(frames_dir, tmp_path, extractor):
+    """The last batch of an epoch may hold one video a process: no negatives, so the hard-negative term is the
+    constant −log(1 − (−100)) of the original's SSHNLoss; the step still trains on the video's two views."""
+    from s2vs_cli.training.augmentations import parse_augmentations
+    from s2vs_cli.training.clips import BatchPlan, ClipSource
+    from s2vs_cli.models.visil import ViSiL
+
+    cfg = _config(frames_dir, tmp_path / "run")
+    videos, loader = load_training_videos(cfg)
+    plan = BatchPlan(5, 2, world_size=2, run_length="epochs")  # 3 videos a process and pass: 2, then 1
+    batch = build_batch(ClipSource(videos, loader), plan, cfg, parse_augmentations(cfg.augmentations), 1, rank=1)
+    assert batch.weak.shape[0] == batch.strong.shape[0] == 1 and batch.viv_labels.tolist() == [[1.0]]
+    torch.manual_seed(0)
+    network = ViSiL().train()
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3, weight_decay=0.01)
+    features = batch_features(extractor, batch, torch.device("cpu"), "fp32", 512)
+    losses = training_step(network, features, batch.viv_labels, optimizer, None, 1e-3, cfg, "fp32")
+    assert np.isfinite(losses.loss) and losses.hard_negative == pytest.approx(-np.log(101), rel=1e-6)
+    assert any(not torch.equal(before[k], v) for k, v in network.state_dict().items())
 
 
 def test_batches_are_reproducible_and_differ_between_steps(frames_dir, tmp_path):
@@ -270,7 +293,7 @@ def test_a_short_cpu_run_on_the_shared_clips_lowers_the_loss_and_its_model_evalu
     result = runner.invoke(app, ["train", str(frames), "--config", str(tmp_path / "small.yaml"), "--experiment-path",
                                  str(run), "--iterations", "16", "--batch-size", "6", "--window-size", "4", "--lr",
                                  "2e-3", "--backbone-weights", "random", "--pca", str(pca), "--device", "cpu", "-j", "0",
-                                 "-q"])
+                                 "--run-length", "steps", "-q"])
     assert result.exit_code == 0, result.output
     losses = [row["loss"] for row in read_metrics(run / METRICS)]
     assert len(losses) == 16 and np.mean(losses[-4:]) < np.mean(losses[:4]) - 0.2
@@ -281,3 +304,81 @@ def test_a_short_cpu_run_on_the_shared_clips_lowers_the_loss_and_its_model_evalu
     assert evaluated.exit_code == 0, evaluated.output
     summary = json.loads(evaluated.stdout)
     assert summary["model"] == str(run / MODEL) and 0 < summary["metrics"]["mAP"] <= 1
+
+
+# Whole epochs (the default): 5 videos, 3 a step -> epochs of 2 steps (3 videos, then the 2 left over);
+# --iterations 3 -> 3 // 2 + 1 = 2 epochs, 4 steps. Checkpoints every step, so a run can be cut anywhere.
+EPOCHS = dict(run_length="epochs", iterations=3, save_every=1, augmentation=AugmentationOptions(crop_size=160))
+
+
+def _recording_batches(monkeypatch, kill_at: int | None = None) -> list[int]:
+    """The number of videos of each batch trained on, in order; with `kill_at`, the run dies before that step."""
+    import s2vs_cli.jobs.train as job
+
+    sizes, features_of = [], job.batch_features
+
+    def recording(extractor, batch, *args):
+        if batch.step == kill_at:
+            raise RuntimeError("killed")
+        sizes.append(len(batch.video_ids))
+        return features_of(extractor, batch, *args)
+
+    monkeypatch.setattr(job, "batch_features", recording)
+    return sizes
+
+
+@pytest.fixture(scope="module")
+def whole_epochs(frames_dir, tmp_path_factory, extractor):
+    """An uninterrupted run of whole epochs -> (its result, the size of each batch it trained on)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        sizes = _recording_batches(monkeypatch)
+        result = _train(_config(frames_dir, tmp_path_factory.mktemp("epochs") / "run", **EPOCHS), extractor)
+    return result, sizes
+
+
+def test_a_run_of_whole_epochs_trains_on_the_partial_batches(whole_epochs):
+    result, sizes = whole_epochs
+    assert (result.first_step, result.steps, result.total) == (0, 4, 4)
+    assert sizes == [3, 2, 3, 2]  # each epoch's last batch: the 2 videos left over, trained on
+    assert [row["step"] for row in read_metrics(result.experiment / METRICS)] == [1, 2, 3, 4]
+    assert all(np.isfinite(row["loss"]) for row in read_metrics(result.experiment / METRICS))
+    assert torch.load(result.experiment / CHECKPOINT, weights_only=True)["step"] == 4
+    assert "run_length: epochs" in (result.experiment / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 3], ids=["mid-epoch-then-across", "at-the-boundary", "mid-epoch-2"])
+def test_resuming_whole_epochs_gives_the_weights_of_an_uninterrupted_run(frames_dir, tmp_path, extractor,
+                                                                         whole_epochs, monkeypatch, kill_at):
+    whole, whole_sizes = whole_epochs
+    cfg = _config(frames_dir, tmp_path / "run", **EPOCHS)
+    with monkeypatch.context() as patch:
+        before = _recording_batches(patch, kill_at)
+        with pytest.raises(RuntimeError, match="killed"):
+            _train(cfg, extractor)
+    after = _recording_batches(monkeypatch)
+    resumed = _train(_config(frames_dir, tmp_path / "run", resume=True, **EPOCHS), extractor)
+    assert (resumed.first_step, resumed.steps) == (kill_at, 4) and before + after == whole_sizes
+    assert resumed.last.loss == pytest.approx(whole.last.loss, rel=1e-5, abs=1e-6)
+    a = torch.load(whole.model, weights_only=True)["model"]
+    b = torch.load(resumed.model, weights_only=True)["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    assert [row["step"] for row in read_metrics(tmp_path / "run" / METRICS)] == [1, 2, 3, 4]
+    from s2vs_cli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"at step 4; --iterations 1 \(2 steps in whole epochs\) would go back"):
+        _train(_config(frames_dir, tmp_path / "run", resume=True, **(EPOCHS | dict(iterations=1))), extractor)
+
+
+def test_run_length_on_the_command_line_and_in_old_runs(frames_dir):
+    from s2vs_cli.training.experiment import resume_differences
+
+    shown = runner.invoke(app, ["train", str(frames_dir), "--print-config"])
+    assert shown.exit_code == 0 and "run_length: epochs" in shown.output
+    steps = runner.invoke(app, ["train", str(frames_dir), "--run-length", "steps", "--print-config"])
+    assert steps.exit_code == 0 and "run_length: steps" in steps.output
+    bad = runner.invoke(app, ["train", str(frames_dir), "--run-length", "epoch"])
+    assert bad.exit_code == 2 and "run_length must be epochs or steps, got 'epoch'" in bad.output
+    # A run saved before run_length existed ran exactly its iterations: resuming it in epochs is refused.
+    assert resume_differences({"seed": 0}, TrainConfig()) == ["run_length 'epochs' (the run: 'steps')"]
+    assert resume_differences({"seed": 0}, TrainConfig(run_length="steps")) == []

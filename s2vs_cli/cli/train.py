@@ -36,7 +36,13 @@ def train(
         help="Where the run's files go: config.yaml, model.pth, checkpoint.pth, metrics.jsonl, loss.png.  "
              "\\[default: experiments/s2vs]", rich_help_panel=OUTPUT)] = None,
     iterations: Annotated[Optional[int], typer.Option(
-        "--iterations", help="Optimiser steps.  \\[default: 30000]", rich_help_panel=TRAINING)] = None,
+        "--iterations", help="Optimiser steps asked for (see --run-length).  \\[default: 30000]",
+        rich_help_panel=TRAINING)] = None,
+    run_length: Annotated[Optional[str], typer.Option(
+        "--run-length", metavar="epochs|steps",
+        help="epochs: whole passes over the videos covering --iterations, iterations // steps-per-epoch + 1 of "
+             "them, each pass's last (partial) batch kept, as the original S2VS; steps: exactly --iterations steps "
+             "of whole batches.  \\[default: epochs]", rich_help_panel=TRAINING)] = None,
     batch_size: Annotated[Optional[int], typer.Option(
         "--batch-size", help="Videos per process and step (each gives a weak and a strong clip).  \\[default: 64]",
         rich_help_panel=TRAINING)] = None,
@@ -99,15 +105,17 @@ def train(
     with reported_errors(interrupted="continue with --resume"):
         from ..config import TrainConfig
         from ..distributed import place_from_env
-        from ..jobs.train import check_training, preview_augmentations as write_previews, train as run_training
+        from ..jobs.train import (check_training, preview_augmentations as write_previews, run_length_text,
+                                  train as run_training)
         from ..runtime import Runtime
 
         if resume and config is None:  # a run resumes with the settings it was started with
             saved = Path(experiment_path or TrainConfig().experiment_path) / "config.yaml"
             config = str(saved) if saved.is_file() else None
         cfg = load_config(TrainConfig, config, print_config, data=data, experiment_path=experiment_path,
-                          iterations=iterations, batch_size=batch_size, window_size=window_size, lr=lr,
-                          augmentations=augmentations, save_every=save_every, resume=resume, eval_every=eval_every,
+                          iterations=iterations, run_length=run_length, batch_size=batch_size,
+                          window_size=window_size, lr=lr, augmentations=augmentations, save_every=save_every,
+                          resume=resume, eval_every=eval_every,
                           eval_ground_truth=eval_ground_truth, eval_dataset_path=eval_dataset_path,
                           eval_pattern=eval_pattern, frames_per_batch=frames_per_batch, loader=loader,
                           workers=workers, backbone_weights=backbone_weights, pca=pca, device=device,
@@ -124,9 +132,10 @@ def train(
                                     backend="auto", progress=progress)
             try:
                 if not quiet:
+                    length = run_length_text(cfg, len(videos), runtime.group.world_size)
                     console.print(f"training on {plural(len(videos), 'videos')} ({data_loader}), "
                                   f"{_processes(runtime.group.world_size)}, {cfg.batch_size} videos per "
-                                  f"process and step; experiment: {escape(cfg.experiment_path)}",
+                                  f"process and step, {length}; experiment: {escape(cfg.experiment_path)}",
                                   highlight=False, soft_wrap=True)
                 result = run_training(cfg, videos, data_loader, runtime, progress)
             finally:

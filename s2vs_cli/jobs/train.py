@@ -3,7 +3,9 @@
 Each step: B videos per process give a weak and a strong clip each (training/batches.py; ViV mixes the
 strong ones), the frozen backbone turns the 2B clips into region features, the network scores all
 2B x 2B pairs, and InfoNCE + λ·SSHN + r·regularisation is minimised with AdamW under the paper's
-warm-up + cosine schedule (training/step.py). Only the similarity network trains.
+warm-up + cosine schedule (training/step.py). Only the similarity network trains. By default a run is
+whole epochs covering cfg.iterations with each epoch's last, smaller batch kept, as the original; with
+run_length "steps", exactly cfg.iterations steps of whole batches (training/clips.py, BatchPlan).
 
 The runtime decides where it runs (cuda:LOCAL_RANK under torchrun) and holds the frozen extractor and
 the network. Rank 0 writes the experiment folder (training/experiment.py): config.yaml, model.pth,
@@ -47,6 +49,7 @@ class TrainingResult:
     model: Path
     first_step: int          # 0, or the step a resumed run continued at
     steps: int               # the step count reached
+    total: int               # the run's steps: cfg.iterations, or the whole epochs covering them (run_length)
     last: StepLosses | None  # the losses of the last step run (None when nothing was left to run)
     videos: int
 
@@ -74,7 +77,8 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, runtime: Runt
         evaluate = TrainingEvaluator(cfg, runtime, progress)
     evaluate = evaluate if group.is_main else None  # the other ranks wait for it at the next step
 
-    plan = BatchPlan(len(videos), cfg.batch_size, group.world_size, cfg.seed)
+    plan = BatchPlan(len(videos), cfg.batch_size, group.world_size, cfg.seed, cfg.run_length)
+    total = plan.run_steps(cfg.iterations)
     schedule = LearningRateSchedule(cfg.lr, cfg.warmup_lr, cfg.final_lr, cfg.warmup_iterations, cfg.decay_iterations)
     network = runtime.load_network("random").train()
     optimizer = torch.optim.AdamW(network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -83,9 +87,10 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, runtime: Runt
     if cfg.resume:
         checkpoint = experiment / CHECKPOINT
         first = restore_run(checkpoint, network, optimizer, scaler, device, cfg)
-        if first > cfg.iterations:
-            raise ConfigError(f"{checkpoint}: the run is at step {first}; --iterations {cfg.iterations} would "
-                              "go back (give at least that many)")
+        if first > total:
+            steps = "" if total == cfg.iterations else f" ({total} steps in whole epochs)"
+            raise ConfigError(f"{checkpoint}: the run is at step {first}; --iterations {cfg.iterations}{steps} "
+                              "would go back (give at least that many)")
     model: torch.nn.Module = network
     if group.distributed:  # averages the ranks' gradients in backward(); each loss stays within its rank's batch
         model = torch.nn.parallel.DistributedDataParallel(
@@ -97,13 +102,13 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, runtime: Runt
 
     workers = _workers(cfg)
     batches = torch.utils.data.DataLoader(
-        StepBatches(ClipSource(videos, loader, cfg.fps), plan, cfg, group.rank, first, cfg.iterations),
+        StepBatches(ClipSource(videos, loader, cfg.fps), plan, cfg, group.rank, first, total),
         batch_size=None, shuffle=False, num_workers=workers, prefetch_factor=2 if workers else None,
         persistent_workers=False)
     if evaluate is not None and first == 0:  # the starting point, to compare the trained network with
         initial = evaluated(network, evaluate)
         append_row(experiment / METRICS, {"step": 0, **{f"eval_{k}": v for k, v in initial.items()}})
-    progress.stage("training", total=cfg.iterations, unit="steps")
+    progress.stage("training", total=total, unit="steps")
     progress.update(first)
     last, reached, evaluation = None, first, {}
     started, clips_done = time.perf_counter(), 0
@@ -118,13 +123,13 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, runtime: Runt
         clips_per_second, frames_per_second = clips_done / elapsed, clips_done * cfg.window_size / elapsed
         done = reached = batch.step + 1
         evaluated_now = {}
-        if evaluate is not None and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.iterations):
+        if evaluate is not None and cfg.eval_every and (done % cfg.eval_every == 0 or done == total):
             evaluation = evaluated_now = evaluated(network, evaluate)
         if group.is_main:
-            if done % cfg.log_every == 0 or done == cfg.iterations or evaluated_now:
+            if done % cfg.log_every == 0 or done == total or evaluated_now:
                 row = metrics_row(done, last, lr, clips_per_second, frames_per_second, evaluated_now)
                 append_row(experiment / METRICS, row)
-            if done % cfg.save_every == 0 or done == cfg.iterations:
+            if done % cfg.save_every == 0 or done == total:
                 save_run(experiment, network, optimizer, scaler, done, cfg)
         status = f"loss {last.loss:.4f}  lr {lr:.2e}  {frames_per_second:.1f} frames/s"
         if evaluation:
@@ -135,7 +140,16 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, runtime: Runt
             save_run(experiment, network, optimizer, scaler, first, cfg)
         save_loss_curve(experiment / METRICS, experiment / LOSS_PLOT)
     group.barrier()
-    return TrainingResult(experiment, experiment / MODEL, first, reached, last, len(videos))
+    return TrainingResult(experiment, experiment / MODEL, first, reached, total, last, len(videos))
+
+
+def run_length_text(cfg: TrainConfig, videos: int, world_size: int) -> str:
+    """How long the run is, in words: '30770 steps (34 epochs of 905)' or '30000 steps'."""
+    plan = BatchPlan(videos, cfg.batch_size, world_size, cfg.seed, cfg.run_length)
+    total = plan.run_steps(cfg.iterations)
+    if cfg.run_length == "steps":
+        return f"{total} steps"
+    return f"{total} steps ({total // plan.steps_per_epoch} epochs of {plan.steps_per_epoch})"
 
 
 def _workers(cfg: TrainConfig) -> int:

@@ -17,7 +17,11 @@ from .clips import BatchPlan, ClipSource, item_generator
 
 @dataclass
 class Batch:
-    """One process's input for one step: B weak and B strong clips (uint8 [B, W, S, S, 3]) and ViV labels."""
+    """One process's input for one step: B weak and B strong clips (uint8 [B, W, S, S, 3]) and ViV labels.
+
+    B is the batch size, or fewer for the last batch of an epoch when run_length is "epochs" (as the
+    original's loader without drop_last); the losses and ViV take any B.
+    """
 
     step: int
     weak: torch.Tensor

@@ -26,16 +26,29 @@ def item_generator(seed: int, step: int, rank: int, slot: int = 0) -> torch.Gene
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
 
+RUN_LENGTHS = ("epochs", "steps")
+
+
 @dataclass(frozen=True)
 class BatchPlan:
-    """Which videos each step's batch holds: epochs of a seeded permutation, cut into whole batches."""
+    """Which videos each step's batch holds: epochs of a seeded permutation, cut into batches.
+
+    run_length "steps": whole batches only (the remainder of a pass is left out, as drop_last does), and a
+    run of exactly the asked iterations. "epochs" (the original's DistributedSampler + DataLoader): each
+    process takes every world_size-th video of the permutation, padded with its first videos to a multiple
+    of world_size, so every process has ceil(videos / world_size) a pass; its last batch of a pass may be
+    smaller; and a run is whole epochs, iterations // steps_per_epoch + 1 of them.
+    """
 
     videos: int        # videos in the training set
     batch_size: int    # videos per process and step
     world_size: int = 1
     seed: int = 0
+    run_length: str = "steps"
 
     def __post_init__(self):
+        if self.run_length not in RUN_LENGTHS:
+            raise ConfigError(f"run_length must be epochs or steps, got '{self.run_length}'")
         if self.videos < self.batch_size * self.world_size:
             processes = f" x {self.world_size} processes" if self.world_size > 1 else ""
             raise ConfigError(f"a batch of {self.batch_size} videos{processes} needs at least that many videos; "
@@ -45,15 +58,35 @@ class BatchPlan:
 
     @property
     def steps_per_epoch(self) -> int:
-        """Whole batches per pass over the videos (the remainder of a pass is left out, as drop_last does)."""
-        return self.videos // (self.batch_size * self.world_size)
+        """Batches per pass over the videos: whole ones ("steps"), or with the partial last one ("epochs")."""
+        per_step = self.batch_size * self.world_size
+        if self.run_length == "epochs":
+            return -(-self.videos // per_step)  # = ceil(ceil(videos / world_size) / batch_size), the loader's len
+        return self.videos // per_step
+
+    def run_steps(self, iterations: int) -> int:
+        """The steps of a run asked for `iterations`: exactly those, or the whole epochs that cover them.
+
+        The original runs iterations // steps_per_epoch + 1 epochs, one more even when steps_per_epoch
+        divides iterations: 115,792 videos, 2 processes of 64 -> 905 steps an epoch, 34 epochs, 30,770 steps.
+        """
+        if self.run_length == "epochs":
+            return (iterations // self.steps_per_epoch + 1) * self.steps_per_epoch
+        return iterations
 
     def video_indices(self, step: int, rank: int = 0) -> list[int]:
-        """Indices of the videos of process `rank`'s batch at `step`."""
+        """Indices of the videos of process `rank`'s batch at `step` (fewer at an epoch's end in "epochs")."""
         epoch, within = divmod(step, self.steps_per_epoch)
         order = np.random.default_rng([self.seed, epoch]).permutation(self.videos)
-        start = (within * self.world_size + rank) * self.batch_size
-        return order[start:start + self.batch_size].tolist()
+        if self.run_length == "steps":
+            start = (within * self.world_size + rank) * self.batch_size
+            return order[start:start + self.batch_size].tolist()
+        # As DistributedSampler(shuffle=True, drop_last=False): pad to a multiple of world_size with the
+        # permutation's first videos, rank r takes places r, r + world_size, ...; then batches of that share.
+        share = -(-self.videos // self.world_size)
+        padded = np.concatenate([order, order[:share * self.world_size - self.videos]])
+        mine = padded[rank::self.world_size]
+        return mine[within * self.batch_size:(within + 1) * self.batch_size].tolist()
 
 
 class ClipSource:
@@ -69,20 +102,33 @@ class ClipSource:
         return len(self.videos)
 
     def window(self, index: int, frames: int, generator: torch.Generator) -> torch.Tensor:
-        """`frames` consecutive frames of video `index` (all of a shorter one) -> uint8 [T, H, W, 3].
+        """`frames` consecutive frames of video `index`, a shorter video looped -> uint8 [frames, H, W, 3].
 
-        The start is uniform in [0, max(L - frames, 1) - 1] for a video of L frames, as in the original.
+        A video of L >= frames frames: the start is uniform in [0, max(L - frames, 1) - 1], as in the original.
+        A shorter one is looped to exactly `frames` frames before any augmentation, as the original does:
+        frame (offset + i) mod L for i < frames, the offset uniform over all L frames (one draw either way).
         """
         if self.loader == "frames":  # frame files, read only for the window
             items, read = self._files(index), lambda path: shape_frame(load_rgb(path), TRAINING_SHORT_SIDE, 0, path)
         else:  # a video, decoded once per item
             items, read = self._decoded(index), lambda frame: frame
-        start = int(torch.randint(max(len(items) - frames, 1), (1,), generator=generator))
-        images = [read(item) for item in items[start:start + frames]]
+        length = len(items)
+        if length >= frames:
+            start = int(torch.randint(max(length - frames, 1), (1,), generator=generator))
+            order = None
+            images = [read(item) for item in items[start:start + frames]]
+        else:
+            # The original doubles the video until it is long enough and starts uniformly in
+            # [0, max(len - frames, 1) - 1]: offsets 0-15 of a 20-frame video, always 0 for 16 or 32 frames.
+            # The offset here is uniform over all L frames (issue 17), the same loop at every phase.
+            offset = int(torch.randint(length, (1,), generator=generator))
+            order = torch.from_numpy((offset + np.arange(frames)) % length)
+            images = [read(item) for item in items]  # each frame read once, then repeated
         sizes = {image.shape for image in images}
         if len(sizes) > 1:
             raise VideoDecodeError(self.videos[index].path, f"frames of different sizes in one video: {sorted(sizes)}")
-        return torch.from_numpy(np.stack(images))
+        clip = torch.from_numpy(np.stack(images))
+        return clip if order is None else clip[order]
 
     def _files(self, index: int) -> list[Path]:
         if index not in self._frame_files:

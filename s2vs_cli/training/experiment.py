@@ -23,8 +23,8 @@ CONFIG = "config.yaml"
 LOSS_PLOT = "loss.png"
 
 # Settings that change what a step computes: a resumed run must keep them to continue exactly.
-RESUME_FIXED = ("data", "loader", "batch_size", "window_size", "seed", "augmentations", "augmentation", "lr",
-                "warmup_lr", "final_lr", "warmup_iterations", "decay_iterations", "weight_decay", "temperature",
+RESUME_FIXED = ("data", "loader", "run_length", "batch_size", "window_size", "seed", "augmentations", "augmentation",
+                "lr", "warmup_lr", "final_lr", "warmup_iterations", "decay_iterations", "weight_decay", "temperature",
                 "sshn_weight", "regularization_weight", "backbone_weights", "pca", "fps")
 
 
@@ -59,6 +59,8 @@ def save_run(experiment: Path, network: ViSiL, optimizer: torch.optim.Optimizer,
 def resume_differences(saved: dict, cfg: TrainConfig) -> list[str]:
     """Settings of `cfg` that differ from those a run was started with (its saved train_config)."""
     now = _plain(cfg)
+    if saved:  # runs saved before run_length existed ran whole batches for exactly their iterations
+        saved = {"run_length": "steps", **saved}
     return [f"{name} {now[name]!r} (the run: {saved[name]!r})" for name in RESUME_FIXED
             if name in saved and saved[name] != now[name]]
 

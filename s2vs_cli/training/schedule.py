@@ -1,6 +1,8 @@
 """The learning-rate schedule of the paper's training (docs/METHOD.md §5): linear warm-up, then cosine decay.
 
 Set before each optimiser step from the iteration number alone, so a resumed run follows the same curve.
+Past decay_steps the rate stays at final_lr, as timm's CosineLRScheduler (the original's, one cycle) does:
+a run of whole epochs (run_length "epochs") spends its last steps beyond the asked iterations there.
 """
 from __future__ import annotations
 
