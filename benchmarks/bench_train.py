@@ -13,7 +13,12 @@
    random projection), which leaves the network nothing to learn from; so the whitening is fitted on the
    training frames' own vectors with `s2vs fit-pca`, as a user without the published whitening would.
 
+3. Data loading alone (--loading): weak and strong views of 64-frame windows (frames of the sample clips at
+   the training size, 256 px short side) with GT,FT,TT, in one process and one torch thread, as a
+   data-loading worker makes them; frames/s counts the frames of both views. FT alone is timed too.
+
     python benchmarks/bench_train.py [--steps 40] [--lr 3e-4] [--skip-speed] [--skip-quality]
+    python benchmarks/bench_train.py --loading [--items 24]
 """
 from __future__ import annotations
 
@@ -42,7 +47,7 @@ from s2vs_cli.training.metrics_log import read_metrics
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
 QUERIES = ("bikes", "car-detection", "bottle-detection", "one-by-one-person-detection", "s2vs_example",
            "bigbuckbunny", "carphone_pristine")
-SMALL = dict(batch_size=6, window_size=8, backbone_weights="random", device="cpu", workers=2, frames_per_batch=96,
+SMALL = dict(batch_size=6, window_size=8, run_length="steps", backbone_weights="random", device="cpu", workers=2, frames_per_batch=96,
              log_every=1, save_every=10_000)
 
 
@@ -151,15 +156,72 @@ def quality(frames: Path, work: Path, extractor, pca: Path, steps: int, lr: floa
           f"{np.mean(losses[-tenth:]):.3f}")
 
 
+def _training_windows(count: int, window: int) -> list[torch.Tensor]:
+    """`count` windows of 2·`window` frames from the sample clips, resized to the training short side."""
+    from s2vs_cli.training.clips import TRAINING_SHORT_SIDE
+
+    windows = []
+    for path in sorted(p for p in VIDEOS.iterdir() if p.suffix in (".mp4", ".mkv"))[:count]:
+        frames = []
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                image = frame.to_image()
+                scale = TRAINING_SHORT_SIDE / min(image.size)
+                frames.append(np.asarray(image.resize((round(image.width * scale), round(image.height * scale)))))
+                if len(frames) == 2 * window:
+                    break
+        while len(frames) < 2 * window:  # a short clip is looped, as training does
+            frames += frames[:2 * window - len(frames)]
+        windows.append(torch.from_numpy(np.stack(frames)))
+    return windows
+
+
+def loading(items: int, window: int = 32) -> None:
+    """Frames/s of the weak and strong views (GT,FT,TT) and of FT alone, in one process and one thread."""
+    import os
+
+    from s2vs_cli.config import AugmentationOptions
+    from s2vs_cli.training.augmentations import strong_view, weak_view
+    from s2vs_cli.training.overlays import frame_transforms
+
+    torch.set_num_threads(1)  # as in a data-loading worker
+    options, augmentations = AugmentationOptions(), frozenset({"GT", "FT", "TT"})
+    windows = _training_windows(items, window)
+    generator = torch.Generator().manual_seed(0)
+    weak_view(windows[0], window, options, generator)  # warm-up: fonts, caches, first-call costs
+    strong_view(windows[0], window, options, augmentations, generator)
+    started = time.perf_counter()
+    for clip in windows:
+        weak_view(clip, window, options, generator)
+        strong_view(clip, window, options, augmentations, generator)
+    views = time.perf_counter() - started
+    crops = [weak_view(clip, window, options, generator) for clip in windows]
+    started = time.perf_counter()
+    for frames in crops:
+        frame_transforms(frames, options, generator)
+    ft = time.perf_counter() - started
+    frames = len(windows) * window
+    print(f"data loading, {len(windows)} windows of {2 * window} frames, 1 thread "
+          f"(load average {os.getloadavg()[0]:.2f}):")
+    print(f"  weak + strong views (GT,FT,TT): {2 * frames / views:.0f} frames/s ({views / len(windows) * 1000:.0f} ms "
+          f"an item)")
+    print(f"  FT alone on 224 px frames:      {frames / ft:.0f} frames/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--loading", action="store_true", help="time data loading alone (views), then stop")
+    parser.add_argument("--items", type=int, default=24, help="windows (one per clip, at most 27) --loading times")
     args = parser.parse_args()
     if not VIDEOS.is_dir():
         raise SystemExit(f"{VIDEOS} not found: the ../shared folder is not beside the checkout")
+    if args.loading:
+        loading(args.items)
+        return
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         extract_training_frames(work / "frames")

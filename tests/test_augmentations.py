@@ -13,7 +13,7 @@ from torchvision.transforms.v2 import functional as F2
 from s2vs_cli.training import spatial
 from s2vs_cli.training.preview import PREVIEW_GAP
 from s2vs_cli.training.temporal import TEMPORAL_TRANSFORMS
-from s2vs_cli.training.augmentations import (AUGMENTATION_NAMES, fast_forward, overlay_icon, overlay_text,
+from s2vs_cli.training.augmentations import (AUGMENTATION_NAMES, fast_forward, overlay_emoji, overlay_text,
                                     parse_augmentations, pause, random_resized_crop_params, reverse, save_preview,
                                     shuffle_dropout, slow_motion, strong_view, temporal_crop, temporal_transform,
                                     video_in_video, viv_box, weak_view)
@@ -193,7 +193,7 @@ def test_randaugment_operations_match_torchvision():
 
 def test_overlay_text_and_icon_change_the_frame_deterministically():
     frame = Image.fromarray(textured_clip(frames=1)[0].numpy())
-    for overlay in (overlay_text, overlay_icon):
+    for overlay in (overlay_text, overlay_emoji):
         once = overlay(frame, options(), gen(3))
         assert once.size == frame.size and once.mode == "RGB"
         assert np.array_equal(np.asarray(once), np.asarray(overlay(frame, options(), gen(3))))
@@ -201,11 +201,11 @@ def test_overlay_text_and_icon_change_the_frame_deterministically():
         assert np.array_equal(np.asarray(frame), textured_clip(frames=1)[0].numpy())  # input untouched
 
 
-def test_overlay_icon_stays_within_its_size_range():
+def test_overlay_emoji_stays_within_its_size_range():
     frame = Image.new("RGB", (80, 64), (0, 0, 0))
     opts = options(emoji_size_min=0.25, emoji_size_max=0.25, emoji_opacity_min=1.0, emoji_opacity_max=1.0)
     for seed in range(10):
-        changed = np.asarray(overlay_icon(frame, opts, gen(seed))).any(-1)
+        changed = np.asarray(overlay_emoji(frame, opts, gen(seed))).any(-1)
         rows, cols = np.nonzero(changed)
         assert len(rows) > 0
         assert rows.max() - rows.min() < 16 and cols.max() - cols.min() < 16  # 0.25 of the short side

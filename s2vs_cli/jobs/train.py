@@ -178,7 +178,10 @@ def load_training_videos(cfg: TrainConfig) -> tuple[list[VideoInput], str]:
 
 def check_training(cfg: TrainConfig) -> tuple[list[VideoInput], str]:
     """Everything about a run that can fail before minutes of loading weights -> its videos and their loader."""
-    parse_augmentations(cfg.augmentations)  # an unknown name fails here
+    if "FT" in parse_augmentations(cfg.augmentations):  # an unknown name fails here
+        from ..training.overlay_assets import overlay_assets
+
+        overlay_assets()  # AugLy's fonts and emoji: missing, they fail here, not in a loading worker
     videos, loader = load_training_videos(cfg)
     check_experiment(Path(cfg.experiment_path), cfg.resume)
     BatchPlan(len(videos), cfg.batch_size)  # too few videos for a batch

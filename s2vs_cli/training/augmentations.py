@@ -26,14 +26,14 @@ from torch import Tensor
 
 from ..config import AugmentationOptions
 from ..errors import ConfigError
-from .overlays import frame_transforms, overlay_icon, overlay_text
+from .overlays import frame_transforms, overlay_emoji, overlay_text
 from .preview import save_preview
 from .spatial import crop_and_flip, random_resized_crop_params, randaugment
 from .temporal import (TEMPORAL_TRANSFORMS, fast_forward, pause, reverse, shuffle_dropout, slow_motion,
                        temporal_crop, temporal_transform)
 from .viv import video_in_video, viv_box
 
-__all__ = ["AUGMENTATION_NAMES", "TEMPORAL_TRANSFORMS", "fast_forward", "overlay_icon", "overlay_text",
+__all__ = ["AUGMENTATION_NAMES", "TEMPORAL_TRANSFORMS", "fast_forward", "overlay_emoji", "overlay_text",
            "parse_augmentations", "pause", "random_resized_crop_params", "randaugment", "reverse", "save_preview",
            "shuffle_dropout", "slow_motion", "strong_view", "temporal_crop", "temporal_transform",
            "video_in_video", "viv_box", "weak_view"]

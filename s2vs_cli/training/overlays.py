@@ -1,10 +1,22 @@
-"""Frame transformations (FT, docs/METHOD.md §5) of the strong view, drawn for every frame: a text overlay, an icon
-overlay and a Gaussian blur."""
+"""Frame transformations (FT, docs/METHOD.md §5) of the strong view, drawn for every frame: a text overlay, an emoji
+overlay and a Gaussian blur.
+
+The overlays follow the original S2VS training code (its datasets/transforms/overlay_text.py and
+overlay_emoji.py) on the same assets, AugLy 1.0.0's fonts and Twemoji images (overlay_assets.py):
+
+- text: a font uniform over the font set; SAMPLE_LENGTH characters drawn uniformly, with replacement, from
+  that font's own character set; the longest prefix whose box (Pillow's old getsize: right and bottom of
+  the text's bounding box from its origin) fits the frame is the most that fits, and the text is a prefix
+  of uniform length 1..that most. Nothing is drawn when not even one character fits, when all
+  SAMPLE_LENGTH - 1 fit, or when FreeType (or raqm, the layout engine) fails on a glyph (as the original).
+- emoji: an image uniform over the emoji set, scaled by size * min(W / w, H / h) (bilinear), placed
+  inside the frame and pasted through its alpha channel times the opacity.
+
+Every draw comes from the generator passed in, so a seeded generator gives the same overlays anywhere.
+"""
 from __future__ import annotations
 
-import functools
-import math
-import string
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -13,16 +25,9 @@ from torch import Tensor
 
 from ..config import AugmentationOptions
 from .draws import chance, randint, uniform
+from .overlay_assets import OverlayAssets, OverlayFont, overlay_assets
 
-TEXT_CHARACTERS = string.ascii_letters + string.digits + string.punctuation
-TEXT_LENGTH = (2, 12)                             # characters of an overlaid string, uniform in this range
-ICON_SHAPES = ("face", "star", "heart", "polygon")
-
-
-@functools.lru_cache(maxsize=256)
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    """Pillow's built-in scalable font at `size` pixels (cached: loading it costs more than drawing)."""
-    return ImageFont.load_default(size=size)
+SAMPLE_LENGTH = 100                               # characters drawn per text overlay before its length is chosen
 
 
 def _colour(generator: torch.Generator) -> tuple[int, int, int]:
@@ -30,86 +35,113 @@ def _colour(generator: torch.Generator) -> tuple[int, int, int]:
     return tuple(int(c) for c in torch.randint(0, 256, (3,), generator=generator))
 
 
-def overlay_text(frame: Image.Image, options: AugmentationOptions, generator: torch.Generator) -> Image.Image:
-    """A random short string in a random colour, size and opacity at a random place (may run off the frame)."""
-    short = min(frame.size)
-    size = max(1, int(short * uniform(generator, options.text_size_min, options.text_size_max)))
-    length = randint(generator, *TEXT_LENGTH)
-    text = "".join(TEXT_CHARACTERS[i] for i in torch.randint(0, len(TEXT_CHARACTERS), (length,),
-                                                             generator=generator).tolist())
-    colour = _colour(generator)
-    alpha = int(uniform(generator, options.text_opacity_min, options.text_opacity_max) * 255 + 0.5)
+def _text_box(font: ImageFont.FreeTypeFont, text: str) -> tuple[int, int]:
+    """(width, height) of `text` as Pillow < 10's getsize gave them: its bounding box's right and bottom."""
+    _, _, right, bottom = font.getbbox(text)
+    return right, bottom
+
+
+def most_that_fits(font: ImageFont.FreeTypeFont, sample: str, width: int, height: int) -> int:
+    """The original's count of leading characters of `sample` that fit width x height (0: none, or all of them)."""
+    for i in range(1, len(sample)):
+        text_width, text_height = _text_box(font, sample[:i])
+        if text_width > width or text_height > height:
+            return i - 1
+    return 0  # the original's loop never finds a limit here, and so draws nothing
+
+
+@dataclass(frozen=True)
+class TextOverlay:
+    """One drawn text overlay: font, size in pixels, the sampled characters, the most that fit and the text."""
+
+    font: OverlayFont
+    size: int
+    sample: str
+    most: int                     # leading characters of `sample` that fit (0: nothing is drawn)
+    text: str                     # sample[:length], length uniform in 1..most ('' when most is 0)
+    xy: tuple[float, float]       # top-left of the text's origin in the frame
+    colour: tuple[int, int, int]
+    alpha: int
+
+
+def draw_text(width: int, height: int, options: AugmentationOptions, generator: torch.Generator,
+              assets: OverlayAssets | None = None) -> TextOverlay:
+    """The random draws of one text overlay on a width x height frame, in the original's order."""
+    assets = assets or overlay_assets()
+    font = assets.font(randint(generator, 0, len(assets.font_files) - 1))
+    size = max(1, int(min(width, height) * uniform(generator, options.text_size_min, options.text_size_max)))
+    codes = torch.randint(0, len(font.charset), (SAMPLE_LENGTH,), generator=generator).tolist()
+    sample = "".join(chr(font.charset[c]) for c in codes)
+    image_font = font.at(size)
+    try:
+        most = most_that_fits(image_font, sample, width, height)
+    except (OSError, RuntimeError):  # a glyph FreeType ("invalid composite glyph") or raqm cannot lay out:
+        most = 0                     # the original draws nothing
+    length = randint(generator, 1, most) if most else 0
+    text = sample[:length]
+    text_width, text_height = _text_box(image_font, text) if text else (0, 0)
     fx, fy = uniform(generator, 0.0, 1.0), uniform(generator, 0.0, 1.0)
-    font = _font(size)
-    # Shorten the string until it fits the width, as the original does (one glyph may still overflow).
-    while len(text) > 1 and font.getlength(text) > frame.width:
-        text = text[:-1]
-    left, top, right, bottom = font.getbbox(text)
-    x = fx * (frame.width - (right - left)) - left
-    y = fy * (frame.height - (bottom - top)) - top
+    alpha = int(uniform(generator, options.text_opacity_min, options.text_opacity_max) * 255 + 0.5)
+    colour = _colour(generator)
+    return TextOverlay(font, size, sample, most, text, (fx * (width - text_width), fy * (height - text_height)),
+                       colour, alpha)
+
+
+def overlay_text(frame: Image.Image, options: AugmentationOptions, generator: torch.Generator,
+                 assets: OverlayAssets | None = None) -> Image.Image:
+    """A random text in a random font, colour, size and opacity at a random place inside the frame."""
+    overlay = draw_text(frame.width, frame.height, options, generator, assets)
+    if not overlay.text:
+        return frame
     # Drawing the glyphs' coverage into a mask and filling through it is alpha compositing in one pass.
     mask = Image.new("L", frame.size, 0)
-    ImageDraw.Draw(mask).text((x, y), text, fill=alpha, font=font)
+    ImageDraw.Draw(mask).text(overlay.xy, overlay.text, fill=overlay.alpha, font=overlay.font.at(overlay.size))
     frame = frame.copy()
-    frame.paste(colour, (0, 0, *frame.size), mask)
+    frame.paste(overlay.colour, (0, 0, *frame.size), mask)
     return frame
 
 
-def _star(cx: float, cy: float, radius: float, points: int, turn: float) -> list[tuple[float, float]]:
-    """Vertices of a star with `points` tips (inner radius 40% of the outer one), rotated by `turn`."""
-    vertices = []
-    for k in range(2 * points):
-        r = radius if k % 2 == 0 else 0.4 * radius
-        angle = turn + math.pi * k / points
-        vertices.append((cx + r * math.sin(angle), cy - r * math.cos(angle)))
-    return vertices
+@dataclass(frozen=True)
+class EmojiOverlay:
+    """One drawn emoji overlay: which image, its size in pixels, its place and opacity."""
+
+    index: int
+    size: tuple[int, int]
+    xy: tuple[int, int]
+    opacity: float
 
 
-def _draw_icon(size: int, generator: torch.Generator) -> Image.Image:
-    """An RGBA emoji-like glyph of side `size`: a face, a star, a heart or a regular polygon."""
-    scale = 2  # drawn twice as large and shrunk: ImageDraw does not antialias shapes
-    side = size * scale
-    icon = Image.new("RGBA", (side, side), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(icon)
-    shape = ICON_SHAPES[randint(generator, 0, len(ICON_SHAPES) - 1)]
-    fill, detail = _colour(generator) + (255,), _colour(generator) + (255,)
-    c, r = side / 2, side / 2 - 1
-    if shape == "face":
-        draw.ellipse((c - r, c - r, c + r, c + r), fill=fill, outline=detail, width=max(1, side // 32))
-        eye = r * 0.14
-        for ex in (c - 0.35 * r, c + 0.35 * r):
-            draw.ellipse((ex - eye, c - 0.3 * r - eye, ex + eye, c - 0.3 * r + eye), fill=detail)
-        mouth = 0.55 * r
-        draw.arc((c - mouth, c - mouth, c + mouth, c + mouth), 20, 160, fill=detail, width=max(1, side // 16))
-    elif shape == "star":
-        draw.polygon(_star(c, c, r, 5, uniform(generator, 0.0, 2 * math.pi / 5)), fill=fill, outline=detail)
-    elif shape == "heart":
-        lobe = r * 0.5
-        draw.ellipse((c - 2 * lobe, c - 1.4 * lobe, c, c + 0.6 * lobe), fill=fill)
-        draw.ellipse((c, c - 1.4 * lobe, c + 2 * lobe, c + 0.6 * lobe), fill=fill)
-        draw.polygon([(c - 1.95 * lobe, c - 0.1 * lobe), (c + 1.95 * lobe, c - 0.1 * lobe), (c, c + r)], fill=fill)
-    else:
-        sides, turn = randint(generator, 3, 8), uniform(generator, 0.0, 2 * math.pi)
-        draw.regular_polygon((c, c, r), sides, rotation=math.degrees(turn), fill=fill, outline=detail)
-    return icon.resize((size, size), Image.Resampling.LANCZOS)
-
-
-def overlay_icon(frame: Image.Image, options: AugmentationOptions, generator: torch.Generator) -> Image.Image:
-    """An emoji-like glyph of random shape, colours, size and opacity at a random place inside the frame."""
-    short = min(frame.size)
-    size = max(1, int(short * uniform(generator, options.emoji_size_min, options.emoji_size_max)))
-    icon = _draw_icon(size, generator)
+def draw_emoji(width: int, height: int, options: AugmentationOptions, generator: torch.Generator,
+               assets: OverlayAssets | None = None) -> EmojiOverlay:
+    """The random draws of one emoji overlay on a width x height frame, in the original's order."""
+    assets = assets or overlay_assets()
+    index = randint(generator, 0, len(assets.emoji_files) - 1)
+    emoji_width, emoji_height = assets.emoji(index).size
+    scale = min(width / emoji_width, height / emoji_height) * uniform(generator, options.emoji_size_min,
+                                                                      options.emoji_size_max)
+    size = (max(1, int(emoji_width * scale)), max(1, int(emoji_height * scale)))
+    fx, fy = uniform(generator, 0.0, 1.0), uniform(generator, 0.0, 1.0)
     opacity = uniform(generator, options.emoji_opacity_min, options.emoji_opacity_max)
-    x = int(uniform(generator, 0.0, 1.0) * (frame.width - size))
-    y = int(uniform(generator, 0.0, 1.0) * (frame.height - size))
-    alpha = icon.getchannel("A").point(lambda a: int(a * opacity + 0.5))
+    return EmojiOverlay(index, size, (int(fx * (width - size[0])), int(fy * (height - size[1]))), opacity)
+
+
+def overlay_emoji(frame: Image.Image, options: AugmentationOptions, generator: torch.Generator,
+                  assets: OverlayAssets | None = None) -> Image.Image:
+    """A random emoji image of random size and opacity at a random place inside the frame."""
+    assets = assets or overlay_assets()
+    overlay = draw_emoji(frame.width, frame.height, options, generator, assets)
+    emoji = assets.emoji(overlay.index).resize(overlay.size, Image.Resampling.BILINEAR)
+    # The original's mask: the alpha channel times the opacity, truncated to an integer.
+    mask = Image.fromarray((np.asarray(emoji.getchannel("A")) * overlay.opacity).astype(np.uint8))
     frame = frame.copy()
-    frame.paste(icon.convert("RGB"), (x, y), alpha)
+    frame.paste(emoji.convert("RGB"), overlay.xy, mask)
     return frame
+
+
 
 
 def frame_transforms(frames: Tensor, options: AugmentationOptions, generator: torch.Generator) -> Tensor:
-    """FT on uint8 [T, H, W, 3]: text, icon and blur, each with its own coin for every frame."""
+    """FT on uint8 [T, H, W, 3]: text, emoji and blur, each with its own coin for every frame."""
     out = frames.contiguous().clone()
     for k in range(len(out)):
         text = chance(generator, options.text_p)
@@ -121,7 +153,7 @@ def frame_transforms(frames: Tensor, options: AugmentationOptions, generator: to
         if text:
             image = overlay_text(image, options, generator)
         if icon:
-            image = overlay_icon(image, options, generator)
+            image = overlay_emoji(image, options, generator)
         if blur:
             radius = uniform(generator, options.blur_radius_min, options.blur_radius_max)
             image = image.filter(ImageFilter.GaussianBlur(radius))

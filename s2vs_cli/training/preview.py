@@ -1,4 +1,4 @@
-"""Previews of the training views: weak and strong clips drawn as strips of frames in one PNG."""
+"""Previews of the training views: weak and strong clips, or FT overlays alone, drawn as strips of frames in one PNG."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
+
+from ..config import AugmentationOptions
 
 PREVIEW_GAP = 4                                   # pixels between the frames of a preview strip
 
@@ -23,13 +25,32 @@ def _strip(clip: Tensor, frames: int) -> np.ndarray:
     return strip
 
 
-def save_preview(weak: Tensor, strong: Tensor, path: str | Path, frames: int = 8) -> None:
-    """One PNG: `frames` evenly spaced frames of the weak clip above the same of the strong clip."""
-    rows = [_strip(weak, frames), _strip(strong, frames)]
+def save_rows(clips: list[Tensor], path: str | Path, frames: int = 8) -> None:
+    """One PNG: `frames` evenly spaced frames of each clip, one clip a row, top to bottom."""
+    rows = [_strip(clip, frames) for clip in clips]
     width = max(row.shape[1] for row in rows)
-    canvas = np.full((rows[0].shape[0] + PREVIEW_GAP + rows[1].shape[0], width, 3), 255, dtype=np.uint8)
-    canvas[:rows[0].shape[0], :rows[0].shape[1]] = rows[0]
-    canvas[rows[0].shape[0] + PREVIEW_GAP:, :rows[1].shape[1]] = rows[1]
+    height = sum(row.shape[0] for row in rows) + PREVIEW_GAP * (len(rows) - 1)
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    top = 0
+    for row in rows:
+        canvas[top:top + row.shape[0], :row.shape[1]] = row
+        top += row.shape[0] + PREVIEW_GAP
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(canvas).save(path)
+
+
+def save_preview(weak: Tensor, strong: Tensor, path: str | Path, frames: int = 8) -> None:
+    """One PNG: `frames` evenly spaced frames of the weak clip above the same of the strong clip."""
+    save_rows([weak, strong], path, frames)
+
+
+def overlay_rows(clip: Tensor, options: AugmentationOptions, generator: torch.Generator) -> list[Tensor]:
+    """The frames of a uint8 [T, H, W, 3] clip with a text overlay on every one, then with an emoji on every one."""
+    from .overlays import overlay_emoji, overlay_text
+
+    rows = []
+    for overlay in (overlay_text, overlay_emoji):
+        rows.append(torch.stack([torch.from_numpy(np.array(overlay(Image.fromarray(frame.cpu().numpy()), options,
+                                                                   generator))) for frame in clip]))
+    return rows
