@@ -1,0 +1,148 @@
+"""Atomic writes: every file s2vs writes appears whole under its name, or not at all.
+
+A file is written to a temporary name in the same folder (so the final rename is atomic), flushed,
+checked, synced to disk and only then renamed over its target. On any failure (a full disk, Ctrl-C)
+the temporary file is removed and the previous file, if there was one, is left exactly as it was.
+
+Temporary names are short whatever the target's name (a file stem of 250 bytes still fits the
+file system's 255), start with a dot and carry the writer's pid, so leftovers of a killed process
+can be recognised and removed (`remove_stale_temporaries`).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import S2VSError
+
+TEMPORARY_SUFFIX = ".s2vs-tmp"
+# Bytes of the target's name kept in a temporary name: enough to recognise it, short enough that
+# the dot, pid, random token and suffix always fit a 255-byte name.
+NAME_PREFIX_BYTES = 120
+_TEMPORARY = re.compile(r"\.(?P<name>.*)\.(?P<pid>\d+)-[0-9a-f]{8}" + re.escape(TEMPORARY_SUFFIX))
+
+
+class OutputWriteError(S2VSError):
+    """A file could not be written; the previous file at that path, if any, is unchanged."""
+
+    def __init__(self, path: object, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: cannot write ({reason})")
+
+
+def temporary_sibling(path: str | os.PathLike) -> Path:
+    """A fresh temporary name beside `path`: ``.{name prefix}.{pid}-{random}.s2vs-tmp``, always short."""
+    path = Path(path)
+    prefix = path.name.encode("utf-8", "surrogateescape")[:NAME_PREFIX_BYTES].decode("utf-8", "ignore")
+    return path.with_name(f".{prefix}.{os.getpid()}-{secrets.token_hex(4)}{TEMPORARY_SUFFIX}")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8",
+                 newline: str | None = None) -> Iterator[IO[Any]]:
+    """Open a temporary file for writing; on success it is synced and renamed to `path`.
+
+    Any error while writing, flushing, syncing or renaming removes the temporary file and raises
+    OutputWriteError naming `path` (KeyboardInterrupt passes through, after the same clean-up).
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write writes whole files: mode 'w' or 'wb', not {mode!r}")
+    path = Path(path)
+    temporary = temporary_sibling(path)
+    try:
+        kwargs = {} if "b" in mode else {"encoding": encoding, "newline": newline}
+        with open(temporary, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise OutputWriteError(path, error.strerror or str(error)) from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _sync_folder(path.parent)
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
+    """Write `text` (UTF-8) to `path` atomically."""
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+
+
+def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically, checking every byte was written."""
+    with atomic_write(path, "wb") as handle:
+        written = handle.write(data)
+        if written != len(data):  # a short write is not always an exception
+            raise OSError(f"short write: {written} of {len(data)} bytes")
+
+
+def write_with(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+    """Let `write(temporary_path)` produce the file (a library that takes a path), then rename it to `path`."""
+    path = Path(path)
+    temporary = temporary_sibling(path)
+    try:
+        write(temporary)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise OutputWriteError(path, error.strerror or str(error)) from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _sync_folder(path.parent)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Delete the temporary files in `folder` left by processes that are gone; return how many."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        match = _TEMPORARY.fullmatch(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            continue
+        pid = int(match.group("pid"))
+        if pid == os.getpid() or process_alive(pid):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+            removed += 1
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (signal 0 checks without sending)."""
+    if os.name == "nt":
+        return False  # os.kill would terminate the process there; treat leftovers as stale
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except OSError:
+        return False
+    return True
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable; file systems that cannot sync a folder are left as they are."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
