@@ -43,6 +43,12 @@ def temporary_sibling(path: str | os.PathLike) -> Path:
     return path.with_name(f".{prefix}.{os.getpid()}-{secrets.token_hex(4)}{TEMPORARY_SUFFIX}")
 
 
+def temporary_writer(name: str) -> int | None:
+    """The pid in a name `temporary_sibling` made (a file or a working folder); None for any other name."""
+    match = _TEMPORARY.fullmatch(name)
+    return int(match.group("pid")) if match else None
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8",
                  newline: str | None = None) -> Iterator[IO[Any]]:

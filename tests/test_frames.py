@@ -11,6 +11,7 @@ from av.video.reformatter import Interpolation
 from media import write_video
 from PIL import Image
 
+from s2vs_cli.atomic import temporary_sibling
 from s2vs_cli.media import frames as frames_module
 from s2vs_cli.errors import S2VSError, VideoDecodeError
 from s2vs_cli.media.frames import (
@@ -279,14 +280,16 @@ def test_a_failed_overwrite_keeps_the_old_frames(tmp_path, clip, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["clip", "clip.mp4"]
 
 
-def test_a_stale_partial_with_our_pid_is_replaced(tmp_path, clip):
+def test_an_older_runs_partial_with_our_pid_is_not_ours(tmp_path, clip):
+    """Before issue 25 a partial folder was named by id and pid; we no longer make such names, so one
+    with our (reused) pid is stale: never mixed into the new frames, removed by remove_partials."""
     stale = tmp_path / f".clip.partial-{os.getpid()}"
     stale.mkdir()
     (stale / "00042.jpg").write_bytes(b"stale")
 
     written = write_video_frames(clip, tmp_path, "clip")
     assert not (written.folder / "00042.jpg").exists()
-    assert not stale.exists()
+    assert remove_partials(tmp_path) == 1 and not stale.exists()
 
 
 def test_remove_partials(tmp_path):
@@ -300,13 +303,14 @@ def test_remove_partials(tmp_path):
     folder(f".swapped.old-{DEAD_PID}")  # crash after the old folder was moved aside: restored
     folder(f".done.old-{DEAD_PID}")  # crash while deleting the old folder: removed
     folder("done")
-    live = folder(f".busy.partial-{os.getpid()}")  # a write in progress in this process
+    live = folder(temporary_sibling(tmp_path / "busy").name)  # a write in progress in this process
+    folder(".running.partial-1")  # an older run's, of a live process (pid 1)
     folder(".cache")
     (tmp_path / f".file.partial-{DEAD_PID}").write_bytes(b"not a folder")
 
     assert remove_partials(tmp_path) == 4
     assert sorted(os.listdir(tmp_path)) == sorted(
-        [".busy.partial-%d" % os.getpid(), ".cache", f".file.partial-{DEAD_PID}", "done", "swapped"]
+        [live.name, ".running.partial-1", ".cache", f".file.partial-{DEAD_PID}", "done", "swapped"]
     )
     assert (tmp_path / "swapped" / "00000.jpg").read_bytes() == f".swapped.old-{DEAD_PID}".encode()
     assert (tmp_path / "done" / "00000.jpg").read_bytes() == b"done"

@@ -13,7 +13,8 @@ from .common import console, load_config, reported_errors, stdout
 from .progress import RichProgress, plural
 
 EPILOG = ("Exit status: 0 when every video was written, 3 when some failed (listed in OUT.failed.tsv), "
-          "2 for a usage error, 1 for any other error.")
+          "2 for a usage error, 1 for any other error (a full disk stops the run, naming the path; "
+          "run again to go on).")
 
 
 def extract_frames(

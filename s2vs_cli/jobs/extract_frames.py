@@ -2,7 +2,9 @@
 
 Each video is decoded and written by a worker process (see frames.write_video_frames, which makes a
 folder appear only when complete); a video whose folder exists is done and skipped, so an interrupted
-run resumes where it stopped. Under torchrun every rank takes every world_size-th video.
+run resumes where it stopped. A video that cannot be decoded is listed in OUT.failed.tsv and the run goes
+on; a disk error (a full disk) stops the run, naming the path. Under torchrun every rank takes every
+world_size-th video.
 """
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..atomic import remove_stale_temporaries, write_text_atomically
 from ..distributed import ProcessGroup
-from ..errors import ConfigError, S2VSError
-from ..media.frames import FramesWritten, frames_complete, remove_partials
+from ..errors import ConfigError
+from ..media.frames import FramesWritten, FrameWriteError, frames_complete, remove_partials
 from ..media.source import VideoInput
 from ..progress import SILENT, Progress
 from ..storage.runs import Failure, RunCounts, exclusive_lock, failures_path, write_failures
@@ -82,10 +85,23 @@ def export_frames(items: Sequence[VideoInput], out_dir: str | Path, options: Fra
     with contextlib.ExitStack() as cleanup:
         if group.is_main:
             cleanup.enter_context(exclusive_lock(out_dir / LOCK_NAME, str(out_dir)))
+            remove_stale_temporaries(out_dir)
+            remove_stale_temporaries(failures_path(out_dir).parent)
             _check_settings(out_dir, options)
-            remove_partials(out_dir)
+            _remove_leftovers(out_dir, items)
         group.barrier()
-        return _export(items, out_dir, options, group, missing, progress)
+        try:
+            return _export(items, out_dir, options, group, missing, progress)
+        except FrameWriteError:
+            with contextlib.suppress(FrameWriteError):  # the workers are gone: free what they held
+                _remove_leftovers(out_dir, items)
+            raise
+
+
+def _remove_leftovers(out_dir: Path, items: Sequence[VideoInput]) -> None:
+    """Working folders of killed runs, in OUT and in the subfolders of ids 'set/name'."""
+    for folder in {out_dir} | {out_dir / i.video_id.rpartition("/")[0] for i in items if "/" in i.video_id}:
+        remove_partials(folder)
 
 
 def _done(out_dir: Path, video_id: str) -> bool:
@@ -111,10 +127,7 @@ def _check_settings(out_dir: Path, options: FrameOptions) -> None:
                                     for key, value in wanted.items() if found.get(key) != value)
             raise ConfigError(f"{out_dir} holds frames written differently: {differences}; use the same "
                               "settings, another folder, or --overwrite to rewrite the videos named")
-    try:
-        record.write_text(json.dumps(wanted) + "\n", encoding="utf-8")
-    except OSError as e:
-        raise S2VSError(f"{record}: cannot write ({e.strerror or e})") from None
+    write_text_atomically(record, json.dumps(wanted) + "\n")
 
 
 def _export(items: Sequence[VideoInput], out_dir: Path, options: FrameOptions, group: ProcessGroup,
@@ -129,9 +142,13 @@ def _export(items: Sequence[VideoInput], out_dir: Path, options: FrameOptions, g
         progress.stage("writing frames", len(todo), unit="videos")
     job = functools.partial(frames_job, fps=options.fps, resize=options.resize, quality=options.quality,
                             image_format=options.image_format, overwrite=options.overwrite)
-    for message in run_tasks(job, tasks, options.workers):
+    messages = run_tasks(job, tasks, options.workers)
+    for message in messages:
         item = todo[message.key]
         if message.kind == "item":
+            if isinstance(message.payload, FrameWriteError):  # the disk, not the video: stop the run
+                messages.close()  # the workers stop before the error is reported
+                raise message.payload
             written: FramesWritten = message.payload
             counts.frames += written.frames
             if written.warnings:

@@ -35,13 +35,18 @@ def decode_job(task: tuple[str, str], fps: float, threads: int) -> Iterator[tupl
 
 def frames_job(task: tuple[str, str, str], fps: float, resize: int, quality: int, image_format: str,
                overwrite: bool) -> list:
-    """Worker side: write one video's frames (a one-item list, as run_tasks streams items)."""
-    path, out_dir, video_id = task
-    from ..media.frames import write_video_frames
+    """Worker side: write one video's frames (a one-item list, as run_tasks streams items).
 
-    # An id 'set/name' (CC_WEB_VIDEO) is the folder OUT/set/name.
+    A disk error is the item, not the task's failure: it is the output's problem, and the parent stops.
+    """
+    path, out_dir, video_id = task
+    from ..media.frames import FrameWriteError, write_video_frames
+
+    # An id 'set/name' (CC_WEB_VIDEO) is the folder OUT/set/name (made by write_video_frames).
     parent, _, name = video_id.rpartition("/")
     folder = os.path.join(out_dir, parent) if parent else out_dir
-    os.makedirs(folder, exist_ok=True)
-    return [write_video_frames(path, folder, name, fps=fps, resize=resize, quality=quality,
-                               image_format=image_format, threads=1, overwrite=overwrite)]
+    try:
+        return [write_video_frames(path, folder, name, fps=fps, resize=resize, quality=quality,
+                                   image_format=image_format, threads=1, overwrite=overwrite)]
+    except FrameWriteError as error:
+        return [error]

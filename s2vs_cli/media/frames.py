@@ -8,9 +8,11 @@ Two roles:
   256 short side are not resampled twice: lossless frames read back are bit-identical to
   frames decoded straight from the video.
 * Writing the frames of one video (the work unit of ``s2vs extract-frames``). A folder only
-  ever appears complete: frames go to ``.{video_id}.partial-{pid}`` and the folder is renamed
-  into place once every frame is on disk. This holds against a crashed or killed process; no
-  fsync is done, so it is not a guarantee against power loss.
+  ever appears complete: each frame is encoded in memory, written, checked and synced
+  (`atomic.write_bytes_atomically`) into a working folder with a short name beside it
+  (`atomic.temporary_sibling`, so a 251-byte id still fits), which is renamed into place once
+  every frame is on disk. PIL's own ``save(path)`` is not used: its encoder ignores a short
+  ``write()``, so a nearly full disk gave cut-off JPEGs and no error.
 
 JPEG frames are written with 4:4:4 chroma (no subsampling). The frames are already scaled
 down from the video's own 4:2:0 chroma, so PIL's default 4:2:0 would halve the colour
@@ -21,6 +23,7 @@ of 1.12 grey levels; 4:2:0 needs quality 98, and 14% more bytes, to get as close
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -33,6 +36,8 @@ import numpy as np
 from av.video.reformatter import Interpolation
 from PIL import Image
 
+from ..atomic import (OutputWriteError, _sync_folder, process_alive, temporary_sibling, temporary_writer,
+                      write_bytes_atomically)
 from ..errors import S2VSError, VideoDecodeError
 from .source import FrameSource, InputSet, VideoInput, visible_entries
 from .video import DecodeReport, VideoPath, sample_frames, scaled_size
@@ -40,8 +45,9 @@ from .video import DecodeReport, VideoPath, sample_frames, scaled_size
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 IMAGE_FORMATS = {"jpg": ("JPEG", ".jpg"), "jpeg": ("JPEG", ".jpg"), "png": ("PNG", ".png")}
 FRAME_NAME = "{:05d}"  # 00000.jpg, 00001.jpg, … as ffmpeg's %05d in the original scripts
-PARTIAL_MARK = ".partial-"
-OLD_MARK = ".old-"
+# Inside a working folder: the new frames, the frames an overwrite replaces, and whose they are.
+NEW_FRAMES, PREVIOUS_FRAMES, VIDEO_ID_RECORD = "frames", "previous", "video-id"
+PARTIAL_MARK, OLD_MARK = ".partial-", ".old-"  # leftovers of runs before issue 25: ``.{id}.partial-{pid}``
 
 
 class FramesExistError(FileExistsError):
@@ -55,6 +61,9 @@ class FrameWriteError(S2VSError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # sent whole from a worker process, path and all
+        return type(self), (self.path, self.reason)
 
 
 @dataclass
@@ -245,23 +254,27 @@ def write_video_frames(
         # Checked before decoding so that a skipped video costs nothing.
         raise FramesExistError(f"{final}: frames already exist")
 
-    temp = out_dir / f".{video_id}{PARTIAL_MARK}{os.getpid()}"
-    _guard_disk(temp, lambda: _make_fresh_folder(temp))
+    work = temporary_sibling(final)  # short whatever the id; NEW_FRAMES inside becomes `final`
+    new_frames = work / NEW_FRAMES
+    _guard_disk(out_dir, lambda: new_frames.mkdir(parents=True))
     try:
         report = DecodeReport()
         count = 0
         frames = sample_frames(video, fps, short_side=resize, crop=0, threads=threads, report=report)
         try:
             for count, sampled in enumerate(frames, start=1):
-                path = temp / (FRAME_NAME.format(count - 1) + suffix)
-                _guard_disk(path, lambda: _save_image(sampled.image, path, pil_format, quality))
+                name = FRAME_NAME.format(count - 1) + suffix
+                _guard_disk(final / name, lambda: _save_image(sampled.image, new_frames / name, pil_format, quality))
         finally:
             frames.close()  # closes the video file at once, also when a save fails
-        _guard_disk(final, lambda: _move_into_place(temp, final, overwrite))
+        _guard_disk(final, lambda: _move_into_place(work, final, overwrite))
     except BaseException:
-        # Also on KeyboardInterrupt: a stopped run leaves no partial folder behind.
-        shutil.rmtree(temp, ignore_errors=True)
+        # Also on KeyboardInterrupt: a stopped run leaves nothing behind, unless the previous frames
+        # could not be put back (then remove_partials restores them).
+        if not (work / PREVIOUS_FRAMES).exists():
+            shutil.rmtree(work, ignore_errors=True)
         raise
+    shutil.rmtree(work, ignore_errors=True)  # with the frames an overwrite replaced
     return FramesWritten(video_id, final, count, report.duration, report.lost_frames, report.warnings)
 
 
@@ -280,29 +293,50 @@ def frames_complete(out_dir: VideoPath, video_id: str) -> bool:
 def remove_partials(out_dir: VideoPath) -> int:
     """Clean up after crashed runs in `out_dir`; return how many leftover folders were handled.
 
-    ``.{id}.partial-{pid}`` folders are deleted. A ``.{id}.old-{pid}`` folder (a crash during an
-    overwrite swap) is deleted when ``{id}`` exists, or renamed back to ``{id}`` when it does not,
-    so the previous frames come back. Leftovers of processes still running on this machine
-    (this one included) are in use and are left alone.
+    A working folder (``.{id prefix}.{pid}-{random}.s2vs-tmp``) is deleted, after its previous frames,
+    if it holds any (a crash during an overwrite swap), are renamed back to ``{id}`` when that is
+    missing. Older runs' ``.{id}.partial-{pid}`` and ``.{id}.old-{pid}`` are handled the same way.
+    Leftovers of processes still running on this machine (this one included) are left alone.
     """
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         return 0
     handled = 0
     for entry in out_dir.iterdir():
-        parsed = _parse_leftover(entry.name)
-        if parsed is None or not entry.is_dir():
+        older = _parse_leftover(entry.name)
+        pid = temporary_writer(entry.name) if older is None else older[2]
+        if pid is None or not entry.is_dir() or entry.is_symlink():
             continue
-        video_id, mark, pid = parsed
-        if pid == os.getpid() or _process_alive(pid):
-            continue
-        final = out_dir / video_id
-        if mark == OLD_MARK and not final.exists():
-            _guard_disk(entry, lambda: os.rename(entry, final))
+        if (pid == os.getpid() and older is None) or (pid != os.getpid() and process_alive(pid)):
+            continue  # in use; an older name with our pid is not ours (we no longer make them)
+        if older is None:
+            handled += _guard_disk(entry, lambda: _recover(entry, out_dir))
         else:
-            _guard_disk(entry, lambda: shutil.rmtree(entry))
-        handled += 1
+            _guard_disk(entry, lambda: _put_back(entry, out_dir / older[0], restore=older[1] == OLD_MARK))
+            handled += 1
     return handled
+
+
+def _recover(work: Path, out_dir: Path) -> bool:
+    """Undo a killed writer's working folder: previous frames back in place, the rest deleted."""
+    previous = work / PREVIOUS_FRAMES
+    if previous.is_dir():
+        try:
+            video_id = os.fsdecode((work / VIDEO_ID_RECORD).read_bytes())
+            _check_video_id(video_id)
+        except (OSError, ValueError):
+            return False  # written before every swap; without it, keep the frames rather than guess
+        _put_back(previous, out_dir / video_id)
+    shutil.rmtree(work)
+    return True
+
+
+def _put_back(previous: Path, final: Path, restore: bool = True):
+    """Rename frames moved aside by an overwrite back to `final`, or delete them when it was replaced."""
+    if restore and not final.exists():
+        os.rename(previous, final)
+    else:
+        shutil.rmtree(previous)
 
 
 def _check_video_id(video_id: str):
@@ -313,31 +347,27 @@ def _check_video_id(video_id: str):
         raise ValueError(f"invalid video id {video_id!r}: must not contain a path separator")
 
 
-def _make_fresh_folder(folder: Path):
-    """Create `folder` (and its parents), removing a stale one left by a crashed process with our pid."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir()
-
-
 def _save_image(image: np.ndarray, path: Path, pil_format: str, quality: int):
-    """Write one RGB frame; JPEG at `quality` with 4:4:4 chroma, PNG lossless."""
-    picture = Image.fromarray(np.ascontiguousarray(image), "RGB")
+    """Write one RGB frame whole (encoded in memory, then written and checked); JPEG at `quality`
+    with 4:4:4 chroma, PNG lossless."""
+    picture, encoded = Image.fromarray(np.ascontiguousarray(image), "RGB"), io.BytesIO()
     if pil_format == "JPEG":
-        picture.save(path, "JPEG", quality=quality, subsampling=0)
+        picture.save(encoded, "JPEG", quality=quality, subsampling=0)
     else:
         # zlib level 1: frames are small and mostly photographic, so higher levels cost much
         # more time for a few percent of size.
-        picture.save(path, "PNG", compress_level=1)
+        picture.save(encoded, "PNG", compress_level=1)
+    write_bytes_atomically(path, encoded.getvalue())
 
 
-def _move_into_place(temp: Path, final: Path, overwrite: bool):
-    """Rename the finished `temp` folder to `final`, swapping out an old one when overwriting."""
+def _move_into_place(work: Path, final: Path, overwrite: bool):
+    """Rename the finished frames in `work` to `final`, swapping out an old folder when overwriting."""
+    new_frames = work / NEW_FRAMES
     if not final.exists():
         try:
             # os.rename would silently replace an empty directory, so refuse any that appeared.
-            os.rename(temp, final)
+            os.rename(new_frames, final)
+            _sync_folder(final.parent)
             return
         except OSError:
             if not final.exists():
@@ -345,48 +375,34 @@ def _move_into_place(temp: Path, final: Path, overwrite: bool):
         # Another process put a folder there while we were writing.
     if not overwrite:
         raise FramesExistError(f"{final}: frames already exist")
-    # The old folder is only deleted once the new one is in place; a crash in between leaves
-    # `.{id}.old-{pid}`, which remove_partials renames back.
-    old = final.parent / f".{final.name}{OLD_MARK}{os.getpid()}"
-    if old.exists():
-        shutil.rmtree(old)
-    os.rename(final, old)
+    # The old folder moves into `work` and is deleted with it once the new one is in place; a crash
+    # in between leaves it there with its id, and remove_partials puts it back.
+    write_bytes_atomically(work / VIDEO_ID_RECORD, os.fsencode(final.name))  # any name the system allows
+    previous = work / PREVIOUS_FRAMES
+    os.rename(final, previous)
     try:
-        os.rename(temp, final)
+        os.rename(new_frames, final)
     except OSError:
-        os.rename(old, final)  # put the previous frames back
+        os.rename(previous, final)  # put the previous frames back
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    _sync_folder(final.parent)
 
 
 def _guard_disk(path: Path, action):
-    """Run `action`, turning a disk error (OSError) into FrameWriteError; FramesExistError passes."""
+    """Run `action`, turning a disk error into FrameWriteError naming `path`; FramesExistError passes."""
     try:
         return action()
     except FramesExistError:
         raise
+    except OutputWriteError as error:
+        raise FrameWriteError(path, error.reason) from None
     except OSError as error:
-        raise FrameWriteError(getattr(error, "filename", None) or path, error.strerror or str(error)) from error
+        raise FrameWriteError(path, error.strerror or str(error)) from error
 
 
 def _parse_leftover(name: str) -> tuple[str, str, int] | None:
-    """Split ``.{id}.partial-{pid}`` or ``.{id}.old-{pid}`` into (id, mark, pid); None otherwise."""
+    """Split an older run's ``.{id}.partial-{pid}`` or ``.{id}.old-{pid}`` into (id, mark, pid); None otherwise."""
     match = re.fullmatch(r"\.(.+)(\.partial-|\.old-)(\d+)", name)
     if match is None:
         return None
     return match.group(1), match.group(2), int(match.group(3))
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether a process with this id runs on this machine (signal 0 checks without sending)."""
-    if os.name == "nt":
-        return False  # os.kill would terminate the process there; treat leftovers as stale
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    except OSError:
-        return False
-    return True

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import write_text_atomically
 from ..errors import S2VSError
 
 
@@ -43,9 +44,7 @@ def write_failures(path: Path, failures: Sequence[Failure]) -> None:
     clean = lambda text: " ".join(str(text).split())  # noqa: E731 - tabs/newlines would break the TSV
     lines = ["video_id\tpath\treason"] + [f"{clean(f.video_id)}\t{clean(f.path)}\t{clean(f.reason)}"
                                           for f in sorted(failures, key=lambda f: f.video_id)]
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    write_text_atomically(path, "\n".join(lines) + "\n")  # its temporary name is short whatever the output's
 
 
 @contextlib.contextmanager
