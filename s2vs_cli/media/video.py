@@ -1,23 +1,23 @@
 """Decode a video into RGB frames sampled at a fixed rate, the way the original S2VS did.
 
 S2VS ran ``ffmpeg -i VIDEO -vf fps=1,scale=W:H,crop=224:224:X:Y`` and read raw RGB frames.
-This module does the same in-process with PyAV: it picks frames exactly as ffmpeg's fps
-filter does, resizes them with libswscale's bicubic scaler (ffmpeg's default) and crops the
-centre. Only the frames that are kept are converted to RGB and resized.
+This module does the same in-process with PyAV: it picks frames as ffmpeg's fps filter does,
+on presentation times (`sampling`), resizes them with libswscale's bicubic scaler (ffmpeg's
+default) and crops the centre. Only the frames that are kept are converted to RGB and resized.
 
 Two deliberate differences: a rotated (phone) video is measured upright, where S2VS scaled
 ffmpeg's upright frames to the stored, unrotated size and so distorted them; and a clip
-shorter than half a sampling period still gives its one frame, where ffmpeg gives none.
+shorter than half a sampling period still gives its one frame, where ffmpeg gives none. And a
+step of over an hour between timestamps is closed up (`sampling`), where ffmpeg fills it.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -26,6 +26,7 @@ from av.container import InputContainer
 from av.video.stream import VideoStream
 
 from ..errors import VideoDecodeError
+from .sampling import FrameClock, SampledFrame, TickSampler
 from .source import FrameSource, InputSet, VideoInput, visible_entries
 
 VideoPath = str | os.PathLike
@@ -33,14 +34,6 @@ VIDEO_EXTENSIONS = frozenset(
     ".mp4 .m4v .mkv .webm .avi .mov .qt .flv .f4v .wmv .asf .mpg .mpeg .m2v .ts .mts .m2ts .vob .3gp .3g2 "
     ".ogv .ogg .dv .mxf .gif .y4m .h264 .264 .hevc .h265".split()
 )
-
-# Frame rate assumed when a stream states none and its frames carry no timestamps.
-DEFAULT_FRAME_RATE = 25
-# A larger step between two frames' timestamps is damage, not a real pause in the video; it
-# is closed up so that a bogus timestamp cannot make the sampler emit millions of frames.
-MAX_TIMESTAMP_JUMP = Fraction(3600)
-# ffmpeg turns a float rate into a fraction with this largest denominator (av_d2q).
-MAX_RATE_DENOMINATOR = 1001000
 
 
 @dataclass
@@ -52,19 +45,10 @@ class DecodedVideo:
     timestamps: np.ndarray  # float64 [T]: tick k / fps, the time ffmpeg's fps filter stamps on frame k
     frame_times: np.ndarray  # float64 [T]: presentation time of the source frame picked for each tick
     fps: float  # the sampling rate asked for
-    duration: float  # seconds covered: last frame's time plus its duration
+    duration: float  # seconds covered: latest frame's time plus the duration of the stream's last packet
     lost_frames: int = 0  # packets that failed to decode
     repeated: int = 1  # times the sampled sequence was concatenated to reach min_frames
     warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class SampledFrame:
-    """One output frame of `sample_frames`."""
-
-    image: np.ndarray  # uint8 [crop, crop, 3] RGB
-    timestamp: float  # tick k / fps, seconds
-    frame_time: float  # presentation time of the source frame, seconds from the first frame
 
 
 @dataclass
@@ -93,10 +77,11 @@ def sample_frames(
     with _open_video(path) as (container, stream):
         stream.thread_type = "AUTO"
         stream.thread_count = threads
-        clock = _FrameClock(stream)
+        clock = FrameClock(stream)
         sampler = None
         try:
             for packet in container.demux(stream):
+                clock.note_packet(packet)
                 try:
                     decoded = packet.decode()
                 except av.FFmpegError:
@@ -106,22 +91,24 @@ def sample_frames(
                 for frame in decoded:
                     if sampler is None:
                         shape = _FrameShape.plan(frame, short_side, crop, path)
-                        sampler = _TickSampler(fps, shape.convert)
+                        sampler = TickSampler(fps, shape.convert)
                     yield from sampler.push(frame, clock.time_of(frame))
         except av.FFmpegError as error:
             report.warnings.append(f"reading stopped early at damaged data: {_short_message(error)}")
 
     if sampler is None:
         raise VideoDecodeError(path, "no frames could be decoded")
-    yield from sampler.finish(clock.end)
-    report.duration = float(clock.end)
+    end = clock.finish()
+    yield from sampler.finish(end)
+    report.duration = float(end)
     if report.lost_frames:
         lost = report.lost_frames
         report.warnings.append(
             f"{lost} frame{'s' if lost > 1 else ''} could not be decoded and {'were' if lost > 1 else 'was'} skipped"
         )
     if clock.jumps:
-        report.warnings.append(f"timestamps jumped by over an hour {clock.jumps} time(s); closed up")
+        report.warnings.append(f"timestamps jumped by over an hour {clock.jumps} time(s); closed up"
+                               " (a picture is held at most an hour)")
 
 
 def decode_video(
@@ -296,92 +283,6 @@ def repeat_factor(length: int, min_frames: int) -> int:
     while 0 < length * repeated < min_frames:
         repeated *= 2
     return repeated
-
-
-def _round_half_away(value: Fraction) -> int:
-    """Round to the nearest integer, halves away from zero (FFmpeg's AV_ROUND_NEAR_INF)."""
-    rounded = math.floor(abs(value) + Fraction(1, 2))
-    return rounded if value >= 0 else -rounded
-
-
-class _FrameClock:
-    """Exact presentation times, in seconds from the first frame, of the frames of a stream."""
-
-    def __init__(self, stream: VideoStream):
-        rate = stream.average_rate or stream.guessed_rate or DEFAULT_FRAME_RATE
-        self.period = 1 / Fraction(rate)  # for frames that state no duration
-        self.shift: Fraction | None = None  # added to a frame's own time; set by the first frame
-        self.expected = Fraction(0)  # where a frame that follows the last one starts
-        self.end = Fraction(0)  # end of the last frame seen
-        self.jumps = 0
-
-    def time_of(self, frame: av.VideoFrame) -> Fraction:
-        """Time of `frame`; call once per decoded frame, in decoding order."""
-        if frame.pts is None or frame.time_base is None:
-            time = self.expected  # raw streams carry no timestamps: frames follow each other
-        else:
-            own_time = frame.pts * frame.time_base
-            if self.shift is None:
-                self.shift = self.expected - own_time
-            time = own_time + self.shift
-            if abs(time - self.expected) > MAX_TIMESTAMP_JUMP:
-                self.jumps += 1
-                self.shift += self.expected - time
-                time = self.expected
-        if frame.duration and frame.time_base is not None:
-            duration = frame.duration * frame.time_base
-        else:
-            duration = self.period
-        self.expected = time + duration
-        self.end = max(self.end, self.expected)
-        return time
-
-
-class _TickSampler:
-    """ffmpeg's fps filter: tick k shows the last frame whose time rounds to k or less.
-
-    Times are measured in ticks (1/fps) and rounded half away from zero, so tick k gets the
-    last frame shown before (k + 1/2) / fps. A frame can fill several ticks (low frame rate)
-    or none (it is replaced before the next tick). Whether the held frame is kept is only
-    known when the next frame arrives, so it is held unconverted until then.
-    """
-
-    def __init__(self, fps: float, convert: Callable[[av.VideoFrame], np.ndarray]):
-        self.rate = Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR)
-        self.convert = convert
-        self.first_tick = 0
-        self.next_tick = 0
-        self.held: av.VideoFrame | None = None
-        self.held_time = Fraction(0)
-        self.held_image: np.ndarray | None = None  # converted once, reused when repeated
-        self.emitted = 0
-
-    def push(self, frame: av.VideoFrame, time: Fraction) -> Iterator[SampledFrame]:
-        """Offer the next decoded frame, emitting the held one for every tick it wins."""
-        tick = _round_half_away(time * self.rate)
-        if self.held is None:
-            self.first_tick = self.next_tick = tick
-        while tick > self.next_tick:
-            yield self._emit()
-        self.held, self.held_time, self.held_image = frame, time, None
-
-    def finish(self, end: Fraction) -> Iterator[SampledFrame]:
-        """Fill the ticks up to the end of the stream with the last frame."""
-        end_tick = _round_half_away(end * self.rate)
-        while self.next_tick < end_tick:
-            yield self._emit()
-        if not self.emitted:
-            # ffmpeg would output nothing for a clip shorter than half a tick; keep its frame.
-            yield self._emit()
-
-    def _emit(self) -> SampledFrame:
-        if self.held_image is None:
-            self.held_image = self.convert(self.held)
-        sampled = SampledFrame(self.held_image, float((self.next_tick - self.first_tick) / self.rate),
-                               float(self.held_time))
-        self.next_tick += 1
-        self.emitted += 1
-        return sampled
 
 
 @dataclass(frozen=True)
