@@ -24,7 +24,7 @@ TEMPORARY_SUFFIX = ".s2vs-tmp"
 # Bytes of the target's name kept in a temporary name: enough to recognise it, short enough that
 # the dot, pid, random token and suffix always fit a 255-byte name.
 NAME_PREFIX_BYTES = 120
-_TEMPORARY = re.compile(r"\.(?P<name>.*)\.(?P<pid>\d+)-[0-9a-f]{8}" + re.escape(TEMPORARY_SUFFIX))
+_TEMPORARY = re.compile(r"\.(?P<name>.*)\.(?P<pid>\d+)-[0-9a-f]{8}" + re.escape(TEMPORARY_SUFFIX), re.DOTALL)
 
 
 class OutputWriteError(S2VSError):
@@ -74,7 +74,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    _sync_folder(path.parent)
+    sync_folder(path.parent)
 
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:
@@ -89,6 +89,33 @@ def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:
         written = handle.write(data)
         if written != len(data):  # a short write is not always an exception
             raise OSError(f"short write: {written} of {len(data)} bytes")
+
+
+def write_new_file(path: str | os.PathLike, data: bytes) -> None:
+    """Create `path` (which must not exist) holding `data`, checked and synced, without a rename.
+
+    For files inside a working folder that is itself renamed into place when whole (a video's frames):
+    there the folder's rename is the atomic step, and a rename per file would only add its cost.
+    """
+    path = Path(path)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as error:  # nothing of ours to remove: the file there is someone else's
+        raise OutputWriteError(path, error.strerror or str(error)) from None
+    try:
+        try:
+            view, written = memoryview(data), 0
+            while written < len(view):  # os.write may write less than asked; zero means no progress
+                count = os.write(descriptor, view[written:])
+                if count <= 0:
+                    raise OSError(f"short write: {written} of {len(view)} bytes")
+                written += count
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError as error:
+        path.unlink(missing_ok=True)
+        raise OutputWriteError(path, error.strerror or str(error)) from None
 
 
 def write_with(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
@@ -106,7 +133,7 @@ def write_with(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    _sync_folder(path.parent)
+    sync_folder(path.parent)
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> int:
@@ -144,7 +171,7 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: str | os.PathLike) -> None:
     """Make the rename itself durable; file systems that cannot sync a folder are left as they are."""
     with contextlib.suppress(OSError):
         descriptor = os.open(folder, os.O_RDONLY)

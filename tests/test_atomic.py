@@ -53,3 +53,19 @@ def test_leftovers_of_dead_processes_are_removed_live_ones_kept(tmp_path):
         path.write_text("x")
     assert remove_stale_temporaries(tmp_path) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
+
+
+def test_a_new_file_is_written_whole_and_never_over_another(tmp_path):
+    from s2vs_cli.atomic import write_new_file
+
+    write_new_file(tmp_path / "00000.jpg", b"\xff\xd8" + bytes(1000))
+    assert (tmp_path / "00000.jpg").read_bytes() == b"\xff\xd8" + bytes(1000)
+    with pytest.raises(OutputWriteError, match="00000.jpg: cannot write"):
+        write_new_file(tmp_path / "00000.jpg", b"other")
+    assert (tmp_path / "00000.jpg").stat().st_size == 1002
+
+
+def test_a_temporary_name_with_a_newline_is_still_recognised(tmp_path):
+    from s2vs_cli.atomic import temporary_writer
+
+    assert temporary_writer(temporary_sibling(tmp_path / "two\nlines.json").name) == os.getpid()

@@ -9,7 +9,7 @@ Two roles:
   frames decoded straight from the video.
 * Writing the frames of one video (the work unit of ``s2vs extract-frames``). A folder only
   ever appears complete: each frame is encoded in memory, written, checked and synced
-  (`atomic.write_bytes_atomically`) into a working folder with a short name beside it
+  (`atomic.write_new_file`) into a working folder with a short name beside it
   (`atomic.temporary_sibling`, so a 251-byte id still fits), which is renamed into place once
   every frame is on disk. PIL's own ``save(path)`` is not used: its encoder ignores a short
   ``write()``, so a nearly full disk gave cut-off JPEGs and no error.
@@ -36,8 +36,8 @@ import numpy as np
 from av.video.reformatter import Interpolation
 from PIL import Image
 
-from ..atomic import (OutputWriteError, _sync_folder, process_alive, temporary_sibling, temporary_writer,
-                      write_bytes_atomically)
+from ..atomic import (OutputWriteError, sync_folder, process_alive, temporary_sibling, temporary_writer,
+                      write_bytes_atomically, write_new_file)
 from ..errors import S2VSError, VideoDecodeError
 from .source import FrameSource, InputSet, VideoInput, visible_entries
 from .video import DecodeReport, VideoPath, sample_frames, scaled_size
@@ -357,7 +357,7 @@ def _save_image(image: np.ndarray, path: Path, pil_format: str, quality: int):
         # zlib level 1: frames are small and mostly photographic, so higher levels cost much
         # more time for a few percent of size.
         picture.save(encoded, "PNG", compress_level=1)
-    write_bytes_atomically(path, encoded.getvalue())
+    write_new_file(path, encoded.getvalue())
 
 
 def _move_into_place(work: Path, final: Path, overwrite: bool):
@@ -367,7 +367,7 @@ def _move_into_place(work: Path, final: Path, overwrite: bool):
         try:
             # os.rename would silently replace an empty directory, so refuse any that appeared.
             os.rename(new_frames, final)
-            _sync_folder(final.parent)
+            sync_folder(final.parent)
             return
         except OSError:
             if not final.exists():
@@ -385,7 +385,7 @@ def _move_into_place(work: Path, final: Path, overwrite: bool):
     except OSError:
         os.rename(previous, final)  # put the previous frames back
         raise
-    _sync_folder(final.parent)
+    sync_folder(final.parent)
 
 
 def _guard_disk(path: Path, action):
