@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import ConfigError
 
 MATCH_COLUMNS = ("query_id", "ref_id", "query_start", "query_end", "ref_start", "ref_end")
@@ -242,18 +242,12 @@ def write_pairs(path: str | Path, pairs: Iterable[ScoredPair]) -> None:
 
 
 def _write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:
-    """Numbers written in full (repr), so that reading the file back gives the same floats; via a temporary file."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    try:
-        with open(temporary, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            writer.writerows([value if isinstance(value, str) else repr(float(value)) for value in row]
-                             for row in rows)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """Numbers written in full (repr), so that reading the file back gives the same floats; whole or not at all."""
+    with atomic_write(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows([value if isinstance(value, str) else repr(float(value)) for value in row]
+                         for row in rows)
 
 
 def _rows(path: str | Path, needed: Sequence[str]) -> Iterable[tuple[int, dict[str, str]]]:

@@ -122,9 +122,10 @@ def write_results(output: str | None, summary: dict) -> None:
     if output is None:
         return
     import json
-    from pathlib import Path
+
+    from ..atomic import OutputWriteError, write_text_atomically
 
     try:
-        Path(output).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    except OSError as e:
-        raise S2VSError(f"{output}: cannot write results ({e.strerror or e})") from None
+        write_text_atomically(output, json.dumps(summary, indent=1) + "\n")
+    except OutputWriteError as e:
+        raise S2VSError(f"{output}: cannot write results ({e.reason})") from None

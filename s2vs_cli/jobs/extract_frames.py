@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..atomic import write_text_atomically
 from ..distributed import ProcessGroup
-from ..errors import ConfigError, S2VSError
+from ..errors import ConfigError
 from ..media.frames import FramesWritten, frames_complete, remove_partials
 from ..media.source import VideoInput
 from ..progress import SILENT, Progress
@@ -111,10 +112,7 @@ def _check_settings(out_dir: Path, options: FrameOptions) -> None:
                                     for key, value in wanted.items() if found.get(key) != value)
             raise ConfigError(f"{out_dir} holds frames written differently: {differences}; use the same "
                               "settings, another folder, or --overwrite to rewrite the videos named")
-    try:
-        record.write_text(json.dumps(wanted) + "\n", encoding="utf-8")
-    except OSError as e:
-        raise S2VSError(f"{record}: cannot write ({e.strerror or e})") from None
+    write_text_atomically(record, json.dumps(wanted) + "\n")  # OutputWriteError: one line naming it
 
 
 def _export(items: Sequence[VideoInput], out_dir: Path, options: FrameOptions, group: ProcessGroup,
