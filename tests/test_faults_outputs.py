@@ -213,3 +213,121 @@ def test_case_9_a_rerun_report_keeps_exactly_the_images_of_the_new_page(tmp_path
         (files / name).unlink()
     write_page({"title": "no images"}, page)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["X.html"]
+
+
+# --- case 15: ids printed visibly, and neutralised in CSVs ---------------------------------------------------
+
+HOSTILE = "\x1b[2J\x1b]0;t\x07\x9b"  # clear the screen, set the title, a C1 control (short: fits a table column)
+VISIBLE = "\\x1b[2J\\x1b]0;t\\x07\\x9b"
+
+
+def _no_controls(text: str) -> bool:
+    return not any((ord(c) < 32 and c != "\n") or 0x7f <= ord(c) <= 0x9f for c in text)
+
+
+def test_case_15_printable_makes_every_control_visible():
+    """issue 25 case 15: the one function the command line prints names from the data through."""
+    from s2vs_cli.cli.common import terminal_safe
+
+    assert terminal_safe(HOSTILE) == VISIBLE
+    assert terminal_safe("nul\x00tab\there\nnewline\r\x7f") == "nul\\x00tab\\x09here\\x0anewline\\x0d\\x7f"
+    assert terminal_safe("café [bold]x[/] ü 🎬") == "café \\[bold]x\\[/] ü 🎬"  # markup shown as typed, not applied
+
+
+def test_case_15_search_and_evaluate_print_hostile_ids_visibly(tmp_path):
+    """issue 25 case 15: search headings and hits, failed lines, evaluate notes and error lines."""
+    videos = collection(count=3)
+    videos[HOSTILE] = videos.pop("query-copy")
+    store = tmp_path / "features.h5"
+    write_store(store, videos)
+    found = runner.invoke(app, ["search", "query", HOSTILE, "\x1b[2Jgone", "--database", str(store),
+                                "--features-only"])
+    assert found.exit_code == 3, found.output  # the missing query fails, the others are shown
+    assert _no_controls(found.output), repr(found.output)
+    assert found.stdout.count(VISIBLE) == 2  # as a heading (its own search) and as a hit (of query's)
+    assert "failed: \\x1b[2Jgone" in found.stderr
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"queries": ["query", "\x1b]0;pwned\x07"], "database": [HOSTILE],
+                              "positives": {"query": [HOSTILE], "\x1b]0;pwned\x07": [HOSTILE]}}))
+    evaluated = runner.invoke(app, ["evaluate", "--dataset", "custom", "--ground-truth", str(gt),
+                                    "--dataset-hdf5", str(store), "--features-only"])
+    assert evaluated.exit_code == 0 and _no_controls(evaluated.output), repr(evaluated.output)
+    assert "e.g. \\x1b]0;pwned\\x07" in evaluated.output
+    missing = runner.invoke(app, ["search", "q", "--database", str(tmp_path / "\x1b[2J.h5")])
+    assert missing.exit_code == 1 and _no_controls(missing.output) and "\\x1b[2J.h5" in missing.output
+
+
+def test_case_15_compare_table_and_bulk_failures_print_names_visibly(capsys):
+    """issue 25 case 15: the compare table's file names and extraction's failed lines."""
+    from s2vs_cli.cli.bulk import report_failures
+    from s2vs_cli.cli.compare import _render
+    from s2vs_cli.storage.runs import Failure
+
+    segment = {"query_start": 0.0, "query_end": 1.0, "target_start": 0.0, "target_end": 1.0}
+    _render({"similarity": 0.5, "segment": segment, "matches": [], "frames": [2, 2], "query": f"{HOSTILE}.mp4",
+             "target": "[bold]b.mp4", "model": "m", "extractor": "e", "device": "cpu", "precision": "fp32",
+             "random_weights": False, "warnings": [f"{HOSTILE}: odd"]}, heatmap=f"{HOSTILE}.png")
+    report_failures([Failure(HOSTILE, f"/videos/{HOSTILE}.mp4", "cannot decode")], f"{HOSTILE}.failed.tsv")
+    out, err = capsys.readouterr()
+    assert _no_controls(out + err), repr(out + err)
+    assert f"{VISIBLE}.mp4" in out and f"{VISIBLE}.png" in out and "[bold]b.mp4" in out
+    assert f"failed: {VISIBLE}: cannot decode" in err and f"warning: {VISIBLE}: odd" in err
+
+
+FORMULAS = ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2", "@SUM(A1)", "\tTAB", "\rCR", "'quoted", "''twice",
+            "plain", "a=b", "Q-1"]
+
+
+def test_case_15_csv_cells_that_could_run_as_formulas_are_quoted_and_read_back_exactly(tmp_path):
+    """issue 25 case 15: --save-matches / --save-similarities CSVs (OWASP: a leading quote), round trip exact,
+    scores (negative ones too) still numbers."""
+    from s2vs_cli.benchmarks.vsc import (CopiedSegment, ScoredPair, read_pairs, read_segments, write_pairs,
+                                         write_segments)
+
+    segments = [CopiedSegment(q, r, 0.0, 1.5, 2.0, 3.5, -0.5 + i / 100)
+                for i, (q, r) in enumerate(zip(FORMULAS, reversed(FORMULAS)))]
+    write_segments(tmp_path / "matches.csv", segments)
+    pairs = [ScoredPair(q, r, -0.25 - i) for i, (q, r) in enumerate(zip(FORMULAS, FORMULAS[1:]))]
+    write_pairs(tmp_path / "candidates.csv", pairs)
+    assert read_segments(tmp_path / "matches.csv") == segments
+    assert read_pairs(tmp_path / "candidates.csv") == pairs
+    with open(tmp_path / "matches.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))[1:]
+    expected = {"=HYPERLINK(\"http://x\",\"y\")": "'=HYPERLINK(\"http://x\",\"y\")", "+1+1": "'+1+1", "-2": "'-2",
+                "@SUM(A1)": "'@SUM(A1)", "\tTAB": "'\tTAB", "\rCR": "'\rCR", "'quoted": "''quoted",
+                "''twice": "'''twice", "plain": "plain", "a=b": "a=b", "Q-1": "Q-1"}
+    assert [row[0] for row in rows] == [expected[q] for q in FORMULAS]
+    assert [row[6] for row in rows] == [repr(s.score) for s in segments] and rows[0][6] == "-0.5"  # not quoted
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row[:2])
+
+
+def test_case_15_failed_tsv_cells_are_neutralised(tmp_path):
+    """issue 25 case 15: OUTPUT.failed.tsv, which a spreadsheet opens, starts no cell with a formula."""
+    from s2vs_cli.storage.runs import Failure, write_failures
+
+    path = tmp_path / "out.h5.failed.tsv"
+    write_failures(path, [Failure("=cmd|' /C calc'!A0", "-rf.mp4", "@reason"), Failure("ok", "ok.mp4", "fine")])
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="\t"))
+    assert rows == [["video_id", "path", "reason"], ["'=cmd|' /C calc'!A0", "'-rf.mp4", "'@reason"],
+                    ["ok", "ok.mp4", "fine"]]
+
+
+def test_case_15_evaluate_from_saved_matches_finds_ids_that_look_like_formulas(tmp_path):
+    """issue 25 case 15, end to end: matches saved with quoted ids are evaluated against the original ids."""
+    from s2vs_cli.benchmarks.vsc import CopiedSegment, write_segments
+
+    (tmp_path / "query_metadata.csv").write_text('video_id\n"=Q1"\n-Q2\n', encoding="utf-8")
+    (tmp_path / "reference_metadata.csv").write_text("video_id\n@R1\n", encoding="utf-8")
+    (tmp_path / "gt.csv").write_text('query_id,ref_id,query_start,query_end,ref_start,ref_end\n"=Q1",@R1,0,4,0,4\n')
+    write_segments(tmp_path / "matches.csv", [CopiedSegment("=Q1", "@R1", 0.0, 4.0, 0.0, 4.0, 0.9),
+                                              CopiedSegment("-Q2", "@R1", 0.0, 4.0, 0.0, 4.0, 0.1)])
+    assert (tmp_path / "matches.csv").read_text().splitlines()[1:] == ["'=Q1,'@R1,0.0,4.0,0.0,4.0,0.9",
+                                                                       "'-Q2,'@R1,0.0,4.0,0.0,4.0,0.1"]
+    result = runner.invoke(app, ["evaluate", "--dataset", "VSC22", "--ground-truth", str(tmp_path / "gt.csv"),
+                                 "--from-matches", str(tmp_path / "matches.csv"), "--annotations", str(tmp_path),
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["queries"], summary["database"]) == (2, 1)
+    assert summary["metrics"]["matching_uAP"] == pytest.approx(1.0)

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..errors import ConfigError
+from ..spreadsheet_cells import from_spreadsheet_safe, spreadsheet_safe
 
 MATCH_COLUMNS = ("query_id", "ref_id", "query_start", "query_end", "ref_start", "ref_end")
 PAIR_COLUMNS = ("query_id", "ref_id", "score")
@@ -242,11 +243,12 @@ def write_pairs(path: str | Path, pairs: Iterable[ScoredPair]) -> None:
 
 
 def _write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:
-    """Numbers written in full (repr), so that reading the file back gives the same floats; whole or not at all."""
+    """Written whole or not at all (atomic.py). Numbers in full (repr), so that reading the file back gives the
+    same floats; ids safe to open in a spreadsheet (spreadsheet_cells.py), read back as they were."""
     with atomic_write(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
-        writer.writerows([value if isinstance(value, str) else repr(float(value)) for value in row]
+        writer.writerows([spreadsheet_safe(value) if isinstance(value, str) else repr(float(value)) for value in row]
                          for row in rows)
 
 
@@ -285,7 +287,8 @@ def _video_ids(row: dict[str, str], path: str | Path, row_number: int,
 
 
 def _video_id(row: dict[str, str], name: str, path: str | Path, row_number: int) -> str:
-    value = (row.get(name) or "").strip()
+    # A leading quote is the spreadsheet escape of _write_csv: stripped after the spaces, so "'\tid" keeps its tab.
+    value = from_spreadsheet_safe((row.get(name) or "").strip())
     if not value:
         raise ConfigError(f"{path}: row {row_number}: empty {name}")
     return value
