@@ -97,7 +97,7 @@ def _fake_artifact(monkeypatch, url: str, **kw) -> Artifact:
 
 
 def _no_part_files(folder: Path) -> bool:
-    return not list(folder.glob("*.part*"))
+    return not list(folder.glob("*.part*")) and not list(folder.glob(".*.s2vs-tmp"))  # atomic.py's temporaries
 
 
 # ---------------------------------------------------------------------------------------------

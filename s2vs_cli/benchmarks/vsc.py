@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -27,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import ConfigError
+from ..spreadsheet_cells import from_spreadsheet_safe, spreadsheet_safe
 
 MATCH_COLUMNS = ("query_id", "ref_id", "query_start", "query_end", "ref_start", "ref_end")
 PAIR_COLUMNS = ("query_id", "ref_id", "score")
@@ -242,18 +243,13 @@ def write_pairs(path: str | Path, pairs: Iterable[ScoredPair]) -> None:
 
 
 def _write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:
-    """Numbers written in full (repr), so that reading the file back gives the same floats; via a temporary file."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    try:
-        with open(temporary, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            writer.writerows([value if isinstance(value, str) else repr(float(value)) for value in row]
-                             for row in rows)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """Written whole or not at all (atomic.py). Numbers in full (repr), so that reading the file back gives the
+    same floats; ids safe to open in a spreadsheet (spreadsheet_cells.py), read back as they were."""
+    with atomic_write(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows([spreadsheet_safe(value) if isinstance(value, str) else repr(float(value)) for value in row]
+                         for row in rows)
 
 
 def _rows(path: str | Path, needed: Sequence[str]) -> Iterable[tuple[int, dict[str, str]]]:
@@ -291,7 +287,8 @@ def _video_ids(row: dict[str, str], path: str | Path, row_number: int,
 
 
 def _video_id(row: dict[str, str], name: str, path: str | Path, row_number: int) -> str:
-    value = (row.get(name) or "").strip()
+    # A leading quote is the spreadsheet escape of _write_csv: stripped after the spaces, so "'\tid" keeps its tab.
+    value = from_spreadsheet_safe((row.get(name) or "").strip())
     if not value:
         raise ConfigError(f"{path}: row {row_number}: empty {name}")
     return value

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
 
 from ..errors import ConfigError
-from .common import console, stdout
+from .common import console, stdout, terminal_safe
 from .progress import plural
 
 EXIT_SOME_FAILED = 3
@@ -26,7 +25,7 @@ def nothing_to_do(summary: Any, output: str) -> bool:
     if summary.written or summary.failures or not summary.requested or summary.already_done < summary.requested:
         return False
     videos = "the video is" if summary.requested == 1 else f"all {summary.requested} videos are"
-    console.print(f"nothing to do: {videos} already in {escape(str(output))}", highlight=False, soft_wrap=True)
+    console.print(f"nothing to do: {videos} already in {terminal_safe(output)}", highlight=False, soft_wrap=True)
     return True
 
 
@@ -35,10 +34,10 @@ def report_failures(failures: list, listing: str) -> None:
     if not failures:
         return
     for failure in failures[:SHOWN_FAILURES]:
-        console.print(f"[red]failed:[/] {escape(failure.video_id)}: {escape(failure.reason)}",
+        console.print(f"[red]failed:[/] {terminal_safe(failure.video_id)}: {terminal_safe(failure.reason)}",
                       highlight=False, soft_wrap=True)
     more = f" ({len(failures) - SHOWN_FAILURES} more)" if len(failures) > SHOWN_FAILURES else ""
-    console.print(f"{plural(len(failures), 'videos')} failed{more}; all are listed in {escape(listing)}",
+    console.print(f"{plural(len(failures), 'videos')} failed{more}; all are listed in {terminal_safe(listing)}",
                   highlight=False, soft_wrap=True)
 
 

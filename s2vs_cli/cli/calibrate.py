@@ -5,11 +5,10 @@ import json
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from . import options
-from .common import check_writable, console, load_config, print_table, reported_errors
+from .common import check_writable, console, load_config, print_table, reported_errors, terminal_safe
 
 
 def calibrate(
@@ -107,13 +106,13 @@ def _render(thresholds, output: str | None, quiet: bool) -> None:
     table.add_row("precision", f"{data['precision']:.3f}  (target {data['target_precision']:g}; "
                                f"{used['accepted']} pairs at or above the threshold)")
     table.add_row("recall", f"{data['recall']:.3f}")
-    named = escape(used["name"] + (f" ({used['file']})" if used["file"] else ""))
+    named = terminal_safe(used["name"] + (f" ({used['file']})" if used["file"] else ""))
     table.add_row("calibrated on", f"{named}: {used['pairs']:,} pairs, {used['positives']:,} copies")
-    table.add_row("scores", escape(f"{thresholds.identity.describe()}; from {used['scores']}"))
+    table.add_row("scores", terminal_safe(f"{thresholds.identity.describe()}; from {used['scores']}"))
     if thresholds.normalization is not None:
-        table.add_row("normalized", escape(thresholds.normalization.describe()))
+        table.add_row("normalized", terminal_safe(thresholds.normalization.describe()))
     if output:
-        table.add_row("written to", escape(output))
+        table.add_row("written to", terminal_safe(output))
     print_table(table)
     if quiet:
         return

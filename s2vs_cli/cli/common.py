@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any, TypeVar
@@ -20,6 +21,14 @@ stdout = Console()               # tables a user may pipe or redirect
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+# C0 controls, DEL and C1 controls: a terminal acts on them (clears the screen, sets the title, ...).
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: object) -> str:
+    """`text` (a name from the data: an id, a path, a message holding one) as rich markup that prints it
+    as it is: every control character shown as `\\xNN`, square brackets not read as markup."""
+    return escape(_CONTROLS.sub(lambda control: f"\\x{ord(control.group()):02x}", str(text)))
 
 
 @contextlib.contextmanager
@@ -41,7 +50,7 @@ def reported_errors(interrupted: str = "") -> Iterator[None]:
         _print_error(Exception(f"{where}{e.strerror or e}"))
         raise typer.Exit(EXIT_ERROR) from None
     except KeyboardInterrupt:
-        console.print("[bold red]interrupted[/]" + (f"; {escape(interrupted)}" if interrupted else ""),
+        console.print("[bold red]interrupted[/]" + (f"; {terminal_safe(interrupted)}" if interrupted else ""),
                       highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
 
@@ -85,7 +94,7 @@ def quiet_hdf5_cleanup() -> None:
 
 def _print_error(error: Exception) -> None:
     # soft_wrap: the message stays one line however narrow the terminal, so it can be grepped and copied.
-    console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {terminal_safe(error)}", highlight=False, soft_wrap=True)
 
 
 def load_config(cls: type[T], config_file: str | None, print_config: bool, **flags: Any) -> T:
@@ -122,9 +131,10 @@ def write_results(output: str | None, summary: dict) -> None:
     if output is None:
         return
     import json
-    from pathlib import Path
+
+    from ..atomic import OutputWriteError, write_text_atomically
 
     try:
-        Path(output).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    except OSError as e:
-        raise S2VSError(f"{output}: cannot write results ({e.strerror or e})") from None
+        write_text_atomically(output, json.dumps(summary, indent=1) + "\n")
+    except OutputWriteError as e:
+        raise S2VSError(f"{output}: cannot write results ({e.reason})") from None

@@ -5,11 +5,10 @@ import json
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from . import options
-from .common import check_writable, console, load_config, print_table, reported_errors
+from .common import check_writable, console, load_config, print_table, reported_errors, terminal_safe
 from .progress import RichProgress
 
 
@@ -142,8 +141,8 @@ def _render(summary: dict, heatmap: str | None) -> None:
         table.add_row("verdict", f"[bold]{summary['verdict']}[/]  (similarity {relation} threshold "
                                  f"{summary['threshold']:.4f}; precision {summary['calibrated_precision']:.3f} "
                                  "at calibration)")
-    table.add_row("query", f"{summary['query']}  ({summary['frames'][0]} frames)")
-    table.add_row("target", f"{summary['target']}  ({summary['frames'][1]} frames)")
+    table.add_row("query", f"{terminal_safe(summary['query'])}  ({summary['frames'][0]} frames)")
+    table.add_row("target", f"{terminal_safe(summary['target'])}  ({summary['frames'][1]} frames)")
     if not summary["matches"]:  # every part shorter than --min-match-seconds: still say where it matches best
         table.add_row("best match", f"query {_seconds(segment['query_start'])}–{_seconds(segment['query_end'])}  "
                                     f"↔  target {_seconds(segment['target_start'])}–{_seconds(segment['target_end'])}")
@@ -152,13 +151,14 @@ def _render(summary: dict, heatmap: str | None) -> None:
                       f"query {_seconds(match['query_start'])}–{_seconds(match['query_end'])}  ↔  "
                       f"target {_seconds(match['target_start'])}–{_seconds(match['target_end'])}  "
                       f"(score {match['score']:.3f})")
-    table.add_row("model", f"{summary['model']}; {summary['extractor']}; {summary['device']} {summary['precision']}")
+    table.add_row("model", terminal_safe(f"{summary['model']}; {summary['extractor']}; {summary['device']} "
+                                     f"{summary['precision']}"))
     if heatmap:
-        table.add_row("heatmap", heatmap)
+        table.add_row("heatmap", terminal_safe(heatmap))
     if "report" in summary:
-        table.add_row("report", summary["report"])
+        table.add_row("report", terminal_safe(summary["report"]))
     print_table(table)
     if summary["random_weights"]:
         console.print("[yellow]note:[/] random weights: a test of the pipeline, not a meaningful similarity")
     for warning in summary["warnings"]:
-        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {terminal_safe(warning)}", highlight=False, soft_wrap=True)

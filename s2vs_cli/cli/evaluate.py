@@ -6,12 +6,11 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Group
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from . import options
-from .common import check_writable, console, load_config, print_table, reported_errors, write_results
+from .common import check_writable, console, load_config, print_table, reported_errors, terminal_safe, write_results
 from .progress import RichProgress, plural
 
 SHOWN = 5  # ids named in a note before "and N more"
@@ -182,7 +181,7 @@ def _render(summary: dict, report, quiet: bool) -> None:
 
         report_failures(report.extraction.failures, "the missing counts below" if report.features_kept is None
                         else report.extraction.failures_file or f"{report.features_kept}.failed.tsv")
-    table = Table(title=summary["dataset"], title_justify="left")
+    table = Table(title=terminal_safe(summary["dataset"]), title_justify="left")
     table.add_column("metric")
     table.add_column("s2vs", justify="right")
     paper = summary.get("paper", {})
@@ -191,7 +190,7 @@ def _render(summary: dict, report, quiet: bool) -> None:
     for name, value in summary["metrics"].items():
         table.add_row(name, f"{value:.4f}", *([f"{paper[name]:.3f}" if name in paper else ""] if paper else []))
     # Under the table, not as its caption: a caption wraps at the table's width, breaking file names.
-    print_table(Group(table, Text(f"model: {summary['model']}")))
+    print_table(Group(table, Text.from_markup(f"model: {terminal_safe(summary['model'])}")))
     missing_q, missing_d = summary["missing_queries"], summary["missing_database"]
     vsc22 = "predictions" in summary  # the challenge's database is its references
     database = "references" if vsc22 else "database videos"
@@ -203,25 +202,25 @@ def _render(summary: dict, report, quiet: bool) -> None:
     if vsc22:
         _say(", ".join(plural(count, name.replace("_", " ")) for name, count in summary["predictions"].items()))
     if "segment_note" in summary:
-        _say(f"[yellow]note:[/] {summary['segment_note']}")
+        _say(f"[yellow]note:[/] {terminal_safe(summary['segment_note'])}")
     if "normalization" in summary:
         noise = summary["normalization"]
-        _say(f"scores normalized with {escape(noise['noise'])} ({plural(noise['videos'], 'noise videos')}, "
+        _say(f"scores normalized with {terminal_safe(noise['noise'])} ({plural(noise['videos'], 'noise videos')}, "
              f"k {noise['k']}, β {noise['beta']:g})")
     if summary.get("without_positives"):
         left_out = summary["without_positives"]
         _say(f"[yellow]note:[/] {_queries(len(left_out))} had no positives among the videos evaluated and "
-             f"{'was' if len(left_out) == 1 else 'were'} left out of mAP: {escape(_ids(left_out))}")
+             f"{'was' if len(left_out) == 1 else 'were'} left out of mAP: {terminal_safe(_ids(left_out))}")
     if missing_q or missing_d:
         example = (missing_q or missing_d)[0]
         effect = ("their copies still count, as in the official evaluation" if vsc22
                   else "they leave the relevant sets as in the original")
         _say(f"[yellow]note:[/] missing: {_queries(len(missing_q))} and {plural(len(missing_d), database)} "
-             f"(e.g. {escape(example)}); {effect} (--strict to refuse)")
+             f"(e.g. {terminal_safe(example)}); {effect} (--strict to refuse)")
     if summary["random_weights"]:
         _say("[yellow]note:[/] random weights: a test of the pipeline, not meaningful metrics")
     if "report" in summary and not quiet:
-        _say(f"report: {escape(summary['report'])}")
+        _say(f"report: {terminal_safe(summary['report'])}")
 
 
 def _say(message: str) -> None:

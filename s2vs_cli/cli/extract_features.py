@@ -5,11 +5,10 @@ import json
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from . import options
 from .bulk import RESUME_HINT, check_output, exit_status, nothing_to_do, print_rows, report_failures
-from .common import console, load_config, reported_errors
+from .common import console, load_config, reported_errors, terminal_safe
 from .progress import RichProgress, plural
 
 EPILOG = ("Exit status: 0 when every video was extracted, 3 when some failed (listed in OUTPUT.failed.tsv), "
@@ -103,7 +102,7 @@ def extract_features(
 
 
 def _render(result: dict, summary, quiet: bool) -> None:
-    rows = [("output", f"{escape(result['output'])}  ({plural(result['videos_in_output'], 'videos')})"),
+    rows = [("output", f"{terminal_safe(result['output'])}  ({plural(result['videos_in_output'], 'videos')})"),
             ("this run", f"{result['written']} written, {result['already_done']} already done, "
                          f"{result['failed']} failed, of {result['requested']}")]
     if summary.seconds > 0 and summary.frames:
@@ -111,19 +110,19 @@ def _render(result: dict, summary, quiet: bool) -> None:
         rows.append(("speed", f"{summary.frames / summary.seconds:.1f} frames/s "
                               f"(model busy {busy:.0f}% of {summary.seconds:.1f} s)"
                               + (f", rank 0 of {result['ranks']}" if result["ranks"] > 1 else "")))
-    rows.append(("model", f"{escape(result['extractor'])}; {result['device']} {result['precision']}"))
+    rows.append(("model", f"{terminal_safe(result['extractor'])}; {result['device']} {result['precision']}"))
     print_rows(rows)
     if not quiet:
         nothing_to_do(summary, result["output"])
     if result["replaced"]:
-        console.print(f"[yellow]note:[/] --overwrite replaced a file made differently ({escape(result['replaced'])})",
-                      highlight=False, soft_wrap=True)
+        console.print(f"[yellow]note:[/] --overwrite replaced a file made differently "
+                      f"({terminal_safe(result['replaced'])})", highlight=False, soft_wrap=True)
     if result["random_weights"] and not quiet:
         console.print("[yellow]note:[/] random weights: features for testing the pipeline, not for real use",
                       highlight=False, soft_wrap=True)
     if summary.warnings:
         first = next(iter(summary.warnings.items()))
         console.print(f"[yellow]note:[/] {plural(len(summary.warnings), 'videos')} decoded with warnings (stored in "
-                      f"their 'warnings' attribute), e.g. {escape(first[0])}: {escape(first[1][0])}",
+                      f"their 'warnings' attribute), e.g. {terminal_safe(first[0])}: {terminal_safe(first[1][0])}",
                       highlight=False, soft_wrap=True)
     report_failures(summary.failures, result["failures_file"] or "")

@@ -5,11 +5,10 @@ import json
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from . import options
 from .bulk import RESUME_HINT, check_output, exit_status, nothing_to_do, report_failures
-from .common import console, load_config, reported_errors, stdout
+from .common import console, load_config, reported_errors, stdout, terminal_safe
 from .progress import RichProgress, plural
 
 EPILOG = ("Exit status: 0 when every video was written, 3 when some failed (listed in OUT.failed.tsv), "
@@ -80,7 +79,7 @@ def extract_frames(
     if json_output:
         print(json.dumps(result))
     else:
-        stdout.print(f"{escape(output)}: {plural(summary.written, 'videos')} written ({summary.frames} frames), "
+        stdout.print(f"{terminal_safe(output)}: {plural(summary.written, 'videos')} written ({summary.frames} frames), "
                      f"{summary.already_done} already done, {len(summary.failures)} failed, of {summary.requested}",
                      highlight=False, soft_wrap=True)
         if not quiet:
@@ -88,6 +87,6 @@ def extract_frames(
         if summary.warnings:
             video_id, messages = next(iter(summary.warnings.items()))
             console.print(f"[yellow]note:[/] {plural(len(summary.warnings), 'videos')} decoded with warnings, e.g. "
-                          f"{escape(video_id)}: {escape(messages[0])}", highlight=False, soft_wrap=True)
+                          f"{terminal_safe(video_id)}: {terminal_safe(messages[0])}", highlight=False, soft_wrap=True)
         report_failures(summary.failures, result["failures_file"] or "")
     raise typer.Exit(exit_status(summary.failures, main))

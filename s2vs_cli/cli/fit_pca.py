@@ -5,10 +5,9 @@ import json
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from . import options
-from .common import console, reported_errors, stdout
+from .common import console, reported_errors, stdout, terminal_safe
 from .progress import RichProgress
 
 
@@ -41,12 +40,12 @@ def fit_pca(
             runtime = Runtime.start(device, "fp32", progress=progress)
             result = fit(features, output, runtime, max_vectors, seed, progress)
     if result.dims_note:  # on stderr, so also beside --json
-        console.print(f"[yellow]note:[/] {escape(result.dims_note)}", highlight=False)
+        console.print(f"[yellow]note:[/] {terminal_safe(result.dims_note)}", highlight=False)
     if json_output:
         print(json.dumps({"output": result.output, "vectors": result.vectors, "dims": result.dims,
                           "warning": result.warning}))
         return
-    stdout.print(f"{escape(result.output)}: whitening of {result.dims}-d region vectors fitted on "
+    stdout.print(f"{terminal_safe(result.output)}: whitening of {result.dims}-d region vectors fitted on "
                  f"{result.vectors:,} vectors", highlight=False)
     if result.warning:
-        console.print(f"[yellow]warning:[/] {escape(result.warning)}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {terminal_safe(result.warning)}", highlight=False, soft_wrap=True)

@@ -4,10 +4,9 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from . import options
-from .common import console, reported_errors, stdout
+from .common import console, reported_errors, stdout, terminal_safe
 from .progress import RichProgress, plural
 
 
@@ -32,16 +31,16 @@ def merge(
             merged = merge_features(output, parts or [], progress)
     result = merged.result
     if not quiet:
-        stdout.print(f"{escape(str(result.output))}: {plural(result.videos, 'videos')} ({result.added} added from "
-                     f"{merged.sources} file(s))", highlight=False, soft_wrap=True)
+        stdout.print(f"{terminal_safe(result.output)}: {plural(result.videos, 'videos')} ({result.added} added "
+                     f"from {merged.sources} file(s))", highlight=False, soft_wrap=True)
     if result.duplicates:
         console.print(f"[yellow]note:[/] {len(result.duplicates)} id(s) were in more than one file; the first copy "
-                      f"was kept, e.g. {escape(result.duplicates[0])}", highlight=False, soft_wrap=True)
+                      f"was kept, e.g. {terminal_safe(result.duplicates[0])}", highlight=False, soft_wrap=True)
     if result.damaged:
         for damaged in result.damaged:
             what = "unreadable part" if damaged.video_id == "*" else f"'{damaged.video_id}'"
-            console.print(f"[red]left out:[/] {escape(what)} in {escape(str(damaged.path))}: {escape(damaged.reason)}",
-                          highlight=False, soft_wrap=True)
+            console.print(f"[red]left out:[/] {terminal_safe(what)} in {terminal_safe(damaged.path)}: "
+                          f"{terminal_safe(damaged.reason)}", highlight=False, soft_wrap=True)
         console.print(f"[red]{len(result.damaged)} incomplete or damaged item(s) left out[/]; run extract-features "
                       "on the same output again to redo them", highlight=False, soft_wrap=True)
         raise typer.Exit(3)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress as RichBars, SpinnerColumn,
                            TextColumn, TimeRemainingColumn, TransferSpeedColumn)
 
 from ..progress import Progress
+from .common import terminal_safe
 
 
 def plural(count: int, unit: str) -> str:
@@ -60,7 +60,7 @@ class RichProgress(Progress):
         if self._task is not None:  # one bar at a time: the finished stage makes way for the next
             self._bars.remove_task(self._task)
         self._unit, self._started, self._first = unit, time.perf_counter(), None
-        self._task = self._bars.add_task(escape(name), total=total, rate="", failed="")
+        self._task = self._bars.add_task(terminal_safe(name), total=total, rate="", failed="")
 
     def update(self, done: int, total: int | None = None, *, failed: int = 0, frames: int = 0,
                status: str = "") -> None:
@@ -77,7 +77,7 @@ class RichProgress(Progress):
         if frames and elapsed > 0:
             rate += f", {frames / elapsed:.0f} frames/s"
         if status:
-            rate = f"{rate}  {escape(status)}" if rate else escape(status)
+            rate = f"{rate}  {terminal_safe(status)}" if rate else terminal_safe(status)
         fields = {"completed": finished, "rate": rate, "failed": f"{failed} failed" if failed else ""}
         if total is not None:
             fields["total"] = total
@@ -98,4 +98,4 @@ class RichProgress(Progress):
             self._downloads = None
 
     def note(self, message: str) -> None:
-        self.console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        self.console.print(f"[yellow]note:[/] {terminal_safe(message)}", highlight=False, soft_wrap=True)

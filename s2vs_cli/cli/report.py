@@ -4,10 +4,9 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from . import options
-from .common import check_writable, console, reported_errors, stdout
+from .common import check_writable, console, reported_errors, stdout, terminal_safe
 from .progress import RichProgress, plural
 
 
@@ -46,6 +45,6 @@ def report(
             document = saved_results_document(results, videos, pattern, progress)
             written = write_page(document, output)
     counts = document_counts(document)
-    stdout.print(f"{escape(str(written))}: {plural(counts['queries'], 'queries')}, {plural(counts['pairs'], 'pairs')}, "
-                 f"{plural(counts['matches'], 'copied parts')}, {plural(counts['images'], 'images')}", highlight=False,
-                 soft_wrap=True)
+    stdout.print(f"{terminal_safe(written)}: {plural(counts['queries'], 'queries')}, "
+                 f"{plural(counts['pairs'], 'pairs')}, {plural(counts['matches'], 'copied parts')}, "
+                 f"{plural(counts['images'], 'images')}", highlight=False, soft_wrap=True)

@@ -5,11 +5,10 @@ import json
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from . import options
-from .common import check_writable, console, load_config, print_table, reported_errors, write_results
+from .common import check_writable, console, load_config, print_table, reported_errors, terminal_safe, write_results
 from .progress import RichProgress, plural
 
 SEARCH = "Search"  # how candidates are found: this command's own panel
@@ -110,9 +109,9 @@ def search(
         calibration = summary["calibration"]
         console.print(f"verdict: copy when the {'normalized ' if 'normalization' in summary else ''}similarity "
                       f"≥ {calibration['threshold']:.4f} (precision {calibration['precision']:.3f} at calibration; "
-                      f"{escape(calibration['file'] or 'thresholds')})", highlight=False, soft_wrap=True)
+                      f"{terminal_safe(calibration['file'] or 'thresholds')})", highlight=False, soft_wrap=True)
     if "report" in summary and not quiet:
-        console.print(f"report: {escape(summary['report'])}", highlight=False, soft_wrap=True)
+        console.print(f"report: {terminal_safe(summary['report'])}", highlight=False, soft_wrap=True)
     if not json_output and runtime.random_weights:
         console.print("[yellow]note:[/] random weights: a test of the pipeline, not a meaningful similarity")
     failed = [r for r in run.results if r.error is not None]
@@ -177,17 +176,17 @@ def _say_update(summary: dict) -> None:
     what = {"built": "built", "rebuilt": "rebuilt", "added": f"updated: {plural(summary['added'], 'new videos')} added",
             "fresh": "up to date"}[summary["action"]]
     why = f" ({summary['reason']})" if summary.get("reason") else ""
-    console.print(f"index {what}{escape(why)}: {plural(summary['videos'], 'videos')}, "
+    console.print(f"index {what}{terminal_safe(why)}: {plural(summary['videos'], 'videos')}, "
                   f"{plural(summary['entries'], 'segments')}, "
-                  f"{summary['kind']}; {escape(summary['index'])}", highlight=False, soft_wrap=True)
+                  f"{summary['kind']}; {terminal_safe(summary['index'])}", highlight=False, soft_wrap=True)
     if summary.get("note"):
-        console.print(escape(summary["note"]), highlight=False, soft_wrap=True)
+        console.print(terminal_safe(summary["note"]), highlight=False, soft_wrap=True)
 
 
 def _render(result) -> None:
     if result.error is not None:
         named = result.error if result.error.startswith(result.query) else f"{result.query}: {result.error}"
-        console.print(f"[red]failed:[/] {escape(named)}", highlight=False, soft_wrap=True)
+        console.print(f"[red]failed:[/] {terminal_safe(named)}", highlight=False, soft_wrap=True)
         return
     caption = f"{plural(result.candidates, 'videos')} re-ranked in {result.seconds:.2f} s"
     if result.stages.get("frame_level"):
@@ -196,7 +195,7 @@ def _render(result) -> None:
     normalized = result.offset is not None
     if normalized:  # one score column, to fit 80 columns: the raw similarity is this plus the offset
         caption += f"; normalized: the similarity less {result.offset:.4f}, the query's noise offset"
-    table = Table(title=escape(result.query), title_justify="left", caption=caption, caption_justify="left")
+    table = Table(title=terminal_safe(result.query), title_justify="left", caption=caption, caption_justify="left")
     verdicts = any(hit.verdict is not None for hit in result.hits)
     for name, justify, shown in (("#", "right", True), ("video", "left", True),
                                  ("normalized" if normalized else "similarity", "right", True),
@@ -205,7 +204,7 @@ def _render(result) -> None:
             table.add_column(name, justify=justify)
     for rank, hit in enumerate(result.hits, 1):
         s = hit.segment
-        cells = [str(rank), escape(hit.video_id), f"{hit.normalized if normalized else hit.similarity:.4f}"]
+        cells = [str(rank), terminal_safe(hit.video_id), f"{hit.normalized if normalized else hit.similarity:.4f}"]
         cells += [hit.verdict] if verdicts else []
         table.add_row(*cells, _span(s.query_start, s.query_end) if s else "",
                       _span(s.target_start, s.target_end) if s else "")

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from . import options
-from .common import console, load_config, reported_errors
+from .common import console, load_config, reported_errors, terminal_safe
 from .options import INPUT, OUTPUT, RUNTIME
 from .progress import RichProgress, plural
 
@@ -123,7 +122,7 @@ def train(
         if preview_augmentations is not None:
             written = write_previews(cfg, Path(preview_augmentations))
             console.print(f"wrote {plural(len(written), 'previews')} (weak clip above, strong below) to "
-                          f"{escape(preview_augmentations)}", highlight=False)
+                          f"{terminal_safe(preview_augmentations)}", highlight=False)
             return
         videos, data_loader = check_training(cfg)  # before minutes of loading weights
         quiet = quiet or not place_from_env().is_main  # one rank speaks
@@ -135,14 +134,14 @@ def train(
                     length = run_length_text(cfg, len(videos), runtime.group.world_size)
                     console.print(f"training on {plural(len(videos), 'videos')} ({data_loader}), "
                                   f"{_processes(runtime.group.world_size)}, {cfg.batch_size} videos per "
-                                  f"process and step, {length}; experiment: {escape(cfg.experiment_path)}",
+                                  f"process and step, {length}; experiment: {terminal_safe(cfg.experiment_path)}",
                                   highlight=False, soft_wrap=True)
                 result = run_training(cfg, videos, data_loader, runtime, progress)
             finally:
                 runtime.close()
         if not quiet:
             last = f"; last loss {result.last.loss:.4f}" if result.last else ""
-            console.print(f"done: step {result.steps}{last}; model: {escape(str(result.model))}", highlight=False)
+            console.print(f"done: step {result.steps}{last}; model: {terminal_safe(result.model)}", highlight=False)
 
 
 def _processes(count: int) -> str:

@@ -5,10 +5,9 @@ import json
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from . import options
-from .common import EXIT_ERROR, console, reported_errors, stdout
+from .common import EXIT_ERROR, console, reported_errors, stdout, terminal_safe
 from .progress import RichProgress, plural
 
 SHOWN = 20  # damaged videos listed on the terminal (all of them with --json)
@@ -43,7 +42,7 @@ def verify(
 
 
 def _report(check, repaired: int | None) -> None:
-    name = escape(str(check.path))
+    name = terminal_safe(check.path)
     if not check.damaged:
         note = f"; {check.unverifiable} without checksums or digests (only checked for NaN)" \
             if check.unverifiable else ""
@@ -53,7 +52,7 @@ def _report(check, repaired: int | None) -> None:
     console.print(f"[red]{name}: {len(check.damaged)} of {plural(check.videos, 'videos')} damaged[/]", highlight=False,
                   soft_wrap=True)
     for video_id, reason in check.damaged[:SHOWN]:
-        stdout.print(f"{escape(video_id)}\t{escape(reason)}", highlight=False, soft_wrap=True)
+        stdout.print(f"{terminal_safe(video_id)}\t{terminal_safe(reason)}", highlight=False, soft_wrap=True)
     if len(check.damaged) > SHOWN:
         console.print(f"... and {len(check.damaged) - SHOWN} more (--json lists them all)", highlight=False)
     if repaired is not None:

@@ -8,6 +8,7 @@ turns into a projection (it keeps the largest eigenvalues itself).
 """
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..atomic import OutputWriteError, write_bytes_atomically
 from ..errors import S2VSError
 from ..progress import SILENT, Progress
 
@@ -163,8 +165,6 @@ def _distinct_sorted(rng: np.random.Generator, total: int, k: int) -> np.ndarray
 
 def save_whitening(path: str | Path, whitening: dict[str, torch.Tensor]) -> None:
     """Write {'mean', 'd', 'V'} with torch.save, atomically; S2VSError with one line when it cannot."""
-    from ..models.checkpoints import save_atomically
-
     path = Path(path)
     dims = whitening["mean"].shape[0] if "mean" in whitening else 0
     expected = {"mean": (dims,), "d": (dims,), "V": (dims, dims)}
@@ -173,9 +173,16 @@ def save_whitening(path: str | Path, whitening: dict[str, torch.Tensor]) -> None
         raise ValueError(f"whitening must hold exactly mean [D], d [D] and V [D, D], got {shapes}")
     # Clones: torch.save writes a view's whole storage, and load_whitening rejects any extra key.
     payload = {k: whitening[k].detach().cpu().contiguous().clone() for k in expected}
+    # Serialised in memory (D x D numbers: a few MB): torch.save into a file on a full disk fails with
+    # "unexpected pos", which hides the cause; a plain write of the bytes says "No space left on device".
+    serialised = io.BytesIO()
+    torch.save(payload, serialised)
     try:
-        save_atomically(path, payload)
-    except OSError as e:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomically(path, serialised.getvalue())
+    except OutputWriteError as e:
+        raise S2VSError(f"{path}: cannot write whitening: {e.reason}") from None
+    except OSError as e:  # the folder cannot be made
         raise S2VSError(f"{path}: cannot write whitening: {e.strerror or e}") from None
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 from http.client import HTTPException
@@ -20,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..artifacts import ARTIFACTS, Artifact
+from ..atomic import OutputWriteError, atomic_write, write_text_atomically
 from ..errors import WeightsError
 from ..progress import SILENT, Progress
 from .checkpoints import package_version
@@ -99,8 +99,8 @@ def _read_sidecar(path: Path) -> str | None:
 def _write_sidecar(path: Path, digest: str) -> None:
     # sha256sum's format, so `sha256sum -c` can check the cache by hand.
     try:
-        _sidecar(path).write_text(f"{digest}  {path.name}\n")
-    except OSError:
+        write_text_atomically(_sidecar(path), f"{digest}  {path.name}\n")
+    except OutputWriteError:
         pass  # The sidecar only adds a later check; the download itself succeeded.
 
 
@@ -226,42 +226,42 @@ def download(url: str, dest: Path, sha256: str | None = None, sha256_prefix: str
              progress: Progress = SILENT, timeout: float = 30, hint: str = LOCAL_FILE_HINT) -> Path:
     """Fetch url into dest atomically, verifying the checksum; WeightsError (ending with `hint`) on any failure."""
     dest = Path(dest)
-    tmp: Path | None = None
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         request = urllib.request.Request(url, headers={"User-Agent": f"s2vs/{package_version()}"})
         with urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            # A temporary file in the same folder, so os.replace is an atomic rename.
-            with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f"{dest.name}.", suffix=".part",
-                                             delete=False) as out:
-                tmp = Path(out.name)
+            # Renamed to dest only when whole and checked (atomic.py); any error takes the temporary file away.
+            with atomic_write(dest, "wb") as out:
                 h = hashlib.sha256()
                 done = 0
                 progress.download(0, total)
-                while chunk := response.read(_CHUNK):
+                while chunk := _read_chunk(response, url, dest, timeout, hint):
                     out.write(chunk)
                     h.update(chunk)
                     done += len(chunk)
                     progress.download(done, total)
-                out.flush()
-                os.fsync(out.fileno())
-        if total is not None and done != total:
-            raise WeightsError(_download_failure(url, dest, f"got {done} of {total} bytes", hint))
-        digest = h.hexdigest()
-        problem = _checksum_problem(digest, sha256, sha256_prefix)
-        if problem:
-            raise WeightsError(_download_failure(url, dest, problem, hint))
-        os.replace(tmp, dest)
-        tmp = None
+                if total is not None and done != total:
+                    raise WeightsError(_download_failure(url, dest, f"got {done} of {total} bytes", hint))
+                digest = h.hexdigest()
+                problem = _checksum_problem(digest, sha256, sha256_prefix)
+                if problem:
+                    raise WeightsError(_download_failure(url, dest, problem, hint))
         _remember_digest(dest, digest)
         return dest
     except WeightsError:
         raise
+    except OutputWriteError as e:  # the disk refused the file (full, read-only)
+        raise WeightsError(_download_failure(url, dest, e.reason, hint)) from None
     except (OSError, HTTPException, ValueError) as e:
         # URLError, HTTPError and timeouts are OSErrors; ValueError covers a malformed URL.
         raise WeightsError(_download_failure(url, dest, _reason(e, timeout), hint)) from e
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+
+
+def _read_chunk(response, url: str, dest: Path, timeout: float, hint: str) -> bytes:
+    """The next chunk of a download; a network failure is a WeightsError, so it is not taken for a failed write."""
+    try:
+        return response.read(_CHUNK)
+    except (OSError, HTTPException) as e:
+        raise WeightsError(_download_failure(url, dest, _reason(e, timeout), hint)) from e

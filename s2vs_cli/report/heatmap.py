@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..atomic import atomic_write
 from ..scoring.localization import SegmentTimes
 from .axes import draw_colorbar, draw_x_axis, draw_y_axis, format_seconds, frame_position
 from .colors import BACKGROUND, FRAME_COLOR, SEGMENT_COLOR, SEGMENT_HALO, TEXT_COLOR, colormap
@@ -81,7 +82,7 @@ def save_heatmap(
     value_range: tuple[float, float] | None = None,
     matches: Sequence[SegmentTimes] = (),
 ) -> None:
-    """Render the similarity map and write it to `path` as a PNG, creating parent folders."""
+    """Render the similarity map and write it to `path` as a PNG (whole or not at all), creating parent folders."""
     image = render_heatmap(
         similarity,
         query_times,
@@ -95,7 +96,8 @@ def save_heatmap(
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
+    with atomic_write(path, "wb") as handle:
+        image.save(handle, format="PNG")
 
 
 # --- input checks -------------------------------------------------------------------------------------------

@@ -4,9 +4,15 @@ The page is static: the document travels as JSON inside it and the inlined scrip
 the view in the browser, so the page works from file:// and offline. Images become files named by the hash
 of their bytes in `<stem>_files/`; video paths become URLs relative to the page's folder, so the page keeps
 working when its folder is moved together with the videos.
+
+Every file is written whole (atomic.py), the images first and the page last, so the page in place always
+finds its images. A write that fails leaves the previous page and its images as they were; once a new page
+is in place, the images it no longer shows are removed. An image is known to be the report's own by its
+name: the hash of its bytes, which a user's file (or one of ours damaged since) does not match.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -16,6 +22,7 @@ from importlib import resources
 from pathlib import Path, PurePath
 from urllib.parse import quote
 
+from ..atomic import OutputWriteError, remove_stale_temporaries, write_bytes_atomically, write_text_atomically
 from ..errors import S2VSError
 from .document import PendingImage, ReportImage
 
@@ -24,6 +31,7 @@ _SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
                               "\u2028": "\\u2028", "\u2029": "\\u2029"})
 _PLACEHOLDER = re.compile(r"/\*@(CSS|JS)@\*/|@DATA@")
 _IMAGE_SUFFIXES = {"png", "jpg", "jpeg", "webp", "gif"}
+_IMAGE_NAME = re.compile(r"(?P<digest>[0-9a-f]{16})\.(?:" + "|".join(sorted(_IMAGE_SUFFIXES)) + ")")
 
 
 def write_page(document: dict, path: str | Path) -> Path:
@@ -31,13 +39,45 @@ def write_page(document: dict, path: str | Path) -> Path:
     page = Path(path)
     folder = page.parent
     files = folder / f"{page.stem}_files"
+    converter = _PageData(Path(os.path.abspath(folder)), files)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        data = _PageData(Path(os.path.abspath(folder)), files).convert(document)
-        page.write_text(render_html(data), encoding="utf-8")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_text_atomically(page, render_html(converter.convert(document)))
+        except BaseException:
+            converter.remove_created()  # the previous page is still in place, showing its own images
+            raise
+    except OutputWriteError as e:
+        raise S2VSError(f"{page}: cannot write the report ({e.reason})") from None
     except OSError as e:
         raise S2VSError(f"{page}: cannot write the report ({e.strerror or e})") from None
+    _remove_stale_images(files, keep=converter.written)
     return page
+
+
+def _remove_stale_images(files: Path, keep: set[str]) -> None:
+    """Delete the report's own images in `files` other than `keep` (and leftovers of killed writes); the
+    folder too when that empties it. A file whose name is not the hash of its bytes is not ours: it stays."""
+    remove_stale_temporaries(files)
+    try:
+        entries = [entry for entry in os.scandir(files) if entry.name not in keep]
+    except OSError:
+        return  # no folder: a page without images
+    for entry in entries:
+        found = _IMAGE_NAME.fullmatch(entry.name)
+        if found and entry.is_file(follow_symlinks=False) and _digest(Path(entry.path)) == found["digest"]:
+            with contextlib.suppress(OSError):  # the new page is in place: an image left over does no harm
+                os.unlink(entry.path)
+    with contextlib.suppress(OSError):
+        files.rmdir()  # only when empty
+
+
+def _digest(path: Path) -> str | None:
+    """The name an image of these bytes gets (the first 16 hex digits of their SHA-1), None when unreadable."""
+    try:
+        return hashlib.sha1(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
 
 
 def render_html(data: dict) -> str:
@@ -62,7 +102,8 @@ class _PageData:
     def __init__(self, page_folder: Path, files: Path):
         self.page_folder = page_folder
         self.files = files
-        self.written: set[str] = set()
+        self.written: set[str] = set()      # names of the images the page shows
+        self.created: list[Path] = []       # files and folder this write added, removed again if it fails
 
     def convert(self, value: object) -> object:
         """`value` with every image, path and non-JSON number replaced by what the page reads."""
@@ -92,13 +133,26 @@ class _PageData:
             raise ValueError(f"unsupported image suffix {image.suffix!r}")
         name = f"{hashlib.sha1(image.data).hexdigest()[:16]}.{suffix}"
         if name not in self.written:
-            self.files.mkdir(exist_ok=True)
             target = self.files / name
-            # Same name means same bytes, so a file left by an earlier write of this page is reused as is.
-            if not target.is_file() or target.stat().st_size != len(image.data):
-                target.write_bytes(image.data)
+            if not _holds(target, image.data):  # an earlier write's file with these very bytes is reused
+                if not self.files.is_dir():
+                    self.files.mkdir()
+                    self.created.append(self.files)
+                existed = target.exists()
+                write_bytes_atomically(target, image.data)
+                if not existed:
+                    self.created.append(target)
             self.written.add(name)
         return f"{quote(self.files.name)}/{name}"
+
+    def remove_created(self) -> None:
+        """Take away what this write added (after a failure): the files folder is then as it was before."""
+        for path in reversed(self.created):  # the folder last, once its new files are gone
+            with contextlib.suppress(OSError):
+                if path == self.files:
+                    path.rmdir()
+                else:
+                    path.unlink()
 
     def _video_url(self, video: PurePath) -> str:
         # abspath, not resolve: a video reached through a symbolic link keeps that link's location.
@@ -108,3 +162,11 @@ class _PageData:
         except ValueError:  # another drive (Windows): only an absolute URL can reach it
             return Path(location).as_uri()
         return quote(relative.replace(os.sep, "/"), safe="/")
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether `path` is a file holding exactly `data`."""
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import OutputWriteError, write_text_atomically
 from ..errors import ConfigError, S2VSError
 from .normalization import NoiseNormalization
 
@@ -229,11 +230,11 @@ class Thresholds:
         return thresholds
 
     def save(self, path: str | Path) -> None:
-        """Write the thresholds file (indented JSON)."""
+        """Write the thresholds file (indented JSON), whole or not at all: a failure leaves the previous file."""
         try:
-            Path(path).write_text(json.dumps(self.as_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        except OSError as e:
-            raise S2VSError(f"{path}: cannot write the thresholds ({e.strerror or e})") from None
+            write_text_atomically(path, json.dumps(self.as_dict(), indent=1, ensure_ascii=False) + "\n")
+        except OutputWriteError as e:
+            raise S2VSError(f"{path}: cannot write the thresholds ({e.reason})") from None
 
 
 def load_thresholds(path: str | Path) -> Thresholds:

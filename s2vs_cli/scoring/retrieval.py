@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import OutputWriteError, write_text_atomically, write_with
 from ..errors import FeatureStoreError, S2VSError
 from ..runtime import autocast
 from ..models.visil import COMPARATOR_MIN_FRAMES, ViSiL, compute_dtype
@@ -248,30 +248,37 @@ def save_similarities(path: str | Path, similarities: Similarities) -> None:
     """Write {query: {target: score}}: `.json` (the original tool's layout) or `.h5`/`.hdf5` for large runs.
 
     The HDF5 layout has one group per query (in a top-level `queries` group, as ids may hold '/')
-    with string dataset `targets` and float64 `scores`. Written to a temporary file, then renamed.
+    with string dataset `targets` and float64 `scores`. Written whole or not at all (atomic.py).
     """
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
     try:
         if path.suffix.lower() == ".json":
-            temporary.write_text(json.dumps(similarities), encoding="utf-8")
+            write_text_atomically(path, json.dumps(similarities))
         elif path.suffix.lower() in HDF5_SUFFIXES:
-            import h5py
-
-            with h5py.File(temporary, "w") as handle:
-                group = handle.create_group("queries")
-                for index, (query, scores) in enumerate(similarities.items()):
-                    entry = group.create_group(str(index))
-                    entry.attrs["query"] = query
-                    entry.create_dataset("targets", data=np.array(list(scores), dtype=h5py.string_dtype()))
-                    entry.create_dataset("scores", data=np.array(list(scores.values()), dtype=np.float64))
+            write_with(path, lambda temporary: _write_similarities_hdf5(temporary, similarities))
         else:
             raise S2VSError(f"{path}: similarities are saved as .json or .h5, not '{path.suffix}'")
-        os.replace(temporary, path)
-    except OSError as e:
-        raise S2VSError(f"{path}: cannot write similarities ({e.strerror or e})") from None
-    finally:
-        temporary.unlink(missing_ok=True)
+    except OutputWriteError as e:
+        raise S2VSError(f"{path}: cannot write similarities ({e.reason})") from None
+
+
+def _write_similarities_hdf5(path: Path, similarities: Similarities) -> None:
+    import h5py
+
+    from ..storage.integrity import error_reason
+    from ..storage.store import hdf5_write_failed
+
+    try:
+        with h5py.File(path, "w") as handle:
+            group = handle.create_group("queries")
+            for index, (query, scores) in enumerate(similarities.items()):
+                entry = group.create_group(str(index))
+                entry.attrs["query"] = query
+                entry.create_dataset("targets", data=np.array(list(scores), dtype=h5py.string_dtype()))
+                entry.create_dataset("scores", data=np.array(list(scores.values()), dtype=np.float64))
+    except (OSError, RuntimeError) as e:  # HDF5's text puts the system's cause after a multi-line timestamp
+        hdf5_write_failed(True)
+        raise OSError(error_reason(e)) from None
 
 
 def load_similarities(path: str | Path) -> Similarities:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..atomic import write_text_atomically
 from ..errors import S2VSError
+from ..spreadsheet_cells import spreadsheet_safe
 
 
 @dataclass
@@ -37,11 +38,13 @@ def failures_path(output: str | Path) -> Path:
 
 
 def write_failures(path: Path, failures: Sequence[Failure]) -> None:
-    """Tab-separated id, path, reason; the file is removed when nothing failed."""
+    """Tab-separated id, path, reason, each cell safe to open in a spreadsheet; the file is removed when
+    nothing failed."""
     if not failures:
         path.unlink(missing_ok=True)
         return
-    clean = lambda text: " ".join(str(text).split())  # noqa: E731 - tabs/newlines would break the TSV
+    # Tabs and newlines would break the TSV; a cell such as "=cmd|..." would run as a formula.
+    clean = lambda text: spreadsheet_safe(" ".join(str(text).split()))  # noqa: E731
     lines = ["video_id\tpath\treason"] + [f"{clean(f.video_id)}\t{clean(f.path)}\t{clean(f.reason)}"
                                           for f in sorted(failures, key=lambda f: f.video_id)]
     write_text_atomically(path, "\n".join(lines) + "\n")  # its temporary name is short whatever the output's

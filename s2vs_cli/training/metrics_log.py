@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..atomic import write_text_atomically
+
 if TYPE_CHECKING:
     from .step import StepLosses
 
@@ -23,13 +25,12 @@ def keep_metrics_until(path: Path, step: int) -> None:
     rows = [row for row in read_metrics(path) if row.get("step", 0) <= step] if step else []
     if not path.exists():
         return
-    temporary = path.with_name(path.name + ".part")
-    temporary.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    temporary.replace(path)
+    write_text_atomically(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def append_row(path: Path, row: dict) -> None:
-    """Add one row to a metrics.jsonl file."""
+    """Add one row to a metrics.jsonl file (appended, not rewritten: a row cut short by a kill or a full disk
+    is the last line, which read_metrics skips)."""
     with path.open("a", encoding="utf-8") as out:
         out.write(json.dumps(row) + "\n")
 

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..atomic import atomic_write
 from .metrics_log import read_metrics
 
 
 def save_loss_curve(metrics: Path, out: Path, size: tuple[int, int] = (800, 480)) -> bool:
-    """Draw the total loss against the step from metrics.jsonl into a PNG; False when there is nothing to draw."""
+    """Draw the total loss against the step from metrics.jsonl into a PNG (written whole or not at all); False
+    when there is nothing to draw."""
     from PIL import Image, ImageDraw, ImageFont
 
     rows = [r for r in read_metrics(metrics) if "loss" in r]
@@ -32,5 +34,6 @@ def save_loss_curve(metrics: Path, out: Path, size: tuple[int, int] = (800, 480)
     for s in (steps[0], steps[-1]):
         draw.text((x(s) - 10, height - bottom + 6), str(s), fill="black", font=font)
     draw.text((width // 2 - 15, height - 20), "step", fill="black", font=font)
-    image.save(out)
+    with atomic_write(out, "wb") as handle:
+        image.save(handle, format="PNG")
     return True

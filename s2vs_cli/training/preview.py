@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ..atomic import atomic_write
 from ..config import AugmentationOptions
 
 PREVIEW_GAP = 4                                   # pixels between the frames of a preview strip
@@ -26,7 +27,7 @@ def _strip(clip: Tensor, frames: int) -> np.ndarray:
 
 
 def save_rows(clips: list[Tensor], path: str | Path, frames: int = 8) -> None:
-    """One PNG: `frames` evenly spaced frames of each clip, one clip a row, top to bottom."""
+    """One PNG (written whole or not at all): `frames` evenly spaced frames of each clip, one clip a row."""
     rows = [_strip(clip, frames) for clip in clips]
     width = max(row.shape[1] for row in rows)
     height = sum(row.shape[0] for row in rows) + PREVIEW_GAP * (len(rows) - 1)
@@ -37,7 +38,8 @@ def save_rows(clips: list[Tensor], path: str | Path, frames: int = 8) -> None:
         top += row.shape[0] + PREVIEW_GAP
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(canvas).save(path)
+    with atomic_write(path, "wb") as handle:
+        Image.fromarray(canvas).save(handle, format="PNG")
 
 
 def save_preview(weak: Tensor, strong: Tensor, path: str | Path, frames: int = 8) -> None:
