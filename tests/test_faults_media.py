@@ -2,6 +2,7 @@
 no file gives more frames than its decoded frames justify (a picture is held at most an hour)."""
 from __future__ import annotations
 
+import io
 import itertools
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from s2vs_cli.cli import app
@@ -174,3 +176,18 @@ def test_case_6_frames_are_bounded_by_the_decoded_frames(tmp_path, suffix):
     decoded = decode_video(path, fps=1.0, **NATIVE)
     assert codes(decoded.frames) == [0, 1] and decoded.duration == 2
     assert decoded.warnings == [JUMP_WARNING]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_case_6_report_thumbnails_follow_the_closed_up_times(tmp_path, suffix):
+    """issue 25 cases 5-6 in the review page: a thumbnail at a match's time shows the frame sampling put there,
+    also after a jump of hours was closed up (before: the frame before the jump, held for two hours)."""
+    from s2vs_cli.report.thumbnails import ThumbnailBatch
+
+    path = write_x264_video(tmp_path / f"gaps{suffix}", [0, 1, 1 + 7200, 2 + 7200, 3 + 7200])
+    sampled = decode_video(path, fps=1.0, **NATIVE)
+    batch = ThumbnailBatch(width=WIDTH)
+    pending = [batch.request(path, float(t)) for t in sampled.frame_times]
+    assert batch.resolve() == []
+    shown = [read_code(np.asarray(Image.open(io.BytesIO(p.image.data)).convert("RGB"))) for p in pending]
+    assert shown == codes(sampled.frames) == [0, 1, 2, 3, 4]

@@ -18,6 +18,7 @@ import av
 import numpy as np
 
 from ..errors import S2VSError
+from ..media.sampling import MAX_FRAME_HOLD, FrameClock
 from ..progress import SILENT, Progress
 from .document import PendingImage, ReportImage
 
@@ -112,9 +113,10 @@ class _FrameReader:
 
     def __init__(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream):
         self.container, self.stream = container, stream
-        rate = stream.average_rate or stream.guessed_rate or 25
-        self.period = 1.0 / float(rate)  # for frames without a timestamp
+        # The frame period and the longest hold are sampling's, so thumbnails sit where the matches' frames were.
+        self.period = float(FrameClock(stream).period)  # for frames without a timestamp
         self.origin: float | None = None  # presentation time of the first frame: time 0 of the matches
+        self.closed_up = 0.0  # seconds taken out by jumps closed up, as sampling closes them
         self.seekable = True
         self.held: av.VideoFrame | None = None  # the last frame at or before the latest wanted time
         self.held_time = 0.0
@@ -179,7 +181,12 @@ class _FrameReader:
         own = float(frame.pts * frame.time_base)
         if self.origin is None:
             self.origin = own
-        return own - self.origin
+        time = own - self.origin - self.closed_up
+        if self.held is not None and abs(time - self.held_time) > MAX_FRAME_HOLD:
+            # Damaged timestamps, closed up as sampling does; seeking by file time would now land elsewhere.
+            self.closed_up += time - (self.held_time + self.period)
+            time, self.seekable = self.held_time + self.period, False
+        return time
 
 
 def _encode(frame: av.VideoFrame, width: int) -> ReportImage:
