@@ -1,0 +1,128 @@
+"""Issue 25, writing feature files and their search index: ids HDF5 cannot hold together (case 4), an
+index stamp that follows the store's content (case 8), a full disk or kill -9 while the index is written
+(case 10). Real files, a real tmpfs and a real kill, as in test_faults.py."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from s2vs_cli.cli import app
+from s2vs_cli.errors import ConfigError
+from s2vs_cli.storage.parts import PartWriter, merge_parts, parts_dir_for
+from s2vs_cli.storage.store import FeatureStore, StoreIdentity
+from test_search import _unit, write_store
+
+runner = CliRunner()
+# What extract-features with random weights writes (so that a run may resume into these files).
+RANDOM_IDENTITY = StoreIdentity("ResNet-50 random (seed 0)", "random (seed 0)", 1.0, 512, dtype="float32")
+RANDOM = ["--backbone-weights", "random", "--pca", "random", "--precision", "fp32", "--dtype", "float32",
+          "--workers", "0"]
+
+
+@pytest.fixture(autouse=True)
+def _offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("S2VS_HOME", str(tmp_path / "s2vs-cache"))
+    monkeypatch.setenv("S2VS_OFFLINE", "1")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+
+def _lines(result) -> list[str]:
+    return result.output.strip().splitlines()
+
+
+def _ids(path: Path) -> set[str]:
+    with FeatureStore(path) as store:
+        return set(store.ids())
+
+
+# --- case 4: ids 'a' and 'a/b' ---------------------------------------------------------------------
+
+@pytest.fixture()
+def nested_clips(tmp_path) -> Path:
+    """A dataset folder with the videos 'a', 'a/b' and 'c' (one second each)."""
+    from test_extraction import _clip
+
+    data = tmp_path / "data"
+    (data / "a").mkdir(parents=True)
+    for seed, video_id in enumerate(["a", "a/b", "c"]):
+        _clip(data / f"{video_id}.mp4", 1, seed=seed)
+    return data
+
+
+def _extract(data: Path, ids: list[str], output: Path, *extra: str):
+    listed = output.with_name(output.name + ".ids.txt")
+    listed.write_text("\n".join(ids) + "\n")
+    return runner.invoke(app, ["extract-features", "--dataset-path", str(data), "--pattern", "{id}.mp4",
+                               "--list", str(listed), "-o", str(output), *RANDOM, *extra])
+
+
+@pytest.mark.parametrize("order", [["a", "a/b"], ["a/b", "a"]], ids=["a-then-a/b", "a/b-then-a"])
+def test_case_4_nested_ids_in_one_run_are_refused_before_any_work(nested_clips, tmp_path, order):
+    """issue 25 case 4: 'a' and 'a/b' in one run gave a traceback (or 'cannot write') and lost the run's work."""
+    output = tmp_path / "out.h5"
+    result = _extract(nested_clips, ["c", *order], output)
+    assert result.exit_code == 2, result.output
+    first, second = order
+    assert _lines(result) == [
+        f"error: video ids '{first}' ({nested_clips / first}.mp4) and '{second}' ({nested_clips / second}.mp4) cannot "
+        "both be stored: a feature file keeps 'a/b' inside a group 'a', which cannot also be a video; rename one"]
+    assert not output.exists() and not parts_dir_for(output).exists()  # nothing was decoded or written
+    frames = runner.invoke(app, ["extract-frames", "--dataset-path", str(nested_clips), "--pattern", "{id}.mp4",
+                                 "--list", str(output.with_name("out.h5.ids.txt")), "-o", str(tmp_path / "frames")])
+    assert frames.exit_code == 2 and "cannot both be stored" in frames.output and not (tmp_path / "frames").exists()
+
+
+@pytest.mark.parametrize("stored, new", [("a", "a/b"), ("a/b", "a")])
+def test_case_4_an_id_nesting_with_a_stored_one_is_refused_and_the_store_kept(nested_clips, tmp_path, stored, new):
+    """issue 25 case 4: with 'a' stored, every run with 'a/b' failed its merge while parts piled up."""
+    output = tmp_path / "out.h5"
+    write_store(output, {stored: _unit(np.random.default_rng(0).standard_normal((2, 9, 512)))},
+                identity=RANDOM_IDENTITY)
+    before = output.read_bytes()
+    result = _extract(nested_clips, [new], output)
+    assert result.exit_code == 2, result.output
+    assert _lines(result) == [
+        f"error: {nested_clips / new}.mp4: its video id '{new}' cannot be stored beside '{stored}', already in "
+        f"{output}: a feature file keeps 'a/b' inside a group 'a', which cannot also be a video; rename one, or "
+        "write to another output file"]
+    assert output.read_bytes() == before and not parts_dir_for(output).exists()
+
+
+def test_case_4_nested_ids_left_by_an_older_run_cost_that_video_not_the_run(nested_clips, tmp_path):
+    """issue 25 case 4: an output holding 'a' and a part holding 'a/b' (what the old code left) made every
+    later run fail "merge failed, nothing was changed"; now 'a/b' alone is left out, named, and the run's
+    work and the stored 'a' are kept."""
+    from s2vs_cli.jobs.extract_features import extract_features
+    from s2vs_cli.media.inputs import VideoInput, collect_inputs
+    from s2vs_cli.runtime import Runtime
+    from test_extraction import _options
+
+    rng = np.random.default_rng(1)
+    stored_a, pending = _unit(rng.standard_normal((2, 9, 512))), _unit(rng.standard_normal((3, 9, 512)))
+    output = tmp_path / "out.h5"
+    write_store(output, {"a": stored_a}, identity=RANDOM_IDENTITY)
+    with PartWriter(parts_dir_for(output), RANDOM_IDENTITY, "test", dtype="float32") as writer:
+        writer.add("a/b", pending, np.arange(3.0))
+        writer.add("d", pending, np.arange(3.0))
+    runtime = Runtime.cpu()
+    runtime.load_extractor("random", "random")
+    summary = extract_features(collect_inputs([nested_clips / "c.mp4"]).inputs, output, runtime, _options())
+    assert (summary.written, summary.videos_in_output) == (1, 3)
+    assert [(f.video_id, f.reason) for f in summary.failures] == [
+        ("a/b", "cannot be stored beside 'a': a feature file keeps 'a/b' inside a group 'a', which cannot also be "
+                "a video; rename one")]
+    assert _ids(output) == {"a", "c", "d"} and list(parts_dir_for(output).glob("*.h5")) == []
+    with FeatureStore(output) as store:
+        np.testing.assert_array_equal(store.read("a").features, stored_a)
+    # A merge given both keeps the first (here the output's 'a', whatever the order of the files).
+    other = tmp_path / "other.h5"
+    write_store(other, {"a/b": pending}, identity=RANDOM_IDENTITY)
+    merged = merge_parts(output, [other], RANDOM_IDENTITY, "test", parts_first=True)
+    assert [d.video_id for d in merged.damaged] == ["a/b"] and merged.videos == 3 and "a" in _ids(output)
+    with pytest.raises(ConfigError, match="'a/b' cannot be stored beside 'a', already in"):
+        extract_features([VideoInput("a/b", nested_clips / "a" / "b.mp4")], output, runtime, _options())
