@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -13,8 +14,9 @@ from typer.testing import CliRunner
 
 from s2vs_cli.cli import app
 from s2vs_cli.errors import ConfigError
+from s2vs_cli.storage.index import open_index
 from s2vs_cli.storage.parts import PartWriter, merge_parts, parts_dir_for
-from s2vs_cli.storage.store import FeatureStore, StoreIdentity
+from s2vs_cli.storage.store import FeatureStore, StoreIdentity, store_write_id
 from test_search import _unit, write_store
 
 runner = CliRunner()
@@ -126,3 +128,48 @@ def test_case_4_nested_ids_left_by_an_older_run_cost_that_video_not_the_run(nest
     assert [d.video_id for d in merged.damaged] == ["a/b"] and merged.videos == 3 and "a" in _ids(output)
     with pytest.raises(ConfigError, match="'a/b' cannot be stored beside 'a', already in"):
         extract_features([VideoInput("a/b", nested_clips / "a" / "b.mp4")], output, runtime, _options())
+
+
+# --- case 8: the index's stamp follows the store's content ----------------------------------------
+
+def _same_shaped_store(path: Path, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    write_store(path, {f"v{i}": _unit(rng.standard_normal((20, 9, 512))) for i in range(6)})
+    return path
+
+
+def test_case_8_a_store_replaced_with_the_same_size_mtime_and_inode_gets_its_index_rebuilt(tmp_path):
+    """issue 25 case 8: the index said "up to date" and gave the old store's candidates."""
+    store, other = _same_shaped_store(tmp_path / "features.h5", 0), _same_shaped_store(tmp_path / "other.h5", 1)
+    first, update = open_index(store)
+    assert update.action == "built"
+    written_by = store_write_id(store)
+    before = os.stat(store)
+    with open(store, "r+b") as handle:  # the other store's bytes, in place: same inode and size
+        handle.write(other.read_bytes())
+    os.utime(store, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(store)
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+    index, update = open_index(store)
+    assert (update.action, update.reason) == ("rebuilt", "'v0' changed in the store (and 5 more)")
+    with FeatureStore(other) as opened:
+        query = opened.read("v3").features
+    from s2vs_cli.storage.index import segment_descriptors
+
+    assert index.candidates(segment_descriptors(query), 1)[0][0] == "v3"
+    assert open_index(store)[1].action == "fresh"
+    assert first.stamp.write_id == written_by is not None and index.stamp.write_id == store_write_id(other)
+    assert store_write_id(tmp_path / "features.h5") != store_write_id(_same_shaped_store(tmp_path / "x.h5", 0))
+
+
+def test_case_8_stores_without_a_write_id_keep_the_stamp_of_size_mtime_and_inode(tmp_path):
+    """issue 25 case 8: the published files (no write id) are indexed and found fresh as before, in silence."""
+    store = tmp_path / "published.h5"
+    rng = np.random.default_rng(2)
+    with h5py.File(store, "w") as handle:
+        for i in range(4):
+            handle.create_dataset(f"v{i}", data=_unit(rng.standard_normal((5, 9, 512))))
+    index, update = open_index(store)
+    assert update.action == "built" and index.stamp.write_id is None
+    again, update = open_index(store)
+    assert (update.action, update.reason, update.note) == ("fresh", "", "") and again.stamp == index.stamp

@@ -22,9 +22,10 @@ and content digest, in numpy arrays: catalogue.py), the frame descriptors (frame
 store's folder is not writable (a read-only collection) the index is kept in the user's cache instead:
 `<cache>/indexes/<16 hex of the sha256 of the store's resolved path>/`, with <cache> as for downloaded
 weights ($S2VS_HOME, else ~/.cache/s2vs).
-Whether the index still describes the store is checked, never assumed: the store file's size, mtime
-and inode first; if those changed, every video's frame count and digest. New videos are added to the
-index; a removed or changed one makes it rebuild.
+Whether the index still describes the store is checked, never assumed: the store file's size, mtime,
+inode and write id (a random id every merge writes into the file; files without one: the first three)
+first; if those changed, every video's frame count and digest. New videos are added to the index; a
+removed or changed one makes it rebuild.
 
 Nor is the index itself trusted: it is a cache of the store, so any doubt makes `open_index` rebuild it
 and say why. At load, `VideoIndex.load` checks
@@ -56,7 +57,7 @@ from ..progress import SILENT, Progress
 from .catalogue import FILE as CATALOGUE_FILE, VideoCatalogue, read_catalogue
 from .frame_descriptors import CRC_FILE, DATA_FILE, FrameDescriptors, FrameDescriptorWriter, frame_descriptors
 from .index_checks import SearchIndexError, check_file, crc32, score_limit
-from .store import FeatureStore
+from .store import FeatureStore, store_write_id
 
 SEGMENT_FRAMES = 16
 FLAT_MAX = 1_048_576       # 1 GB of float16 512-d vectors: a full scan still takes about 0.2 s
@@ -72,16 +73,19 @@ CHECKED_FILES = ("index.faiss", CRC_FILE, CATALOGUE_FILE)
 
 @dataclass
 class StoreStamp:
-    """What cheaply tells that a store file may have changed: size, modification time, inode."""
+    """What cheaply tells that a store file may have changed: size, modification time, inode, and the
+    random id of the write that made it (store.py; None in files without one: the first three alone)."""
 
     size: int
     mtime_ns: int
     inode: int
+    write_id: str | None = None
 
     @classmethod
     def of(cls, path: str | Path) -> "StoreStamp":
+        write_id = store_write_id(path)  # before the stat: a file replaced between the two differs next time
         info = os.stat(path)
-        return cls(info.st_size, info.st_mtime_ns, info.st_ino)
+        return cls(info.st_size, info.st_mtime_ns, info.st_ino, write_id)
 
 
 def segment_descriptors(features: np.ndarray, segment_frames: int = SEGMENT_FRAMES) -> np.ndarray:
