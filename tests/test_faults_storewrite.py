@@ -3,7 +3,12 @@ index stamp that follows the store's content (case 8), a full disk or kill -9 wh
 (case 10). Real files, a real tmpfs and a real kill, as in test_faults.py."""
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import h5py
@@ -14,9 +19,11 @@ from typer.testing import CliRunner
 
 from s2vs_cli.cli import app
 from s2vs_cli.errors import ConfigError
-from s2vs_cli.storage.index import open_index
+from s2vs_cli.storage.frame_descriptors import DATA_FILE, FrameDescriptors, FrameDescriptorWriter
+from s2vs_cli.storage.index import VideoIndex, index_dir_for, open_index
 from s2vs_cli.storage.parts import PartWriter, merge_parts, parts_dir_for
 from s2vs_cli.storage.store import FeatureStore, StoreIdentity, store_write_id
+from test_faults import _can_mount
 from test_search import _unit, write_store
 
 runner = CliRunner()
@@ -173,3 +180,116 @@ def test_case_8_stores_without_a_write_id_keep_the_stamp_of_size_mtime_and_inode
     assert update.action == "built" and index.stamp.write_id is None
     again, update = open_index(store)
     assert (update.action, update.reason, update.note) == ("fresh", "", "") and again.stamp == index.stamp
+
+
+# --- case 10: a full disk, or kill -9, while the index is written ----------------------------------
+
+@pytest.fixture()
+def one_frame_store(tmp_path) -> Path:
+    """100 videos of one frame: frames.f16 and index.faiss both about 100 KB."""
+    rng = np.random.default_rng(3)
+    path = tmp_path / "features.h5"
+    write_store(path, {f"v{i:03d}": _unit(rng.standard_normal((1, 9, 512))) for i in range(100)})
+    return path
+
+
+@pytest.fixture()
+def small_index_disk(one_frame_store):
+    """The index folder of `one_frame_store` on a real 160 KB tmpfs: room for frames.f16, not index.faiss."""
+    if not _can_mount():
+        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
+    folder = index_dir_for(one_frame_store)
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(folder)], check=True)
+    yield folder
+    subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.mark.parametrize("command", ["index", "search"])
+def test_case_10_a_full_disk_while_faiss_writes_is_one_line_and_leaves_nothing(one_frame_store, small_index_disk,
+                                                                               command):
+    """issue 25 case 10: a RuntimeError traceback, and frames.f16 left behind (the rerun needed twice the space)."""
+    args = {"index": ["index", str(one_frame_store)],
+            "search": ["search", "v001", "--database", str(one_frame_store), "--features-only", "--json"]}[command]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert _lines(result) == [f"error: {small_index_disk / 'index.faiss'}: cannot write the index (No space left on "
+                              "device); the unfinished index was removed: run again once it can be written, or "
+                              "search with --exhaustive"]
+    assert os.listdir(small_index_disk) == []
+    subprocess.run(["mount", "-o", "remount,size=400k", str(small_index_disk)], check=True)  # room for one index
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    index = VideoIndex.load(small_index_disk)
+    assert len(index) == 100 and sorted(os.listdir(small_index_disk)) == [
+        "catalogue.npz", "frames.f16", "frames_crc.npy", "index.faiss", "videos.json"]
+
+
+KILLED_WHILE = {  # a hook that stops the child mid-write, where the kill -9 then lands
+    "frame-descriptors": textwrap.dedent("""
+        from s2vs_cli.storage import frame_descriptors as module
+        real = module.FrameDescriptorWriter.add
+        def add(self, descriptors):
+            real(self, descriptors)
+            if len(self.frame_counts) == 50:
+                self._out.flush(); print("writing", flush=True); time.sleep(60)
+        module.FrameDescriptorWriter.add = add
+    """),
+    "index.faiss": textwrap.dedent("""
+        import faiss
+        real = faiss.write_index
+        def write_index(index, path):
+            real(index, path); print("writing", flush=True); time.sleep(60)
+        faiss.write_index = write_index
+    """),
+}
+
+
+@pytest.mark.parametrize("where", list(KILLED_WHILE))
+def test_case_10_what_kill_9_leaves_while_indexing_is_removed_by_the_next_run(one_frame_store, where):
+    """issue 25 case 10: `.frames.f16.PID.part` files of a killed `index` were never removed, even by --rebuild."""
+    script = "import sys, time\n" + KILLED_WHILE[where] + (
+        "sys.argv = ['s2vs', 'index', sys.argv[1], '--rebuild']\nfrom s2vs_cli.cli import main\nmain()\n")
+    child = subprocess.Popen([sys.executable, "-c", script, str(one_frame_store)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "writing\n", child.stderr.read()
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait()
+        child.stdout.close()
+        child.stderr.close()
+    folder = index_dir_for(one_frame_store)
+    left = [name for name in os.listdir(folder) if name.startswith(".")]
+    assert len(left) == 1 and str(child.pid) in left[0], left  # the half-written file of the killed process
+    legacy = folder / f".{DATA_FILE}.{child.pid}.part"  # as s2vs named them before: the same dead process
+    legacy.write_bytes(b"\0" * 1024)
+    result = runner.invoke(app, ["index", str(one_frame_store), "--rebuild", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["videos"] == 100, result.output
+    assert [name for name in os.listdir(folder) if name.startswith(".")] == []
+    assert len(VideoIndex.load(folder)) == 100
+
+
+def test_case_10_a_failed_append_leaves_the_indexed_frame_descriptors_as_they_were(tmp_path, monkeypatch):
+    """issue 25 case 10: a full disk while new videos' frame descriptors are appended (an index extended)."""
+    import errno
+
+    from s2vs_cli.storage import frame_descriptors as module
+
+    rng = np.random.default_rng(4)
+    writer = FrameDescriptorWriter(tmp_path, 16)
+    for frames in (3, 5):
+        writer.add(_unit(rng.standard_normal((frames, 16))))
+    base = writer.finish()
+    before = (tmp_path / DATA_FILE).read_bytes()
+
+    def full(source, target, length=0):
+        target.write(source.read(100))
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(module.shutil, "copyfileobj", full)
+    extending = FrameDescriptorWriter(tmp_path, 16, base)
+    extending.add(_unit(rng.standard_normal((40, 16))))
+    with pytest.raises(OSError, match="No space left"):
+        extending.finish()
+    assert (tmp_path / DATA_FILE).read_bytes() == before and os.listdir(tmp_path) == [DATA_FILE]
+    FrameDescriptors(tmp_path, 16, np.array([3, 5]), base.crcs).check()
