@@ -136,15 +136,18 @@ def write_with(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
     sync_folder(path.parent)
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> int:
-    """Delete the temporary files in `folder` left by processes that are gone; return how many."""
+def remove_stale_temporaries(folder: str | os.PathLike, pattern: re.Pattern[str] = _TEMPORARY) -> int:
+    """Delete the temporary files in `folder` left by processes that are gone; return how many.
+
+    `pattern` tells them by name, its group `pid` naming the writer: by default the names given here.
+    """
     removed = 0
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return 0
     for entry in entries:
-        match = _TEMPORARY.fullmatch(entry.name)
+        match = pattern.fullmatch(entry.name)
         if match is None or not entry.is_file(follow_symlinks=False):
             continue
         pid = int(match.group("pid"))

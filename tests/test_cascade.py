@@ -52,7 +52,7 @@ def test_reads_give_the_asked_videos_in_the_asked_order(tmp_path):
         assert lengths.tolist() == [len(videos[n]) for n in numbers]
         expected = np.concatenate([videos[n] for n in numbers]).astype(np.float16)
         np.testing.assert_array_equal(data, expected)
-    assert not list(tmp_path.glob(".*.part"))  # the part file became the data file
+    assert not list(tmp_path.glob(".*"))  # the part file became the data file
 
 
 @pytest.mark.parametrize("other_folder", [False, True])

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..errors import FeatureStoreError, S2VSError
+from ..errors import ConfigError, FeatureStoreError, S2VSError
 from ..media.source import VideoInput
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..storage.parts import PartWriter, complete_parts, merge_parts, output_lock, parts_dir_for
+from ..storage.ids import nesting_clashes, nesting_reason
 from ..storage.runs import Failure, RunCounts, failures_path, write_failures
 from ..storage.store import StoreIdentity, read_identity, stored_ids
 from .parallel import default_workers, run_tasks
@@ -246,7 +247,9 @@ def extract_features(items: Sequence[VideoInput], output: str | Path, runtime: R
         earlier = ([output] if output.exists() else []) + complete_parts(parts_dir)
         replaced = _made_differently(earlier, identity, options.overwrite)
         kept = [path for path in earlier if path not in replaced]
-        done = set() if options.overwrite else stored_ids(kept)
+        held = stored_ids(kept)  # --overwrite replaces these ids' videos, and keeps the others
+        _refuse_nesting(items, held, output)
+        done = set() if options.overwrite else held
         shard = list(items)[group.rank::group.world_size]
         todo = [item for item in shard if item.video_id not in done]
 
@@ -284,8 +287,8 @@ def _merge_run(summary: ExtractionSummary, output: Path, new_parts: list[Path], 
                              parts_first=True, progress=progress, drop_unreadable_parts=True)
         summary.videos_in_output = merged.videos
         # Left out of the output, so the next run redoes them; never silently.
-        summary.failures += [Failure(d.video_id, str(d.path), f"{d.reason}; the next run redoes it")
-                             for d in merged.damaged]
+        summary.failures += [Failure(d.video_id, str(d.path), f"{d.reason}; the next run redoes it" if d.redone
+                                     else d.reason) for d in merged.damaged]
         for part in new_parts + old_parts + [p for p in replaced if p != output]:
             part.unlink(missing_ok=True)
     else:
@@ -306,3 +309,17 @@ def _made_differently(paths: Sequence[Path], identity: StoreIdentity, overwrite:
         if differences:
             replaced[path] = f"{path.name}: {'; '.join(differences)}"
     return replaced
+
+
+def _refuse_nesting(items: Sequence[VideoInput], held: set[str], output: Path) -> None:
+    """Before any work: ids such as 'a' and 'a/b' cannot share `output` (storage/ids.py), whether both are
+    new or one is already stored (merging them would fail and lose the run's work)."""
+    clashes = nesting_clashes((item.video_id for item in items), held)
+    if not clashes:
+        return
+    first, second = clashes[0]
+    paths = {item.video_id: item.path for item in items}
+    where = f"already in {output}" if first in held else f"also named ({paths[first]})"
+    more = f" (and {len(clashes) - 1} more such ids)" if len(clashes) > 1 else ""
+    raise ConfigError(f"{paths[second]}: its video id '{second}' cannot be stored beside '{first}', {where}: "
+                      f"{nesting_reason(first, second)}; rename one, or write to another output file{more}")

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..storage.ids import nesting_clashes, nesting_reason
 from .frames import is_frame_folder  # jobs/train.py's `loader auto` asks it here
 from .source import FrameSource, InputSet, VideoInput, source_class
 
@@ -63,6 +64,7 @@ def collect_inputs(paths: Sequence[str | Path] = (), loader: str = "video", data
         problem = id_problem(item.video_id)
         if problem:
             raise ConfigError(f"{item.path}: its video id '{item.video_id}' {problem}; rename it")
+    _refuse_nesting(result.inputs)
     return result
 
 
@@ -176,6 +178,17 @@ def _glob_to_regex(text: str) -> str:
     for char in text:
         out.append({"*": r"[^/\\]*", "?": r"[^/\\]"}.get(char, re.escape(char)))
     return "".join(out)
+
+
+def _refuse_nesting(inputs: list[VideoInput]) -> None:
+    """Ids such as 'a' and 'a/b' cannot share a feature file (storage/ids.py): refused before any work."""
+    clashes = nesting_clashes(item.video_id for item in inputs)
+    if clashes:
+        where = {item.video_id: item.path for item in inputs}
+        first, second = clashes[0]
+        more = f" (and {len(clashes) - 1} more such pairs)" if len(clashes) > 1 else ""
+        raise ConfigError(f"video ids '{first}' ({where[first]}) and '{second}' ({where[second]}) cannot both be "
+                          f"stored: {nesting_reason(first, second)}; rename one{more}")
 
 
 def _refuse_duplicates(items: list[tuple[str, Path]], verb: str) -> None:

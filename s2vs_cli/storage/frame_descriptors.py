@@ -18,6 +18,7 @@ neither page-cache mappings nor per-query allocations grow the process while it 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import zlib
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import temporary_sibling
 from .index_checks import SearchIndexError
 
 DATA_FILE = "frames.f16"
@@ -112,7 +114,8 @@ class FrameDescriptorWriter:
     def __init__(self, folder: Path, dims: int, base: FrameDescriptors | None = None):
         self.folder, self.dims, self.base = folder, dims, base
         folder.mkdir(parents=True, exist_ok=True)
-        self.part = folder / f".{DATA_FILE}.{os.getpid()}.part"
+        # Named as atomic.py names temporaries: the next run removes it if this process is killed.
+        self.part = temporary_sibling(folder / DATA_FILE)
         self._out = self.part.open("wb")
         self.frame_counts: list[int] = []
         self.crcs: list[int] = []
@@ -132,13 +135,23 @@ class FrameDescriptorWriter:
             os.replace(self.part, target)
             counts, crcs = np.asarray(self.frame_counts, dtype=np.int64), np.asarray(self.crcs, dtype=np.uint32)
         else:
-            if self.base.path != target:  # extended into another folder (the cache): copy, then append
-                shutil.copyfile(self.base.path, target)
-            with target.open("r+b") as data, self.part.open("rb") as added:
-                data.truncate(self.base.nbytes)  # whatever an interrupted update left past the recorded end
-                data.seek(self.base.nbytes)
-                shutil.copyfileobj(added, data, 1 << 22)
-            self.part.unlink()
+            copied = self.base.path != target  # extended into another folder (the cache): copy, then append
+            try:
+                if copied:
+                    shutil.copyfile(self.base.path, target)
+                with target.open("r+b") as data, self.part.open("rb") as added:
+                    data.truncate(self.base.nbytes)  # whatever an interrupted update left past the recorded end
+                    data.seek(self.base.nbytes)
+                    shutil.copyfileobj(added, data, 1 << 22)
+            except BaseException:  # a full disk part-way: the base index's data file as it was
+                with contextlib.suppress(OSError):
+                    if copied:
+                        target.unlink(missing_ok=True)
+                    else:
+                        os.truncate(target, self.base.nbytes)
+                raise
+            finally:
+                self.part.unlink(missing_ok=True)
             counts = np.concatenate([np.diff(self.base.offsets), np.asarray(self.frame_counts, dtype=np.int64)])
             crcs = np.concatenate([self.base.crcs, np.asarray(self.crcs, dtype=np.uint32)])
         return FrameDescriptors(self.folder, self.dims, counts, crcs)

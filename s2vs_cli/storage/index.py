@@ -21,10 +21,12 @@ and content digest, in numpy arrays: catalogue.py), the frame descriptors (frame
 `videos.json` (the store's stamp, the settings, and the size and CRC-32 of the other files). When the
 store's folder is not writable (a read-only collection) the index is kept in the user's cache instead:
 `<cache>/indexes/<16 hex of the sha256 of the store's resolved path>/`, with <cache> as for downloaded
-weights ($S2VS_HOME, else ~/.cache/s2vs).
-Whether the index still describes the store is checked, never assumed: the store file's size, mtime
-and inode first; if those changed, every video's frame count and digest. New videos are added to the
-index; a removed or changed one makes it rebuild.
+weights ($S2VS_HOME, else ~/.cache/s2vs). Files are written atomically, and a failed write removes the
+unfinished index (index_files.py).
+Whether the index still describes the store is checked, never assumed: the store file's size, mtime,
+inode and write id (a random id every merge writes into the file; files without one: the first three)
+first; if those changed, every video's frame count and digest. New videos are added to the index; a
+removed or changed one makes it rebuild.
 
 Nor is the index itself trusted: it is a cache of the store, so any doubt makes `open_index` rebuild it
 and say why. At load, `VideoIndex.load` checks
@@ -45,7 +47,7 @@ import json
 import math
 import os
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +57,9 @@ from ..errors import FeatureStoreError
 from ..progress import SILENT, Progress
 from .catalogue import FILE as CATALOGUE_FILE, VideoCatalogue, read_catalogue
 from .frame_descriptors import CRC_FILE, DATA_FILE, FrameDescriptors, FrameDescriptorWriter, frame_descriptors
-from .index_checks import SearchIndexError, check_file, crc32, score_limit
-from .store import FeatureStore
+from .index_checks import SearchIndexError, check_file, score_limit
+from .index_files import FAISS_FILE, META_FILE, clear_leftovers, replace_file, save_array, write_faiss, writing_index
+from .store import FeatureStore, store_write_id
 
 SEGMENT_FRAMES = 16
 FLAT_MAX = 1_048_576       # 1 GB of float16 512-d vectors: a full scan still takes about 0.2 s
@@ -67,21 +70,24 @@ NPROBE = 32                # inverted lists searched per query vector
 TRAINING_VECTORS = 262_144  # vectors the quantisers are trained on at least (a uniform sample)
 INDEX_VERSION = 5          # 3: sizes and CRC-32 of the index files; 4: frame descriptors; 5: catalogue.npz
 READ_BLOCK = 512           # videos read from the store at a time while building
-CHECKED_FILES = ("index.faiss", CRC_FILE, CATALOGUE_FILE)
+CHECKED_FILES = (FAISS_FILE, CRC_FILE, CATALOGUE_FILE)
 
 
 @dataclass
 class StoreStamp:
-    """What cheaply tells that a store file may have changed: size, modification time, inode."""
+    """What cheaply tells that a store file may have changed: size, modification time, inode, and the
+    random id of the write that made it (store.py; None in files without one: the first three alone)."""
 
     size: int
     mtime_ns: int
     inode: int
+    write_id: str | None = None
 
     @classmethod
     def of(cls, path: str | Path) -> "StoreStamp":
+        write_id = store_write_id(path)  # before the stat: a file replaced between the two differs next time
         info = os.stat(path)
-        return cls(info.st_size, info.st_mtime_ns, info.st_ino)
+        return cls(info.st_size, info.st_mtime_ns, info.st_ino, write_id)
 
 
 def segment_descriptors(features: np.ndarray, segment_frames: int = SEGMENT_FRAMES) -> np.ndarray:
@@ -222,20 +228,19 @@ class VideoIndex:
 
     def save(self, folder: Path) -> None:
         """Write the index files atomically (each to a temporary name, then renamed), with their checksums."""
-        import faiss
-
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
-        files = {"index.faiss": _replace(folder / "index.faiss", lambda path: faiss.write_index(self.index, str(path))),
-                 CRC_FILE: _replace(folder / CRC_FILE, lambda path: _save_array(path, self.frames.crcs)),
-                 CATALOGUE_FILE: _replace(folder / CATALOGUE_FILE, self.catalogue.save)}
+        (folder / META_FILE).unlink(missing_ok=True)  # until the new one is written, no index is taken as whole
+        files = {FAISS_FILE: replace_file(folder / FAISS_FILE, lambda path: write_faiss(self.index, path)),
+                 CRC_FILE: replace_file(folder / CRC_FILE, lambda path: save_array(path, self.frames.crcs)),
+                 CATALOGUE_FILE: replace_file(folder / CATALOGUE_FILE, self.catalogue.save)}
         # The data file is checked by size at load and by each video's CRC-32 on every read (CRC_FILE).
         files[DATA_FILE] = {"bytes": self.frames.nbytes}
         meta = {"version": INDEX_VERSION, "segment_frames": SEGMENT_FRAMES, "dims": self.dims, "kind": self.kind,
                 "stamp": vars(self.stamp), "files": files}
         (folder / "entries.npy").unlink(missing_ok=True)  # index version 4 and before: now from the frame counts
         # Written last: an index folder without a current videos.json is never taken as complete.
-        _replace(folder / "videos.json", lambda path: path.write_text(json.dumps(meta), encoding="utf-8"))
+        replace_file(folder / META_FILE, lambda path: path.write_text(json.dumps(meta), encoding="utf-8"))
 
     @classmethod
     def load(cls, folder: Path) -> "VideoIndex":
@@ -271,23 +276,6 @@ class VideoIndex:
         return loaded
 
 
-def _save_array(path: Path, array: np.ndarray) -> None:
-    with path.open("wb") as out:  # a file object: np.save would add ".npy" to a temporary name
-        np.save(out, array)
-
-
-def _replace(path: Path, write: Callable[[Path], None]) -> dict[str, int]:
-    """Write `path` through a temporary file; its size and CRC-32 (of the bytes as written, read back)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        write(temporary)
-        recorded = {"bytes": temporary.stat().st_size, "crc32": crc32(temporary)}
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return recorded
-
-
 @dataclass
 class IndexUpdate:
     """What `open_index` did: nothing, added videos, or rebuilt (and why)."""
@@ -314,6 +302,7 @@ def open_index(store_path: str | Path, rebuild: bool = False,
     # A read-only collection may come with its index: used while current, updated into the cache.
     places = [folder] if folder == beside else [folder, beside]
     note = "" if folder == beside else f"the store's folder is not writable; index kept in {folder}"
+    clear_leftovers(folder)  # what a killed `index` or `search` left half-written
     stamp = StoreStamp.of(store_path)
     existing, reason = None, ""
     for place in places:
@@ -357,11 +346,8 @@ def open_index(store_path: str | Path, rebuild: bool = False,
 
 
 def _save(index: VideoIndex, folder: Path) -> None:
-    try:
+    with writing_index(folder):  # a failure removes the unfinished index: one line naming the file
         index.save(folder)
-    except OSError as e:  # a full disk, or a folder that os.access called writable (root on some mounts)
-        raise SearchIndexError(f"{folder}: cannot write the index ({e.strerror or e}); search with --exhaustive "
-                               "instead") from None
 
 
 def _descriptor_blocks(store: FeatureStore, ids: Sequence[str], with_frames: bool = True):

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import FeatureStoreError
 from ..progress import SILENT, Progress
+from .ids import NestedIds, nesting_reason
 from .integrity import all_finite, attr_text, error_reason, read_failure, video_damage
 from .runs import exclusive_lock
 from .store import FORMAT, STORE_DTYPES, StoreIdentity, create_store, dataset_names, hdf5_write_failed, write_video
@@ -178,6 +179,7 @@ class DamagedVideo:
     video_id: str
     path: Path
     reason: str
+    redone: bool = True  # whether extracting again redoes it (not for an id that cannot be stored: renamed first)
 
 
 @dataclass
@@ -207,8 +209,10 @@ def merge_parts(output: str | Path, parts: Sequence[str | Path], identity: Store
     (checksums, digest, finite values): an incomplete or damaged one is left out and listed in
     `damaged`, so the next run redoes it. The first good copy of an id wins: the existing output
     before the parts (the parts before it with `parts_first`, to replace videos), and earlier parts
-    before later ones. Every dataset's feature size must match the identity's. A part that cannot be
-    opened at all is an error, or with `drop_unreadable_parts` listed in `damaged` (id "*").
+    before later ones. Of two ids that HDF5 cannot hold together ('a' and 'a/b', storage/ids.py) the
+    output's, else the first, is kept and the other listed in `damaged`. Every dataset's feature size
+    must match the identity's. A part that cannot be opened at all is an error, or with
+    `drop_unreadable_parts` listed in `damaged` (id "*").
     """
     output = Path(output)
     existing = [output] if keep_existing and output.exists() else []
@@ -217,7 +221,7 @@ def merge_parts(output: str | Path, parts: Sequence[str | Path], identity: Store
     _check_free_space(output, sources)
     temporary = output.with_name(f".{output.name}.merging-{os.getpid()}")
     result = MergeResult(output=output, videos=0, added=0)
-    seen: set[str] = set()
+    seen = NestedIds()  # ids copied so far: a repeat is a duplicate, 'a' beside 'a/b' cannot be stored
     opened: list[tuple[Path, h5py.File, list[str]]] = []
     try:
         for path in sources:
@@ -229,6 +233,8 @@ def merge_parts(output: str | Path, parts: Sequence[str | Path], identity: Store
                 result.damaged.append(DamagedVideo("*", path, str(e)))
         _check_identities([(path, StoreIdentity.from_attrs(h.attrs)) for path, h, _ in opened], identity)
         total, done = sum(len(ids) for _, _, ids in opened), 0
+        # Of two ids that cannot be stored together ('a', 'a/b'), the output's is kept whatever the order.
+        established = NestedIds(next((ids for path, _, ids in opened if path == output), ()))
         with create_store(temporary, identity, version) as destination:
             for path, handle, ids in opened:
                 requires_digest = attr_text(handle.attrs.get("format", "")) == FORMAT
@@ -236,6 +242,11 @@ def merge_parts(output: str | Path, parts: Sequence[str | Path], identity: Store
                     done += 1
                     if video_id in seen:
                         result.duplicates.append(video_id)
+                        continue
+                    other = seen.clash(video_id) or (None if path == output else established.clash(video_id))
+                    if other is not None:  # left out, never the whole merge lost to it
+                        result.damaged.append(DamagedVideo(video_id, path, f"cannot be stored beside '{other}': "
+                                                           f"{nesting_reason(other, video_id)}; rename one", False))
                         continue
                     copied = _copy_checked(handle, video_id, destination, requires_digest, identity, path)
                     if isinstance(copied, str):

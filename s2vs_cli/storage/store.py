@@ -12,6 +12,7 @@ Writing goes through parts.py (part files, the atomic merge); every read is chec
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,9 @@ CHUNK_BYTES = 1 << 20  # feature chunk size: a whole video up to ~110 frames of 
 # Lowest format that stores attributes over 64 KiB (timestamps of long videos); readable by HDF5 >= 1.8.
 LIBVER = ("v108", "v108")
 STORE_DTYPES = ("float16", "float32")
+# A random id given to every file s2vs writes (each merge writes a new file): the search index records it,
+# so a store replaced by another of the same size, mtime and inode is still seen to have changed.
+WRITE_ID = "write_id"
 
 
 @dataclass(frozen=True)
@@ -274,6 +278,7 @@ def create_store(path: Path, identity: StoreIdentity | None, version: str) -> h5
         handle = h5py.File(path, "w", libver=LIBVER)
         handle.attrs["format"] = FORMAT
         handle.attrs["s2vs_version"] = version
+        handle.attrs[WRITE_ID] = secrets.token_hex(8)
         if identity is not None:
             handle.attrs.update(identity.as_attrs())
     except (OSError, RuntimeError) as e:
@@ -283,6 +288,16 @@ def create_store(path: Path, identity: StoreIdentity | None, version: str) -> h5
                 handle.close()
         raise FeatureStoreError(f"{path}: cannot create feature file ({_reason(e)})") from None
     return handle
+
+
+def store_write_id(path: str | Path) -> str | None:
+    """The random id of the write that made the file (None: a file without one, or unreadable)."""
+    try:
+        with h5py.File(path, "r") as handle:
+            value = handle.attrs.get(WRITE_ID)
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError):
+        return None  # whoever reads the file next says what is wrong with it
+    return None if value is None else _text(value)
 
 
 def stored_ids(paths: Sequence[str | Path]) -> set[str]:
