@@ -19,7 +19,7 @@ from s2vs_cli.errors import FeatureStoreError
 from s2vs_cli.storage.integrity import content_digest, error_reason
 from s2vs_cli.storage.parts import PartWriter, complete_parts, merge_parts
 from s2vs_cli.storage.store import FeatureStore, StoreIdentity, verify_store, write_video
-from test_search import collection, write_store
+from test_search import _unit, collection, write_store
 
 runner = CliRunner()
 IDENTITY = StoreIdentity("test", "test", 1.0, 512, dtype="float32")
@@ -31,7 +31,7 @@ HDF5_ENOSPC = ("Can't synchronously write data (file write failed: time = Tue De
 
 def _videos(count: int = 6) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(7)
-    return {f"v{i}": rng.standard_normal((4 + i, 9, 512)).astype(np.float32) for i in range(count)}
+    return {f"v{i}": _unit(rng.standard_normal((4 + i, 9, 512))) for i in range(count)}
 
 
 def _store(path: Path, videos: dict[str, np.ndarray]) -> Path:
@@ -166,7 +166,7 @@ def in_child(test):
 
 @in_child
 def test_a_real_full_disk_keeps_every_finished_video_whole(small_disk):
-    videos = {f"v{i}": np.random.default_rng(i).standard_normal((12, 9, 512)).astype(np.float32) for i in range(8)}
+    videos = {f"v{i}": _unit(np.random.default_rng(i).standard_normal((12, 9, 512))) for i in range(8)}
     writer = PartWriter(small_disk / "parts", IDENTITY, "test", dtype="float32", max_videos=1)
     with pytest.raises(FeatureStoreError, match="No space left on device"), writer:
         for video_id, x in videos.items():  # 221 KB each: the 1 MB disk fills part-way
@@ -185,7 +185,7 @@ def test_a_full_disk_during_the_merge_changes_nothing_and_says_why(small_disk, t
     parts = []
     for i in range(3):  # parts on the big disk, merged into a file on the small one
         with PartWriter(tmp_path / "parts", IDENTITY, "test", dtype="float32") as writer:
-            writer.add(f"v{i}", np.ones((60, 9, 512), np.float32), np.arange(60.0))  # 1.1 MB each
+            writer.add(f"v{i}", np.full((60, 9, 512), 512 ** -0.5, np.float32), np.arange(60.0))  # 1.1 MB each
         parts += writer.written
     # Seen to be too small before anything is written, from the command line as from the library:
     command = subprocess.run([sys.executable, "-m", "s2vs_cli", "merge", str(small_disk / "cli.h5"), *map(str, parts)],

@@ -237,7 +237,8 @@ def _raw_store(tmp_path, dims: int, whitening: str = "none"):
     rng = np.random.default_rng(0)
     with PartWriter(tmp_path / "parts", identity, "test", dtype="float32") as writer:
         for i, frames in enumerate((3, 5, 4)):
-            writer.add(f"v{i}", rng.random((frames, 9, dims), dtype=np.float32), np.arange(frames, dtype=float))
+            x = rng.random((frames, 9, dims), dtype=np.float32)
+            writer.add(f"v{i}", x / np.linalg.norm(x, axis=-1, keepdims=True), np.arange(frames, dtype=float))
     store = tmp_path / "raw.h5"
     merge_parts(store, writer.written, identity, "test")
     return store

@@ -14,7 +14,8 @@ IDENTITY = StoreIdentity(backbone="ResNet-50 imagenet", whitening="vcdb", fps=1.
 
 
 def _features(seed: int, frames: int = 5) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((frames, 9, 8)).astype(np.float32)
+    x = np.random.default_rng(seed).standard_normal((frames, 9, 8))
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)  # unit region vectors, as stored
 
 
 def _write_part(parts_dir, videos: dict, **kwargs) -> PartWriter:
@@ -49,7 +50,7 @@ def test_float32_and_compression(tmp_path):
 def test_long_timestamps_fit_in_an_attribute(tmp_path):
     """Three hours at 1 fps: 86 KB of timestamps, over HDF5's 64 KB compact-attribute limit."""
     with PartWriter(tmp_path, IDENTITY, "0.1.0") as writer:
-        writer.add("long", np.zeros((10800, 1, 8), np.float32), np.arange(10800.0))
+        writer.add("long", np.full((10800, 1, 8), 8 ** -0.5, np.float32), np.arange(10800.0))
     with FeatureStore(writer.written[0]) as store:
         assert store.read("long").timestamps[-1] == 10799.0
 
@@ -94,7 +95,7 @@ def test_reads_the_original_tools_layout(tmp_path):
     path = tmp_path / "published.hdf5"
     with h5py.File(path, "w") as f:
         f.create_dataset("v1", data=_features(0), compression="gzip", compression_opts=9)
-        f.create_dataset("v2", data=np.ones((4, 16), np.float32))
+        f.create_dataset("v2", data=np.full((4, 16), 0.25, np.float32))
     with FeatureStore(path) as store:
         assert store.identity is None and store.shape("v2") == (4, 1, 16)
         assert store.read("v2").features.shape == (4, 1, 16) and store.read("v1").timestamps is None

@@ -44,7 +44,7 @@ def verify(
 def _report(check, repaired: int | None) -> None:
     name = terminal_safe(check.path)
     if not check.damaged:
-        note = f"; {check.unverifiable} without checksums or digests (only checked for NaN)" \
+        note = f"; {check.unverifiable} without checksums or digests (checked by their values only)" \
             if check.unverifiable else ""
         every = "the one video is" if check.videos == 1 else f"all {check.videos} videos"
         stdout.print(f"{name}: {every} sound{note}", highlight=False, soft_wrap=True)

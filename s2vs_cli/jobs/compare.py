@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import S2VSError
 from ..media.video import DecodeReport, repeat_factor, sample_frames, video_info
 from ..models.extractor import RegionExtractor
 from ..models.visil import ViSiL, chamfer
@@ -16,6 +17,7 @@ from ..progress import SILENT, Progress
 from ..runtime import Runtime, autocast
 from ..scoring.calibration import ScoreIdentity, Thresholds
 from ..scoring.localization import Match, SegmentTimes, best_segment, locate_matches, segment_times
+from ..scoring.similarity_range import bounded_similarity
 from .located_pair import frame_map_tensor
 
 
@@ -128,11 +130,15 @@ def compare_features(query: VideoFeatures, target: VideoFeatures, network: ViSiL
     with autocast(query.features.device, precision):
         f2f = frame_map_tensor(query.features, target.features, network)
         similarity = chamfer(f2f if network is None else network.comparator_map(f2f))
+    bounded = bounded_similarity(float(similarity))
+    if bounded is None:  # damage that escaped every check of the features: named, never reported as a score
+        raise S2VSError(f"{query.path} against {target.path}: a similarity of {float(similarity):.6g}, outside "
+                        "[-1, 1]; their features are damaged")
     f2f = f2f.float().cpu().numpy()
     segment = segment_times(best_segment(f2f), query.timestamps, target.timestamps, 1.0 / query.fps)
     matches = locate_matches(f2f, query.timestamps, target.timestamps, query.fps, min_match_seconds,
                              min_score=min_match_score)
-    return Comparison(query=query.path, target=target.path, similarity=float(similarity),
+    return Comparison(query=query.path, target=target.path, similarity=bounded,
                       frames=tuple(f2f.shape), segment=segment, matches=matches, frame_similarity=f2f,
                       query_times=query.timestamps, target_times=target.timestamps,
                       features_only=network is None,

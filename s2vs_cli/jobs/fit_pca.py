@@ -222,7 +222,7 @@ def fit_from_feature_files(paths: Sequence[str | Path], max_vectors: int = 1_000
         for done, ((path, video_id), chosen) in enumerate(zip(videos, plan), start=1):
             if len(chosen):
                 store = handles.get(path) or handles.setdefault(path, FeatureStore(path))
-                features = store.read(video_id).features
+                features = store.read_features(video_id)
                 accumulator.add(features.reshape(-1, dims)[chosen])
             progress.update(done, len(videos))
     finally:

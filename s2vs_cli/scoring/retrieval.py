@@ -4,12 +4,12 @@ What `s2vs evaluate` (and `s2vs search`) run. Queries are prepared once (indexed
 kept on the device); the database is read block by block, the next block loading while the current
 one is scored, and each database video is indexed once for all queries. Scores follow docs/METHOD.md §3:
 videos under 4 frames are repeated (doubling) when read; a target longer than 2,048 frames is split
-into 2,048-frame chunks, the query is compared with each and the scores averaged.
+into 2,048-frame chunks, the query is compared with each and the scores averaged. Every score is in
+[-1, 1] (similarity_range.py): one outside is an error naming the pair, never ranked.
 """
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +25,7 @@ from ..models.visil import COMPARATOR_MIN_FRAMES, ViSiL, compute_dtype
 from ..progress import SILENT, Progress
 from .batched import TargetColumns, TargetGroup, group_similarities, padded_size, target_groups
 from .indexing import PRODUCT_FRAMES, RegionIndexer, frame_groups
+from .similarity_range import bounded_similarity
 from ..storage.store import FeatureStore
 from ..media.video import repeat_factor
 
@@ -203,8 +204,7 @@ def score_prepared(store: FeatureStore, queries: dict[str, torch.Tensor], databa
             targets = scorer.prepare_targets(features)
             for query, indexed in queries.items():
                 kept: dict[int, torch.Tensor] | None = {} if maps is not None else None
-                scores = scorer.score(indexed, targets, kept).tolist()
-                _check_finite(store, query, ids, scores)
+                scores = _bounded(store, query, ids, scorer.score(indexed, targets, kept).tolist())
                 if kept:
                     maps.update((ids[i], frame_map) for i, frame_map in kept.items())
                 similarities[query].update(zip(ids, scores))
@@ -213,12 +213,15 @@ def score_prepared(store: FeatureStore, queries: dict[str, torch.Tensor], databa
     return similarities
 
 
-def _check_finite(store: FeatureStore, query: str, ids: Sequence[str], scores: Sequence[float]) -> None:
-    """A NaN or infinite score is never ranked: it is damage, named (the reads check features too)."""
-    for video_id, score in zip(ids, scores):
-        if not math.isfinite(score):
-            raise FeatureStoreError(f"{store.path}: '{query}' against '{video_id}' gives a {score} similarity; "
-                                    f"their features are damaged (`s2vs verify {store.path}` checks the file)")
+def _bounded(store: FeatureStore, query: str, ids: Sequence[str], scores: Sequence[float]) -> list[float]:
+    """The scores within [-1, 1]; one outside is never ranked: it is damage, named with its pair."""
+    bounded = [bounded_similarity(score) for score in scores]
+    for video_id, score, kept in zip(ids, scores, bounded):
+        if kept is None:
+            raise FeatureStoreError(f"{store.path}: '{query}' against '{video_id}' gives a similarity of {score:.6g}, "
+                                    f"outside [-1, 1]; their features are damaged (`s2vs verify {store.path}` checks "
+                                    "the file)")
+    return bounded
 
 
 def _groups(items: list, lengths: Sequence[int], max_frames: int, max_items: int | None = None) -> list[list]:
@@ -237,7 +240,7 @@ def _groups(items: list, lengths: Sequence[int], max_frames: int, max_items: int
 
 def read_video(store: FeatureStore, video_id: str) -> np.ndarray:
     """A stored video's features [T, R, D] as evaluation reads them: short videos repeated to 4 frames."""
-    return repeat_to_min_frames(store.read(video_id).features)
+    return repeat_to_min_frames(store.read_features(video_id))
 
 
 def _read_block(store: FeatureStore, ids: list[str]) -> list[np.ndarray]:

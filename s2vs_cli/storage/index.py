@@ -354,7 +354,7 @@ def _descriptor_blocks(store: FeatureStore, ids: Sequence[str], with_frames: boo
     """(ids, their segment descriptors, their frame descriptors or None), READ_BLOCK videos at a time."""
     for start in range(0, len(ids), READ_BLOCK):
         block = ids[start:start + READ_BLOCK]
-        features = [np.asarray(store.read(video_id).features, dtype=np.float32) for video_id in block]
+        features = [np.asarray(store.read_features(video_id), dtype=np.float32) for video_id in block]
         yield (block, [segment_descriptors(f) for f in features],
                [frame_descriptors(f) for f in features] if with_frames else None)
 

@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import FeatureStoreError
 from ..progress import SILENT, Progress
 from .ids import NestedIds, nesting_reason
+from .indirection import NOT_FOLLOWED, StoredElsewhere, open_video
 from .integrity import all_finite, attr_text, error_reason, read_failure, video_damage
 from .runs import exclusive_lock
 from .store import FORMAT, STORE_DTYPES, StoreIdentity, create_store, dataset_names, hdf5_write_failed, write_video
@@ -281,8 +282,10 @@ def _copy_checked(source: h5py.File, video_id: str, destination: h5py.File, requ
                   identity: StoreIdentity | None, path: Path) -> str | None:
     """Copy one video after checking it; returns why it was left out (None when copied)."""
     try:
-        dataset = source[video_id]
-        checksummed, attrs, compression = dataset.fletcher32, dict(dataset.attrs), dataset.compression
+        dataset, checksummed = open_video(source, video_id)
+        attrs, compression = dict(dataset.attrs), dataset.compression
+    except StoredElsewhere as e:  # features that lie elsewhere are never copied in
+        return f"{e}; {NOT_FOLLOWED}"
     except (OSError, RuntimeError, KeyError, ValueError) as e:  # a garbled object
         return f"damaged ({_reason(e)})"
     if identity is not None and dataset.shape[-1] != identity.dims:

@@ -7,7 +7,8 @@ never mixes two extractors); on each dataset, the time of every frame. An id may
 (CC_WEB_VIDEO's do): HDF5 then stores it in nested groups, exactly as the original tool's
 ``create_dataset(video_id)`` did, and ``h5file[video_id]`` reads it back either way.
 
-Writing goes through parts.py (part files, the atomic merge); every read is checked (integrity.py).
+Writing goes through parts.py (part files, the atomic merge); every read is checked (integrity.py), and
+reads only the file's own datasets (indirection.py).
 """
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ import numpy as np
 
 from ..errors import FeatureStoreError
 from ..progress import SILENT, Progress
+from .indirection import NOT_FOLLOWED, StoredElsewhere, open_video, video_names
 from .integrity import all_finite, attr_text as _text, content_digest, error_reason, read_failure, video_damage
 
 # Format 2: every feature chunk carries HDF5's Fletcher-32 checksum and every video a content digest,
-# written last (a video without one never finished). Format 1 files (no checksums, digests optional)
-# are still read; their digests, where present, are checked on each read instead.
+# written last (a video without one never finished). Datasets without checksums (format 1, or a format-2 file
+# rewritten by a tool that drops filters) are still read; their digests, where present, are checked on each
+# read instead. Which it is, is asked of each dataset: the file's format attribute survives such a rewrite.
 FORMAT = "s2vs-features/2"
 CHUNK_BYTES = 1 << 20  # feature chunk size: a whole video up to ~110 frames of 9 x 512 float16
 # Lowest format that stores attributes over 64 KiB (timestamps of long videos); readable by HDF5 >= 1.8.
@@ -97,7 +100,9 @@ class FeatureStore:
     """Read-only view of a feature file (ours or the published ones); use as a context manager.
 
     Every read is checked (integrity.py): a damaged or incomplete video is an error naming it, and a
-    damaged file structure is an error naming the file, never a traceback or a silently wrong number.
+    damaged file structure is an error naming the file, never a traceback or a silently wrong number. A
+    video whose features lie elsewhere (an HDF5 link, external storage, a virtual dataset) is refused by
+    every method that opens it (indirection.py), and listed by `ids` so that it is named.
     """
 
     def __init__(self, path: str | Path):
@@ -131,13 +136,20 @@ class FeatureStore:
         self._file.close()
 
     def ids(self) -> list[str]:
-        """Video ids in the file, in HDF5's (sorted) order; ids with '/' are found in nested groups."""
+        """Video ids in the file, in HDF5's (sorted) order; ids with '/' are found in nested groups. Links are
+        listed too: reading one is refused, naming it."""
         with self._checked():
             return dataset_names(self._file)
 
     def __contains__(self, video_id: str) -> bool:
         with self._checked(video_id):
-            return isinstance(self._file.get(video_id), h5py.Dataset)
+            try:
+                open_video(self._file, video_id)
+            except KeyError:
+                return False
+            except StoredElsewhere:  # there, and refused when read
+                pass
+            return True
 
     def __len__(self) -> int:
         return len(self.ids())
@@ -172,38 +184,58 @@ class FeatureStore:
 
     def read(self, video_id: str) -> VideoRecord:
         """One video's features [T, R, D] in their stored dtype, its timestamps and attributes (checked)."""
-        # On search's hot path (1,000 reads a query): plain try/except rather than _checked.
+        stored, attrs = self._checked_read(video_id, every_attribute=True)
+        timestamps = attrs.pop("timestamps", None)
+        if timestamps is not None:
+            timestamps = np.asarray(timestamps, dtype=np.float64)
+        return VideoRecord(video_id, stored, timestamps, attrs)
+
+    def read_features(self, video_id: str) -> np.ndarray:
+        """One video's features [T, R, D] in their stored dtype, checked as `read` checks them, without reading
+        its other attributes (what scoring needs: 50-300 µs a video less, by how many attributes it has)."""
+        return self._checked_read(video_id, every_attribute=False)[0]
+
+    def _checked_read(self, video_id: str, every_attribute: bool) -> tuple[np.ndarray, dict]:
+        """(features [T, R, D], attributes: all of them, or only the digest's presence or value as the check needs)."""
+        # On search's hot path (100 reads a query): plain try/except rather than _checked.
         try:
-            dataset = self._dataset(video_id)
+            dataset, checksummed = self._open(video_id)
             shape = _as_regions(dataset.shape, self.path, video_id)
-            attrs = dict(dataset.attrs)
+            if every_attribute:
+                attrs = dict(dataset.attrs)
+            elif "digest" not in dataset.attrs:
+                attrs = {}
+            else:  # with chunk checksums only whether a digest was written matters (checked: the write finished)
+                attrs = {"digest": "" if checksummed else dataset.attrs["digest"]}
         except FeatureStoreError:
             raise
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
             raise FeatureStoreError(f"{self.path}: damaged or unreadable HDF5 file at '{video_id}' "
                                     f"({_reason(e)})") from None
-        # Format 2 writes every chunk checksummed (asking each dataset would cost 20 us a read).
-        checksummed = self.requires_digest
         try:
             stored = dataset[()]
         except (OSError, RuntimeError) as e:  # HDF5 found a chunk whose checksum does not hold
             raise FeatureStoreError(f"{self.path}: '{video_id}' is {read_failure(e, checksummed)}; "
                                     f"`s2vs verify {self.path}` lists every damaged video") from None
-        problem = video_damage(stored, attrs, verify_digest=not checksummed, requires_digest=self.requires_digest,
-                               check_finite=not checksummed)
+        # Values are checked on every read; the digest (1 ms a video) only where no chunk checksum proved the bytes.
+        problem = video_damage(stored, attrs, verify_digest=not checksummed, requires_digest=self.requires_digest)
         if problem is not None:
             raise FeatureStoreError(f"{self.path}: '{video_id}' is {problem}; "
                                     f"`s2vs verify {self.path}` lists every damaged video")
-        timestamps = attrs.pop("timestamps", None)
-        if timestamps is not None:
-            timestamps = np.asarray(timestamps, dtype=np.float64)
-        return VideoRecord(video_id, stored.reshape(shape), timestamps, attrs)
+        return stored.reshape(shape), attrs
 
     def _dataset(self, video_id: str) -> h5py.Dataset:
-        item = self._file.get(video_id)
-        if not isinstance(item, h5py.Dataset):
-            raise FeatureStoreError(f"{self.path}: no features for video '{video_id}'")
-        return item
+        return self._open(video_id)[0]
+
+    def _open(self, video_id: str) -> tuple[h5py.Dataset, bool]:
+        """A video's dataset and whether its chunks are checksummed; refused when its features lie elsewhere."""
+        try:
+            return open_video(self._file, video_id)
+        except KeyError:
+            raise FeatureStoreError(f"{self.path}: no features for video '{video_id}'") from None
+        except StoredElsewhere as e:
+            raise FeatureStoreError(f"{self.path}: '{video_id}' is {e}; {NOT_FOLLOWED}; "
+                                    f"`s2vs verify {self.path} --repair` removes it") from None
 
     @contextlib.contextmanager
     def _checked(self, video_id: str | None = None):
@@ -218,10 +250,8 @@ class FeatureStore:
 
 
 def dataset_names(group: h5py.Group) -> list[str]:
-    """Paths of every dataset under `group` (its video ids), depth first in HDF5's order."""
-    names: list[str] = []
-    group.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
-    return names
+    """Video ids under `group`: every dataset and every link, depth first in HDF5's order (see video_names)."""
+    return video_names(group)
 
 
 def _as_regions(shape: tuple[int, ...], path: Path, video_id: str) -> tuple[int, int, int]:
@@ -323,7 +353,7 @@ class StoreCheck:
     path: Path
     videos: int = 0
     damaged: list[tuple[str, str]] = field(default_factory=list)  # (video id, why)
-    unverifiable: int = 0  # videos with neither chunk checksums nor a digest: only finite values checked
+    unverifiable: int = 0  # videos with neither chunk checksums nor a digest: only their values checked
 
     def as_dict(self) -> dict:
         return {"path": str(self.path), "videos": self.videos, "unverifiable": self.unverifiable,
@@ -339,12 +369,12 @@ def verify_store(path: str | Path, progress: Progress = SILENT) -> StoreCheck:
         for done, video_id in enumerate(ids, 1):
             try:
                 with store._checked(video_id):
-                    dataset = store._dataset(video_id)
-                    check.unverifiable += not dataset.fletcher32 and "digest" not in dataset.attrs
+                    dataset, checksummed = store._open(video_id)
+                    check.unverifiable += not checksummed and "digest" not in dataset.attrs
                     try:
                         stored, attrs = dataset[()], dict(dataset.attrs)
                     except OSError as e:
-                        raise FeatureStoreError(read_failure(e, dataset.fletcher32)) from None
+                        raise FeatureStoreError(read_failure(e, checksummed)) from None
                 problem = video_damage(stored, attrs, verify_digest=True, requires_digest=store.requires_digest)
             except FeatureStoreError as e:
                 problem = str(e)
