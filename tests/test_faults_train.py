@@ -491,3 +491,13 @@ def test_case_19_a_repeated_key_is_refused_naming_it_and_its_lines(tmp_path, tex
 
     path.write_text("a: &a {x: 1, y: 2}\nb:\n  <<: *a\n  x: 3\n")
     assert read_yaml(path) == {"a": {"x": 1, "y": 2}, "b": {"x": 3, "y": 2}}  # merge keys may be overridden
+
+
+def test_case_13_a_frame_folders_settings_record_nested_too_deeply_is_no_record(tmp_path):
+    """issue 25 case 13: extract-frames' own settings file in an output folder, edited by hand into deep JSON,
+    is read as no record (then rewritten), not a RecursionError."""
+    from s2vs_cli.jobs.extract_frames import SETTINGS_NAME, FrameOptions, _check_settings
+
+    (tmp_path / SETTINGS_NAME).write_text(DEEP)
+    _check_settings(tmp_path, FrameOptions())
+    assert json.loads((tmp_path / SETTINGS_NAME).read_text())["fps"] == FrameOptions().fps
