@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, S2VSError
+from ..errors import ConfigError
 from ..json_file import read_json
 from ..progress import SILENT, Progress
 from .compare_review import FEATURES_ONLY_NOTE, VideoDurations, best_stretch_note
