@@ -1,6 +1,7 @@
 """Typed configuration: dataclasses whose defaults are the paper's, filled from YAML and then from flags.
 
-An unknown YAML key is an error naming it; values are type-checked against the dataclass fields.
+An unknown YAML key is an error naming it; values are type-checked against the dataclass fields. How the
+file itself is read (numbers like 1e-3, repeated keys) is yaml_file.py's.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, Optional, TypeVar
 import yaml
 
 from .errors import ConfigError
+from .yaml_file import read_yaml
 
 T = TypeVar("T")
 
@@ -59,8 +61,8 @@ class NormalizationOptions:
     def __post_init__(self):
         if self.normalize_k < 1:
             raise ConfigError(f"normalize_k must be at least 1, got {self.normalize_k}")
-        if not 0 <= self.normalize_beta <= 10:  # also refuses nan
-            raise ConfigError(f"normalize_beta must be between 0 and 10, got {self.normalize_beta}")
+        if not 0 <= self.normalize_beta <= MAX_NORMALIZE_BETA:  # also refuses nan
+            raise ConfigError(f"normalize_beta must be between 0 and {MAX_NORMALIZE_BETA:g}, got {self.normalize_beta}")
 
 
 @dataclass
@@ -204,8 +206,9 @@ class CalibrateConfig(NormalizationOptions, ModelOptions):
     def __post_init__(self):
         ExtractorOptions.__post_init__(self)
         NormalizationOptions.__post_init__(self)
-        if not 0.5 <= self.target_precision < 1:  # also refuses nan
-            raise ConfigError(f"target_precision must be at least 0.5 and below 1, got {self.target_precision}")
+        if not MIN_TARGET_PRECISION <= self.target_precision < 1:  # also refuses nan
+            raise ConfigError(f"target_precision must be at least {MIN_TARGET_PRECISION:g} and below 1, got "
+                              f"{self.target_precision}")
 
 
 @dataclass
@@ -338,6 +341,8 @@ class TrainConfig(ExtractorOptions):
 
 # Sampling rates beyond these are typing mistakes: a frame every 1,000 s, or 1,000 frames per second.
 MIN_FPS, MAX_FPS = 0.001, 1000.0
+MIN_TARGET_PRECISION = 0.5    # of calibrate (thresholds files are checked against it too)
+MAX_NORMALIZE_BETA = 10.0     # β of noise normalization
 MAX_RESIZE = 4096
 
 
@@ -377,28 +382,6 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if not isinstance(value, annotation):
         raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}")
     return value
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping from `path`, or ConfigError saying why not."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read config file ({e})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: invalid YAML{where}" + (f": {problem}" if problem else "")) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of option: value at the top level")
-    return data
 
 
 def build_config(cls: type[T], config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:

@@ -105,7 +105,7 @@ def test_thresholds_round_trip_through_their_file(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("{", "not a thresholds file (invalid JSON"),
+    ("{", "not valid JSON (line 1 column 2: "),
     ('{"threshold": 0.5}', 'not a thresholds file (expected "format": "s2vs-thresholds/1"'),
     (json.dumps(_thresholds().as_dict() | {"threshold": "high"}), "malformed thresholds file (expected a number"),
     (json.dumps({k: v for k, v in _thresholds().as_dict().items() if k != "extractor"}), "missing 'extractor'"),
@@ -281,7 +281,7 @@ def test_search_refuses_thresholds_of_other_scores(labelled, tmp_path):
     broken.write_text("{")
     result = runner.invoke(app, ["search", "q0", "--database", str(labelled["features.h5"]), "--features-only",
                                  "--thresholds", str(broken)])
-    assert _error(result, 2).startswith(f"{broken}: not a thresholds file (invalid JSON")
+    assert _error(result, 2).startswith(f"{broken}: not valid JSON (line 1 column 2: ")
 
 
 def test_normalized_thresholds_need_the_same_normalization(labelled, tmp_path):

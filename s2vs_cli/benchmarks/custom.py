@@ -8,7 +8,6 @@ Library code: numpy, the standard library and the package's own modules.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from .benchmark import Benchmark, Evaluation, EvaluationError, Similarities
-from .files import AnnotationError, read_text, user_file
+from ..json_file import read_json
+from .files import AnnotationError, user_file
 from .retrieval_metrics import recall_at_k
 from .scores import Rankings, align, mean_or_nan, relevance, result
 from .segments import SegmentBounds
@@ -51,11 +51,7 @@ def load_custom_ground_truth(path: str | Path) -> CustomBenchmark:
     {query: [ids]} and "segments": {query: {target: [[q_start, q_end, t_start, t_end], ...]}} in seconds.
     """
     path = user_file(path)
-    try:
-        data = json.loads(read_text(path))
-    except ValueError as e:
-        raise AnnotationError(f"{path}: not valid JSON ({e})") from None
-    return validate_ground_truth(data, path)
+    return validate_ground_truth(read_json(path, "ground truth", AnnotationError), path)
 
 
 def validate_ground_truth(data: Any, path: Path | None = None) -> CustomBenchmark:

@@ -6,7 +6,6 @@ Library code: numpy, the standard library and the package's own modules.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..json_file import read_json
 from ..progress import SILENT, Progress
 from .benchmark import Benchmark, Evaluation, Similarities
 from .files import AnnotationError, annotation_path, expect, read_text, require, user_file
@@ -125,8 +125,5 @@ def load_official_fivr200k_annotation(
     path = user_file(path) if path is not None else annotation_path(
         "fivr200k_official", progress=progress, offline=offline
     )
-    try:
-        data = json.loads(read_text(path))
-    except ValueError as e:
-        raise AnnotationError(f"{path}: not a valid JSON file ({e})") from e
+    data = read_json(path, "annotation file", AnnotationError)
     return expect(data, dict, path, "a JSON object")

@@ -39,7 +39,8 @@ def run_calibration(cfg: CalibrateConfig, runtime: Runtime, *, from_similarities
     normalization = None
     if from_similarities is not None:
         similarities, scored_from = load_similarities(from_similarities), str(from_similarities)
-        identity = ScoreIdentity(declared_model(cfg), *declared_extractor(cfg), cfg.fps)
+        identity = ScoreIdentity(declared_model(cfg), *declared_extractor(cfg), cfg.fps,
+                                 declared_weights(cfg, runtime))
     else:
         if not cfg.features_only:
             runtime.load_network(cfg.model)
@@ -154,6 +155,14 @@ def declared_model(cfg: CalibrateConfig) -> str:
     if cfg.model == "random":
         return f"random (seed {cfg.seed})"
     return cfg.model if cfg.model in choices(NETWORK) else str(Path(cfg.model).expanduser())
+
+
+def declared_weights(cfg: CalibrateConfig, runtime: Runtime) -> str | None:
+    """The weights digest of a checkpoint file `cfg` names (loaded into `runtime` for it), for scores made
+    elsewhere; None for features only, random weights and published names, which their label fixes."""
+    if cfg.features_only or cfg.model == "random" or cfg.model in choices(NETWORK):
+        return None
+    return runtime.load_network(cfg.model).weights_digest()
 
 
 def _weights_label(spec: str, named: dict[str, str], seed: int, option: str) -> str:

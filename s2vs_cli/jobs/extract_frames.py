@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from ..atomic import remove_stale_temporaries, write_text_atomically
 from ..distributed import ProcessGroup
 from ..errors import ConfigError
+from ..json_file import parse_json
 from ..media.frames import FramesWritten, FrameWriteError, frames_complete, remove_partials
 from ..media.source import VideoInput
 from ..progress import SILENT, Progress
@@ -119,8 +120,8 @@ def _check_settings(out_dir: Path, options: FrameOptions) -> None:
     wanted = _settings(options)
     if record.exists() and not options.overwrite:
         try:
-            found = json.loads(record.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            found = parse_json(record.read_bytes())
+        except (OSError, ValueError):  # unreadable (nested too deeply included): as if there were none
             found = None
         if isinstance(found, dict) and found != wanted:
             differences = "; ".join(f"{key} {found.get(key)!r} (this run: {value!r})"

@@ -8,9 +8,9 @@ whole epochs covering cfg.iterations with each epoch's last, smaller batch kept,
 run_length "steps", exactly cfg.iterations steps of whole batches (training/clips.py, BatchPlan).
 
 The runtime decides where it runs (cuda:LOCAL_RANK under torchrun) and holds the frozen extractor and
-the network. Rank 0 writes the experiment folder (training/experiment.py): config.yaml, model.pth,
-checkpoint.pth, metrics.jsonl and loss.png. Batches depend only on (seed, step, rank), so a resumed run
-continues exactly where an uninterrupted one would be.
+the network. Rank 0 writes the experiment folder (training/experiment.py), holding its lock: config.yaml,
+model.pth, checkpoint.pth, metrics.jsonl and loss.png. Batches depend only on (seed, step, rank), so a resumed
+run continues exactly where an uninterrupted one would be.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import remove_stale_temporaries, write_text_atomically
 from ..config import TrainConfig, config_to_yaml
 from ..errors import ConfigError, S2VSError
 from ..media.inputs import VideoInput
@@ -32,7 +33,8 @@ from ..training.augmentations import parse_augmentations
 from ..training.batches import StepBatches, build_batch
 from ..training.clips import BatchPlan, ClipSource
 from ..training.evaluator import TrainingEvaluator, evaluated
-from ..training.experiment import CHECKPOINT, CONFIG, LOSS_PLOT, METRICS, MODEL, check_experiment, restore_run, save_run
+from ..training.experiment import (CHECKPOINT, CONFIG, LOSS_PLOT, METRICS, MODEL, check_experiment, check_not_running,
+                                   experiment_lock, repair_model, restore_run, save_run)
 from ..training.metrics_log import append_row, keep_metrics_until, metrics_row
 from ..training.plots import save_loss_curve
 from ..training.schedule import LearningRateSchedule
@@ -62,14 +64,24 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, runtime: Runt
     runtime); the network starts from the runtime's seeded random weights and is left in `runtime.network`.
     Progress: stage "training" counts steps, each update's status gives the loss, learning rate, speed and
     the latest evaluation. `evaluate` (default: a TrainingEvaluator when cfg.eval_ground_truth is set) scores
-    the network at the start and every cfg.eval_every steps, on rank 0 only.
+    the network at the start and every cfg.eval_every steps, on rank 0 only. Another run writing the same
+    experiment folder is an S2VSError at once.
     """
+    with experiment_lock(Path(cfg.experiment_path), runtime.group.is_main):
+        return _train(cfg, videos, loader, runtime, progress, evaluate)
+
+
+def _train(cfg: TrainConfig, videos: list[VideoInput], loader: str, runtime: Runtime, progress: Progress,
+           evaluate: Evaluation | None) -> TrainingResult:
+    """train(), with the experiment folder locked."""
     if runtime.seed != cfg.seed:
         raise ConfigError(f"the runtime's seed {runtime.seed} is not the configuration's {cfg.seed}: start the "
                           "runtime with seed=cfg.seed (the network's initial weights come from it)")
     group, device, precision = runtime.group, runtime.device, runtime.precision
     experiment = Path(cfg.experiment_path)
     check_experiment(experiment, cfg.resume)
+    if group.is_main:  # half-written checkpoints of a killed run
+        remove_stale_temporaries(experiment)
     if runtime.extractor is None:  # else the caller's (tests and benchmarks share one across runs)
         runtime.load_extractor(cfg.backbone_weights, cfg.pca)
     extractor = runtime.extractor
@@ -87,6 +99,8 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, runtime: Runt
     if cfg.resume:
         checkpoint = experiment / CHECKPOINT
         first = restore_run(checkpoint, network, optimizer, scaler, device, cfg)
+        if group.is_main:  # a run killed between the checkpoint's rename and model.pth's left it a step behind
+            repair_model(experiment, network, first, cfg)
         if first > total:
             steps = "" if total == cfg.iterations else f" ({total} steps in whole epochs)"
             raise ConfigError(f"{checkpoint}: the run is at step {first}; --iterations {cfg.iterations}{steps} "
@@ -97,7 +111,7 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, runtime: Runt
             network, device_ids=[device.index] if device.type == "cuda" else None)
     if group.is_main:
         experiment.mkdir(parents=True, exist_ok=True)
-        (experiment / CONFIG).write_text(config_to_yaml(cfg), encoding="utf-8")
+        write_text_atomically(experiment / CONFIG, config_to_yaml(cfg))
         keep_metrics_until(experiment / METRICS, first)  # steps after the checkpoint are about to be redone
 
     workers = _workers(cfg)
@@ -182,8 +196,12 @@ def check_training(cfg: TrainConfig) -> tuple[list[VideoInput], str]:
         from ..training.overlay_assets import overlay_assets
 
         overlay_assets()  # AugLy's fonts and emoji: missing, they fail here, not in a loading worker
+    from ..distributed import place_from_env
+
     videos, loader = load_training_videos(cfg)
     check_experiment(Path(cfg.experiment_path), cfg.resume)
+    if place_from_env().is_main:  # the other ranks of this run wait for rank 0, which takes the lock
+        check_not_running(Path(cfg.experiment_path))
     BatchPlan(len(videos), cfg.batch_size)  # too few videos for a batch
     return videos, loader
 

@@ -2,28 +2,34 @@
 
 Loading never runs code from a file: torch.load with weights_only=True, which admits tensors, plain
 containers and the argparse.Namespace that published checkpoints carry. Every problem is one
-CheckpointError line naming the file.
+CheckpointError line naming the file. When a load fails, the file's pickle is read as opcodes (never run,
+pickletools) to tell a file holding other objects (a class, a function: a pickle payload) from a damaged one.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import importlib.metadata
-import os
-import pickle
+import io
+import pickletools
 import re
-import tempfile
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
+from ..atomic import write_bytes_atomically
 from ..errors import CheckpointError
 
 # Published S2VS checkpoints keep their training arguments as an argparse.Namespace.
 _SAFE_GLOBALS = [argparse.Namespace]
 _ZIP_MAGIC = b"PK\x03\x04"
+# Globals a file of tensors and plain values names (besides torch's storages and dtypes, see _tensor_global).
+_PLAIN_GLOBALS = frozenset({"collections.OrderedDict", "argparse.Namespace", "torch._utils._rebuild_tensor_v2",
+                            "torch._utils._rebuild_parameter", "torch.device", "torch.Size"})
+_PICKLES_READ = 6  # a legacy torch.save file is 5 pickles (magic, protocol, sys info, object, storage keys)
 
 
 def package_version() -> str:
@@ -36,19 +42,58 @@ def package_version() -> str:
 
 
 
-def _disallowed_global(exc: BaseException, path: Path) -> str | None:
-    """Name of the global that weights_only refused, if that is why unpickling failed."""
-    m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-    if m:
-        return m.group(1)
-    if "Unsupported global" in str(exc):
-        with contextlib.suppress(Exception):
-            found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-            return ", ".join(g for g in found if g not in {"argparse.Namespace"}) or None
-    return None
+def _tensor_global(name: str) -> bool:
+    """Whether a pickled global is one a file of tensors and plain values names (what weights_only admits)."""
+    module, _, attribute = name.rpartition(".")
+    if name in _PLAIN_GLOBALS or (module in ("torch._utils", "torch._tensor") and attribute.startswith("_rebuild")):
+        return True  # "_rebuild…" cut short is a damaged file, not a foreign object
+    is_dtype = isinstance(getattr(torch, attribute, None), torch.dtype)
+    return module == "torch" and (attribute.endswith("Storage") or is_dtype)
 
 
-def _invalid_file_reason(path: Path) -> str:
+def _pickle_stream(path: Path) -> IO[bytes]:
+    """The pickle bytes of a checkpoint: data.pkl of a zip (torch >= 1.6), else the file itself (legacy)."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
+            return io.BytesIO(archive.read(name))
+    return open(path, "rb")
+
+
+def _pickled_globals(stream: IO[bytes]) -> Iterator[str]:
+    """Every global (module.name) the pickles in `stream` name, read as opcodes (nothing is run), up to the
+    first byte that is not a pickle (a legacy file's raw storages, or damage)."""
+    strings: list[str] = []  # STACK_GLOBAL takes its module and name from the last two strings pushed
+    for _ in range(_PICKLES_READ):
+        for opcode, argument, _ in pickletools.genops(stream):
+            if opcode.name in ("GLOBAL", "INST"):
+                yield argument.replace(" ", ".")
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                yield f"{strings[-2]}.{strings[-1]}"
+            elif isinstance(argument, str):
+                strings.append(argument)
+
+
+def _foreign_objects(path: Path, error: BaseException) -> list[str]:
+    """The globals of `path` that are not tensors or plain values (a class, a function), in file order;
+    torch's own message names one when the file cannot be read as opcodes."""
+    found: list[str] = []
+    with contextlib.suppress(Exception), _pickle_stream(path) as stream:  # damage ends the reading, not the check
+        for name in _pickled_globals(stream):
+            if not _tensor_global(name) and name not in found:
+                found.append(name)
+    named = re.search(r"unsupported global:? GLOBAL ([\w.]+)", str(error), re.IGNORECASE)
+    if not found and named and not _tensor_global(named.group(1)):
+        found.append(named.group(1))
+    return found
+
+
+def _invalid_file_reason(path: Path, error: BaseException) -> str:
+    """Why torch could not load `path`: other objects than tensors, or a damaged or foreign file."""
+    foreign = _foreign_objects(path, error)
+    if foreign:
+        return (f"it holds objects other than tensors ({_listing(foreign, limit=3)}) and was not loaded (loading "
+                "them could run code); save the weights alone: torch.save(model.state_dict(), path)")
     with open(path, "rb") as f:
         head = f.read(4)
     # Zip (torch >= 1.6) or a legacy pickle (protocol marker 0x80): a damaged PyTorch file.
@@ -75,16 +120,12 @@ def load_torch_file(path: Path, what: str) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except CheckpointError:
         raise
-    except pickle.UnpicklingError as e:
-        name = _disallowed_global(e, path)
-        if name:
-            raise fail(f"contains objects that cannot be loaded safely: {name}") from e
-        raise fail(_invalid_file_reason(path)) from e
     except OSError as e:
         raise fail(f"cannot read file ({e.strerror or e})") from e
     except Exception as e:
-        # torch reports damaged files through many types (RuntimeError, EOFError, KeyError, ...).
-        raise fail(_invalid_file_reason(path)) from e
+        # torch reports refused objects (UnpicklingError) and damaged files through many types (RuntimeError,
+        # EOFError, KeyError, ...).
+        raise fail(_invalid_file_reason(path, e)) from e
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -157,37 +198,35 @@ def save_checkpoint(
     path: Path, state_dict: Mapping[str, torch.Tensor], config: dict, **metadata: Any
 ) -> None:
     """Write model, config, s2vs_version and metadata atomically; loadable with weights_only."""
-    path = Path(path)
+    save_atomically(path, checkpoint_payload(state_dict, config, **metadata))
+
+
+def checkpoint_payload(state_dict: Mapping[str, torch.Tensor], config: dict, **metadata: Any) -> dict[str, Any]:
+    """What save_checkpoint writes: model (on the CPU), config, s2vs_version and metadata (plain values only)."""
     reserved = {"model", "config", "s2vs_version"} & metadata.keys()
     if reserved:
         raise TypeError(f"metadata may not override {', '.join(sorted(reserved))}")
     _check_plain(config, "config")
     for key, value in metadata.items():
         _check_plain(value, key)
-    payload = {
+    return {
         "model": {k: v.detach().cpu() for k, v in state_dict.items()},
         "config": config,
         "s2vs_version": package_version(),
         **metadata,
     }
-    save_atomically(path, payload)
+
+
+def serialized(payload: Any) -> bytes:
+    """The bytes torch.save writes for `payload`: made in memory, so a full disk is an OSError of the write that
+    follows (naming the file), never torch's RuntimeError from inside its zip writer."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
 
 
 def save_atomically(path: str | Path, payload: Any) -> None:
-    """torch.save to a temporary file beside `path`, synced, then renamed: a reader never sees half a file."""
+    """torch.save `payload` to `path` whole or not at all (atomic.py); OutputWriteError naming it otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp: Path | None = None
-    try:
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=f"{path.name}.", suffix=".part", delete=False
-        ) as out:
-            tmp = Path(out.name)
-            torch.save(payload, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+    write_bytes_atomically(path, serialized(payload))

@@ -7,6 +7,8 @@ query against many targets in padded batches is `scoring/batched.py`.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 
 import torch
@@ -185,6 +187,16 @@ class ViSiL(nn.Module):
         return {"dims": self.dims, "attention": self.attention is not None,
                 "binarization": self.binarization is not None,
                 "binary_bits": self.binarization.bits if self.binarization is not None else 512}
+
+    def weights_digest(self) -> str:
+        """sha256 (hex) of the config and every weight as they are now: what thresholds are bound to, the same
+        whichever file holds the weights (model.pth or checkpoint.pth, with or without DDP's prefix)."""
+        digest = hashlib.sha256(json.dumps(self.config(), sort_keys=True).encode())
+        for name, tensor in sorted(self.state_dict().items()):
+            values = tensor.detach().to("cpu", torch.float32).contiguous().numpy()
+            digest.update(f"{name} {values.shape}".encode())
+            digest.update(values)
+        return digest.hexdigest()
 
     def index_video(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Apply attention or binarization to region features [.., T, R, D]; padded frames zeroed."""

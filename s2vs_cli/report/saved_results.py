@@ -7,12 +7,12 @@ found under a videos folder by a pattern (`{id}.*` by default, at any depth).
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, S2VSError
+from ..errors import ConfigError
+from ..json_file import read_json
 from ..progress import SILENT, Progress
 from .compare_review import FEATURES_ONLY_NOTE, VideoDurations, best_stretch_note
 from .document import finish_document, metric_entry, new_document, pair_entry, query_entry
@@ -45,21 +45,7 @@ def saved_results_document(path: str | Path, videos: str | Path | None = None, p
 
 def load_results(path: str | Path) -> dict:
     """The JSON object saved in `path`, or a one-line error naming the file."""
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a folder; give the results file (RESULTS.json)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise S2VSError(f"{path}: results file not found") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a JSON file (not UTF-8 text)") from None
-    except OSError as error:
-        raise S2VSError(f"{path}: cannot read ({error.strerror or error})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
+    data = read_json(path, "results file")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: not the JSON of s2vs compare, search or evaluate (not an object)")
     return data

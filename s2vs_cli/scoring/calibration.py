@@ -13,15 +13,23 @@ The set needs that many copies (there can be no more accepted copies than copies
 non-copies (so false positives had the chance to show), and the threshold must accept that many pairs.
 The precision holds for pairs drawn like the calibration set's: calibrate on material like your own.
 
-Thresholds belong to the scores they were fitted on: the model (a network or features only), the
-extractor (backbone, whitening, frame rate) and the score normalization. `Thresholds.check_applies`
-refuses any other, in one line naming both.
+Thresholds belong to the scores they were fitted on: the model (a network or features only) and the content of
+its weights (a digest of its configuration and state dict, ViSiL.weights_digest), the extractor (backbone,
+whitening, frame rate) and the score normalization. `Thresholds.check_applies` refuses any other, in one line
+naming both. Files written before the digest was recorded still serve a published network, random weights or
+features only (the name fixes the weights: published files are checked against their digests when loaded), but
+not a network named by its path, whose file may since have been overwritten.
+
+A thresholds file is checked on reading: each number within its range (a threshold outside the scores' range
+would make every pair a copy, or none), each count a non-negative integer; one line names the file and field.
 Library code: numpy, the standard library and the package's own modules.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +37,11 @@ from typing import Any
 
 import numpy as np
 
+from ..artifacts import NETWORK, choices
 from ..atomic import OutputWriteError, write_text_atomically
+from ..config import MAX_FPS, MAX_NORMALIZE_BETA, MIN_FPS, MIN_TARGET_PRECISION
 from ..errors import ConfigError, S2VSError
+from ..json_file import read_json
 from .normalization import NoiseNormalization
 
 FORMAT = "s2vs-thresholds/1"
@@ -38,6 +49,8 @@ COPY, NOT_A_COPY = "copy", "not a copy"
 FEATURES_ONLY = "features only"  # the model label of scores made without a similarity network
 REQUIRED_KEYS = ("threshold", "target_precision", "precision", "recall", "model", "extractor", "normalization",
                  "calibration_set", "s2vs_version")
+COUNTS = ("pairs", "positives", "accepted", "missing_pairs")  # of calibration_set, where present
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class CalibrationError(S2VSError):
@@ -52,11 +65,15 @@ class ScoreIdentity:
     backbone: str    # e.g. "ResNet-50 imagenet" (RegionExtractor.backbone_label, StoreIdentity.backbone)
     whitening: str   # e.g. "vcdb", "none" (RegionExtractor.whitening_label, StoreIdentity.whitening)
     fps: float       # frames sampled per second of video
+    weights: str | None = None  # sha256 of the network's config and weights (ViSiL.weights_digest); None: not
+                                # known (features only, or a file or published name not loaded)
 
     @classmethod
     def of(cls, network: Any, backbone: str, whitening: str, fps: float) -> ScoreIdentity:
         """From the network that scores (None: features only) and the extractor's labels."""
-        return cls(FEATURES_ONLY if network is None else str(network.label), backbone, whitening, float(fps))
+        if network is None:
+            return cls(FEATURES_ONLY, backbone, whitening, float(fps))
+        return cls(str(network.label), backbone, whitening, float(fps), network.weights_digest())
 
     @classmethod
     def of_store(cls, network: Any, identity: Any) -> ScoreIdentity:
@@ -69,6 +86,12 @@ class ScoreIdentity:
         'random (seed N)'): a test of the pipeline, not a meaningful threshold."""
         return any(label.startswith("random (seed") or " random (seed" in label
                    for label in (self.model, self.backbone))
+
+    @property
+    def named_by_content(self) -> bool:
+        """Whether the model's label alone fixes its weights: features only, seeded random weights, or a
+        published network (checked against its digest whenever it is loaded); not a checkpoint's path."""
+        return self.model == FEATURES_ONLY or self.model.startswith("random (seed") or self.model in choices(NETWORK)
 
     def describe(self) -> str:
         """'s2vs_dns on ResNet-50 imagenet + vcdb whitening at 1 fps'."""
@@ -180,9 +203,10 @@ class Thresholds:
     def check_applies(self, identity: ScoreIdentity, normalization: NoiseNormalization | None) -> None:
         """ConfigError (one line naming both) unless scores made as `identity`, normalized as `normalization`
         (None: not normalized), are the scores these thresholds were fitted on."""
-        if identity != self.identity:
+        if dataclasses.replace(identity, weights=None) != dataclasses.replace(self.identity, weights=None):
             raise ConfigError(f"{self.name} was calibrated for {self.identity.describe()}; this run uses "
                               f"{identity.describe()}")
+        self._check_weights(identity.weights)
         if self.normalization is None and normalization is not None:
             raise ConfigError(f"{self.name} was calibrated on scores that are not normalized; this run normalizes "
                               f"them with {normalization.describe()} (calibrate again with --normalize-with)")
@@ -192,10 +216,24 @@ class Thresholds:
             raise ConfigError(f"{self.name} was calibrated on scores normalized with "
                               f"{self.normalization.describe()}; this run {now}")
 
+    def _check_weights(self, weights: str | None) -> None:
+        """ConfigError unless a network whose weights digest is `weights` is the one calibrated for."""
+        recorded, model = self.identity.weights, self.identity.model
+        if recorded is None:
+            if not self.identity.named_by_content:
+                raise ConfigError(f"{self.name} names its network by path only ({model}), not by the content of its "
+                                  "weights, so a file overwritten since cannot be told apart: calibrate again")
+            return
+        if weights != recorded:
+            now = f"sha256 {weights[:12]}" if weights else "unknown weights"
+            raise ConfigError(f"{self.name} was calibrated for other weights of {model} (sha256 {recorded[:12]}; "
+                              f"this run's: {now}): calibrate again for these weights")
+
     def as_dict(self) -> dict[str, Any]:
         """The thresholds file's JSON."""
         return {"format": FORMAT, "threshold": self.threshold, "target_precision": self.target_precision,
                 "precision": self.precision, "recall": self.recall, "model": self.identity.model,
+                "model_weights": self.identity.weights,
                 "extractor": {"backbone": self.identity.backbone, "whitening": self.identity.whitening,
                               "fps": self.identity.fps},
                 "normalization": None if self.normalization is None else self.normalization.as_dict(),
@@ -218,11 +256,13 @@ class Thresholds:
             thresholds = cls(
                 threshold=_number(data["threshold"]), target_precision=_number(data["target_precision"]),
                 precision=_number(data["precision"]), recall=_number(data["recall"]),
-                identity=ScoreIdentity(str(data["model"]), str(extractor["backbone"]),
-                                       str(extractor["whitening"]), _number(extractor["fps"])),
+                identity=ScoreIdentity(_text(data["model"]), _text(extractor["backbone"]),
+                                       _text(extractor["whitening"]), _number(extractor["fps"]),
+                                       _digest(data.get("model_weights"))),
                 normalization=None if normalization is None else NoiseNormalization.from_dict(normalization),
                 calibration_set=dict(data["calibration_set"]), version=str(data["s2vs_version"]),
-                random_weights=bool(data.get("random_weights", False)), path=path)
+                random_weights=_flag(data.get("random_weights", False)), path=path)
+            _check_ranges(thresholds, normalization, where)
         except KeyError as e:
             raise ConfigError(f"{where}missing {e}") from None
         except (TypeError, ValueError) as e:
@@ -240,17 +280,43 @@ class Thresholds:
 def load_thresholds(path: str | Path) -> Thresholds:
     """Read a thresholds file: S2VSError when it is missing, ConfigError (one line naming it) when it is
     unreadable or malformed."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:  # a missing input is exit 1, as everywhere
-        raise S2VSError(f"{path}: thresholds file not found (write one with s2vs calibrate)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read the thresholds file ({getattr(e, 'strerror', None) or e})") from None
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        raise ConfigError(f"{path}: not a thresholds file (invalid JSON: {e})") from None
+    data = read_json(path, "thresholds file", hint=" (write one with s2vs calibrate)")
     return Thresholds.from_dict(data, str(path))
+
+
+def _check_ranges(thresholds: Thresholds, normalization: Mapping[str, Any] | None, where: str) -> None:
+    """ConfigError naming the field whose value no calibration can have written (`normalization`: as read)."""
+    def outside(field_name: str, value: float, interval: str) -> ConfigError:
+        return ConfigError(f"{where}'{field_name}' is {value:g}, outside {interval}")
+
+    if normalization is not None and not 0 <= thresholds.normalization.beta <= MAX_NORMALIZE_BETA:
+        raise outside("normalization.beta", thresholds.normalization.beta, f"[0, {MAX_NORMALIZE_BETA:g}]")
+    # Scores are in [-1, 1]; normalization takes off up to β times a noise similarity in [-1, 1].
+    bound = 1.0 if normalization is None else 1.0 + thresholds.normalization.beta
+    if not -bound <= thresholds.threshold <= bound:
+        raise outside("threshold", thresholds.threshold, f"the scores' range [{-bound:g}, {bound:g}]")
+    if not MIN_TARGET_PRECISION <= thresholds.target_precision < 1:
+        raise outside("target_precision", thresholds.target_precision, f"[{MIN_TARGET_PRECISION:g}, 1)")
+    for name in ("precision", "recall"):
+        if not 0 < getattr(thresholds, name) <= 1:
+            raise outside(name, getattr(thresholds, name), "(0, 1]")
+    if thresholds.precision < thresholds.target_precision:
+        raise ConfigError(f"{where}'precision' {thresholds.precision:g} is below its 'target_precision' "
+                          f"{thresholds.target_precision:g}: calibrate never writes that")
+    if not MIN_FPS <= thresholds.identity.fps <= MAX_FPS:
+        raise outside("extractor.fps", thresholds.identity.fps, f"[{MIN_FPS:g}, {MAX_FPS:g}]")
+    counts = {f"calibration_set.{k}": thresholds.calibration_set[k] for k in COUNTS if k in thresholds.calibration_set}
+    if normalization is not None:
+        counts |= {f"normalization.{k}": normalization[k] for k in ("videos", "k")}
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{where}'{name}' is {value!r}, not a count (a whole number, 0 or more)")
+    used = thresholds.calibration_set
+    for part in ("positives", "accepted"):
+        if part in used and "pairs" in used and used[part] > used["pairs"]:
+            raise ConfigError(f"{where}'calibration_set.{part}' {used[part]} exceeds its 'pairs' {used['pairs']}")
+    if normalization is not None and thresholds.normalization.k < 1:
+        raise ConfigError(f"{where}'normalization.k' is {thresholds.normalization.k}; it must be at least 1")
 
 
 def _number(value: Any) -> float:
@@ -258,3 +324,24 @@ def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"expected a number, got {value!r}")
     return float(value)
+
+
+def _text(value: Any) -> str:
+    """A JSON string."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    """A JSON true or false."""
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _digest(value: Any) -> str | None:
+    """A weights digest (64 hex digits), or None where the file records none (before s2vs recorded them)."""
+    if value is not None and not (isinstance(value, str) and _DIGEST.fullmatch(value)):
+        raise ValueError(f"model_weights: expected 64 hex digits, got {value!r}")
+    return value

@@ -20,6 +20,7 @@ import torch
 
 from ..atomic import OutputWriteError, write_text_atomically, write_with
 from ..errors import FeatureStoreError, S2VSError
+from ..json_file import parse_json
 from ..runtime import autocast
 from ..models.visil import COMPARATOR_MIN_FRAMES, ViSiL, compute_dtype
 from ..progress import SILENT, Progress
@@ -291,7 +292,7 @@ def load_similarities(path: str | Path) -> Similarities:
         raise S2VSError(f"{path}: similarities file not found")
     try:
         if path.suffix.lower() == ".json":
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = parse_json(path.read_bytes())
             valid = isinstance(data, dict) and all(
                 isinstance(scores, dict) and all(isinstance(v, (int, float)) for v in scores.values())
                 for scores in data.values())

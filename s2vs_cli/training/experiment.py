@@ -1,26 +1,38 @@
-"""A training run's folder: its files, the guard against overwriting an earlier run, and the checkpoint that
-lets a resumed run continue at the exact step.
+"""A training run's folder: its files, the guard against overwriting an earlier run, the lock against two runs
+writing it at once, and the checkpoint that lets a resumed run continue at the exact step.
 
 config.yaml (the effective configuration), model.pth (loadable with --model anywhere), checkpoint.pth
 (network, optimiser, scaler and RNG state), metrics.jsonl (metrics_log.py) and loss.png (plots.py).
+
+model.pth and checkpoint.pth are always from one step. Both are written whole and synced before either
+replaces its previous file, so a full disk leaves the previous pair; checkpoint.pth (what --resume reads) is
+renamed first, and a crash between the two renames, which would leave model.pth a step behind, is repaired
+by the next --resume, which rewrites model.pth from the checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_write, write_bytes_atomically
 from ..config import TrainConfig
 from ..errors import CheckpointError, ConfigError
+from ..models.checkpoints import checkpoint_payload, load_torch_file, serialized
 from ..models.visil import ViSiL
+from ..storage.runs import exclusive_lock
 
 CHECKPOINT = "checkpoint.pth"
 MODEL = "model.pth"
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
 LOSS_PLOT = "loss.png"
+LOCK = ".s2vs-lock"  # held by the run writing the folder; dies with its process
 
 # Settings that change what a step computes: a resumed run must keep them to continue exactly.
 RESUME_FIXED = ("data", "loader", "run_length", "batch_size", "window_size", "seed", "augmentations", "augmentation",
@@ -41,19 +53,58 @@ def check_experiment(experiment: Path, resume: bool) -> None:
                           "it, or choose another --experiment-path")
 
 
+@contextlib.contextmanager
+def experiment_lock(experiment: Path, held: bool = True) -> Iterator[None]:
+    """Hold the experiment folder's lock (when `held`: rank 0 writes, the other ranks do not lock) while a run
+    writes it; a second run fails at once, in one line naming the folder and the holder's pid."""
+    if not held:
+        yield
+        return
+    with exclusive_lock(experiment / LOCK, f"{experiment} (a training run)"):
+        yield
+
+
+def check_not_running(experiment: Path) -> None:
+    """S2VSError when another run holds the folder's lock now (before minutes of loading weights)."""
+    if (experiment / LOCK).exists():  # a killed run's file holds no lock: taking it here removes it
+        with experiment_lock(experiment):
+            pass
+
+
 def save_run(experiment: Path, network: ViSiL, optimizer: torch.optim.Optimizer,
              scaler: torch.amp.GradScaler | None, step: int, cfg: TrainConfig) -> None:
-    """model.pth (the published layout plus config and metadata), then checkpoint.pth; both atomic."""
-    from ..models.checkpoints import save_atomically, save_checkpoint
-
-    training = {"step": step, "iterations": cfg.iterations, "augmentations": cfg.augmentations,
-                "backbone_weights": cfg.backbone_weights, "pca": cfg.pca}
-    save_checkpoint(experiment / MODEL, network.state_dict(), network.config(), training=training)
-    state = {"optimizer": optimizer.state_dict(), "step": step, "rng": torch.get_rng_state(),
-             "train_config": _plain(cfg)}
+    """checkpoint.pth and model.pth of `step`, as a pair (the module's docstring); OutputWriteError naming the
+    file that could not be written, the previous pair then unchanged."""
+    state = {"model": network.state_dict(), "config": network.config(), "optimizer": optimizer.state_dict(),
+             "step": step, "rng": torch.get_rng_state(), "train_config": _plain(cfg)}
     if scaler is not None:
         state["scaler"] = scaler.state_dict()
-    save_atomically(experiment / CHECKPOINT, {"model": network.state_dict(), "config": network.config(), **state})
+    model, run = serialized(_model_payload(network, step, cfg)), serialized(state)
+    experiment.mkdir(parents=True, exist_ok=True)
+    with atomic_write(experiment / MODEL, "wb") as model_out:
+        model_out.write(model)
+        model_out.flush()
+        os.fsync(model_out.fileno())  # on disk before the checkpoint moves on: only the renames remain
+        write_bytes_atomically(experiment / CHECKPOINT, run)
+
+
+def repair_model(experiment: Path, network: ViSiL, step: int, cfg: TrainConfig) -> bool:
+    """Rewrite model.pth from `network` (just restored from checkpoint.pth at `step`) unless it is of that step
+    already: a run killed between save_run's two renames. True when it was rewritten."""
+    try:
+        if int(load_torch_file(experiment / MODEL, "model")["training"]["step"]) == step:
+            return False
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        pass  # missing, damaged or without its step: rewritten from the checkpoint, the reference
+    write_bytes_atomically(experiment / MODEL, serialized(_model_payload(network, step, cfg)))
+    return True
+
+
+def _model_payload(network: ViSiL, step: int, cfg: TrainConfig) -> dict:
+    """model.pth: the published layout plus config and what the run was."""
+    training = {"step": step, "iterations": cfg.iterations, "augmentations": cfg.augmentations,
+                "backbone_weights": cfg.backbone_weights, "pca": cfg.pca}
+    return checkpoint_payload(network.state_dict(), network.config(), training=training)
 
 
 def resume_differences(saved: dict, cfg: TrainConfig) -> list[str]:

@@ -5,7 +5,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..atomic import write_text_atomically
+from ..atomic import OutputWriteError, write_text_atomically
+from ..json_file import parse_json
 
 if TYPE_CHECKING:
     from .step import StepLosses
@@ -30,9 +31,12 @@ def keep_metrics_until(path: Path, step: int) -> None:
 
 def append_row(path: Path, row: dict) -> None:
     """Add one row to a metrics.jsonl file (appended, not rewritten: a row cut short by a kill or a full disk
-    is the last line, which read_metrics skips)."""
-    with path.open("a", encoding="utf-8") as out:
-        out.write(json.dumps(row) + "\n")
+    is the last line, which read_metrics skips); OutputWriteError naming it when the disk refuses."""
+    try:
+        with path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(row) + "\n")
+    except OSError as e:
+        raise OutputWriteError(path, e.strerror or str(e)) from None
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -42,7 +46,7 @@ def read_metrics(path: Path) -> list[dict]:
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            row = json.loads(line)
+            row = parse_json(line)
         except ValueError:
             continue
         if isinstance(row, dict):
