@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # Torch's OpenMP threads spin-wait between parallel regions. When another process holds one of the two cores
@@ -67,3 +69,42 @@ def parity_weights(parity_dir, tmp_path_factory) -> Path:
 
 
 from browser_support import browser  # noqa: E402,F401 -- the headless Chromium fixture of the page tests
+
+
+def _can_mount() -> bool:
+    probe = Path("/tmp/s2vs-mount-probe")
+    probe.mkdir(exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)], capture_output=True)
+    if done.returncode == 0:
+        subprocess.run(["umount", str(probe)], check=True)
+    return done.returncode == 0
+
+
+@pytest.fixture()
+def mount_tmpfs() -> Iterator[Callable[[Path, str], Path]]:
+    """Real small file systems: `mount_tmpfs(folder, "64k")` mounts a tmpfs of that size there (the folder is
+    made), unmounted after the test; skipped where mounting needs rights this machine lacks."""
+    if not _can_mount():
+        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
+    mounted: list[Path] = []
+
+    def mount(folder: Path, size: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in reversed(mounted):
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.fixture()
+def small_disk(tmp_path, mount_tmpfs):
+    """A real 1 MB filesystem (tmpfs); needs root and mount rights, else skipped ."""
+    return mount_tmpfs(tmp_path / "small", "1m")
+
+
+def resize_tmpfs(folder: Path, size: str) -> None:
+    """Give a mounted tmpfs another size (space freed, or taken), keeping its files."""
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(folder)], check=True)

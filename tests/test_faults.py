@@ -118,27 +118,6 @@ def test_disk_full_mid_extraction_loses_nothing_and_resumes(tmp_path, monkeypatc
         np.testing.assert_allclose(found[video_id], expected[video_id], atol=2e-5)
 
 
-def _can_mount() -> bool:
-    probe = Path("/tmp/s2vs-mount-probe")
-    probe.mkdir(exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)], capture_output=True)
-    if done.returncode == 0:
-        subprocess.run(["umount", str(probe)], check=True)
-    return done.returncode == 0
-
-
-@pytest.fixture()
-def small_disk(tmp_path):
-    """A real 1 MB filesystem (tmpfs); needs root and mount rights, else skipped (the injected tests still run)."""
-    if not _can_mount():
-        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights); injected-ENOSPC tests cover it")
-    folder = tmp_path / "small"
-    folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], check=True)
-    yield folder
-    subprocess.run(["umount", str(folder)], check=False)
-
-
 def in_child(test):
     """Run `test` in a forked process: after a real failed write HDF5 crashes in its exit handlers, which
     must not take pytest down with it (the command line leaves with os._exit for the same reason)."""

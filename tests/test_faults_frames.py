@@ -17,6 +17,7 @@ from media import write_moving_shape_folders, write_video
 from PIL import Image
 from typer.testing import CliRunner
 
+from conftest import resize_tmpfs
 from s2vs_cli.atomic import temporary_sibling
 from s2vs_cli.cli import app
 from s2vs_cli.errors import VideoDecodeError
@@ -24,7 +25,6 @@ from s2vs_cli.media.frames import list_frame_files, load_rgb, remove_partials
 from s2vs_cli.media.inputs import VideoInput
 from s2vs_cli.media.source import open_source
 from s2vs_cli.training.clips import ClipSource
-from test_faults import _can_mount
 
 runner = CliRunner()
 DEAD_PID = 4_194_305  # above Linux's largest pid_max, so no process can have it
@@ -45,22 +45,10 @@ def _folders(tmp_path: Path, videos: int, frames: int) -> Path:
 
 
 @pytest.fixture()
-def tiny_disk(tmp_path):
+def tiny_disk(tmp_path, mount_tmpfs):
     """Mount a real tmpfs of the asked size (KB) under tmp_path; unmounted after the test."""
-    if not _can_mount():
-        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
-    mounted = []
-
-    def mount(kilobytes: int) -> Path:
-        folder = tmp_path / f"disk{len(mounted)}"
-        folder.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kilobytes}k", "tmpfs", str(folder)], check=True)
-        mounted.append(folder)
-        return folder
-
-    yield mount
-    for folder in mounted:
-        subprocess.run(["umount", str(folder)], check=False)
+    count = iter(range(100))
+    return lambda kilobytes: mount_tmpfs(tmp_path / f"disk{next(count)}", f"{kilobytes}k")
 
 
 def _frames(*args: str):
@@ -90,7 +78,7 @@ def test_case_1_a_nearly_full_disk_never_leaves_a_cut_off_frame_and_the_rerun_re
     assert sorted(os.listdir(out)) == [".s2vs-frames.json"]  # no cut-off folder, no working folder
     assert not (disk / "out.failed.tsv").exists()
 
-    subprocess.run(["mount", "-o", "remount,size=1m", str(disk)], check=True)  # space freed
+    resize_tmpfs(disk, "1m")  # space freed
     again = _frames(str(video), "-o", str(out))
     assert again.exit_code == 0 and "1 video written (2 frames), 0 already done" in again.output, again.output
     names = [p.name for p in list_frame_files(reference / "short")]

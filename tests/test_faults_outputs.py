@@ -21,7 +21,6 @@ from s2vs_cli.cli import app
 from s2vs_cli.errors import S2VSError
 from s2vs_cli.report.document import ReportImage
 from s2vs_cli.report.page import write_page
-from test_faults import small_disk  # noqa: F401 - the fixture: a real 1 MB tmpfs
 from test_search import collection, write_store
 
 runner = CliRunner()

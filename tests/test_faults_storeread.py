@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 from s2vs_cli.cli import app
 from s2vs_cli.errors import FeatureStoreError
 from s2vs_cli.scoring.retrieval import VideoScorer, score_prepared, score_store
-from s2vs_cli.storage.integrity import content_digest
 from s2vs_cli.storage.parts import merge_parts
 from s2vs_cli.storage.store import FeatureStore, StoreIdentity, verify_store
 from test_search import _unit, write_store

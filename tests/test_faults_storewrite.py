@@ -17,13 +17,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import resize_tmpfs
 from s2vs_cli.cli import app
 from s2vs_cli.errors import ConfigError
 from s2vs_cli.storage.frame_descriptors import DATA_FILE, FrameDescriptors, FrameDescriptorWriter
 from s2vs_cli.storage.index import VideoIndex, index_dir_for, open_index
 from s2vs_cli.storage.parts import PartWriter, merge_parts, parts_dir_for
 from s2vs_cli.storage.store import FeatureStore, StoreIdentity, store_write_id
-from test_faults import _can_mount
 from test_search import _unit, write_store
 
 runner = CliRunner()
@@ -194,15 +194,9 @@ def one_frame_store(tmp_path) -> Path:
 
 
 @pytest.fixture()
-def small_index_disk(one_frame_store):
+def small_index_disk(one_frame_store, mount_tmpfs):
     """The index folder of `one_frame_store` on a real 160 KB tmpfs: room for frames.f16, not index.faiss."""
-    if not _can_mount():
-        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
-    folder = index_dir_for(one_frame_store)
-    folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(folder)], check=True)
-    yield folder
-    subprocess.run(["umount", str(folder)], check=False)
+    return mount_tmpfs(index_dir_for(one_frame_store), "160k")
 
 
 @pytest.mark.parametrize("command", ["index", "search"])
@@ -217,7 +211,7 @@ def test_case_10_a_full_disk_while_faiss_writes_is_one_line_and_leaves_nothing(o
                               "device); the unfinished index was removed: run again once it can be written, or "
                               "search with --exhaustive"]
     assert os.listdir(small_index_disk) == []
-    subprocess.run(["mount", "-o", "remount,size=400k", str(small_index_disk)], check=True)  # room for one index
+    resize_tmpfs(small_index_disk, "400k")  # room for one index
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.output
     index = VideoIndex.load(small_index_disk)

@@ -31,7 +31,6 @@ from s2vs_cli.scoring.normalization import NoiseNormalization
 from s2vs_cli.training.experiment import CHECKPOINT, MODEL, save_run
 from s2vs_cli.training.metrics_log import read_metrics
 from test_calibrate import _error, labelled  # noqa: F401 - `labelled` is a fixture
-from test_faults import _can_mount
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,15 +136,9 @@ def test_case_7_the_digest_is_of_the_weights_not_the_file(tmp_path):
 # --- case 11: checkpoints on a full disk, and a kill between the two renames -----------------------------------
 
 @pytest.fixture()
-def disk(tmp_path):
+def disk(tmp_path, mount_tmpfs):
     """A real 4 MB filesystem (tmpfs); needs root and mount rights, else skipped."""
-    if not _can_mount():
-        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)], check=True)
-    yield folder
-    subprocess.run(["umount", str(folder)], check=False)
+    return mount_tmpfs(tmp_path / "disk", "4m")
 
 
 def _run_state(network_seed: int):

@@ -8,7 +8,6 @@ turns into a projection (it keeps the largest eigenvalues itself).
 """
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..atomic import OutputWriteError, write_bytes_atomically
+from ..atomic import OutputWriteError
+from ..models.checkpoints import save_atomically
 from ..errors import S2VSError
 from ..progress import SILENT, Progress
 
@@ -173,13 +173,8 @@ def save_whitening(path: str | Path, whitening: dict[str, torch.Tensor]) -> None
         raise ValueError(f"whitening must hold exactly mean [D], d [D] and V [D, D], got {shapes}")
     # Clones: torch.save writes a view's whole storage, and load_whitening rejects any extra key.
     payload = {k: whitening[k].detach().cpu().contiguous().clone() for k in expected}
-    # Serialised in memory (D x D numbers: a few MB): torch.save into a file on a full disk fails with
-    # "unexpected pos", which hides the cause; a plain write of the bytes says "No space left on device".
-    serialised = io.BytesIO()
-    torch.save(payload, serialised)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomically(path, serialised.getvalue())
+        save_atomically(path, payload)  # serialised in memory: a full disk names the file, not torch's zip writer
     except OutputWriteError as e:
         raise S2VSError(f"{path}: cannot write whitening: {e.reason}") from None
     except OSError as e:  # the folder cannot be made
