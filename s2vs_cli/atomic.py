@@ -50,6 +50,23 @@ def temporary_writer(name: str) -> int | None:
 
 
 @contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary name beside `path`, renamed over it when the block ends well and removed otherwise
+    (OutputWriteError naming `path` for an OSError; anything else, Ctrl-C included, passes through)."""
+    temporary = temporary_sibling(path)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise OutputWriteError(path, error.strerror or str(error)) from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    sync_folder(path.parent)
+
+
+@contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8",
                  newline: str | None = None) -> Iterator[IO[Any]]:
     """Open a temporary file for writing; on success it is synced and renamed to `path`.
@@ -59,22 +76,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write writes whole files: mode 'w' or 'wb', not {mode!r}")
-    path = Path(path)
-    temporary = temporary_sibling(path)
-    try:
-        kwargs = {} if "b" in mode else {"encoding": encoding, "newline": newline}
-        with open(temporary, mode, **kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise OutputWriteError(path, error.strerror or str(error)) from None
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    sync_folder(path.parent)
+    kwargs = {} if "b" in mode else {"encoding": encoding, "newline": newline}
+    with _replacing(Path(path)) as temporary, open(temporary, mode, **kwargs) as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:
@@ -120,20 +126,10 @@ def write_new_file(path: str | os.PathLike, data: bytes) -> None:
 
 def write_with(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
     """Let `write(temporary_path)` produce the file (a library that takes a path), then rename it to `path`."""
-    path = Path(path)
-    temporary = temporary_sibling(path)
-    try:
+    with _replacing(Path(path)) as temporary:
         write(temporary)
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise OutputWriteError(path, error.strerror or str(error)) from None
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    sync_folder(path.parent)
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, pattern: re.Pattern[str] = _TEMPORARY) -> int:
