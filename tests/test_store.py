@@ -151,3 +151,34 @@ def test_merge_can_put_new_parts_first(tmp_path):
 def _read(path, video_id):
     with FeatureStore(path) as store:
         return store.read(video_id).features
+
+
+def test_a_store_is_read_in_a_process_forked_after_torch_ran(tmp_path):
+    """Reads (and their value checks) stay NumPy: torch's OpenMP threads hang a child forked after they ran, and
+    users read stores in forked workers (multiprocessing's default on Linux)."""
+    import os
+    import time
+
+    import torch
+
+    path = tmp_path / "published.hdf5"
+    x = np.random.default_rng(0).standard_normal((75, 9, 512))
+    with h5py.File(path, "w") as f:  # big enough that torch would split its work over threads
+        f.create_dataset("v1", data=(x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float16))
+    torch.ones(1 << 22).sum()  # a parallel region in this process
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            with FeatureStore(path) as store:
+                code = 0 if store.read("v1").features.shape == (75, 9, 512) else 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 20
+    while (status := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("reading a store hung in a forked process")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(status[1]) == 0

@@ -192,6 +192,11 @@ def test_cli_refuses_to_overwrite_a_run(frames_dir, tmp_path):
     (tmp_path / "run" / CHECKPOINT).unlink()  # a finished run's model is still not overwritten
     again = runner.invoke(app, base)
     assert again.exit_code == 2 and "already holds a training run (model.pth, metrics.jsonl)" in again.output
+    (tmp_path / "run" / "model.pth").unlink()  # a run stopped before its first checkpoint: say what to do
+    for flags in ([], ["--resume"]):
+        again = runner.invoke(app, base + flags)
+        assert again.exit_code == 2 and "holds a run that stopped before its first checkpoint (only metrics.jsonl); " \
+            f"remove {tmp_path / 'run' / 'metrics.jsonl'} to start again here" in " ".join(again.output.split())
 
 
 def test_resume_takes_the_runs_settings_and_refuses_others(frames_dir, tmp_path):

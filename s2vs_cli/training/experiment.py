@@ -45,9 +45,12 @@ def check_experiment(experiment: Path, resume: bool) -> None:
     checkpoint = experiment / CHECKPOINT
     if experiment.exists() and not experiment.is_dir():
         raise ConfigError(f"{experiment}: exists and is not a folder; give the experiment folder")
+    earlier = [name for name in (CHECKPOINT, MODEL, METRICS) if (experiment / name).exists()]
+    if earlier == [METRICS]:  # a run stopped (full disk, kill) before its first checkpoint: nothing to resume
+        raise ConfigError(f"{experiment}: holds a run that stopped before its first checkpoint (only {METRICS}); "
+                          f"remove {experiment / METRICS} to start again here, or choose another --experiment-path")
     if resume and not checkpoint.is_file():
         raise ConfigError(f"{checkpoint}: no checkpoint to resume from")
-    earlier = [name for name in (CHECKPOINT, MODEL, METRICS) if (experiment / name).exists()]
     if not resume and earlier:
         raise ConfigError(f"{experiment}: already holds a training run ({', '.join(earlier)}); --resume continues "
                           "it, or choose another --experiment-path")
