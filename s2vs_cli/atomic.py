@@ -39,14 +39,30 @@ class OutputWriteError(S2VSError):
 def temporary_sibling(path: str | os.PathLike) -> Path:
     """A fresh temporary name beside `path`: ``.{name prefix}.{pid}-{random}.s2vs-tmp``, always short."""
     path = Path(path)
-    prefix = path.name.encode("utf-8", "surrogateescape")[:NAME_PREFIX_BYTES].decode("utf-8", "ignore")
-    return path.with_name(f".{prefix}.{os.getpid()}-{secrets.token_hex(4)}{TEMPORARY_SUFFIX}")
+    return path.with_name(f".{_name_prefix(path.name)}.{os.getpid()}-{secrets.token_hex(4)}{TEMPORARY_SUFFIX}")
 
 
 def temporary_writer(name: str) -> int | None:
     """The pid in a name `temporary_sibling` made (a file or a working folder); None for any other name."""
     match = _TEMPORARY.fullmatch(name)
     return int(match.group("pid")) if match else None
+
+
+def temporaries_of(path: str | os.PathLike) -> list[Path]:
+    """The temporary files beside `path` that `temporary_sibling` named for it (or for a name that begins
+    with the same NAME_PREFIX_BYTES), whoever wrote them."""
+    path = Path(path)
+    prefix = _name_prefix(path.name)
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    return sorted(path.parent / name for name in names
+                  if (match := _TEMPORARY.fullmatch(name)) is not None and match.group("name") == prefix)
+
+
+def _name_prefix(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape")[:NAME_PREFIX_BYTES].decode("utf-8", "ignore")
 
 
 @contextlib.contextmanager

@@ -287,3 +287,26 @@ def test_case_10_a_failed_append_leaves_the_indexed_frame_descriptors_as_they_we
         extending.finish()
     assert (tmp_path / DATA_FILE).read_bytes() == before and os.listdir(tmp_path) == [DATA_FILE]
     FrameDescriptors(tmp_path, 16, np.array([3, 5]), base.crcs).check()
+
+
+def test_case_17_a_merge_into_an_output_of_a_long_name_fits_and_its_leftover_is_cleared(tmp_path):
+    """issue 25 case 17 for feature files: the merge's temporary was `.{output}.merging-{pid}`, 'File name too
+    long' for an output of 240+ bytes; a killed merge's temporary is removed by the next writer."""
+    from s2vs_cli.atomic import temporary_sibling
+    from s2vs_cli.storage.parts import merging_temporaries, output_lock
+
+    output = tmp_path / ("x" * 240 + ".h5")
+    features = _unit(np.random.default_rng(0).standard_normal((2, 9, 512))).astype(np.float32)
+    with PartWriter(tmp_path / "parts", RANDOM_IDENTITY, "test", dtype="float32") as writer:
+        writer.add("v0", features, np.arange(2.0))
+    merge_parts(output, writer.written, RANDOM_IDENTITY, "test")
+    with FeatureStore(output) as store:
+        assert store.ids() == ["v0"]
+    killed = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = temporary_sibling(output).with_name(
+        temporary_sibling(output).name.replace(f".{os.getpid()}-", f".{int(killed.stdout)}-"))
+    leftover.write_bytes(b"half a merge")
+    assert merging_temporaries(output) == [leftover]
+    with output_lock(output):
+        pass
+    assert not leftover.exists() and merging_temporaries(output) == []

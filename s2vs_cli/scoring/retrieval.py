@@ -27,7 +27,8 @@ from ..progress import SILENT, Progress
 from .batched import TargetColumns, TargetGroup, group_similarities, padded_size, target_groups
 from .indexing import PRODUCT_FRAMES, RegionIndexer, frame_groups
 from .similarity_range import bounded_similarity
-from ..storage.store import FeatureStore
+from ..storage.integrity import error_reason
+from ..storage.store import FeatureStore, hdf5_write_failed
 from ..media.video import repeat_factor
 
 TARGET_CHUNK_FRAMES = 2048  # the original's chunk of long targets (published numbers depend on it)
@@ -268,9 +269,6 @@ def save_similarities(path: str | Path, similarities: Similarities) -> None:
 
 def _write_similarities_hdf5(path: Path, similarities: Similarities) -> None:
     import h5py
-
-    from ..storage.integrity import error_reason
-    from ..storage.store import hdf5_write_failed
 
     try:
         with h5py.File(path, "w") as handle:

@@ -23,13 +23,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..atomic import process_alive, temporaries_of, temporary_sibling, temporary_writer
 from ..errors import FeatureStoreError
 from ..progress import SILENT, Progress
 from .ids import NestedIds, nesting_reason
-from .indirection import NOT_FOLLOWED, StoredElsewhere, open_video
+from .indirection import NOT_FOLLOWED, StoredElsewhere, open_video, video_names
 from .integrity import all_finite, attr_text, error_reason, read_failure, video_damage
 from .runs import exclusive_lock
-from .store import FORMAT, STORE_DTYPES, StoreIdentity, create_store, dataset_names, hdf5_write_failed, write_video
+from .store import FORMAT, STORE_DTYPES, StoreIdentity, create_store, hdf5_write_failed, write_video
 
 LOCK_NAME = "lock"     # in OUTPUT.parts/: held while a run, a merge or a repair writes OUTPUT
 PART_SUFFIX = ".h5"
@@ -147,7 +148,9 @@ def output_lock(output: str | Path) -> Iterator[Path]:
     with exclusive_lock(parts_dir / LOCK_NAME, str(output)):
         remove_partials(parts_dir)  # no one else is writing: these were left by a killed run
         for stale in merging_temporaries(output):
-            stale.unlink(missing_ok=True)
+            writer = temporary_writer(stale.name)  # None: an older version's name
+            if writer is None or not process_alive(writer):  # a live one is another output's, of a long shared prefix
+                stale.unlink(missing_ok=True)
         yield parts_dir
 
 
@@ -195,9 +198,9 @@ class MergeResult:
 
 
 def merging_temporaries(output: str | Path) -> list[Path]:
-    """Files an interrupted merge into `output` left behind."""
+    """Files an interrupted merge into `output` left behind (and older versions' ``.NAME.merging-PID``)."""
     output = Path(output)
-    return sorted(output.parent.glob(f".{glob.escape(output.name)}.merging-*"))
+    return sorted(output.parent.glob(f".{glob.escape(output.name)}.merging-*")) + temporaries_of(output)
 
 
 def merge_parts(output: str | Path, parts: Sequence[str | Path], identity: StoreIdentity | None, version: str,
@@ -220,7 +223,7 @@ def merge_parts(output: str | Path, parts: Sequence[str | Path], identity: Store
     parts = [Path(p) for p in parts]
     sources = parts + existing if parts_first else existing + parts
     _check_free_space(output, sources)
-    temporary = output.with_name(f".{output.name}.merging-{os.getpid()}")
+    temporary = temporary_sibling(output)  # short whatever the output's name; cleared by output_lock if killed
     result = MergeResult(output=output, videos=0, added=0)
     seen = NestedIds()  # ids copied so far: a repeat is a duplicate, 'a' beside 'a/b' cannot be stored
     opened: list[tuple[Path, h5py.File, list[str]]] = []
@@ -309,7 +312,7 @@ def _open_source(path: Path) -> tuple[Path, h5py.File, list[str]]:
     except OSError as e:
         raise FeatureStoreError(f"{path}: not a readable HDF5 feature file ({_reason(e)})") from None
     try:
-        return path, handle, dataset_names(handle)
+        return path, handle, video_names(handle)
     except (OSError, RuntimeError, KeyError, ValueError) as e:
         handle.close()
         raise FeatureStoreError(f"{path}: damaged or unreadable HDF5 file ({_reason(e)})") from None

@@ -139,7 +139,7 @@ class FeatureStore:
         """Video ids in the file, in HDF5's (sorted) order; ids with '/' are found in nested groups. Links are
         listed too: reading one is refused, naming it."""
         with self._checked():
-            return dataset_names(self._file)
+            return video_names(self._file)
 
     def __contains__(self, video_id: str) -> bool:
         with self._checked(video_id):
@@ -247,11 +247,6 @@ class FeatureStore:
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
             where = f" at '{video_id}'" if video_id is not None else ""
             raise FeatureStoreError(f"{self.path}: damaged or unreadable HDF5 file{where} ({_reason(e)})") from None
-
-
-def dataset_names(group: h5py.Group) -> list[str]:
-    """Video ids under `group`: every dataset and every link, depth first in HDF5's order (see video_names)."""
-    return video_names(group)
 
 
 def _as_regions(shape: tuple[int, ...], path: Path, video_id: str) -> tuple[int, int, int]:
