@@ -231,6 +231,9 @@ class AugmentationOptions:
     emoji_size_max: float = 0.5
     emoji_opacity_min: float = 0.7
     emoji_opacity_max: float = 1.0
+    # False: as the original, which pastes AugLy's palette Twemoji PNGs (828 of 872) as whole opaque squares, the
+    # transparent pixels in their palette colours (docs/METHOD.md §5.2); true: only the emoji's pixels (alpha).
+    overlay_emoji_alpha: bool = False
     blur_p: float = 0.5               # FT: Gaussian blur
     blur_radius_min: float = 0.1
     blur_radius_max: float = 2.0
@@ -294,7 +297,9 @@ class TrainConfig(ExtractorOptions):
     warmup_lr: float = 5e-7               # learning rate at step 0, rising linearly to lr
     final_lr: float = 5e-6                # learning rate at the end of the cosine decay
     warmup_iterations: int = 1_000
-    decay_iterations: int = 30_000        # the cosine reaches final_lr here (counted from step 0)
+    # The cosine reaches final_lr here (counted from step 0); None: `iterations`, as the original (its cosine
+    # length is its iteration count). Resolved when the configuration is built, so config.yaml records it.
+    decay_iterations: Optional[int] = None
     weight_decay: float = 0.01            # AdamW, on every parameter
     temperature: float = 0.03             # InfoNCE τ
     sshn_weight: float = 3.0              # λ: weight of the SSHN terms (hard negative + self)
@@ -314,6 +319,8 @@ class TrainConfig(ExtractorOptions):
         ExtractorOptions.__post_init__(self)
         if self.loader not in ("auto", "frames", "video"):
             raise ConfigError(f"loader must be auto, frames or video, got '{self.loader}'")
+        if self.decay_iterations is None:
+            self.decay_iterations = self.iterations
         if self.run_length not in ("epochs", "steps"):
             raise ConfigError(f"run_length must be epochs or steps, got '{self.run_length}'")
         for name in ("iterations", "batch_size", "window_size", "save_every", "log_every",

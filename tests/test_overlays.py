@@ -130,7 +130,7 @@ def test_overlay_text_draws_the_drawn_text_deterministically(assets):
 
 def test_emoji_overlays_are_the_emoji_images_resized(assets):
     frame = Image.new("RGB", (SIDE, 160), (0, 0, 0))
-    opts = AugmentationOptions(emoji_opacity_min=1.0)
+    opts = AugmentationOptions(emoji_opacity_min=1.0, overlay_emoji_alpha=True)  # the default: test_honest_training
     for seed in range(3):
         drawn = draw_emoji(frame.width, frame.height, opts, gen(seed), assets)
         out = np.asarray(overlay_emoji(frame, opts, gen(seed), assets)).astype(int)

@@ -116,7 +116,8 @@ def test_batches_are_reproducible_and_differ_between_steps(frames_dir, tmp_path)
 
 
 def test_resume_gives_the_same_next_loss_as_an_uninterrupted_run(frames_dir, tmp_path, extractor):
-    small = dict(augmentation=AugmentationOptions(crop_size=160))  # 160-pixel views: half the backbone's work
+    # 160-pixel views: half the backbone's work; one schedule for both runs (by default it ends at the iterations)
+    small = dict(augmentation=AugmentationOptions(crop_size=160), decay_iterations=3)
     whole = _train(_config(frames_dir, tmp_path / "whole", iterations=3, **small), extractor)
     _train(_config(frames_dir, tmp_path / "parts", iterations=2, save_every=2, **small), extractor)
     resumed = _train(_config(frames_dir, tmp_path / "parts", iterations=3, resume=True, **small), extractor)
@@ -372,7 +373,8 @@ def test_resuming_whole_epochs_gives_the_weights_of_an_uninterrupted_run(frames_
     from s2vs_cli.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"at step 4; --iterations 1 \(2 steps in whole epochs\) would go back"):
-        _train(_config(frames_dir, tmp_path / "run", resume=True, **(EPOCHS | dict(iterations=1))), extractor)
+        _train(_config(frames_dir, tmp_path / "run", resume=True, **(EPOCHS | dict(iterations=1, decay_iterations=3))),
+               extractor)
 
 
 def test_run_length_on_the_command_line_and_in_old_runs(frames_dir):

@@ -35,7 +35,8 @@ def train(
         help="Where the run's files go: config.yaml, model.pth, checkpoint.pth, metrics.jsonl, loss.png.  "
              "\\[default: experiments/s2vs]", rich_help_panel=OUTPUT)] = None,
     iterations: Annotated[Optional[int], typer.Option(
-        "--iterations", help="Optimiser steps asked for (see --run-length).  \\[default: 30000]",
+        "--iterations", help="Optimiser steps asked for (see --run-length); the cosine learning rate reaches its "
+                             "final value (5e-6) there, unless the config sets decay_iterations.  \\[default: 30000]",
         rich_help_panel=TRAINING)] = None,
     run_length: Annotated[Optional[str], typer.Option(
         "--run-length", metavar="epochs|steps",

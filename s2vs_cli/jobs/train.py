@@ -91,7 +91,7 @@ def _train(cfg: TrainConfig, videos: list[VideoInput], loader: str, runtime: Run
 
     plan = BatchPlan(len(videos), cfg.batch_size, group.world_size, cfg.seed, cfg.run_length)
     total = plan.run_steps(cfg.iterations)
-    schedule = LearningRateSchedule(cfg.lr, cfg.warmup_lr, cfg.final_lr, cfg.warmup_iterations, cfg.decay_iterations)
+    schedule = LearningRateSchedule.from_config(cfg)
     network = runtime.load_network("random").train()
     optimizer = torch.optim.AdamW(network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None

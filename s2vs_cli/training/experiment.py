@@ -115,8 +115,18 @@ def resume_differences(saved: dict, cfg: TrainConfig) -> list[str]:
     now = _plain(cfg)
     if saved:  # runs saved before run_length existed ran whole batches for exactly their iterations
         saved = {"run_length": "steps", **saved}
-    return [f"{name} {now[name]!r} (the run: {saved[name]!r})" for name in RESUME_FIXED
-            if name in saved and saved[name] != now[name]]
+    if isinstance(saved.get("augmentation"), dict):  # and before overlay_emoji_alpha, pasted emoji through alpha
+        saved["augmentation"] = {"overlay_emoji_alpha": True, **saved["augmentation"]}
+    differences = []
+    for name in RESUME_FIXED:
+        if name not in saved or saved[name] == now[name]:
+            continue
+        if isinstance(saved[name], dict) and isinstance(now[name], dict):  # the augmentation section: its keys
+            differences += [f"{name}.{key} {now[name].get(key)!r} (the run: {saved[name].get(key)!r})"
+                            for key in {**saved[name], **now[name]} if saved[name].get(key) != now[name].get(key)]
+        else:
+            differences.append(f"{name} {now[name]!r} (the run: {saved[name]!r})")
+    return differences
 
 
 def restore_run(path: Path, network: ViSiL, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,

@@ -94,6 +94,10 @@ class OverlayAssets:
         """Emoji `index` of the set as an RGBA image (read once per process)."""
         return _emoji(self.emoji_files[index])
 
+    def emoji_as_opened(self, index: int) -> Image.Image:
+        """Emoji `index` in its file's own mode, as the original uses it: most are palette ("P") images."""
+        return _emoji_as_opened(self.emoji_files[index])
+
 
 @functools.lru_cache(maxsize=None)
 def _font(path: Path) -> OverlayFont:
@@ -103,10 +107,17 @@ def _font(path: Path) -> OverlayFont:
 
 @functools.lru_cache(maxsize=None)
 def _emoji(path: Path) -> Image.Image:
-    """The RGBA image of an emoji file (Twemoji PNGs are palette, RGBA or LA images of 72 x 72)."""
+    """The RGBA image of an emoji file, its palette's transparency applied."""
+    return _emoji_as_opened(path).convert("RGBA")
+
+
+@functools.lru_cache(maxsize=None)
+def _emoji_as_opened(path: Path) -> Image.Image:
+    """An emoji file's image, loaded, in the file's mode (AugLy's 872 Twemoji PNGs of 72 x 72: 828 palette
+    images with a tRNS transparency, 42 RGBA, 2 LA); its palette and transparency are kept."""
     try:
         with Image.open(path) as image:
-            return image.convert("RGBA")
+            return image.copy()
     except OSError as e:
         raise OverlayAssetsError(f"{path}: not an emoji image ({e})") from e
 

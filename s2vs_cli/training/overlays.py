@@ -9,8 +9,14 @@ overlay_emoji.py) on the same assets, AugLy 1.0.0's fonts and Twemoji images (ov
   the text's bounding box from its origin) fits the frame is the most that fits, and the text is a prefix
   of uniform length 1..that most. Nothing is drawn when not even one character fits, when all
   SAMPLE_LENGTH - 1 fit, or when FreeType (or raqm, the layout engine) fails on a glyph (as the original).
-- emoji: an image uniform over the emoji set, scaled by size * min(W / w, H / h) (bilinear), placed
-  inside the frame and pasted through its alpha channel times the opacity.
+- emoji: an image uniform over the emoji set, scaled by size * min(W / w, H / h), placed inside the frame.
+  By default as the original, which opens the PNG without converting it: a palette image (828 of the 872)
+  is resized nearest-neighbour (Pillow's rule for "P", whatever the filter asked) and has no "A" band, so
+  its mask is the opacity alone and its whole square is pasted, the transparent pixels (about 31% of the
+  square) in the colour their palette entry holds: black for 27% of them, the emoji's edge colours spread
+  outward for the rest. RGBA and LA images (44) are resized bilinear and pasted through their alpha channel
+  times the opacity. With overlay_emoji_alpha, every image is converted to RGBA first, so only the emoji's
+  own pixels are blended.
 
 Every draw comes from the generator passed in, so a seeded generator gives the same overlays anywhere.
 """
@@ -127,17 +133,21 @@ def draw_emoji(width: int, height: int, options: AugmentationOptions, generator:
 
 def overlay_emoji(frame: Image.Image, options: AugmentationOptions, generator: torch.Generator,
                   assets: OverlayAssets | None = None) -> Image.Image:
-    """A random emoji image of random size and opacity at a random place inside the frame."""
+    """A random emoji image of random size and opacity at a random place inside the frame (the module's
+    docstring: the original's opaque squares behind palette images, or true alpha)."""
     assets = assets or overlay_assets()
     overlay = draw_emoji(frame.width, frame.height, options, generator, assets)
-    emoji = assets.emoji(overlay.index).resize(overlay.size, Image.Resampling.BILINEAR)
-    # The original's mask: the alpha channel times the opacity, truncated to an integer.
-    mask = Image.fromarray((np.asarray(emoji.getchannel("A")) * overlay.opacity).astype(np.uint8))
-    frame = frame.copy()
-    frame.paste(emoji.convert("RGB"), overlay.xy, mask)
-    return frame
-
-
+    emoji = assets.emoji(overlay.index) if options.overlay_emoji_alpha else assets.emoji_as_opened(overlay.index)
+    emoji = emoji.resize(overlay.size, Image.Resampling.BILINEAR)  # Pillow resizes "P" images nearest
+    try:  # the original's mask: the alpha channel times the opacity, truncated to an integer...
+        mask = Image.fromarray((np.asarray(emoji.getchannel("A")) * overlay.opacity).astype(np.uint8))
+    except ValueError:  # ...or, for an image without an "A" band (palette), the opacity over its whole square
+        mask = Image.new("L", emoji.size, int(overlay.opacity * 255))
+    # Pasted into RGBA as the original: a palette or LA image is converted to RGBA for it, and the blend is the
+    # same on every band, so the RGB result is the original's.
+    out = frame.convert("RGBA")
+    out.paste(emoji, overlay.xy, mask)
+    return out.convert("RGB")
 
 
 def frame_transforms(frames: Tensor, options: AugmentationOptions, generator: torch.Generator) -> Tensor:
