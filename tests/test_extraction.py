@@ -438,7 +438,8 @@ def test_fit_pca_learns_from_unwhitened_features_and_feeds_pca(clips, tmp_path):
     summary = json.loads(result.stdout)
     assert (summary["vectors"], summary["dims"]) == (150, 3840) and "eigenvalues are zero" in summary["warning"]
     state = torch.load(pca, weights_only=True)
-    assert set(state) == {"mean", "d", "V"} and state["V"].shape == (3840, 3840)
+    # Fitted on a random backbone's features: the file says so (issue 26), beside the published layout.
+    assert set(state) == {"mean", "d", "V", "random_weights"} and state["V"].shape == (3840, 3840)
     assert _run(["extract-features", str(clips), "-o", str(white), "--pca", str(pca), *base]).exit_code == 0
     with FeatureStore(white) as store:
         assert store.shape("clip1") == (7, 9, 512)

@@ -43,9 +43,12 @@ def fit_pca(
         console.print(f"[yellow]note:[/] {terminal_safe(result.dims_note)}", highlight=False)
     if json_output:
         print(json.dumps({"output": result.output, "vectors": result.vectors, "dims": result.dims,
-                          "warning": result.warning}))
+                          "warning": result.warning, "random_weights": result.random_weights}))
         return
     stdout.print(f"{terminal_safe(result.output)}: whitening of {result.dims}-d region vectors fitted on "
                  f"{result.vectors:,} vectors", highlight=False)
     if result.warning:
         console.print(f"[yellow]warning:[/] {terminal_safe(result.warning)}", highlight=False, soft_wrap=True)
+    if result.random_weights:
+        console.print("[yellow]note:[/] random weights: fitted on features of random weights, so the file says so "
+                      "and features whitened with it are marked random weights", highlight=False, soft_wrap=True)

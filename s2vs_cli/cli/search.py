@@ -112,7 +112,7 @@ def search(
                       f"{terminal_safe(calibration['file'] or 'thresholds')})", highlight=False, soft_wrap=True)
     if "report" in summary and not quiet:
         console.print(f"report: {terminal_safe(summary['report'])}", highlight=False, soft_wrap=True)
-    if not json_output and runtime.random_weights:
+    if not json_output and summary["random_weights"]:
         console.print("[yellow]note:[/] random weights: a test of the pipeline, not a meaningful similarity")
     failed = [r for r in run.results if r.error is not None]
     if failed and not quiet:

@@ -22,7 +22,7 @@ from ..runtime import Runtime
 from ..scoring.calibration import FEATURES_ONLY, ScoreIdentity, Thresholds, fit_threshold
 from ..scoring.normalization import NoiseNormalization, normalize_with_noise
 from ..scoring.retrieval import VideoScorer, load_similarities
-from ..storage.store import FeatureStore
+from ..storage.store import FeatureStore, made_with_random_weights
 from .evaluate import load_ground_truth, score_benchmark
 
 
@@ -36,7 +36,7 @@ def run_calibration(cfg: CalibrateConfig, runtime: Runtime, *, from_similarities
     benchmark = load_ground_truth(dataset_name(cfg), cfg.annotations, cfg.ground_truth, cfg.distractors, progress,
                                   available=available)
     benchmark.copies()  # a benchmark without copy labels fails now, before any scoring
-    normalization = None
+    normalization, stored_random = None, False
     if from_similarities is not None:
         similarities, scored_from = load_similarities(from_similarities), str(from_similarities)
         identity = ScoreIdentity(declared_model(cfg), *declared_extractor(cfg), cfg.fps,
@@ -47,6 +47,7 @@ def run_calibration(cfg: CalibrateConfig, runtime: Runtime, *, from_similarities
         else:
             runtime.network = None
         identity = store_score_identity(features, runtime.network, cfg)
+        stored_random = made_with_random_weights(features)
         scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
         similarities, scored_from = score_benchmark(benchmark, features, scorer, progress).similarities, str(features)
         if cfg.normalize_with is not None:
@@ -54,7 +55,8 @@ def run_calibration(cfg: CalibrateConfig, runtime: Runtime, *, from_similarities
                                                                cfg.normalize_with, scorer, cfg.normalize_k,
                                                                cfg.normalize_beta, progress)
     thresholds = fit_thresholds(benchmark, similarities, cfg.target_precision, identity, normalization,
-                                scored_from, random_weights=runtime.random_weights or identity.random_weights)
+                                scored_from,
+                                random_weights=runtime.random_weights or identity.random_weights or stored_random)
     if output is not None:
         thresholds.save(output)
     return thresholds

@@ -25,6 +25,7 @@ from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.normalization import NoiseNormalization, normalize_with_noise
 from ..scoring.retrieval import ScoredCollection, VideoScorer, load_similarities, save_similarities, score_store
+from ..storage.store import made_with_random_weights
 
 if TYPE_CHECKING:
     from .extract_features import ExtractionOptions, ExtractionSummary
@@ -128,7 +129,8 @@ def run_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: 
         if annotated:
             segments = evaluate_segments(annotated, features, scorer, progress)
         report = _evaluated(cfg, benchmark, similarities, save_similarities_to, scored_from, progress, model=model,
-                            random_weights=runtime.random_weights, segments=segments, annotated=annotated,
+                            random_weights=runtime.random_weights or made_with_random_weights(features),
+                            segments=segments, annotated=annotated,
                             paper=PAPER_RESULTS.get((cfg.model, benchmark.name)) if model == cfg.model else None,
                             extraction=extraction, normalization=normalization,
                             features_kept=cfg.save_features if extraction is not None else None)

@@ -26,6 +26,7 @@ from ..errors import ConfigError
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.retrieval import VideoScorer, load_similarities, save_similarities
+from ..storage.store import made_with_random_weights
 from .evaluate import (EvaluationReport, check_complete, extract_benchmark_features, extraction_options, feature_file,
                        normalize_scores, prepare_models, score_benchmark)
 
@@ -119,6 +120,7 @@ def _from_features(cfg: EvaluateConfig, runtime: Runtime, save_similarities_to: 
             extraction = extract_benchmark_features(benchmark, cfg.dataset_path, pattern, features, runtime,
                                                     extraction_options(cfg), progress)
         similarities = score_benchmark(benchmark, features, scorer, progress).similarities
+        random_weights = runtime.random_weights or made_with_random_weights(features)  # before a temporary goes
         similarities, normalization = normalize_scores(cfg, similarities, features, benchmark.queries, scorer,
                                                        progress)
         pairs = predicted_pairs(similarities, benchmark.queries, benchmark.database, cfg.pairs_per_query)
@@ -137,7 +139,7 @@ def _from_features(cfg: EvaluateConfig, runtime: Runtime, save_similarities_to: 
                                                    segments=segments, scored_from=scored_from), cfg.strict)
     model = "features only" if runtime.network is None else runtime.network.label
     return VSCEvaluationReport(evaluation=evaluation, dataset=NAME, model=model,
-                               random_weights=runtime.random_weights, extraction=extraction,
+                               random_weights=random_weights, extraction=extraction,
                                features_kept=cfg.save_features if extraction else None, normalization=normalization,
                                counts={"predicted_pairs": len(pairs), "predicted_segments": len(segments)},
                                review=kept)

@@ -18,6 +18,7 @@ import torch
 
 from ..atomic import OutputWriteError
 from ..models.checkpoints import save_atomically
+from ..models.whitening import RANDOM_SOURCE_KEY
 from ..errors import S2VSError
 from ..progress import SILENT, Progress
 
@@ -163,16 +164,20 @@ def _distinct_sorted(rng: np.random.Generator, total: int, k: int) -> np.ndarray
     return np.concatenate(parts).astype(np.int64)
 
 
-def save_whitening(path: str | Path, whitening: dict[str, torch.Tensor]) -> None:
-    """Write {'mean', 'd', 'V'} with torch.save, atomically; S2VSError with one line when it cannot."""
+def save_whitening(path: str | Path, whitening: dict[str, torch.Tensor], random_weights: bool = False) -> None:
+    """Write {'mean', 'd', 'V'} with torch.save, atomically; S2VSError with one line when it cannot.
+
+    `random_weights`: fitted on features of seeded random weights; the file then says so (RANDOM_SOURCE_KEY)."""
     path = Path(path)
     dims = whitening["mean"].shape[0] if "mean" in whitening else 0
     expected = {"mean": (dims,), "d": (dims,), "V": (dims, dims)}
     if set(whitening) != set(expected) or any(tuple(whitening[k].shape) != s for k, s in expected.items()):
         shapes = {k: tuple(v.shape) for k, v in whitening.items()}
         raise ValueError(f"whitening must hold exactly mean [D], d [D] and V [D, D], got {shapes}")
-    # Clones: torch.save writes a view's whole storage, and load_whitening rejects any extra key.
+    # Clones: torch.save would write a view's whole storage (load_whitening reads mean, d, V and the flag only).
     payload = {k: whitening[k].detach().cpu().contiguous().clone() for k in expected}
+    if random_weights:  # only then: a whitening of real features keeps the published layout exactly
+        payload[RANDOM_SOURCE_KEY] = True
     try:
         save_atomically(path, payload)  # serialised in memory: a full disk names the file, not torch's zip writer
     except OutputWriteError as e:
@@ -237,6 +242,7 @@ class FittedWhitening:
     dims: int
     dims_note: str | None   # the vectors are not the default backbone's, so --pca will not take the file
     warning: str | None     # see whitening_note
+    random_weights: bool = False  # fitted on features of seeded random weights: the file says so
 
 
 def fit_pca(features: Sequence[str | Path], output: str | Path, runtime: Runtime, max_vectors: int = 1_000_000,
@@ -244,6 +250,7 @@ def fit_pca(features: Sequence[str | Path], output: str | Path, runtime: Runtime
     """`s2vs fit-pca`: fit the whitening of stored region vectors on the runtime's device and save it."""
     from ..errors import ConfigError
     from ..models.backbones import BACKBONES, DEFAULT_BACKBONE
+    from ..storage.store import made_with_random_weights
 
     if max_vectors < 2:
         raise ConfigError(f"--max-vectors must be at least 2, got {max_vectors}")
@@ -253,5 +260,6 @@ def fit_pca(features: Sequence[str | Path], output: str | Path, runtime: Runtime
     dims_note = None
     if dims != backbone.region_dims:
         dims_note = f"{dims}-d vectors: --pca expects {backbone.region_dims}-d ({backbone.description}) whitenings"
-    save_whitening(output, whitening)
-    return FittedWhitening(str(output), used, dims, dims_note, whitening_note(whitening, keep=512))
+    random = any(made_with_random_weights(path) for path in features)
+    save_whitening(output, whitening, random_weights=random)
+    return FittedWhitening(str(output), used, dims, dims_note, whitening_note(whitening, keep=512), random)

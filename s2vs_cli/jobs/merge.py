@@ -6,7 +6,7 @@ writes it), after clearing what a killed run left, through one atomic merge (sto
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import FeatureStoreError
@@ -51,6 +51,8 @@ def merge_features(output: str | Path, parts: Sequence[str | Path] = (),
             raise FeatureStoreError(f"nothing to merge: no finished parts in {parts_dir}")
         known = [read_identity(p) for p in ([output] if output.exists() else []) + sources]
         identity = next((i for i in known if i is not None), None)
+        if identity is not None and any(i is not None and i.random_weights for i in known):
+            identity = replace(identity, random_weights=True)  # random anywhere: the whole file is
         progress.stage(f"merging {len(sources)} file(s)", unit="videos")
         result = merge_parts(output, sources, identity, package_version(), progress=progress,
                              drop_unreadable_parts=not named)

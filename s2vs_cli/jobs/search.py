@@ -333,7 +333,7 @@ class SearchRun:
         network, noise, thresholds = self.runtime.network, self.searcher.noise, self.searcher.thresholds
         summary = {"database": self.database, "mode": self.mode,
                    "model": "features only" if network is None else network.label,
-                   "random_weights": self.runtime.random_weights}
+                   "random_weights": self.runtime.random_weights or self.searcher.store.random_weights}
         if noise is not None:
             summary["normalization"] = noise.record.as_dict()
         if thresholds is not None:

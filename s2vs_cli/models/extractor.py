@@ -33,7 +33,8 @@ class RegionExtractor(nn.Module):
         # What the weights are, for stores, reports and the "random weights" warning.
         self.backbone_label = backbone_label or f"{self.backbone.title} (unnamed weights)"
         self.whitening_label = whitening_label or ("none" if whitening is None else "unnamed")
-        self.is_random = is_random
+        # Random weights anywhere: the backbone (the caller says) or the whitening (it says itself).
+        self.is_random = bool(is_random or getattr(whitening, "is_random", False))
         # Inference-only variants of the backbone, made on first use: reduced-precision weight copies (so
         # weights are not re-cast on every call) and torch.compile'd trunks. Not part of the state dict.
         self._variants: dict[tuple[str, bool], Callable[[torch.Tensor], list[torch.Tensor]]] = {}

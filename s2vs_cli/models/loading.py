@@ -22,7 +22,7 @@ from .downloads import cache_dir, cached_copy, local_file_hint, offline_cause, r
 from .extractor import RegionExtractor
 from .seeding import seeded
 from .visil import ViSiL
-from .whitening import PCAWhitening
+from .whitening import RANDOM_SOURCE_KEY, PCAWhitening
 
 RANDOM, NO_WHITENING = "random", "none"
 
@@ -105,10 +105,18 @@ def load_whitening(spec: str = "vcdb", dims: int = 512, seed: int = 0, progress:
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: whitening must be a dict with 'mean', 'd' and 'V'")
     expected = {"mean": (in_dims,), "d": (in_dims,), "V": (in_dims, in_dims)}
+    fitted_on_random = _flag(state.get(RANDOM_SOURCE_KEY))
     state = {k: torch.as_tensor(state[k]) for k in expected if k in state}
     check_state_dict(state, expected, path)
-    whitening = PCAWhitening.from_eigen(state["mean"], state["d"], state["V"], dims)
+    whitening = PCAWhitening.from_eigen(state["mean"], state["d"], state["V"], dims, is_random=fitted_on_random)
     return whitening, spec if spec in choices(WHITENING) else file_label(path)
+
+
+def _flag(value) -> bool:
+    """A whitening file's true/false entry (a bool, or a one-element tensor from an .npz); else False."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1 and bool(value.item())
+    return value is True
 
 
 def load_extractor(backbone_weights: str = "imagenet", pca: str = "vcdb", device: str | torch.device = "auto",

@@ -42,6 +42,7 @@ from ..atomic import OutputWriteError, write_text_atomically
 from ..config import MAX_FPS, MAX_NORMALIZE_BETA, MIN_FPS, MIN_TARGET_PRECISION
 from ..errors import ConfigError, S2VSError
 from ..json_file import read_json
+from ..storage.store import labels_random_weights
 from .normalization import NoiseNormalization
 
 FORMAT = "s2vs-thresholds/1"
@@ -82,10 +83,9 @@ class ScoreIdentity:
 
     @property
     def random_weights(self) -> bool:
-        """Whether the network or the backbone carries seeded random weights (models/loading.py labels them
-        'random (seed N)'): a test of the pipeline, not a meaningful threshold."""
-        return any(label.startswith("random (seed") or " random (seed" in label
-                   for label in (self.model, self.backbone))
+        """Whether the network, the backbone or the whitening carries seeded random weights (by their labels,
+        storage.store.labels_random_weights): a test of the pipeline, not a meaningful threshold."""
+        return any(map(labels_random_weights, (self.model, self.backbone, self.whitening)))
 
     @property
     def named_by_content(self) -> bool:

@@ -3,7 +3,8 @@
 The layout is the original tool's, so its reader (``h5file[video_id][:]``) reads our files and we read
 the published ones. What we add is metadata the original never stored: on the file, which model,
 whitening, sampling rate and code version made the features (checked when a run resumes, so one file
-never mixes two extractors); on each dataset, the time of every frame. An id may contain '/'
+never mixes two extractors) and whether any of it carried random weights (said by every result read from
+it); on each dataset, the time of every frame. An id may contain '/'
 (CC_WEB_VIDEO's do): HDF5 then stores it in nested groups, exactly as the original tool's
 ``create_dataset(video_id)`` did, and ``h5file[video_id]`` reads it back either way.
 
@@ -13,6 +14,7 @@ reads only the file's own datasets (indirection.py).
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +40,13 @@ STORE_DTYPES = ("float16", "float32")
 # A random id given to every file s2vs writes (each merge writes a new file): the search index records it,
 # so a store replaced by another of the same size, mtime and inode is still seen to have changed.
 WRITE_ID = "write_id"
+# How models/loading.py labels seeded random weights: "random (seed 0)", "ResNet-50 random (seed 0)".
+_RANDOM_LABEL = re.compile(r"(?:^|\s)random \(seed -?\d+\)$")
+
+
+def labels_random_weights(label: str) -> bool:
+    """Whether a weights label (backbone, whitening, network) names seeded random weights."""
+    return _RANDOM_LABEL.search(label) is not None
 
 
 @dataclass(frozen=True)
@@ -50,17 +59,26 @@ class StoreIdentity:
     dims: int         # feature size D (512 whitened, 3840 not)
     loader: str = "video"   # the frame source that read the inputs (media/source.py): "video", "frames"
     dtype: str = "float16"  # stored feature type
+    # Seeded random weights anywhere: backbone, whitening, or the features a whitening file was fitted on (only
+    # the flag tells that). Set from the labels too, for files without the flag; not compared: the labels are.
+    random_weights: bool = field(default=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.random_weights and any(map(labels_random_weights, (self.backbone, self.whitening))):
+            object.__setattr__(self, "random_weights", True)
 
     @classmethod
     def of(cls, extractor, fps: float, loader: str = "video", dtype: str = "float16") -> StoreIdentity:
         """The identity of features `extractor` makes at `fps` from `loader` input: the one place it is built."""
         return cls(backbone=extractor.backbone_label, whitening=extractor.whitening_label, fps=float(fps),
-                   dims=int(extractor.dims), loader=loader, dtype=dtype)
+                   dims=int(extractor.dims), loader=loader, dtype=dtype,
+                   random_weights=bool(getattr(extractor, "is_random", False)))
 
     def as_attrs(self) -> dict:
         """HDF5 root attributes."""
         return {"backbone": self.backbone, "whitening": self.whitening, "fps": float(self.fps),
-                "dims": int(self.dims), "loader": self.loader, "dtype": self.dtype}
+                "dims": int(self.dims), "loader": self.loader, "dtype": self.dtype,
+                "random_weights": bool(self.random_weights)}
 
     @classmethod
     def from_attrs(cls, attrs: h5py.AttributeManager) -> StoreIdentity | None:
@@ -69,7 +87,7 @@ class StoreIdentity:
             return None
         return cls(backbone=_text(attrs["backbone"]), whitening=_text(attrs["whitening"]), fps=float(attrs["fps"]),
                    dims=int(attrs["dims"]), loader=_text(attrs.get("loader", "video")),
-                   dtype=_text(attrs.get("dtype", "float16")))
+                   dtype=_text(attrs.get("dtype", "float16")), random_weights=_flag(attrs.get("random_weights")))
 
     def differences(self, other: StoreIdentity) -> list[str]:
         """Human-readable fields where `other` differs from this identity."""
@@ -134,6 +152,11 @@ class FeatureStore:
     def close(self) -> None:
         """Close the file."""
         self._file.close()
+
+    @property
+    def random_weights(self) -> bool:
+        """Whether the file says its features came from seeded random weights (StoreIdentity.random_weights)."""
+        return self.identity is not None and self.identity.random_weights
 
     def ids(self) -> list[str]:
         """Video ids in the file, in HDF5's (sorted) order; ids with '/' are found in nested groups. Links are
@@ -260,6 +283,11 @@ def _as_regions(shape: tuple[int, ...], path: Path, video_id: str) -> tuple[int,
 _reason = error_reason
 
 
+def _flag(value) -> bool:
+    """A boolean root attribute; anything else (absent, damaged) reads as False."""
+    return value is not None and np.asarray(value).shape == () and np.asarray(value).dtype.kind in "bi" and bool(value)
+
+
 def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...] | None:
     """Chunk shape for a video's features: whole frames, about CHUNK_BYTES each (None: no frames)."""
     if not shape or shape[0] == 0:
@@ -339,6 +367,12 @@ def read_identity(path: str | Path) -> StoreIdentity | None:
     """The identity recorded in a feature file, or None when it records none."""
     with FeatureStore(path) as store:
         return store.identity
+
+
+def made_with_random_weights(path: str | Path) -> bool:
+    """Whether a feature file's features came from seeded random weights (False when it records nothing)."""
+    identity = read_identity(path)
+    return identity is not None and identity.random_weights
 
 
 @dataclass
