@@ -152,7 +152,7 @@ def test_truncated_video_strict_fails(truncated, tmp_path):
                                "--strict", "--json"])
     assert done.exit_code == 3, done.output
     summary = json.loads(done.stdout)
-    assert (summary["written"], summary["failed"], summary["damaged"]) == (0, 1, [])  # a failure, not written
+    assert (summary["written"], summary["failed"], summary["damaged_sources"]) == (0, 1, [])  # failed, not written
     assert summary["failures"][0]["video_id"] == "truncated" and "27.8 s lost" in summary["failures"][0]["reason"]
     with FeatureStore(output) as store:
         assert store.ids() == []

@@ -97,7 +97,7 @@ def extract_features(
         "extractor": runtime.extractor.label, "random_weights": runtime.extractor.is_random,
         "device": str(runtime.device), "precision": runtime.precision, "ranks": runtime.group.world_size,
         "replaced": summary.replaced,
-        "damaged": [{"id": video_id, "warning": what} for video_id, what in summary.damaged.items()],
+        "damaged_sources": [{"id": video_id} | lost for video_id, lost in summary.damaged.items()],
     }
     if json_output:
         print(json.dumps(result))
@@ -138,14 +138,14 @@ def _render(result: dict, summary, quiet: bool) -> None:
 DAMAGED_SHOWN = 10  # damaged videos named one a line; the rest are counted
 
 
-def _render_damaged(damaged: dict[str, str]) -> None:
+def _render_damaged(damaged: dict[str, dict]) -> None:
     """Each damaged video written, with what it lost: its features cover only what could be decoded."""
     if not damaged:
         return
     console.print(f"[yellow]warning:[/] {plural(len(damaged), 'damaged videos')} written with only what could be "
                   "decoded (--strict fails them):", highlight=False, soft_wrap=True)
-    for video_id, what in list(damaged.items())[:DAMAGED_SHOWN]:
-        console.print(f"  {terminal_safe(video_id)}: {terminal_safe(what)}", highlight=False, soft_wrap=True)
+    for video_id, lost in list(damaged.items())[:DAMAGED_SHOWN]:
+        console.print(f"  {terminal_safe(video_id)}: {terminal_safe(lost['warning'])}", highlight=False, soft_wrap=True)
     if len(damaged) > DAMAGED_SHOWN:
         console.print(f"  and {len(damaged) - DAMAGED_SHOWN} more (their 'warnings' attribute says what each lost)",
                       highlight=False, soft_wrap=True)

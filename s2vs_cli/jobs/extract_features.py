@@ -67,7 +67,8 @@ class ExtractionSummary:
     frames: int                    # frames through the model (this rank)
     failures: list[Failure] = field(default_factory=list)
     warnings: dict[str, list[str]] = field(default_factory=dict)  # video id -> decode warnings (this rank)
-    damaged: dict[str, str] = field(default_factory=dict)  # video id -> what it lost; written all the same (all ranks)
+    # Videos written from damaged files (all ranks): id -> lost_frames, lost_seconds and the warning saying it.
+    damaged: dict[str, dict] = field(default_factory=dict)
     seconds: float = 0.0           # wall time of the extraction loop (this rank)
     model_seconds: float = 0.0     # of which the model was busy
     videos_in_output: int | None = None  # after the merge (rank 0)
@@ -139,13 +140,13 @@ class _BatchPacker:
 
 def extract_to_writer(items: Sequence[VideoInput], runtime: Runtime, options: ExtractionOptions,
                       writer: PartWriter, progress: Progress = SILENT,
-                      ) -> tuple[RunCounts, list[Failure], dict[str, list[str]], dict[str, str], float]:
+                      ) -> tuple[RunCounts, list[Failure], dict[str, list[str]], dict[str, dict], float]:
     """Extract every item into `writer`; returns the final counts, failures, warnings, the damaged videos written
     (id -> what was lost; with `options.strict` they are failures instead) and the model seconds."""
     counts = RunCounts(total=len(items))
     failures: list[Failure] = []
     warnings: dict[str, list[str]] = {}
-    damaged: dict[str, str] = {}
+    damaged: dict[str, dict] = {}
     videos: dict[int, _Video] = {}
     packer = _BatchPacker(runtime, options)
     job = functools.partial(decode_job, fps=options.fps, threads=options.decode_threads)
@@ -172,17 +173,17 @@ def extract_to_writer(items: Sequence[VideoInput], runtime: Runtime, options: Ex
                 fail(key, "the model gave NaN or infinite features")
                 continue
             info = videos[key].info
+            # lost_seconds: the source ended this much before the duration it states (files before it: read as 0).
+            lost = {"lost_frames": int(info["lost_frames"]), "lost_seconds": float(info.get("lost_seconds", 0.0))}
             if info.get("damaged"):
                 if options.strict:  # named with what it lost, and redone (not skipped) by the next run
                     fail(key, f"damaged: {'; '.join(info['warnings'])} (--strict)")
                     continue
-                damaged[items[key].video_id] = "; ".join(info["warnings"])
+                damaged[items[key].video_id] = lost | {"warning": "; ".join(info["warnings"])}
             video = videos.pop(key)
             features = np.concatenate(video.features)
             timestamps = np.concatenate(video.timestamps)
-            # lost_seconds: the source ended this much before the duration it states (files before it: read as 0).
-            attrs = {"fps": float(options.fps), "source": str(video.item.path),
-                     "lost_frames": int(info["lost_frames"]), "lost_seconds": float(info.get("lost_seconds", 0.0))}
+            attrs = {"fps": float(options.fps), "source": str(video.item.path)} | lost
             if info["warnings"]:
                 attrs["warnings"] = "; ".join(info["warnings"])
                 warnings[video.item.video_id] = list(info["warnings"])
