@@ -107,6 +107,7 @@ class ExtractFeaturesConfig(InputOptions, ExtractorOptions):
     frames_per_batch: int = 128    # frames per model batch, packed across videos
     dtype: str = "float16"         # stored feature type: float16 or float32
     compression: str = "none"      # HDF5 compression of the features: none, gzip or lzf
+    strict: bool = False           # a damaged video (frames or seconds lost, decoder errors) fails, unwritten
 
     def __post_init__(self):
         ExtractorOptions.__post_init__(self)

@@ -168,7 +168,7 @@ def test_a_new_frame_source_is_one_class_and_one_registry_line(tmp_path, monkeyp
     kind, frames, times = messages[0]
     assert kind == "frames" and frames.shape == (3, 224, 224, 3) and frames[2, 0, 0, 0] == 30
     np.testing.assert_array_equal(times, [0.0, 0.5, 1.0])
-    assert messages[-1] == ("info", {"lost_frames": 0, "warnings": []})
+    assert messages[-1] == ("info", {"lost_frames": 0, "lost_seconds": 0.0, "damaged": False, "warnings": []})
 
 
 def test_the_registry_names_the_sources_and_refuses_unknown_ones():

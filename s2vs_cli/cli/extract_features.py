@@ -30,6 +30,10 @@ def extract_features(
     skip_missing: options.SkipMissing = None,
     workers: options.Workers = None,
     overwrite: options.Overwrite = None,
+    strict: Annotated[Optional[bool], typer.Option(
+        "--strict", help="A damaged video (frames lost, or decoding ends well before the duration the file states) "
+                         "fails instead of being written with what could be decoded.  \\[default: written, listed]",
+        rich_help_panel=options.INPUT)] = None,
     dtype: Annotated[Optional[str], typer.Option(
         "--dtype", metavar="float16|float32", help="Stored feature type.  \\[default: float16]",
         rich_help_panel=options.OUTPUT)] = None,
@@ -65,7 +69,7 @@ def extract_features(
 
         cfg = load_config(ExtractFeaturesConfig, config, print_config, loader=loader, dataset_path=dataset_path,
                           pattern=pattern, list=id_list, dataset=dataset, annotations=annotations,
-                          skip_missing=skip_missing, workers=workers, overwrite=overwrite, dtype=dtype,
+                          skip_missing=skip_missing, workers=workers, overwrite=overwrite, strict=strict, dtype=dtype,
                           compression=compression, backbone_weights=backbone_weights, pca=pca, device=device,
                           precision=precision, fps=fps, frames_per_batch=frames_per_batch, seed=seed,
                           compile=compile_cnn)
@@ -93,6 +97,7 @@ def extract_features(
         "extractor": runtime.extractor.label, "random_weights": runtime.extractor.is_random,
         "device": str(runtime.device), "precision": runtime.precision, "ranks": runtime.group.world_size,
         "replaced": summary.replaced,
+        "damaged_sources": [{"id": video_id} | lost for video_id, lost in summary.damaged.items()],
     }
     if json_output:
         print(json.dumps(result))
@@ -120,9 +125,27 @@ def _render(result: dict, summary, quiet: bool) -> None:
     if result["random_weights"] and not quiet:
         console.print("[yellow]note:[/] random weights: features for testing the pipeline, not for real use",
                       highlight=False, soft_wrap=True)
-    if summary.warnings:
-        first = next(iter(summary.warnings.items()))
-        console.print(f"[yellow]note:[/] {plural(len(summary.warnings), 'videos')} decoded with warnings (stored in "
+    _render_damaged(summary.damaged)
+    others = {video_id: said for video_id, said in summary.warnings.items() if video_id not in summary.damaged}
+    if others:
+        first = next(iter(others.items()))
+        console.print(f"[yellow]note:[/] {plural(len(others), 'videos')} decoded with warnings (stored in "
                       f"their 'warnings' attribute), e.g. {terminal_safe(first[0])}: {terminal_safe(first[1][0])}",
                       highlight=False, soft_wrap=True)
     report_failures(summary.failures, result["failures_file"] or "")
+
+
+DAMAGED_SHOWN = 10  # damaged videos named one a line; the rest are counted
+
+
+def _render_damaged(damaged: dict[str, dict]) -> None:
+    """Each damaged video written, with what it lost: its features cover only what could be decoded."""
+    if not damaged:
+        return
+    console.print(f"[yellow]warning:[/] {plural(len(damaged), 'damaged videos')} written with only what could be "
+                  "decoded (--strict fails them):", highlight=False, soft_wrap=True)
+    for video_id, lost in list(damaged.items())[:DAMAGED_SHOWN]:
+        console.print(f"  {terminal_safe(video_id)}: {terminal_safe(lost['warning'])}", highlight=False, soft_wrap=True)
+    if len(damaged) > DAMAGED_SHOWN:
+        console.print(f"  and {len(damaged) - DAMAGED_SHOWN} more (their 'warnings' attribute says what each lost)",
+                      highlight=False, soft_wrap=True)

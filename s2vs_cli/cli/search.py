@@ -209,6 +209,8 @@ def _render(result) -> None:
         table.add_row(*cells, _span(s.query_start, s.query_end) if s else "",
                       _span(s.target_start, s.target_end) if s else "")
     print_table(table)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {terminal_safe(warning)}", highlight=False, soft_wrap=True)
 
 
 def _span(start: float, end: float) -> str:

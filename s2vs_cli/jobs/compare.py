@@ -30,6 +30,7 @@ class VideoFeatures:
     timestamps: np.ndarray      # float64 [T], seconds
     fps: float                  # sampling rate the frames were taken at
     lost_frames: int = 0        # frames a damaged file could not give
+    lost_seconds: float = 0.0   # seconds a file cut short lacks of the duration it states
     warnings: list[str] = field(default_factory=list)
 
 
@@ -100,7 +101,7 @@ def extract_video_features(path: str | Path, extractor: RegionExtractor, fps: fl
     if repeated > 1:
         features, times = features.repeat(repeated, 1, 1), np.tile(times, repeated)
     return VideoFeatures(path=str(path), features=features, timestamps=times, fps=fps,
-                         lost_frames=report.lost_frames, warnings=report.warnings)
+                         lost_frames=report.lost_frames, lost_seconds=report.lost_seconds, warnings=report.warnings)
 
 
 def as_video_features(label: str, features: np.ndarray, timestamps: np.ndarray, fps: float,

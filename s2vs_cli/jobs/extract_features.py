@@ -52,6 +52,7 @@ class ExtractionOptions:
     dtype: str = "float16"         # stored feature type
     compression: str | None = None  # HDF5 filter for the features: None, "gzip" or "lzf"
     overwrite: bool = False        # recompute everything, replacing the output
+    strict: bool = False           # a damaged video (frames or seconds lost, decoder errors) fails, unwritten
     part_videos: int = 1000        # a part file is closed after this many videos ...
     part_seconds: float = 30.0     # ... or this many seconds: at most this much work is lost to a crash
 
@@ -66,6 +67,8 @@ class ExtractionSummary:
     frames: int                    # frames through the model (this rank)
     failures: list[Failure] = field(default_factory=list)
     warnings: dict[str, list[str]] = field(default_factory=dict)  # video id -> decode warnings (this rank)
+    # Videos written from damaged files (all ranks): id -> lost_frames, lost_seconds and the warning saying it.
+    damaged: dict[str, dict] = field(default_factory=dict)
     seconds: float = 0.0           # wall time of the extraction loop (this rank)
     model_seconds: float = 0.0     # of which the model was busy
     videos_in_output: int | None = None  # after the merge (rank 0)
@@ -137,11 +140,13 @@ class _BatchPacker:
 
 def extract_to_writer(items: Sequence[VideoInput], runtime: Runtime, options: ExtractionOptions,
                       writer: PartWriter, progress: Progress = SILENT,
-                      ) -> tuple[RunCounts, list[Failure], dict[str, list[str]], float]:
-    """Extract every item into `writer`; returns the final counts, failures, warnings and model seconds."""
+                      ) -> tuple[RunCounts, list[Failure], dict[str, list[str]], dict[str, dict], float]:
+    """Extract every item into `writer`; returns the final counts, failures, warnings, the damaged videos written
+    (id -> what was lost; with `options.strict` they are failures instead) and the model seconds."""
     counts = RunCounts(total=len(items))
     failures: list[Failure] = []
     warnings: dict[str, list[str]] = {}
+    damaged: dict[str, dict] = {}
     videos: dict[int, _Video] = {}
     packer = _BatchPacker(runtime, options)
     job = functools.partial(decode_job, fps=options.fps, threads=options.decode_threads)
@@ -167,14 +172,21 @@ def extract_to_writer(items: Sequence[VideoInput], runtime: Runtime, options: Ex
             if not all(np.isfinite(block).all() for block in videos[key].features):
                 fail(key, "the model gave NaN or infinite features")
                 continue
+            info = videos[key].info
+            # lost_seconds: the source ended this much before the duration it states (files before it: read as 0).
+            lost = {"lost_frames": int(info["lost_frames"]), "lost_seconds": float(info.get("lost_seconds", 0.0))}
+            if info.get("damaged"):
+                if options.strict:  # named with what it lost, and redone (not skipped) by the next run
+                    fail(key, f"damaged: {'; '.join(info['warnings'])} (--strict)")
+                    continue
+                damaged[items[key].video_id] = lost | {"warning": "; ".join(info["warnings"])}
             video = videos.pop(key)
             features = np.concatenate(video.features)
             timestamps = np.concatenate(video.timestamps)
-            attrs = {"fps": float(options.fps), "source": str(video.item.path),
-                     "lost_frames": int(video.info["lost_frames"])}
-            if video.info["warnings"]:
-                attrs["warnings"] = "; ".join(video.info["warnings"])
-                warnings[video.item.video_id] = list(video.info["warnings"])
+            attrs = {"fps": float(options.fps), "source": str(video.item.path)} | lost
+            if info["warnings"]:
+                attrs["warnings"] = "; ".join(info["warnings"])
+                warnings[video.item.video_id] = list(info["warnings"])
             writer.add(video.item.video_id, features, timestamps, **attrs)
             counts.done += 1
             report()
@@ -203,7 +215,7 @@ def extract_to_writer(items: Sequence[VideoInput], runtime: Runtime, options: Ex
     while packer.queued:
         counts.frames += packer.run(videos)
     finish_ready()
-    return counts, failures, warnings, packer.model_seconds
+    return counts, failures, warnings, damaged, packer.model_seconds
 
 
 def run_extract_features(cfg: ExtractFeaturesConfig, paths: Sequence[str] | None, output: str | Path,
@@ -217,7 +229,7 @@ def run_extract_features(cfg: ExtractFeaturesConfig, paths: Sequence[str] | None
     options = ExtractionOptions(fps=cfg.fps, loader=cfg.loader, frames_per_batch=cfg.frames_per_batch,
                                 workers=default_workers() if cfg.workers is None else cfg.workers, dtype=cfg.dtype,
                                 compression=None if cfg.compression == "none" else cfg.compression,
-                                overwrite=cfg.overwrite)
+                                overwrite=cfg.overwrite, strict=cfg.strict)
     return extract_features(items, output, runtime, options, missing=missing, progress=progress)
 
 
@@ -258,7 +270,8 @@ def extract_features(items: Sequence[VideoInput], output: str | Path, runtime: R
             progress.stage("extracting", len(todo), unit="videos")
         with PartWriter(parts_dir, identity, version, options.dtype, options.compression, options.part_videos,
                         options.part_seconds, prefix=f"r{group.rank}-{os.getpid()}-{int(time.time())}-{uuid.uuid4().hex[:6]}") as writer:
-            counts, failures, warnings, model_seconds = extract_to_writer(todo, runtime, options, writer, progress)
+            counts, failures, warnings, damaged, model_seconds = extract_to_writer(todo, runtime, options, writer,
+                                                                                   progress)
         seconds = time.perf_counter() - started
 
         group.barrier()
@@ -268,7 +281,9 @@ def extract_features(items: Sequence[VideoInput], output: str | Path, runtime: R
                                     already_done=len(items) - sum(group.gather(len(todo))),
                                     written=sum(group.gather(counts.done)), frames=counts.frames,
                                     failures=all_failures, warnings=warnings, seconds=seconds,
-                                    model_seconds=model_seconds, output=str(output))
+                                    model_seconds=model_seconds, output=str(output),
+                                    damaged={k: v for rank_damaged in group.gather(damaged)
+                                             for k, v in rank_damaged.items()})
         if group.is_main:
             _merge_run(summary, output, new_parts, kept, replaced, identity, version, progress)
         group.barrier()

@@ -36,6 +36,7 @@ from ..scoring.calibration import Thresholds, load_thresholds
 from ..scoring.frame_level import frame_level_scores, query_frame_descriptors
 from ..scoring.localization import Match, SegmentTimes
 from ..scoring.normalization import NoiseSet
+from ..media.damage import stored_loss
 from ..media.video import repeat_factor
 from ..models.visil import COMPARATOR_MIN_FRAMES
 from ..scoring.retrieval import VideoScorer, repeat_to_min_frames, score_prepared
@@ -60,6 +61,7 @@ class QueryVideo:
     timestamps: np.ndarray      # seconds, [T]
     fps: float
     stored_id: str | None = None  # the query's own id when it is in the store (left out of its results)
+    warnings: list[str] = field(default_factory=list)  # what its decoding lost, when the file was damaged
 
 
 @dataclass
@@ -102,11 +104,13 @@ class QueryResult:
     error: str | None = None
     offset: float | None = None  # with a noise set: β × the similarity to the k-th nearest noise video
     duration: float | None = None  # seconds the query's frames span
+    warnings: list[str] = field(default_factory=list)  # the query or a hit was decoded from a damaged file
 
     def as_dict(self) -> dict:
-        """JSON-ready: the query, its error (None when it ran), how many videos were scored and the hits."""
+        """JSON-ready: the query, its error (None when it ran), how many videos were scored, the hits, warnings."""
         summary = {"query": self.query, "error": self.error, "candidates": self.candidates, "stages": self.stages,
-                   "seconds": round(self.seconds, 4), "hits": [hit.as_dict() for hit in self.hits]}
+                   "seconds": round(self.seconds, 4), "hits": [hit.as_dict() for hit in self.hits],
+                   "warnings": self.warnings}
         if self.offset is not None:
             summary["normalization_offset"] = self.offset
         return summary
@@ -116,7 +120,9 @@ def stored_query(store: FeatureStore, video_id: str, default_fps: float) -> Quer
     """A video already in the store, as a query."""
     record = store.read(video_id)
     times, fps = frame_times(record, default_fps)
-    return QueryVideo(video_id, np.asarray(record.features, dtype=np.float32), np.asarray(times), fps, video_id)
+    lost = stored_loss(int(record.attrs.get("lost_frames", 0)), float(record.attrs.get("lost_seconds", 0.0)))
+    return QueryVideo(video_id, np.asarray(record.features, dtype=np.float32), np.asarray(times), fps, video_id,
+                      [lost] if lost else [])
 
 
 class Searcher:
@@ -186,8 +192,10 @@ class Searcher:
                 judged = hit.similarity if hit.normalized is None else hit.normalized
                 hit.verdict, hit.threshold = self.thresholds.verdict(judged), self.thresholds.threshold
             hits.append(hit)
+        warnings = [f"{query.label}: {warning}" for warning in query.warnings]
+        warnings += [f"{hit.video_id}: {lost}" for hit in hits if (lost := stored_loss(*self.store.lost(hit.video_id)))]
         return QueryResult(query.label, hits, len(ids), stages, time.perf_counter() - started, offset=offset,
-                           duration=sampled_duration(query.timestamps, query.fps))
+                           duration=sampled_duration(query.timestamps, query.fps), warnings=warnings)
 
     def run(self, sources: list[QuerySource], extractor: RegionExtractor | None, fps: float, precision: str,
             frames_per_batch: int) -> Iterator[QueryResult]:
@@ -285,7 +293,8 @@ def load_query(source: QuerySource, searcher: Searcher, extractor: RegionExtract
     from .compare import extract_video_features
 
     video = extract_video_features(source.path, extractor, fps, precision, frames_per_batch)
-    return QueryVideo(source.label, video.features.float().cpu().numpy(), video.timestamps, fps)
+    return QueryVideo(source.label, video.features.float().cpu().numpy(), video.timestamps, fps,
+                      warnings=video.warnings)
 
 
 # --- the whole search, as `s2vs search` runs it ---------------------------------------------------------------

@@ -30,7 +30,8 @@ def decode_job(task: tuple[str, str], fps: float, threads: int) -> Iterator[tupl
             frames, times = [], []
     if frames:
         yield ("frames", np.stack(frames), np.array(times))
-    yield ("info", {"lost_frames": source.lost_frames, "warnings": source.warnings})
+    yield ("info", {"lost_frames": source.lost_frames, "lost_seconds": source.lost_seconds,
+                    "damaged": source.damaged, "warnings": source.warnings})
 
 
 def frames_job(task: tuple[str, str, str], fps: float, resize: int, quality: int, image_format: str,

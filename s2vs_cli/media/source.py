@@ -2,7 +2,7 @@
 
 A `FrameSource` reads one video's frames sampled at a fixed rate: it yields each frame (uint8 RGB, shaped
 as S2VS shapes them) with its time, and once exhausted it knows the duration it covered, how many frames
-were lost and any warnings about damage. Its class methods say which paths on the command line or under
+and seconds were lost and any warnings about damage. Its class methods say which paths on the command line or under
 a dataset folder are its inputs. PyAV video files (video.py) and frame folders (frames.py) implement it;
 `--loader NAME` (config `loader`) picks one by its registry name.
 
@@ -52,7 +52,8 @@ class InputSet:
 class FrameSource(ABC):
     """One video's frames sampled at `fps`, resized to `short_side` and centre-cropped to `crop`.
 
-    Iterate `frames()` once; `duration`, `lost_frames` and `warnings` are complete when it is exhausted.
+    Iterate `frames()` once; `duration`, `lost_frames`, `lost_seconds`, `damaged` and `warnings` are complete
+    when it is exhausted.
     Errors that make the whole input unreadable are raised as VideoDecodeError naming the input.
     """
 
@@ -67,6 +68,8 @@ class FrameSource(ABC):
         self.short_side, self.crop, self.threads = short_side, crop, threads
         self.duration = 0.0             # seconds covered
         self.lost_frames = 0            # frames that could not be decoded and were skipped
+        self.lost_seconds = 0.0         # the input ends this much before the duration it states (0: no, or unknown)
+        self.damaged = False            # frames or seconds were lost, or the decoder reported errors
         self.warnings: list[str] = []   # what went wrong without stopping the read
 
     @abstractmethod

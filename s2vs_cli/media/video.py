@@ -26,6 +26,7 @@ from av.container import InputContainer
 from av.video.stream import VideoStream
 
 from ..errors import VideoDecodeError
+from .damage import DecoderLog, judge_end, listen, stated_end
 from .sampling import FrameClock, SampledFrame, TickSampler
 from .source import FrameSource, InputSet, VideoInput, visible_entries
 
@@ -47,6 +48,7 @@ class DecodedVideo:
     fps: float  # the sampling rate asked for
     duration: float  # seconds covered: latest frame's time plus the duration of the stream's last packet
     lost_frames: int = 0  # packets that failed to decode
+    lost_seconds: float = 0.0  # of the duration the file states, what could not be decoded (0: none, or unknown)
     repeated: int = 1  # times the sampled sequence was concatenated to reach min_frames
     warnings: list[str] = field(default_factory=list)
 
@@ -57,6 +59,8 @@ class DecodeReport:
 
     duration: float = 0.0
     lost_frames: int = 0
+    lost_seconds: float = 0.0  # the file ends this much before the duration it states (0: no, or not known)
+    damaged: bool = False  # frames or seconds were lost, or FFmpeg reported errors reading the file
     warnings: list[str] = field(default_factory=list)
 
 
@@ -70,34 +74,43 @@ def sample_frames(
 ) -> Iterator[SampledFrame]:
     """Yield frames of `path` sampled at `fps`, one at a time, so long videos need little memory.
 
-    Raises VideoDecodeError before the first frame when the file cannot be read at all.
+    Raises VideoDecodeError before the first frame when the file cannot be read at all. FFmpeg's error
+    messages never reach the terminal: they are in the report's warnings.
     """
     _check_arguments(fps, short_side, crop, 0, threads)
     report = report if report is not None else DecodeReport()
-    with _open_video(path) as (container, stream):
+    log = DecoderLog()
+    listen()
+    log.discard_unclaimed()
+    stopped = False
+    with _open_video(path, log) as (container, stream):
         stream.thread_type = "AUTO"
         stream.thread_count = threads
         clock = FrameClock(stream)
+        stated, first_time = stated_end(container, stream), None
         sampler = None
+        packets = container.demux(stream)
         try:
-            for packet in container.demux(stream):
-                clock.note_packet(packet)
-                try:
-                    decoded = packet.decode()
-                except av.FFmpegError:
-                    # One damaged packet loses its frame; the next key frame decodes again.
-                    report.lost_frames += 1
-                    continue
+            while True:
+                with log.listening():  # around each call into FFmpeg only: frames are yielded outside it
+                    packet = next(packets, None)
+                    decoded = _decode(packet, clock, report) if packet is not None else []
+                if packet is None:
+                    break
                 for frame in decoded:
                     if sampler is None:
                         shape = _FrameShape.plan(frame, short_side, crop, path)
                         sampler = TickSampler(fps, shape.convert)
+                        first_time = _file_time(frame)
                     yield from sampler.push(frame, clock.time_of(frame))
         except av.FFmpegError as error:
+            stopped = True
             report.warnings.append(f"reading stopped early at damaged data: {_short_message(error)}")
+    log.claim_unclaimed()
 
     if sampler is None:
-        raise VideoDecodeError(path, "no frames could be decoded")
+        said = f" (FFmpeg: {log.summary()})" if log.messages else ""
+        raise VideoDecodeError(path, f"no frames could be decoded{said}")
     end = clock.finish()
     yield from sampler.finish(end)
     report.duration = float(end)
@@ -106,6 +119,11 @@ def sample_frames(
         report.warnings.append(
             f"{lost} frame{'s' if lost > 1 else ''} could not be decoded and {'were' if lost > 1 else 'was'} skipped"
         )
+    # Closed-up timestamp jumps shorten the decoded span: it no longer measures what was lost.
+    decoded_end = None if stated is None or clock.jumps else first_time + float(end)
+    report.lost_seconds, loss = judge_end(log, stated, decoded_end, fps)
+    report.warnings += [loss] if loss else []
+    report.damaged = bool(stopped or report.lost_frames or report.lost_seconds or log.messages)
     if clock.jumps:
         report.warnings.append(f"timestamps jumped by over an hour {clock.jumps} time(s); closed up"
                                " (a picture is held at most an hour)")
@@ -142,6 +160,7 @@ def decode_video(
         fps=fps,
         duration=report.duration,
         lost_frames=report.lost_frames,
+        lost_seconds=report.lost_seconds,
         repeated=repeated,
         warnings=report.warnings,
     )
@@ -157,6 +176,7 @@ class VideoFileSource(FrameSource):
         for frame in sample_frames(self.path, self.fps, self.short_side, self.crop, self.threads, report):
             yield frame.image, frame.timestamp
         self.duration, self.lost_frames, self.warnings = report.duration, report.lost_frames, report.warnings
+        self.lost_seconds, self.damaged = report.lost_seconds, report.damaged
 
     @classmethod
     def find(cls, path: Path) -> InputSet:
@@ -186,7 +206,9 @@ def _is_video_file(path: Path) -> bool:
 
 def video_info(path: VideoPath) -> dict:
     """Return width and height (as stored), rotation, duration, fps, codec and frame count."""
-    with _open_video(path) as (container, stream):
+    log = DecoderLog()  # what FFmpeg says here is not this function's to report, and must not reach the terminal
+    listen()
+    with _open_video(path, log) as (container, stream), log.listening():
         # Rotation is side data on decoded frames, so one frame has to be decoded.
         first = _first_frame(container, stream, path)
         rate = stream.average_rate or stream.guessed_rate
@@ -223,9 +245,26 @@ def _check_arguments(fps: float, short_side: int, crop: int, min_frames: int, th
         raise ValueError(f"crop ({crop}) must not be larger than short_side ({short_side})")
 
 
+def _decode(packet: av.Packet, clock: FrameClock, report: DecodeReport) -> list[av.VideoFrame]:
+    """The frames one packet gives; none when it fails to decode (counted lost)."""
+    clock.note_packet(packet)
+    try:
+        return packet.decode()
+    except av.FFmpegError:
+        # One damaged packet loses its frame; the next key frame decodes again.
+        report.lost_frames += 1
+        return []
+
+
+def _file_time(frame: av.VideoFrame) -> float:
+    """A frame's presentation time on the file's own clock, in seconds (0 when it has none)."""
+    return float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base is not None else 0.0
+
+
 @contextmanager
-def _open_video(path: VideoPath) -> Iterator[tuple[InputContainer, VideoStream]]:
-    """Open `path` and yield it with its first video stream, or raise VideoDecodeError."""
+def _open_video(path: VideoPath, log: DecoderLog) -> Iterator[tuple[InputContainer, VideoStream]]:
+    """Open `path` (FFmpeg's messages going to `log`) and yield it with its first video stream, or raise
+    VideoDecodeError."""
     if not os.path.exists(path):
         raise VideoDecodeError(path, "file not found")
     if os.path.isdir(path):
@@ -233,7 +272,8 @@ def _open_video(path: VideoPath) -> Iterator[tuple[InputContainer, VideoStream]]
     if os.path.getsize(path) == 0:
         raise VideoDecodeError(path, "empty file (0 bytes)")
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        with log.listening():
+            container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as error:
         raise VideoDecodeError(path, _open_failure(path, error)) from error
     with container:

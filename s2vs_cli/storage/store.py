@@ -205,6 +205,13 @@ class FeatureStore:
                                     f"`s2vs verify {self.path}` lists every damaged video")
         return timestamps, fps
 
+    def lost(self, video_id: str) -> tuple[int, float]:
+        """(frames, seconds) its source had lost to damage when extracted, unread; 0 where not recorded (files
+        written before `lost_seconds` was, the published ones)."""
+        with self._checked(video_id):
+            attrs = self._dataset(video_id).attrs
+            return int(attrs.get("lost_frames", 0)), float(attrs.get("lost_seconds", 0.0))
+
     def read(self, video_id: str) -> VideoRecord:
         """One video's features [T, R, D] in their stored dtype, its timestamps and attributes (checked)."""
         stored, attrs = self._checked_read(video_id, every_attribute=True)
