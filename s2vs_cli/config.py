@@ -160,7 +160,7 @@ class EvaluateConfig(NormalizationOptions, ModelOptions):
     save_features: Optional[str] = None   # keep the features extracted from dataset_path in this HDF5 file
     # VSC22: predicted (and located) pairs, 25 × the queries in all: the challenge's official limit.
     pairs_per_query: int = 25
-    min_match_seconds: float = 2.0        # VSC22: copied parts shorter than this are not predicted (as compare)
+    min_match_seconds: float = 2.0        # VSC22, custom segments: shorter copied parts are not predicted (as compare)
 
     def __post_init__(self):
         ExtractorOptions.__post_init__(self)
@@ -183,10 +183,14 @@ class SearchConfig(NormalizationOptions, ModelOptions):
     features_only: bool = False     # raw region features, no attention and no comparator (docs/METHOD.md §3)
     rebuild_index: bool = False     # rebuild the index from scratch instead of updating it
     thresholds: Optional[str] = None  # a thresholds file from `s2vs calibrate`: a verdict per hit
+    min_match_seconds: float = 2.0  # copied parts shorter than this (on either video) are not reported, as compare
+    min_match_score: Optional[float] = None  # nor those whose score (mean similarity along them) is lower
 
     def __post_init__(self):
         ExtractorOptions.__post_init__(self)
         NormalizationOptions.__post_init__(self)
+        if not self.min_match_seconds >= 0:
+            raise ConfigError(f"min_match_seconds must be 0 or more, got {self.min_match_seconds}")
         if min(self.top_k, self.candidates, self.rerank) < 1:
             raise ConfigError(f"top_k, candidates and rerank must be at least 1, got {self.top_k}, {self.candidates} "
                               f"and {self.rerank}")

@@ -43,23 +43,42 @@ def overlap_time(a: Iterable[tuple[float, float]], b: Iterable[tuple[float, floa
     return total
 
 
+def overlaps_in_plane(a: SegmentBounds, b: SegmentBounds) -> bool:
+    """Whether two segments share some area of the (query time, target time) plane."""
+    return min(a[1], b[1]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[2], b[2])
+
+
+def pair_coverage(reported: Sequence[SegmentBounds], annotated: Sequence[SegmentBounds]) -> np.ndarray:
+    """One pair's seconds, on the query axis (row 0) and the target axis (row 1): covered, reported, annotated.
+
+    reported = the union of the reported segments' intervals; annotated = the union of the annotated ones';
+    covered = reported ∩ the union of the annotated segments that some reported segment overlaps in the
+    (query, target) plane (VSC 2022's matching-track rule: a part found at the right query time but the
+    wrong target time covers no copy).
+    """
+    reached = [t for t in annotated if any(overlaps_in_plane(t, r) for r in reported)]
+    coverage = np.zeros((2, 3))
+    for axis, (start, end) in enumerate(((0, 1), (2, 3))):
+        mine = [(s[start], s[end]) for s in reported]
+        coverage[axis] = (overlap_time(mine, [(t[start], t[end]) for t in reached]), covered_time(mine),
+                          covered_time((t[start], t[end]) for t in annotated))
+    return coverage
+
+
 def segment_precision_recall(predicted: Mapping[tuple[str, str], Sequence[SegmentBounds]],
                              annotated: Mapping[tuple[str, str], Sequence[SegmentBounds]]) -> dict[str, float]:
-    """Segment-level precision, recall and F1 of reported segments against annotated ones.
+    """Segment-level precision, recall and F1 of every reported segment against every annotated one.
 
-    In the spirit of the VSC 2022 matching track: per (query, target) pair, segments are projected on
-    the query's time axis and on the target's; on each axis, precision = overlapping seconds / reported
-    seconds and recall = overlapping seconds / annotated seconds, both summed over all pairs (a reported
-    segment on a pair with no annotation only adds reported seconds). The two axes combine by
-    geometric mean. Nothing reported gives precision 0.
+    The VSC 2022 matching track's measure with every prediction in (docs/METHOD.md §6.9): per (query,
+    target) pair and time axis, `pair_coverage`; covered, reported and annotated seconds are summed over
+    the pairs (a reported segment on a pair with no annotation only adds reported seconds), precision =
+    covered / reported and recall = covered / annotated on each axis, and the two axes combine by geometric
+    mean. Nothing reported gives precision 0. precision × recall is the matching track's µAP of the same
+    predictions, all given one score.
     """
-    totals = np.zeros((2, 3))  # axis (query, target) x (overlap, reported, annotated)
+    totals = np.zeros((2, 3))  # axis (query, target) x (covered, reported, annotated)
     for pair in set(predicted) | set(annotated):
-        reported, truth = predicted.get(pair, ()), annotated.get(pair, ())
-        for axis, (start, end) in enumerate(((0, 1), (2, 3))):
-            mine = [(s[start], s[end]) for s in reported]
-            theirs = [(s[start], s[end]) for s in truth]
-            totals[axis] += (overlap_time(mine, theirs), covered_time(mine), covered_time(theirs))
+        totals += pair_coverage(predicted.get(pair, ()), annotated.get(pair, ()))
     overlap, reported, truth = totals.T
     precision = float(np.sqrt(np.prod(np.divide(overlap, reported, out=np.zeros(2), where=reported > 0))))
     recall = float(np.sqrt(np.prod(np.divide(overlap, truth, out=np.zeros(2), where=truth > 0))))

@@ -25,15 +25,9 @@ def compare(
         help="Write a review page to open in a browser: the heatmap, every copied part on a timeline and as "
              "thumbnails, and both videos side by side, seeking together to the part chosen.",
         rich_help_panel=options.OUTPUT)] = None,
-    min_match_seconds: Annotated[Optional[float], typer.Option(
-        "--min-match-seconds", metavar="SECONDS",
-        help="Copied parts shorter than this on either video are not listed.  \\[default: 2]",
-        rich_help_panel=options.OUTPUT)] = None,
+    min_match_seconds: options.MinMatchSeconds = None,
     thresholds: options.Thresholds = None,
-    min_match_score: Annotated[Optional[float], typer.Option(
-        "--min-match-score", metavar="SCORE",
-        help="Copied parts whose score (the similarity map's mean along them) is below this are not listed.  "
-             "\\[default: none]", rich_help_panel=options.OUTPUT)] = None,
+    min_match_score: options.MinMatchScore = None,
     features_only: options.FeaturesOnly = None,
     model: options.Model = None,
     backbone_weights: options.BackboneWeights = None,
@@ -143,7 +137,7 @@ def _render(summary: dict, heatmap: str | None) -> None:
                                  "at calibration)")
     table.add_row("query", f"{terminal_safe(summary['query'])}  ({summary['frames'][0]} frames)")
     table.add_row("target", f"{terminal_safe(summary['target'])}  ({summary['frames'][1]} frames)")
-    if not summary["matches"]:  # every part shorter than --min-match-seconds: still say where it matches best
+    if not summary["matches"]:  # none passes --min-match-seconds or --min-match-score: say where it matches best
         table.add_row("best match", f"query {_seconds(segment['query_start'])}–{_seconds(segment['query_end'])}  "
                                     f"↔  target {_seconds(segment['target_start'])}–{_seconds(segment['target_end'])}")
     for number, match in enumerate(summary["matches"], start=1):

@@ -75,7 +75,8 @@ def evaluate(
                                                "\\[default: 25, the official limit]", rich_help_panel=VSC)] = None,
     min_match_seconds: Annotated[Optional[float], typer.Option(
         "--min-match-seconds", metavar="SECONDS",
-        help="Copied parts shorter than this on either video are not predicted.  \\[default: 2]",
+        help="Copied parts shorter than this on either video are not predicted (VSC22's segments, and a custom "
+             "ground truth's \"segments\").  \\[default: 2]",
         rich_help_panel=VSC)] = None,
     save_features: Annotated[Optional[str], typer.Option(
         "--save-features", metavar="FILE.hdf5",

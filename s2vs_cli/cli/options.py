@@ -61,6 +61,13 @@ NormalizeK = Annotated[Optional[int], typer.Option(
 NormalizeBeta = Annotated[Optional[float], typer.Option(
     "--normalize-beta", metavar="BETA", help="β: how much of that similarity is taken off.  \\[default: 1.0]",
     rich_help_panel=SCORES)]
+MinMatchSeconds = Annotated[Optional[float], typer.Option(
+    "--min-match-seconds", metavar="SECONDS",
+    help="Copied parts shorter than this on either video are not listed.  \\[default: 2]", rich_help_panel=OUTPUT)]
+MinMatchScore = Annotated[Optional[float], typer.Option(
+    "--min-match-score", metavar="SCORE",
+    help="Copied parts whose score (the similarity map's mean along them) is below this are not listed.  "
+         "\\[default: none]", rich_help_panel=OUTPUT)]
 
 # --- where and how they run ----------------------------------------------------------------------------------
 Device = Annotated[Optional[str], typer.Option(

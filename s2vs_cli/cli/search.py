@@ -49,6 +49,8 @@ def search(
         "--report-videos", metavar="DIR",
         help="Where the collection's videos are, for the report's players and thumbnails: an id's video is "
              "DIR/**/{id}.* (query files are linked as given).", rich_help_panel=options.OUTPUT)] = None,
+    min_match_seconds: options.MinMatchSeconds = None,
+    min_match_score: options.MinMatchScore = None,
     thresholds: options.Thresholds = None,
     normalize_with: options.NormalizeWith = None,
     normalize_k: options.NormalizeK = None,
@@ -81,7 +83,8 @@ def search(
                           model=model, backbone_weights=backbone_weights, pca=pca, device=device,
                           precision=precision, fps=fps, frames_per_batch=frames_per_batch, seed=seed,
                           thresholds=thresholds, normalize_with=normalize_with, normalize_k=normalize_k,
-                          normalize_beta=normalize_beta)
+                          normalize_beta=normalize_beta, min_match_seconds=min_match_seconds,
+                          min_match_score=min_match_score)
         from ..jobs.search import start_search
         from ..runtime import Runtime
 

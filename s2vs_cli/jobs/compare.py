@@ -16,14 +16,15 @@ from ..models.visil import ViSiL, chamfer
 from ..progress import SILENT, Progress
 from ..runtime import Runtime, autocast
 from ..scoring.calibration import ScoreIdentity, Thresholds
-from ..scoring.localization import Match, SegmentTimes, best_segment, locate_matches, segment_times
+from ..scoring.localization import Match, SegmentTimes, locate, sampled_map
+from ..scoring.pair_map import network_frame_map
 from ..scoring.similarity_range import bounded_similarity
-from .located_pair import frame_map_tensor
 
 
 @dataclass
 class VideoFeatures:
-    """Region features of one video and the time of each frame."""
+    """Region features of one video and the time of each frame, as sampled (the network's repetition of
+    a short video is compare_features' business)."""
 
     path: str
     features: torch.Tensor      # float32 [T, R, D]
@@ -41,9 +42,9 @@ class Comparison:
     query: str
     target: str
     similarity: float                 # video-level similarity in [-1, 1] (features only: Chamfer of raw features)
-    frames: tuple[int, int]           # (Tq, Tt) frames compared
-    segment: SegmentTimes             # best-matching time ranges
-    frame_similarity: np.ndarray      # [Tq, Tt] frame-to-frame map the segment was found on
+    frames: tuple[int, int]           # (Tq, Tt) frames of each video as sampled
+    segment: SegmentTimes             # the first match (none: where the videos match best); localization.locate
+    frame_similarity: np.ndarray      # [Tq, Tt] frame-to-frame map the matches were found on
     query_times: np.ndarray
     target_times: np.ndarray
     features_only: bool
@@ -70,13 +71,14 @@ class Comparison:
 
 
 def extract_video_features(path: str | Path, extractor: RegionExtractor, fps: float = 1.0,
-                           precision: str = "fp32", frames_per_batch: int = 32, min_frames: int = 4,
+                           precision: str = "fp32", frames_per_batch: int = 32, min_frames: int = 1,
                            compiled: bool = False, timings: dict[str, float] | None = None,
                            progress: Progress = SILENT) -> VideoFeatures:
     """Decode `path` at `fps` and extract its region features [T, 9, D], `frames_per_batch` frames at a time.
 
-    Frames are streamed from the decoder, so memory does not grow with the video's length. Videos with
-    fewer than `min_frames` frames are repeated (doubling) as the original does. `timings` (if given)
+    Frames are streamed from the decoder, so memory does not grow with the video's length. The frames are
+    kept as sampled (compare_features repeats a short video for the network itself); a `min_frames` above 1
+    repeats (doubles) videos shorter than that, as the original does. `timings` (if given)
     accumulates the seconds spent decoding and extracting; `progress` counts the frames of the current stage.
     """
     timings = timings if timings is not None else {}
@@ -105,9 +107,9 @@ def extract_video_features(path: str | Path, extractor: RegionExtractor, fps: fl
 
 
 def as_video_features(label: str, features: np.ndarray, timestamps: np.ndarray, fps: float,
-                      device: torch.device | str = "cpu", min_frames: int = 4) -> VideoFeatures:
+                      device: torch.device | str = "cpu", min_frames: int = 1) -> VideoFeatures:
     """Features held in memory (e.g. read from a feature file) as compare_features takes them: float32 on
-    `device`, a video under `min_frames` frames repeated (doubling) with its frame times."""
+    `device`, as sampled (a `min_frames` above 1 repeats a shorter video, doubling, with its frame times)."""
     repeated = repeat_factor(len(features), min_frames)
     tensor = torch.from_numpy(np.tile(np.asarray(features, dtype=np.float32), (repeated, 1, 1))).to(device)
     return VideoFeatures(path=label, features=tensor, timestamps=np.tile(np.asarray(timestamps), repeated), fps=fps)
@@ -127,20 +129,19 @@ def stored_video_features(store, video_id: str, default_fps: float, device: torc
 def compare_features(query: VideoFeatures, target: VideoFeatures, network: ViSiL | None,
                      precision: str = "fp32", min_match_seconds: float = 2.0,
                      min_match_score: float | None = None) -> Comparison:
-    """Compare two feature sets: full ViSiL with `network`, or features only when it is None."""
+    """Compare two feature sets: full ViSiL with `network`, or features only when it is None; where they
+    match by localization.locate, in frames as sampled and each video's own seconds."""
     with autocast(query.features.device, precision):
-        f2f = frame_map_tensor(query.features, target.features, network)
+        f2f = network_frame_map(query.features, target.features, network)
         similarity = chamfer(f2f if network is None else network.comparator_map(f2f))
     bounded = bounded_similarity(float(similarity))
     if bounded is None:  # damage that escaped every check of the features: named, never reported as a score
         raise S2VSError(f"{query.path} against {target.path}: a similarity of {float(similarity):.6g}, outside "
                         "[-1, 1]; their features are damaged")
-    f2f = f2f.float().cpu().numpy()
-    segment = segment_times(best_segment(f2f), query.timestamps, target.timestamps, 1.0 / query.fps)
-    matches = locate_matches(f2f, query.timestamps, target.timestamps, query.fps, min_match_seconds,
-                             min_score=min_match_score)
-    return Comparison(query=query.path, target=target.path, similarity=bounded,
-                      frames=tuple(f2f.shape), segment=segment, matches=matches, frame_similarity=f2f,
+    f2f = sampled_map(f2f.float().cpu().numpy(), len(query.timestamps), len(target.timestamps))
+    located = locate(f2f, query.timestamps, target.timestamps, query.fps, min_match_seconds, min_match_score)
+    return Comparison(query=query.path, target=target.path, similarity=bounded, frames=located.frames,
+                      segment=located.segment, matches=located.matches, frame_similarity=f2f,
                       query_times=query.timestamps, target_times=target.timestamps,
                       features_only=network is None,
                       warnings=[f"{v.path}: {w}" for v in (query, target) for w in v.warnings])
@@ -156,7 +157,7 @@ def compare_videos(query: str | Path, target: str | Path, runtime: Runtime, fps:
                    frames_per_batch: int = 32, progress: Progress = SILENT,
                    min_match_seconds: float = 2.0, thresholds: Thresholds | None = None,
                    min_match_score: float | None = None) -> Comparison:
-    """Similarity of two video files and their best-matching segment, with the runtime's models (no network
+    """Similarity of two video files and where they match (localization.locate), with the runtime's models (no network
     loaded: features-only mode). `timings` of the result holds the seconds each stage took. With
     `thresholds` (from `s2vs calibrate`, checked to belong to these models first) the result has a verdict."""
     if runtime.extractor is None:

@@ -38,7 +38,7 @@ SEGMENT_NOTE = "segment metrics need features (--dataset-hdf5 or --dataset-path)
 
 @dataclass
 class SegmentEvaluation:
-    """Segment-level precision/recall of the segments `s2vs compare` reports on the annotated pairs."""
+    """Segment-level precision/recall of the copied parts `s2vs compare` reports on the annotated pairs."""
 
     metrics: dict[str, float]
     pairs: int                                          # annotated pairs located
@@ -127,7 +127,7 @@ def run_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: 
                                                        progress)
         scored_from = str(cfg.dataset_hdf5 or cfg.save_features or "the extracted features")
         if annotated:
-            segments = evaluate_segments(annotated, features, scorer, progress)
+            segments = evaluate_segments(annotated, features, scorer, progress, cfg.min_match_seconds)
         report = _evaluated(cfg, benchmark, similarities, save_similarities_to, scored_from, progress, model=model,
                             random_weights=runtime.random_weights or made_with_random_weights(features),
                             segments=segments, annotated=annotated,
@@ -246,10 +246,12 @@ def check_complete(result: Evaluation, strict: bool = True) -> Evaluation:
 
 
 def evaluate_segments(annotated: dict[tuple[str, str], list[SegmentBounds]], features: str | Path,
-                      scorer: VideoScorer, progress: Progress = SILENT) -> SegmentEvaluation:
-    """Locate each annotated (query, target) pair's best-matching segment as `s2vs compare` does (on the
-    frame-to-frame map of the same network, or of raw features) and score the segments against the
-    annotation. Pairs with a video missing from the feature file are counted and left out."""
+                      scorer: VideoScorer, progress: Progress = SILENT,
+                      min_match_seconds: float = 2.0) -> SegmentEvaluation:
+    """Locate every copied part of each annotated (query, target) pair as `s2vs compare` lists them (on the
+    frame-to-frame map of the same network, or of raw features; parts shorter than `min_match_seconds` left
+    out) and score them all against all of the pair's annotated parts (benchmarks/segments.py). Pairs with a
+    video missing from the feature file are counted and left out."""
     from ..storage.store import FeatureStore
     from .compare import stored_video_features
     from .located_pair import locate_pair
@@ -266,9 +268,9 @@ def evaluate_segments(annotated: dict[tuple[str, str], list[SegmentBounds]], fea
             else:
                 found = locate_pair(stored_video_features(store, query, fps, scorer.device),
                                     stored_video_features(store, target, fps, scorer.device),
-                                    scorer.network, scorer.precision).segment
-                predicted[(query, target)] = [(found.query_start, found.query_end,
-                                               found.target_start, found.target_end)]
+                                    scorer.network, scorer.precision, min_match_seconds)
+                predicted[(query, target)] = [(m.times.query_start, m.times.query_end,
+                                               m.times.target_start, m.times.target_end) for m in found.matches]
             progress.update(done)
     located = {pair: segments for pair, segments in annotated.items() if pair in predicted}
     return SegmentEvaluation(segment_precision_recall(predicted, located), len(predicted), missing, predicted)

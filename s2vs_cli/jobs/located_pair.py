@@ -1,5 +1,6 @@
-"""Where two videos match, found on their frame-to-frame map as `s2vs compare` finds it, and (for a review
-report) that map as a small heatmap image, made at once so that the full map is never kept.
+"""Where two videos match, found on their frame-to-frame map as `s2vs compare` finds it (the same map,
+scoring/pair_map.py, and the same rule, scoring/localization.locate), and (for a review report) that map as a
+small heatmap image, made at once so that the full map is never kept.
 
 search and evaluate (its ranking errors, `locate_stored_pairs`) locate many pairs; only the downsampled
 heatmap (report/document.heatmap_entry, at most 256 px a side) outlives each map.
@@ -14,10 +15,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..models.visil import ViSiL, frame_to_frame_similarity
+from ..models.visil import ViSiL
 from ..progress import SILENT, Progress
 from ..runtime import autocast
-from ..scoring.localization import Match, SegmentTimes, best_segment, locate_matches, segment_times
+from ..scoring.localization import Match, SegmentTimes, locate, sampled_map
+from ..scoring.pair_map import network_frame_map
 
 if TYPE_CHECKING:
     from .compare import VideoFeatures
@@ -27,43 +29,40 @@ if TYPE_CHECKING:
 class LocatedPair:
     """Where a query and a target match, their lengths, and the heatmap of their map when one was asked for."""
 
-    segment: SegmentTimes            # the best-matching time ranges
+    segment: SegmentTimes            # the first match (none: where the videos match best); localization.locate
     matches: list[Match]             # every copied part, best first
     query_duration: float            # seconds, from the frame times
     target_duration: float
     heatmap: dict | None = None      # the report's HEATMAP entry (report/document.heatmap_entry)
 
 
-def frame_map_tensor(query: torch.Tensor, target: torch.Tensor, network: ViSiL | None) -> torch.Tensor:
-    """The [Tq, Tt] frame-to-frame map of two videos' region features: of the network's indexed features, or of
-    the raw features (network None). Called under the caller's autocast."""
-    if network is None:
-        return frame_to_frame_similarity(query, target)
-    return network.frame_to_frame_similarity(network.index_video(query), network.index_video(target))
-
-
 @torch.inference_mode()
 def frame_map(query: VideoFeatures, target: VideoFeatures, network: ViSiL | None, precision: str = "fp32"
               ) -> np.ndarray:
-    """The map matches are located on, as `s2vs compare` computes it, in float32 on the CPU."""
+    """The map matches are located on, as `s2vs compare` computes it (short videos repeated for the network), in
+    float32 on the CPU."""
     with autocast(query.features.device, precision):
-        f2f = frame_map_tensor(query.features, target.features, network)
+        f2f = network_frame_map(query.features, target.features, network)
     return f2f.float().cpu().numpy()
 
 
 def locate_pair(query: VideoFeatures, target: VideoFeatures, network: ViSiL | None, precision: str = "fp32",
-                min_match_seconds: float = 2.0, heatmap: bool = False) -> LocatedPair:
-    """Where two videos match (best segment and every copied part, as compare reports them); with `heatmap`,
+                min_match_seconds: float = 2.0, heatmap: bool = False,
+                min_match_score: float | None = None) -> LocatedPair:
+    """Where two videos match (segment and every copied part, as compare reports them); with `heatmap`,
     their map as the report's HEATMAP entry too."""
     return locate_on_map(frame_map(query, target, network, precision), query.timestamps, query.fps,
-                         target.timestamps, target.fps, min_match_seconds, heatmap)
+                         target.timestamps, target.fps, min_match_seconds, heatmap, min_match_score)
 
 
 def locate_on_map(f2f: np.ndarray, query_times: np.ndarray, query_fps: float, target_times: np.ndarray,
-                  target_fps: float, min_match_seconds: float = 2.0, heatmap: bool = False) -> LocatedPair:
-    """`locate_pair` on a frame map already computed (search keeps the maps it scored with)."""
-    segment = segment_times(best_segment(f2f), query_times, target_times, 1.0 / query_fps)
-    matches = locate_matches(f2f, query_times, target_times, query_fps, min_match_seconds)
+                  target_fps: float, min_match_seconds: float = 2.0, heatmap: bool = False,
+                  min_match_score: float | None = None) -> LocatedPair:
+    """`locate_pair` on a frame map already computed (search keeps the maps it scored with); the map may be of
+    the videos as the network saw them (short ones repeated), the times are of their frames as sampled."""
+    f2f = sampled_map(f2f, len(query_times), len(target_times))
+    located = locate(f2f, query_times, target_times, query_fps, min_match_seconds, min_match_score)
+    segment, matches = located.segment, located.matches
     entry = None
     if heatmap:
         from ..report.document import heatmap_entry

@@ -133,13 +133,14 @@ class Searcher:
     def __init__(self, store_path: str | Path, scorer: VideoScorer, index: VideoIndex | None,
                  candidates: int = DEFAULT_CANDIDATES, top_k: int = DEFAULT_TOP_K, locate: int | None = None,
                  noise: NoiseSet | None = None, thresholds: Thresholds | None = None, review: bool = False,
-                 rerank: int = DEFAULT_RERANK):
+                 rerank: int = DEFAULT_RERANK, min_match_seconds: float = 2.0, min_match_score: float | None = None):
         self.store = FeatureStore(store_path)
         self.scorer, self.index, self.candidates, self.top_k = scorer, index, candidates, top_k
         self.rerank = max(rerank, top_k)  # ViSiL ranks everything it returns
         self.noise, self.thresholds = noise, thresholds
         self.review = review  # keep each located hit's heatmap for a review report
         self.locate = top_k if locate is None else locate  # hits that get their matching segment
+        self.min_match_seconds, self.min_match_score = min_match_seconds, min_match_score  # as compare's floors
         self.default_fps = self.store.identity.fps if self.store.identity is not None else 1.0
         self._all_ids: list[str] | None = None
 
@@ -226,23 +227,24 @@ class Searcher:
     def _locate(self, query: QueryVideo, video_id: str, scored_map: torch.Tensor | None = None) -> LocatedPair:
         """Where the query and a stored video match, found as `s2vs compare` finds it (with the heatmap when
         a review report is asked for), on the map it was scored with when there is one."""
+        floors = {"min_match_seconds": self.min_match_seconds, "min_match_score": self.min_match_score}
         if scored_map is not None:
-            # Both sides as scoring saw them: videos under 4 frames repeated, with their times (as compare does).
-            query_times, target_times = query.timestamps, self.store.times(video_id, self.default_fps)
+            # The map of both videos as scoring saw them (under 4 frames: repeated); located on their frames as sampled.
+            query_times, (target_times, target_fps) = query.timestamps, self.store.times(video_id, self.default_fps)
             rows, columns = scored_map.shape
             repeat = (repeat_factor(len(query_times), COMPARATOR_MIN_FRAMES),
-                      repeat_factor(len(target_times[0]), COMPARATOR_MIN_FRAMES))
-            if (rows, columns) != (len(query_times) * repeat[0], len(target_times[0]) * repeat[1]):
-                raise FeatureStoreError(f"{self.store.path}: '{video_id}' has {len(target_times[0])} frame times for "
+                      repeat_factor(len(target_times), COMPARATOR_MIN_FRAMES))
+            if (rows, columns) != (len(query_times) * repeat[0], len(target_times) * repeat[1]):
+                raise FeatureStoreError(f"{self.store.path}: '{video_id}' has {len(target_times)} frame times for "
                                         f"its {columns // repeat[1]} frames")
-            return locate_on_map(scored_map.numpy(), np.tile(query_times, repeat[0]), query.fps,
-                                 np.tile(target_times[0], repeat[1]), target_times[1], heatmap=self.review)
+            return locate_on_map(scored_map.numpy(), query_times, query.fps, target_times, target_fps,
+                                 heatmap=self.review, **floors)
         from .compare import as_video_features, stored_video_features  # imports torchvision: 1.6 s
 
         device = self.scorer.device
         return locate_pair(as_video_features(query.label, query.features, query.timestamps, query.fps, device),
                            stored_video_features(self.store, video_id, self.default_fps, device),
-                           self.scorer.network, self.scorer.precision, heatmap=self.review)
+                           self.scorer.network, self.scorer.precision, heatmap=self.review, **floors)
 
 
 @dataclass
@@ -399,7 +401,8 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
         raise
     scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
     searcher = Searcher(database, scorer, index, cfg.candidates, cfg.top_k, noise=noise, thresholds=thresholds,
-                        review=review, rerank=cfg.rerank)
+                        review=review, rerank=cfg.rerank, min_match_seconds=cfg.min_match_seconds,
+                        min_match_score=cfg.min_match_score)
     return SearchRun(str(cfg.database), searcher, sources, runtime, cfg.fps, cfg.frames_per_batch, update)
 
 

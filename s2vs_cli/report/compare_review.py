@@ -69,7 +69,7 @@ class VideoDurations:
 
 def best_stretch_note(segment: dict) -> str:
     """Why a pair lists no match, and where it matches best all the same."""
-    return (f"no copied part long enough to list; the best-matching stretch is query "
+    return (f"no copied part long or strong enough to list; the best-matching stretch is query "
             f"{_clock(segment['query_start'])}–{_clock(segment['query_end'])} ↔ target "
             f"{_clock(segment['target_start'])}–{_clock(segment['target_end'])}")
 

@@ -22,6 +22,10 @@ declumping): each found path is split where its matching cells lie more than GAP
 rows and columns are blocked in a band of diagonals as wide as the part is long, so that no later path
 overlaps them or echoes them on a neighbouring diagonal. The dynamic programme is kept whole, so blocking
 re-aligns only the rows it changes.
+
+`locate` is what every command reports for a pair, so that the same pair gives the same times everywhere:
+the matches (all_segments in seconds) and the segment, which is the first match. It works on the videos'
+frames as sampled; a short video's repetition for the network (docs/METHOD.md §1.5) is cut off first.
 """
 from __future__ import annotations
 
@@ -147,6 +151,7 @@ def all_segments(similarity: np.ndarray, min_frames: int = 2, min_evidence: floa
     sim = np.asarray(similarity)
     alignment = _Alignment(part_scores(sim))
     found: list[Segment] = []
+    any_part = False  # a part long enough was found, whatever its mean similarity
     for _ in range(_TRIES_PER_SEGMENT * max_segments):
         if len(found) == max_segments:
             break
@@ -156,6 +161,7 @@ def all_segments(similarity: np.ndarray, min_frames: int = 2, min_evidence: floa
         parts = [p for p in _split(path, alignment.scores) if p.frames >= min_frames and p.score > min_evidence]
         if not parts:
             break  # the strongest path left holds no part long enough: what remains is scattered cells
+        any_part = True
         blocked_rows = [path.query_first, path.query_last]
         for part in parts:
             if (len(found) < max_segments and part.mean_similarity(sim) >= min_similarity
@@ -166,9 +172,10 @@ def all_segments(similarity: np.ndarray, min_frames: int = 2, min_evidence: floa
         if np.count_nonzero(alignment.scores > 0) < min(2, min_frames):
             break  # no cell left that could start (and end) another part
         alignment.realign(min(blocked_rows), max(blocked_rows))
-    if not found:
+    if not any_part:
         # A map with no part above the noise floor (e.g. unwhitened features, where every cell is near 1)
-        # still has a best-matching segment relative to its own peak: report it when it is long enough.
+        # still has a best-matching segment relative to its own peak: report it when it is long enough. (Not
+        # when parts were found but scored below `min_similarity`: a stretch of a part left out is no match.)
         best = best_segment(sim)
         if best.frames >= min_frames and best.score > min_evidence and best.mean_similarity(sim) >= min_similarity:
             found.append(best)
@@ -286,5 +293,56 @@ def locate_matches(similarity: np.ndarray, query_times: np.ndarray, target_times
     Match.score), are left out."""
     min_frames = max(1, round(min_seconds * fps))
     floor = -np.inf if min_score is None else min_score
-    return [Match(segment_times(s, query_times, target_times, 1.0 / fps), s.mean_similarity(similarity))
+    return [_match(s, similarity, query_times, target_times, fps)
             for s in all_segments(similarity, min_frames=min_frames, max_segments=max_segments, min_similarity=floor)]
+
+
+def _match(segment: Segment, similarity: np.ndarray, query_times: np.ndarray, target_times: np.ndarray,
+           fps: float) -> Match:
+    return Match(segment_times(segment, query_times, target_times, 1.0 / fps), segment.mean_similarity(similarity))
+
+
+@dataclass(frozen=True)
+class PairLocation:
+    """Where two videos match, as every command reports it: every copied part, best first, and the pair's
+    segment, which is the first of them (with none left, where the videos match best all the same)."""
+
+    segment: SegmentTimes
+    matches: list[Match]
+    frames: tuple[int, int]  # (Tq, Tt): the frames of each video as sampled
+
+
+def sampled_map(similarity: np.ndarray, query_frames: int, target_frames: int) -> np.ndarray:
+    """The [query_frames, target_frames] map of two videos as sampled, from the map of what the network saw.
+
+    A video under 4 frames is repeated for the comparator (docs/METHOD.md §1.5), so its map holds whole
+    copies of the sampled one: its first block is the video's own, and the copies would only repeat its
+    matches.
+    """
+    sim = np.asarray(similarity)
+    rows, columns = sim.shape
+    if min(query_frames, target_frames) < 1 or rows % query_frames or columns % target_frames:
+        raise ValueError(f"a {rows} x {columns} map is no repetition of videos of {query_frames} and "
+                         f"{target_frames} frames")
+    return sim[:query_frames, :target_frames]
+
+
+def locate(similarity: np.ndarray, query_times: np.ndarray, target_times: np.ndarray, fps: float,
+           min_seconds: float = 2.0, min_score: float | None = None,
+           max_segments: int = MAX_SEGMENTS) -> PairLocation:
+    """The one rule for where two videos match (compare, search, evaluate, VSC22 and the reports use it).
+
+    `similarity` is their frame-to-frame map, of the videos as sampled (`query_times`, `target_times`: one
+    time a frame, in the video's own seconds) or as the network saw them (short videos repeated: see
+    sampled_map). Matches are every copied part (`locate_matches`, with `min_seconds` and `min_score`); the
+    segment is the first match, or, when no part passes those floors, the best part without them.
+    """
+    query_times, target_times = np.asarray(query_times), np.asarray(target_times)
+    sim = sampled_map(similarity, len(query_times), len(target_times))
+    matches = locate_matches(sim, query_times, target_times, fps, min_seconds, max_segments, min_score)
+    if matches:
+        segment = matches[0].times
+    else:
+        best = all_segments(sim, min_frames=1, max_segments=1) or [best_segment(sim)]
+        segment = segment_times(best[0], query_times, target_times, 1.0 / fps)
+    return PairLocation(segment, matches, sim.shape)
