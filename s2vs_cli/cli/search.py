@@ -82,10 +82,10 @@ def search(
                           precision=precision, fps=fps, frames_per_batch=frames_per_batch, seed=seed,
                           thresholds=thresholds, normalize_with=normalize_with, normalize_k=normalize_k,
                           normalize_beta=normalize_beta)
+        check_writable(output, report)  # before anything is imported or loaded
         from ..jobs.search import start_search
         from ..runtime import Runtime
 
-        check_writable(output, report)
         finder = _video_finder(report, report_videos)
         quiet = quiet or json_output
         with RichProgress(console, quiet) as progress:
