@@ -5,11 +5,20 @@ code all read this table; adding a published model or an annotation file is one 
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UnknownWeightsError
 
 # What a file is, which decides where it is used and which option takes a local copy instead.
 BACKBONE, WHITENING, NETWORK, ANNOTATION = "backbone", "whitening", "network", "annotation"
 KINDS = (BACKBONE, WHITENING, NETWORK, ANNOTATION)
+# The words a weights option takes besides the published names (models/loading.py builds them, by the same
+# words), and what its messages call each kind.
+RANDOM, NO_WHITENING = "random", "none"
+BUILT_IN = {BACKBONE: (RANDOM,), WHITENING: (NO_WHITENING, RANDOM), NETWORK: (RANDOM,)}
+WEIGHTS_WORD = {BACKBONE: "backbone", WHITENING: "whitening", NETWORK: "model"}
 
 
 @dataclass(frozen=True)
@@ -144,3 +153,23 @@ def help_names(kind: str) -> str:
 def available_models() -> list[str]:
     """Names of the published similarity networks."""
     return list(artifacts_of(NETWORK))
+
+
+def looks_like_path(spec: str) -> bool:
+    """Whether a weights option's value is meant as a file: it has a folder separator or a .pth/.pt/.npz suffix."""
+    separators = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
+    return any(s in spec for s in separators) or Path(spec).suffix.lower() in {".pth", ".pt", ".npz"}
+
+
+def is_weights_name(spec: str, kind: str) -> bool:
+    """Whether `spec` is a word a weights option of `kind` takes (a published name, random, none), not a path."""
+    return spec in choices(kind) or spec in BUILT_IN[kind]
+
+
+def check_weights_choice(spec: str, kind: str) -> None:
+    """UnknownWeightsError (a usage error) unless `spec` is a published name, a built-in word, an existing file or
+    meant as a path (whose absence is reported when it is loaded)."""
+    if is_weights_name(spec, kind) or looks_like_path(spec) or Path(spec).expanduser().is_file():
+        return
+    names = ", ".join([*sorted(choices(kind)), *BUILT_IN[kind]])
+    raise UnknownWeightsError(f"unknown {WEIGHTS_WORD[kind]} '{spec}': use {names} or a file path")

@@ -148,6 +148,37 @@ def write_with(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
             os.fsync(handle.fileno())
 
 
+def check_writable(path: str | os.PathLike, folder: bool = False, parents: bool = False) -> None:
+    """Fail at once, before any work, when `path` cannot be written (S2VSError, one line naming it).
+
+    A file must not be a folder, and its folder must exist and take a new file: the temporary sibling the
+    write will use is made and removed, so a folder that refuses files (read-only, /proc) fails here, not
+    after the work. With `parents` (a writer that makes missing folders) and for a `folder` output, missing
+    folders are fine: the nearest one that exists must take a new file.
+    """
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise S2VSError(f"{path}: exists and is not a folder; give a folder to write into")
+    if not folder and path.is_dir():
+        raise S2VSError(f"{path}: is a folder; give a file to write")
+    where = path if folder else path.parent
+    if folder or parents:
+        while not where.exists() and where != where.parent:
+            where = where.parent
+    if not where.is_dir():
+        why = f"{where} is not a folder" if where.exists() else f"folder {where} not found"
+        raise S2VSError(f"{path}: cannot write here ({why})")
+    probe = temporary_sibling(path if where == path.parent else where / "output")
+    try:
+        descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as error:
+        raise S2VSError(f"{path}: cannot write here (cannot create a file in {where}: "
+                        f"{error.strerror or error})") from None
+    os.close(descriptor)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
 def remove_stale_temporaries(folder: str | os.PathLike, pattern: re.Pattern[str] = _TEMPORARY) -> int:
     """Delete the temporary files in `folder` left by processes that are gone; return how many.
 

@@ -14,6 +14,7 @@ from typing import Any, Optional, TypeVar
 
 import yaml
 
+from .config_checks import absolute_paths, check_config_inputs, check_names, resolve_config_paths
 from .errors import ConfigError
 from .yaml_file import read_yaml
 
@@ -41,6 +42,8 @@ class ExtractorOptions:
         check_fps(self.fps)
         if self.frames_per_batch < 1:
             raise ConfigError(f"frames_per_batch must be at least 1, got {self.frames_per_batch}")
+        # An unknown name is a usage error now, not after the runtime started (ModelOptions' model too).
+        check_names(self.device, self.precision, self.backbone_weights, self.pca, getattr(self, "model", None))
 
 
 @dataclass
@@ -396,17 +399,26 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
-def build_config(cls: type[T], config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:
+def build_config(cls: type[T], config_file: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
+                 relative_to_file: bool = True, check_inputs: bool = False) -> T:
     """Defaults <- YAML file <- flags (`overrides`, where None means 'not given').
 
     A field whose type is itself a config dataclass (e.g. training's `augmentation`) takes a nested
-    mapping in YAML; its keys are checked the same way and named with their section in errors.
+    mapping in YAML; its keys are checked the same way and named with their section in errors. A relative
+    path in the file is read from the file's folder (config_checks.py; `relative_to_file` False keeps it
+    relative to the current one, as a run's own config.yaml was written); with `check_inputs`, an input
+    path of the file that does not exist is a ConfigError naming the file and where it looked.
     """
-    values = _from_mapping(cls, read_yaml(config_file), f"{config_file}: ") if config_file is not None else {}
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        given = _from_mapping(cls, read_yaml(config_file), f"{config_file}: ")
+        values = resolve_config_paths(given, config_file) if relative_to_file else dict(given)
     types_by_name = field_types(cls)
     for name, value in (overrides or {}).items():
         if value is not None:
             values[name] = _coerce(value, types_by_name[name], f"--{name.replace('_', '-')}")
+    if config_file is not None and check_inputs:  # what the file says and no flag replaced
+        check_config_inputs({k: values[k] for k in given if (overrides or {}).get(k) is None}, given, config_file)
     return cls(**values)
 
 
@@ -430,6 +442,8 @@ def _from_mapping(cls: type, data: dict[str, Any], where: str, section: str = ""
     return values
 
 
-def config_to_yaml(config: Any) -> str:
-    """The effective configuration as YAML (what `--print-config` shows and `--config` reads back)."""
-    return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)
+def config_to_yaml(config: Any, absolute: bool = True) -> str:
+    """The effective configuration as YAML (what `--print-config` shows and `--config` reads back from any
+    folder: paths absolute; `absolute` False keeps them as given, for a run's own config.yaml)."""
+    values = dataclasses.asdict(config)
+    return yaml.safe_dump(absolute_paths(values) if absolute else values, sort_keys=False)

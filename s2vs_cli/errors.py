@@ -22,6 +22,10 @@ class WeightsError(S2VSError):
     """Weights could not be found, downloaded, verified or loaded."""
 
 
+class UnknownWeightsError(ConfigError, WeightsError):
+    """A weights option names neither a published file, a built-in choice nor a file: a usage error (exit 2)."""
+
+
 class CheckpointError(WeightsError):
     """A checkpoint file is unreadable or does not match the network."""
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .config_checks import PRECISIONS
 from .distributed import ProcessGroup, join_process_group, place_from_env
 from .errors import ConfigError
 from .progress import SILENT, Progress
@@ -23,7 +24,6 @@ if TYPE_CHECKING:  # models import torchvision; the runtime loads them only when
     from .models.extractor import RegionExtractor
     from .models.visil import ViSiL
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 def device_for_rank(spec: str, local_rank: int = 0, world_size: int = 1, cuda_devices: int = 0) -> str:

@@ -1,6 +1,8 @@
 """Typed configuration: paper defaults, YAML, flags, unknown keys and bad values."""
 from __future__ import annotations
 
+import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -72,7 +74,7 @@ def test_normalization_and_calibration_options(tmp_path):
     path.write_text("normalize_with: noise.h5\nnormalize-k: 3\nnormalize_beta: 0.5\nthresholds: t.json\n")
     search = build_config(SearchConfig, path)
     assert (search.normalize_with, search.normalize_k, search.normalize_beta, search.thresholds) == (
-        "noise.h5", 3, 0.5, "t.json")
+        str(tmp_path / "noise.h5"), 3, 0.5, str(tmp_path / "t.json"))  # read from the file's folder (issue 26)
     path.write_text(config_to_yaml(search))  # --print-config's output reads back the same
     assert build_config(SearchConfig, path) == search
     calibrate = CalibrateConfig()
@@ -120,8 +122,9 @@ def test_training_config_has_the_papers_defaults_and_nested_augmentation_options
     path.write_text("iterations: 50\naugmentation:\n  text_p: 0.9\n  viv-lambda-min: 0.4\n")
     loaded = build_config(TrainConfig, path, {"iterations": 60})
     assert loaded.iterations == 60 and loaded.augmentation.text_p == 0.9 and loaded.augmentation.viv_lambda_min == 0.4
-    path.write_text(config_to_yaml(loaded))
-    assert build_config(TrainConfig, path) == loaded
+    path.write_text(config_to_yaml(loaded))  # paths absolute: the same folders, read back from the file's folder
+    assert build_config(TrainConfig, path) == dataclasses.replace(loaded, experiment_path=os.path.abspath(
+        loaded.experiment_path))
 
 
 @pytest.mark.parametrize("text,message", [

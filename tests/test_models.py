@@ -185,13 +185,14 @@ def test_available_weights_pass_the_offline_check(tmp_path, parity_dir):
     shutil.copy(parity_dir / "visil_random.pth", tmp_path / "cache" / "s2vs_dns.pth")
     models.check_available("random", "none", "s2vs_dns")  # cached, or nothing to download
     models.check_available("random", str(parity_dir / "visil_random.pth"), "s2vs_vcdb", features_only=True)
-    with pytest.raises(WeightsError, match=r"^1 weight file is missing .*s2vs_vcdb.pth .*--model FILE\)$"):
+    with pytest.raises(WeightsError, match=r"^1 weight file is missing .*s2vs_vcdb.pth .*--model FILE\); to run "
+                                           r"without downloads, seeded random weights take their place"):
         models.check_available("random", "random", "s2vs_vcdb")
     models.check_available("imagenet", "vcdb", "s2vs_vcdb", offline=False)  # online: downloads will fetch them
 
 
 def test_download_failure_names_the_option_that_takes_a_local_file():
-    with pytest.raises(WeightsError, match=r"or pass --pca FILE$"):
+    with pytest.raises(WeightsError, match=r"or pass --pca FILE; to run without downloads, seeded random weights"):
         models.load_whitening("vcdb")
 
 

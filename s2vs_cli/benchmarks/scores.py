@@ -86,6 +86,8 @@ def align(similarities: Similarities, queries: Sequence[str], columns: Sequence[
         matrix[i, where[known]] = values[known]
     present = ~np.isnan(matrix).all(axis=0)
     present[[column[q] for q in present_queries if q in column]] = True  # a query that loaded is in all_db
+    if not present.any():  # nothing to rank: every metric would be NaN
+        raise EvaluationError(_no_database_present(columns, name, scored_from))
     missing = tuple(q for q in queries if q not in similarities)
     return AlignedScores(present_queries, columns, column, matrix, present, missing)
 
@@ -175,6 +177,12 @@ def listing(ids: Sequence[str], shown: int = SHOWN_IDS) -> str:
     """'a', 'b', 'c' and 4 more: the first few ids of a list, quoted."""
     named = ", ".join(f"'{i}'" for i in ids[:shown])
     return f"{named} and {len(ids) - shown} more" if len(ids) > shown else named
+
+
+def _no_database_present(columns: Sequence[str], name: str, scored_from: str | None) -> str:
+    where = scored_from or "the similarities"
+    return (f"none of the {len(columns)} {name} database videos is in {where}: all {len(columns)} are missing "
+            f"(looked for {listing(columns)})")
 
 
 def _no_query_present(queries: Sequence[str], name: str, scored_from: str | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 
+from ..atomic import check_writable
 from ..errors import ConfigError
 from .common import console, stdout, terminal_safe
 from .progress import plural
@@ -41,10 +42,12 @@ def report_failures(failures: list, listing: str) -> None:
                   highlight=False, soft_wrap=True)
 
 
-def check_output(output: str) -> None:
-    """Refuse an empty output path before anything is loaded."""
+def check_output(output: str, folder: bool = False) -> None:
+    """Refuse an empty or unwritable output path (a file, or a `folder`; missing folders are made) before
+    anything is loaded."""
     if not output.strip():
         raise ConfigError("--output must name a file or folder")
+    check_writable(output, folder=folder, parents=True)
 
 
 def exit_status(failures: list, is_main: bool) -> int:

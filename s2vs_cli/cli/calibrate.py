@@ -78,14 +78,15 @@ def calibrate(
                           model=model, backbone_weights=backbone_weights, pca=pca, device=device,
                           precision=precision, fps=fps, seed=seed)
         from ..errors import ConfigError
+
+        if output is None and not json_output:
+            raise ConfigError("give where to write the thresholds: --output THRESHOLDS.json (or --json to print them)")
+        check_writable(output)  # before anything is imported or loaded
         from ..jobs.calibrate import check_sources, run_calibration
         from ..runtime import Runtime
         from .progress import RichProgress
 
-        if output is None and not json_output:
-            raise ConfigError("give where to write the thresholds: --output THRESHOLDS.json (or --json to print them)")
         check_sources(cfg, from_similarities)  # usage errors before any model is loaded
-        check_writable(output)
         with RichProgress(console, quiet or json_output) as progress:
             runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
             thresholds = run_calibration(cfg, runtime, from_similarities=from_similarities, output=output,

@@ -97,33 +97,29 @@ def _print_error(error: Exception) -> None:
     console.print(f"[bold red]error:[/] {terminal_safe(error)}", highlight=False, soft_wrap=True)
 
 
-def load_config(cls: type[T], config_file: str | None, print_config: bool, **flags: Any) -> T:
-    """Defaults <- YAML <- flags; with --print-config show the result and exit."""
-    config = build_config(cls, config_file, flags)
+def load_config(cls: type[T], config_file: str | None, print_config: bool, *, relative_to_file: bool = True,
+                **flags: Any) -> T:
+    """Defaults <- YAML <- flags; with --print-config show the result and exit (else the file's input paths
+    must exist). `relative_to_file`: see config.build_config."""
+    config = build_config(cls, config_file, flags, relative_to_file=relative_to_file,
+                          check_inputs=relative_to_file and not print_config)
     if print_config:
         sys.stdout.write(config_to_yaml(config))
         raise typer.Exit(0)
     return config
 
 
-def check_writable(*outputs: str | None) -> None:
-    """Fail before any work (exit 1, one line) when a file the command will write cannot be written."""
-    from pathlib import Path
+def check_writable(*outputs: str | None, made: tuple[str | None, ...] = (),
+                   folders: tuple[str | None, ...] = ()) -> None:
+    """Fail before any work (exit 1, one line) when an output cannot be written: files whose folder must exist
+    (`outputs`), files whose writer makes missing folders (`made`) and folders (`folders`); atomic.check_writable
+    is the one check every output option goes through."""
+    from ..atomic import check_writable as check
 
-    for output in outputs:
-        if output is None:
-            continue
-        path = Path(output)
-        if path.is_dir():
-            raise S2VSError(f"{path}: is a folder; give a file to write")
-        existed = path.exists()
-        try:
-            with open(path, "a", encoding="utf-8"):  # appends nothing: an existing file stays as it is
-                pass
-        except OSError as e:
-            raise S2VSError(f"{path}: cannot write here ({e.strerror or e})") from None
-        if not existed:
-            path.unlink(missing_ok=True)
+    for paths, options in ((outputs, {}), (made, {"parents": True}), (folders, {"folder": True})):
+        for path in paths:
+            if path is not None:
+                check(path, **options)
 
 
 def write_results(output: str | None, summary: dict) -> None:

@@ -56,12 +56,12 @@ def compare(
                           seed=seed, compile=compile_cnn, features_only=features_only,
                           min_match_seconds=min_match_seconds, thresholds=thresholds,
                           min_match_score=min_match_score)
+        check_writable(report, made=(heatmap,))  # before anything is imported or loaded
         from ..jobs.compare import check_videos, compare_videos
         from ..runtime import Runtime
         from ..scoring.calibration import load_thresholds
 
         check_videos(query, target)  # a bad input fails now, not after minutes of weight loading
-        check_writable(report)
         calibration = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None
         with RichProgress(console, quiet or json_output) as progress:
             runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)

@@ -133,12 +133,12 @@ def evaluate(
                           backbone_weights=backbone_weights, pca=pca, fps=fps, frames_per_batch=frames_per_batch,
                           pairs_per_query=pairs_per_query, min_match_seconds=min_match_seconds,
                           normalize_with=normalize_with, normalize_k=normalize_k, normalize_beta=normalize_beta)
+        # Outputs before anything is imported or loaded; usage errors before any model is loaded.
+        check_writable(output, save_similarities, save_matches, report, made=(cfg.save_features,))
         from ..jobs.evaluate import check_sources, run_evaluation
         from ..runtime import Runtime
 
-        # Usage errors before any output is checked or model loaded; outputs before hours of scoring.
         check_sources(cfg, from_similarities, from_matches, save_matches)
-        check_writable(output, save_similarities, save_matches, report)
         with RichProgress(console, quiet or json_output) as progress:
             runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
             try:

@@ -56,7 +56,7 @@ def extract_frames(
                           format=image_format, dataset_path=dataset_path, pattern=pattern, list=id_list,
                           dataset=dataset, annotations=annotations, skip_missing=skip_missing, workers=workers,
                           overwrite=overwrite)
-        check_output(output)
+        check_output(output, folder=True)
         from ..distributed import place_from_env
         from ..jobs.extract_frames import run_extract_frames
         from ..runtime import Runtime

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from . import options
-from .common import console, reported_errors, stdout, terminal_safe
+from .common import check_writable, console, reported_errors, stdout, terminal_safe
 from .progress import RichProgress
 
 
@@ -33,6 +33,7 @@ def fit_pca(
     Example: [bold]s2vs extract-features videos/ --pca none -o raw.hdf5 && s2vs fit-pca raw.hdf5 -o pca.pth[/]
     """
     with reported_errors():
+        check_writable(made=(output,))  # before anything is imported or loaded
         from ..jobs.fit_pca import fit_pca as fit
         from ..runtime import Runtime
 

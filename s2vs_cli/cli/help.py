@@ -9,9 +9,10 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from typer._click.exceptions import NoSuchOption  # Typer 0.29 carries its own click
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from .options import INPUT, MODEL, OUTPUT, RUNTIME
+from .options import INPUT, MODEL, OUTPUT, REMOVED_OPTIONS, RUNTIME
 
 # Panels in the order they are shown; a command's own panels (e.g. "Search") come between Model and Output.
 _PANEL_RANK = {INPUT: 0, MODEL: 1, OUTPUT: 3, RUNTIME: 4}
@@ -50,6 +51,18 @@ class Command(TyperCommand):
         self.help, self.epilog = reflow(self.help), reflow(self.epilog)
         self.params.sort(key=_rank)  # stable: options within a panel keep the order they are declared in
         _without_type(self.params)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Click's parsing; an option of an earlier release is a usage error naming the one that replaced it
+        (click would suggest the closest name, e.g. --min-match-score for --batch-size)."""
+        try:
+            return super().parse_args(ctx, args)
+        except NoSuchOption as error:
+            replacement, message = REMOVED_OPTIONS.get(error.option_name, (None, ""))
+            if replacement is None or not any(replacement in getattr(p, "opts", ()) for p in self.params):
+                raise
+            said = f"No such option: {error.option_name}; {message}"
+            raise NoSuchOption(error.option_name, message=said, ctx=ctx) from None
 
     def get_help_option(self, ctx: Any) -> TyperOption | None:
         """--help, shown without a type, in the Output panel when the command uses panels."""

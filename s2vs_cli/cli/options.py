@@ -13,9 +13,19 @@ INPUT, MODEL, OUTPUT, RUNTIME = "Input", "Model", "Output", "Runtime"
 # (so Typer cannot mark it): the same words Typer writes for required parameters.
 REQUIRED = "  [dim red]\\[required][/]"
 
+# Options of earlier releases -> the option that does their work now, and what to know. A command that still has
+# the name (train's --batch-size: videos per step) never asks; one without the new option gives click's message.
+REMOVED_OPTIONS = {
+    "--batch-size": ("--frames-per-batch", "it is now --frames-per-batch (frames per model batch; --batch-size "
+                                           "is only train's videos per step)"),
+    "--batch-size-fe": ("--frames-per-batch", "it is now --frames-per-batch (frames per backbone batch)"),
+}
+
 # --- what every command has --------------------------------------------------------------------------------
 Config = Annotated[Optional[str], typer.Option(
-    "--config", metavar="FILE.yaml", help="Read options from a YAML file; flags given here override it.",
+    "--config", metavar="FILE.yaml",
+    help="Read options from a YAML file (a relative path in it is read from its folder); flags given here "
+         "override it.",
     rich_help_panel=RUNTIME)]
 PrintConfig = Annotated[bool, typer.Option(
     "--print-config", help="Print the effective configuration as YAML and exit.", rich_help_panel=OUTPUT)]

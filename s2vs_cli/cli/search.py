@@ -85,10 +85,10 @@ def search(
                           thresholds=thresholds, normalize_with=normalize_with, normalize_k=normalize_k,
                           normalize_beta=normalize_beta, min_match_seconds=min_match_seconds,
                           min_match_score=min_match_score)
+        check_writable(output, report)  # before anything is imported or loaded
         from ..jobs.search import start_search
         from ..runtime import Runtime
 
-        check_writable(output, report)
         finder = _video_finder(report, report_videos)
         quiet = quiet or json_output
         with RichProgress(console, quiet) as progress:

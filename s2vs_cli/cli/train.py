@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options
-from .common import console, load_config, reported_errors, terminal_safe
+from .common import check_writable, console, load_config, reported_errors, terminal_safe
 from .options import INPUT, OUTPUT, RUNTIME
 from .progress import RichProgress, plural
 
@@ -104,15 +104,13 @@ def train(
     """
     with reported_errors(interrupted="continue with --resume"):
         from ..config import TrainConfig
-        from ..distributed import place_from_env
-        from ..jobs.train import (check_training, preview_augmentations as write_previews, run_length_text,
-                                  train as run_training)
-        from ..runtime import Runtime
 
+        own = False  # a run's own config.yaml keeps its paths as they were given: from the current folder
         if resume and config is None:  # a run resumes with the settings it was started with
             saved = Path(experiment_path or TrainConfig().experiment_path) / "config.yaml"
-            config = str(saved) if saved.is_file() else None
-        cfg = load_config(TrainConfig, config, print_config, data=data, experiment_path=experiment_path,
+            config, own = (str(saved), True) if saved.is_file() else (None, False)
+        cfg = load_config(TrainConfig, config, print_config, relative_to_file=not own, data=data,
+                          experiment_path=experiment_path,
                           iterations=iterations, run_length=run_length, batch_size=batch_size,
                           window_size=window_size, lr=lr, augmentations=augmentations, save_every=save_every,
                           resume=resume, eval_every=eval_every,
@@ -120,6 +118,13 @@ def train(
                           eval_pattern=eval_pattern, frames_per_batch=frames_per_batch, loader=loader,
                           workers=workers, backbone_weights=backbone_weights, pca=pca, device=device,
                           precision=precision, fps=fps, seed=seed)
+        # The folder written, before anything is imported or loaded.
+        check_writable(folders=(cfg.experiment_path if preview_augmentations is None else preview_augmentations,))
+        from ..distributed import place_from_env
+        from ..jobs.train import (check_training, preview_augmentations as write_previews, run_length_text,
+                                  train as run_training)
+        from ..runtime import Runtime
+
         if preview_augmentations is not None:
             written = write_previews(cfg, Path(preview_augmentations))
             console.print(f"wrote {plural(len(written), 'previews')} (weak clip above, strong below) to "

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from . import options
-from .common import EXIT_ERROR, console, reported_errors, stdout, terminal_safe
+from .common import EXIT_ERROR, check_writable, console, reported_errors, stdout, terminal_safe
 from .progress import RichProgress, plural
 
 SHOWN = 20  # damaged videos listed on the terminal (all of them with --json)
@@ -28,6 +28,8 @@ def verify(
     ones), 1 when damaged videos were found or the file cannot be read.
     """
     with reported_errors():
+        if repair:  # the file is rewritten beside itself: its folder must take a new file
+            check_writable(database)
         from ..jobs.merge import verify_features
 
         with RichProgress(console, quiet or json_output) as progress:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..atomic import check_writable
 from ..errors import FeatureStoreError
 from ..progress import SILENT, Progress
 from ..storage.parts import MergeResult, complete_parts, merge_parts, output_lock, parts_dir_for
@@ -31,11 +32,12 @@ def merge_features(output: str | Path, parts: Sequence[str | Path] = (),
     be opened are dropped (their videos are redone) and removed once merged; files named in `parts` are
     never dropped in silence (an unreadable one is an error) and never removed.
     """
-    from ..models.checkpoints import package_version
-
     output = Path(output)
     if output.is_dir():
         raise FeatureStoreError(f"{output}: is a folder; give the feature file to write (OUT.hdf5)")
+    check_writable(output)  # a folder that takes no new file fails now, not after the reading
+    from ..models.checkpoints import package_version
+
     named = [Path(p) for p in parts]
     parts_dir = parts_dir_for(output)
     if not named and not parts_dir.is_dir():

@@ -111,7 +111,7 @@ def _train(cfg: TrainConfig, videos: list[VideoInput], loader: str, runtime: Run
             network, device_ids=[device.index] if device.type == "cuda" else None)
     if group.is_main:
         experiment.mkdir(parents=True, exist_ok=True)
-        write_text_atomically(experiment / CONFIG, config_to_yaml(cfg))
+        write_text_atomically(experiment / CONFIG, config_to_yaml(cfg, absolute=False))  # as --resume reads it
         keep_metrics_until(experiment / METRICS, first)  # steps after the checkpoint are about to be redone
 
     workers = _workers(cfg)

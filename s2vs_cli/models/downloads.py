@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts import ARTIFACTS, Artifact
+from ..artifacts import ARTIFACTS, BACKBONE, NETWORK, WHITENING, Artifact, looks_like_path
 from ..atomic import OutputWriteError, atomic_write, write_text_atomically
-from ..errors import WeightsError
+from ..errors import UnknownWeightsError, WeightsError
 from ..progress import SILENT, Progress
 from .checkpoints import package_version
 
@@ -30,6 +30,11 @@ _OFFLINE_VALUES = {"1", "true", "yes", "on"}
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")
 # Said when no option takes a local copy of the file.
 LOCAL_FILE_HINT = "or pass a local file path"
+# Said when published weights cannot be had: the route that needs no download, and what it is worth.
+RANDOM_WEIGHTS_ROUTE = ("to run without downloads, seeded random weights take their place: --backbone-weights random "
+                        "--pca random, and --model random for the similarity network (make demo OFFLINE=1 runs the "
+                        "demo so), but the results then mean nothing")
+WEIGHT_KINDS = (BACKBONE, WHITENING, NETWORK)
 
 
 def cache_dir() -> Path:
@@ -56,6 +61,12 @@ def offline_cause(offline: bool | None) -> str | None:
 def local_file_hint(artifact: Artifact) -> str:
     """How to use a local copy instead: 'or pass --pca FILE' (the artifact's option), else a generic hint."""
     return f"or pass {artifact.option} FILE" if artifact.option else LOCAL_FILE_HINT
+
+
+def download_hint(artifact: Artifact) -> str:
+    """What a failed download of `artifact` says to do: use a local copy, or (weights) run on random weights."""
+    offline = f"; {RANDOM_WEIGHTS_ROUTE}" if artifact.kind in WEIGHT_KINDS else ""
+    return local_file_hint(artifact) + offline
 
 
 # path -> (mtime_ns, size, sha256): hashing 100 MB costs ~0.3 s, so do it once per process.
@@ -169,18 +180,12 @@ def fetch(artifact: Artifact, progress: Progress = SILENT, offline: bool | None 
         return found
     cause = offline_cause(offline)
     if cause:
-        raise WeightsError(_download_failure(artifact.url, dest, f"offline ({cause})", local_file_hint(artifact)))
-    download(artifact.url, dest, artifact.sha256, artifact.sha256_prefix, progress,
-             hint=local_file_hint(artifact))
+        raise WeightsError(_download_failure(artifact.url, dest, f"offline ({cause})", download_hint(artifact)))
+    download(artifact.url, dest, artifact.sha256, artifact.sha256_prefix, progress, hint=download_hint(artifact))
     if artifact.sha256 is None:
         # Trust on first use: lets later runs detect a cache file damaged after download.
         _write_sidecar(dest, sha256_of(dest))
     return dest
-
-
-def _looks_like_path(spec: str) -> bool:
-    separators = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
-    return any(s in spec for s in separators) or Path(spec).suffix.lower() in {".pth", ".pt"}
 
 
 def resolve_file_or_artifact(spec: str, aliases: dict[str, str], what: str = "weights",
@@ -197,10 +202,10 @@ def resolve_file_or_artifact(spec: str, aliases: dict[str, str], what: str = "we
         raise WeightsError(f"{spec}: is a directory, expected a {what} file")
     if spec in aliases:
         return resolve_artifact(aliases[spec], progress=progress, offline=offline)
-    if _looks_like_path(spec):
+    if looks_like_path(spec):
         raise WeightsError(f"{spec}: file not found")
     names = ", ".join([*sorted(aliases), *other_choices])
-    raise WeightsError(f"unknown {what} '{spec}': use {names} or a file path")
+    raise UnknownWeightsError(f"unknown {what} '{spec}': use {names} or a file path")
 
 
 def _download_failure(url: str, dest: Path, reason: str, hint: str = LOCAL_FILE_HINT) -> str:

@@ -18,7 +18,8 @@ from ..progress import SILENT, Progress
 from .backbone import Backbone
 from .backbones import BACKBONES, DEFAULT_BACKBONE, build_backbone
 from .checkpoints import check_state_dict, extract_state_dict, load_torch_file
-from .downloads import cache_dir, cached_copy, local_file_hint, offline_cause, resolve_file_or_artifact, sha256_of
+from .downloads import (RANDOM_WEIGHTS_ROUTE, cache_dir, cached_copy, local_file_hint, offline_cause,
+                        resolve_file_or_artifact, sha256_of)
 from .extractor import RegionExtractor
 from .seeding import seeded
 from .visil import ViSiL
@@ -67,7 +68,8 @@ def check_available(backbone_weights: str = "imagenet", pca: str = "vcdb", model
         return
     files = ", ".join(f"{a.filename} (put it in {cache_dir()}/ {local_file_hint(a)})" for a in missing)
     count = f"{len(missing)} weight files are" if len(missing) > 1 else "1 weight file is"
-    raise WeightsError(f"{count} missing and cannot be downloaded (offline: {cause}): {files}")
+    raise WeightsError(f"{count} missing and cannot be downloaded (offline: {cause}): {files}; "
+                       f"{RANDOM_WEIGHTS_ROUTE}")
 
 
 def load_backbone(spec: str = "imagenet", seed: int = 0, progress: Progress = SILENT,
