@@ -14,7 +14,8 @@ from typing import Any, Optional, TypeVar
 
 import yaml
 
-from .config_checks import absolute_paths, check_config_inputs, check_names, resolve_config_paths
+from .config_checks import (absolute_paths, check_config_inputs, check_fps, check_loader, check_names,
+                            resolve_config_paths)
 from .errors import ConfigError
 from .yaml_file import read_yaml
 
@@ -354,25 +355,9 @@ class TrainConfig(ExtractorOptions):
             raise ConfigError(f"workers must be 0 or more, got {self.workers}")
 
 
-# Sampling rates beyond these are typing mistakes: a frame every 1,000 s, or 1,000 frames per second.
-MIN_FPS, MAX_FPS = 0.001, 1000.0
 MIN_TARGET_PRECISION = 0.5    # of calibrate (thresholds files are checked against it too)
 MAX_NORMALIZE_BETA = 10.0     # β of noise normalization
 MAX_RESIZE = 4096
-
-
-def check_loader(loader: str) -> None:
-    """ConfigError unless `loader` names a registered frame source (media/source.py)."""
-    from .media.source import SOURCES
-
-    if loader not in SOURCES:
-        raise ConfigError(f"loader must be one of {', '.join(SOURCES)}, got '{loader}'")
-
-
-def check_fps(fps: float) -> None:
-    """ConfigError unless `fps` is a sampling rate FFmpeg can honour."""
-    if not MIN_FPS <= fps <= MAX_FPS:  # also refuses nan and inf
-        raise ConfigError(f"fps must be between {MIN_FPS:g} and {MAX_FPS:g}, got {fps}")
 
 
 def field_types(cls: type) -> dict[str, Any]:

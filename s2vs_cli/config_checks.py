@@ -1,4 +1,4 @@
-"""Configuration values checked before any work: names (device, precision) and paths in a configuration file.
+"""Configuration values checked before any work: names, sampling rates and paths in a configuration file.
 
 A relative path in a file is read from the file's folder: `pca: pca.pth` in `configs/run.yaml` is
 `configs/pca.pth`, from whatever folder the command runs in, and a missing input names the file and where
@@ -17,6 +17,23 @@ from .artifacts import BACKBONE, NETWORK, WHITENING, check_weights_choice, is_we
 from .errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # runtime.py resolves auto
+
+# Sampling rates beyond these are typing mistakes: a frame every 1,000 s, or 1,000 frames per second.
+MIN_FPS, MAX_FPS = 0.001, 1000.0
+
+
+def check_loader(loader: str) -> None:
+    """ConfigError unless `loader` names a registered frame source (media/source.py)."""
+    from .media.source import SOURCES
+
+    if loader not in SOURCES:
+        raise ConfigError(f"loader must be one of {', '.join(SOURCES)}, got '{loader}'")
+
+
+def check_fps(fps: float) -> None:
+    """ConfigError unless `fps` is a sampling rate FFmpeg can honour."""
+    if not MIN_FPS <= fps <= MAX_FPS:  # also refuses nan and inf
+        raise ConfigError(f"fps must be between {MIN_FPS:g} and {MAX_FPS:g}, got {fps}")
 
 
 def check_device(spec: str) -> None:

@@ -39,7 +39,8 @@ import numpy as np
 
 from ..artifacts import NETWORK, choices
 from ..atomic import OutputWriteError, write_text_atomically
-from ..config import MAX_FPS, MAX_NORMALIZE_BETA, MIN_FPS, MIN_TARGET_PRECISION
+from ..config import MAX_NORMALIZE_BETA, MIN_TARGET_PRECISION
+from ..config_checks import MAX_FPS, MIN_FPS
 from ..errors import ConfigError, S2VSError
 from ..json_file import read_json
 from ..storage.store import labels_random_weights
