@@ -19,11 +19,7 @@ RANDOM = ["--backbone-weights", "random", "--pca", "random"]
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("S2VS_HOME", str(tmp_path / "s2vs-cache"))
-    monkeypatch.setenv("S2VS_OFFLINE", "1")
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+pytestmark = pytest.mark.usefixtures("offline")  # conftest: no downloads, empty caches
 
 
 @pytest.fixture(scope="module")

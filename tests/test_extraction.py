@@ -30,11 +30,7 @@ IDENTITY = StoreIdentity("ResNet-50 random (seed 0)", "random (seed 0)", 1.0, 51
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("S2VS_HOME", str(tmp_path / "s2vs-cache"))
-    monkeypatch.setenv("S2VS_OFFLINE", "1")
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+pytestmark = pytest.mark.usefixtures("offline")  # conftest: no downloads, empty caches
 
 
 @pytest.fixture(scope="module")

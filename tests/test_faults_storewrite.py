@@ -14,7 +14,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from conftest import resize_tmpfs
@@ -33,11 +32,7 @@ RANDOM = ["--backbone-weights", "random", "--pca", "random", "--precision", "fp3
           "--workers", "0"]
 
 
-@pytest.fixture(autouse=True)
-def _offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("S2VS_HOME", str(tmp_path / "s2vs-cache"))
-    monkeypatch.setenv("S2VS_OFFLINE", "1")
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+pytestmark = pytest.mark.usefixtures("offline")  # conftest: no downloads, empty caches
 
 
 def _lines(result) -> list[str]:

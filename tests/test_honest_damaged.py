@@ -23,11 +23,7 @@ CUT_AT = 300_000  # bytes of car-detection.mp4 kept (of 2.8 MB): 2.4 s of the 30
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("S2VS_HOME", str(tmp_path / "s2vs-cache"))
-    monkeypatch.setenv("S2VS_OFFLINE", "1")
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+pytestmark = pytest.mark.usefixtures("offline")  # conftest: no downloads, empty caches
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +36,7 @@ def truncated(videos_dir, tmp_path_factory) -> Path:
 
 @contextmanager
 def _offline_cache(folder: Path) -> Iterator[None]:
-    """The offline settings of `_offline`, for module fixtures."""
+    """The offline settings of conftest's `offline`, for module fixtures."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("S2VS_OFFLINE", "1")
         patch.setenv("S2VS_HOME", str(folder / "s2vs-cache"))

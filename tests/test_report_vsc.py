@@ -10,7 +10,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from s2vs_cli.benchmarks.vsc import read_segments
@@ -34,11 +33,7 @@ TINY_MATCHES = ("Q1,R1,4,10,2,8,0.9\nQ1,R1,12,14,9,11,0.5\nQ1,R4,0,5,0,5,0.8\nQ1
                 "Q2,R1,2,8,2,8,0.95\nQ3,R2,0,4,0,4,0.4\n")
 
 
-@pytest.fixture(autouse=True)
-def _offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("S2VS_HOME", str(tmp_path / "s2vs-cache"))
-    monkeypatch.setenv("S2VS_OFFLINE", "1")
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+pytestmark = pytest.mark.usefixtures("offline")  # conftest: no downloads, empty caches
 
 
 def _evaluate(*args) -> dict:
