@@ -17,7 +17,7 @@
    the training size, 256 px short side) with GT,FT,TT, in one process and one torch thread, as a
    data-loading worker makes them; frames/s counts the frames of both views. FT alone is timed too.
 
-    python benchmarks/bench_train.py [--steps 40] [--lr 3e-4] [--skip-speed] [--skip-quality]
+    python benchmarks/bench_train.py [--steps 40] [--lr 3e-4] [--skip-speed] [--skip-quality] [--emoji-alpha]
     python benchmarks/bench_train.py --loading [--items 24]
 """
 from __future__ import annotations
@@ -117,7 +117,7 @@ def speed(frames: Path, work: Path, extractor, pca: Path) -> None:
               f"({per_step:.2f} s a step)")
 
 
-def quality(frames: Path, work: Path, extractor, pca: Path, steps: int, lr: float) -> None:
+def quality(frames: Path, work: Path, extractor, pca: Path, steps: int, lr: float, emoji_alpha: bool = False) -> None:
     evaluation = work / "evaluation"
     evaluation.mkdir()
     gestures = [p for p in sorted(VIDEOS.glob("*.mkv"))]
@@ -134,6 +134,7 @@ def quality(frames: Path, work: Path, extractor, pca: Path, steps: int, lr: floa
                       warmup_iterations=10, decay_iterations=steps, eval_every=max(1, steps // 5),
                       eval_ground_truth=str(work / "gt.json"), eval_dataset_path=str(evaluation),
                       eval_pattern="{id}.*", pca=str(pca), **SMALL)
+    cfg.augmentation.overlay_emoji_alpha = emoji_alpha
     runtime = _runtime(cfg, extractor)
     evaluator = TrainingEvaluator(cfg, runtime)
     from s2vs_cli.benchmarks import evaluate_custom
@@ -214,6 +215,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--emoji-alpha", action="store_true",
+                        help="train with overlay_emoji_alpha: true (emoji through their alpha; default: the original's squares)")
     parser.add_argument("--loading", action="store_true", help="time data loading alone (views), then stop")
     parser.add_argument("--items", type=int, default=24, help="windows (one per clip, at most 27) --loading times")
     args = parser.parse_args()
@@ -230,7 +233,7 @@ def main() -> None:
         if not args.skip_speed:
             speed(work / "frames", work, extractor, pca)
         if not args.skip_quality:
-            quality(work / "frames", work, extractor, pca, args.steps, args.lr)
+            quality(work / "frames", work, extractor, pca, args.steps, args.lr, args.emoji_alpha)
 
 
 if __name__ == "__main__":
