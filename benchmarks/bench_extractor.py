@@ -17,7 +17,7 @@ from timing import throughput
 from s2vs_cli.models.extractor import RegionExtractor
 from s2vs_cli.models.resnet import ResNet50LiMAC, region_vectors, to_model_input
 from s2vs_cli.models.whitening import PCAWhitening
-from s2vs_cli.runtime import autocast, cpu_has_native_bf16
+from s2vs_cli.compute import autocast, cpu_has_native_bf16
 
 
 def original_style(extractor: RegionExtractor, frames: torch.Tensor, frames_per_batch: int, precision: str) -> torch.Tensor:

@@ -182,7 +182,7 @@ def query(folder: Path, exhaustive: bool, candidates: int, matches: bool = True,
     index, _ = open_index(folder / "store.h5")
     print(f"loaded index ({index.kind}, {len(index):,} videos, {regions} region(s) a frame); "
           f"peak RSS so far {peak_rss_gb():.2f} GB")
-    from s2vs_cli.runtime import resolve_precision
+    from s2vs_cli.compute import resolve_precision
 
     # As the CLI's default picks it: bf16 on CPUs with native bf16 (emulated bf16 is many times slower), else fp32.
     precision = resolve_precision("auto", torch.device("cpu"))

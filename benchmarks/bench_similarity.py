@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 import reference_visil
 from timing import throughput
-from s2vs_cli.runtime import cpu_has_native_bf16
+from s2vs_cli.compute import cpu_has_native_bf16
 from s2vs_cli.models.visil import ViSiL
 from s2vs_cli.scoring.batched import video_similarities
 

@@ -16,7 +16,7 @@ from typing import Any
 from .artifacts import BACKBONE, NETWORK, WHITENING, check_weights_choice, is_weights_name, looks_like_path
 from .errors import ConfigError
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # runtime.py resolves auto
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # compute.py resolves auto
 
 # Sampling rates beyond these are typing mistakes: a frame every 1,000 s, or 1,000 frames per second.
 MIN_FPS, MAX_FPS = 0.001, 1000.0

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from s2vs_cli.models.visil import ViSiL
-from s2vs_cli.runtime import autocast
+from s2vs_cli.compute import autocast
 from s2vs_cli.scoring import indexing
 from s2vs_cli.scoring.indexing import RegionIndexer, frame_groups
 from s2vs_cli.scoring.retrieval import VideoScorer

@@ -54,6 +54,20 @@ def test_only_the_runtime_decides_devices_and_loads_models():
     assert offenders == []
 
 
+def test_models_and_scoring_stand_on_compute_not_on_the_runtime():
+    """Device, precision and autocast are the bottom floor (compute.py): what runs models never imports the
+    runtime that holds them (late imports count), so models/loading and runtime form no cycle."""
+    offenders = []
+    for path in [PACKAGE / "compute.py", *(PACKAGE / "models").rglob("*.py"), *(PACKAGE / "scoring").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                module = node.module or "" if isinstance(node, ast.ImportFrom) else ""
+                names = [module] + [f"{module}.{a.name}" for a in node.names]
+                if any(name.split(".")[-1] == "runtime" for name in names):
+                    offenders.append(str(path.relative_to(PACKAGE)))
+    assert offenders == []
+
+
 def test_help_of_the_package_lists_every_public_name_once_with_one_line():
     import importlib
 

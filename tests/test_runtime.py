@@ -1,41 +1,41 @@
-"""Device and precision resolution."""
+"""Device and precision resolution (compute.py), and the Runtime that decides them once per process."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from s2vs_cli import runtime
+from s2vs_cli import compute, runtime
 from s2vs_cli.errors import ConfigError
 
 
 def test_cpu_device():
-    assert runtime.resolve_device("cpu") == torch.device("cpu")
-    assert runtime.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert compute.resolve_device("cpu") == torch.device("cpu")
+    assert compute.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def test_bad_device_names():
     with pytest.raises(ConfigError, match="unknown device 'tpu'"):
-        runtime.resolve_device("tpu")
+        compute.resolve_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
-            runtime.resolve_device("cuda:0")
+            compute.resolve_device("cuda:0")
 
 
 def test_precision_auto(monkeypatch):
-    assert runtime.resolve_precision("auto", torch.device("cuda")) == "fp16"
-    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
-    assert runtime.resolve_precision("auto", torch.device("cpu")) == "bf16"
-    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
-    assert runtime.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert compute.resolve_precision("auto", torch.device("cuda")) == "fp16"
+    monkeypatch.setattr(compute, "cpu_has_native_bf16", lambda: True)
+    assert compute.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    monkeypatch.setattr(compute, "cpu_has_native_bf16", lambda: False)
+    assert compute.resolve_precision("auto", torch.device("cpu")) == "fp32"
 
 
 def test_precision_explicit_and_invalid():
-    assert runtime.resolve_precision("fp32", torch.device("cpu")) == "fp32"
-    assert runtime.resolve_precision("BF16", torch.device("cpu")) == "bf16"
+    assert compute.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert compute.resolve_precision("BF16", torch.device("cpu")) == "bf16"
     with pytest.raises(ConfigError, match="unknown precision 'half'"):
-        runtime.resolve_precision("half", torch.device("cpu"))
+        compute.resolve_precision("half", torch.device("cpu"))
     with pytest.raises(ConfigError, match="fp16 is for CUDA"):
-        runtime.resolve_precision("fp16", torch.device("cpu"))
+        compute.resolve_precision("fp16", torch.device("cpu"))
 
 
 def test_autocast_is_noop_in_fp32():
@@ -67,7 +67,7 @@ from s2vs_cli.distributed import ProcessGroup, place_from_env  # noqa: E402
     ("", 0, 1, 0, "cpu"),
 ])
 def test_device_for_rank(spec, local_rank, world_size, cuda_devices, expected):
-    assert runtime.device_for_rank(spec, local_rank, world_size, cuda_devices) == expected
+    assert compute.device_for_rank(spec, local_rank, world_size, cuda_devices) == expected
 
 
 @pytest.mark.parametrize("spec, local_rank, world_size, cuda_devices, message", [
@@ -83,7 +83,7 @@ def test_device_for_rank(spec, local_rank, world_size, cuda_devices, expected):
 ])
 def test_device_for_rank_refuses(spec, local_rank, world_size, cuda_devices, message):
     with pytest.raises(ConfigError, match=message):
-        runtime.device_for_rank(spec, local_rank, world_size, cuda_devices)
+        compute.device_for_rank(spec, local_rank, world_size, cuda_devices)
 
 
 @pytest.mark.parametrize("environ, expected", [
@@ -126,6 +126,16 @@ def test_runtime_start_sets_the_ranks_gpu_before_joining_the_group(torchrun_rank
     assert torchrun_rank_1_of_2 == [("set_device", torch.device("cuda:1")), ("join_process_group", "nccl")]
     assert started.device == torch.device("cuda:1") and started.precision == "fp16"
     assert started.group == ProcessGroup(1, 2, 1)
+
+
+def test_the_runtime_hands_its_decision_down_as_one_compute():
+    cpu = runtime.Runtime.cpu("fp32")
+    assert cpu.compute == compute.Compute(torch.device("cpu"), "fp32")
+    with cpu.autocast():
+        assert not torch.is_autocast_enabled("cpu")
+    with compute.Compute(torch.device("cpu"), "bf16").autocast():
+        assert torch.is_autocast_enabled("cpu")
+    assert runtime.autocast is compute.autocast  # still importable from runtime
 
 
 def test_runtime_start_bulk_jobs_join_over_gloo(torchrun_rank_1_of_2):

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..artifacts import BACKBONE, NETWORK, WHITENING, Artifact, artifacts_of, choices
+from ..compute import resolve_device
 from ..errors import CheckpointError, ConfigError, WeightsError
 from ..progress import SILENT, Progress
 from .backbone import Backbone
@@ -34,11 +35,8 @@ def file_label(path: Path) -> str:
 
 
 def _device(device: str | torch.device) -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    from ..runtime import resolve_device  # a plain string: one process, as a script or torch.hub would ask
-
-    return resolve_device(device)
+    """A torch.device as given, or a plain string resolved for one process (as a script or torch.hub asks)."""
+    return device if isinstance(device, torch.device) else resolve_device(device)
 
 
 def needed_artifacts(backbone_weights: str | None = None, pca: str | None = None, model: str | None = None

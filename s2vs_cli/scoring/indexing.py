@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..models.visil import ViSiL, compute_dtype
-from ..runtime import autocast
+from ..compute import autocast
 from .batched import padded_size
 
 PRODUCT_FRAMES = 4_096  # target frames in one matrix product (bounds the intermediates' memory)

@@ -21,7 +21,7 @@ import torch
 from ..atomic import OutputWriteError, write_text_atomically, write_with
 from ..errors import FeatureStoreError, S2VSError
 from ..json_file import parse_json
-from ..runtime import autocast
+from ..compute import autocast
 from ..models.visil import COMPARATOR_MIN_FRAMES, ViSiL, compute_dtype
 from ..progress import SILENT, Progress
 from .batched import TargetColumns, TargetGroup, group_similarities, padded_size, target_groups

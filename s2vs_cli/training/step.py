@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import TrainConfig
-from ..runtime import autocast
+from ..compute import autocast
 from .batches import Batch
 from .losses import infonce_loss, positive_mask, sshn_losses
 
