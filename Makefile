@@ -10,12 +10,13 @@ DEMO_WEIGHTS := $(if $(OFFLINE),--backbone-weights random --pca random --model r
 
 install: $(BIN)/s2vs
 
-# torch goes in first, pinned, so pip never picks another build of several GB.
+# torch goes in first, pinned, so pip never picks another build of several GB. The `train` extra (AugLy's
+# fonts and emoji for training's overlays) goes in too, so every test runs.
 $(BIN)/s2vs: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,train]'
 	touch $@
 
 test: install

@@ -25,7 +25,7 @@ def assets():
     try:
         return overlay_assets()
     except OverlayAssetsError as e:
-        pytest.skip(f"the overlay assets are not installed (pip install augly==1.0.0): {e}")
+        pytest.skip(f"the overlay assets are not installed (pip install 's2vs[train]'): {e}")
 
 
 def gen(seed: int) -> torch.Generator:

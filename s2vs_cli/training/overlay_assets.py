@@ -3,7 +3,8 @@ Twemoji images.
 
 The original S2VS training code draws its text overlays from the .ttf files of `augly/assets/fonts` (364 fonts,
 many scripts), each with the characters listed in the font's .pkl beside it, and its emoji overlays from
-`augly/assets/twemojis/*/*.png` (872 images). s2vs depends on the `augly` package for these data files only:
+`augly/assets/twemojis/*/*.png` (872 images). s2vs takes the `augly` package for these data files only, as the
+optional `train` extra (pip install 's2vs[train]'; a user who only compares and searches never needs it):
 its directory is located with `importlib.util.find_spec`, which does not run its code, and nothing of it is
 imported. The character sets are pickled lists of code points; they are read with an unpickler that refuses
 every global, so a tampered file cannot run code.
@@ -21,7 +22,8 @@ from PIL import Image, ImageFont
 
 from ..errors import ConfigError
 
-AUGLY_REQUIREMENT = "augly==1.0.0"                # the pyproject dependency that ships the assets
+AUGLY_REQUIREMENT = "augly==1.0.0"                # the pyproject `train` extra's package that ships the assets
+TRAIN_EXTRA = "pip install 's2vs[train]'"         # how a user installs it (`make install` does)
 
 
 class OverlayAssetsError(ConfigError):
@@ -50,8 +52,8 @@ def augly_assets_dir() -> Path:
     """`augly/assets` of the installed augly package, found without importing it."""
     spec = importlib.util.find_spec("augly")
     if spec is None or not spec.submodule_search_locations:
-        raise OverlayAssetsError(f"the FT overlays need the fonts and emoji images of {AUGLY_REQUIREMENT}: "
-                                 f"pip install '{AUGLY_REQUIREMENT}' (a dependency of s2vs)")
+        raise OverlayAssetsError(f"training's overlays need the fonts and emoji images of {AUGLY_REQUIREMENT}, "
+                                 f"which is not installed: {TRAIN_EXTRA} (or pip install '{AUGLY_REQUIREMENT}')")
     return Path(next(iter(spec.submodule_search_locations))) / "assets"
 
 
