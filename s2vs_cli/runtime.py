@@ -17,7 +17,6 @@ import torch
 from .compute import Compute, device_for_rank, resolve_precision, visible_cuda_devices
 from .compute import autocast, cpu_has_native_bf16, resolve_device  # noqa: F401 (still importable from here)
 from .distributed import ProcessGroup, join_process_group, place_from_env
-from .errors import ConfigError
 from .progress import SILENT, Progress
 
 if TYPE_CHECKING:  # models import torchvision; the runtime loads them only when asked
@@ -73,11 +72,13 @@ class Runtime:
         """Autocast context for this runtime's precision (a no-op in fp32)."""
         return self.compute.autocast()
 
-    def load_extractor(self, backbone_weights: str = "imagenet", pca: str = "vcdb") -> RegionExtractor:
-        """Load the region extractor onto this runtime's device and keep it."""
+    def load_extractor(self, backbone_weights: str = "imagenet", pca: str = "vcdb", backbone: str | None = None
+                       ) -> RegionExtractor:
+        """Load the region extractor (`backbone`: a registered name; None: the default) here and keep it."""
         from .models.loading import load_extractor  # late: torchvision, for commands that load models only
 
-        self.extractor = load_extractor(backbone_weights, pca, self.device, self.seed, self.progress)
+        self.extractor = load_extractor(backbone_weights, pca, self.device, self.seed, self.progress,
+                                        _backbone_name(backbone))
         return self.extractor
 
     def load_network(self, model: str = "s2vs_dns") -> ViSiL:
@@ -88,19 +89,12 @@ class Runtime:
         return self.network
 
     def load_models(self, backbone_weights: str = "imagenet", pca: str = "vcdb", model: str = "s2vs_dns",
-                    features_only: bool = False) -> Runtime:
+                    features_only: bool = False, backbone: str | None = None) -> Runtime:
         """Load the extractor and (unless features only) the network, and check that they fit each other."""
-        from .models.loading import check_available  # late: as above
+        from .models.loading import load_models  # late: as above
 
-        check_available(backbone_weights, pca, model, features_only)  # every missing file named at once
-        extractor = self.load_extractor(backbone_weights, pca)
-        if features_only:
-            self.network = None
-            return self
-        network = self.load_network(model)
-        if network.dims != extractor.dims:
-            raise ConfigError(f"the similarity network takes {network.dims}-d features but --pca {pca} gives "
-                              f"{extractor.dims}-d ones; use --pca vcdb (or random), or --features-only")
+        self.extractor, self.network = load_models(backbone_weights, pca, model, features_only, self.device,
+                                                   self.seed, self.progress, _backbone_name(backbone))
         return self
 
     @property
@@ -112,3 +106,10 @@ class Runtime:
     def close(self) -> None:
         """Leave the process group (when one was joined)."""
         self.group.close()
+
+
+def _backbone_name(name: str | None) -> str:
+    """A registered backbone's name, None being the default one (models/backbone_registry.py)."""
+    from .models.backbone_registry import DEFAULT_BACKBONE  # late: torchvision
+
+    return DEFAULT_BACKBONE if name is None else name

@@ -14,7 +14,7 @@ from s2vs_cli.artifacts import ARTIFACTS
 from s2vs_cli.errors import CheckpointError, ConfigError, WeightsError
 from s2vs_cli.models import loading as models
 from s2vs_cli.models.backbone import Backbone
-from s2vs_cli.models.backbones import BACKBONES, DEFAULT_BACKBONE, build_backbone
+from s2vs_cli.models.backbone_registry import BACKBONES, DEFAULT_BACKBONE, backbone_class, build_backbone
 from s2vs_cli.models.checkpoints import save_checkpoint
 from s2vs_cli.models.extractor import RegionExtractor
 from s2vs_cli.models.visil import ViSiL
@@ -216,3 +216,20 @@ def test_backbone_registry_builds_each_backbone():
         assert backbone.title and backbone.region_dims > 0 and backbone.regions > 0
     with pytest.raises(ConfigError, match="unknown backbone 'vit'"):
         build_backbone("vit")
+
+
+def test_every_backbone_is_looked_up_by_name_through_one_function():
+    """The registry is real: the runtime takes a backbone name, and nothing outside models/ reads the table."""
+    from pathlib import Path
+
+    from s2vs_cli.runtime import Runtime
+
+    assert backbone_class() is BACKBONES[DEFAULT_BACKBONE] and backbone_class(DEFAULT_BACKBONE) is backbone_class()
+    with pytest.raises(ConfigError, match=f"unknown backbone 'vit': known ones are {DEFAULT_BACKBONE}"):
+        Runtime.cpu().load_extractor("random", "random", backbone="vit")
+    runtime = Runtime.cpu().load_models("random", "none", features_only=True, backbone=DEFAULT_BACKBONE)
+    assert runtime.extractor.backbone_label.startswith(backbone_class().title) and runtime.network is None
+    package = Path(__file__).resolve().parents[1] / "s2vs_cli"
+    readers = [str(p.relative_to(package)) for p in package.rglob("*.py")
+               if "BACKBONES[" in p.read_text() and p.parent.name != "models"]
+    assert readers == []

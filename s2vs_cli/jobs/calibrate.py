@@ -141,9 +141,9 @@ def store_score_identity(features: str | Path, network, options: ExtractorOption
 def declared_extractor(options: ExtractorOptions) -> tuple[str, str]:
     """(backbone label, whitening label) of the extractor `options` name, as the loaded extractor labels
     itself (models/loading.py), without loading it: for scores whose files do not record it."""
-    from ..models.backbones import BACKBONES, DEFAULT_BACKBONE
+    from ..models.backbone_registry import backbone_class  # late: torchvision
 
-    title = BACKBONES[DEFAULT_BACKBONE].title
+    title = backbone_class().title
     backbone = _weights_label(options.backbone_weights, choices(BACKBONE), options.seed, "--backbone-weights")
     if options.pca == "none":
         return f"{title} {backbone}", "none"

@@ -249,14 +249,14 @@ def fit_pca(features: Sequence[str | Path], output: str | Path, runtime: Runtime
             seed: int = 0, progress: Progress = SILENT) -> FittedWhitening:
     """`s2vs fit-pca`: fit the whitening of stored region vectors on the runtime's device and save it."""
     from ..errors import ConfigError
-    from ..models.backbones import BACKBONES, DEFAULT_BACKBONE
+    from ..models.backbone_registry import backbone_class  # late: torchvision
     from ..storage.store import made_with_random_weights
 
     if max_vectors < 2:
         raise ConfigError(f"--max-vectors must be at least 2, got {max_vectors}")
     whitening, used = fit_from_feature_files(features, max_vectors, seed, runtime.device, progress)
     dims = whitening["mean"].numel()
-    backbone = BACKBONES[DEFAULT_BACKBONE]
+    backbone = backbone_class()
     dims_note = None
     if dims != backbone.region_dims:
         dims_note = f"{dims}-d vectors: --pca expects {backbone.region_dims}-d ({backbone.description}) whitenings"

@@ -3,7 +3,7 @@
 A `Backbone` normalises frames for its network, computes the feature maps its regions are pooled from,
 and pools them into region vectors [N, regions, region_dims]. `RegionExtractor` adds everything else
 (batching, reduced precision, compilation, whitening), so a new region extractor is one subclass plus
-one line in `backbones.BACKBONES`. The one implementation today is ResNet-50 L3-iMAC (`resnet.py`).
+one line in `backbone_registry.BACKBONES`. The one implementation today is ResNet-50 L3-iMAC (`resnet.py`).
 """
 from __future__ import annotations
 

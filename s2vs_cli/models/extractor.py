@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from .backbone import Backbone
-from .backbones import build_backbone
+from .backbone_registry import build_backbone
 from .whitening import PCAWhitening
 
 REDUCED_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

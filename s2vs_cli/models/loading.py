@@ -17,7 +17,7 @@ from ..compute import resolve_device
 from ..errors import CheckpointError, ConfigError, WeightsError
 from ..progress import SILENT, Progress
 from .backbone import Backbone
-from .backbones import BACKBONES, DEFAULT_BACKBONE, build_backbone
+from .backbone_registry import DEFAULT_BACKBONE, backbone_class, build_backbone
 from .checkpoints import check_state_dict, extract_state_dict, load_torch_file
 from .downloads import (RANDOM_WEIGHTS_ROUTE, cache_dir, cached_copy, local_file_hint, offline_cause,
                         resolve_file_or_artifact, sha256_of)
@@ -88,7 +88,7 @@ def load_whitening(spec: str = "vcdb", dims: int = 512, seed: int = 0, progress:
 
     `in_dims`: the backbone's region dimensions (default: the default backbone's).
     """
-    in_dims = in_dims or BACKBONES[DEFAULT_BACKBONE].region_dims
+    in_dims = in_dims or backbone_class().region_dims
     if spec == NO_WHITENING:
         return None, NO_WHITENING
     if spec == RANDOM:
@@ -163,10 +163,11 @@ def load_similarity_network(model: str = "s2vs_dns", device: str | torch.device 
 
 
 def load_models(backbone_weights: str, pca: str, model: str, features_only: bool, device: torch.device,
-                seed: int = 0, progress: Progress = SILENT) -> tuple[RegionExtractor, ViSiL | None]:
+                seed: int = 0, progress: Progress = SILENT, backbone: str = DEFAULT_BACKBONE
+                ) -> tuple[RegionExtractor, ViSiL | None]:
     """The extractor and (unless features only) the similarity network a command runs with; checks they fit."""
-    check_available(backbone_weights, pca, model, features_only)
-    extractor = load_extractor(backbone_weights, pca, device, seed, progress)
+    check_available(backbone_weights, pca, model, features_only)  # every missing file named at once
+    extractor = load_extractor(backbone_weights, pca, device, seed, progress, backbone)
     if features_only:
         return extractor, None
     network = load_similarity_network(model, device, seed, progress)
