@@ -8,7 +8,7 @@ runs the stages below in turn, each in its own process (so each peak memory figu
              compare_document (the heatmap entry of the whole map, thumbnails decoded from the 2-hour files)
              and write_page, each timed
     search   `s2vs search v0000 .. v0099 --features-only --report OUT.html --report-videos DIR` as the CLI runs
-             it: start_search(review=True) (index, top 20, each located hit keeps its heatmap PNG), then
+             it: start_search(heatmap=...) (index, top 20, each located hit keeps its heatmap PNG), then
              search_document and write_page; searching, heatmaps, duration probes and thumbnails timed apart
     browser  each page opened in a fresh headless Chromium (tests/browser_support.py), --repeats times: the
              navigation's DOMContentLoaded (the inline script has built every query section by then), first
@@ -207,7 +207,7 @@ def make_store(path: Path) -> None:
 
 # --------------------------------------------------------------------------- the stages
 def compare(folder: Path) -> None:
-    from s2vs_cli.jobs.compare import as_video_features, compare_features
+    from s2vs_cli.scoring.pair import as_video_features, compare_features
     from s2vs_cli.report import compare_review
     from s2vs_cli.report.document import document_counts
     from s2vs_cli.report.page import write_page
@@ -252,14 +252,15 @@ def search(folder: Path, threads: int | None) -> None:
     from s2vs_cli.config import SearchConfig
     from s2vs_cli.jobs.search import start_search
     from s2vs_cli.report import compare_review, document as document_module
-    from s2vs_cli.report.document import PendingImage, document_counts
+    from s2vs_cli.report.document import document_counts
+    from s2vs_cli.report.images import PendingImage
     from s2vs_cli.report.page import write_page
     from s2vs_cli.report.search_review import search_document
     from s2vs_cli.report.thumbnails import ThumbnailBatch
     from s2vs_cli.report.video_lookup import VideoFinder
     from s2vs_cli.runtime import Runtime
 
-    heatmaps = document_module.heatmap_entry = timed(document_module.heatmap_entry)  # located_pair imports it late
+    heatmaps = timed(document_module.heatmap_entry)  # the search's heatmap maker
     durations = compare_review.video_duration = timed(compare_review.video_duration)
     thumbnails = ThumbnailBatch.resolve = timed(ThumbnailBatch.resolve)
     if threads:
@@ -267,7 +268,7 @@ def search(folder: Path, threads: int | None) -> None:
     cfg = SearchConfig(database=str(folder / "store.h5"), features_only=True)
     runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed)
     started = time.perf_counter()
-    run = start_search([f"v{q:04d}" for q in range(QUERIES)], cfg, runtime, review=True)
+    run = start_search([f"v{q:04d}" for q in range(QUERIES)], cfg, runtime, heatmap=heatmaps)
     with run:
         setup = time.perf_counter() - started
         started = time.perf_counter()
@@ -288,7 +289,7 @@ def search(folder: Path, threads: int | None) -> None:
         reset_peak()
         before = memory("VmRSS")
         started = time.perf_counter()
-        document = search_document(run, VideoFinder(folder / "videos"))
+        document = search_document(run.results, run.summary(), run.query_videos, VideoFinder(folder / "videos"))
         built = time.perf_counter() - started
     counts = document_counts(document)
     thumbs = [m[side] for q in document["queries"] for h in q["hits"] for m in h["matches"]

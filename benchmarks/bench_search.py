@@ -167,14 +167,14 @@ def _time_stages() -> dict[str, _Timed]:
 
 def query(folder: Path, exhaustive: bool, candidates: int, matches: bool = True, rerank: int = 100,
           top_k: int = 100, locate: int = 20) -> None:
-    from s2vs_cli.jobs import located_pair
+    from s2vs_cli.scoring import localization
     from s2vs_cli.storage.index import open_index
     from s2vs_cli.scoring.retrieval import VideoScorer
     from s2vs_cli.jobs.search import QueryVideo, Searcher
     from s2vs_cli.models.visil import ViSiL
 
-    timed = _Timed(located_pair.locate_matches if matches else (lambda *args, **kwargs: []))
-    located_pair.locate_matches = timed  # the search locates hits with located_pair.locate_pair, which calls it
+    timed = _Timed(localization.locate_matches if matches else (lambda *args, **kwargs: []))
+    localization.locate_matches = timed  # the search locates hits with scoring/pair.locate_pair: locate calls it
     stages = _time_stages()
     regions = store_regions(folder)
 

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from media import center_crop, fit, read_frames, write_video
 from s2vs_cli.cli import app
-from s2vs_cli.jobs.compare import compare_features, compare_videos, extract_video_features
+from s2vs_cli.jobs.compare import compare_videos
+from s2vs_cli.scoring.pair import compare_features, extract_video_features
 from s2vs_cli.models.loading import load_extractor
 from s2vs_cli.runtime import Runtime
 
@@ -290,7 +291,7 @@ def test_cli_compare_refuses_thresholds_of_other_scores(videos_dir, tmp_path):
 
 def test_min_match_score_leaves_out_weaker_parts():
     """compare_features(min_match_score=): parts whose mean similarity is lower are not reported."""
-    from s2vs_cli.jobs.compare import as_video_features
+    from s2vs_cli.scoring.pair import as_video_features
 
     rng = np.random.default_rng(0)
     source = rng.standard_normal((12, 2, 32)).astype(np.float32)

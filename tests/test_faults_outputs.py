@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from s2vs_cli.cli import app
 from s2vs_cli.errors import S2VSError
-from s2vs_cli.report.document import ReportImage
+from s2vs_cli.report.images import ReportImage
 from s2vs_cli.report.page import write_page
 from test_search import collection, write_store
 

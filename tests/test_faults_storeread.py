@@ -278,7 +278,7 @@ def test_case_2_compare_never_reports_a_similarity_outside_the_range():
     """issue 25 case 2: compare's similarity is clipped to [-1, 1] when rounding passes 1, and features that give
     one further out (not unit vectors) are an error naming the pair."""
     from s2vs_cli.errors import S2VSError
-    from s2vs_cli.jobs.compare import as_video_features, compare_features
+    from s2vs_cli.scoring.pair import as_video_features, compare_features
 
     query = _videos(dtype=np.float16)["query"].astype(np.float32)  # float16 rounding: self-similarity ~1 +- 1e-3
     times = np.arange(len(query), dtype=float)

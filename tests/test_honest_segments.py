@@ -22,7 +22,7 @@ from media import center_crop, fit, read_frames, write_video
 from s2vs_cli.benchmarks.segments import segment_precision_recall
 from s2vs_cli.benchmarks.vsc import CopiedSegment, segment_micro_ap
 from s2vs_cli.cli import app
-from s2vs_cli.jobs.compare import as_video_features, compare_features, extract_video_features
+from s2vs_cli.scoring.pair import as_video_features, compare_features, extract_video_features
 from s2vs_cli.models.whitening import PCAWhitening
 from s2vs_cli.storage.parts import PartWriter, merge_parts
 from s2vs_cli.storage.store import StoreIdentity

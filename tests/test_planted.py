@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from media import center_crop, fit, read_frames, write_video
-from s2vs_cli.jobs.compare import Comparison, as_video_features, compare_features, extract_video_features
+from s2vs_cli.scoring.pair import Comparison, as_video_features, compare_features, extract_video_features
 from s2vs_cli.models.whitening import PCAWhitening
 
 RATE, WIDTH, HEIGHT = 5, 320, 180     # small frames, 5 fps: cheap to write and decode (s2vs samples 1 fps)

@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from s2vs_cli.cli import app
-from s2vs_cli.report.document import ReportImage
+from s2vs_cli.report.images import ReportImage
 from test_report_document import second_shown, write_colour_video
 
 # Random weights, features only, 4 frames a video: the CPU extracts 8 frames in all.

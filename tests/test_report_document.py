@@ -12,17 +12,18 @@ from PIL import Image
 
 from s2vs_cli.benchmarks.benchmark import Evaluation
 from s2vs_cli.errors import ConfigError, S2VSError
-from s2vs_cli.jobs.compare import Comparison
 from s2vs_cli.jobs.evaluate import EvaluationReport
-from s2vs_cli.jobs.search import QueryResult, SearchHit
 from s2vs_cli.report import thumbnails as thumbnails_module
 from s2vs_cli.report.colors import colormap
-from s2vs_cli.report.document import (FORMAT, HEATMAP_MAX_SIDE, PendingImage, ReportImage, document_counts,
-                                      heatmap_entry, match_entries, new_document, pair_entry, query_entry)
+from s2vs_cli.report.document import (FORMAT, HEATMAP_MAX_SIDE, document_counts, heatmap_entry, match_entries,
+                                      new_document, pair_entry, query_entry)
+from s2vs_cli.report.images import PendingImage, ReportImage
 from s2vs_cli.report.saved_results import results_kind, saved_results_document
 from s2vs_cli.report.thumbnails import THUMBNAIL_WIDTH, ThumbnailBatch, video_duration
 from s2vs_cli.report.video_lookup import VideoFinder
+from s2vs_cli.scoring.hits import QueryResult, SearchHit
 from s2vs_cli.scoring.localization import Match, SegmentTimes
+from s2vs_cli.scoring.pair import Comparison
 
 # One solid colour per second of a test video: far apart, so a thumbnail's colour says which second it shows.
 COLOURS = [(230, 30, 30), (30, 200, 30), (30, 30, 230), (230, 230, 30), (30, 220, 220), (220, 30, 220),

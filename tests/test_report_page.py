@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from media import write_video
-from s2vs_cli.report.document import PendingImage, ReportImage
+from s2vs_cli.report.images import PendingImage, ReportImage
 from s2vs_cli.report.page import write_page
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

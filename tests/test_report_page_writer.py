@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from s2vs_cli.errors import S2VSError
-from s2vs_cli.report.document import PendingImage, ReportImage
+from s2vs_cli.report.images import PendingImage, ReportImage
 from s2vs_cli.report.page import embed_json, write_page
 
 ASSETS = Path(__file__).resolve().parents[1] / "s2vs_cli" / "report" / "assets"

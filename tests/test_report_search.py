@@ -11,9 +11,9 @@ import torch
 from typer.testing import CliRunner
 
 from s2vs_cli.cli import app
-from s2vs_cli.jobs.compare import as_video_features, compare_features, stored_video_features
-from s2vs_cli.jobs.located_pair import locate_pair
 from s2vs_cli.jobs.search import Searcher, stored_query
+from s2vs_cli.report.document import heatmap_entry
+from s2vs_cli.scoring.pair import as_video_features, compare_features, locate_pair, stored_video_features
 from s2vs_cli.scoring.retrieval import VideoScorer
 from s2vs_cli.storage.index import index_dir_for
 from test_report_cli import page_data
@@ -60,7 +60,7 @@ def test_located_pair_finds_what_compare_finds_and_keeps_only_a_small_heatmap(st
         query = as_video_features("query", searcher.store.read("query").features, np.arange(10.0), 1.0)
         target = stored_video_features(searcher.store, "long", 1.0)
         compared = compare_features(query, target, network)
-        located = locate_pair(query, target, network, heatmap=True)
+        located = locate_pair(query, target, network, heatmap=heatmap_entry)
         plain = locate_pair(query, target, network)
     assert located.segment == compared.segment and located.matches == compared.matches
     assert plain.heatmap is None
@@ -72,7 +72,7 @@ def test_located_pair_finds_what_compare_finds_and_keeps_only_a_small_heatmap(st
 
 def test_search_keeps_heatmaps_of_located_hits_only_for_a_review(store):
     scorer = VideoScorer(None, torch.device("cpu"))
-    with Searcher(store, scorer, None, top_k=4, locate=2, review=True) as reviewing, \
+    with Searcher(store, scorer, None, top_k=4, locate=2, heatmap=heatmap_entry) as reviewing, \
             Searcher(store, scorer, None, top_k=4, locate=2) as plain:
         query = stored_query(reviewing.store, "query", 1.0)
         reviewed, result = reviewing.search(query), plain.search(query)

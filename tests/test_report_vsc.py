@@ -16,7 +16,7 @@ from s2vs_cli.benchmarks.vsc import read_segments
 from s2vs_cli.cli import app
 from s2vs_cli.config import EvaluateConfig
 from s2vs_cli.jobs.evaluate_vsc import run_vsc_evaluation
-from s2vs_cli.report.document import PendingImage
+from s2vs_cli.report.images import PendingImage
 from s2vs_cli.report.page import write_page
 from s2vs_cli.report.vsc_review import (MISSED_FLAG, NEGATIVE_FLAG, review_ids, review_queries, vsc_document,
                                         vsc_videos)

@@ -87,13 +87,15 @@ def search(
                           min_match_score=min_match_score)
         check_writable(output, report)  # before anything is imported or loaded
         from ..jobs.search import start_search
+        from ..report.document import heatmap_entry
         from ..runtime import Runtime
 
         finder = _video_finder(report, report_videos)
         quiet = quiet or json_output
         with RichProgress(console, quiet) as progress:
             runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
-            run = start_search(queries, cfg, runtime, progress, review=report is not None)
+            run = start_search(queries, cfg, runtime, progress,
+                               heatmap=heatmap_entry if report is not None else None)  # the review's heatmaps
         with run:
             if not quiet and run.index_update is not None and run.index_update["action"] != "fresh":
                 _say_update(run.index_update)
@@ -143,7 +145,9 @@ def _write_report(path: str, run, finder, runtime, progress):
     from ..report.search_review import search_document
 
     extractor = runtime.extractor.label if runtime.extractor is not None else None
-    return write_page(search_document(run, finder, extractor=extractor, progress=progress), path)
+    document = search_document(run.results, run.summary(), run.query_videos, finder, extractor=extractor,
+                               progress=progress)
+    return write_page(document, path)
 
 
 def index(

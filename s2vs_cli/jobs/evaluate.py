@@ -29,7 +29,7 @@ from ..storage.store import made_with_random_weights
 
 if TYPE_CHECKING:
     from .extract_features import ExtractionOptions, ExtractionSummary
-    from .located_pair import LocatedPair
+    from ..scoring.pair import LocatedPair
 
 # The paper's numbers for the published s2vs_dns model (docs/METHOD.md §6), shown beside ours.
 PAPER_RESULTS = {("s2vs_dns", "FIVR-200K"): {"DSVR": 0.925, "CSVR": 0.913, "ISVR": 0.841}}
@@ -135,10 +135,11 @@ def run_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: 
                             extraction=extraction, normalization=normalization,
                             features_kept=cfg.save_features if extraction is not None else None)
         if review:  # while the features are at hand (a temporary file is deleted after this block)
-            from .located_pair import locate_stored_pairs
+            from ..report.document import heatmap_entry
+            from ..scoring.pair import locate_stored_pairs
 
             report.located = locate_stored_pairs(features, report.per_query.error_pairs(), scorer.network,
-                                                 scorer.precision, scorer.device, progress=progress)
+                                                 scorer.precision, scorer.device, heatmap_entry, progress=progress)
     return report
 
 
@@ -253,8 +254,7 @@ def evaluate_segments(annotated: dict[tuple[str, str], list[SegmentBounds]], fea
     out) and score them all against all of the pair's annotated parts (benchmarks/segments.py). Pairs with a
     video missing from the feature file are counted and left out."""
     from ..storage.store import FeatureStore
-    from .compare import stored_video_features
-    from .located_pair import locate_pair
+    from ..scoring.pair import locate_pair, stored_video_features
 
     predicted: dict[tuple[str, str], list[SegmentBounds]] = {}
     missing: list[tuple[str, str]] = []

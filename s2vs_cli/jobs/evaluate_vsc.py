@@ -31,7 +31,7 @@ from .evaluate import (EvaluationReport, check_complete, extract_benchmark_featu
                        normalize_scores, prepare_models, score_benchmark)
 
 if TYPE_CHECKING:
-    from .located_pair import LocatedPair
+    from ..scoring.pair import LocatedPair
 
 # The challenge's folders: query/Q….mp4 and reference/R….mp4 beside the metadata files.
 DEFAULT_PATTERNS = {"video": "*/{id}.mp4", "frames": "*/{id}"}
@@ -162,12 +162,13 @@ def _locate_missed(pairs: Collection[tuple[str, str]], features: str | Path, sco
                    progress: Progress) -> dict[tuple[str, str], LocatedPair]:
     """The heatmaps of the shown pairs that were not predicted (the copies missed); their matches are no
     prediction and are not shown."""
-    from .located_pair import locate_stored_pairs
+    from ..report.document import heatmap_entry
+    from ..scoring.pair import locate_stored_pairs
 
     if not pairs:
         return {}
     return locate_stored_pairs(features, sorted(pairs), scorer.network, scorer.precision, scorer.device,
-                               progress=progress)
+                               heatmap_entry, progress=progress)
 
 
 def _benchmark_of_source(cfg: EvaluateConfig, pattern: str) -> VSC22Benchmark:
@@ -196,8 +197,8 @@ def locate_copies(pairs: Sequence[ScoredPair], features: str | Path, scorer: Vid
     """Every copied part of each pair, found as `s2vs compare` finds them, as the challenge's segments; and the
     located pair (its heatmap made from the same map) of each (query, reference) pair in `heatmaps_for`."""
     from ..storage.store import FeatureStore
-    from .compare import stored_video_features
-    from .located_pair import locate_pair
+    from ..report.document import heatmap_entry
+    from ..scoring.pair import locate_pair, stored_video_features
 
     segments: list[CopiedSegment] = []
     located: dict[tuple[str, str], LocatedPair] = {}
@@ -213,7 +214,7 @@ def locate_copies(pairs: Sequence[ScoredPair], features: str | Path, scorer: Vid
                 # The heatmap comes from the map the matches are located on: the predictions stay the same.
                 kept = (pair.query_id, pair.ref_id) in heatmaps_for
                 found = locate_pair(query, reference, scorer.network, scorer.precision, min_match_seconds,
-                                    heatmap=kept)
+                                    heatmap=heatmap_entry if kept else None)
                 matches = found.matches
                 if kept:
                     located[(pair.query_id, pair.ref_id)] = found

@@ -15,7 +15,8 @@ With a noise set (`normalize_with`) each hit also gets its similarity less the q
 scoring/normalization.py, one more score per noise video and query), and with thresholds from
 `s2vs calibrate` a verdict: copy or not a copy.
 `start_search` sets up the whole command (queries, models, index); `Searcher` is the two stages alone.
-For a review report (`review`), each located hit also keeps its frame map as a small heatmap image.
+With a heatmap maker (`heatmap`: the review report's, passed in by the command), each located hit also keeps
+what it makes of the hit's frame map (a small image).
 """
 from __future__ import annotations
 
@@ -34,15 +35,15 @@ from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.calibration import Thresholds, load_thresholds
 from ..scoring.frame_level import frame_level_scores, query_frame_descriptors
-from ..scoring.localization import Match, SegmentTimes
+from ..scoring.hits import QueryResult, SearchHit
 from ..scoring.normalization import NoiseSet
 from ..media.damage import stored_loss
-from ..media.video import repeat_factor
-from ..models.visil import COMPARATOR_MIN_FRAMES
+from ..models.short_videos import repeat_factor
+from ..scoring.pair import (HeatmapMaker, LocatedPair, as_video_features, extract_video_features, locate_on_map,
+                            locate_pair, sampled_duration, stored_video_features)
 from ..scoring.retrieval import VideoScorer, repeat_to_min_frames, score_prepared
 from ..storage.index import IndexUpdate, VideoIndex, open_index, segment_descriptors
 from ..storage.store import FeatureStore, StoreIdentity, frame_times
-from .located_pair import LocatedPair, locate_on_map, locate_pair, sampled_duration
 
 if TYPE_CHECKING:  # torchvision is imported only when a query video is extracted
     from ..models.extractor import RegionExtractor
@@ -64,58 +65,6 @@ class QueryVideo:
     warnings: list[str] = field(default_factory=list)  # what its decoding lost, when the file was damaged
 
 
-@dataclass
-class SearchHit:
-    """One result: a stored video, its similarity to the query and where the two match."""
-
-    video_id: str
-    similarity: float
-    segment: SegmentTimes | None = None  # located for the top hits
-    coarse: float | None = None          # the index's score (None in exhaustive search)
-    matches: list[Match] | None = None   # every copied part, best first (located hits only)
-    normalized: float | None = None      # the similarity less the query's noise offset (with a noise set)
-    verdict: str | None = None           # "copy" / "not a copy" by the calibrated threshold (with thresholds)
-    threshold: float | None = None       # that threshold
-    heatmap: dict | None = None          # for a review report: the frame map as its HEATMAP entry (located hits)
-    target_duration: float | None = None  # seconds the stored video's frames span (located hits)
-
-    def as_dict(self) -> dict:
-        """JSON-ready: id, similarity, the index's score, the best matching segment and every copied part;
-        the normalized similarity and the verdict with its threshold when they were asked for."""
-        summary = {"id": self.video_id, "similarity": self.similarity, "coarse": self.coarse,
-                   "segment": self.segment.as_dict() if self.segment is not None else None,
-                   "matches": [m.as_dict() for m in self.matches] if self.matches is not None else None}
-        if self.normalized is not None:
-            summary["normalized"] = self.normalized
-        if self.verdict is not None:
-            summary |= {"verdict": self.verdict, "threshold": self.threshold}
-        return summary
-
-
-@dataclass
-class QueryResult:
-    """The ranked hits of one query, or why it could not run."""
-
-    query: str
-    hits: list[SearchHit] = field(default_factory=list)
-    candidates: int = 0        # videos scored with ViSiL
-    stages: dict[str, int] = field(default_factory=dict)  # videos each stage scored: index, frame_level, visil
-    seconds: float = 0.0
-    error: str | None = None
-    offset: float | None = None  # with a noise set: β × the similarity to the k-th nearest noise video
-    duration: float | None = None  # seconds the query's frames span
-    warnings: list[str] = field(default_factory=list)  # the query or a hit was decoded from a damaged file
-
-    def as_dict(self) -> dict:
-        """JSON-ready: the query, its error (None when it ran), how many videos were scored, the hits, warnings."""
-        summary = {"query": self.query, "error": self.error, "candidates": self.candidates, "stages": self.stages,
-                   "seconds": round(self.seconds, 4), "hits": [hit.as_dict() for hit in self.hits],
-                   "warnings": self.warnings}
-        if self.offset is not None:
-            summary["normalization_offset"] = self.offset
-        return summary
-
-
 def stored_query(store: FeatureStore, video_id: str, default_fps: float) -> QueryVideo:
     """A video already in the store, as a query."""
     record = store.read(video_id)
@@ -132,13 +81,14 @@ class Searcher:
 
     def __init__(self, store_path: str | Path, scorer: VideoScorer, index: VideoIndex | None,
                  candidates: int = DEFAULT_CANDIDATES, top_k: int = DEFAULT_TOP_K, locate: int | None = None,
-                 noise: NoiseSet | None = None, thresholds: Thresholds | None = None, review: bool = False,
+                 noise: NoiseSet | None = None, thresholds: Thresholds | None = None,
+                 heatmap: HeatmapMaker | None = None,
                  rerank: int = DEFAULT_RERANK, min_match_seconds: float = 2.0, min_match_score: float | None = None):
         self.store = FeatureStore(store_path)
         self.scorer, self.index, self.candidates, self.top_k = scorer, index, candidates, top_k
         self.rerank = max(rerank, top_k)  # ViSiL ranks everything it returns
         self.noise, self.thresholds = noise, thresholds
-        self.review = review  # keep each located hit's heatmap for a review report
+        self.heatmap = heatmap  # makes each located hit's heatmap, for a review report
         self.locate = top_k if locate is None else locate  # hits that get their matching segment
         self.min_match_seconds, self.min_match_score = min_match_seconds, min_match_score  # as compare's floors
         self.default_fps = self.store.identity.fps if self.store.identity is not None else 1.0
@@ -232,19 +182,16 @@ class Searcher:
             # The map of both videos as scoring saw them (under 4 frames: repeated); located on their frames as sampled.
             query_times, (target_times, target_fps) = query.timestamps, self.store.times(video_id, self.default_fps)
             rows, columns = scored_map.shape
-            repeat = (repeat_factor(len(query_times), COMPARATOR_MIN_FRAMES),
-                      repeat_factor(len(target_times), COMPARATOR_MIN_FRAMES))
+            repeat = repeat_factor(len(query_times)), repeat_factor(len(target_times))
             if (rows, columns) != (len(query_times) * repeat[0], len(target_times) * repeat[1]):
                 raise FeatureStoreError(f"{self.store.path}: '{video_id}' has {len(target_times)} frame times for "
                                         f"its {columns // repeat[1]} frames")
             return locate_on_map(scored_map.numpy(), query_times, query.fps, target_times, target_fps,
-                                 heatmap=self.review, **floors)
-        from .compare import as_video_features, stored_video_features  # imports torchvision: 1.6 s
-
+                                 heatmap=self.heatmap, **floors)
         device = self.scorer.device
         return locate_pair(as_video_features(query.label, query.features, query.timestamps, query.fps, device),
                            stored_video_features(self.store, video_id, self.default_fps, device),
-                           self.scorer.network, self.scorer.precision, heatmap=self.review, **floors)
+                           self.scorer.network, self.scorer.precision, heatmap=self.heatmap, **floors)
 
 
 @dataclass
@@ -292,8 +239,6 @@ def load_query(source: QuerySource, searcher: Searcher, extractor: RegionExtract
     """The query's features: read from the store, or extracted from its video file."""
     if source.stored_id is not None:
         return stored_query(searcher.store, source.stored_id, searcher.default_fps)
-    from .compare import extract_video_features
-
     video = extract_video_features(source.path, extractor, fps, precision, frames_per_batch)
     return QueryVideo(source.label, video.features.float().cpu().numpy(), video.timestamps, fps,
                       warnings=video.warnings)
@@ -333,6 +278,11 @@ class SearchRun:
         """'exhaustive', or the kind of index that proposed the candidates."""
         return "exhaustive" if self.searcher.index is None else f"index ({self.searcher.index.kind})"
 
+    @property
+    def query_videos(self) -> dict[str, Path]:
+        """The query video files, by the label their results bear (stored queries have none)."""
+        return {source.label: source.path for source in self.sources if source.path is not None}
+
     def __iter__(self) -> Iterator[QueryResult]:
         for result in self.searcher.run(self.sources, self.runtime.extractor, self.fps, self.runtime.precision,
                                         self.frames_per_batch):
@@ -364,11 +314,11 @@ class SearchRun:
 
 
 def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progress: Progress = SILENT,
-                 review: bool = False) -> SearchRun:
+                 heatmap: HeatmapMaker | None = None) -> SearchRun:
     """Set up `s2vs search`: resolve the queries, load the models they need onto `runtime` (the extractor
     only for video-file queries, checked against what made the collection), open the noise set and the
-    thresholds (checked to fit the scores), bring the index up to date. With `review`, located hits keep
-    their heatmaps for a review report."""
+    thresholds (checked to fit the scores), bring the index up to date. With a `heatmap` maker (the review
+    report's), located hits keep their heatmaps."""
     database = check_feature_file(cfg.database)
     thresholds = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None
     with FeatureStore(database) as store:
@@ -401,7 +351,7 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
         raise
     scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
     searcher = Searcher(database, scorer, index, cfg.candidates, cfg.top_k, noise=noise, thresholds=thresholds,
-                        review=review, rerank=cfg.rerank, min_match_seconds=cfg.min_match_seconds,
+                        heatmap=heatmap, rerank=cfg.rerank, min_match_seconds=cfg.min_match_seconds,
                         min_match_score=cfg.min_match_score)
     return SearchRun(str(cfg.database), searcher, sources, runtime, cfg.fps, cfg.frames_per_batch, update)
 

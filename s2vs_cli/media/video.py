@@ -26,6 +26,7 @@ from av.container import InputContainer
 from av.video.stream import VideoStream
 
 from ..errors import VideoDecodeError
+from ..models.short_videos import COMPARATOR_MIN_FRAMES, repeat_factor
 from .damage import DecoderLog, judge_end, listen, stated_end
 from .sampling import FrameClock, SampledFrame, TickSampler
 from .source import FrameSource, InputSet, VideoInput, visible_entries
@@ -134,7 +135,7 @@ def decode_video(
     fps: float = 1.0,
     short_side: int = 256,
     crop: int = 224,
-    min_frames: int = 4,
+    min_frames: int = COMPARATOR_MIN_FRAMES,
     threads: int = 0,
 ) -> DecodedVideo:
     """Decode `path` into RGB frames sampled at `fps`, resized and centre-cropped as S2VS does."""
@@ -315,14 +316,6 @@ def _first_frame(container: InputContainer, stream: VideoStream, path: VideoPath
     except av.FFmpegError:
         pass
     raise VideoDecodeError(path, "no frames could be decoded")
-
-
-def repeat_factor(length: int, min_frames: int) -> int:
-    """How many copies of a `length`-frame sequence reach `min_frames`, doubling as S2VS does (1 for none)."""
-    repeated = 1
-    while 0 < length * repeated < min_frames:
-        repeated *= 2
-    return repeated
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# The comparator pools twice by 2: shorter videos are repeated to this many frames first (docs/METHOD.md §1).
-COMPARATOR_MIN_FRAMES = 4
+from .short_videos import COMPARATOR_MIN_FRAMES
+
 # Elements of the [rows*R, cols*R] region-similarity block computed at once (~128 MB in fp32).
 CHUNK_ELEMENTS = 1 << 25
 # Comparator tiles: output side in input frames (multiple of 4 so pooling windows line up) and the halo
@@ -214,6 +214,10 @@ class ViSiL(nn.Module):
         if self.binarization is not None:
             sim = sim / self.binarization.bits
         return sim
+
+    def pair_frame_map(self, query: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Frame-to-frame map [Tq, Tt] of two videos' region features [T, R, D], each indexed first."""
+        return self.frame_to_frame_similarity(self.index_video(query), self.index_video(target))
 
     def comparator_map(self, f2f: torch.Tensor, tile: int = TILE_FRAMES) -> torch.Tensor:
         """Comparator output after Hardtanh for f2f [Tq, Tt] or [N, Tq, Tt], tiled for large maps."""

@@ -10,8 +10,8 @@ from ..progress import SILENT, Progress
 from .document import finish_document, heatmap_entry, new_document, pair_entry, query_entry
 from .thumbnails import ThumbnailBatch, video_duration
 
-if TYPE_CHECKING:
-    from ..jobs.compare import Comparison
+if TYPE_CHECKING:  # torch: a report from saved results needs none
+    from ..scoring.pair import Comparison
 
 FEATURES_ONLY_NOTE = "features only: the similarity of raw region features, without the similarity network"
 

@@ -1,7 +1,7 @@
 """The review document: what a report shows, as plain data, between the builders and the page writer.
 
 Builders (compare, search, evaluate, saved results) fill a dict in the "s2vs-review/1" layout; the page
-writer (page.py) turns it into HTML. Images travel as ReportImage (or PendingImage until decoded) and video
+writer (page.py) turns it into HTML. Images travel as ReportImage (or PendingImage until decoded; images.py) and video
 locations as pathlib.Path, so builders need not know where the page will lie.
 
 The entries are made here: `new_document` (the whole), `query_entry` (one query), `pair_entry` (one query
@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ import numpy as np
 
 from ..progress import SILENT, Progress
 from .colors import palette_image
+from .images import PendingImage, ReportImage
 
 if TYPE_CHECKING:
     from ..scoring.localization import Match
@@ -30,23 +30,6 @@ if TYPE_CHECKING:
 FORMAT = "s2vs-review/1"
 KINDS = ("compare", "search", "evaluate")
 HEATMAP_MAX_SIDE = 256  # pixels: a 2-hour map stays a few kB, yet a copied part of a few seconds still shows
-
-
-@dataclass(frozen=True)
-class ReportImage:
-    """An encoded image the page shows: PNG or JPEG bytes and their file suffix."""
-
-    data: bytes
-    suffix: str  # "png" or "jpg"
-
-
-class PendingImage:
-    """A thumbnail requested but not decoded yet: resolved in one pass per video once the document is built."""
-
-    __slots__ = ("image",)
-
-    def __init__(self) -> None:
-        self.image: ReportImage | None = None
 
 
 def new_document(kind: str, title: str, *, model: str, extractor: str | None = None, random_weights: bool = False,

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from ..atomic import OutputWriteError, remove_stale_temporaries, write_bytes_atomically, write_text_atomically
 from ..errors import S2VSError
-from .document import PendingImage, ReportImage
+from .images import PendingImage, ReportImage
 
 # Characters that could end the <script> element or break a JavaScript parser, as JSON escapes.
 _SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",

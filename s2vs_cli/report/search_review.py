@@ -6,29 +6,28 @@ by id under the folder given with `--report-videos` (`{id}.*` at any depth).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..progress import SILENT, Progress
+from ..scoring.hits import QueryResult
 from .compare_review import FEATURES_ONLY_NOTE, VideoDurations
 from .document import finish_document, new_document, pair_entry, query_entry
 from .thumbnails import ThumbnailBatch
 from .video_lookup import VideoFinder
 
-if TYPE_CHECKING:
-    from ..jobs.search import QueryResult, SearchRun
-
 SHOWN_MISSING = 5  # ids named in the note on videos not found
 NO_VIDEOS_NOTE = "the collection's videos are not linked: give --report-videos DIR to see them and their thumbnails"
 
 
-def search_document(run: SearchRun, videos: VideoFinder | None = None, *, extractor: str | None = None,
+def search_document(results: list[QueryResult], summary: dict, query_videos: Mapping[str, Path],
+                    videos: VideoFinder | None = None, *, extractor: str | None = None,
                     progress: Progress = SILENT) -> dict:
-    """The review document of a finished search (`run`, iterated); `videos` finds the stored ids' files."""
-    builder = _SearchReview(run, videos)
-    queries = [builder.query(result) for result in run.results]
-    summary = run.summary()
-    notes = [f"search mode: {run.mode}"] + builder.missing_note()
+    """The review document of a finished search: its `results` and `summary` (as `s2vs search --json` prints
+    it), the query video files by label; `videos` finds the stored ids' files."""
+    builder = _SearchReview(query_videos, videos)
+    queries = [builder.query(result) for result in results]
+    notes = [f"search mode: {summary['mode']}"] + builder.missing_note()
     if summary["model"] == "features only":
         notes.append(FEATURES_ONLY_NOTE)
     if "normalization" in summary:
@@ -39,7 +38,7 @@ def search_document(run: SearchRun, videos: VideoFinder | None = None, *, extrac
         notes.append(f"verdict: copy when the {'normalized ' if 'normalization' in summary else ''}similarity ≥ "
                      f"{calibration['threshold']:.4f} (precision {calibration['precision']:.3f} at calibration)")
     count = len(queries)
-    title = f"search: {count} {'query' if count == 1 else 'queries'} in {Path(run.database).name}"
+    title = f"search: {count} {'query' if count == 1 else 'queries'} in {Path(summary['database']).name}"
     document = new_document("search", title, model=summary["model"], extractor=extractor,
                             random_weights=summary["random_weights"], notes=notes, queries=queries)
     return finish_document(document, builder.thumbnails, progress)
@@ -48,9 +47,9 @@ def search_document(run: SearchRun, videos: VideoFinder | None = None, *, extrac
 class _SearchReview:
     """Builds the query entries, asking for thumbnails where both videos are at hand."""
 
-    def __init__(self, run: SearchRun, videos: VideoFinder | None):
+    def __init__(self, query_videos: Mapping[str, Path], videos: VideoFinder | None):
         self.videos = videos
-        self.files = {source.label: source.path for source in run.sources if source.path is not None}
+        self.files = dict(query_videos)
         self.thumbnails = ThumbnailBatch()
         self.not_found: set[str] = set()
         self.asked = False  # a stored video was wanted

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import S2VSError
 from ..media.sampling import MAX_FRAME_HOLD, FrameClock
 from ..progress import SILENT, Progress
-from .document import PendingImage, ReportImage
+from .images import PendingImage, ReportImage
 
 THUMBNAIL_WIDTH = 160       # pixels; the height follows the picture's shape
 JPEG_QUALITY = 80

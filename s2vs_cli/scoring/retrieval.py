@@ -29,7 +29,7 @@ from .indexing import PRODUCT_FRAMES, RegionIndexer, frame_groups
 from .similarity_range import bounded_similarity
 from ..storage.integrity import error_reason
 from ..storage.store import FeatureStore, hdf5_write_failed
-from ..media.video import repeat_factor
+from ..models.short_videos import repeat_factor
 
 TARGET_CHUNK_FRAMES = 2048  # the original's chunk of long targets (published numbers depend on it)
 DATABASE_BLOCK = 256  # database videos read, indexed and scored together...
