@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..compute import autocast
 from ..errors import S2VSError
 from ..media.video import DecodeReport, sample_frames
 from ..models.short_videos import repeat_factor
 from ..models.visil import ViSiL, chamfer, frame_to_frame_similarity
 from ..progress import SILENT, Progress
-from ..runtime import autocast
 from ..storage.store import FeatureStore, frame_times
 from .calibration import Thresholds
 from .localization import Match, SegmentTimes, locate, sampled_map
