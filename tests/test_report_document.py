@@ -13,7 +13,7 @@ from PIL import Image
 from s2vs_cli.benchmarks.benchmark import Evaluation
 from s2vs_cli.errors import ConfigError, S2VSError
 from s2vs_cli.jobs.compare import Comparison
-from s2vs_cli.jobs.evaluate import EvaluationReport
+from s2vs_cli.benchmarks.evaluation_report import EvaluationReport
 from s2vs_cli.jobs.search import QueryResult, SearchHit
 from s2vs_cli.report import thumbnails as thumbnails_module
 from s2vs_cli.report.colors import colormap

@@ -6,59 +6,38 @@ From features (docs/METHOD.md §6.8): every query is scored against every refere
 located, every copied part of each becoming a predicted segment (the matching track's predictions).
 
 For a review report (`review`) the predictions are kept as scored (`VSCReview`), and from features the pairs the
-review shows are located with their heatmaps (the copies missed too), the predictions unchanged.
+review shows (benchmarks/vsc22_review.py chooses them) are located with their heatmaps (the copies missed too),
+the predictions unchanged.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..benchmarks import Evaluation, Similarities
+from ..benchmarks.benchmark import Evaluation, Similarities
+from ..benchmarks.registry import check_ground_truth
 from ..benchmarks.vsc import (CopiedSegment, ScoredPair, best_per_pair, read_pairs, read_segments, write_pairs,
                               write_segments)
 from ..benchmarks.vsc22 import NAME, VSC22Benchmark, load_vsc22, predicted_pairs, video_sets
+from ..benchmarks.vsc22_review import VSCEvaluationReport, VSCReview, review_queries
 from ..config import EvaluateConfig
 from ..errors import ConfigError
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.retrieval import VideoScorer, load_similarities, save_similarities
 from ..storage.store import made_with_random_weights
-from .evaluate import (EvaluationReport, check_complete, extract_benchmark_features, extraction_options, feature_file,
-                       normalize_scores, prepare_models, score_benchmark)
+from .evaluation_steps import (check_complete, extraction_options, feature_file, normalize_scores, prepare_models,
+                               score_benchmark)
+from .extract_features import extract_benchmark_features
 
 if TYPE_CHECKING:
     from .located_pair import LocatedPair
 
-# The challenge's folders: query/Q….mp4 and reference/R….mp4 beside the metadata files.
-DEFAULT_PATTERNS = {"video": "*/{id}.mp4", "frames": "*/{id}"}
 MATCHING_NOTE = ("the matching track (matching_uAP) needs segments: --from-matches FILE.csv, or features "
                  "(--dataset-hdf5, --dataset-path)")
-GROUND_TRUTH_LAYOUT = "query_id, ref_id, query_start, query_end, ref_start, ref_end"
-
-
-@dataclass
-class VSCReview:
-    """What a review of a VSC22 evaluation shows beside the metrics (report/vsc_review.py): the predictions as
-    they were scored and, from features, the pairs shown located with their heatmaps."""
-
-    truth: tuple[CopiedSegment, ...]              # the ground truth's copied segments
-    queries: list[str]                            # the benchmark's queries
-    pairs: list[ScoredPair]                       # the predicted pairs (from segments: each pair's best segment)
-    segments: list[CopiedSegment] | None = None   # the predicted segments; None when only pairs were predicted
-    true_scores: dict[tuple[str, str], float] = field(default_factory=dict)  # the true pairs' scores, when known
-    located: dict[tuple[str, str], LocatedPair] = field(default_factory=dict)  # the shown pairs, from features
-    source: str | None = None                     # the saved predictions read (no features at hand)
-
-
-@dataclass
-class VSCEvaluationReport(EvaluationReport):
-    """A VSC22 evaluation's report, with what its review shows when one was asked for."""
-
-    review: VSCReview | None = None
 
 
 def run_vsc_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: str | None = None,
@@ -67,9 +46,7 @@ def run_vsc_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similariti
                        progress: Progress = SILENT) -> VSCEvaluationReport:
     """Both tracks as `cfg` says (see the module's docstring); saved predictions are scored as given. With
     `review`, the predictions are kept for a review report (and, from features, the shown pairs located)."""
-    if cfg.ground_truth is None:
-        raise ConfigError(f"--dataset VSC22 needs --ground-truth GT.csv, the challenge's copied segments "
-                          f"({GROUND_TRUTH_LAYOUT}); it has no public download")
+    check_ground_truth(NAME, cfg.ground_truth)  # before anything is read
     if from_matches is not None:
         sets = video_sets(cfg.annotations)
         segments = read_segments(from_matches, sets=sets)
@@ -110,7 +87,7 @@ def _from_features(cfg: EvaluateConfig, runtime: Runtime, save_similarities_to: 
                    save_matches_to: str | None, review: bool, progress: Progress) -> VSCEvaluationReport:
     """Score, cut to the official number of pairs, locate every copied part of those pairs, evaluate; for a
     review, keep the heatmaps of the pairs it shows (the copies missed located too)."""
-    pattern = cfg.pattern or DEFAULT_PATTERNS.get(cfg.loader, "*/{id}")
+    pattern = cfg.pattern or VSC22Benchmark.video_pattern(cfg.loader)
     benchmark = _benchmark_of_source(cfg, pattern)  # a malformed ground truth fails before the models load
     prepare_models(cfg, runtime)
     scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
@@ -153,8 +130,6 @@ def _true_scores(benchmark: VSC22Benchmark, similarities: Similarities) -> dict[
 
 def _shown_pairs(review: VSCReview) -> set[tuple[str, str]]:
     """The (query, reference) pairs the review shows: those located with a heatmap."""
-    from ..report.vsc_review import review_queries
-
     return {(shown.query_id, pair.ref_id) for shown in review_queries(review) for pair in shown.pairs}
 
 
