@@ -38,10 +38,9 @@ from s2vs_cli.config import TrainConfig
 from s2vs_cli.jobs.extract_frames import FrameOptions, export_frames
 from s2vs_cli.media.inputs import collect_inputs
 from s2vs_cli.models.loading import load_extractor
-from s2vs_cli.jobs.train import load_training_videos, train
+from s2vs_cli.jobs.train import load_training_videos, train, training_evaluator
 from s2vs_cli.progress import CallbackProgress
 from s2vs_cli.runtime import Runtime
-from s2vs_cli.training.evaluator import TrainingEvaluator
 from s2vs_cli.training.metrics_log import read_metrics
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
@@ -136,7 +135,7 @@ def quality(frames: Path, work: Path, extractor, pca: Path, steps: int, lr: floa
                       eval_pattern="{id}.*", pca=str(pca), **SMALL)
     cfg.augmentation.overlay_emoji_alpha = emoji_alpha
     runtime = _runtime(cfg, extractor)
-    evaluator = TrainingEvaluator(cfg, runtime)
+    evaluator = training_evaluator(cfg, runtime)
     from s2vs_cli.benchmarks import evaluate_custom
     from s2vs_cli.scoring.retrieval import VideoScorer, score_store
 

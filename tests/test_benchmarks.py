@@ -3,6 +3,7 @@ unpickling, id sets."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import http.server
@@ -27,6 +28,7 @@ from s2vs_cli.benchmarks import (
     FIVRBenchmark,
     VCDBBenchmark,
     annotation_path,
+    benchmark_class,
     canonical_name,
     load_benchmark,
     load_easy_duplicates,
@@ -118,6 +120,7 @@ HOW = pytest.mark.parametrize("how", ["annotations", "cache"])
     [
         ("FIVR-5K", "FIVR-5K"), ("fivr-5k", "FIVR-5K"), ("FIVR_200K", "FIVR-200K"), ("vcdb", "VCDB"),
         (" Evve ", "EVVE"), ("cc_web_video", "CC_WEB_VIDEO"), ("CC-WEB-VIDEO", "CC_WEB_VIDEO"),
+        ("Custom", "custom"), ("vsc22", "VSC22"), ("VSC_2022", "VSC22"), ("vsc-22", "VSC22"),
     ],
 )
 def test_names_are_case_insensitive(given, canonical):
@@ -129,12 +132,28 @@ def test_unknown_name_lists_valid_ones():
         load_benchmark("fivr-10k")
     msg = str(e.value)
     assert "'fivr-10k'" in msg and "\n" not in msg
-    assert all(name in msg for name in BENCHMARK_NAMES)
+    assert all(name in msg for name in BENCHMARK_NAMES) and "custom" in msg and "VSC22" in msg
+
+
+@pytest.mark.parametrize("name, given", [("VSC22", "GT.csv"), ("custom", "GT.json")])
+def test_a_benchmark_without_annotation_file_says_what_it_reads(name, given):
+    with pytest.raises(ConfigError, match=f"{name} has no annotation file.*--ground-truth {given}"):
+        load_benchmark(name)
+
+
+def test_paper_numbers_live_on_the_benchmark():
+    fivr = FIVRBenchmark(name="FIVR-200K", queries=[], database=[], source=None, version="200k", annotation={})
+    assert fivr.paper("s2vs_dns") == {"DSVR": 0.925, "CSVR": 0.913, "ISVR": 0.841}
+    assert fivr.paper("s2vs_vcdb") is None
+    assert dataclasses.replace(fivr, name="FIVR-5K").paper("s2vs_dns") is None
 
 
 def test_registry_entries():
-    assert set(SOURCES) == set(BENCHMARK_NAMES) == set(BENCHMARKS)
-    assert {name: kind.annotation_file for name, kind in BENCHMARKS.items()} == SOURCES
+    assert BENCHMARK_NAMES == tuple(BENCHMARKS) and set(SOURCES) | {"custom", "VSC22"} == set(BENCHMARKS)
+    kinds = {name: benchmark_class(name) for name in BENCHMARKS}
+    assert {name: kind.annotation_file for name, kind in kinds.items() if kind.annotation_file} == SOURCES
+    # the others read a ground truth the user gives: its file is named in their usage errors
+    assert {name for name, kind in kinds.items() if kind.ground_truth_file} == {"custom", "VSC22"}
     assert set(SOURCES.values()) < set(ANNOTATION_ARTIFACTS)
     assert all(artifact.option in ("--annotations", "--easy-duplicates") for artifact in ANNOTATION_ARTIFACTS.values())
     assert len({a.filename for a in ANNOTATION_ARTIFACTS.values()}) == len(ANNOTATION_ARTIFACTS)

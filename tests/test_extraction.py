@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from media import write_video
 from s2vs_cli.cli import app
-from s2vs_cli.jobs.extract_features import ExtractionOptions, extract_features
+from s2vs_cli.jobs.extract_features import extract_features
+from s2vs_cli.storage.runs import ExtractionOptions
 from s2vs_cli.media.inputs import collect_inputs
 from s2vs_cli.runtime import Runtime
 from s2vs_cli.storage.parts import parts_dir_for
@@ -345,7 +346,8 @@ def test_png_frame_folders_give_the_same_features_as_the_videos(clips, tmp_path)
 
 CRASHING_RUN = textwrap.dedent("""
     import sys, time
-    from s2vs_cli.jobs.extract_features import ExtractionOptions, extract_features
+    from s2vs_cli.jobs.extract_features import extract_features
+    from s2vs_cli.storage.runs import ExtractionOptions
     from s2vs_cli.media.inputs import collect_inputs
     from s2vs_cli.progress import CallbackProgress
     from s2vs_cli.runtime import Runtime

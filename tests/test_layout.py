@@ -79,3 +79,36 @@ def test_help_of_the_package_lists_every_public_name_once_with_one_line():
     for name, module in s2vs_cli._EXPORTS.items():
         value = getattr(importlib.import_module(f"s2vs_cli.{module}"), name)
         assert (value.__doc__ or "").strip(), f"{name} has no docstring"
+
+
+def _imported_folders(path: Path) -> set[str]:
+    """The package folders (or top modules) a module imports, late and type-checking imports included."""
+    module = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = module[:len(module) - node.level]
+            target = (*base, *(node.module or "").split(".")) if node.module else base
+        elif isinstance(node, ast.ImportFrom):
+            target = tuple((node.module or "").split("."))
+        else:
+            continue
+        if target[0] == PACKAGE.name and len(target) > 1:
+            found.add(target[1])
+    return found
+
+
+def test_benchmarks_and_training_sit_below_jobs_and_report():
+    """The evaluation's results live in benchmarks/ (jobs make them, report/ shows them) and training's evaluator
+    is handed its features by jobs/train.py: neither folder reaches up."""
+    offenders = [f"{path.relative_to(PACKAGE)}: {folder}" for name in ("benchmarks", "training")
+                 for path in (PACKAGE / name).rglob("*.py") for folder in _imported_folders(path)
+                 if folder in {"jobs", "report", "cli"}]
+    assert offenders == []
+
+
+def test_evaluation_jobs_and_their_review_pages_do_not_import_each_other():
+    jobs = [PACKAGE / "jobs" / f"{name}.py" for name in ("evaluate", "evaluate_vsc", "evaluation_steps")]
+    pages = [PACKAGE / "report" / f"{name}.py" for name in ("evaluate_review", "vsc_review")]
+    assert [str(p.name) for p in jobs if "report" in _imported_folders(p)] == []
+    assert [str(p.name) for p in pages if "jobs" in _imported_folders(p)] == []

@@ -12,7 +12,7 @@ from PIL import Image
 
 from s2vs_cli.benchmarks.benchmark import Evaluation
 from s2vs_cli.errors import ConfigError, S2VSError
-from s2vs_cli.jobs.evaluate import EvaluationReport
+from s2vs_cli.benchmarks.evaluation_report import EvaluationReport
 from s2vs_cli.report import thumbnails as thumbnails_module
 from s2vs_cli.report.colors import colormap
 from s2vs_cli.report.document import (FORMAT, HEATMAP_MAX_SIDE, document_counts, heatmap_entry, match_entries,

@@ -100,7 +100,7 @@ def test_mean_of_per_query_ap_is_the_headline_metric(benchmark, metric):
 
 
 def test_document_shows_the_papers_numbers_and_the_headline_metrics_errors():
-    from s2vs_cli.jobs.evaluate import EvaluationReport
+    from s2vs_cli.benchmarks.evaluation_report import EvaluationReport
     from s2vs_cli.report.evaluate_review import evaluation_document
 
     benchmark, _ = list(_benchmarks())[1]  # FIVR

@@ -16,10 +16,12 @@ from s2vs_cli.benchmarks.vsc import read_segments
 from s2vs_cli.cli import app
 from s2vs_cli.config import EvaluateConfig
 from s2vs_cli.jobs.evaluate_vsc import run_vsc_evaluation
+from s2vs_cli.report.document import heatmap_entry
 from s2vs_cli.report.images import PendingImage
 from s2vs_cli.report.page import write_page
-from s2vs_cli.report.vsc_review import (MISSED_FLAG, NEGATIVE_FLAG, review_ids, review_queries, vsc_document,
-                                        vsc_videos)
+from s2vs_cli.benchmarks.vsc22_review import MISSED_FLAG, NEGATIVE_FLAG, review_queries
+from s2vs_cli.report.video_lookup import benchmark_videos
+from s2vs_cli.report.vsc_review import review_ids, vsc_document
 from test_evaluate_vsc import GROUND_TRUTH_HEADER, MATCHES_HEADER, write_planted_set
 from test_report_cli import page_data
 from test_report_document import write_colour_video
@@ -55,7 +57,7 @@ def tiny(tmp_path) -> Path:
 
 def _tiny_report(folder: Path):
     cfg = EvaluateConfig(dataset="VSC22", ground_truth=str(folder / "gt.csv"))
-    return run_vsc_evaluation(cfg, None, from_matches=str(folder / "matches.csv"), review=True)
+    return run_vsc_evaluation(cfg, None, from_matches=str(folder / "matches.csv"), heatmap=heatmap_entry)
 
 
 def test_saved_matches_review_counted_by_hand(tiny):
@@ -190,7 +192,7 @@ def test_videos_in_the_challenges_layout_are_linked_with_thumbnails(tiny):
         (tiny / folder).mkdir(exist_ok=True)
         write_colour_video(tiny / folder / f"{name}.mp4", seconds=3, rate=4)
     cfg = EvaluateConfig(dataset="VSC22", ground_truth=str(tiny / "gt.csv"), dataset_path=str(tiny))
-    videos = vsc_videos(cfg, ["Q1", "R1", "R4", "R9"])  # the default pattern, */{id}.mp4; R9 is nowhere
+    videos = benchmark_videos(cfg, ["Q1", "R1", "R4", "R9"])  # the default pattern, */{id}.mp4; R9 is nowhere
     assert videos == {"Q1": tiny / "query" / "Q1.mp4", "R1": tiny / "reference" / "R1.mp4",
                       "R4": tiny / "reference" / "R4.mp4"}
     report = _tiny_report(tiny)

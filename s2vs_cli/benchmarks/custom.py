@@ -8,10 +8,10 @@ Library code: numpy, the standard library and the package's own modules.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -30,9 +30,17 @@ _ID_COLLECTIONS = (list, tuple, set, frozenset)  # a JSON file gives lists; a lo
 class CustomBenchmark(Benchmark):
     """A user's own ground truth (`--dataset custom --ground-truth gt.json`)."""
 
+    ground_truth_file: ClassVar[str] = "GT.json"
+
     positives: dict[str, frozenset[str]]                 # query -> videos that match it
     negatives: dict[str, frozenset[str]] | None          # query -> videos known not to (optional)
     segments: dict[tuple[str, str], list[SegmentBounds]]  # (query, target) -> matching time ranges (optional)
+
+    @classmethod
+    def from_ground_truth(cls, ground_truth: str | Path, annotations: str | Path | None = None,
+                          available: Iterable[str] = ()) -> CustomBenchmark:
+        """The ground truth JSON file (see `load_custom_ground_truth`); it names every video itself."""
+        return load_custom_ground_truth(ground_truth)
 
     def evaluate(self, similarities: Similarities, *, ks: Sequence[int] = (1, 5, 10),
                  scored_from: str | None = None) -> Evaluation:

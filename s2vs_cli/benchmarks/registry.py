@@ -1,43 +1,67 @@
-"""The standard benchmarks by name, and the two things done by name: load one, evaluate one.
+"""The benchmarks by name, and what is done by name: find one's class, load one, evaluate one.
 
-Adding a benchmark is one module (a `Benchmark` subclass with its loader and metrics, its annotation
-file in s2vs_cli/artifacts.py) and one line in BENCHMARKS. VSC 2022 is not among them: it has no annotation
-file to download, its ground truth is a CSV the user gives (vsc22.py, `s2vs evaluate --dataset VSC22`).
+Adding a benchmark is one module (a `Benchmark` subclass with its loader and metrics, and its annotation file
+in s2vs_cli/artifacts.py, or a ground truth the user gives) and one line in BENCHMARKS. The table names each
+class as text, imported when used: the names alone (`--dataset`'s help, the unknown-name error) load nothing.
 Library code: the standard library and the package's own modules.
 """
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from ..progress import SILENT, Progress
-from . import files
 from .benchmark import Benchmark, Evaluation, EvaluationError, Similarities
-from .cc_web import CCWebBenchmark
-from .custom import evaluate_custom
-from .evve import EVVEBenchmark
-from .fivr import FIVRBenchmark
-from .vcdb import VCDBBenchmark
-from .vsc22 import is_vsc22
 
-BENCHMARKS: dict[str, type[Benchmark]] = {
-    "FIVR-5K": FIVRBenchmark,
-    "FIVR-200K": FIVRBenchmark,
-    "VCDB": VCDBBenchmark,
-    "EVVE": EVVEBenchmark,
-    "CC_WEB_VIDEO": CCWebBenchmark,
+BENCHMARKS: dict[str, str] = {  # registry name -> "module:Class"
+    "FIVR-5K": "s2vs_cli.benchmarks.fivr:FIVRBenchmark",
+    "FIVR-200K": "s2vs_cli.benchmarks.fivr:FIVRBenchmark",
+    "VCDB": "s2vs_cli.benchmarks.vcdb:VCDBBenchmark",
+    "EVVE": "s2vs_cli.benchmarks.evve:EVVEBenchmark",
+    "CC_WEB_VIDEO": "s2vs_cli.benchmarks.cc_web:CCWebBenchmark",
+    "custom": "s2vs_cli.benchmarks.custom:CustomBenchmark",
+    "VSC22": "s2vs_cli.benchmarks.vsc22:VSC22Benchmark",
 }
-BENCHMARK_NAMES = tuple(BENCHMARKS)
+BENCHMARK_NAMES = tuple(BENCHMARKS)  # for help text
+
+
+def benchmark_class(name: str) -> type[Benchmark]:
+    """The class of the benchmark `name` (see `canonical_name`); ConfigError if unknown."""
+    return _imported(BENCHMARKS[canonical_name(name)])
 
 
 def canonical_name(name: str) -> str:
-    """The BENCHMARK_NAMES spelling of `name`, ignoring case and '-' versus '_'; ConfigError if unknown."""
-    key = name.strip().upper().replace("_", "-")
-    for known in BENCHMARK_NAMES:
-        if known.replace("_", "-") == key:
+    """The BENCHMARK_NAMES spelling of `name` or of an alias of it, ignoring case and '-' versus '_';
+    ConfigError if unknown."""
+    found = find_name(name)
+    if found is None:
+        raise ConfigError(f"unknown benchmark '{name}'; use one of: {', '.join(BENCHMARKS)}")
+    return found
+
+
+def find_name(name: str) -> str | None:
+    """`canonical_name`, or None for a name no benchmark has."""
+    key = _key(name)
+    for known in BENCHMARKS:
+        if _key(known) == key:
             return known
-    raise ConfigError(f"unknown benchmark '{name}'; use one of: {', '.join(BENCHMARK_NAMES)}")
+    for known, path in BENCHMARKS.items():  # aliases are their classes': imported only now
+        if key in {_key(alias) for alias in _imported(path).aliases}:
+            return known
+    return None
+
+
+def _key(name: str) -> str:
+    return name.strip().upper().replace("_", "-")
+
+
+def _imported(path: str) -> type[Benchmark]:
+    """The class BENCHMARKS names as "module:Class"."""
+    module, _, cls = path.partition(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def load_benchmark(
@@ -51,11 +75,13 @@ def load_benchmark(
 
     `distractors` adds VCDB's distractors to its database; the other benchmarks ignore it.
     """
-    if is_vsc22(name):
-        raise ConfigError("VSC22 has no annotation file: give its videos as paths (e.g. DIR/query DIR/reference) "
-                          "and its ground truth CSV to `s2vs evaluate --dataset VSC22 --ground-truth GT.csv`")
+    from . import files  # late: it downloads, with torch's hub helpers
+
     name = canonical_name(name)
-    kind = BENCHMARKS[name]
+    kind = benchmark_class(name)
+    if not kind.annotation_file:
+        raise ConfigError(f"{name} has no annotation file: give its videos as paths and its ground truth to "
+                          f"`s2vs evaluate --dataset {name} --ground-truth {kind.ground_truth_file}`")
     if annotations is None:
         path = files.annotation_path(kind.annotation_file, progress=progress, offline=offline)
     else:
@@ -65,10 +91,37 @@ def load_benchmark(
         return kind.from_annotation(name, data, path, distractors=distractors)
 
 
+def load_ground_truth(dataset: str, annotations: str | Path | None = None, ground_truth: str | Path | None = None,
+                      distractors: bool = False, progress: Progress = SILENT, available: Iterable[str] = ()
+                      ) -> Benchmark:
+    """The benchmark named `dataset`: from its annotation file, or from the ground truth the user gives
+    (`ground_truth`, with `annotations` and `available` as its class's `from_ground_truth` reads them)."""
+    name = canonical_name(dataset)
+    kind = benchmark_class(name)
+    check_ground_truth(name, ground_truth)
+    if kind.ground_truth_file:
+        return kind.from_ground_truth(ground_truth, annotations, available=available)
+    return load_benchmark(name, annotations=annotations, distractors=distractors, progress=progress)
+
+
+def check_ground_truth(dataset: str, ground_truth: str | Path | None) -> None:
+    """ConfigError unless --ground-truth is given exactly to the benchmarks that read one."""
+    name = canonical_name(dataset)
+    kind = benchmark_class(name)
+    if kind.ground_truth_file and ground_truth is None:
+        note = f", {kind.ground_truth_note}" if kind.ground_truth_note else ""
+        raise ConfigError(f"--dataset {name} needs --ground-truth {kind.ground_truth_file}{note}")
+    if not kind.ground_truth_file and ground_truth is not None:
+        readers = [known for known in BENCHMARKS if benchmark_class(known).ground_truth_file]
+        raise ConfigError(f"--ground-truth goes with --dataset {' or '.join(readers)}")
+
+
 def evaluate(benchmark: Benchmark, similarities: Similarities, **options: Any) -> Evaluation:
     """Evaluate with the metrics of `benchmark`'s kind; `options` go to its evaluate method."""
     if isinstance(benchmark, Benchmark):
         return benchmark.evaluate(similarities, **options)
     if hasattr(benchmark, "positives"):  # a custom ground truth held in another object
+        from .custom import evaluate_custom  # late: numpy, which the names in BENCHMARKS do not need
+
         return evaluate_custom(benchmark, similarities, **options)
     raise EvaluationError(f"no metrics for benchmark '{getattr(benchmark, 'name', benchmark)}'")

@@ -13,30 +13,47 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
+
 from ..errors import ConfigError
 from .benchmark import Benchmark, Evaluation, EvaluationError, Similarities
 from .vsc import (ID_FORMS, CopiedSegment, ScoredPair, VideoSets, best_per_pair, pair_micro_ap, read_segments,
                   read_video_ids, segment_micro_ap)
 
 NAME = "VSC22"
-ALIASES = ("VSC22", "VSC2022", "VSC-22", "VSC-2022", "VSC_22", "VSC_2022")
 # The official limit on predicted pairs, 25 × the number of queries in all (vsc2022's descriptor evaluation
 # keeps its 25·Nq best pairs; its baseline localizes as many): the matching track's candidates too.
 PAIRS_PER_QUERY = 25
 METADATA = {"queries": "*query_metadata.csv", "references": "*reference_metadata.csv"}
-
-
-def is_vsc22(name: str) -> bool:
-    """Whether `name` is the challenge's (VSC22, vsc2022, VSC-22, ...)."""
-    return name.strip().upper() in ALIASES
+# The challenge's folders: query/Q….mp4 and reference/R….mp4 beside the metadata files.
+VIDEO_PATTERNS = {"video": "*/{id}.mp4", "frames": "*/{id}"}
+GROUND_TRUTH_LAYOUT = "query_id, ref_id, query_start, query_end, ref_start, ref_end"
 
 
 @dataclass(frozen=True)
 class VSC22Benchmark(Benchmark):
     """The challenge's queries (`queries`), references (`database`) and copied segments (`truth`)."""
 
+    ground_truth_file: ClassVar[str] = "GT.csv"
+    ground_truth_note: ClassVar[str] = (f"the challenge's copied segments ({GROUND_TRUTH_LAYOUT}); it has no public "
+                                        "download")
+    aliases: ClassVar[tuple[str, ...]] = ("VSC2022", "VSC-22", "VSC-2022")
+    segment_predictions: ClassVar[bool] = True
+
     truth: tuple[CopiedSegment, ...]
     sets: VideoSets                 # what the ids were checked against (prediction files are checked the same way)
+
+    @classmethod
+    def from_ground_truth(cls, ground_truth: str | Path, annotations: str | Path | None = None,
+                          available: Iterable[str] = ()) -> VSC22Benchmark:
+        """The challenge's CSV; `annotations` is the folder of its metadata files, without which the queries and
+        references are the ids of the challenge's form among `available` (e.g. a feature file's) and the CSV's."""
+        return load_vsc22(ground_truth, video_sets(annotations), available=available)
+
+    @classmethod
+    def video_pattern(cls, loader: str) -> str:
+        """The challenge's folders: */{id}.mp4 (video files), */{id} (frame folders)."""
+        return VIDEO_PATTERNS.get(loader, "*/{id}")
 
     def copies(self) -> dict[str, frozenset[str]]:
         """Each query with a copy -> the references it copies (the ground truth's pairs)."""

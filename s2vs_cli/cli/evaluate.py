@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from ..benchmarks.registry import BENCHMARK_NAMES
 from . import options
 from .common import check_writable, console, load_config, print_table, reported_errors, terminal_safe, write_results
 from .progress import RichProgress, plural
@@ -19,8 +20,8 @@ VSC = "VSC 2022"  # the panel of the challenge's own options
 
 def evaluate(
     dataset: Annotated[Optional[str], typer.Option(
-        "--dataset", metavar="NAME", help="FIVR-5K, FIVR-200K, VCDB, EVVE, CC_WEB_VIDEO; custom or VSC22 (with "
-                                          "--ground-truth).  \\[default: FIVR-5K]",
+        "--dataset", metavar="NAME", help=f"{', '.join(BENCHMARK_NAMES)}: one without an annotation file to "
+                                          "download reads --ground-truth instead.  \\[default: FIVR-5K]",
         rich_help_panel=options.INPUT)] = None,
     dataset_hdf5: Annotated[Optional[str], typer.Option(
         "--dataset-hdf5", metavar="FEATURES.hdf5",
@@ -136,6 +137,7 @@ def evaluate(
         # Outputs before anything is imported or loaded; usage errors before any model is loaded.
         check_writable(output, save_similarities, save_matches, report, made=(cfg.save_features,))
         from ..jobs.evaluate import check_sources, run_evaluation
+        from ..report.document import heatmap_entry
         from ..runtime import Runtime
 
         check_sources(cfg, from_similarities, from_matches, save_matches)
@@ -144,7 +146,8 @@ def evaluate(
             try:
                 evaluation = run_evaluation(cfg, runtime, from_similarities=from_similarities,
                                             save_similarities_to=save_similarities, from_matches=from_matches,
-                                            save_matches_to=save_matches, review=report is not None,
+                                            save_matches_to=save_matches,
+                                            heatmap=heatmap_entry if report is not None else None,  # the review's
                                             progress=progress)
             finally:
                 runtime.close()
@@ -160,20 +163,11 @@ def evaluate(
 
 def _write_report(path: str, evaluation, cfg, runtime, progress):
     """The review page of a finished evaluation, written to `path` with its images beside it; its path."""
+    from ..report.evaluate_review import review_document
     from ..report.page import write_page
 
     extractor = runtime.extractor.label if runtime.extractor is not None else None
-    if getattr(evaluation, "review", None) is not None:  # VSC22: no per-query AP, its predictions instead
-        from ..report.vsc_review import review_ids, vsc_document, vsc_videos
-
-        document = vsc_document(evaluation, vsc_videos(cfg, review_ids(evaluation)), extractor=extractor,
-                                progress=progress)
-    else:
-        from ..report.evaluate_review import benchmark_videos, evaluation_document, review_ids
-
-        document = evaluation_document(evaluation, benchmark_videos(cfg, review_ids(evaluation)),
-                                       extractor=extractor, progress=progress)
-    return write_page(document, path)
+    return write_page(review_document(evaluation, cfg, extractor=extractor, progress=progress), path)
 
 
 def _render(summary: dict, report, quiet: bool) -> None:

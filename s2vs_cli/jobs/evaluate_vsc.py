@@ -6,70 +6,49 @@ From features (docs/METHOD.md §6.8): every query is scored against every refere
 located, every copied part of each becoming a predicted segment (the matching track's predictions).
 
 For a review report (`review`) the predictions are kept as scored (`VSCReview`), and from features the pairs the
-review shows are located with their heatmaps (the copies missed too), the predictions unchanged.
+review shows (benchmarks/vsc22_review.py chooses them) are located with their heatmaps (the copies missed too),
+the predictions unchanged.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..benchmarks import Evaluation, Similarities
+from ..benchmarks.benchmark import Evaluation, Similarities
+from ..benchmarks.registry import check_ground_truth
 from ..benchmarks.vsc import (CopiedSegment, ScoredPair, best_per_pair, read_pairs, read_segments, write_pairs,
                               write_segments)
 from ..benchmarks.vsc22 import NAME, VSC22Benchmark, load_vsc22, predicted_pairs, video_sets
+from ..benchmarks.vsc22_review import VSCEvaluationReport, VSCReview, review_queries
 from ..config import EvaluateConfig
 from ..errors import ConfigError
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.retrieval import VideoScorer, load_similarities, save_similarities
 from ..storage.store import made_with_random_weights
-from .evaluate import (EvaluationReport, check_complete, extract_benchmark_features, extraction_options, feature_file,
-                       normalize_scores, prepare_models, score_benchmark)
+from .evaluation_steps import (check_complete, extraction_options, feature_file, normalize_scores, prepare_models,
+                               score_benchmark)
+from .extract_features import extract_benchmark_features
 
 if TYPE_CHECKING:
-    from ..scoring.pair import LocatedPair
+    from ..scoring.pair import HeatmapMaker, LocatedPair
 
-# The challenge's folders: query/Q….mp4 and reference/R….mp4 beside the metadata files.
-DEFAULT_PATTERNS = {"video": "*/{id}.mp4", "frames": "*/{id}"}
 MATCHING_NOTE = ("the matching track (matching_uAP) needs segments: --from-matches FILE.csv, or features "
                  "(--dataset-hdf5, --dataset-path)")
-GROUND_TRUTH_LAYOUT = "query_id, ref_id, query_start, query_end, ref_start, ref_end"
-
-
-@dataclass
-class VSCReview:
-    """What a review of a VSC22 evaluation shows beside the metrics (report/vsc_review.py): the predictions as
-    they were scored and, from features, the pairs shown located with their heatmaps."""
-
-    truth: tuple[CopiedSegment, ...]              # the ground truth's copied segments
-    queries: list[str]                            # the benchmark's queries
-    pairs: list[ScoredPair]                       # the predicted pairs (from segments: each pair's best segment)
-    segments: list[CopiedSegment] | None = None   # the predicted segments; None when only pairs were predicted
-    true_scores: dict[tuple[str, str], float] = field(default_factory=dict)  # the true pairs' scores, when known
-    located: dict[tuple[str, str], LocatedPair] = field(default_factory=dict)  # the shown pairs, from features
-    source: str | None = None                     # the saved predictions read (no features at hand)
-
-
-@dataclass
-class VSCEvaluationReport(EvaluationReport):
-    """A VSC22 evaluation's report, with what its review shows when one was asked for."""
-
-    review: VSCReview | None = None
 
 
 def run_vsc_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: str | None = None,
                        from_matches: str | None = None, save_similarities_to: str | None = None,
-                       save_matches_to: str | None = None, review: bool = False,
+                       save_matches_to: str | None = None, heatmap: HeatmapMaker | None = None,
                        progress: Progress = SILENT) -> VSCEvaluationReport:
-    """Both tracks as `cfg` says (see the module's docstring); saved predictions are scored as given. With
-    `review`, the predictions are kept for a review report (and, from features, the shown pairs located)."""
-    if cfg.ground_truth is None:
-        raise ConfigError(f"--dataset VSC22 needs --ground-truth GT.csv, the challenge's copied segments "
-                          f"({GROUND_TRUTH_LAYOUT}); it has no public download")
+    """Both tracks as `cfg` says (see the module's docstring); saved predictions are scored as given. With a
+    `heatmap` maker (a review page's: report/document.heatmap_entry), the predictions are kept for the review
+    (and, from features, the shown pairs located with their heatmaps)."""
+    check_ground_truth(NAME, cfg.ground_truth)  # before anything is read
+    review = heatmap is not None
     if from_matches is not None:
         sets = video_sets(cfg.annotations)
         segments = read_segments(from_matches, sets=sets)
@@ -103,14 +82,15 @@ def run_vsc_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similariti
                          true_scores=_true_scores(benchmark, similarities)) if review else None
         return VSCEvaluationReport(evaluation=evaluation, dataset=NAME, model=f"similarities from {from_similarities}",
                                    segment_note=MATCHING_NOTE, counts={"predicted_pairs": len(pairs)}, review=kept)
-    return _from_features(cfg, runtime, save_similarities_to, save_matches_to, review, progress)
+    return _from_features(cfg, runtime, save_similarities_to, save_matches_to, heatmap, progress)
 
 
 def _from_features(cfg: EvaluateConfig, runtime: Runtime, save_similarities_to: str | None,
-                   save_matches_to: str | None, review: bool, progress: Progress) -> VSCEvaluationReport:
+                   save_matches_to: str | None, heatmap: HeatmapMaker | None,
+                   progress: Progress) -> VSCEvaluationReport:
     """Score, cut to the official number of pairs, locate every copied part of those pairs, evaluate; for a
     review, keep the heatmaps of the pairs it shows (the copies missed located too)."""
-    pattern = cfg.pattern or DEFAULT_PATTERNS.get(cfg.loader, "*/{id}")
+    pattern = cfg.pattern or VSC22Benchmark.video_pattern(cfg.loader)
     benchmark = _benchmark_of_source(cfg, pattern)  # a malformed ground truth fails before the models load
     prepare_models(cfg, runtime)
     scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
@@ -125,11 +105,12 @@ def _from_features(cfg: EvaluateConfig, runtime: Runtime, save_similarities_to: 
                                                        progress)
         pairs = predicted_pairs(similarities, benchmark.queries, benchmark.database, cfg.pairs_per_query)
         kept = VSCReview(benchmark.truth, list(benchmark.queries), pairs,
-                         true_scores=_true_scores(benchmark, similarities)) if review else None
+                         true_scores=_true_scores(benchmark, similarities)) if heatmap is not None else None
         shown = _shown_pairs(kept) if kept is not None else set()
-        segments, located = locate_copies(pairs, features, scorer, cfg.min_match_seconds, progress, heatmaps_for=shown)
-        if kept is not None:
-            missed = _locate_missed(shown - located.keys(), features, scorer, progress)
+        segments, located = locate_copies(pairs, features, scorer, cfg.min_match_seconds, progress,
+                                          heatmap=heatmap, heatmaps_for=shown)
+        if kept is not None and heatmap is not None:
+            missed = _locate_missed(shown - located.keys(), features, scorer, heatmap, progress)
             kept.segments, kept.located = segments, located | missed
     _save_pairs(save_similarities_to, similarities, pairs)
     if save_matches_to is not None:
@@ -153,22 +134,19 @@ def _true_scores(benchmark: VSC22Benchmark, similarities: Similarities) -> dict[
 
 def _shown_pairs(review: VSCReview) -> set[tuple[str, str]]:
     """The (query, reference) pairs the review shows: those located with a heatmap."""
-    from ..report.vsc_review import review_queries
-
     return {(shown.query_id, pair.ref_id) for shown in review_queries(review) for pair in shown.pairs}
 
 
 def _locate_missed(pairs: Collection[tuple[str, str]], features: str | Path, scorer: VideoScorer,
-                   progress: Progress) -> dict[tuple[str, str], LocatedPair]:
+                   heatmap: HeatmapMaker, progress: Progress) -> dict[tuple[str, str], LocatedPair]:
     """The heatmaps of the shown pairs that were not predicted (the copies missed); their matches are no
     prediction and are not shown."""
-    from ..report.document import heatmap_entry
     from ..scoring.pair import locate_stored_pairs
 
     if not pairs:
         return {}
     return locate_stored_pairs(features, sorted(pairs), scorer.network, scorer.precision, scorer.device,
-                               heatmap_entry, progress=progress)
+                               heatmap, progress=progress)
 
 
 def _benchmark_of_source(cfg: EvaluateConfig, pattern: str) -> VSC22Benchmark:
@@ -192,12 +170,12 @@ def segment_score(pair_similarity: float, match_score: float) -> float:
 
 def locate_copies(pairs: Sequence[ScoredPair], features: str | Path, scorer: VideoScorer,
                   min_match_seconds: float = 2.0, progress: Progress = SILENT, *,
-                  heatmaps_for: Collection[tuple[str, str]] = frozenset()
+                  heatmap: HeatmapMaker | None = None, heatmaps_for: Collection[tuple[str, str]] = frozenset()
                   ) -> tuple[list[CopiedSegment], dict[tuple[str, str], LocatedPair]]:
     """Every copied part of each pair, found as `s2vs compare` finds them, as the challenge's segments; and the
-    located pair (its heatmap made from the same map) of each (query, reference) pair in `heatmaps_for`."""
+    located pair (its heatmap made by `heatmap` from the same map) of each (query, reference) pair in
+    `heatmaps_for`."""
     from ..storage.store import FeatureStore
-    from ..report.document import heatmap_entry
     from ..scoring.pair import locate_pair, stored_video_features
 
     segments: list[CopiedSegment] = []
@@ -214,7 +192,7 @@ def locate_copies(pairs: Sequence[ScoredPair], features: str | Path, scorer: Vid
                 # The heatmap comes from the map the matches are located on: the predictions stay the same.
                 kept = (pair.query_id, pair.ref_id) in heatmaps_for
                 found = locate_pair(query, reference, scorer.network, scorer.precision, min_match_seconds,
-                                    heatmap=heatmap_entry if kept else None)
+                                    heatmap=heatmap if kept else None)
                 matches = found.matches
                 if kept:
                     located[(pair.query_id, pair.ref_id)] = found

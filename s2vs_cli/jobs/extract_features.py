@@ -23,58 +23,23 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, FeatureStoreError, S2VSError
+from ..media.inputs import collect_inputs
 from ..media.source import VideoInput
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..storage.parts import PartWriter, complete_parts, merge_parts, output_lock, parts_dir_for
 from ..storage.ids import nesting_clashes, nesting_reason
-from ..storage.runs import Failure, RunCounts, failures_path, write_failures
+from ..storage.runs import ExtractionOptions, ExtractionSummary, Failure, RunCounts, failures_path, write_failures
 from ..storage.store import StoreIdentity, read_identity, stored_ids
 from .parallel import default_workers, run_tasks
 from .worker_jobs import FRAMES_PER_MESSAGE, decode_job
 
 if TYPE_CHECKING:
+    from ..benchmarks.benchmark import Benchmark
     from ..config import ExtractFeaturesConfig
     from ..models.extractor import RegionExtractor
 
 IDLE_FLUSH = 0.05      # seconds without new frames before a partial batch is run anyway
-
-
-@dataclass
-class ExtractionOptions:
-    """How a bulk extraction runs (the model, its precision and compilation come from the Runtime)."""
-
-    fps: float = 1.0               # frames per second of video (for frame folders: the rate they were written at)
-    loader: str = "video"          # frame source name (media/source.py): "video" files, "frames" folders
-    frames_per_batch: int = 128    # frames per model batch, taken across videos
-    workers: int = 2               # decoding processes; 0 decodes in this process
-    decode_threads: int = 1        # FFmpeg threads per decoding process
-    dtype: str = "float16"         # stored feature type
-    compression: str | None = None  # HDF5 filter for the features: None, "gzip" or "lzf"
-    overwrite: bool = False        # recompute everything, replacing the output
-    strict: bool = False           # a damaged video (frames or seconds lost, decoder errors) fails, unwritten
-    part_videos: int = 1000        # a part file is closed after this many videos ...
-    part_seconds: float = 30.0     # ... or this many seconds: at most this much work is lost to a crash
-
-
-@dataclass
-class ExtractionSummary:
-    """What a run did (for this rank; rank 0's copy also holds every rank's failures and the merge)."""
-
-    requested: int                 # videos named (all ranks)
-    already_done: int              # found complete from an earlier run and skipped
-    written: int                   # written by this run (all ranks)
-    frames: int                    # frames through the model (this rank)
-    failures: list[Failure] = field(default_factory=list)
-    warnings: dict[str, list[str]] = field(default_factory=dict)  # video id -> decode warnings (this rank)
-    # Videos written from damaged files (all ranks): id -> lost_frames, lost_seconds and the warning saying it.
-    damaged: dict[str, dict] = field(default_factory=dict)
-    seconds: float = 0.0           # wall time of the extraction loop (this rank)
-    model_seconds: float = 0.0     # of which the model was busy
-    videos_in_output: int | None = None  # after the merge (rank 0)
-    replaced: str | None = None    # --overwrite replaced a file made differently: how it differed (rank 0)
-    output: str = ""
-    failures_file: str | None = None  # OUTPUT.failed.tsv, when videos failed (rank 0)
 
 
 @dataclass
@@ -288,6 +253,20 @@ def extract_features(items: Sequence[VideoInput], output: str | Path, runtime: R
             _merge_run(summary, output, new_parts, kept, replaced, identity, version, progress)
         group.barrier()
     return summary
+
+
+def extract_benchmark_features(benchmark: Benchmark, dataset_path: str, pattern: str | None, output: str | Path,
+                               runtime: Runtime, options: ExtractionOptions,
+                               progress: Progress = SILENT) -> ExtractionSummary:
+    """Extract the benchmark's videos found under `dataset_path` (read by `options.loader`) into `output`
+    with `runtime.extractor`, resuming -> the extraction's summary (evaluate, and training's evaluator).
+
+    Videos that are absent or fail to decode are simply not in the file: scoring counts them as missing.
+    """
+    found = collect_inputs(dataset_path=dataset_path, pattern=pattern, ids=benchmark.video_ids(),
+                           loader=options.loader)
+    missing = [Failure(video_id, where, reason) for video_id, where, reason in found.missing]
+    return extract_features(found.inputs, output, runtime, options, missing=missing, progress=progress)
 
 
 def _merge_run(summary: ExtractionSummary, output: Path, new_parts: list[Path], kept: list[Path],

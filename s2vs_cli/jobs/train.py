@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import remove_stale_temporaries, write_text_atomically
+from ..benchmarks.custom import load_custom_ground_truth
 from ..config import TrainConfig, config_to_yaml
 from ..errors import ConfigError, S2VSError
 from ..media.inputs import VideoInput
@@ -29,16 +30,18 @@ from ..media.source import source_class
 from ..models.visil import ViSiL
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
+from ..storage.runs import ExtractionOptions
 from ..training.augmentations import parse_augmentations
 from ..training.batches import StepBatches, build_batch
 from ..training.clips import BatchPlan, ClipSource
-from ..training.evaluator import TrainingEvaluator, evaluated
+from ..training.evaluator import EVAL_FEATURES, TrainingEvaluator, evaluated
 from ..training.experiment import (CHECKPOINT, CONFIG, LOSS_PLOT, METRICS, MODEL, check_experiment, check_not_running,
                                    experiment_lock, repair_model, restore_run, save_run)
 from ..training.metrics_log import append_row, keep_metrics_until, metrics_row
 from ..training.plots import save_loss_curve
 from ..training.schedule import LearningRateSchedule
 from ..training.step import StepLosses, batch_features, training_step
+from .extract_features import extract_benchmark_features
 
 Evaluation = Callable[[ViSiL], dict[str, float]]
 
@@ -63,7 +66,7 @@ def train(cfg: TrainConfig, videos: list[VideoInput], loader: str, runtime: Runt
     The frozen extractor is `runtime.extractor` when one is loaded (else cfg's weights are loaded into the
     runtime); the network starts from the runtime's seeded random weights and is left in `runtime.network`.
     Progress: stage "training" counts steps, each update's status gives the loss, learning rate, speed and
-    the latest evaluation. `evaluate` (default: a TrainingEvaluator when cfg.eval_ground_truth is set) scores
+    the latest evaluation. `evaluate` (default: `training_evaluator(cfg)` when cfg.eval_ground_truth is set) scores
     the network at the start and every cfg.eval_every steps, on rank 0 only. Another run writing the same
     experiment folder is an S2VSError at once.
     """
@@ -86,7 +89,7 @@ def _train(cfg: TrainConfig, videos: list[VideoInput], loader: str, runtime: Run
         runtime.load_extractor(cfg.backbone_weights, cfg.pca)
     extractor = runtime.extractor
     if evaluate is None and cfg.eval_ground_truth is not None and group.is_main:  # rank 0 alone evaluates
-        evaluate = TrainingEvaluator(cfg, runtime, progress)
+        evaluate = training_evaluator(cfg, runtime, progress)
     evaluate = evaluate if group.is_main else None  # the other ranks wait for it at the next step
 
     plan = BatchPlan(len(videos), cfg.batch_size, group.world_size, cfg.seed, cfg.run_length)
@@ -155,6 +158,20 @@ def _train(cfg: TrainConfig, videos: list[VideoInput], loader: str, runtime: Run
         save_loss_curve(experiment / METRICS, experiment / LOSS_PLOT)
     group.barrier()
     return TrainingResult(experiment, experiment / MODEL, first, reached, total, last, len(videos))
+
+
+def training_evaluator(cfg: TrainConfig, runtime: Runtime, progress: Progress = SILENT) -> TrainingEvaluator:
+    """The evaluator of cfg.eval_ground_truth: its videos (under cfg.eval_dataset_path) extracted once by the
+    runtime's frozen extractor into the experiment folder (resumable), to be rescored at each evaluation."""
+    if runtime.extractor is None:
+        raise ValueError("the runtime has no extractor loaded: the evaluation videos need one")
+    benchmark = load_custom_ground_truth(cfg.eval_ground_truth)
+    features = Path(cfg.experiment_path) / EVAL_FEATURES
+    features.parent.mkdir(parents=True, exist_ok=True)
+    options = ExtractionOptions(fps=cfg.fps, loader="video", workers=0)
+    extraction = extract_benchmark_features(benchmark, cfg.eval_dataset_path, cfg.eval_pattern, features, runtime,
+                                            options, progress)
+    return TrainingEvaluator(benchmark, features, runtime, extraction)
 
 
 def run_length_text(cfg: TrainConfig, videos: int, world_size: int) -> str:

@@ -3,28 +3,42 @@ first its ranking errors (positives ranked low, negatives ranked high), each a p
 
 With features at hand the evaluation located the error pairs (EvaluationReport.located): each has its heatmap
 and copied parts; from saved similarities there are none (a note says so). Videos are linked when the
-benchmark's videos were given (--dataset-path, found by --pattern as the extraction found them).
+benchmark's videos were given (--dataset-path, found as the extraction found them). `review_document` is the one
+entry: a VSC22 report, which has no per-query AP, gets its own review (vsc_review.py).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..benchmarks.evaluation_report import EvaluationReport
 from ..benchmarks.per_query import ERRORS_SHOWN
+from ..benchmarks.vsc22_review import VSCEvaluationReport
 from ..progress import SILENT, Progress
+from . import vsc_review
 from .compare_review import FEATURES_ONLY_NOTE, VideoDurations
 from .document import finish_document, metric_entry, new_document, pair_entry, query_entry
 from .saved_results import ERROR_FLAGS, errors_note
 from .thumbnails import ThumbnailBatch
+from .video_lookup import benchmark_videos
 
 if TYPE_CHECKING:
     from ..config import EvaluateConfig
-    from ..jobs.evaluate import EvaluationReport
 
 NO_HEATMAP_NOTE = ("no heatmaps or copied parts: the similarities were read from {name}; evaluate the features "
                    "(--dataset-hdf5 or --dataset-path) to see where the pairs match")
 SHOWN_IDS = 5  # ids named in a note before "and N more"
+
+
+def review_document(report: EvaluationReport, cfg: EvaluateConfig, *, extractor: str | None = None,
+                    progress: Progress = SILENT) -> dict:
+    """The review document of any finished evaluation, its videos linked when --dataset-path gave them: VSC22's
+    predictions per query (vsc_review.py), or each query's AP and ranking errors."""
+    if isinstance(report, VSCEvaluationReport):  # no per-query AP: the predictions its benchmark reviews
+        return vsc_review.vsc_document(report, benchmark_videos(cfg, vsc_review.review_ids(report)),
+                                       extractor=extractor, progress=progress)
+    return evaluation_document(report, benchmark_videos(cfg, review_ids(report)), extractor=extractor,
+                               progress=progress)
 
 
 def evaluation_document(report: EvaluationReport, videos: dict[str, Path] | None = None, *,
@@ -70,18 +84,6 @@ class _EvaluationReview:
                           heatmap=located.heatmap if located is not None else None, rank=wrong["rank"],
                           label=label, flag=flag)
 
-
-
-def benchmark_videos(cfg: EvaluateConfig, ids: Iterable[str]) -> dict[str, Path]:
-    """The video files of `ids` under --dataset-path (by --pattern, as the extraction found them); none
-    without --dataset-path or when the videos are folders of frames (--loader frames)."""
-    if cfg.dataset_path is None or cfg.loader != "video":
-        return {}
-    from ..media.inputs import collect_inputs
-
-    found = collect_inputs(dataset_path=cfg.dataset_path, pattern=cfg.pattern, ids=list(dict.fromkeys(ids)),
-                           loader=cfg.loader)
-    return {item.video_id: Path(item.path) for item in found.inputs}
 
 
 def review_ids(report: EvaluationReport) -> list[str]:

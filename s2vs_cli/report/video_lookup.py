@@ -2,16 +2,24 @@
 
 A feature file or a saved result names videos by id; the report links the files. `VideoFinder` looks an id up
 with a pattern (`{id}.*` by default, `{id}` standing for the id) at any depth below the folder. The folder is
-listed once, so looking up thousands of ids costs one walk, not one walk each.
+listed once, so looking up thousands of ids costs one walk, not one walk each. An evaluation's videos are found
+as its extraction found them instead (`benchmark_videos`).
 """
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..benchmarks.registry import benchmark_class
 from ..errors import ConfigError
+from ..media.inputs import collect_inputs
 from ..media.video import VIDEO_EXTENSIONS
+
+if TYPE_CHECKING:
+    from ..config import EvaluateConfig
 
 DEFAULT_PATTERN = "{id}.*"
 
@@ -73,3 +81,14 @@ class VideoFinder:
 def _glob_regex(text: str) -> str:
     """A glob fragment as a regular expression: '*' and '?' stay within one path component."""
     return "".join("[^/]*" if char == "*" else "[^/]" if char == "?" else re.escape(char) for char in text)
+
+
+def benchmark_videos(cfg: EvaluateConfig, ids: Iterable[str]) -> dict[str, Path]:
+    """The video files of `ids` under --dataset-path, found as the evaluation's extraction found them (by
+    --pattern, or the benchmark's own layout); none without --dataset-path or for folders of frames."""
+    if cfg.dataset_path is None or cfg.loader != "video":
+        return {}
+    pattern = cfg.pattern or benchmark_class(cfg.dataset).video_pattern(cfg.loader)
+    found = collect_inputs(dataset_path=cfg.dataset_path, pattern=pattern, ids=list(dict.fromkeys(ids)),
+                           loader=cfg.loader)
+    return {item.video_id: Path(item.path) for item in found.inputs}

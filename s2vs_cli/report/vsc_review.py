@@ -1,34 +1,22 @@
 """The review document of `s2vs evaluate --dataset VSC22 --report`: the two tracks' metrics, then per query (one
-with predictions or copies) its pairs, the errors first.
+with predictions or copies) its pairs, the errors first, as benchmarks/vsc22_review.py chooses and orders them.
 
-VSC 2022 has no per-query AP: pair_uAP and matching_uAP rank every prediction together. What a researcher
-checks per query is then: its predicted pairs that are not copies ("negative ranked high", the highest scored
-first), the ground truth's copies it did not predict ("copy missed"), and its correct pairs ("positive"). Each
-pair's copied parts are its predicted segments; its heatmap is there when the evaluation had the features; the
-ground truth's segments are named in the query's note. At most PAIRS_SHOWN pairs a query, the errors kept first.
+Each pair's copied parts are its predicted segments; its heatmap is there when the evaluation had the features;
+the ground truth's segments are named in the query's note.
 """
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ..benchmarks.vsc import CopiedSegment
+from ..benchmarks.vsc22_review import (MISSED_FLAG, PAIRS_SHOWN, QueryPairs, ShownPair, VSCEvaluationReport, VSCReview,
+                                       review_queries)
 from ..progress import SILENT, Progress
 from .compare_review import FEATURES_ONLY_NOTE, VideoDurations
 from .document import finish_document, metric_entry, new_document, pair_entry, query_entry
 from .thumbnails import ThumbnailBatch
 
-if TYPE_CHECKING:
-    from ..benchmarks.vsc import CopiedSegment
-    from ..config import EvaluateConfig
-    from ..jobs.evaluate_vsc import VSCEvaluationReport, VSCReview
-
-PAIRS_SHOWN = 20       # pairs a query: a query without copies may have dozens of predictions
 TRUTH_SHOWN = 10       # ground-truth segments named in a query's note
-NEGATIVE_FLAG = "negative ranked high"
-MISSED_FLAG = "copy missed"
 ORDER_NOTE = ("VSC 2022 ranks every prediction together (pair_uAP, matching_uAP): no per-query AP. Per query with "
               "predictions or copies: its predicted pairs that are not copies (negative ranked high, the highest "
               "score first), the ground truth's copies it did not predict (copy missed), then its correct pairs; "
@@ -37,61 +25,6 @@ ORDER_NOTE = ("VSC 2022 ranks every prediction together (pair_uAP, matching_uAP)
 NO_HEATMAP_NOTE = ("no heatmaps: the predictions were read from {name}; evaluate the features (--dataset-hdf5 or "
                    "--dataset-path) to see each pair's frame-to-frame map")
 NO_SEGMENTS_NOTE = "no copied parts: {name} holds scored pairs, not segments"
-
-
-@dataclass(frozen=True)
-class ShownPair:
-    """One pair of a query as the review shows it."""
-
-    ref_id: str
-    score: float             # the predicted pair's score; a copy missed: its own score, or the lowest predicted
-    rank: int | None         # 1-based among the query's predicted pairs; None for a copy missed
-    label: str               # "positive" (a copy in the ground truth) or "negative"
-    flag: str | None         # NEGATIVE_FLAG, MISSED_FLAG or None (a positive)
-
-
-@dataclass
-class QueryPairs:
-    """A query's pairs in the review: those shown, in order, and how many of each kind it has in all."""
-
-    query_id: str
-    pairs: list[ShownPair]
-    predicted: int
-    positives: int
-    negatives: int
-    missed: int
-
-
-def review_queries(review: VSCReview, shown: int = PAIRS_SHOWN) -> list[QueryPairs]:
-    """Each query with predictions or copies, in the benchmark's order, with at most `shown` pairs: kept first
-    the copies missed, then the negatives (highest score first), then the positives; listed negatives first."""
-    true_pairs = {segment.pair for segment in review.truth}
-    lowest = min((pair.score for pair in review.pairs), default=0.0)
-    predicted: dict[str, list] = {}
-    for pair in review.pairs:
-        predicted.setdefault(pair.query_id, []).append(pair)
-    copies: dict[str, list[str]] = {}
-    for query, ref in sorted(true_pairs):
-        copies.setdefault(query, []).append(ref)
-    queries = []
-    for query in dict.fromkeys([*review.queries, *predicted, *copies]):
-        ranked = sorted(predicted.get(query, ()), key=lambda p: -p.score)  # stable: ties keep the file's order
-        if not ranked and query not in copies:
-            continue
-        done = {p.ref_id for p in ranked}
-        kinds = {"positive": [], "negative": []}
-        for rank, pair in enumerate(ranked, 1):
-            label = "positive" if (query, pair.ref_id) in true_pairs else "negative"
-            kinds[label].append(ShownPair(pair.ref_id, pair.score, rank, label,
-                                          NEGATIVE_FLAG if label == "negative" else None))
-        missed = [ShownPair(ref, review.true_scores.get((query, ref), lowest), None, "positive", MISSED_FLAG)
-                  for ref in copies.get(query, ()) if ref not in done]
-        missed.sort(key=lambda p: -p.score)
-        kept = {p.ref_id for p in [*missed, *kinds["negative"], *kinds["positive"]][:shown]}  # each ref once
-        order = [*kinds["negative"], *missed, *kinds["positive"]]
-        queries.append(QueryPairs(query, [p for p in order if p.ref_id in kept], len(ranked), len(kinds["positive"]),
-                                  len(kinds["negative"]), len(missed)))
-    return queries
 
 
 def vsc_document(report: VSCEvaluationReport, videos: dict[str, Path] | None = None, *,
@@ -116,16 +49,6 @@ def review_ids(report: VSCEvaluationReport) -> list[str]:
         return []
     shown = review_queries(report.review)
     return list(dict.fromkeys([*(q.query_id for q in shown), *(p.ref_id for q in shown for p in q.pairs)]))
-
-
-def vsc_videos(cfg: EvaluateConfig, ids: Iterable[str]) -> dict[str, Path]:
-    """The video files of `ids` under --dataset-path, found as the evaluation found them (VSC22's default
-    pattern: the challenge's query/ and reference/ folders); none without --dataset-path."""
-    from ..jobs.evaluate_vsc import DEFAULT_PATTERNS
-    from .evaluate_review import benchmark_videos
-
-    pattern = cfg.pattern or DEFAULT_PATTERNS.get(cfg.loader, "*/{id}")
-    return benchmark_videos(dataclasses.replace(cfg, pattern=pattern), ids)
 
 
 class _VSCReview:

@@ -1,10 +1,11 @@
-"""Bookkeeping shared by the bulk commands: running counts, failed videos, the failures file and the lock."""
+"""Bookkeeping shared by the bulk commands: how an extraction runs and what it did, running counts, failed videos,
+the failures file and the lock."""
 from __future__ import annotations
 
 import contextlib
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import write_text_atomically
@@ -29,6 +30,43 @@ class RunCounts:
     done: int = 0               # written
     failed: int = 0
     frames: int = 0             # frames through the model (extract-features) or written (extract-frames)
+
+
+@dataclass
+class ExtractionOptions:
+    """How a bulk extraction runs (the model, its precision and compilation come from the Runtime)."""
+
+    fps: float = 1.0               # frames per second of video (for frame folders: the rate they were written at)
+    loader: str = "video"          # frame source name (media/source.py): "video" files, "frames" folders
+    frames_per_batch: int = 128    # frames per model batch, taken across videos
+    workers: int = 2               # decoding processes; 0 decodes in this process
+    decode_threads: int = 1        # FFmpeg threads per decoding process
+    dtype: str = "float16"         # stored feature type
+    compression: str | None = None  # HDF5 filter for the features: None, "gzip" or "lzf"
+    overwrite: bool = False        # recompute everything, replacing the output
+    strict: bool = False           # a damaged video (frames or seconds lost, decoder errors) fails, unwritten
+    part_videos: int = 1000        # a part file is closed after this many videos ...
+    part_seconds: float = 30.0     # ... or this many seconds: at most this much work is lost to a crash
+
+
+@dataclass
+class ExtractionSummary:
+    """What a run did (for this rank; rank 0's copy also holds every rank's failures and the merge)."""
+
+    requested: int                 # videos named (all ranks)
+    already_done: int              # found complete from an earlier run and skipped
+    written: int                   # written by this run (all ranks)
+    frames: int                    # frames through the model (this rank)
+    failures: list[Failure] = field(default_factory=list)
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # video id -> decode warnings (this rank)
+    # Videos written from damaged files (all ranks): id -> lost_frames, lost_seconds and the warning saying it.
+    damaged: dict[str, dict] = field(default_factory=dict)
+    seconds: float = 0.0           # wall time of the extraction loop (this rank)
+    model_seconds: float = 0.0     # of which the model was busy
+    videos_in_output: int | None = None  # after the merge (rank 0)
+    replaced: str | None = None    # --overwrite replaced a file made differently: how it differed (rank 0)
+    output: str = ""
+    failures_file: str | None = None  # OUTPUT.failed.tsv, when videos failed (rank 0)
 
 
 def failures_path(output: str | Path) -> Path:
