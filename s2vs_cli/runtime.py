@@ -20,6 +20,7 @@ from .distributed import ProcessGroup, join_process_group, place_from_env
 from .progress import SILENT, Progress
 
 if TYPE_CHECKING:  # models import torchvision; the runtime loads them only when asked
+    from .config import ModelOptions
     from .models.extractor import RegionExtractor
     from .models.visil import ViSiL
 
@@ -95,6 +96,14 @@ class Runtime:
 
         self.extractor, self.network = load_models(backbone_weights, pca, model, features_only, self.device,
                                                    self.seed, self.progress, _backbone_name(backbone))
+        return self
+
+    def prepare(self, cfg: ModelOptions, videos: bool = True) -> Runtime:
+        """Load what a job on `cfg` (a config with features_only) needs, the one way every job does: the extractor
+        when it reads videos, the network unless features only."""
+        if videos:
+            return self.load_models(cfg.backbone_weights, cfg.pca, cfg.model, cfg.features_only)
+        self.network = None if cfg.features_only else self.load_network(cfg.model)
         return self
 
     @property

@@ -8,9 +8,11 @@ import typer
 from rich.table import Table
 
 from . import options
-from .common import check_writable, console, load_config, print_table, reported_errors, terminal_safe
+from .common import check_writable, command_config, console, print_table, reported_errors, terminal_safe
 
 
+@options.takes("features_only", "model", "backbone_weights", "pca", "device", "precision", "fps", "seed", "config",
+               "print_config", "json_output", "quiet")
 def calibrate(
     ground_truth: Annotated[Optional[str], typer.Option(
         "--ground-truth", metavar="GT.json",
@@ -40,18 +42,7 @@ def calibrate(
     output: Annotated[Optional[str], typer.Option(
         "--output", "-o", metavar="THRESHOLDS.json", help="Where to write the thresholds (required unless --json).",
         rich_help_panel=options.OUTPUT)] = None,
-    features_only: options.FeaturesOnly = None,
-    model: options.Model = None,
-    backbone_weights: options.BackboneWeights = None,
-    pca: options.Pca = None,
-    device: options.Device = None,
-    precision: options.Precision = None,
-    fps: options.Fps = None,
-    seed: options.Seed = None,
-    config: options.Config = None,
-    print_config: options.PrintConfig = False,
-    json_output: options.Json = False,
-    quiet: options.Quiet = False,
+    **shared,
 ) -> None:
     """Fit the score threshold above which a pair is a copy, for a target precision, on a labelled set.
 
@@ -71,30 +62,24 @@ def calibrate(
     with reported_errors():
         from ..config import CalibrateConfig
 
-        cfg = load_config(CalibrateConfig, config, print_config, ground_truth=ground_truth, dataset=dataset,
-                          annotations=annotations, dataset_hdf5=dataset_hdf5, distractors=distractors,
-                          target_precision=target_precision, normalize_with=normalize_with,
-                          normalize_k=normalize_k, normalize_beta=normalize_beta, features_only=features_only,
-                          model=model, backbone_weights=backbone_weights, pca=pca, device=device,
-                          precision=precision, fps=fps, seed=seed)
+        cfg = command_config(CalibrateConfig, locals() | shared)
         from ..errors import ConfigError
 
+        json_output = shared["json_output"]
         if output is None and not json_output:
             raise ConfigError("give where to write the thresholds: --output THRESHOLDS.json (or --json to print them)")
         check_writable(output)  # before anything is imported or loaded
         from ..jobs.calibrate import check_sources, run_calibration
-        from ..runtime import Runtime
-        from .progress import RichProgress
+        from .progress import running
 
         check_sources(cfg, from_similarities)  # usage errors before any model is loaded
-        with RichProgress(console, quiet or json_output) as progress:
-            runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
+        with running(cfg, shared["quiet"] or json_output) as (runtime, progress):
             thresholds = run_calibration(cfg, runtime, from_similarities=from_similarities, output=output,
                                          progress=progress)
     if json_output:
         print(json.dumps(thresholds.as_dict()))
         return
-    _render(thresholds, output, quiet)
+    _render(thresholds, output, shared["quiet"])
 
 
 def _render(thresholds, output: str | None, quiet: bool) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import sys
 from collections.abc import Iterator
@@ -107,6 +108,18 @@ def load_config(cls: type[T], config_file: str | None, print_config: bool, *, re
         sys.stdout.write(config_to_yaml(config))
         raise typer.Exit(0)
     return config
+
+
+# Parameters named otherwise than their config field (the field's name is a Python builtin or keyword).
+_FIELDS = {"compile_cnn": "compile", "id_list": "list", "image_format": "format"}
+
+
+def command_config(cls: type[T], given: dict[str, Any], *, relative_to_file: bool = True) -> T:
+    """load_config with a command's parameters (`given`: its `locals() | shared`): --config, --print-config and
+    every parameter that is a field of `cls`, so an option is written in the signature and the dataclass only."""
+    fields = {field.name for field in dataclasses.fields(cls)}
+    flags = {_FIELDS.get(name, name): value for name, value in given.items() if _FIELDS.get(name, name) in fields}
+    return load_config(cls, given["config"], given["print_config"], relative_to_file=relative_to_file, **flags)
 
 
 def check_writable(*outputs: str | None, made: tuple[str | None, ...] = (),

@@ -8,40 +8,29 @@ import typer
 from rich.table import Table
 
 from . import options
-from .common import check_writable, console, load_config, print_table, reported_errors, terminal_safe
-from .progress import RichProgress
+from .common import check_writable, command_config, console, print_table, reported_errors, terminal_safe
+from .progress import running
+
+Heatmap = Annotated[Optional[str], typer.Option(
+    "--heatmap", metavar="OUT.png", rich_help_panel=options.OUTPUT,
+    help="Save the frame-to-frame similarity map as an image, time in seconds on both axes, with every copied "
+         "part outlined (the best one thickest).")]
+Report = Annotated[Optional[str], typer.Option(
+    "--report", metavar="OUT.html", rich_help_panel=options.OUTPUT,
+    help="Write a review page to open in a browser: the heatmap, every copied part on a timeline and as thumbnails, "
+         "and both videos side by side, seeking together to the part chosen.")]
 
 
+@options.takes("min_match_seconds", "thresholds", "min_match_score", "features_only", "model", "backbone_weights",
+               "pca", "device", "precision", "fps", "frames_per_batch", "seed", "compile_cnn", "config",
+               "print_config", "json_output", "quiet")
 def compare(
     query: Annotated[str, typer.Argument(metavar="QUERY", help="Query video (any format FFmpeg reads).",
                                          show_default=False)],
     target: Annotated[str, typer.Argument(metavar="TARGET", help="Target video.", show_default=False)],
-    heatmap: Annotated[Optional[str], typer.Option(
-        "--heatmap", metavar="OUT.png",
-        help="Save the frame-to-frame similarity map as an image, time in seconds on both axes, "
-             "with every copied part outlined (the best one thickest).", rich_help_panel=options.OUTPUT)] = None,
-    report: Annotated[Optional[str], typer.Option(
-        "--report", metavar="OUT.html",
-        help="Write a review page to open in a browser: the heatmap, every copied part on a timeline and as "
-             "thumbnails, and both videos side by side, seeking together to the part chosen.",
-        rich_help_panel=options.OUTPUT)] = None,
-    min_match_seconds: options.MinMatchSeconds = None,
-    thresholds: options.Thresholds = None,
-    min_match_score: options.MinMatchScore = None,
-    features_only: options.FeaturesOnly = None,
-    model: options.Model = None,
-    backbone_weights: options.BackboneWeights = None,
-    pca: options.Pca = None,
-    device: options.Device = None,
-    precision: options.Precision = None,
-    fps: options.Fps = None,
-    frames_per_batch: options.FramesPerBatch = None,
-    seed: options.Seed = None,
-    compile_cnn: options.Compile = None,
-    config: options.Config = None,
-    print_config: options.PrintConfig = False,
-    json_output: options.Json = False,
-    quiet: options.Quiet = False,
+    heatmap: Heatmap = None,
+    report: Report = None,
+    **shared,
 ) -> None:
     """Similarity of two videos (in [-1, 1]), the time ranges where they match best, and every copied part.
 
@@ -51,23 +40,14 @@ def compare(
     with reported_errors():
         from ..config import CompareConfig
 
-        cfg = load_config(CompareConfig, config, print_config, model=model, backbone_weights=backbone_weights,
-                          pca=pca, device=device, precision=precision, fps=fps, frames_per_batch=frames_per_batch,
-                          seed=seed, compile=compile_cnn, features_only=features_only,
-                          min_match_seconds=min_match_seconds, thresholds=thresholds,
-                          min_match_score=min_match_score)
+        cfg = command_config(CompareConfig, locals() | shared)
         check_writable(report, made=(heatmap,))  # before anything is imported or loaded
         from ..jobs.compare import check_videos, compare_videos
-        from ..runtime import Runtime
-        from ..scoring.calibration import load_thresholds
 
         check_videos(query, target)  # a bad input fails now, not after minutes of weight loading
-        calibration = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None
-        with RichProgress(console, quiet or json_output) as progress:
-            runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
-            runtime.load_models(cfg.backbone_weights, cfg.pca, cfg.model, cfg.features_only)
-            result = compare_videos(query, target, runtime, cfg.fps, cfg.frames_per_batch, progress,
-                                    cfg.min_match_seconds, calibration, cfg.min_match_score)
+        json_output = shared["json_output"]
+        with running(cfg, shared["quiet"] or json_output) as (runtime, progress):
+            result = compare_videos(query, target, cfg, runtime, progress)
             if report:
                 written = _write_report(report, result, runtime, cfg.fps, progress)
         if heatmap:

@@ -11,13 +11,17 @@ from rich.text import Text
 
 from ..benchmarks.registry import BENCHMARK_NAMES
 from . import options
-from .common import check_writable, console, load_config, print_table, reported_errors, terminal_safe, write_results
-from .progress import RichProgress, plural
+from .common import (check_writable, command_config, console, print_table, reported_errors, terminal_safe,
+                     write_results)
+from .progress import plural, running
 
 SHOWN = 5  # ids named in a note before "and N more"
 VSC = "VSC 2022"  # the panel of the challenge's own options
 
 
+@options.takes("normalize_with", "normalize_k", "normalize_beta", "features_only", "model", "backbone_weights", "pca",
+               "device", "precision", "fps", "frames_per_batch", "workers", "seed", "config", "print_config",
+               "json_output", "quiet")
 def evaluate(
     dataset: Annotated[Optional[str], typer.Option(
         "--dataset", metavar="NAME", help=f"{', '.join(BENCHMARK_NAMES)}: one without an annotation file to "
@@ -93,23 +97,7 @@ def evaluate(
              "when features are at hand and its videos with --dataset-path. VSC22: per query its predicted pairs, "
              "negatives first, the copies missed and the ground truth's segments.",
         rich_help_panel=options.OUTPUT)] = None,
-    normalize_with: options.NormalizeWith = None,
-    normalize_k: options.NormalizeK = None,
-    normalize_beta: options.NormalizeBeta = None,
-    features_only: options.FeaturesOnly = None,
-    model: options.Model = None,
-    backbone_weights: options.BackboneWeights = None,
-    pca: options.Pca = None,
-    device: options.Device = None,
-    precision: options.Precision = None,
-    fps: options.Fps = None,
-    frames_per_batch: options.FramesPerBatch = None,
-    workers: options.Workers = None,
-    seed: options.Seed = None,
-    config: options.Config = None,
-    print_config: options.PrintConfig = False,
-    json_output: options.Json = False,
-    quiet: options.Quiet = False,
+    **shared,
 ) -> None:
     """Evaluate a model on a benchmark: the paper's metrics, missing videos counted.
 
@@ -126,31 +114,20 @@ def evaluate(
     with reported_errors():
         from ..config import EvaluateConfig
 
-        cfg = load_config(EvaluateConfig, config, print_config, dataset=dataset, dataset_hdf5=dataset_hdf5,
-                          annotations=annotations, ground_truth=ground_truth, easy_duplicates=easy_duplicates,
-                          distractors=distractors, strict=strict, features_only=features_only, model=model,
-                          device=device, precision=precision, seed=seed, dataset_path=dataset_path,
-                          pattern=pattern, loader=loader, workers=workers, save_features=save_features,
-                          backbone_weights=backbone_weights, pca=pca, fps=fps, frames_per_batch=frames_per_batch,
-                          pairs_per_query=pairs_per_query, min_match_seconds=min_match_seconds,
-                          normalize_with=normalize_with, normalize_k=normalize_k, normalize_beta=normalize_beta)
+        cfg = command_config(EvaluateConfig, locals() | shared)
         # Outputs before anything is imported or loaded; usage errors before any model is loaded.
         check_writable(output, save_similarities, save_matches, report, made=(cfg.save_features,))
         from ..jobs.evaluate import check_sources, run_evaluation
         from ..report.document import heatmap_entry
-        from ..runtime import Runtime
 
         check_sources(cfg, from_similarities, from_matches, save_matches)
-        with RichProgress(console, quiet or json_output) as progress:
-            runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
-            try:
-                evaluation = run_evaluation(cfg, runtime, from_similarities=from_similarities,
-                                            save_similarities_to=save_similarities, from_matches=from_matches,
-                                            save_matches_to=save_matches,
-                                            heatmap=heatmap_entry if report is not None else None,  # the review's
-                                            progress=progress)
-            finally:
-                runtime.close()
+        json_output = shared["json_output"]
+        with running(cfg, shared["quiet"] or json_output) as (runtime, progress):
+            evaluation = run_evaluation(cfg, runtime, from_similarities=from_similarities,
+                                        save_similarities_to=save_similarities, from_matches=from_matches,
+                                        save_matches_to=save_matches,
+                                        heatmap=heatmap_entry if report is not None else None,  # the review's
+                                        progress=progress)
             summary = evaluation.as_dict()
             write_results(output, summary)
             if report is not None:
@@ -158,7 +135,7 @@ def evaluate(
     if json_output:
         print(json.dumps(summary))
         return
-    _render(summary, evaluation, quiet)
+    _render(summary, evaluation, shared["quiet"])
 
 
 def _write_report(path: str, evaluation, cfg, runtime, progress):

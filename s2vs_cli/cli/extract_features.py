@@ -8,28 +8,22 @@ import typer
 
 from . import options
 from .bulk import RESUME_HINT, check_output, exit_status, nothing_to_do, print_rows, report_failures
-from .common import console, load_config, reported_errors, terminal_safe
-from .progress import RichProgress, plural
+from .common import command_config, console, reported_errors, terminal_safe
+from .progress import plural, running
 
 EPILOG = ("Exit status: 0 when every video was extracted, 3 when some failed (listed in OUTPUT.failed.tsv), "
           "2 for a usage error, 1 for any other error.  "
           "Several GPUs or machines: [bold]torchrun --nproc_per_node N $(which s2vs) extract-features ...[/]")
 
 
+@options.takes("loader", "dataset_path", "pattern", "id_list", "dataset", "annotations", "skip_missing", "workers",
+               "overwrite", "strict", "dtype", "compression", "backbone_weights", "pca", "device", "precision", "fps",
+               "frames_per_batch", "seed", "compile_cnn", "config", "print_config", "json_output", "quiet")
 def extract_features(
     inputs: options.Inputs = None,
     output: Annotated[str, typer.Option("--output", "-o", metavar="OUT.hdf5",
                                         help="HDF5 file to write: one dataset per video id, T x 9 x 512.",
                                         show_default=False, rich_help_panel=options.OUTPUT)] = ...,
-    loader: options.Loader = None,
-    dataset_path: options.DatasetPath = None,
-    pattern: options.Pattern = None,
-    id_list: options.IdList = None,
-    dataset: options.Dataset = None,
-    annotations: options.Annotations = None,
-    skip_missing: options.SkipMissing = None,
-    workers: options.Workers = None,
-    overwrite: options.Overwrite = None,
     strict: Annotated[Optional[bool], typer.Option(
         "--strict", help="A damaged video (frames lost, or decoding ends well before the duration the file states) "
                          "fails instead of being written with what could be decoded.  \\[default: written, listed]",
@@ -41,20 +35,10 @@ def extract_features(
         "--compression", metavar="none|gzip|lzf",
         help="HDF5 compression (gzip saves ~8% on whitened features).  \\[default: none]",
         rich_help_panel=options.OUTPUT)] = None,
-    backbone_weights: options.BackboneWeights = None,
-    pca: options.Pca = None,
-    device: options.Device = None,
-    precision: options.Precision = None,
-    fps: options.Fps = None,
     frames_per_batch: Annotated[Optional[int], typer.Option(
         "--frames-per-batch", help="Frames per model batch, packed across videos.  \\[default: 128]",
         rich_help_panel=options.RUNTIME)] = None,
-    seed: options.Seed = None,
-    compile_cnn: options.Compile = None,
-    config: options.Config = None,
-    print_config: options.PrintConfig = False,
-    json_output: options.Json = False,
-    quiet: options.Quiet = False,
+    **shared,
 ) -> None:
     """Extract region features of many videos into one HDF5 file; resumable, several GPUs with torchrun.
 
@@ -67,25 +51,15 @@ def extract_features(
     with reported_errors(interrupted=RESUME_HINT):
         from ..config import ExtractFeaturesConfig
 
-        cfg = load_config(ExtractFeaturesConfig, config, print_config, loader=loader, dataset_path=dataset_path,
-                          pattern=pattern, list=id_list, dataset=dataset, annotations=annotations,
-                          skip_missing=skip_missing, workers=workers, overwrite=overwrite, strict=strict, dtype=dtype,
-                          compression=compression, backbone_weights=backbone_weights, pca=pca, device=device,
-                          precision=precision, fps=fps, frames_per_batch=frames_per_batch, seed=seed,
-                          compile=compile_cnn)
+        cfg = command_config(ExtractFeaturesConfig, locals() | shared)
         check_output(output)
         from ..distributed import place_from_env
         from ..jobs.extract_features import run_extract_features
-        from ..runtime import Runtime
 
         main = place_from_env().is_main  # under torchrun only rank 0 reports
-        with RichProgress(console, quiet or json_output or not main) as progress:
-            runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, distributed=True,
-                                    progress=progress)
-            try:
-                summary = run_extract_features(cfg, inputs, output, runtime, progress)
-            finally:
-                runtime.close()
+        json_output = shared["json_output"]
+        with running(cfg, shared["quiet"] or json_output or not main, distributed=True) as (runtime, progress):
+            summary = run_extract_features(cfg, inputs, output, runtime, progress)
     if not main:
         raise typer.Exit(0)
     result = {
@@ -102,7 +76,7 @@ def extract_features(
     if json_output:
         print(json.dumps(result))
     else:
-        _render(result, summary, quiet)
+        _render(result, summary, shared["quiet"])
     raise typer.Exit(exit_status(summary.failures, main))
 
 

@@ -8,7 +8,7 @@ import typer
 
 from . import options
 from .bulk import RESUME_HINT, check_output, exit_status, nothing_to_do, report_failures
-from .common import console, load_config, reported_errors, stdout, terminal_safe
+from .common import command_config, console, reported_errors, stdout, terminal_safe
 from .progress import RichProgress, plural
 
 EPILOG = ("Exit status: 0 when every video was written, 3 when some failed (listed in OUT.failed.tsv), "
@@ -16,6 +16,8 @@ EPILOG = ("Exit status: 0 when every video was written, 3 when some failed (list
           "run again to go on).")
 
 
+@options.takes("dataset_path", "pattern", "id_list", "dataset", "annotations", "skip_missing", "workers", "overwrite",
+               "config", "print_config", "json_output", "quiet")
 def extract_frames(
     inputs: options.VideoInputs = None,
     output: Annotated[str, typer.Option("--output", "-o", metavar="OUT",
@@ -31,18 +33,7 @@ def extract_frames(
     image_format: Annotated[Optional[str], typer.Option(
         "--format", metavar="jpg|png", help="Image format; png is lossless and ~3x larger.  \\[default: jpg]",
         rich_help_panel=options.OUTPUT)] = None,
-    dataset_path: options.DatasetPath = None,
-    pattern: options.Pattern = None,
-    id_list: options.IdList = None,
-    dataset: options.Dataset = None,
-    annotations: options.Annotations = None,
-    skip_missing: options.SkipMissing = None,
-    workers: options.Workers = None,
-    overwrite: options.Overwrite = None,
-    config: options.Config = None,
-    print_config: options.PrintConfig = False,
-    json_output: options.Json = False,
-    quiet: options.Quiet = False,
+    **shared,
 ) -> None:
     """Write the frames of many videos as OUT/{id}/00000.jpg ..., the layout [bold]s2vs train[/] reads.
 
@@ -52,17 +43,15 @@ def extract_frames(
     with reported_errors(interrupted=RESUME_HINT):
         from ..config import ExtractFramesConfig
 
-        cfg = load_config(ExtractFramesConfig, config, print_config, fps=fps, resize=resize, quality=quality,
-                          format=image_format, dataset_path=dataset_path, pattern=pattern, list=id_list,
-                          dataset=dataset, annotations=annotations, skip_missing=skip_missing, workers=workers,
-                          overwrite=overwrite)
+        cfg = command_config(ExtractFramesConfig, locals() | shared)
         check_output(output, folder=True)
         from ..distributed import place_from_env
         from ..jobs.extract_frames import run_extract_frames
         from ..runtime import Runtime
 
         main = place_from_env().is_main  # under torchrun only rank 0 reports
-        quiet = quiet or json_output or not main
+        json_output = shared["json_output"]
+        quiet = shared["quiet"] or json_output or not main
         with RichProgress(console, quiet) as progress:
             # No model: the runtime only places this process among torchrun's ranks.
             runtime = Runtime.start("cpu", "fp32", distributed=True, progress=progress)

@@ -1,11 +1,15 @@
 """Options shared by the commands: same names, same meaning, same help and the same panel everywhere."""
 from __future__ import annotations
 
-from typing import Annotated, Optional
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Optional, TypeVar
 
 import typer
 
 from ..artifacts import BACKBONE, NETWORK, WHITENING, help_names
+
+F = TypeVar("F", bound=Callable)
 
 # Help panels: every command groups its options the same way (cli/help.py shows them in this order).
 INPUT, MODEL, OUTPUT, RUNTIME = "Input", "Model", "Output", "Runtime"
@@ -132,3 +136,30 @@ SkipMissing = Annotated[Optional[bool], typer.Option(
 Overwrite = Annotated[Optional[bool], typer.Option(
     "--overwrite", help="Redo every video, replacing earlier output.  \\[default: skip videos already done]",
     rich_help_panel=OUTPUT)]
+
+# --- the shared options by parameter name: a command takes them with @takes(...) instead of writing each out ------
+SHARED = {
+    "config": Config, "print_config": PrintConfig, "quiet": Quiet, "json_output": Json,
+    "model": Model, "backbone_weights": BackboneWeights, "pca": Pca, "seed": Seed, "features_only": FeaturesOnly,
+    "thresholds": Thresholds, "normalize_with": NormalizeWith, "normalize_k": NormalizeK,
+    "normalize_beta": NormalizeBeta, "min_match_seconds": MinMatchSeconds, "min_match_score": MinMatchScore,
+    "device": Device, "precision": Precision, "frames_per_batch": FramesPerBatch, "compile_cnn": Compile,
+    "workers": Workers, "fps": Fps, "loader": Loader, "dataset_path": DatasetPath, "pattern": Pattern,
+    "id_list": IdList, "dataset": Dataset, "annotations": Annotations, "skip_missing": SkipMissing,
+    "overwrite": Overwrite,
+}
+_FLAGS = ("print_config", "quiet", "json_output")  # plain switches: False when not given (the rest: None)
+
+
+def takes(*names: str) -> Callable[[F], F]:
+    """Give a command the options `names`, in this order after its other parameters: a shared one (SHARED) as
+    defined here, one of its own where it has it. They reach the command as keywords (`**shared`)."""
+    def add(command: F) -> F:
+        own = inspect.signature(command, eval_str=True).parameters
+        first = [p for name, p in own.items() if name not in names and p.kind is not p.VAR_KEYWORD]
+        listed = [own[name].replace(kind=inspect.Parameter.KEYWORD_ONLY) if name in own else
+                  inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=SHARED[name],
+                                    default=False if name in _FLAGS else None) for name in names]
+        command.__signature__ = inspect.Signature(first + listed)
+        return command
+    return add

@@ -1,14 +1,20 @@
 """The one place the library's progress reports become rich bars on stderr."""
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress as RichBars, SpinnerColumn,
                            TextColumn, TimeRemainingColumn, TransferSpeedColumn)
 
 from ..progress import Progress
-from .common import terminal_safe
+from .common import console, terminal_safe
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 
 def plural(count: int, unit: str) -> str:
@@ -99,3 +105,17 @@ class RichProgress(Progress):
 
     def note(self, message: str) -> None:
         self.console.print(f"[yellow]note:[/] {terminal_safe(message)}", highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def running(cfg: Any, quiet: bool, **placement: Any) -> Iterator[tuple[Runtime, RichProgress]]:
+    """Every model-using command's prelude: the progress bars (none when `quiet`) and the runtime on `cfg`'s
+    device, precision, compile and seed (`placement`: Runtime.start's distributed and backend), left at the end."""
+    from ..runtime import Runtime  # late: torch
+
+    with RichProgress(console, quiet) as progress:
+        runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress, **placement)
+        try:
+            yield runtime, progress
+        finally:
+            runtime.close()

@@ -8,8 +8,9 @@ import typer
 from rich.table import Table
 
 from . import options
-from .common import check_writable, console, load_config, print_table, reported_errors, terminal_safe, write_results
-from .progress import RichProgress, plural
+from .common import (check_writable, command_config, console, print_table, reported_errors, terminal_safe,
+                     write_results)
+from .progress import RichProgress, plural, running
 
 SEARCH = "Search"  # how candidates are found: this command's own panel
 
@@ -19,6 +20,9 @@ Database = Annotated[Optional[str], typer.Option(
     rich_help_panel=options.INPUT)]
 
 
+@options.takes("min_match_seconds", "min_match_score", "thresholds", "normalize_with", "normalize_k",
+               "normalize_beta", "features_only", "model", "backbone_weights", "pca", "device", "precision", "fps",
+               "frames_per_batch", "seed", "config", "print_config", "json_output", "quiet")
 def search(
     queries: Annotated[list[str], typer.Argument(
         metavar="QUERY", help="Video files, folders of videos, or ids of videos already in the feature file.",
@@ -49,25 +53,7 @@ def search(
         "--report-videos", metavar="DIR",
         help="Where the collection's videos are, for the report's players and thumbnails: an id's video is "
              "DIR/**/{id}.* (query files are linked as given).", rich_help_panel=options.OUTPUT)] = None,
-    min_match_seconds: options.MinMatchSeconds = None,
-    min_match_score: options.MinMatchScore = None,
-    thresholds: options.Thresholds = None,
-    normalize_with: options.NormalizeWith = None,
-    normalize_k: options.NormalizeK = None,
-    normalize_beta: options.NormalizeBeta = None,
-    features_only: options.FeaturesOnly = None,
-    model: options.Model = None,
-    backbone_weights: options.BackboneWeights = None,
-    pca: options.Pca = None,
-    device: options.Device = None,
-    precision: options.Precision = None,
-    fps: options.Fps = None,
-    frames_per_batch: options.FramesPerBatch = None,
-    seed: options.Seed = None,
-    config: options.Config = None,
-    print_config: options.PrintConfig = False,
-    json_output: options.Json = False,
-    quiet: options.Quiet = False,
+    **shared,
 ) -> None:
     """Rank a collection's videos against each query: the most similar first, with where they match.
 
@@ -77,23 +63,15 @@ def search(
     with reported_errors():
         from ..config import SearchConfig
 
-        cfg = load_config(SearchConfig, config, print_config, database=database, top_k=top_k, candidates=candidates,
-                          rerank=rerank,
-                          exhaustive=exhaustive, rebuild_index=rebuild_index, features_only=features_only,
-                          model=model, backbone_weights=backbone_weights, pca=pca, device=device,
-                          precision=precision, fps=fps, frames_per_batch=frames_per_batch, seed=seed,
-                          thresholds=thresholds, normalize_with=normalize_with, normalize_k=normalize_k,
-                          normalize_beta=normalize_beta, min_match_seconds=min_match_seconds,
-                          min_match_score=min_match_score)
+        cfg = command_config(SearchConfig, locals() | shared)
         check_writable(output, report)  # before anything is imported or loaded
         from ..jobs.search import start_search
         from ..report.document import heatmap_entry
-        from ..runtime import Runtime
 
         finder = _video_finder(report, report_videos)
-        quiet = quiet or json_output
-        with RichProgress(console, quiet) as progress:
-            runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, progress=progress)
+        json_output = shared["json_output"]
+        quiet = shared["quiet"] or json_output
+        with running(cfg, quiet) as (runtime, progress):
             run = start_search(queries, cfg, runtime, progress,
                                heatmap=heatmap_entry if report is not None else None)  # the review's heatmaps
         with run:

@@ -14,9 +14,9 @@ from typing import Annotated, Optional
 import typer
 
 from . import options
-from .common import check_writable, console, load_config, reported_errors, terminal_safe
+from .common import check_writable, command_config, console, reported_errors, terminal_safe
 from .options import INPUT, OUTPUT, RUNTIME
-from .progress import RichProgress, plural
+from .progress import plural, running
 
 TRAINING = "Training"  # the schedule and what a step computes
 
@@ -25,6 +25,8 @@ EPILOG = ("Multi-GPU / multi-node: [bold]torchrun --nproc-per-node 2 -m s2vs_cli
           "[bold]--config examples/train_s2vs_dns.yaml[/].")
 
 
+@options.takes("backbone_weights", "pca", "frames_per_batch", "workers", "device", "precision", "config",
+               "print_config", "quiet")
 def train(
     data: Annotated[Optional[str], typer.Argument(
         metavar="FRAMES_DIR", help="Frame folders from s2vs extract-frames ({id}/00000.jpg ...), or a folder of videos "
@@ -84,19 +86,13 @@ def train(
         "--preview-augmentations", metavar="OUT_DIR",
         help="Write weak/strong clip strips of a few videos as PNG files, and exit without training.",
         rich_help_panel=OUTPUT)] = None,
-    backbone_weights: options.BackboneWeights = None,
-    pca: options.Pca = None,
     frames_per_batch: Annotated[Optional[int], typer.Option(
         "--frames-per-batch", help="Frames per batch through the frozen backbone.  \\[default: 512]",
         rich_help_panel=RUNTIME)] = None,
     workers: Annotated[Optional[int], typer.Option(
         "--workers", "-j", help="Data-loading processes (0: in the main process).  "
                                 "\\[default: one per core, at most 8]", rich_help_panel=RUNTIME)] = None,
-    device: options.Device = None,
-    precision: options.Precision = None,
-    config: options.Config = None,
-    print_config: options.PrintConfig = False,
-    quiet: options.Quiet = False,
+    **shared,
 ) -> None:
     """Train the similarity network without labels (S2VS): weak and strong views of each video, InfoNCE + SSHN.
 
@@ -106,24 +102,15 @@ def train(
         from ..config import TrainConfig
 
         own = False  # a run's own config.yaml keeps its paths as they were given: from the current folder
-        if resume and config is None:  # a run resumes with the settings it was started with
+        if resume and shared["config"] is None:  # a run resumes with the settings it was started with
             saved = Path(experiment_path or TrainConfig().experiment_path) / "config.yaml"
-            config, own = (str(saved), True) if saved.is_file() else (None, False)
-        cfg = load_config(TrainConfig, config, print_config, relative_to_file=not own, data=data,
-                          experiment_path=experiment_path,
-                          iterations=iterations, run_length=run_length, batch_size=batch_size,
-                          window_size=window_size, lr=lr, augmentations=augmentations, save_every=save_every,
-                          resume=resume, eval_every=eval_every,
-                          eval_ground_truth=eval_ground_truth, eval_dataset_path=eval_dataset_path,
-                          eval_pattern=eval_pattern, frames_per_batch=frames_per_batch, loader=loader,
-                          workers=workers, backbone_weights=backbone_weights, pca=pca, device=device,
-                          precision=precision, fps=fps, seed=seed)
+            shared["config"], own = (str(saved), True) if saved.is_file() else (None, False)
+        cfg = command_config(TrainConfig, locals() | shared, relative_to_file=not own)
         # The folder written, before anything is imported or loaded.
         check_writable(folders=(cfg.experiment_path if preview_augmentations is None else preview_augmentations,))
         from ..distributed import place_from_env
         from ..jobs.train import (check_training, preview_augmentations as write_previews, run_length_text,
                                   train as run_training)
-        from ..runtime import Runtime
 
         if preview_augmentations is not None:
             written = write_previews(cfg, Path(preview_augmentations))
@@ -131,20 +118,15 @@ def train(
                           f"{terminal_safe(preview_augmentations)}", highlight=False)
             return
         videos, data_loader = check_training(cfg)  # before minutes of loading weights
-        quiet = quiet or not place_from_env().is_main  # one rank speaks
-        with RichProgress(console, quiet) as progress:
-            runtime = Runtime.start(cfg.device, cfg.precision, cfg.compile, cfg.seed, distributed=True,
-                                    backend="auto", progress=progress)
-            try:
-                if not quiet:
-                    length = run_length_text(cfg, len(videos), runtime.group.world_size)
-                    console.print(f"training on {plural(len(videos), 'videos')} ({data_loader}), "
-                                  f"{_processes(runtime.group.world_size)}, {cfg.batch_size} videos per "
-                                  f"process and step, {length}; experiment: {terminal_safe(cfg.experiment_path)}",
-                                  highlight=False, soft_wrap=True)
-                result = run_training(cfg, videos, data_loader, runtime, progress)
-            finally:
-                runtime.close()
+        quiet = shared["quiet"] or not place_from_env().is_main  # one rank speaks
+        with running(cfg, quiet, distributed=True, backend="auto") as (runtime, progress):
+            if not quiet:
+                length = run_length_text(cfg, len(videos), runtime.group.world_size)
+                console.print(f"training on {plural(len(videos), 'videos')} ({data_loader}), "
+                              f"{_processes(runtime.group.world_size)}, {cfg.batch_size} videos per "
+                              f"process and step, {length}; experiment: {terminal_safe(cfg.experiment_path)}",
+                              highlight=False, soft_wrap=True)
+            result = run_training(cfg, videos, data_loader, runtime, progress)
         if not quiet:
             last = f"; last loss {result.last.loss:.4f}" if result.last else ""
             console.print(f"done: step {result.steps}{last}; model: {terminal_safe(result.model)}", highlight=False)

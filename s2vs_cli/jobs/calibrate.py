@@ -42,10 +42,7 @@ def run_calibration(cfg: CalibrateConfig, runtime: Runtime, *, from_similarities
         identity = ScoreIdentity(declared_model(cfg), *declared_extractor(cfg), cfg.fps,
                                  declared_weights(cfg, runtime))
     else:
-        if not cfg.features_only:
-            runtime.load_network(cfg.model)
-        else:
-            runtime.network = None
+        runtime.prepare(cfg, videos=False)
         identity = store_score_identity(features, runtime.network, cfg)
         stored_random = made_with_random_weights(features)
         scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..config import CompareConfig
 from ..media.video import video_info
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
-from ..scoring.calibration import ScoreIdentity, Thresholds
+from ..scoring.calibration import ScoreIdentity, load_thresholds
 from ..scoring.pair import Comparison, compare_features, extract_video_features
 
 
@@ -18,27 +19,36 @@ def check_videos(*paths: str | Path) -> None:
         video_info(path)
 
 
-def compare_videos(query: str | Path, target: str | Path, runtime: Runtime, fps: float = 1.0,
-                   frames_per_batch: int = 32, progress: Progress = SILENT,
-                   min_match_seconds: float = 2.0, thresholds: Thresholds | None = None,
-                   min_match_score: float | None = None) -> Comparison:
-    """Similarity of two video files and where they match (localization.locate), with the runtime's models (no network
-    loaded: features-only mode). `timings` of the result holds the seconds each stage took. With
-    `thresholds` (from `s2vs calibrate`, checked to belong to these models first) the result has a verdict."""
-    if runtime.extractor is None:
-        raise ValueError("compare_videos needs the runtime's models: call runtime.load_models(...) first")
+def compare_videos(query: str | Path, target: str | Path, cfg: CompareConfig | Runtime,
+                   runtime: Runtime | None = None, progress: Progress = SILENT) -> Comparison:
+    """Similarity of two video files and where they match (localization.locate), with the models `cfg` names
+    loaded onto `runtime` (features only: no network). `timings` of the result holds the seconds each stage took.
+    With `cfg.thresholds` (from `s2vs calibrate`, checked to belong to these models first) it has a verdict.
+
+    The earlier call `compare_videos(query, target, runtime)` still works: the runtime's models as loaded, the
+    other settings CompareConfig's defaults."""
+    loaded = isinstance(cfg, Runtime)  # the earlier call
+    if loaded:
+        if runtime is not None:
+            raise TypeError("compare_videos(query, target, cfg, runtime, progress): the settings are a CompareConfig")
+        if cfg.extractor is None:
+            raise ValueError("compare_videos needs the runtime's models: call runtime.load_models(...) first")
+        cfg, runtime = CompareConfig(), cfg
+    thresholds = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None  # before model loading
+    if not loaded:
+        runtime.prepare(cfg)
     if thresholds is not None:  # compare does not normalize scores
-        thresholds.check_applies(runtime_score_identity(runtime, fps), None)
+        thresholds.check_applies(runtime_score_identity(runtime, cfg.fps), None)
     timings: dict[str, float] = {}
     features = []
     for path in (query, target):
         progress.stage(f"extracting features of {Path(path).name}", unit="frames")
-        features.append(extract_video_features(path, runtime.extractor, fps, runtime.precision, frames_per_batch,
-                                               compiled=runtime.compile, timings=timings, progress=progress))
+        features.append(extract_video_features(path, runtime.extractor, cfg.fps, runtime.precision,
+                                               cfg.frames_per_batch, compiled=runtime.compile, timings=timings, progress=progress))
     progress.stage("comparing", total=1, unit="pairs")
     started = time.perf_counter()
-    comparison = compare_features(features[0], features[1], runtime.network, runtime.precision, min_match_seconds,
-                                  min_match_score)
+    comparison = compare_features(features[0], features[1], runtime.network, runtime.precision,
+                                  cfg.min_match_seconds, cfg.min_match_score)
     timings["compare"] = time.perf_counter() - started
     progress.update(1)
     comparison.timings, comparison.thresholds = timings, thresholds

@@ -27,7 +27,7 @@ from ..scoring.retrieval import VideoScorer, load_similarities, save_similaritie
 from ..storage.store import made_with_random_weights
 from .evaluate_vsc import run_vsc_evaluation
 from .evaluation_steps import (check_complete, check_sources, extraction_options, feature_file, normalize_scores,
-                               prepare_models, score_benchmark)
+                               score_benchmark)
 from .extract_features import extract_benchmark_features
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def run_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: 
         return _evaluated(cfg, benchmark, similarities, save_similarities_to, str(from_similarities), progress,
                           model=f"similarities from {from_similarities}", annotated=annotated,
                           segment_note=SEGMENT_NOTE if annotated else None, from_similarities=str(from_similarities))
-    prepare_models(cfg, runtime)
+    runtime.prepare(cfg, videos=cfg.dataset_path is not None)  # the extractor for raw videos only
     model = "features only" if runtime.network is None else runtime.network.label
     scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
     extraction = segments = None

@@ -29,7 +29,7 @@ from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.retrieval import VideoScorer, load_similarities, save_similarities
 from ..storage.store import made_with_random_weights
-from .evaluation_steps import (check_complete, extraction_options, feature_file, normalize_scores, prepare_models,
+from .evaluation_steps import (check_complete, extraction_options, feature_file, normalize_scores,
                                score_benchmark)
 from .extract_features import extract_benchmark_features
 
@@ -92,7 +92,7 @@ def _from_features(cfg: EvaluateConfig, runtime: Runtime, save_similarities_to: 
     review, keep the heatmaps of the pairs it shows (the copies missed located too)."""
     pattern = cfg.pattern or VSC22Benchmark.video_pattern(cfg.loader)
     benchmark = _benchmark_of_source(cfg, pattern)  # a malformed ground truth fails before the models load
-    prepare_models(cfg, runtime)
+    runtime.prepare(cfg, videos=cfg.dataset_path is not None)  # the extractor for raw videos only
     scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
     extraction = None
     with feature_file(cfg) as features:

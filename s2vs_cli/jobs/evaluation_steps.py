@@ -13,7 +13,6 @@ from ..benchmarks.registry import BENCHMARKS, benchmark_class, find_name
 from ..config import EvaluateConfig
 from ..errors import ConfigError, FeatureStoreError, S2VSError
 from ..progress import SILENT, Progress
-from ..runtime import Runtime
 from ..scoring.normalization import NoiseNormalization, normalize_with_noise
 from ..scoring.retrieval import ScoredCollection, VideoScorer, score_store
 from ..storage.runs import ExtractionOptions
@@ -78,14 +77,6 @@ def check_complete(result: Evaluation, strict: bool = True) -> Evaluation:
                         f"{_count(len(result.missing_database), 'database videos')} have no similarities "
                         f"(e.g. '{missing[0]}'); --strict refuses to evaluate without them")
     return result
-
-
-def prepare_models(cfg: EvaluateConfig, runtime: Runtime) -> None:
-    """What scoring needs: the network (unless features only), and the extractor for raw videos."""
-    if cfg.dataset_path is not None:
-        runtime.load_models(cfg.backbone_weights, cfg.pca, cfg.model, cfg.features_only)
-    elif not cfg.features_only:
-        runtime.load_network(cfg.model)
 
 
 def extraction_options(cfg: EvaluateConfig) -> ExtractionOptions:

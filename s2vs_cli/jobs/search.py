@@ -324,16 +324,13 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
     with FeatureStore(database) as store:
         stored, identity = set(store.ids()), store.identity
     sources = resolve_queries(queries, stored)
-    if any(source.path is not None for source in sources):
-        runtime.load_models(cfg.backbone_weights, cfg.pca, cfg.model, cfg.features_only)
+    videos = any(source.path is not None for source in sources)
+    runtime.prepare(cfg, videos)  # stored queries only: no extractor needed
+    if videos:
         mismatch = extractor_mismatch(identity, runtime.extractor, cfg.fps)
         if mismatch:
             raise ConfigError(f"{database} was made with other settings than the query videos would be: "
                               f"{mismatch}; pass the options it was extracted with")
-    elif cfg.features_only:
-        runtime.network = None
-    else:  # stored queries only: no extractor needed
-        runtime.load_network(cfg.model)
     noise = _noise_set(cfg, identity, stored, database)
     try:
         if thresholds is not None:
