@@ -155,11 +155,12 @@ def takes(*names: str) -> Callable[[F], F]:
     """Give a command the options `names`, in this order after its other parameters: a shared one (SHARED) as
     defined here, one of its own where it has it. They reach the command as keywords (`**shared`)."""
     def add(command: F) -> F:
-        own = inspect.signature(command, eval_str=True).parameters
+        signature = inspect.signature(command, eval_str=True)
+        own = signature.parameters
         first = [p for name, p in own.items() if name not in names and p.kind is not p.VAR_KEYWORD]
         listed = [own[name].replace(kind=inspect.Parameter.KEYWORD_ONLY) if name in own else
                   inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=SHARED[name],
                                     default=False if name in _FLAGS else None) for name in names]
-        command.__signature__ = inspect.Signature(first + listed)
+        command.__signature__ = signature.replace(parameters=first + listed)
         return command
     return add
