@@ -18,7 +18,7 @@ from conftest import SHARED
 
 from s2vs_cli.artifacts import ANNOTATION, ARTIFACTS, Artifact, artifacts_of
 from s2vs_cli.benchmarks import files
-from s2vs_cli.models import downloads
+from s2vs_cli import downloads
 from s2vs_cli.benchmarks import (
     BENCHMARK_NAMES,
     BENCHMARKS,

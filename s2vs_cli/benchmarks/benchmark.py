@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import S2VSError
-
-Similarities = Mapping[str, Mapping[str, float]]  # {query: {target: score}}
-
+from ..scoring.similarity_range import Similarities
 
 class EvaluationError(S2VSError):
     """Similarities or a ground truth cannot be evaluated (no query present, a NaN score, a bad layout)."""

@@ -75,7 +75,7 @@ def load_benchmark(
 
     `distractors` adds VCDB's distractors to its database; the other benchmarks ignore it.
     """
-    from . import files  # late: it downloads, with torch's hub helpers
+    from . import files  # late: pickle and urllib, which `s2vs --help` (reading the registry) need not load
 
     name = canonical_name(name)
     kind = benchmark_class(name)

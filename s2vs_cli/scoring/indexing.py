@@ -18,7 +18,7 @@ import torch
 
 from ..models.visil import ViSiL, compute_dtype
 from ..compute import autocast
-from .batched import padded_size
+from .many_targets import padded_size
 
 PRODUCT_FRAMES = 4_096  # target frames in one matrix product (bounds the intermediates' memory)
 
@@ -56,7 +56,7 @@ class RegionIndexer:
         if not videos:
             return []
         groups = frame_groups([len(v) for v in videos], PRODUCT_FRAMES)
-        # Each group padded to one of a few sizes, so the CPU reuses its kernels (see batched.padded_size).
+        # Each group padded to one of a few sizes, so the CPU reuses its kernels (see many_targets.padded_size).
         sizes = [padded_size(sum(len(videos[i]) for i in group)) for group in groups]
         frames = self._buffer("frames", (sum(sizes), *videos[0].shape[1:]), torch.float32)
         indexed: list[torch.Tensor] = []

@@ -24,9 +24,9 @@ from ..json_file import parse_json
 from ..compute import autocast
 from ..models.visil import COMPARATOR_MIN_FRAMES, ViSiL, compute_dtype
 from ..progress import SILENT, Progress
-from .batched import TargetColumns, TargetGroup, group_similarities, padded_size, target_groups
+from .many_targets import TargetColumns, TargetGroup, group_similarities, padded_size, target_groups
 from .indexing import PRODUCT_FRAMES, RegionIndexer, frame_groups
-from .similarity_range import bounded_similarity
+from .similarity_range import Similarities, bounded_similarity
 from ..storage.integrity import error_reason
 from ..storage.store import FeatureStore, hdf5_write_failed
 from ..models.short_videos import repeat_factor
@@ -36,9 +36,6 @@ DATABASE_BLOCK = 256  # database videos read, indexed and scored together...
 BLOCK_FRAMES = 65_536  # ...up to this many frames (~1.2 GB of float32 features)
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
-
-Similarities = dict[str, dict[str, float]]  # {query: {target: score}}, the original tool's layout
-
 
 def repeat_to_min_frames(features: np.ndarray, min_frames: int = COMPARATOR_MIN_FRAMES) -> np.ndarray:
     """Concatenate a short video with itself (doubling) until it has at least `min_frames` frames."""
@@ -193,7 +190,7 @@ def score_prepared(store: FeatureStore, queries: dict[str, torch.Tensor], databa
     one query, `maps` receives the frame map of each video scored in one piece (VideoScorer.score)."""
     if maps is not None and len(queries) != 1:
         raise ValueError("frame maps are kept for one query at a time")
-    similarities: Similarities = {q: {} for q in queries}
+    similarities: dict[str, dict[str, float]] = {q: {} for q in queries}
     lengths = [max(store.shape(d)[0], COMPARATOR_MIN_FRAMES) for d in database]
     blocks = _groups(list(database), lengths, BLOCK_FRAMES, block)
     done = 0
