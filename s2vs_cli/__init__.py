@@ -68,7 +68,7 @@ _EXPORTS = {
     "FrameSource": "media.source",
     "extract_video_features": "scoring.pair",
     "extract_features": "jobs.extract_features",
-    "ExtractionOptions": "storage.runs",
+    "ExtractionOptions": "storage.bookkeeping",
     "FeatureStore": "storage.store",
     "compare_videos": "jobs.compare",
     "compare_features": "scoring.pair",

@@ -260,7 +260,7 @@ def test_case_15_compare_table_and_bulk_failures_print_names_visibly(capsys):
     """issue 25 case 15: the compare table's file names and extraction's failed lines."""
     from s2vs_cli.cli.bulk import report_failures
     from s2vs_cli.cli.compare import _render
-    from s2vs_cli.storage.runs import Failure
+    from s2vs_cli.storage.bookkeeping import Failure
 
     segment = {"query_start": 0.0, "query_end": 1.0, "target_start": 0.0, "target_end": 1.0}
     _render({"similarity": 0.5, "segment": segment, "matches": [], "frames": [2, 2], "query": f"{HOSTILE}.mp4",
@@ -302,7 +302,7 @@ def test_case_15_csv_cells_that_could_run_as_formulas_are_quoted_and_read_back_e
 
 def test_case_15_failed_tsv_cells_are_neutralised(tmp_path):
     """issue 25 case 15: OUTPUT.failed.tsv, which a spreadsheet opens, starts no cell with a formula."""
-    from s2vs_cli.storage.runs import Failure, write_failures
+    from s2vs_cli.storage.bookkeeping import Failure, write_failures
 
     path = tmp_path / "out.h5.failed.tsv"
     write_failures(path, [Failure("=cmd|' /C calc'!A0", "-rf.mp4", "@reason"), Failure("ok", "ok.mp4", "fine")])

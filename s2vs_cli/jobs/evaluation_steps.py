@@ -16,8 +16,8 @@ from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.normalization import NoiseNormalization, normalize_with_noise
 from ..scoring.retrieval import ScoredCollection, VideoScorer, score_store
-from ..storage.runs import ExtractionOptions
-from .parallel import default_workers
+from ..storage.bookkeeping import ExtractionOptions
+from ..workers.pool import default_workers
 
 
 def check_sources(cfg: EvaluateConfig, from_similarities: str | None = None, from_matches: str | None = None,

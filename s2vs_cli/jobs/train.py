@@ -30,7 +30,7 @@ from ..media.source import source_class
 from ..models.visil import ViSiL
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
-from ..storage.runs import ExtractionOptions
+from ..storage.bookkeeping import ExtractionOptions
 from ..training.augmentations import parse_augmentations
 from ..training.batches import StepBatches, build_batch
 from ..training.clips import BatchPlan, ClipSource

@@ -12,7 +12,7 @@ from ..benchmarks.custom import CustomBenchmark, evaluate_custom
 from ..models.visil import ViSiL
 from ..runtime import Runtime
 from ..scoring.retrieval import VideoScorer, score_store
-from ..storage.runs import ExtractionSummary
+from ..storage.bookkeeping import ExtractionSummary
 
 EVAL_FEATURES = "eval_features.hdf5"
 
