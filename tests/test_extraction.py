@@ -227,7 +227,7 @@ def test_dataset_option_takes_a_benchmarks_ids(clips, tmp_path):
     annotations = Path(__file__).resolve().parents[2] / "shared" / "data" / "evve.pickle"
     if not annotations.exists():
         pytest.skip(f"{annotations} not found: the ../shared folder is not beside the checkout")
-    from s2vs_cli.benchmarks import load_benchmark
+    from s2vs_cli.datasets import load_benchmark
 
     ids = load_benchmark("EVVE", annotations=annotations).video_ids()
     data = tmp_path / "evve"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from s2vs_cli.benchmarks.benchmark import Evaluation
+from s2vs_cli.datasets.benchmark import Evaluation
 from s2vs_cli.errors import ConfigError, S2VSError
-from s2vs_cli.benchmarks.evaluation_result import EvaluationResult
+from s2vs_cli.datasets.evaluation_result import EvaluationResult
 from s2vs_cli.report import thumbnails as thumbnails_module
 from s2vs_cli.report.colors import colormap
 from s2vs_cli.report.document import (FORMAT, HEATMAP_MAX_SIDE, document_counts, heatmap_entry, match_entries,
@@ -229,7 +229,7 @@ def _search_json() -> dict:
 
 
 def _evaluate_json() -> dict:
-    """What `s2vs evaluate --json` prints, with the per-query APs and errors of benchmarks/per_query.py."""
+    """What `s2vs evaluate --json` prints, with the per-query APs and errors of datasets/per_query.py."""
     evaluation = Evaluation("FIVR-5K", {"DSVR": 0.5, "CSVR": 0.4}, queries=2, database=10)
     summary = EvaluationResult(evaluation, "FIVR-5K", "s2vs_dns", paper={"DSVR": 0.9}).as_dict()
     return summary | {"per_query": {"q1": 0.25, "q2": 1.0}, "errors_for": "DSVR",

@@ -4,8 +4,8 @@ feature file, or from raw videos extracted first), the segments located on annot
 `run_evaluation(cfg, runtime)` is the one entry point; the pieces it combines are public for scripts
 (evaluation_steps.py holds those every flow shares). A benchmark with a flow of its own is named in FLOWS:
 VSC 2022 (`--dataset VSC22`), in evaluate_vsc.py; the others are ranked here. Beside the metrics: each query's
-AP and its ranking errors by the headline metric (benchmarks/per_query.py), and for a review report (given a `heatmap` maker)
-the error pairs located on their features, with heatmaps. The report is benchmarks/evaluation_result.py's.
+AP and its ranking errors by the headline metric (datasets/per_query.py), and for a review report (given a `heatmap` maker)
+the error pairs located on their features, with heatmaps. The report is datasets/evaluation_result.py's.
 """
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..benchmarks.benchmark import Benchmark, Evaluation, Similarities
-from ..benchmarks.evaluation_result import EvaluationResult, SegmentEvaluation
-from ..benchmarks.fivr import FIVRBenchmark
-from ..benchmarks.per_query import rank_queries
-from ..benchmarks.registry import benchmark_class, evaluate, load_ground_truth
-from ..benchmarks.segments import SegmentBounds, segment_precision_recall
-from ..benchmarks.vsc22 import VSC22Benchmark
+from ..datasets.benchmark import Benchmark, Evaluation, Similarities
+from ..datasets.evaluation_result import EvaluationResult, SegmentEvaluation
+from ..datasets.fivr import FIVRBenchmark
+from ..datasets.per_query import rank_queries
+from ..datasets.registry import benchmark_class, evaluate, load_ground_truth
+from ..datasets.segments import SegmentBounds, segment_precision_recall
+from ..datasets.vsc22 import VSC22Benchmark
 from ..config import EvaluateConfig
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
@@ -118,7 +118,7 @@ def evaluate_segments(annotated: dict[tuple[str, str], list[SegmentBounds]], fea
                       min_match_seconds: float = 2.0) -> SegmentEvaluation:
     """Locate every copied part of each annotated (query, target) pair as `s2vs compare` lists them (on the
     frame-to-frame map of the same network, or of raw features; parts shorter than `min_match_seconds` left
-    out) and score them all against all of the pair's annotated parts (benchmarks/segments.py). Pairs with a
+    out) and score them all against all of the pair's annotated parts (datasets/segments.py). Pairs with a
     video missing from the feature file are counted and left out."""
     from ..storage.store import FeatureStore
     from ..scoring.pair import locate_pair, stored_video_features

@@ -6,7 +6,7 @@ From features (docs/METHOD.md §6.8): every query is scored against every refere
 located, every copied part of each becoming a predicted segment (the matching track's predictions).
 
 For a review report (`review`) the predictions are kept as scored (`VSCReview`), and from features the pairs the
-review shows (benchmarks/vsc22_review.py chooses them) are located with their heatmaps (the copies missed too),
+review shows (datasets/vsc22_review.py chooses them) are located with their heatmaps (the copies missed too),
 the predictions unchanged.
 """
 from __future__ import annotations
@@ -17,12 +17,12 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..benchmarks.benchmark import Evaluation, Similarities
-from ..benchmarks.registry import check_ground_truth
-from ..benchmarks.vsc import (CopiedSegment, ScoredPair, best_per_pair, read_pairs, read_segments, write_pairs,
+from ..datasets.benchmark import Evaluation, Similarities
+from ..datasets.registry import check_ground_truth
+from ..datasets.vsc import (CopiedSegment, ScoredPair, best_per_pair, read_pairs, read_segments, write_pairs,
                               write_segments)
-from ..benchmarks.vsc22 import NAME, VSC22Benchmark, load_vsc22, predicted_pairs, video_sets
-from ..benchmarks.vsc22_review import VSCEvaluationResult, VSCReview, review_queries
+from ..datasets.vsc22 import NAME, VSC22Benchmark, load_vsc22, predicted_pairs, video_sets
+from ..datasets.vsc22_review import VSCEvaluationResult, VSCReview, review_queries
 from ..config import EvaluateConfig
 from ..errors import ConfigError
 from ..progress import SILENT, Progress

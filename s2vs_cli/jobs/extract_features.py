@@ -36,7 +36,7 @@ from ..workers.pool import default_workers, run_tasks
 from ..workers.decoding import FRAMES_PER_MESSAGE, decode_job
 
 if TYPE_CHECKING:
-    from ..benchmarks.benchmark import Benchmark
+    from ..datasets.benchmark import Benchmark
     from ..config import ExtractFeaturesConfig
     from ..models.extractor import RegionExtractor
 
@@ -188,7 +188,7 @@ def run_extract_features(cfg: ExtractFeaturesConfig, paths: Sequence[str] | None
                          runtime: Runtime, progress: Progress = SILENT) -> ExtractionSummary:
     """`s2vs extract-features` as one call: find the inputs `cfg` names, load the runtime's extractor,
     extract (resuming) into `output`. Raises S2VSError when named videos are missing (unless skipped)."""
-    from ..benchmarks.video_inputs import select_inputs
+    from ..datasets.video_inputs import select_inputs
 
     items, missing = select_inputs(paths, cfg, progress)
     runtime.load_extractor(cfg.backbone_weights, cfg.pca)

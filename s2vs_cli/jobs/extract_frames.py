@@ -67,7 +67,7 @@ def run_extract_frames(cfg: ExtractFramesConfig, paths: Sequence[str] | None, ou
 
     The runtime places this process among torchrun's ranks; no model is loaded.
     """
-    from ..benchmarks.video_inputs import select_inputs
+    from ..datasets.video_inputs import select_inputs
 
     items, missing = select_inputs(paths, cfg, progress)
     options = FrameOptions(fps=cfg.fps, resize=cfg.resize, quality=cfg.quality, image_format=cfg.format,

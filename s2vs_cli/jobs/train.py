@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import remove_stale_temporaries, write_text_atomically
-from ..benchmarks.custom import load_custom_ground_truth
+from ..datasets.custom import load_custom_ground_truth
 from ..config import TrainConfig, config_to_yaml
 from ..errors import ConfigError, S2VSError
 from ..media.inputs import VideoInput

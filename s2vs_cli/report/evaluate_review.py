@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..benchmarks.evaluation_result import EvaluationResult
-from ..benchmarks.per_query import ERRORS_SHOWN
-from ..benchmarks.vsc22_review import VSCEvaluationResult
+from ..datasets.evaluation_result import EvaluationResult
+from ..datasets.per_query import ERRORS_SHOWN
+from ..datasets.vsc22_review import VSCEvaluationResult
 from ..progress import SILENT, Progress
 from . import vsc_review
 from .compare_review import FEATURES_ONLY_NOTE, VideoDurations

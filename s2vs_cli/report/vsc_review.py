@@ -1,5 +1,5 @@
 """The review document of `s2vs evaluate --dataset VSC22 --report`: the two tracks' metrics, then per query (one
-with predictions or copies) its pairs, the errors first, as benchmarks/vsc22_review.py chooses and orders them.
+with predictions or copies) its pairs, the errors first, as datasets/vsc22_review.py chooses and orders them.
 
 Each pair's copied parts are its predicted segments; its heatmap is there when the evaluation had the features;
 the ground truth's segments are named in the query's note.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..benchmarks.vsc import CopiedSegment
-from ..benchmarks.vsc22_review import (MISSED_FLAG, PAIRS_SHOWN, QueryPairs, ShownPair, VSCEvaluationResult, VSCReview,
+from ..datasets.vsc import CopiedSegment
+from ..datasets.vsc22_review import (MISSED_FLAG, PAIRS_SHOWN, QueryPairs, ShownPair, VSCEvaluationResult, VSCReview,
                                        review_queries)
 from ..progress import SILENT, Progress
 from .compare_review import FEATURES_ONLY_NOTE, VideoDurations

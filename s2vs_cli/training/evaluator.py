@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..benchmarks.custom import CustomBenchmark, evaluate_custom
+from ..datasets.custom import CustomBenchmark, evaluate_custom
 from ..models.visil import ViSiL
 from ..runtime import Runtime
 from ..scoring.retrieval import VideoScorer, score_store
