@@ -25,7 +25,7 @@ from ..compute import autocast
 from ..models.visil import COMPARATOR_MIN_FRAMES, ViSiL, compute_dtype
 from ..progress import SILENT, Progress
 from .many_targets import TargetColumns, TargetGroup, group_similarities, padded_size, target_groups
-from .indexing import PRODUCT_FRAMES, RegionIndexer, frame_groups
+from .region_attention import PRODUCT_FRAMES, RegionAttention, frame_groups
 from .similarity_range import Similarities, bounded_similarity
 from ..storage.integrity import error_reason
 from ..storage.store import FeatureStore, hdf5_write_failed
@@ -65,7 +65,7 @@ class PreparedTargets:
     count: int                  # targets
     owners: np.ndarray          # chunk index -> target index
     groups: list[TargetGroup]   # the chunks, indexed by the network and laid out for the products
-    generation: int = 0         # the indexer's block they are views of (RegionIndexer.generation)
+    generation: int = 0         # the attention's block they are views of (RegionAttention.generation)
 
 
 class VideoScorer:
@@ -74,7 +74,7 @@ class VideoScorer:
     def __init__(self, network: ViSiL | None, device: torch.device, precision: str = "fp32",
                  chunk_frames: int = TARGET_CHUNK_FRAMES):
         self.network, self.device, self.precision, self.chunk_frames = network, device, precision, chunk_frames
-        self._indexer = RegionIndexer(network, device, precision) if network is not None else None
+        self._attention = RegionAttention(network, device, precision) if network is not None else None
 
     @torch.inference_mode()
     def prepare_query(self, features: np.ndarray) -> torch.Tensor:
@@ -99,7 +99,7 @@ class VideoScorer:
                 groups = [TargetGroup(indices, [chunks[i] for i in indices],
                                       TargetColumns([chunks[i] for i in indices], dtype))
                           for indices in _groups(positions, [len(c) for c in chunks], PRODUCT_FRAMES)]
-        generation = self._indexer.generation if self._indexer is not None else 0
+        generation = self._attention.generation if self._attention is not None else 0
         return PreparedTargets(len(videos), owners, groups, generation)
 
     def _index_many(self, videos: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -107,8 +107,8 @@ class VideoScorer:
         (it treats every region vector on its own, so this is exact), PRODUCT_FRAMES at a time."""
         if self.network is None:
             return [video.to(self.device) for video in videos]
-        if self._indexer.in_place:  # into reused buffers (scoring/indexing.py)
-            return self._indexer.index(videos)
+        if self._attention.in_place:  # into reused buffers (scoring/region_attention.py)
+            return self._attention.apply(videos)
         indexed: list[torch.Tensor] = []
         for group in frame_groups([len(v) for v in videos], PRODUCT_FRAMES):
             members = [videos[i].float() for i in group]
@@ -135,7 +135,7 @@ class VideoScorer:
         """
         if targets.count == 0:
             return np.zeros(0)
-        if self._indexer is not None and targets.generation != self._indexer.generation:
+        if self._attention is not None and targets.generation != self._attention.generation:
             raise RuntimeError("these targets were overwritten: score each block before preparing the next")
         values = torch.empty(len(targets.owners), dtype=torch.float64)
         whole = np.bincount(targets.owners, minlength=targets.count) == 1
