@@ -208,7 +208,7 @@ def extract_features(items: Sequence[VideoInput], output: str | Path, runtime: R
     `summary.replaced` says how it differed). Every rank of `runtime.group` calls this with the same
     arguments. `missing` are inputs already known to be absent; they are reported as failures.
     """
-    from ..models.checkpoints import package_version
+    from ..downloads import package_version
 
     if runtime.extractor is None:
         raise S2VSError("no extractor loaded: call runtime.load_extractor(...) first")

@@ -184,7 +184,7 @@ def run_length_text(cfg: TrainConfig, videos: int, world_size: int) -> str:
 
 
 def _workers(cfg: TrainConfig) -> int:
-    from .parallel import default_workers
+    from ..workers.pool import default_workers
 
     return default_workers() if cfg.workers is None else cfg.workers
 
