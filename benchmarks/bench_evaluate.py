@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import reference_visil
-from s2vs_cli.benchmarks import CustomBenchmark, evaluate
+from s2vs_cli.datasets import CustomBenchmark, evaluate
 from s2vs_cli.scoring.retrieval import VideoScorer, score_store
 from s2vs_cli.runtime import Runtime
 from s2vs_cli.models.visil import ViSiL

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from s2vs_cli.jobs.extract_features import extract_features
-from s2vs_cli.storage.runs import ExtractionOptions
+from s2vs_cli.storage.bookkeeping import ExtractionOptions
 from s2vs_cli.media.inputs import VideoInput, collect_inputs
 from s2vs_cli.media.video import decode_video
 from s2vs_cli.runtime import Runtime

@@ -167,7 +167,7 @@ def extract(folder: Path) -> None:
 
 def measure(folder: Path) -> dict:
     """µAP and mAP without normalization and for each (k, β)."""
-    from s2vs_cli.benchmarks import evaluate_custom, load_custom_ground_truth
+    from s2vs_cli.datasets import evaluate_custom, load_custom_ground_truth
     from s2vs_cli.scoring.normalization import NoiseSet, noise_offsets, normalize_similarities
     from s2vs_cli.scoring.retrieval import VideoScorer, read_video, score_store
     from s2vs_cli.storage.store import FeatureStore

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_planted import TEST_DIMS, draw_pair, fit_whitening, missed, spurious  # noqa: E402
 
-from s2vs_cli.benchmarks import segment_precision_recall  # noqa: E402
+from s2vs_cli.datasets import segment_precision_recall  # noqa: E402
 from s2vs_cli.scoring.pair import as_video_features, compare_features, extract_video_features  # noqa: E402
 from s2vs_cli.jobs.fit_pca import ScatterAccumulator  # noqa: E402
 from s2vs_cli.jobs.fit_pca import fit_whitening as fit_pca_whitening  # noqa: E402

@@ -15,7 +15,7 @@ import reference_visil
 from timing import throughput
 from s2vs_cli.compute import cpu_has_native_bf16
 from s2vs_cli.models.visil import ViSiL
-from s2vs_cli.scoring.batched import video_similarities
+from s2vs_cli.scoring.many_targets import video_similarities
 
 
 def main() -> None:

@@ -136,7 +136,7 @@ def quality(frames: Path, work: Path, extractor, pca: Path, steps: int, lr: floa
     cfg.augmentation.overlay_emoji_alpha = emoji_alpha
     runtime = _runtime(cfg, extractor)
     evaluator = training_evaluator(cfg, runtime)
-    from s2vs_cli.benchmarks import evaluate_custom
+    from s2vs_cli.datasets import evaluate_custom
     from s2vs_cli.scoring.retrieval import VideoScorer, score_store
 
     raw = score_store(str(evaluator.features), evaluator.benchmark.queries, evaluator.benchmark.database,

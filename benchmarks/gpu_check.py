@@ -154,7 +154,7 @@ def measure_similarity(save: Callable[[dict], None], device: str, frames: int, t
     import torch.nn.functional as F
 
     from s2vs_cli.compute import autocast
-    from s2vs_cli.scoring.batched import video_similarities
+    from s2vs_cli.scoring.many_targets import video_similarities
 
     runtime = start_runtime(device)
     network = runtime.load_network("random")

@@ -17,11 +17,11 @@ import pytest
 from conftest import SHARED
 
 from s2vs_cli.artifacts import ANNOTATION, ARTIFACTS, Artifact, artifacts_of
-from s2vs_cli.benchmarks import files
-from s2vs_cli.models import downloads
-from s2vs_cli.benchmarks import (
-    BENCHMARK_NAMES,
-    BENCHMARKS,
+from s2vs_cli.datasets import files
+from s2vs_cli import downloads
+from s2vs_cli.datasets import (
+    DATASET_NAMES,
+    DATASETS,
     AnnotationError,
     CCWebBenchmark,
     EVVEBenchmark,
@@ -132,7 +132,7 @@ def test_unknown_name_lists_valid_ones():
         load_benchmark("fivr-10k")
     msg = str(e.value)
     assert "'fivr-10k'" in msg and "\n" not in msg
-    assert all(name in msg for name in BENCHMARK_NAMES) and "custom" in msg and "VSC22" in msg
+    assert all(name in msg for name in DATASET_NAMES) and "custom" in msg and "VSC22" in msg
 
 
 @pytest.mark.parametrize("name, given", [("VSC22", "GT.csv"), ("custom", "GT.json")])
@@ -149,8 +149,8 @@ def test_paper_numbers_live_on_the_benchmark():
 
 
 def test_registry_entries():
-    assert BENCHMARK_NAMES == tuple(BENCHMARKS) and set(SOURCES) | {"custom", "VSC22"} == set(BENCHMARKS)
-    kinds = {name: benchmark_class(name) for name in BENCHMARKS}
+    assert DATASET_NAMES == tuple(DATASETS) and set(SOURCES) | {"custom", "VSC22"} == set(DATASETS)
+    kinds = {name: benchmark_class(name) for name in DATASETS}
     assert {name: kind.annotation_file for name, kind in kinds.items() if kind.annotation_file} == SOURCES
     # the others read a ground truth the user gives: its file is named in their usage errors
     assert {name for name, kind in kinds.items() if kind.ground_truth_file} == {"custom", "VSC22"}

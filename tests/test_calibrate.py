@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from s2vs_cli.benchmarks import CCWebBenchmark, EvaluationError, EVVEBenchmark, FIVRBenchmark, VCDBBenchmark
+from s2vs_cli.datasets import CCWebBenchmark, EvaluationError, EVVEBenchmark, FIVRBenchmark, VCDBBenchmark
 from s2vs_cli.cli import app
 from s2vs_cli.errors import ConfigError, S2VSError
 from s2vs_cli.scoring.calibration import (CalibrationError, ScoreIdentity, Thresholds, fit_threshold,

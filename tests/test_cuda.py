@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from s2vs_cli.runtime import Runtime
-from s2vs_cli.scoring.batched import video_similarities
+from s2vs_cli.scoring.many_targets import video_similarities
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from s2vs_cli.benchmarks import AnnotationError, EvaluationError, evaluate_custom, load_custom_ground_truth
+from s2vs_cli.datasets import AnnotationError, EvaluationError, evaluate_custom, load_custom_ground_truth
 
 VALID = {
     "queries": ["q1", "q2"],

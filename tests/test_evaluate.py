@@ -50,7 +50,7 @@ def test_vcdb_with_distractors_ranks_them_and_counts_the_unscored(tmp_path):
     """Positives at 0.9, everything else at 0.1, except one distractor above the positives of one query."""
     if not DATA.is_dir():
         pytest.skip(f"{DATA} not found: the ../shared folder (annotation files) is not beside the checkout")
-    from s2vs_cli.benchmarks import load_benchmark
+    from s2vs_cli.datasets import load_benchmark
 
     vcdb = load_benchmark("VCDB", annotations=DATA / "vcdb.pickle", distractors=True)
     scored_distractors = vcdb.distractors[:10]

@@ -10,8 +10,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from s2vs_cli.benchmarks.vsc import CopiedSegment, read_pairs, read_segments
-from s2vs_cli.benchmarks.vsc22 import VSC22Benchmark, load_vsc22, predicted_pairs, video_sets
+from s2vs_cli.datasets.vsc import CopiedSegment, read_pairs, read_segments
+from s2vs_cli.datasets.vsc22 import VSC22Benchmark, load_vsc22, predicted_pairs, video_sets
 from s2vs_cli.cli import app
 from s2vs_cli.jobs.evaluate_vsc import discover_ids
 from s2vs_cli.storage.parts import PartWriter, merge_parts

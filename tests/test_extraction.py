@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from media import write_video
 from s2vs_cli.cli import app
 from s2vs_cli.jobs.extract_features import extract_features
-from s2vs_cli.storage.runs import ExtractionOptions
+from s2vs_cli.storage.bookkeeping import ExtractionOptions
 from s2vs_cli.media.inputs import collect_inputs
 from s2vs_cli.runtime import Runtime
 from s2vs_cli.storage.parts import parts_dir_for
@@ -227,7 +227,7 @@ def test_dataset_option_takes_a_benchmarks_ids(clips, tmp_path):
     annotations = Path(__file__).resolve().parents[2] / "shared" / "data" / "evve.pickle"
     if not annotations.exists():
         pytest.skip(f"{annotations} not found: the ../shared folder is not beside the checkout")
-    from s2vs_cli.benchmarks import load_benchmark
+    from s2vs_cli.datasets import load_benchmark
 
     ids = load_benchmark("EVVE", annotations=annotations).video_ids()
     data = tmp_path / "evve"
@@ -257,7 +257,7 @@ def test_config_file_and_print_config(tmp_path):
 def test_a_second_run_on_the_same_output_is_refused(clips, runtime, tmp_path):
     from s2vs_cli.errors import S2VSError
     from s2vs_cli.storage.parts import LOCK_NAME
-    from s2vs_cli.storage.runs import exclusive_lock
+    from s2vs_cli.storage.bookkeeping import exclusive_lock
 
     output = tmp_path / "out.h5"
     with exclusive_lock(parts_dir_for(output) / LOCK_NAME, str(output)):  # a run in progress
@@ -347,7 +347,7 @@ def test_png_frame_folders_give_the_same_features_as_the_videos(clips, tmp_path)
 CRASHING_RUN = textwrap.dedent("""
     import sys, time
     from s2vs_cli.jobs.extract_features import extract_features
-    from s2vs_cli.storage.runs import ExtractionOptions
+    from s2vs_cli.storage.bookkeeping import ExtractionOptions
     from s2vs_cli.media.inputs import collect_inputs
     from s2vs_cli.progress import CallbackProgress
     from s2vs_cli.runtime import Runtime

@@ -16,7 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from s2vs_cli.cli import app
-from s2vs_cli.media.video import DecodeReport, decode_video, sample_frames
+from s2vs_cli.media.video import DecodeSummary, decode_video, sample_frames
 from test_video import NATIVE, code_image, codes, read_code
 
 runner = CliRunner()
@@ -129,12 +129,12 @@ def test_case_6_a_last_frame_stamped_at_10_hours_is_closed_up(tmp_path, suffix):
     36,000 frames at 1 fps before, though the warning said the jump was closed up; now a 0.12 s clip."""
     path = write_jump_video(tmp_path / f"jump{suffix}")
     assert path.stat().st_size < 4000
-    report = DecodeReport()
-    sampled = list(itertools.islice(sample_frames(path, 1.0, short_side=0, crop=0, report=report), 10))
+    summary = DecodeSummary()
+    sampled = list(itertools.islice(sample_frames(path, 1.0, short_side=0, crop=0, summary=summary), 10))
     assert [read_code(frame.image) for frame in sampled] == [2]  # shorter than half a tick: its last frame
     assert [frame.frame_time for frame in sampled] == [pytest.approx(0.08)]
-    assert report.duration == pytest.approx(0.12)
-    assert report.warnings == [JUMP_WARNING]
+    assert summary.duration == pytest.approx(0.12)
+    assert summary.warnings == [JUMP_WARNING]
 
 
 def test_case_6_extract_frames_writes_what_the_warning_says(tmp_path):

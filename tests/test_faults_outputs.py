@@ -82,13 +82,13 @@ def _write_similarities(path: Path) -> None:
 
 
 def _write_segments(path: Path) -> None:
-    from s2vs_cli.benchmarks.vsc import CopiedSegment, write_segments
+    from s2vs_cli.datasets.vsc import CopiedSegment, write_segments
 
     write_segments(path, [CopiedSegment("Q1", f"R{i}", 0.0, 1.0, 2.0, 3.0, 0.5) for i in range(2000)])
 
 
 def _write_pairs(path: Path) -> None:
-    from s2vs_cli.benchmarks.vsc import ScoredPair, write_pairs
+    from s2vs_cli.datasets.vsc import ScoredPair, write_pairs
 
     write_pairs(path, [ScoredPair("Q1", f"R{i}", 0.5) for i in range(3000)])
 
@@ -260,7 +260,7 @@ def test_case_15_compare_table_and_bulk_failures_print_names_visibly(capsys):
     """issue 25 case 15: the compare table's file names and extraction's failed lines."""
     from s2vs_cli.cli.bulk import report_failures
     from s2vs_cli.cli.compare import _render
-    from s2vs_cli.storage.runs import Failure
+    from s2vs_cli.storage.bookkeeping import Failure
 
     segment = {"query_start": 0.0, "query_end": 1.0, "target_start": 0.0, "target_end": 1.0}
     _render({"similarity": 0.5, "segment": segment, "matches": [], "frames": [2, 2], "query": f"{HOSTILE}.mp4",
@@ -280,7 +280,7 @@ FORMULAS = ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2", "@SUM(A1)", "\tTAB",
 def test_case_15_csv_cells_that_could_run_as_formulas_are_quoted_and_read_back_exactly(tmp_path):
     """issue 25 case 15: --save-matches / --save-similarities CSVs (OWASP: a leading quote), round trip exact,
     scores (negative ones too) still numbers."""
-    from s2vs_cli.benchmarks.vsc import (CopiedSegment, ScoredPair, read_pairs, read_segments, write_pairs,
+    from s2vs_cli.datasets.vsc import (CopiedSegment, ScoredPair, read_pairs, read_segments, write_pairs,
                                          write_segments)
 
     segments = [CopiedSegment(q, r, 0.0, 1.5, 2.0, 3.5, -0.5 + i / 100)
@@ -302,7 +302,7 @@ def test_case_15_csv_cells_that_could_run_as_formulas_are_quoted_and_read_back_e
 
 def test_case_15_failed_tsv_cells_are_neutralised(tmp_path):
     """issue 25 case 15: OUTPUT.failed.tsv, which a spreadsheet opens, starts no cell with a formula."""
-    from s2vs_cli.storage.runs import Failure, write_failures
+    from s2vs_cli.storage.bookkeeping import Failure, write_failures
 
     path = tmp_path / "out.h5.failed.tsv"
     write_failures(path, [Failure("=cmd|' /C calc'!A0", "-rf.mp4", "@reason"), Failure("ok", "ok.mp4", "fine")])
@@ -314,7 +314,7 @@ def test_case_15_failed_tsv_cells_are_neutralised(tmp_path):
 
 def test_case_15_evaluate_from_saved_matches_finds_ids_that_look_like_formulas(tmp_path):
     """issue 25 case 15, end to end: matches saved with quoted ids are evaluated against the original ids."""
-    from s2vs_cli.benchmarks.vsc import CopiedSegment, write_segments
+    from s2vs_cli.datasets.vsc import CopiedSegment, write_segments
 
     (tmp_path / "query_metadata.csv").write_text('video_id\n"=Q1"\n-Q2\n', encoding="utf-8")
     (tmp_path / "reference_metadata.csv").write_text("video_id\n@R1\n", encoding="utf-8")

@@ -19,7 +19,7 @@ import torch
 from typer.testing import CliRunner
 
 from s2vs_cli.atomic import OutputWriteError
-from s2vs_cli.benchmarks.files import AnnotationError
+from s2vs_cli.datasets.files import AnnotationError
 from s2vs_cli.cli import app
 from s2vs_cli.config import CompareConfig, TrainConfig, build_config
 from s2vs_cli.errors import CheckpointError, ConfigError, S2VSError
@@ -340,7 +340,7 @@ def test_case_13_one_reader_for_every_json_file(tmp_path, content, problem):
     with pytest.raises(ConfigError) as thresholds:
         load_thresholds(path)
     assert str(thresholds.value) == f"{path}: not valid JSON ({problem})"
-    from s2vs_cli.benchmarks import load_custom_ground_truth
+    from s2vs_cli.datasets import load_custom_ground_truth
     from s2vs_cli.report.saved_results import load_results
     from s2vs_cli.scoring.retrieval import load_similarities
 

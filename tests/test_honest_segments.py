@@ -19,8 +19,8 @@ import torch
 from typer.testing import CliRunner
 
 from media import center_crop, fit, read_frames, write_video
-from s2vs_cli.benchmarks.segments import segment_precision_recall
-from s2vs_cli.benchmarks.vsc import CopiedSegment, segment_micro_ap
+from s2vs_cli.datasets.segments import segment_precision_recall
+from s2vs_cli.datasets.vsc import CopiedSegment, segment_micro_ap
 from s2vs_cli.cli import app
 from s2vs_cli.scoring.pair import as_video_features, compare_features, extract_video_features
 from s2vs_cli.models.whitening import PCAWhitening

@@ -253,7 +253,7 @@ def test_item_5_pca_model_checkpoint_and_json_follow_the_umask(tmp_path, umask):
 
 def test_item_6_a_failed_download_names_the_random_weights_route_and_what_it_is_worth(tmp_path, monkeypatch):
     from s2vs_cli.artifacts import ARTIFACTS
-    from s2vs_cli.models.downloads import fetch
+    from s2vs_cli.downloads import fetch
     from s2vs_cli.models.loading import check_available
 
     monkeypatch.setenv("S2VS_HOME", str(tmp_path / "cache"))

@@ -155,7 +155,7 @@ class ToneSource(FrameSource):
 
 
 def test_a_new_frame_source_is_one_class_and_one_registry_line(tmp_path, monkeypatch):
-    from s2vs_cli.jobs.worker_jobs import decode_job
+    from s2vs_cli.workers.decoding import decode_job
 
     monkeypatch.setitem(SOURCES, "tone", f"{__name__}:ToneSource")  # the one registry line
     _touch(tmp_path / "a.tone", "10 20 30")

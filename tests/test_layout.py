@@ -98,10 +98,10 @@ def _imported_folders(path: Path) -> set[str]:
     return found
 
 
-def test_benchmarks_and_training_sit_below_jobs_and_report():
-    """The evaluation's results live in benchmarks/ (jobs make them, report/ shows them) and training's evaluator
+def test_datasets_and_training_sit_below_jobs_and_report():
+    """The evaluation's results live in datasets/ (jobs make them, report/ shows them) and training's evaluator
     is handed its features by jobs/train.py: neither folder reaches up."""
-    offenders = [f"{path.relative_to(PACKAGE)}: {folder}" for name in ("benchmarks", "training")
+    offenders = [f"{path.relative_to(PACKAGE)}: {folder}" for name in ("datasets", "training")
                  for path in (PACKAGE / name).rglob("*.py") for folder in _imported_folders(path)
                  if folder in {"jobs", "report", "cli"}]
     assert offenders == []

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import SHARED
 
-from s2vs_cli.benchmarks import CCWebBenchmark, EVVEBenchmark, FIVRBenchmark, VCDBBenchmark, load_benchmark
-from s2vs_cli.benchmarks import (
+from s2vs_cli.datasets import CCWebBenchmark, EVVEBenchmark, FIVRBenchmark, VCDBBenchmark, load_benchmark
+from s2vs_cli.datasets import (
     EvaluationError,
     average_precision,
     average_precision_from_ranks,
@@ -489,7 +489,7 @@ def test_cc_web_known_ranking_on_one_query_set(bench):
 
 
 def test_interval_helpers():
-    from s2vs_cli.benchmarks import covered_time, interval_union, overlap_time
+    from s2vs_cli.datasets import covered_time, interval_union, overlap_time
 
     assert interval_union([(5, 6), (0, 2), (1, 3), (3, 4)]) == [(0, 4), (5, 6)]
     assert covered_time([(0, 2), (1, 3), (10, 11)]) == 4
@@ -498,7 +498,7 @@ def test_interval_helpers():
 
 
 def test_segment_precision_recall_hand_worked():
-    from s2vs_cli.benchmarks import segment_precision_recall
+    from s2vs_cli.datasets import segment_precision_recall
 
     annotated = {("q", "a"): [(0.0, 10.0, 20.0, 30.0)], ("q", "b"): [(0.0, 4.0, 0.0, 4.0)]}
     # Pair a: query axis reports [5, 15): 5 s overlap of 10 reported; target axis [20, 30): exact.
@@ -514,7 +514,7 @@ def test_segment_precision_recall_hand_worked():
 
 
 def test_segment_precision_recall_perfect_and_empty():
-    from s2vs_cli.benchmarks import segment_precision_recall
+    from s2vs_cli.datasets import segment_precision_recall
 
     annotated = {("q", "a"): [(0.0, 2.0, 5.0, 7.0), (10.0, 12.0, 15.0, 17.0)]}
     assert segment_precision_recall(annotated, annotated) == {

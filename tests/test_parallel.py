@@ -7,7 +7,7 @@ import signal
 import pytest
 
 from s2vs_cli.errors import VideoDecodeError
-from s2vs_cli.jobs.parallel import failure_reason, run_tasks
+from s2vs_cli.workers.pool import failure_reason, run_tasks
 
 
 def counting_job(task):

@@ -186,7 +186,7 @@ def test_every_planted_excerpt_comes_back_and_nothing_else(planted_comparison):
 
 
 def test_planted_segment_precision_and_recall(planted_comparison):
-    from s2vs_cli.benchmarks import segment_precision_recall
+    from s2vs_cli.datasets import segment_precision_recall
 
     pair, comparison = planted_comparison
     bounds = [(m.times.query_start, m.times.query_end, m.times.target_start, m.times.target_end)

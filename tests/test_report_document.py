@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from s2vs_cli.benchmarks.benchmark import Evaluation
+from s2vs_cli.datasets.benchmark import Evaluation
 from s2vs_cli.errors import ConfigError, S2VSError
-from s2vs_cli.benchmarks.evaluation_report import EvaluationReport
+from s2vs_cli.datasets.evaluation_result import EvaluationResult
 from s2vs_cli.report import thumbnails as thumbnails_module
 from s2vs_cli.report.colors import colormap
 from s2vs_cli.report.document import (FORMAT, HEATMAP_MAX_SIDE, document_counts, heatmap_entry, match_entries,
@@ -220,7 +220,7 @@ def _compare_json(query: str, target: str) -> dict:
 
 
 def _search_json() -> dict:
-    """What `s2vs search --json` prints (SearchRun.summary's layout)."""
+    """What `s2vs search --json` prints (SearchSession.summary's layout)."""
     hits = [SearchHit("clipA", 0.9, SegmentTimes(0, 2, 3, 5), 0.8, [_match(0, 2, 3, 5, 0.9)]),
             SearchHit("clipB", 0.4, coarse=0.3)]
     results = [QueryResult("colours", hits, candidates=2, seconds=0.1), QueryResult("q2", error="q2: not found")]
@@ -229,9 +229,9 @@ def _search_json() -> dict:
 
 
 def _evaluate_json() -> dict:
-    """What `s2vs evaluate --json` prints, with the per-query APs and errors of benchmarks/per_query.py."""
+    """What `s2vs evaluate --json` prints, with the per-query APs and errors of datasets/per_query.py."""
     evaluation = Evaluation("FIVR-5K", {"DSVR": 0.5, "CSVR": 0.4}, queries=2, database=10)
-    summary = EvaluationReport(evaluation, "FIVR-5K", "s2vs_dns", paper={"DSVR": 0.9}).as_dict()
+    summary = EvaluationResult(evaluation, "FIVR-5K", "s2vs_dns", paper={"DSVR": 0.9}).as_dict()
     return summary | {"per_query": {"q1": 0.25, "q2": 1.0}, "errors_for": "DSVR",
                       "errors": {"q1": {"positives": 2, "positives_ranked_low": [{"id": "p1", "rank": 5,
                                                                                    "similarity": 0.2}],

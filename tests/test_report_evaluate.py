@@ -11,9 +11,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from s2vs_cli.benchmarks import (CCWebBenchmark, EVVEBenchmark, FIVRBenchmark, VCDBBenchmark, average_precision,
+from s2vs_cli.datasets import (CCWebBenchmark, EVVEBenchmark, FIVRBenchmark, VCDBBenchmark, average_precision,
                                  validate_ground_truth)
-from s2vs_cli.benchmarks.per_query import rank_queries
+from s2vs_cli.datasets.per_query import rank_queries
 from s2vs_cli.cli import app
 from s2vs_cli.storage.parts import PartWriter, merge_parts
 from s2vs_cli.storage.store import StoreIdentity
@@ -100,12 +100,12 @@ def test_mean_of_per_query_ap_is_the_headline_metric(benchmark, metric):
 
 
 def test_document_shows_the_papers_numbers_and_the_headline_metrics_errors():
-    from s2vs_cli.benchmarks.evaluation_report import EvaluationReport
+    from s2vs_cli.datasets.evaluation_result import EvaluationResult
     from s2vs_cli.report.evaluate_review import evaluation_document
 
     benchmark, _ = list(_benchmarks())[1]  # FIVR
     sims = random_similarities(seed=1)
-    report = EvaluationReport(benchmark.evaluate(sims, hard=False), "FIVR-200K", "s2vs_dns",
+    report = EvaluationResult(benchmark.evaluate(sims, hard=False), "FIVR-200K", "s2vs_dns",
                               paper={"DSVR": 0.925, "CSVR": 0.913, "ISVR": 0.841},
                               per_query=rank_queries(benchmark, sims))
     document = evaluation_document(report)

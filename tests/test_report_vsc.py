@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from s2vs_cli.benchmarks.vsc import read_segments
+from s2vs_cli.datasets.vsc import read_segments
 from s2vs_cli.cli import app
 from s2vs_cli.config import EvaluateConfig
 from s2vs_cli.jobs.evaluate_vsc import run_vsc_evaluation
 from s2vs_cli.report.document import heatmap_entry
 from s2vs_cli.report.images import PendingImage
 from s2vs_cli.report.page import write_page
-from s2vs_cli.benchmarks.vsc22_review import MISSED_FLAG, NEGATIVE_FLAG, review_queries
+from s2vs_cli.datasets.vsc22_review import MISSED_FLAG, NEGATIVE_FLAG, review_queries
 from s2vs_cli.report.video_lookup import benchmark_videos
 from s2vs_cli.report.vsc_review import review_ids, vsc_document
 from test_evaluate_vsc import GROUND_TRUTH_HEADER, MATCHES_HEADER, write_planted_set

@@ -114,7 +114,7 @@ def test_similarities_errors(tmp_path):
 
 
 def test_one_product_for_targets_of_any_lengths_equals_one_at_a_time():
-    from s2vs_cli.scoring.batched import frame_to_frame_similarities
+    from s2vs_cli.scoring.many_targets import frame_to_frame_similarities
 
     query = torch.from_numpy(_video(0, 7))
     targets = [torch.from_numpy(_video(seed, n)) for seed, n in ((1, 5), (2, 9), (3, 1), (4, 5))]

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from s2vs_cli.models.visil import ViSiL, VideoComparator, chamfer, frame_to_frame_similarity, similarity_regularization
-from s2vs_cli.scoring.batched import TargetColumns, padded_similarities, video_similarities
+from s2vs_cli.scoring.many_targets import TargetColumns, padded_similarities, video_similarities
 
 PAIRS = range(5)  # (Tq, Tt) = (37, 53), (4, 90), (120, 17), (4, 5), (60, 40)
 TOL = 1e-5

@@ -473,16 +473,16 @@ def test_audio_stream_is_ignored(tmp_path):
 
 def test_sample_frames_streams_what_decode_video_returns(tmp_path):
     path = write_video(tmp_path / "ten_seconds.mkv", 250)
-    report = video.DecodeReport()
-    stream = video.sample_frames(path, fps=1.0, short_side=0, crop=0, report=report)
+    summary = video.DecodeSummary()
+    stream = video.sample_frames(path, fps=1.0, short_side=0, crop=0, summary=summary)
     first = next(stream)  # frames arrive one at a time, before the file is read to the end
-    assert report.duration == 0.0
+    assert summary.duration == 0.0
     rest = list(stream)
     decoded = decode_video(path, fps=1.0, **NATIVE)
     np.testing.assert_array_equal(np.stack([first.image] + [f.image for f in rest]), decoded.frames)
     assert [f.timestamp for f in [first, *rest]] == list(decoded.timestamps)
     assert [f.frame_time for f in [first, *rest]] == pytest.approx(list(decoded.frame_times))
-    assert report.duration == pytest.approx(10.0) and report.lost_frames == 0
+    assert summary.duration == pytest.approx(10.0) and summary.lost_frames == 0
 
 
 def test_sample_frames_reports_bad_input_before_the_first_frame(tmp_path):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from s2vs_cli.benchmarks.vsc import (CopiedSegment, ScoredPair, best_per_pair, pair_micro_ap, read_pairs,
+from s2vs_cli.datasets.vsc import (CopiedSegment, ScoredPair, best_per_pair, pair_micro_ap, read_pairs,
                                      read_segments, segment_micro_ap, union_length)
 from s2vs_cli.errors import ConfigError
 

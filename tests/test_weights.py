@@ -1,4 +1,4 @@
-"""Tests of the artifacts table, models.downloads (cache, download: local HTTP server only), models.checkpoints
+"""Tests of the artifacts table, downloads (cache, download: local HTTP server only), models.checkpoints
 (safe loading, saving) and models.seeding."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import torch
 from s2vs_cli import artifacts
 from s2vs_cli.artifacts import ARTIFACTS, BACKBONE, NETWORK, WHITENING, Artifact, artifacts_of
 from s2vs_cli.errors import CheckpointError, WeightsError
-from s2vs_cli.models import downloads
+from s2vs_cli import downloads
 from s2vs_cli.models.checkpoints import check_state_dict, extract_state_dict, load_torch_file, save_checkpoint
-from s2vs_cli.models.downloads import cache_dir, download, resolve_artifact, resolve_file_or_artifact
+from s2vs_cli.downloads import cache_dir, download, resolve_artifact, resolve_file_or_artifact
 from s2vs_cli.models.seeding import seeded
 from s2vs_cli.progress import CallbackProgress
 

@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ..benchmarks.registry import BENCHMARK_NAMES
+from ..datasets.registry import DATASET_NAMES
 from . import options
 from .common import (check_writable, command_config, console, print_table, reported_errors, terminal_safe,
                      write_results)
@@ -24,7 +24,7 @@ VSC = "VSC 2022"  # the panel of the challenge's own options
                "json_output", "quiet")
 def evaluate(
     dataset: Annotated[Optional[str], typer.Option(
-        "--dataset", metavar="NAME", help=f"{', '.join(BENCHMARK_NAMES)}: one without an annotation file to "
+        "--dataset", metavar="NAME", help=f"{', '.join(DATASET_NAMES)}: one without an annotation file to "
                                           "download reads --ground-truth instead.  \\[default: FIVR-5K]",
         rich_help_panel=options.INPUT)] = None,
     dataset_hdf5: Annotated[Optional[str], typer.Option(

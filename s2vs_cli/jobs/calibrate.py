@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts import BACKBONE, NETWORK, WHITENING, choices
-from ..benchmarks import Benchmark, CustomBenchmark, Similarities
-from ..benchmarks.scores import align, relevance
+from ..datasets import Benchmark, CustomBenchmark, Similarities
+from ..datasets.scores import align, relevance
 from ..config import CalibrateConfig, ExtractorOptions
 from ..errors import ConfigError, FeatureStoreError
 from ..progress import SILENT, Progress

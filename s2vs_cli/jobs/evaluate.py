@@ -4,8 +4,8 @@ feature file, or from raw videos extracted first), the segments located on annot
 `run_evaluation(cfg, runtime)` is the one entry point; the pieces it combines are public for scripts
 (evaluation_steps.py holds those every flow shares). A benchmark with a flow of its own is named in FLOWS:
 VSC 2022 (`--dataset VSC22`), in evaluate_vsc.py; the others are ranked here. Beside the metrics: each query's
-AP and its ranking errors by the headline metric (benchmarks/per_query.py), and for a review report (given a `heatmap` maker)
-the error pairs located on their features, with heatmaps. The report is benchmarks/evaluation_report.py's.
+AP and its ranking errors by the headline metric (datasets/per_query.py), and for a review report (given a `heatmap` maker)
+the error pairs located on their features, with heatmaps. The report is datasets/evaluation_result.py's.
 """
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..benchmarks.benchmark import Benchmark, Evaluation, Similarities
-from ..benchmarks.evaluation_report import EvaluationReport, SegmentEvaluation
-from ..benchmarks.fivr import FIVRBenchmark
-from ..benchmarks.per_query import rank_queries
-from ..benchmarks.registry import benchmark_class, evaluate, load_ground_truth
-from ..benchmarks.segments import SegmentBounds, segment_precision_recall
-from ..benchmarks.vsc22 import VSC22Benchmark
+from ..datasets.benchmark import Benchmark, Evaluation, Similarities
+from ..datasets.evaluation_result import EvaluationResult, SegmentEvaluation
+from ..datasets.fivr import FIVRBenchmark
+from ..datasets.per_query import rank_queries
+from ..datasets.registry import benchmark_class, evaluate, load_ground_truth
+from ..datasets.segments import SegmentBounds, segment_precision_recall
+from ..datasets.vsc22 import VSC22Benchmark
 from ..config import EvaluateConfig
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
@@ -35,13 +35,13 @@ if TYPE_CHECKING:
 
 SEGMENT_NOTE = "segment metrics need features (--dataset-hdf5 or --dataset-path), not saved similarities"
 # Benchmarks evaluated by a flow of their own (same arguments as run_evaluation); the others are ranked here.
-FLOWS: dict[type[Benchmark], Callable[..., EvaluationReport]] = {VSC22Benchmark: run_vsc_evaluation}
+FLOWS: dict[type[Benchmark], Callable[..., EvaluationResult]] = {VSC22Benchmark: run_vsc_evaluation}
 
 
 def run_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: str | None = None,
                    save_similarities_to: str | None = None, from_matches: str | None = None,
                    save_matches_to: str | None = None, heatmap: HeatmapMaker | None = None,
-                   progress: Progress = SILENT) -> EvaluationReport:
+                   progress: Progress = SILENT) -> EvaluationResult:
     """Evaluate as `cfg` says: choose the source, load the models it needs onto `runtime`, extract (from
     raw videos), score, locate annotated segments, save the similarities if asked, compute the metrics and
     each query's AP and errors; with a `heatmap` maker (a review page's: report/document.heatmap_entry) and
@@ -90,13 +90,13 @@ def run_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: 
 
 
 def _evaluated(cfg: EvaluateConfig, benchmark: Benchmark, similarities: Similarities, save_to: str | None,
-               scored_from: str, progress: Progress, **report: Any) -> EvaluationReport:
+               scored_from: str, progress: Progress, **report: Any) -> EvaluationResult:
     """Save the similarities if asked, then the metrics and each query's AP and errors, as a report."""
     if save_to is not None:
         save_similarities(save_to, similarities)
     evaluation = evaluate_benchmark(benchmark, similarities, cfg.strict, cfg.easy_duplicates,
                                     scored_from=scored_from, progress=progress)
-    return EvaluationReport(evaluation=evaluation, dataset=benchmark.name,
+    return EvaluationResult(evaluation=evaluation, dataset=benchmark.name,
                             per_query=rank_queries(benchmark, similarities), **report)
 
 
@@ -118,7 +118,7 @@ def evaluate_segments(annotated: dict[tuple[str, str], list[SegmentBounds]], fea
                       min_match_seconds: float = 2.0) -> SegmentEvaluation:
     """Locate every copied part of each annotated (query, target) pair as `s2vs compare` lists them (on the
     frame-to-frame map of the same network, or of raw features; parts shorter than `min_match_seconds` left
-    out) and score them all against all of the pair's annotated parts (benchmarks/segments.py). Pairs with a
+    out) and score them all against all of the pair's annotated parts (datasets/segments.py). Pairs with a
     video missing from the feature file are counted and left out."""
     from ..storage.store import FeatureStore
     from ..scoring.pair import locate_pair, stored_video_features

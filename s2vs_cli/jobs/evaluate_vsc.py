@@ -6,7 +6,7 @@ From features (docs/METHOD.md §6.8): every query is scored against every refere
 located, every copied part of each becoming a predicted segment (the matching track's predictions).
 
 For a review report (`review`) the predictions are kept as scored (`VSCReview`), and from features the pairs the
-review shows (benchmarks/vsc22_review.py chooses them) are located with their heatmaps (the copies missed too),
+review shows (datasets/vsc22_review.py chooses them) are located with their heatmaps (the copies missed too),
 the predictions unchanged.
 """
 from __future__ import annotations
@@ -17,12 +17,12 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..benchmarks.benchmark import Evaluation, Similarities
-from ..benchmarks.registry import check_ground_truth
-from ..benchmarks.vsc import (CopiedSegment, ScoredPair, best_per_pair, read_pairs, read_segments, write_pairs,
+from ..datasets.benchmark import Evaluation, Similarities
+from ..datasets.registry import check_ground_truth
+from ..datasets.vsc import (CopiedSegment, ScoredPair, best_per_pair, read_pairs, read_segments, write_pairs,
                               write_segments)
-from ..benchmarks.vsc22 import NAME, VSC22Benchmark, load_vsc22, predicted_pairs, video_sets
-from ..benchmarks.vsc22_review import VSCEvaluationReport, VSCReview, review_queries
+from ..datasets.vsc22 import NAME, VSC22Benchmark, load_vsc22, predicted_pairs, video_sets
+from ..datasets.vsc22_review import VSCEvaluationResult, VSCReview, review_queries
 from ..config import EvaluateConfig
 from ..errors import ConfigError
 from ..progress import SILENT, Progress
@@ -43,7 +43,7 @@ MATCHING_NOTE = ("the matching track (matching_uAP) needs segments: --from-match
 def run_vsc_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: str | None = None,
                        from_matches: str | None = None, save_similarities_to: str | None = None,
                        save_matches_to: str | None = None, heatmap: HeatmapMaker | None = None,
-                       progress: Progress = SILENT) -> VSCEvaluationReport:
+                       progress: Progress = SILENT) -> VSCEvaluationResult:
     """Both tracks as `cfg` says (see the module's docstring); saved predictions are scored as given. With a
     `heatmap` maker (a review page's: report/document.heatmap_entry), the predictions are kept for the review
     (and, from features, the shown pairs located with their heatmaps)."""
@@ -80,14 +80,14 @@ def run_vsc_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similariti
                                                        scored_from=str(from_similarities)), cfg.strict)
         kept = VSCReview(benchmark.truth, list(benchmark.queries), pairs, source=str(from_similarities),
                          true_scores=_true_scores(benchmark, similarities)) if review else None
-        return VSCEvaluationReport(evaluation=evaluation, dataset=NAME, model=f"similarities from {from_similarities}",
+        return VSCEvaluationResult(evaluation=evaluation, dataset=NAME, model=f"similarities from {from_similarities}",
                                    segment_note=MATCHING_NOTE, counts={"predicted_pairs": len(pairs)}, review=kept)
     return _from_features(cfg, runtime, save_similarities_to, save_matches_to, heatmap, progress)
 
 
 def _from_features(cfg: EvaluateConfig, runtime: Runtime, save_similarities_to: str | None,
                    save_matches_to: str | None, heatmap: HeatmapMaker | None,
-                   progress: Progress) -> VSCEvaluationReport:
+                   progress: Progress) -> VSCEvaluationResult:
     """Score, cut to the official number of pairs, locate every copied part of those pairs, evaluate; for a
     review, keep the heatmaps of the pairs it shows (the copies missed located too)."""
     pattern = cfg.pattern or VSC22Benchmark.video_pattern(cfg.loader)
@@ -119,7 +119,7 @@ def _from_features(cfg: EvaluateConfig, runtime: Runtime, save_similarities_to: 
     evaluation = check_complete(benchmark.evaluate(similarities, pairs_per_query=cfg.pairs_per_query,
                                                    segments=segments, scored_from=scored_from), cfg.strict)
     model = "features only" if runtime.network is None else runtime.network.label
-    return VSCEvaluationReport(evaluation=evaluation, dataset=NAME, model=model,
+    return VSCEvaluationResult(evaluation=evaluation, dataset=NAME, model=model,
                                random_weights=random_weights, extraction=extraction,
                                features_kept=cfg.save_features if extraction else None, normalization=normalization,
                                counts={"predicted_pairs": len(pairs), "predicted_segments": len(segments)},
@@ -224,9 +224,9 @@ def _glob_regex(text: str) -> str:
 
 
 def _saved_report(benchmark: VSC22Benchmark, evaluation: Evaluation, model: str,
-                  counts: dict[str, int]) -> VSCEvaluationReport:
+                  counts: dict[str, int]) -> VSCEvaluationResult:
     """The report on saved predictions (no model ran)."""
-    return VSCEvaluationReport(evaluation=evaluation, dataset=benchmark.name, model=model, counts=counts)
+    return VSCEvaluationResult(evaluation=evaluation, dataset=benchmark.name, model=model, counts=counts)
 
 
 def _save_pairs(path: str | None, similarities: Similarities, pairs: Sequence[ScoredPair]) -> None:

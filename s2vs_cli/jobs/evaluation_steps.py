@@ -8,15 +8,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..benchmarks.benchmark import Benchmark, Evaluation, Similarities
-from ..benchmarks.registry import BENCHMARKS, benchmark_class, find_name
+from ..datasets.benchmark import Benchmark, Evaluation, Similarities
+from ..datasets.registry import DATASETS, benchmark_class, find_name
 from ..config import EvaluateConfig
 from ..errors import ConfigError, FeatureStoreError, S2VSError
 from ..progress import SILENT, Progress
 from ..scoring.normalization import NoiseNormalization, normalize_with_noise
 from ..scoring.retrieval import ScoredCollection, VideoScorer, score_store
-from ..storage.runs import ExtractionOptions
-from .parallel import default_workers
+from ..storage.bookkeeping import ExtractionOptions
+from ..workers.pool import default_workers
 
 
 def check_sources(cfg: EvaluateConfig, from_similarities: str | None = None, from_matches: str | None = None,
@@ -26,7 +26,7 @@ def check_sources(cfg: EvaluateConfig, from_similarities: str | None = None, fro
     found = find_name(cfg.dataset)  # an unknown name is refused later, when the benchmark is loaded
     matches = found is not None and benchmark_class(found).segment_predictions
     if not matches and (from_matches is not None or save_matches is not None):
-        takers = " or ".join(name for name in BENCHMARKS if benchmark_class(name).segment_predictions)
+        takers = " or ".join(name for name in DATASETS if benchmark_class(name).segment_predictions)
         raise ConfigError(f"--{'from' if from_matches is not None else 'save'}-matches goes with --dataset {takers}")
     sources = [cfg.dataset_hdf5, cfg.dataset_path, from_similarities, from_matches]
     if sum(source is not None for source in sources) != 1:

@@ -29,13 +29,14 @@ from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..storage.parts import PartWriter, complete_parts, merge_parts, output_lock, parts_dir_for
 from ..storage.ids import nesting_clashes, nesting_reason
-from ..storage.runs import ExtractionOptions, ExtractionSummary, Failure, RunCounts, failures_path, write_failures
+from ..storage.bookkeeping import (ExtractionOptions, ExtractionSummary, Failure, RunCounts, failures_path,
+                                    write_failures)
 from ..storage.store import StoreIdentity, read_identity, stored_ids
-from .parallel import default_workers, run_tasks
-from .worker_jobs import FRAMES_PER_MESSAGE, decode_job
+from ..workers.pool import default_workers, run_tasks
+from ..workers.decoding import FRAMES_PER_MESSAGE, decode_job
 
 if TYPE_CHECKING:
-    from ..benchmarks.benchmark import Benchmark
+    from ..datasets.benchmark import Benchmark
     from ..config import ExtractFeaturesConfig
     from ..models.extractor import RegionExtractor
 
@@ -187,7 +188,7 @@ def run_extract_features(cfg: ExtractFeaturesConfig, paths: Sequence[str] | None
                          runtime: Runtime, progress: Progress = SILENT) -> ExtractionSummary:
     """`s2vs extract-features` as one call: find the inputs `cfg` names, load the runtime's extractor,
     extract (resuming) into `output`. Raises S2VSError when named videos are missing (unless skipped)."""
-    from .bulk import select_inputs
+    from ..datasets.video_inputs import select_inputs
 
     items, missing = select_inputs(paths, cfg, progress)
     runtime.load_extractor(cfg.backbone_weights, cfg.pca)
@@ -207,7 +208,7 @@ def extract_features(items: Sequence[VideoInput], output: str | Path, runtime: R
     `summary.replaced` says how it differed). Every rank of `runtime.group` calls this with the same
     arguments. `missing` are inputs already known to be absent; they are reported as failures.
     """
-    from ..models.checkpoints import package_version
+    from ..downloads import package_version
 
     if runtime.extractor is None:
         raise S2VSError("no extractor loaded: call runtime.load_extractor(...) first")

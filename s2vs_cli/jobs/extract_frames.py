@@ -23,9 +23,9 @@ from ..json_file import parse_json
 from ..media.frames import FramesWritten, FrameWriteError, frames_complete, remove_partials
 from ..media.source import VideoInput
 from ..progress import SILENT, Progress
-from ..storage.runs import Failure, RunCounts, exclusive_lock, failures_path, write_failures
-from .parallel import default_workers, run_tasks
-from .worker_jobs import frames_job
+from ..storage.bookkeeping import Failure, RunCounts, exclusive_lock, failures_path, write_failures
+from ..workers.pool import default_workers, run_tasks
+from ..workers.decoding import frames_job
 
 if TYPE_CHECKING:
     from ..config import ExtractFramesConfig
@@ -67,7 +67,7 @@ def run_extract_frames(cfg: ExtractFramesConfig, paths: Sequence[str] | None, ou
 
     The runtime places this process among torchrun's ranks; no model is loaded.
     """
-    from .bulk import select_inputs
+    from ..datasets.video_inputs import select_inputs
 
     items, missing = select_inputs(paths, cfg, progress)
     options = FrameOptions(fps=cfg.fps, resize=cfg.resize, quality=cfg.quality, image_format=cfg.format,

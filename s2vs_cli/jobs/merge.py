@@ -36,7 +36,7 @@ def merge_features(output: str | Path, parts: Sequence[str | Path] = (),
     if output.is_dir():
         raise FeatureStoreError(f"{output}: is a folder; give the feature file to write (OUT.hdf5)")
     check_writable(output)  # a folder that takes no new file fails now, not after the reading
-    from ..models.checkpoints import package_version
+    from ..downloads import package_version
 
     named = [Path(p) for p in parts]
     parts_dir = parts_dir_for(output)
@@ -70,7 +70,7 @@ def verify_features(path: str | Path, repair: bool = False,
 
     Returns the check and, when it was repaired, how many videos the file keeps (else None).
     """
-    from ..models.checkpoints import package_version
+    from ..downloads import package_version
 
     check = verify_store(path, progress)
     if not (repair and check.damaged):

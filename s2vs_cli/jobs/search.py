@@ -263,7 +263,7 @@ def index_summary(index: VideoIndex, update: IndexUpdate) -> dict:
             "kind": index.kind, "added": update.added, "reason": update.reason, "note": update.note}
 
 
-class SearchRun:
+class SearchSession:
     """A search set up by `start_search`: iterate it for each query's result, in the order given."""
 
     def __init__(self, database: str, searcher: Searcher, sources: list[QuerySource], runtime: Runtime,
@@ -306,7 +306,7 @@ class SearchRun:
         """Close the feature file."""
         self.searcher.close()
 
-    def __enter__(self) -> SearchRun:
+    def __enter__(self) -> SearchSession:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -314,7 +314,7 @@ class SearchRun:
 
 
 def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progress: Progress = SILENT,
-                 heatmap: HeatmapMaker | None = None) -> SearchRun:
+                 heatmap: HeatmapMaker | None = None) -> SearchSession:
     """Set up `s2vs search`: resolve the queries, load the models they need onto `runtime` (the extractor
     only for video-file queries, checked against what made the collection), open the noise set and the
     thresholds (checked to fit the scores), bring the index up to date. With a `heatmap` maker (the review
@@ -350,7 +350,7 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
     searcher = Searcher(database, scorer, index, cfg.candidates, cfg.top_k, noise=noise, thresholds=thresholds,
                         heatmap=heatmap, rerank=cfg.rerank, min_match_seconds=cfg.min_match_seconds,
                         min_match_score=cfg.min_match_score)
-    return SearchRun(str(cfg.database), searcher, sources, runtime, cfg.fps, cfg.frames_per_batch, update)
+    return SearchSession(str(cfg.database), searcher, sources, runtime, cfg.fps, cfg.frames_per_batch, update)
 
 
 def _noise_set(cfg: SearchConfig, identity: StoreIdentity | None, stored: set[str], database: Path) -> NoiseSet | None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import remove_stale_temporaries, write_text_atomically
-from ..benchmarks.custom import load_custom_ground_truth
+from ..datasets.custom import load_custom_ground_truth
 from ..config import TrainConfig, config_to_yaml
 from ..errors import ConfigError, S2VSError
 from ..media.inputs import VideoInput
@@ -30,7 +30,7 @@ from ..media.source import source_class
 from ..models.visil import ViSiL
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
-from ..storage.runs import ExtractionOptions
+from ..storage.bookkeeping import ExtractionOptions
 from ..training.augmentations import parse_augmentations
 from ..training.batches import StepBatches, build_batch
 from ..training.clips import BatchPlan, ClipSource
@@ -184,7 +184,7 @@ def run_length_text(cfg: TrainConfig, videos: int, world_size: int) -> str:
 
 
 def _workers(cfg: TrainConfig) -> int:
-    from .parallel import default_workers
+    from ..workers.pool import default_workers
 
     return default_workers() if cfg.workers is None else cfg.workers
 

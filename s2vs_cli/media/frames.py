@@ -40,7 +40,7 @@ from ..atomic import (OutputWriteError, sync_folder, process_alive, temporary_si
                       write_bytes_atomically, write_new_file)
 from ..errors import S2VSError, VideoDecodeError
 from .source import FrameSource, InputSet, VideoInput, visible_entries
-from .video import DecodeReport, VideoPath, sample_frames, scaled_size
+from .video import DecodeSummary, VideoPath, sample_frames, scaled_size
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 IMAGE_FORMATS = {"jpg": ("JPEG", ".jpg"), "jpeg": ("JPEG", ".jpg"), "png": ("PNG", ".png")}
@@ -258,9 +258,9 @@ def write_video_frames(
     new_frames = work / NEW_FRAMES
     _guard_disk(out_dir, lambda: new_frames.mkdir(parents=True))
     try:
-        report = DecodeReport()
+        summary = DecodeSummary()
         count = 0
-        frames = sample_frames(video, fps, short_side=resize, crop=0, threads=threads, report=report)
+        frames = sample_frames(video, fps, short_side=resize, crop=0, threads=threads, summary=summary)
         try:
             for count, sampled in enumerate(frames, start=1):
                 name = FRAME_NAME.format(count - 1) + suffix
@@ -275,7 +275,7 @@ def write_video_frames(
             shutil.rmtree(work, ignore_errors=True)
         raise
     shutil.rmtree(work, ignore_errors=True)  # with the frames an overwrite replaced
-    return FramesWritten(video_id, final, count, report.duration, report.lost_frames, report.warnings)
+    return FramesWritten(video_id, final, count, summary.duration, summary.lost_frames, summary.warnings)
 
 
 def frames_complete(out_dir: VideoPath, video_id: str) -> bool:

@@ -55,7 +55,7 @@ class DecodedVideo:
 
 
 @dataclass
-class DecodeReport:
+class DecodeSummary:
     """What `sample_frames` learnt while decoding; complete once the iterator is exhausted."""
 
     duration: float = 0.0
@@ -71,15 +71,15 @@ def sample_frames(
     short_side: int = 256,
     crop: int = 224,
     threads: int = 0,
-    report: DecodeReport | None = None,
+    summary: DecodeSummary | None = None,
 ) -> Iterator[SampledFrame]:
     """Yield frames of `path` sampled at `fps`, one at a time, so long videos need little memory.
 
     Raises VideoDecodeError before the first frame when the file cannot be read at all. FFmpeg's error
-    messages never reach the terminal: they are in the report's warnings.
+    messages never reach the terminal: they are in the summary's warnings.
     """
     _check_arguments(fps, short_side, crop, 0, threads)
-    report = report if report is not None else DecodeReport()
+    summary = summary if summary is not None else DecodeSummary()
     log = DecoderLog()
     listen()
     log.discard_unclaimed()
@@ -95,7 +95,7 @@ def sample_frames(
             while True:
                 with log.listening():  # around each call into FFmpeg only: frames are yielded outside it
                     packet = next(packets, None)
-                    decoded = _decode(packet, clock, report) if packet is not None else []
+                    decoded = _decode(packet, clock, summary) if packet is not None else []
                 if packet is None:
                     break
                 for frame in decoded:
@@ -106,7 +106,7 @@ def sample_frames(
                     yield from sampler.push(frame, clock.time_of(frame))
         except av.FFmpegError as error:
             stopped = True
-            report.warnings.append(f"reading stopped early at damaged data: {_short_message(error)}")
+            summary.warnings.append(f"reading stopped early at damaged data: {_short_message(error)}")
     log.claim_unclaimed()
 
     if sampler is None:
@@ -114,19 +114,19 @@ def sample_frames(
         raise VideoDecodeError(path, f"no frames could be decoded{said}")
     end = clock.finish()
     yield from sampler.finish(end)
-    report.duration = float(end)
-    if report.lost_frames:
-        lost = report.lost_frames
-        report.warnings.append(
+    summary.duration = float(end)
+    if summary.lost_frames:
+        lost = summary.lost_frames
+        summary.warnings.append(
             f"{lost} frame{'s' if lost > 1 else ''} could not be decoded and {'were' if lost > 1 else 'was'} skipped"
         )
     # Closed-up timestamp jumps shorten the decoded span: it no longer measures what was lost.
     decoded_end = None if stated is None or clock.jumps else first_time + float(end)
-    report.lost_seconds, loss = judge_end(log, stated, decoded_end, fps)
-    report.warnings += [loss] if loss else []
-    report.damaged = bool(stopped or report.lost_frames or report.lost_seconds or log.messages)
+    summary.lost_seconds, loss = judge_end(log, stated, decoded_end, fps)
+    summary.warnings += [loss] if loss else []
+    summary.damaged = bool(stopped or summary.lost_frames or summary.lost_seconds or log.messages)
     if clock.jumps:
-        report.warnings.append(f"timestamps jumped by over an hour {clock.jumps} time(s); closed up"
+        summary.warnings.append(f"timestamps jumped by over an hour {clock.jumps} time(s); closed up"
                                " (a picture is held at most an hour)")
 
 
@@ -140,14 +140,14 @@ def decode_video(
 ) -> DecodedVideo:
     """Decode `path` into RGB frames sampled at `fps`, resized and centre-cropped as S2VS does."""
     _check_arguments(fps, short_side, crop, min_frames, threads)
-    report = DecodeReport()
-    sampled = list(sample_frames(path, fps, short_side, crop, threads, report))
+    summary = DecodeSummary()
+    sampled = list(sample_frames(path, fps, short_side, crop, threads, summary))
     frames = np.stack([f.image for f in sampled])
     timestamps = np.array([f.timestamp for f in sampled], dtype=np.float64)
     frame_times = np.array([f.frame_time for f in sampled], dtype=np.float64)
     repeated = repeat_factor(len(frames), min_frames)
     if repeated > 1:
-        report.warnings.append(
+        summary.warnings.append(
             f"only {len(frames)} frame(s) at {fps:g} fps; sequence repeated {repeated}x to reach {min_frames}"
         )
         frames = np.tile(frames, (repeated, 1, 1, 1))
@@ -159,11 +159,11 @@ def decode_video(
         timestamps=timestamps,
         frame_times=frame_times,
         fps=fps,
-        duration=report.duration,
-        lost_frames=report.lost_frames,
-        lost_seconds=report.lost_seconds,
+        duration=summary.duration,
+        lost_frames=summary.lost_frames,
+        lost_seconds=summary.lost_seconds,
         repeated=repeated,
-        warnings=report.warnings,
+        warnings=summary.warnings,
     )
 
 
@@ -173,11 +173,11 @@ class VideoFileSource(FrameSource):
     name, noun, default_pattern = "video", "video", "{id}/video.*"
 
     def frames(self) -> Iterator[tuple[np.ndarray, float]]:
-        report = DecodeReport()
-        for frame in sample_frames(self.path, self.fps, self.short_side, self.crop, self.threads, report):
+        summary = DecodeSummary()
+        for frame in sample_frames(self.path, self.fps, self.short_side, self.crop, self.threads, summary):
             yield frame.image, frame.timestamp
-        self.duration, self.lost_frames, self.warnings = report.duration, report.lost_frames, report.warnings
-        self.lost_seconds, self.damaged = report.lost_seconds, report.damaged
+        self.duration, self.lost_frames, self.warnings = summary.duration, summary.lost_frames, summary.warnings
+        self.lost_seconds, self.damaged = summary.lost_seconds, summary.damaged
 
     @classmethod
     def find(cls, path: Path) -> InputSet:
@@ -246,14 +246,14 @@ def _check_arguments(fps: float, short_side: int, crop: int, min_frames: int, th
         raise ValueError(f"crop ({crop}) must not be larger than short_side ({short_side})")
 
 
-def _decode(packet: av.Packet, clock: FrameClock, report: DecodeReport) -> list[av.VideoFrame]:
+def _decode(packet: av.Packet, clock: FrameClock, summary: DecodeSummary) -> list[av.VideoFrame]:
     """The frames one packet gives; none when it fails to decode (counted lost)."""
     clock.note_packet(packet)
     try:
         return packet.decode()
     except av.FFmpegError:
         # One damaged packet loses its frame; the next key frame decodes again.
-        report.lost_frames += 1
+        summary.lost_frames += 1
         return []
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import io
 import pickletools
 import re
@@ -21,6 +20,7 @@ from typing import IO, Any
 import torch
 
 from ..atomic import write_bytes_atomically
+from ..downloads import package_version
 from ..errors import CheckpointError
 
 # Published S2VS checkpoints keep their training arguments as an argparse.Namespace.
@@ -30,14 +30,6 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _PLAIN_GLOBALS = frozenset({"collections.OrderedDict", "argparse.Namespace", "torch._utils._rebuild_tensor_v2",
                             "torch._utils._rebuild_parameter", "torch.device", "torch.Size"})
 _PICKLES_READ = 6  # a legacy torch.save file is 5 pickles (magic, protocol, sys info, object, storage keys)
-
-
-def package_version() -> str:
-    """Installed version of s2vs, or "dev" when running from a source tree."""
-    try:
-        return importlib.metadata.version("s2vs")
-    except importlib.metadata.PackageNotFoundError:
-        return "dev"
 
 
 

@@ -19,8 +19,8 @@ from ..progress import SILENT, Progress
 from .backbone import Backbone
 from .backbone_registry import DEFAULT_BACKBONE, backbone_class, build_backbone
 from .checkpoints import check_state_dict, extract_state_dict, load_torch_file
-from .downloads import (RANDOM_WEIGHTS_ROUTE, cache_dir, cached_copy, local_file_hint, offline_cause,
-                        resolve_file_or_artifact, sha256_of)
+from ..downloads import (RANDOM_WEIGHTS_ROUTE, cache_dir, cached_copy, local_file_hint, offline_cause,
+                         resolve_file_or_artifact, sha256_of)
 from .extractor import RegionExtractor
 from .seeding import seeded
 from .visil import ViSiL

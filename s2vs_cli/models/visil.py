@@ -3,7 +3,7 @@
 Shapes: a video is [T, R, D] (frames, regions, dims); a batch of videos [N, T, R, D] with masks [N, T].
 Inference on one pair is computed in chunks (frame-to-frame map) and tiles (comparator) so memory stays
 bounded for hour-long videos; both give the same numbers as the straightforward computation. Scoring one
-query against many targets in padded batches is `scoring/batched.py`.
+query against many targets in padded batches is `scoring/many_targets.py`.
 """
 from __future__ import annotations
 

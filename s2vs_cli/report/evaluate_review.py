@@ -1,7 +1,7 @@
 """The review document of one `s2vs evaluate --report`: the metrics beside the paper's, and per query its AP and
 first its ranking errors (positives ranked low, negatives ranked high), each a pair to open.
 
-With features at hand the evaluation located the error pairs (EvaluationReport.located): each has its heatmap
+With features at hand the evaluation located the error pairs (EvaluationResult.located): each has its heatmap
 and copied parts; from saved similarities there are none (a note says so). Videos are linked when the
 benchmark's videos were given (--dataset-path, found as the extraction found them). `review_document` is the one
 entry: a VSC22 report, which has no per-query AP, gets its own review (vsc_review.py).
@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..benchmarks.evaluation_report import EvaluationReport
-from ..benchmarks.per_query import ERRORS_SHOWN
-from ..benchmarks.vsc22_review import VSCEvaluationReport
+from ..datasets.evaluation_result import EvaluationResult
+from ..datasets.per_query import ERRORS_SHOWN
+from ..datasets.vsc22_review import VSCEvaluationResult
 from ..progress import SILENT, Progress
 from . import vsc_review
 from .compare_review import FEATURES_ONLY_NOTE, VideoDurations
@@ -30,18 +30,18 @@ NO_HEATMAP_NOTE = ("no heatmaps or copied parts: the similarities were read from
 SHOWN_IDS = 5  # ids named in a note before "and N more"
 
 
-def review_document(report: EvaluationReport, cfg: EvaluateConfig, *, extractor: str | None = None,
+def review_document(report: EvaluationResult, cfg: EvaluateConfig, *, extractor: str | None = None,
                     progress: Progress = SILENT) -> dict:
     """The review document of any finished evaluation, its videos linked when --dataset-path gave them: VSC22's
     predictions per query (vsc_review.py), or each query's AP and ranking errors."""
-    if isinstance(report, VSCEvaluationReport):  # no per-query AP: the predictions its benchmark reviews
+    if isinstance(report, VSCEvaluationResult):  # no per-query AP: the predictions its benchmark reviews
         return vsc_review.vsc_document(report, benchmark_videos(cfg, vsc_review.review_ids(report)),
                                        extractor=extractor, progress=progress)
     return evaluation_document(report, benchmark_videos(cfg, review_ids(report)), extractor=extractor,
                                progress=progress)
 
 
-def evaluation_document(report: EvaluationReport, videos: dict[str, Path] | None = None, *,
+def evaluation_document(report: EvaluationResult, videos: dict[str, Path] | None = None, *,
                         extractor: str | None = None, progress: Progress = SILENT) -> dict:
     """The review document of a finished evaluation; `videos` maps ids to their files (None: not at hand)."""
     summary = report.as_dict()
@@ -59,7 +59,7 @@ def evaluation_document(report: EvaluationReport, videos: dict[str, Path] | None
 class _EvaluationReview:
     """Builds each query's entry: its errors as pairs, located when the evaluation had the features."""
 
-    def __init__(self, report: EvaluationReport, videos: dict[str, Path]):
+    def __init__(self, report: EvaluationResult, videos: dict[str, Path]):
         self.located = report.located or {}
         self.videos = videos
         self.thumbnails = ThumbnailBatch()
@@ -86,7 +86,7 @@ class _EvaluationReview:
 
 
 
-def review_ids(report: EvaluationReport) -> list[str]:
+def review_ids(report: EvaluationResult) -> list[str]:
     """The videos the review shows: each query with an AP and the videos of its errors."""
     summary = report.as_dict()
     errors = summary.get("errors", {})
@@ -95,7 +95,7 @@ def review_ids(report: EvaluationReport) -> list[str]:
                                  for wrong in found.get(key, ()))]))
 
 
-def _notes(report: EvaluationReport, summary: dict, videos: dict[str, Path]) -> list[str]:
+def _notes(report: EvaluationResult, summary: dict, videos: dict[str, Path]) -> list[str]:
     """What a reader must know: which metric the errors follow, what is missing and why."""
     notes = []
     if "errors_for" in summary:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..benchmarks.registry import benchmark_class
+from ..datasets.registry import benchmark_class
 from ..errors import ConfigError
 from ..media.inputs import collect_inputs
 from ..media.video import VIDEO_EXTENSIONS

@@ -1,5 +1,5 @@
 """The review document of `s2vs evaluate --dataset VSC22 --report`: the two tracks' metrics, then per query (one
-with predictions or copies) its pairs, the errors first, as benchmarks/vsc22_review.py chooses and orders them.
+with predictions or copies) its pairs, the errors first, as datasets/vsc22_review.py chooses and orders them.
 
 Each pair's copied parts are its predicted segments; its heatmap is there when the evaluation had the features;
 the ground truth's segments are named in the query's note.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..benchmarks.vsc import CopiedSegment
-from ..benchmarks.vsc22_review import (MISSED_FLAG, PAIRS_SHOWN, QueryPairs, ShownPair, VSCEvaluationReport, VSCReview,
+from ..datasets.vsc import CopiedSegment
+from ..datasets.vsc22_review import (MISSED_FLAG, PAIRS_SHOWN, QueryPairs, ShownPair, VSCEvaluationResult, VSCReview,
                                        review_queries)
 from ..progress import SILENT, Progress
 from .compare_review import FEATURES_ONLY_NOTE, VideoDurations
@@ -27,7 +27,7 @@ NO_HEATMAP_NOTE = ("no heatmaps: the predictions were read from {name}; evaluate
 NO_SEGMENTS_NOTE = "no copied parts: {name} holds scored pairs, not segments"
 
 
-def vsc_document(report: VSCEvaluationReport, videos: dict[str, Path] | None = None, *,
+def vsc_document(report: VSCEvaluationResult, videos: dict[str, Path] | None = None, *,
                  extractor: str | None = None, shown: int = PAIRS_SHOWN, progress: Progress = SILENT) -> dict:
     """The review document of a VSC22 evaluation run with a review (`report.review`), at most `shown` pairs a
     query; `videos` maps ids to their files (none: not at hand)."""
@@ -43,7 +43,7 @@ def vsc_document(report: VSCEvaluationReport, videos: dict[str, Path] | None = N
     return finish_document(document, builder.thumbnails, progress)
 
 
-def review_ids(report: VSCEvaluationReport) -> list[str]:
+def review_ids(report: VSCEvaluationResult) -> list[str]:
     """The videos the review shows: each query's and its shown pairs' references."""
     if report.review is None:
         return []
@@ -108,7 +108,7 @@ class _VSCReview:
 
 
 
-def _notes(report: VSCEvaluationReport, builder: _VSCReview, videos: dict[str, Path]) -> list[str]:
+def _notes(report: VSCEvaluationResult, builder: _VSCReview, videos: dict[str, Path]) -> list[str]:
     """What a reader must know: how the pairs are chosen, what is missing and why."""
     review = report.review
     notes = [ORDER_NOTE]

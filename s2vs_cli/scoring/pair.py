@@ -22,7 +22,7 @@ import torch
 
 from ..compute import autocast
 from ..errors import S2VSError
-from ..media.video import DecodeReport, sample_frames
+from ..media.video import DecodeSummary, sample_frames
 from ..models.short_videos import repeat_factor
 from ..models.visil import ViSiL, chamfer, frame_to_frame_similarity
 from ..progress import SILENT, Progress
@@ -112,8 +112,8 @@ def extract_video_features(path: str | Path, extractor: RegionExtractor, fps: fl
     accumulates the seconds spent decoding and extracting; `progress` counts the frames of the current stage.
     """
     timings = timings if timings is not None else {}
-    report = DecodeReport()
-    frames = sample_frames(path, fps=fps, report=report)
+    summary = DecodeSummary()
+    frames = sample_frames(path, fps=fps, summary=summary)
     chunks, timestamps = [], []
     while True:
         started = time.perf_counter()
@@ -133,7 +133,7 @@ def extract_video_features(path: str | Path, extractor: RegionExtractor, fps: fl
     if repeated > 1:
         features, times = features.repeat(repeated, 1, 1), np.tile(times, repeated)
     return VideoFeatures(path=str(path), features=features, timestamps=times, fps=fps,
-                         lost_frames=report.lost_frames, lost_seconds=report.lost_seconds, warnings=report.warnings)
+                         lost_frames=summary.lost_frames, lost_seconds=summary.lost_seconds, warnings=summary.warnings)
 
 
 def as_video_features(label: str, features: np.ndarray, timestamps: np.ndarray, fps: float,

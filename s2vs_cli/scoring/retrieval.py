@@ -24,9 +24,9 @@ from ..json_file import parse_json
 from ..compute import autocast
 from ..models.visil import COMPARATOR_MIN_FRAMES, ViSiL, compute_dtype
 from ..progress import SILENT, Progress
-from .batched import TargetColumns, TargetGroup, group_similarities, padded_size, target_groups
-from .indexing import PRODUCT_FRAMES, RegionIndexer, frame_groups
-from .similarity_range import bounded_similarity
+from .many_targets import TargetColumns, TargetGroup, group_similarities, padded_size, target_groups
+from .region_attention import PRODUCT_FRAMES, RegionAttention, frame_groups
+from .similarity_range import Similarities, bounded_similarity
 from ..storage.integrity import error_reason
 from ..storage.store import FeatureStore, hdf5_write_failed
 from ..models.short_videos import repeat_factor
@@ -36,9 +36,6 @@ DATABASE_BLOCK = 256  # database videos read, indexed and scored together...
 BLOCK_FRAMES = 65_536  # ...up to this many frames (~1.2 GB of float32 features)
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
-
-Similarities = dict[str, dict[str, float]]  # {query: {target: score}}, the original tool's layout
-
 
 def repeat_to_min_frames(features: np.ndarray, min_frames: int = COMPARATOR_MIN_FRAMES) -> np.ndarray:
     """Concatenate a short video with itself (doubling) until it has at least `min_frames` frames."""
@@ -68,7 +65,7 @@ class PreparedTargets:
     count: int                  # targets
     owners: np.ndarray          # chunk index -> target index
     groups: list[TargetGroup]   # the chunks, indexed by the network and laid out for the products
-    generation: int = 0         # the indexer's block they are views of (RegionIndexer.generation)
+    generation: int = 0         # the attention's block they are views of (RegionAttention.generation)
 
 
 class VideoScorer:
@@ -77,7 +74,7 @@ class VideoScorer:
     def __init__(self, network: ViSiL | None, device: torch.device, precision: str = "fp32",
                  chunk_frames: int = TARGET_CHUNK_FRAMES):
         self.network, self.device, self.precision, self.chunk_frames = network, device, precision, chunk_frames
-        self._indexer = RegionIndexer(network, device, precision) if network is not None else None
+        self._attention = RegionAttention(network, device, precision) if network is not None else None
 
     @torch.inference_mode()
     def prepare_query(self, features: np.ndarray) -> torch.Tensor:
@@ -102,7 +99,7 @@ class VideoScorer:
                 groups = [TargetGroup(indices, [chunks[i] for i in indices],
                                       TargetColumns([chunks[i] for i in indices], dtype))
                           for indices in _groups(positions, [len(c) for c in chunks], PRODUCT_FRAMES)]
-        generation = self._indexer.generation if self._indexer is not None else 0
+        generation = self._attention.generation if self._attention is not None else 0
         return PreparedTargets(len(videos), owners, groups, generation)
 
     def _index_many(self, videos: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -110,8 +107,8 @@ class VideoScorer:
         (it treats every region vector on its own, so this is exact), PRODUCT_FRAMES at a time."""
         if self.network is None:
             return [video.to(self.device) for video in videos]
-        if self._indexer.in_place:  # into reused buffers (scoring/indexing.py)
-            return self._indexer.index(videos)
+        if self._attention.in_place:  # into reused buffers (scoring/region_attention.py)
+            return self._attention.apply(videos)
         indexed: list[torch.Tensor] = []
         for group in frame_groups([len(v) for v in videos], PRODUCT_FRAMES):
             members = [videos[i].float() for i in group]
@@ -138,7 +135,7 @@ class VideoScorer:
         """
         if targets.count == 0:
             return np.zeros(0)
-        if self._indexer is not None and targets.generation != self._indexer.generation:
+        if self._attention is not None and targets.generation != self._attention.generation:
             raise RuntimeError("these targets were overwritten: score each block before preparing the next")
         values = torch.empty(len(targets.owners), dtype=torch.float64)
         whole = np.bincount(targets.owners, minlength=targets.count) == 1
@@ -193,7 +190,7 @@ def score_prepared(store: FeatureStore, queries: dict[str, torch.Tensor], databa
     one query, `maps` receives the frame map of each video scored in one piece (VideoScorer.score)."""
     if maps is not None and len(queries) != 1:
         raise ValueError("frame maps are kept for one query at a time")
-    similarities: Similarities = {q: {} for q in queries}
+    similarities: dict[str, dict[str, float]] = {q: {} for q in queries}
     lengths = [max(store.shape(d)[0], COMPARATOR_MIN_FRAMES) for d in database]
     blocks = _groups(list(database), lengths, BLOCK_FRAMES, block)
     done = 0

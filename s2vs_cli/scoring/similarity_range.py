@@ -1,4 +1,5 @@
-"""The range every video similarity lies in, [-1, 1], and what a score outside it means.
+"""The range every video similarity lies in, [-1, 1], what a score outside it means, and the layout many
+similarities come in (`Similarities`, the original tool's {query: {target: score}}).
 
 The network ends in Hardtanh (docs/METHOD.md §3), and features-only Chamfer averages inner products of unit
 vectors (stored ones are checked to be unit within 1% on every read, storage/integrity.py). So a score outside
@@ -6,6 +7,10 @@ vectors (stored ones are checked to be unit within 1% on every read, storage/int
 damage: it is an error naming the pair, never ranked, printed or written. Within the slack it is clipped.
 """
 from __future__ import annotations
+
+from collections.abc import Mapping
+
+Similarities = Mapping[str, Mapping[str, float]]  # {query: {target: score}}, the original tool's layout
 
 SIMILARITY_RANGE = (-1.0, 1.0)
 ROUNDING_SLACK = 0.03  # |x| <= 1.01 a vector read: a Chamfer score within 1.0201, and bf16 products add < 0.005

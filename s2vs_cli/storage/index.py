@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..downloads import cache_dir
 from ..errors import FeatureStoreError
 from ..progress import SILENT, Progress
 from .catalogue import FILE as CATALOGUE_FILE, VideoCatalogue, read_catalogue
@@ -118,8 +119,6 @@ def index_dir_for(store: str | Path) -> Path:
 
 def cached_index_dir(store: str | Path) -> Path:
     """Where the index of a store in a read-only folder is kept: the user's cache, one folder per store."""
-    from ..models.downloads import cache_dir  # imported here: downloads imports torch, which `s2vs index` otherwise avoids
-
     key = hashlib.sha256(str(Path(store).resolve()).encode("utf-8")).hexdigest()[:16]
     return cache_dir() / "indexes" / key
 

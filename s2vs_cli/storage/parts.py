@@ -29,7 +29,7 @@ from ..progress import SILENT, Progress
 from .ids import NestedIds, nesting_reason
 from .indirection import NOT_FOLLOWED, StoredElsewhere, open_video, video_names
 from .integrity import all_finite, attr_text, error_reason, read_failure, video_damage
-from .runs import exclusive_lock
+from .bookkeeping import exclusive_lock
 from .store import FORMAT, STORE_DTYPES, StoreIdentity, create_store, hdf5_write_failed, write_video
 
 LOCK_NAME = "lock"     # in OUTPUT.parts/: held while a run, a merge or a repair writes OUTPUT

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..benchmarks.custom import CustomBenchmark, evaluate_custom
+from ..datasets.custom import CustomBenchmark, evaluate_custom
 from ..models.visil import ViSiL
 from ..runtime import Runtime
 from ..scoring.retrieval import VideoScorer, score_store
-from ..storage.runs import ExtractionSummary
+from ..storage.bookkeeping import ExtractionSummary
 
 EVAL_FEATURES = "eval_features.hdf5"
 

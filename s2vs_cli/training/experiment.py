@@ -25,7 +25,7 @@ from ..config import TrainConfig
 from ..errors import CheckpointError, ConfigError
 from ..models.checkpoints import checkpoint_payload, load_torch_file, serialized
 from ..models.visil import ViSiL
-from ..storage.runs import exclusive_lock
+from ..storage.bookkeeping import exclusive_lock
 
 CHECKPOINT = "checkpoint.pth"
 MODEL = "model.pth"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .evaluation_report import EvaluationReport
+from .evaluation_result import EvaluationResult
 from .vsc import CopiedSegment, ScoredPair
 
 PAIRS_SHOWN = 20       # pairs a query: a query without copies may have dozens of predictions
@@ -36,7 +36,7 @@ class VSCReview:
 
 
 @dataclass
-class VSCEvaluationReport(EvaluationReport):
+class VSCEvaluationResult(EvaluationResult):
     """A VSC22 evaluation's report, with what its review shows when one was asked for."""
 
     review: VSCReview | None = None

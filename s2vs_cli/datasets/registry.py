@@ -1,7 +1,7 @@
-"""The benchmarks by name, and what is done by name: find one's class, load one, evaluate one.
+"""The datasets by name (`--dataset`), and what is done by name: find one's class, load one, evaluate one.
 
-Adding a benchmark is one module (a `Benchmark` subclass with its loader and metrics, and its annotation file
-in s2vs_cli/artifacts.py, or a ground truth the user gives) and one line in BENCHMARKS. The table names each
+Adding a dataset is one module (a `Benchmark` subclass with its loader and metrics, and its annotation file
+in s2vs_cli/artifacts.py, or a ground truth the user gives) and one line in DATASETS. The table names each
 class as text, imported when used: the names alone (`--dataset`'s help, the unknown-name error) load nothing.
 Library code: the standard library and the package's own modules.
 """
@@ -16,39 +16,39 @@ from ..errors import ConfigError
 from ..progress import SILENT, Progress
 from .benchmark import Benchmark, Evaluation, EvaluationError, Similarities
 
-BENCHMARKS: dict[str, str] = {  # registry name -> "module:Class"
-    "FIVR-5K": "s2vs_cli.benchmarks.fivr:FIVRBenchmark",
-    "FIVR-200K": "s2vs_cli.benchmarks.fivr:FIVRBenchmark",
-    "VCDB": "s2vs_cli.benchmarks.vcdb:VCDBBenchmark",
-    "EVVE": "s2vs_cli.benchmarks.evve:EVVEBenchmark",
-    "CC_WEB_VIDEO": "s2vs_cli.benchmarks.cc_web:CCWebBenchmark",
-    "custom": "s2vs_cli.benchmarks.custom:CustomBenchmark",
-    "VSC22": "s2vs_cli.benchmarks.vsc22:VSC22Benchmark",
+DATASETS: dict[str, str] = {  # registry name -> "module:Class"
+    "FIVR-5K": "s2vs_cli.datasets.fivr:FIVRBenchmark",
+    "FIVR-200K": "s2vs_cli.datasets.fivr:FIVRBenchmark",
+    "VCDB": "s2vs_cli.datasets.vcdb:VCDBBenchmark",
+    "EVVE": "s2vs_cli.datasets.evve:EVVEBenchmark",
+    "CC_WEB_VIDEO": "s2vs_cli.datasets.cc_web:CCWebBenchmark",
+    "custom": "s2vs_cli.datasets.custom:CustomBenchmark",
+    "VSC22": "s2vs_cli.datasets.vsc22:VSC22Benchmark",
 }
-BENCHMARK_NAMES = tuple(BENCHMARKS)  # for help text
+DATASET_NAMES = tuple(DATASETS)  # for help text
 
 
 def benchmark_class(name: str) -> type[Benchmark]:
     """The class of the benchmark `name` (see `canonical_name`); ConfigError if unknown."""
-    return _imported(BENCHMARKS[canonical_name(name)])
+    return _imported(DATASETS[canonical_name(name)])
 
 
 def canonical_name(name: str) -> str:
-    """The BENCHMARK_NAMES spelling of `name` or of an alias of it, ignoring case and '-' versus '_';
+    """The DATASET_NAMES spelling of `name` or of an alias of it, ignoring case and '-' versus '_';
     ConfigError if unknown."""
     found = find_name(name)
     if found is None:
-        raise ConfigError(f"unknown benchmark '{name}'; use one of: {', '.join(BENCHMARKS)}")
+        raise ConfigError(f"unknown benchmark '{name}'; use one of: {', '.join(DATASETS)}")
     return found
 
 
 def find_name(name: str) -> str | None:
     """`canonical_name`, or None for a name no benchmark has."""
     key = _key(name)
-    for known in BENCHMARKS:
+    for known in DATASETS:
         if _key(known) == key:
             return known
-    for known, path in BENCHMARKS.items():  # aliases are their classes': imported only now
+    for known, path in DATASETS.items():  # aliases are their classes': imported only now
         if key in {_key(alias) for alias in _imported(path).aliases}:
             return known
     return None
@@ -59,7 +59,7 @@ def _key(name: str) -> str:
 
 
 def _imported(path: str) -> type[Benchmark]:
-    """The class BENCHMARKS names as "module:Class"."""
+    """The class DATASETS names as "module:Class"."""
     module, _, cls = path.partition(":")
     return getattr(importlib.import_module(module), cls)
 
@@ -75,7 +75,7 @@ def load_benchmark(
 
     `distractors` adds VCDB's distractors to its database; the other benchmarks ignore it.
     """
-    from . import files  # late: it downloads, with torch's hub helpers
+    from . import files  # late: pickle and urllib, which `s2vs --help` (reading the registry) need not load
 
     name = canonical_name(name)
     kind = benchmark_class(name)
@@ -112,7 +112,7 @@ def check_ground_truth(dataset: str, ground_truth: str | Path | None) -> None:
         note = f", {kind.ground_truth_note}" if kind.ground_truth_note else ""
         raise ConfigError(f"--dataset {name} needs --ground-truth {kind.ground_truth_file}{note}")
     if not kind.ground_truth_file and ground_truth is not None:
-        readers = [known for known in BENCHMARKS if benchmark_class(known).ground_truth_file]
+        readers = [known for known in DATASETS if benchmark_class(known).ground_truth_file]
         raise ConfigError(f"--ground-truth goes with --dataset {' or '.join(readers)}")
 
 
@@ -121,7 +121,7 @@ def evaluate(benchmark: Benchmark, similarities: Similarities, **options: Any) -
     if isinstance(benchmark, Benchmark):
         return benchmark.evaluate(similarities, **options)
     if hasattr(benchmark, "positives"):  # a custom ground truth held in another object
-        from .custom import evaluate_custom  # late: numpy, which the names in BENCHMARKS do not need
+        from .custom import evaluate_custom  # late: numpy, which the names in DATASETS do not need
 
         return evaluate_custom(benchmark, similarities, **options)
     raise EvaluationError(f"no metrics for benchmark '{getattr(benchmark, 'name', benchmark)}'")

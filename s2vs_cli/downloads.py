@@ -4,11 +4,13 @@ What to download comes from the one table, `s2vs_cli.artifacts`. A file is looke
 (`$S2VS_HOME`, else ~/.cache/s2vs), then in torch hub's cache, and downloaded only when neither has it
 (never when offline). Every file is checked against what is known of its checksum: the published
 sha256, the prefix in its name, or the digest recorded when it was first downloaded (trust on first use).
-Library code: stdlib and torch only; progress goes through the `Progress` protocol.
+Library code: stdlib only (torch only to find its hub cache, for the weights that may be there, so fetching an
+annotation file never loads it); progress goes through the `Progress` protocol.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 import re
 import urllib.error
@@ -16,13 +18,10 @@ import urllib.request
 from http.client import HTTPException
 from pathlib import Path
 
-import torch
-
-from ..artifacts import ARTIFACTS, BACKBONE, NETWORK, WHITENING, Artifact, looks_like_path
-from ..atomic import OutputWriteError, atomic_write, write_text_atomically
-from ..errors import UnknownWeightsError, WeightsError
-from ..progress import SILENT, Progress
-from .checkpoints import package_version
+from .artifacts import ARTIFACTS, BACKBONE, NETWORK, WHITENING, Artifact, looks_like_path
+from .atomic import OutputWriteError, atomic_write, write_text_atomically
+from .errors import UnknownWeightsError, WeightsError
+from .progress import SILENT, Progress
 
 _CHUNK = 1 << 16
 _OFFLINE_VALUES = {"1", "true", "yes", "on"}
@@ -35,6 +34,14 @@ RANDOM_WEIGHTS_ROUTE = ("to run without downloads, seeded random weights take th
                         "--pca random, and --model random for the similarity network (make demo OFFLINE=1 runs the "
                         "demo so), but the results then mean nothing")
 WEIGHT_KINDS = (BACKBONE, WHITENING, NETWORK)
+
+
+def package_version() -> str:
+    """Installed version of s2vs, or "dev" when running from a source tree."""
+    try:
+        return importlib.metadata.version("s2vs")
+    except importlib.metadata.PackageNotFoundError:
+        return "dev"
 
 
 def cache_dir() -> Path:
@@ -138,6 +145,10 @@ def _verify_cached(path: Path, sha256: str | None, sha256_prefix: str | None, hi
 
 
 def _hub_candidates(artifact: Artifact) -> list[Path]:
+    if not artifact.hub_filenames:
+        return []
+    import torch  # late: torch (its hub folder), needed only for weights torch hub may already hold
+
     hub = Path(torch.hub.get_dir()) / "checkpoints"
     return [hub / name for name in artifact.hub_filenames]
 

@@ -1,10 +1,11 @@
-"""Many videos indexed by the network at once (attention over their region vectors), in reused buffers.
+"""Many videos through the network's attention over their region vectors at once, in reused buffers (what
+ViSiL.index_video, the original's name, does to one video).
 
 Re-ranking a thousand candidates, or a search's hundred, spends more on fresh memory than on arithmetic:
 on 2 cores a new 140 MB tensor costs tens of milliseconds in page faults, about what the products over it
-cost. So the frames of a block of targets are converted straight into one reused float32 buffer, indexed
+cost. So the frames of a block of targets are converted straight into one reused float32 buffer, attended
 there in place (the attention's two intermediates in reused buffers too), and handed out as views of
-it. The views stay valid until the indexer indexes the next block: `generation` tells them apart, and
+it. The views stay valid until the next block goes through: `generation` tells them apart, and
 VideoScorer.score refuses targets of an older one (BENCHMARKS.md, issue 16).
 
 In fp32 the values are exactly ViSiL.index_video's; in bf16 the attention's tanh and context product run
@@ -18,7 +19,7 @@ import torch
 
 from ..models.visil import ViSiL, compute_dtype
 from ..compute import autocast
-from .batched import padded_size
+from .many_targets import padded_size
 
 PRODUCT_FRAMES = 4_096  # target frames in one matrix product (bounds the intermediates' memory)
 
@@ -36,27 +37,27 @@ def frame_groups(lengths: list[int], max_frames: int) -> list[list[int]]:
     return groups
 
 
-class RegionIndexer:
-    """Indexes videos' [T, R, D] region features with a network's attention, PRODUCT_FRAMES at a time."""
+class RegionAttention:
+    """Applies a network's attention to videos' [T, R, D] region features, PRODUCT_FRAMES at a time."""
 
     def __init__(self, network: ViSiL, device: torch.device, precision: str):
         self.network, self.device, self.precision = network, device, precision
-        self.generation = 0  # blocks indexed so far: the views of older ones are overwritten
+        self.generation = 0  # blocks attended so far: the views of older ones are overwritten
         self._buffers: dict[str, torch.Tensor] = {}
 
     @property
     def in_place(self) -> bool:
-        """Whether the network indexes by attention alone (binarization changes the vectors' size)."""
+        """Whether the network's index_video is attention alone (binarization changes the vectors' size)."""
         return self.network.attention is not None and self.network.binarization is None
 
     @torch.inference_mode()
-    def index(self, videos: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Each video indexed, as views of this indexer's buffer (valid until the next call)."""
+    def apply(self, videos: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Each video attended (index_video's values), as views of this object's buffer (valid until the next call)."""
         self.generation += 1
         if not videos:
             return []
         groups = frame_groups([len(v) for v in videos], PRODUCT_FRAMES)
-        # Each group padded to one of a few sizes, so the CPU reuses its kernels (see batched.padded_size).
+        # Each group padded to one of a few sizes, so the CPU reuses its kernels (see many_targets.padded_size).
         sizes = [padded_size(sum(len(videos[i]) for i in group)) for group in groups]
         frames = self._buffer("frames", (sum(sizes), *videos[0].shape[1:]), torch.float32)
         indexed: list[torch.Tensor] = []

@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import S2VSError
-
-Similarities = Mapping[str, Mapping[str, float]]  # {query: {target: score}}
-
+from ..scoring.similarity_range import Similarities
 
 class EvaluationError(S2VSError):
     """Similarities or a ground truth cannot be evaluated (no query present, a NaN score, a bad layout)."""
@@ -71,7 +69,7 @@ class Benchmark:
     # Whether it scores saved segment predictions (--from-matches, --save-matches; VSC22's CSV layout).
     segment_predictions: ClassVar[bool] = False
 
-    name: str              # its registry name (registry.BENCHMARK_NAMES)
+    name: str              # its registry name (registry.DATASET_NAMES)
     queries: list[str]     # query video ids, in the order the metrics walk them
     database: list[str]    # video ids ranked for each query
     source: Path | None    # the annotation file read (None: a ground truth built in memory)

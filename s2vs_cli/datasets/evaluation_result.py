@@ -1,4 +1,4 @@
-"""What one `s2vs evaluate` run found: the metrics and what a reader must know about them (the `EvaluationReport`
+"""What one `s2vs evaluate` run found: the metrics and what a reader must know about them (the `EvaluationResult`
 jobs/evaluate.py returns, the JSON `--json` prints, what report/evaluate_review.py shows).
 
 Below the jobs that make it and the pages that show it, so that neither imports the other.
@@ -15,7 +15,7 @@ from .segments import SegmentBounds
 
 if TYPE_CHECKING:
     from ..scoring.normalization import NoiseNormalization
-    from ..storage.runs import ExtractionSummary
+    from ..storage.bookkeeping import ExtractionSummary
 
 
 @dataclass
@@ -29,7 +29,7 @@ class SegmentEvaluation:
 
 
 @dataclass
-class EvaluationReport:
+class EvaluationResult:
     """Everything one `s2vs evaluate` run found: the metrics and what a reader must know about them."""
 
     evaluation: Evaluation

@@ -1,4 +1,4 @@
-"""Targets indexed in reused buffers (scoring/indexing.py): the network's values, and no stale views scored."""
+"""Targets indexed in reused buffers (scoring/region_attention.py): the network's values, and no stale views scored."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +7,8 @@ import torch
 
 from s2vs_cli.models.visil import ViSiL
 from s2vs_cli.compute import autocast
-from s2vs_cli.scoring import indexing
-from s2vs_cli.scoring.indexing import RegionIndexer, frame_groups
+from s2vs_cli.scoring import region_attention
+from s2vs_cli.scoring.region_attention import RegionAttention, frame_groups
 from s2vs_cli.scoring.retrieval import VideoScorer
 
 
@@ -29,9 +29,9 @@ def test_frame_groups_hold_at_most_the_budget_or_one_long_item():
 
 
 def test_fp32_indexing_is_the_networks(monkeypatch, network):
-    monkeypatch.setattr(indexing, "PRODUCT_FRAMES", 32)  # several groups, some padded, one longer than a group
+    monkeypatch.setattr(region_attention, "PRODUCT_FRAMES", 32)  # several groups, some padded, one longer than a group
     videos = _videos(1, [5, 17, 3, 40, 9, 12])
-    indexed = RegionIndexer(network, torch.device("cpu"), "fp32").index(videos)
+    indexed = RegionAttention(network, torch.device("cpu"), "fp32").apply(videos)
     with torch.inference_mode():
         for video, got in zip(videos, indexed):
             # Equal up to the products' summation order (batch shapes differ): float32 rounding.
@@ -40,7 +40,7 @@ def test_fp32_indexing_is_the_networks(monkeypatch, network):
 
 def test_bf16_indexing_stays_within_bf16_rounding_of_autocast(network):
     videos = _videos(2, [30, 7])
-    indexed = RegionIndexer(network, torch.device("cpu"), "bf16").index(videos)
+    indexed = RegionAttention(network, torch.device("cpu"), "bf16").apply(videos)
     with torch.inference_mode(), autocast(torch.device("cpu"), "bf16"):
         for video, got in zip(videos, indexed):
             expected = network.index_video(video.float()).float()

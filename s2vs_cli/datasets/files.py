@@ -16,7 +16,7 @@ from typing import Any
 
 from ..artifacts import ANNOTATION, artifacts_of
 from ..errors import S2VSError, WeightsError
-from ..models.downloads import fetch
+from ..downloads import fetch
 from ..progress import SILENT, Progress
 
 # Sets and frozensets are pickled as calls to their type; everything else these files hold has its own opcode.

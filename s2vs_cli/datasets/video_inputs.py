@@ -1,4 +1,5 @@
-"""What the bulk jobs (extract-features, extract-frames) share: the videos a command's options name."""
+"""The videos a command's input options name: paths, folders, lists and patterns, or a benchmark's videos
+(--dataset); what extract-features and extract-frames read."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -8,7 +9,8 @@ from ..errors import ConfigError, S2VSError
 from ..media.inputs import collect_inputs
 from ..media.source import VideoInput, source_class
 from ..progress import SILENT, Progress
-from ..storage.runs import Failure
+from ..storage.bookkeeping import Failure
+from .registry import load_benchmark
 
 SHOWN = 5  # missing videos named in one error line
 
@@ -23,8 +25,6 @@ def select_inputs(paths: Sequence[str] | None, cfg: InputOptions,
     source = source_class(cfg.loader)
     ids = None
     if cfg.dataset is not None:
-        from ..benchmarks import load_benchmark
-
         if cfg.dataset_path is None:
             raise ConfigError("--dataset names the videos; add --dataset-path DIR to say where they are")
         ids = load_benchmark(cfg.dataset, annotations=cfg.annotations, progress=progress).video_ids()

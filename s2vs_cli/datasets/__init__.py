@@ -1,8 +1,9 @@
-"""The benchmarks: each one's definition, annotation loader and metrics in one module (fivr, vcdb, evve,
-cc_web, custom, vsc22: the Video Similarity Challenge 2022, its ground truth given by the user), named in
-registry.py; VSC 2022's metrics and CSV files (vsc) and what its review shows (vsc22_review); what an
-evaluation run found (evaluation_report); shared pieces: annotation files (files), ranking metrics
-(retrieval_metrics), similarities as a matrix (scores) and segment metrics (segments).
+"""The datasets (`--dataset`), each a benchmark: its definition, annotation loader and metrics in one module
+(fivr, vcdb, evve, cc_web, custom, vsc22: the Video Similarity Challenge 2022, its ground truth given by the
+user), named in registry.py; VSC 2022's metrics and CSV files (vsc) and what its review shows (vsc22_review);
+what an evaluation run found (evaluation_result); the videos input options name (video_inputs); shared
+pieces: annotation files (files), ranking metrics (retrieval_metrics), similarities as a matrix (scores) and
+segment metrics (segments).
 
 The names below are imported when first used, so that `s2vs --help` reads the registry's names without
 loading numpy or torch.
@@ -31,8 +32,8 @@ _EXPORTS = {
     "evaluate_fivr": "fivr",
     "load_easy_duplicates": "fivr",
     "load_official_fivr200k_annotation": "fivr",
-    "BENCHMARK_NAMES": "registry",
-    "BENCHMARKS": "registry",
+    "DATASET_NAMES": "registry",
+    "DATASETS": "registry",
     "canonical_name": "registry",
     "evaluate": "registry",
     "load_benchmark": "registry",
