@@ -51,7 +51,7 @@ Training
 """
 from __future__ import annotations
 
-import importlib
+from .lazy_exports import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -89,11 +89,4 @@ _EXPORTS = {
 __all__ = [*_EXPORTS, "__version__"]
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module 's2vs_cli' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, defined=("__version__",))

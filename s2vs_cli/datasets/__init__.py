@@ -10,7 +10,7 @@ loading numpy or torch.
 """
 from __future__ import annotations
 
-import importlib
+from ..lazy_exports import lazy_exports
 
 _EXPORTS = {
     "Benchmark": "benchmark",
@@ -71,11 +71,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
