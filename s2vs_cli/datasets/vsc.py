@@ -29,6 +29,7 @@ import numpy as np
 from ..atomic import atomic_write
 from ..errors import ConfigError
 from ..spreadsheet_cells import from_spreadsheet_safe, spreadsheet_safe
+from .segments import SegmentBounds, overlaps_in_plane
 
 MATCH_COLUMNS = ("query_id", "ref_id", "query_start", "query_end", "ref_start", "ref_end")
 PAIR_COLUMNS = ("query_id", "ref_id", "score")
@@ -57,9 +58,12 @@ class CopiedSegment:
 
     def overlaps(self, other: CopiedSegment) -> bool:
         """Whether the two segments share some area of the (query time, reference time) plane."""
-        query = min(self.query_end, other.query_end) - max(self.query_start, other.query_start)
-        ref = min(self.ref_end, other.ref_end) - max(self.ref_start, other.ref_start)
-        return query > 0 and ref > 0
+        return overlaps_in_plane(self.bounds, other.bounds)
+
+    @property
+    def bounds(self) -> SegmentBounds:
+        """(query start, query end, reference start, reference end), as the segment metrics take them."""
+        return self.query_start, self.query_end, self.ref_start, self.ref_end
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def stored_query(store: FeatureStore, video_id: str, default_fps: float) -> Quer
     """A video already in the store, as a query."""
     record = store.read(video_id)
     times, fps = frame_times(record, default_fps)
-    lost = stored_loss(int(record.attrs.get("lost_frames", 0)), float(record.attrs.get("lost_seconds", 0.0)))
+    lost = stored_loss(*store.lost(video_id))  # read as for every hit
     return QueryVideo(video_id, np.asarray(record.features, dtype=np.float32), np.asarray(times), fps, video_id,
                       [lost] if lost else [])
 
