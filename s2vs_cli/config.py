@@ -30,6 +30,7 @@ RENAMED_KEYS = {"batch_size_fe": "frames_per_batch", "batch_size": "frames_per_b
 class ExtractorOptions:
     """Options of every command that extracts features (same names, same meaning everywhere)."""
 
+    backbone: str = "resnet50_l3imac"   # region extractor: a registered backbone (models/backbone_registry.py)
     backbone_weights: str = "imagenet"  # ResNet-50: imagenet, random or a torchvision state-dict path
     pca: str = "vcdb"                   # whitening: vcdb, none, random or a file in the published layout
     device: str = "auto"                # auto, cpu, cuda or cuda:N

@@ -102,7 +102,7 @@ class Runtime:
         """Load what a job on `cfg` (a config with features_only) needs, the one way every job does: the extractor
         when it reads videos, the network unless features only."""
         if videos:
-            return self.load_models(cfg.backbone_weights, cfg.pca, cfg.model, cfg.features_only)
+            return self.load_models(cfg.backbone_weights, cfg.pca, cfg.model, cfg.features_only, cfg.backbone)
         self.network = None if cfg.features_only else self.load_network(cfg.model)
         return self
 

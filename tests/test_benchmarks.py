@@ -21,6 +21,7 @@ from s2vs_cli.datasets import files
 from s2vs_cli import downloads
 from s2vs_cli.datasets import (
     DATASET_NAMES,
+    Benchmark,
     DATASETS,
     AnnotationError,
     CCWebBenchmark,
@@ -160,6 +161,27 @@ def test_registry_entries():
     for key, artifact in ANNOTATION_ARTIFACTS.items():
         assert artifact.name == key and artifact.url.startswith("https://raw.githubusercontent.com/")
         assert len(artifact.sha256) == 64 and int(artifact.sha256, 16) >= 0
+
+
+def test_what_the_registry_line_says_agrees_with_the_class_and_makes_the_help():
+    """The help of --dataset (extract-features, extract-frames, calibrate) comes from the registry, whose flags
+    say what each class does: an annotation file naming the videos, labels that are copies."""
+    from typer.testing import CliRunner
+
+    from s2vs_cli.cli import app
+    from s2vs_cli.datasets.registry import COPY_LABEL_NAMES, VIDEO_LIST_NAMES
+
+    for name, entry in DATASETS.items():
+        kind = benchmark_class(name)
+        assert entry.lists_videos == bool(kind.annotation_file), name
+        labels_copies = kind.copies is not Benchmark.copies  # the base class refuses: no copy labels
+        assert entry.labels_copies == labels_copies, name
+    assert VIDEO_LIST_NAMES == ("FIVR-5K", "FIVR-200K", "VCDB", "EVVE", "CC_WEB_VIDEO")
+    assert "EVVE" not in COPY_LABEL_NAMES and {"VCDB", "VSC22", "custom"} <= set(COPY_LABEL_NAMES)
+    for command, names in (("extract-features", VIDEO_LIST_NAMES), ("extract-frames", VIDEO_LIST_NAMES),
+                           ("calibrate", COPY_LABEL_NAMES)):
+        text = " ".join(CliRunner().invoke(app, [command, "--help"]).output.replace("│", " ").split())
+        assert ", ".join(names) in text, command
 
 
 def test_shared_copies_match_registry(data_dir):

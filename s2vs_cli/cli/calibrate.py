@@ -8,10 +8,13 @@ import typer
 from rich.table import Table
 
 from . import options
+from ..datasets.registry import COPY_LABEL_NAMES, DATASETS
 from .common import check_writable, command_config, console, print_table, reported_errors, terminal_safe
 
+_READ_GROUND_TRUTH = " and ".join(name for name in COPY_LABEL_NAMES if not DATASETS[name].lists_videos)
 
-@options.takes("features_only", "model", "backbone_weights", "pca", "device", "precision", "fps", "seed", "config",
+
+@options.takes("features_only", "model", "backbone", "backbone_weights", "pca", "device", "precision", "fps", "seed", "config",
                "print_config", "json_output", "quiet")
 def calibrate(
     ground_truth: Annotated[Optional[str], typer.Option(
@@ -19,8 +22,8 @@ def calibrate(
         help='Your labelled set: {"queries": \\[...], "database": \\[...], "positives": {query: \\[copies]}} '
              '(optional "negatives", as for evaluate).', rich_help_panel=options.INPUT)] = None,
     dataset: Annotated[Optional[str], typer.Option(
-        "--dataset", metavar="NAME", help="A benchmark that labels copies instead: VCDB, FIVR-5K, FIVR-200K, "
-                                          "CC_WEB_VIDEO or VSC22 (with --ground-truth GT.csv).",
+        "--dataset", metavar="NAME", help=f"A benchmark that labels copies: {', '.join(COPY_LABEL_NAMES)} ({_READ_GROUND_TRUTH} with "
+                                          "--ground-truth).",
         rich_help_panel=options.INPUT)] = None,
     annotations: options.Annotations = None,
     dataset_hdf5: Annotated[Optional[str], typer.Option(

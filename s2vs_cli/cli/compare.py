@@ -21,7 +21,7 @@ Report = Annotated[Optional[str], typer.Option(
          "and both videos side by side, seeking together to the part chosen.")]
 
 
-@options.takes("min_match_seconds", "thresholds", "min_match_score", "features_only", "model", "backbone_weights",
+@options.takes("min_match_seconds", "thresholds", "min_match_score", "features_only", "model", "backbone", "backbone_weights",
                "pca", "device", "precision", "fps", "frames_per_batch", "seed", "compile_cnn", "config",
                "print_config", "json_output", "quiet")
 def compare(

@@ -19,7 +19,7 @@ SHOWN = 5  # ids named in a note before "and N more"
 VSC = "VSC 2022"  # the panel of the challenge's own options
 
 
-@options.takes("normalize_with", "normalize_k", "normalize_beta", "features_only", "model", "backbone_weights", "pca",
+@options.takes("normalize_with", "normalize_k", "normalize_beta", "features_only", "model", "backbone", "backbone_weights", "pca",
                "device", "precision", "fps", "frames_per_batch", "workers", "seed", "config", "print_config",
                "json_output", "quiet")
 def evaluate(

@@ -17,7 +17,7 @@ EPILOG = ("Exit status: 0 when every video was extracted, 3 when some failed (li
 
 
 @options.takes("loader", "dataset_path", "pattern", "id_list", "dataset", "annotations", "skip_missing", "workers",
-               "overwrite", "strict", "dtype", "compression", "backbone_weights", "pca", "device", "precision", "fps",
+               "overwrite", "strict", "dtype", "compression", "backbone", "backbone_weights", "pca", "device", "precision", "fps",
                "frames_per_batch", "seed", "compile_cnn", "config", "print_config", "json_output", "quiet")
 def extract_features(
     inputs: options.Inputs = None,

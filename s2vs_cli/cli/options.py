@@ -8,6 +8,7 @@ from typing import Annotated, Optional, TypeVar
 import typer
 
 from ..artifacts import BACKBONE, NETWORK, WHITENING, help_names
+from ..datasets.registry import VIDEO_LIST_NAMES
 
 F = TypeVar("F", bound=Callable)
 
@@ -44,6 +45,10 @@ Model = Annotated[Optional[str], typer.Option(
     "--model", metavar="NAME|PATH",
     help=f"Similarity network: {help_names(NETWORK)} ({_PUBLISHED}), random (seeded) or a checkpoint file.  "
          "\\[default: s2vs_dns]", rich_help_panel=MODEL)]
+Backbone = Annotated[Optional[str], typer.Option(
+    "--backbone", metavar="NAME",
+    help="Region extractor, by its registered name (resnet50_l3imac: ResNet-50 L3-iMAC, the paper's).  "
+         "\\[default: resnet50_l3imac]", rich_help_panel=MODEL)]
 BackboneWeights = Annotated[Optional[str], typer.Option(
     "--backbone-weights", metavar="NAME|PATH",
     help=f"ResNet-50 weights: {help_names(BACKBONE)} (torchvision's; {_PUBLISHED}), random (seeded) or a "
@@ -125,7 +130,7 @@ IdList = Annotated[Optional[str], typer.Option(
          "of --pattern is taken.", rich_help_panel=INPUT)]
 Dataset = Annotated[Optional[str], typer.Option(
     "--dataset", metavar="NAME",
-    help="Take the videos of a benchmark (FIVR-5K, FIVR-200K, VCDB, EVVE, CC_WEB_VIDEO) from --dataset-path.",
+    help=f"Take the videos of a benchmark ({', '.join(VIDEO_LIST_NAMES)}) from --dataset-path.",
     rich_help_panel=INPUT)]
 Annotations = Annotated[Optional[str], typer.Option(
     "--annotations", metavar="FILE", help="The benchmark's annotation file, instead of downloading it.",
@@ -140,7 +145,8 @@ Overwrite = Annotated[Optional[bool], typer.Option(
 # --- the shared options by parameter name: a command takes them with @takes(...) instead of writing each out ------
 SHARED = {
     "config": Config, "print_config": PrintConfig, "quiet": Quiet, "json_output": Json,
-    "model": Model, "backbone_weights": BackboneWeights, "pca": Pca, "seed": Seed, "features_only": FeaturesOnly,
+    "model": Model, "backbone": Backbone, "backbone_weights": BackboneWeights, "pca": Pca, "seed": Seed,
+    "features_only": FeaturesOnly,
     "thresholds": Thresholds, "normalize_with": NormalizeWith, "normalize_k": NormalizeK,
     "normalize_beta": NormalizeBeta, "min_match_seconds": MinMatchSeconds, "min_match_score": MinMatchScore,
     "device": Device, "precision": Precision, "frames_per_batch": FramesPerBatch, "compile_cnn": Compile,

@@ -25,7 +25,7 @@ EPILOG = ("Multi-GPU / multi-node: [bold]torchrun --nproc-per-node 2 -m s2vs_cli
           "[bold]--config examples/train_s2vs_dns.yaml[/].")
 
 
-@options.takes("backbone_weights", "pca", "frames_per_batch", "workers", "device", "precision", "config",
+@options.takes("backbone", "backbone_weights", "pca", "frames_per_batch", "workers", "device", "precision", "config",
                "print_config", "quiet")
 def train(
     data: Annotated[Optional[str], typer.Argument(

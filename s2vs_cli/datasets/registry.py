@@ -10,27 +10,38 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ConfigError
 from ..progress import SILENT, Progress
 from .benchmark import Benchmark, Evaluation, EvaluationError, Similarities
 
-DATASETS: dict[str, str] = {  # registry name -> "module:Class"
-    "FIVR-5K": "s2vs_cli.datasets.fivr:FIVRBenchmark",
-    "FIVR-200K": "s2vs_cli.datasets.fivr:FIVRBenchmark",
-    "VCDB": "s2vs_cli.datasets.vcdb:VCDBBenchmark",
-    "EVVE": "s2vs_cli.datasets.evve:EVVEBenchmark",
-    "CC_WEB_VIDEO": "s2vs_cli.datasets.cc_web:CCWebBenchmark",
-    "custom": "s2vs_cli.datasets.custom:CustomBenchmark",
-    "VSC22": "s2vs_cli.datasets.vsc22:VSC22Benchmark",
+class Registered(NamedTuple):
+    """A registry line: where the benchmark's class is ("module:Class"), and what the commands that only read
+    names need to know of it (the tests check both against the class)."""
+
+    path: str
+    lists_videos: bool = True   # an annotation file names its videos: extract-features/-frames --dataset
+    labels_copies: bool = True  # its labels are copies, which `s2vs calibrate` fits thresholds on
+
+
+DATASETS: dict[str, Registered] = {
+    "FIVR-5K": Registered("s2vs_cli.datasets.fivr:FIVRBenchmark"),
+    "FIVR-200K": Registered("s2vs_cli.datasets.fivr:FIVRBenchmark"),
+    "VCDB": Registered("s2vs_cli.datasets.vcdb:VCDBBenchmark"),
+    "EVVE": Registered("s2vs_cli.datasets.evve:EVVEBenchmark", labels_copies=False),  # events, not copies
+    "CC_WEB_VIDEO": Registered("s2vs_cli.datasets.cc_web:CCWebBenchmark"),
+    "custom": Registered("s2vs_cli.datasets.custom:CustomBenchmark", lists_videos=False),
+    "VSC22": Registered("s2vs_cli.datasets.vsc22:VSC22Benchmark", lists_videos=False),
 }
 DATASET_NAMES = tuple(DATASETS)  # for help text
+VIDEO_LIST_NAMES = tuple(name for name, entry in DATASETS.items() if entry.lists_videos)
+COPY_LABEL_NAMES = tuple(name for name, entry in DATASETS.items() if entry.labels_copies)
 
 
 def benchmark_class(name: str) -> type[Benchmark]:
     """The class of the benchmark `name` (see `canonical_name`); ConfigError if unknown."""
-    return _imported(DATASETS[canonical_name(name)])
+    return _imported(DATASETS[canonical_name(name)].path)
 
 
 def canonical_name(name: str) -> str:
@@ -48,8 +59,8 @@ def find_name(name: str) -> str | None:
     for known in DATASETS:
         if _key(known) == key:
             return known
-    for known, path in DATASETS.items():  # aliases are their classes': imported only now
-        if key in {_key(alias) for alias in _imported(path).aliases}:
+    for known, entry in DATASETS.items():  # aliases are their classes': imported only now
+        if key in {_key(alias) for alias in _imported(entry.path).aliases}:
             return known
     return None
 

@@ -140,7 +140,7 @@ def declared_extractor(options: ExtractorOptions) -> tuple[str, str]:
     itself (models/loading.py), without loading it: for scores whose files do not record it."""
     from ..models.backbone_registry import backbone_class  # late: torchvision
 
-    title = backbone_class().title
+    title = backbone_class(options.backbone).title
     backbone = _weights_label(options.backbone_weights, choices(BACKBONE), options.seed, "--backbone-weights")
     if options.pca == "none":
         return f"{title} {backbone}", "none"

@@ -191,7 +191,7 @@ def run_extract_features(cfg: ExtractFeaturesConfig, paths: Sequence[str] | None
     from ..datasets.video_inputs import select_inputs
 
     items, missing = select_inputs(paths, cfg, progress)
-    runtime.load_extractor(cfg.backbone_weights, cfg.pca)
+    runtime.load_extractor(cfg.backbone_weights, cfg.pca, cfg.backbone)
     options = ExtractionOptions(fps=cfg.fps, loader=cfg.loader, frames_per_batch=cfg.frames_per_batch,
                                 workers=default_workers() if cfg.workers is None else cfg.workers, dtype=cfg.dtype,
                                 compression=None if cfg.compression == "none" else cfg.compression,

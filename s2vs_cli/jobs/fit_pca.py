@@ -246,8 +246,9 @@ class FittedWhitening:
 
 
 def fit_pca(features: Sequence[str | Path], output: str | Path, runtime: Runtime, max_vectors: int = 1_000_000,
-            seed: int = 0, progress: Progress = SILENT) -> FittedWhitening:
-    """`s2vs fit-pca`: fit the whitening of stored region vectors on the runtime's device and save it."""
+            seed: int = 0, progress: Progress = SILENT, backbone: str = "resnet50_l3imac") -> FittedWhitening:
+    """`s2vs fit-pca`: fit the whitening of stored region vectors (of `backbone`, a registered name) on the
+    runtime's device and save it."""
     from ..errors import ConfigError
     from ..models.backbone_registry import backbone_class  # late: torchvision
     from ..storage.store import made_with_random_weights
@@ -256,7 +257,7 @@ def fit_pca(features: Sequence[str | Path], output: str | Path, runtime: Runtime
         raise ConfigError(f"--max-vectors must be at least 2, got {max_vectors}")
     whitening, used = fit_from_feature_files(features, max_vectors, seed, runtime.device, progress)
     dims = whitening["mean"].numel()
-    backbone = backbone_class()
+    backbone = backbone_class(backbone)
     dims_note = None
     if dims != backbone.region_dims:
         dims_note = f"{dims}-d vectors: --pca expects {backbone.region_dims}-d ({backbone.description}) whitenings"

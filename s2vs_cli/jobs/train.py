@@ -86,7 +86,7 @@ def _train(cfg: TrainConfig, videos: list[VideoInput], loader: str, runtime: Run
     if group.is_main:  # half-written checkpoints of a killed run
         remove_stale_temporaries(experiment)
     if runtime.extractor is None:  # else the caller's (tests and benchmarks share one across runs)
-        runtime.load_extractor(cfg.backbone_weights, cfg.pca)
+        runtime.load_extractor(cfg.backbone_weights, cfg.pca, cfg.backbone)
     extractor = runtime.extractor
     if evaluate is None and cfg.eval_ground_truth is not None and group.is_main:  # rank 0 alone evaluates
         evaluate = training_evaluator(cfg, runtime, progress)
