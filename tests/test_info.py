@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,8 +18,9 @@ from media import write_video
 from s2vs_cli.cli import app
 from s2vs_cli.media.facts import VideoFacts, stored_video_facts, video_facts
 from s2vs_cli.storage.bookkeeping import Failure, failures_path, write_failures
-from s2vs_cli.storage.index import index_dir_for
-from s2vs_cli.storage.index_state import index_state
+from s2vs_cli.storage import index as index_module
+from s2vs_cli.storage.index import cached_index_dir, index_dir_for
+from s2vs_cli.storage.index_state import IndexState, index_state
 from s2vs_cli.storage.parts import PartWriter, merge_parts
 from s2vs_cli.storage.store import FeatureStore, StoreIdentity
 from s2vs_cli.storage.store_summary import summarize_store
@@ -47,7 +50,12 @@ def extracted(tmp_path_factory) -> Path:
     _clip(folder / "clips" / "a.mp4", 3, 0)
     _clip(folder / "clips" / "b.mp4", 2, 1)
     _clip(folder / "c.mp4", 2, 2)
-    result = runner.invoke(app, ["extract-features", str(folder / "clips"), "-o", str(folder / "store.h5"), *RANDOM])
+    here = os.getcwd()
+    os.chdir(folder)  # inputs named relative to the current folder: their sources are recorded absolute
+    try:
+        result = runner.invoke(app, ["extract-features", "clips", "-o", "store.h5", *RANDOM])
+    finally:
+        os.chdir(here)
     assert result.exit_code == 0, result.output
     return folder
 
@@ -134,9 +142,10 @@ def test_facts_of_a_frame_folder_come_from_its_images(tmp_path):
 
 def test_stored_facts_are_the_recorded_sources_and_fall_back_on_the_stored_frames(extracted, store):
     with FeatureStore(store) as opened:
-        assert opened.source("a") == str(extracted / "clips" / "a.mp4")
+        source = Path(opened.source("a"))
+        assert source.is_absolute() and source.samefile(extracted / "clips" / "a.mp4")
         facts = stored_video_facts(opened, "a")
-        assert facts == video_facts(extracted / "clips" / "a.mp4") and facts.duration == pytest.approx(3.0)
+        assert facts == video_facts(source) and facts.duration == pytest.approx(3.0) and facts.width == 64
     _write(tmp := store.with_name("moved.h5"), {"x": 4})  # a store whose videos record no source
     with FeatureStore(tmp) as opened:
         assert stored_video_facts(opened, "x") == VideoFacts(None, duration=4.0, error="the store records no source")
@@ -235,3 +244,23 @@ def test_a_file_that_is_not_a_store_is_one_line_naming_it(tmp_path, content):
     assert result.output.startswith(f"error: {bad}: not a readable HDF5 feature file")
     missing = _info(tmp_path / "missing.h5")
     assert missing.exit_code == 1 and f"{tmp_path / 'missing.h5'}: feature file not found" in missing.output
+
+
+def test_links_are_listed_never_followed(store):
+    with h5py.File(store, "a") as handle:
+        handle["alias"] = h5py.SoftLink("/a")
+        handle["elsewhere"] = h5py.ExternalLink("/etc/passwd", "/x")
+    summary = _json(store)["stores"][0]
+    assert summary["links"] == ["alias", "elsewhere"] and summary["videos"] == 2 and summary["frames"] == 5
+    assert "2 videos with features elsewhere, never read" in _info(store).stdout
+
+
+def test_a_store_in_a_read_only_folder_has_its_index_in_the_cache(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("S2VS_HOME", str(tmp_path / "cache"))
+    real = index_module._writable
+    monkeypatch.setattr(index_module, "_writable", lambda folder: folder != store.parent and real(folder))
+    assert index_state(store) == IndexState("none", str(cached_index_dir(store)), in_cache=True)
+    assert runner.invoke(app, ["index", str(store), "-q"]).exit_code == 0
+    state = index_state(store)
+    assert (state.state, state.folder, state.in_cache) == ("up to date", str(cached_index_dir(store)), True)
+    assert "(in the user's cache: the file's folder is not writable)" in _info(store).stdout
