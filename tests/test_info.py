@@ -194,7 +194,7 @@ def test_index_state_none_then_up_to_date_then_stale_after_a_new_video(extracted
     assert added.exit_code == 0, added.output
     stale = _json(store)["stores"][0]
     assert stale["videos"] == 3 and stale["index"]["state"] == "stale" and stale["index"]["videos"] == 2
-    assert stale["index"]["reason"] == "1 new video not indexed yet: the next search adds them"
+    assert stale["index"]["reason"] == "1 new video not indexed yet: `s2vs index` or the next search adds it"
     assert "stale" in _info(store).stdout
     assert runner.invoke(app, ["index", str(store), "-q"]).exit_code == 0
     assert index_state(store).state == "up to date" and index_state(store).videos == 3
@@ -205,10 +205,11 @@ def test_index_state_says_what_makes_a_rebuild(tmp_path):
     assert runner.invoke(app, ["index", str(store), "-q"]).exit_code == 0
     _write(store, {"a": 20, "b": 40})  # rewritten with the same videos: only the stamp is old
     assert (index_state(store).state, index_state(store).reason) == \
-        ("up to date", "the file was rewritten with the same videos (the next search renews its stamp)")
+        ("up to date", "the file was rewritten with the same videos (`s2vs index` or the next search renews its stamp)")
     _write(store, {"a": 21})  # 'b' left, 'a' changed
     state = index_state(store)
-    assert (state.state, state.reason) == ("stale", "'b' left the store (and 1 more): the next search rebuilds it")
+    assert (state.state, state.reason) == \
+        ("stale", "'b' left the store (and 1 more): `s2vs index` or the next search rebuilds it")
     (index_dir_for(store) / "frames_crc.npy").write_bytes(b"garbage")
     damaged = summarize_store(store).index
     assert damaged.state == "stale" and "frames_crc.npy is 7 bytes" in damaged.reason and \

@@ -91,11 +91,10 @@ def _index(state) -> str:
     where = terminal_safe(state.folder) + (" (in the user's cache: the file's folder is not writable)"
                                            if state.in_cache else "")
     if state.state == "none":
-        return f"none (the next search builds it in {where})"
-    held = f"{plural(state.videos, 'videos')}, {state.kind}; {where}"
+        return f"none (`s2vs index` or the next search builds it in {where})"
     reason = f"\n{terminal_safe(state.reason)}" if state.reason else ""
     color = "yellow" if state.state == "stale" else "green"
-    return f"[{color}]{state.state}[/]: {held}{reason}"
+    return f"[{color}]{state.state}[/]: {plural(state.videos, 'videos')} ({state.kind}) in {where}{reason}"
 
 
 def _size(size: float) -> str:

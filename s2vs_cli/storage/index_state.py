@@ -26,6 +26,7 @@ from .index_files import FAISS_FILE, META_FILE
 from .store import FeatureStore
 
 NONE, UP_TO_DATE, STALE = "none", "up to date", "stale"
+NEXT = "`s2vs index` or the next search"  # what brings the index up to date, in each reason
 
 
 @dataclass
@@ -33,8 +34,8 @@ class IndexState:
     """A store's search index as found: `state` is NONE, UP_TO_DATE or STALE."""
 
     state: str
-    folder: str            # where it is (NONE: where the next search makes it)
-    reason: str = ""       # STALE: why, and what the next search does; UP_TO_DATE: anything worth saying
+    folder: str            # where it is (NONE: where it will be made)
+    reason: str = ""       # STALE: why, and what updating it does; UP_TO_DATE: anything worth saying
     videos: int = 0        # videos it holds
     kind: str = ""         # flat, ivf-sq8 or ivf-pq
     in_cache: bool = False  # kept in the user's cache: the store's folder is not writable
@@ -75,7 +76,7 @@ def index_state(store_path: str | Path, store_catalogue: Callable[[], VideoCatal
         existing = existing or found
     if existing is None:
         if damage:
-            return IndexState(STALE, str(folder), f"damaged ({damage}): the next search rebuilds it",
+            return IndexState(STALE, str(folder), f"damaged ({damage}): {NEXT} rebuilds it",
                               in_cache=folder != beside)
         return IndexState(NONE, str(folder), in_cache=folder != beside)
     return _compared(existing, _store_catalogue(store_path, store_catalogue), beside)
@@ -88,12 +89,13 @@ def _compared(found: _Found, now: VideoCatalogue, beside: Path) -> IndexState:
         ids, more = found.catalogue.ids, len(gone) + len(changed) - 1
         what = f"'{ids[gone[0]]}' left the store" if len(gone) else f"'{ids[changed[0]]}' changed in the store"
         return _state(STALE, found, beside, what + (f" (and {more} more)" if more else "") +
-                      ": the next search rebuilds it")
+                      f": {NEXT} rebuilds it")
     if len(new):
         videos = "1 new video" if len(new) == 1 else f"{len(new):,} new videos"
-        return _state(STALE, found, beside, f"{videos} not indexed yet: the next search adds them")
-    return _state(UP_TO_DATE, found, beside, "the file was rewritten with the same videos (the next search "
-                                             "renews its stamp)")
+        them = "it" if len(new) == 1 else "them"
+        return _state(STALE, found, beside, f"{videos} not indexed yet: {NEXT} adds {them}")
+    return _state(UP_TO_DATE, found, beside, f"the file was rewritten with the same videos ({NEXT} renews its "
+                                             "stamp)")
 
 
 def _state(state: str, found: _Found, beside: Path, reason: str = "") -> IndexState:
