@@ -219,8 +219,10 @@ def test_index_state_says_what_makes_a_rebuild(tmp_path):
 def test_info_lists_damaged_and_failed_videos(tmp_path):
     store = _write(tmp_path / "s.h5", {"ok": 3})
     _write(store, {"cut": 4}, keep_existing=True, lost_frames=2, lost_seconds=1.5)
+    _write(store, {"odd": 2}, keep_existing=True, lost_frames=np.arange(3), lost_seconds="n/a")  # not ours: no loss
     write_failures(failures_path(store), [Failure("bad", "/videos/bad.mp4", "not a video file: Invalid data")])
     summary = _json(store)["stores"][0]
+    assert summary["videos"] == 3 and summary["frames"] == 9
     assert summary["lost"] == [{"id": "cut", "frames": 2, "seconds": 1.5}]
     assert summary["failed"] == [{"id": "bad", "path": "/videos/bad.mp4", "reason": "not a video file: Invalid data"}]
     assert summary["failures_file"] == str(failures_path(store)) and summary["made_with"]["backbone"] == "test"
@@ -265,3 +267,12 @@ def test_a_store_in_a_read_only_folder_has_its_index_in_the_cache(store, tmp_pat
     state = index_state(store)
     assert (state.state, state.folder, state.in_cache) == ("up to date", str(cached_index_dir(store)), True)
     assert "(in the user's cache: the file's folder is not writable)" in _info(store).stdout
+
+
+def test_long_lists_show_the_first_few_and_json_has_them_all(tmp_path):
+    store = _write(tmp_path / "s.h5", {"ok": 3})
+    write_failures(failures_path(store), [Failure(f"bad{k}", f"/v/bad{k}.mp4", "empty file (0 bytes)") for k in range(7)])
+    shown = _info(store).stdout
+    assert "7 videos listed in" in shown and "bad4: empty" in shown and "bad5" not in shown
+    assert "... and 2 more (--json lists them all)" in shown
+    assert [f["id"] for f in _json(store)["stores"][0]["failed"]] == [f"bad{k}" for k in range(7)]

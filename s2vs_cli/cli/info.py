@@ -84,7 +84,7 @@ def _add_list(table: Table, name: str, lines: list[str], what: str) -> None:
         table.add_row(name, "none")
         return
     more = f"\n... and {len(lines) - SHOWN:,} more (--json lists them all)" if len(lines) > SHOWN else ""
-    table.add_row(name, f"{plural(len(lines), 'videos')} {what}\n" + "\n".join(lines[:SHOWN]) + more)
+    table.add_row(name, f"{_videos(len(lines))} {what}\n" + "\n".join(lines[:SHOWN]) + more)
 
 
 def _index(state) -> str:
@@ -94,7 +94,11 @@ def _index(state) -> str:
         return f"none (`s2vs index` or the next search builds it in {where})"
     reason = f"\n{terminal_safe(state.reason)}" if state.reason else ""
     color = "yellow" if state.state == "stale" else "green"
-    return f"[{color}]{state.state}[/]: {plural(state.videos, 'videos')} ({state.kind}) in {where}{reason}"
+    return f"[{color}]{state.state}[/]: {_videos(state.videos)} ({state.kind}) in {where}{reason}"
+
+
+def _videos(count: int) -> str:
+    return plural(count, "videos").replace(str(count), f"{count:,}", 1)
 
 
 def _size(size: float) -> str:
