@@ -227,7 +227,7 @@ def test_info_lists_damaged_and_failed_videos(tmp_path):
     assert summary["failed"] == [{"id": "bad", "path": "/videos/bad.mp4", "reason": "not a video file: Invalid data"}]
     assert summary["failures_file"] == str(failures_path(store)) and summary["made_with"]["backbone"] == "test"
     shown = _info(store).stdout
-    assert "cut: lost 2 frames, 1.5 s" in shown and "bad: not a video file: Invalid data" in shown
+    assert "cut: lost 2 frames and 1.5 s" in shown and "bad: not a video file: Invalid data" in shown
 
 
 def test_several_stores_give_one_block_each(store, tmp_path):

@@ -67,8 +67,8 @@ def _render(summary) -> None:
                                                  f"{identity.loader} input; s2vs {summary.version or '?'}"))
     table.add_row("random weights", "[yellow]yes: a test of the pipeline, not meaningful similarities[/]"
                   if summary.random_weights else "no")
-    _add_list(table, "damaged", [f"{terminal_safe(i)}: lost {plural(f, 'frames')}, {s:.1f} s"
-                                 for i, f, s in summary.lost], "lost frames or seconds to damage when extracted")
+    _add_list(table, "damaged", [f"{terminal_safe(i)}: lost {_loss(f, s)}" for i, f, s in summary.lost],
+              "lost frames or seconds to damage when extracted")
     _add_list(table, "failed", [f"{terminal_safe(f.video_id)}: {terminal_safe(f.reason)}" for f in summary.failed],
               f"listed in {terminal_safe(summary.failures_file)}")
     if summary.links:  # only in files another tool changed
@@ -95,6 +95,11 @@ def _index(state) -> str:
     reason = f"\n{terminal_safe(state.reason)}" if state.reason else ""
     color = "yellow" if state.state == "stale" else "green"
     return f"[{color}]{state.state}[/]: {_videos(state.videos)} ({state.kind}) in {where}{reason}"
+
+
+def _loss(frames: int, seconds: float) -> str:
+    """'3 frames and 1.7 s', '1.7 s', '1 frame'."""
+    return " and ".join(([plural(frames, "frames")] if frames else []) + ([f"{seconds:.1f} s"] if seconds else []))
 
 
 def _videos(count: int) -> str:
