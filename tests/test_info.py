@@ -276,3 +276,17 @@ def test_long_lists_show_the_first_few_and_json_has_them_all(tmp_path):
     assert "7 videos listed in" in shown and "bad4: empty" in shown and "bad5" not in shown
     assert "... and 2 more (--json lists them all)" in shown
     assert [f["id"] for f in _json(store)["stores"][0]["failed"]] == [f"bad{k}" for k in range(7)]
+
+
+@pytest.mark.parametrize("flag", [[], ["--ids"]])
+def test_a_garbled_video_header_is_one_line_naming_the_file(tmp_path, flag):
+    store = _write(tmp_path / "s.h5", {"a": 3, "b": 4, "c": 5})
+    with h5py.File(store, "r") as handle:
+        address = h5py.h5o.get_info(handle["b"].id).addr
+    with open(store, "r+b") as raw:  # the object header of 'b', as test_faults garbles one
+        raw.seek(address + 8)
+        raw.write(bytes(range(16)))
+    result = _info(store, *flag)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert lines[0].startswith(f"error: {store}: damaged or unreadable HDF5 file")

@@ -13,6 +13,7 @@ ones; the caller may hand over one it read anyway.
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -120,7 +121,7 @@ def _read(folder: Path) -> _Found:
         return _Found(folder, StoreStamp(**meta["stamp"]), catalogue, str(meta.get("kind", "")))
     except SearchIndexError:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as e:  # a file missing, a garbled videos.json
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:  # a file missing, garbled
         raise SearchIndexError(f"{folder}: unreadable ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
                                ) from None
 
