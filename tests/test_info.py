@@ -290,3 +290,13 @@ def test_a_garbled_video_header_is_one_line_naming_the_file(tmp_path, flag):
     lines = result.output.strip().splitlines()
     assert result.exit_code == 1 and len(lines) == 1, result.output
     assert lines[0].startswith(f"error: {store}: damaged or unreadable HDF5 file")
+
+
+def test_a_file_of_the_original_tool_has_no_record_of_what_made_it(tmp_path):
+    store = tmp_path / "published.h5"
+    with h5py.File(store, "w") as handle:  # the original layout: T x D per id, nothing else
+        handle.create_dataset("vid", data=np.ones((5, 512), np.float16) / np.sqrt(512))
+        handle.create_dataset("set/other", data=np.ones((2, 512), np.float16) / np.sqrt(512))
+    summary = _json(store)["stores"][0]
+    assert (summary["videos"], summary["frames"], summary["made_with"], summary["random_weights"]) == (2, 7, None, False)
+    assert "not recorded" in _info(store).stdout

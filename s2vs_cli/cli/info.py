@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from . import options
-from .common import console, print_table, reported_errors, stdout, terminal_safe
+from .common import console, print_table, reported_errors, terminal_safe
 from .progress import RichProgress, plural
 
 SHOWN = 5  # damaged, failed or link videos listed per store on the terminal (all of them with --json)
