@@ -300,3 +300,8 @@ def test_a_file_of_the_original_tool_has_no_record_of_what_made_it(tmp_path):
     summary = _json(store)["stores"][0]
     assert (summary["videos"], summary["frames"], summary["made_with"], summary["random_weights"]) == (2, 7, None, False)
     assert "not recorded" in _info(store).stdout
+
+
+def test_info_is_listed_in_the_help():
+    listed = runner.invoke(app, ["--help"])
+    assert listed.exit_code == 0 and "│ info " in listed.stdout and "What a feature file holds" in listed.stdout
