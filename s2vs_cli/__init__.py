@@ -23,6 +23,7 @@ Running models
     ViSiL                   region features of two videos -> their similarity
 Reading video
     decode_video            frames of one video file sampled at a given fps
+    video_facts             duration, size, frame rate, bit rate of a video file or frame folder, from headers
     collect_inputs          the videos (or frame folders) named by paths, folders, lists and patterns
     FrameSource             the decoder interface: implement it (one class, one registry line) for a new source
 Features
@@ -30,6 +31,7 @@ Features
     extract_features        region features of many videos into one HDF5 file, resumable
     ExtractionOptions       settings of extract_features (fps, frames per batch, workers, dtype ...)
     FeatureStore            read and write HDF5 feature files
+    summarize_store         what a feature file holds (`s2vs info`), without reading features
 Comparing and searching
     compare_videos          similarity of two video files and where they match
     compare_features        the same for features already extracted
@@ -64,12 +66,14 @@ _EXPORTS = {
     "RegionExtractor": "models.extractor",
     "ViSiL": "models.visil",
     "decode_video": "media.video",
+    "video_facts": "media.facts",
     "collect_inputs": "media.inputs",
     "FrameSource": "media.source",
     "extract_video_features": "scoring.pair",
     "extract_features": "jobs.extract_features",
     "ExtractionOptions": "storage.bookkeeping",
     "FeatureStore": "storage.store",
+    "summarize_store": "storage.store_summary",
     "compare_videos": "jobs.compare",
     "compare_features": "scoring.pair",
     "open_index": "storage.index",

@@ -12,6 +12,7 @@ from .extract_features import EPILOG as EXTRACT_FEATURES_EPILOG, extract_feature
 from .evaluate import evaluate
 from .fit_pca import fit_pca
 from .help import Command, Group
+from .info import info
 from .merge import merge
 from .report import report
 from .search import index, search
@@ -40,6 +41,7 @@ app.command(cls=Command, no_args_is_help=True, epilog=TRAIN_EPILOG)(train)
 app.command(cls=Command, no_args_is_help=True)(search)
 app.command(cls=Command, no_args_is_help=True)(index)
 app.command(cls=Command, no_args_is_help=True)(verify)
+app.command(cls=Command, no_args_is_help=True)(info)
 app.command(cls=Command, no_args_is_help=True)(report)
 
 

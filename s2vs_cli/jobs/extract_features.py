@@ -149,7 +149,8 @@ def extract_to_writer(items: Sequence[VideoInput], runtime: Runtime, options: Ex
             video = videos.pop(key)
             features = np.concatenate(video.features)
             timestamps = np.concatenate(video.timestamps)
-            attrs = {"fps": float(options.fps), "source": str(video.item.path)} | lost
+            # Absolute: dedup and `s2vs info` read the source's facts from wherever they are run.
+            attrs = {"fps": float(options.fps), "source": str(Path(video.item.path).absolute())} | lost
             if info["warnings"]:
                 attrs["warnings"] = "; ".join(info["warnings"])
                 warnings[video.item.video_id] = list(info["warnings"])

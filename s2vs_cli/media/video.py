@@ -206,28 +206,43 @@ def _is_video_file(path: Path) -> bool:
 
 
 def video_info(path: VideoPath) -> dict:
-    """Return width and height (as stored), rotation, duration, fps, codec and frame count."""
+    """Return width and height (as stored), rotation, duration, fps, codec, frame count and bit rate."""
     log = DecoderLog()  # what FFmpeg says here is not this function's to report, and must not reach the terminal
     listen()
     with _open_video(path, log) as (container, stream), log.listening():
         # Rotation is side data on decoded frames, so one frame has to be decoded.
         first = _first_frame(container, stream, path)
-        rate = stream.average_rate or stream.guessed_rate
-        if stream.duration and stream.time_base:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration:
-            duration = container.duration / av.time_base
-        else:
-            duration = None
-        return {
-            "width": stream.codec_context.width,
-            "height": stream.codec_context.height,
-            "rotation": first.rotation,
-            "duration": duration,
-            "fps": float(rate) if rate else None,
-            "codec": stream.codec_context.name,
-            "frames": stream.frames or None,
-        }
+        return stream_header(container, stream) | {"rotation": first.rotation}
+
+
+def video_header(path: VideoPath) -> dict:
+    """`video_info` less the rotation, from the file's headers alone: no frame is decoded (VideoDecodeError
+    when the file cannot be opened as a video)."""
+    log = DecoderLog()
+    listen()
+    with _open_video(path, log) as (container, stream), log.listening():
+        return stream_header(container, stream)
+
+
+def stream_header(container: InputContainer, stream: VideoStream) -> dict:
+    """What the headers of an opened video say: width, height (as stored), duration, fps, codec, frame count
+    and the container's bit rate (bits/s); None where they do not say."""
+    rate = stream.average_rate or stream.guessed_rate
+    if stream.duration and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / av.time_base
+    else:
+        duration = None
+    return {
+        "width": stream.codec_context.width,
+        "height": stream.codec_context.height,
+        "duration": duration,
+        "fps": float(rate) if rate else None,
+        "codec": stream.codec_context.name,
+        "frames": stream.frames or None,
+        "bit_rate": container.bit_rate or None,
+    }
 
 
 def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..atomic import write_text_atomically
 from ..errors import S2VSError
-from ..spreadsheet_cells import spreadsheet_safe
+from ..spreadsheet_cells import from_spreadsheet_safe, spreadsheet_safe
 
 
 @dataclass
@@ -86,6 +86,17 @@ def write_failures(path: Path, failures: Sequence[Failure]) -> None:
     lines = ["video_id\tpath\treason"] + [f"{clean(f.video_id)}\t{clean(f.path)}\t{clean(f.reason)}"
                                           for f in sorted(failures, key=lambda f: f.video_id)]
     write_text_atomically(path, "\n".join(lines) + "\n")  # its temporary name is short whatever the output's
+
+
+def read_failures(path: Path) -> list[Failure]:
+    """The failures `write_failures` listed in `path` (none when there is no such file); a line that is not
+    three cells is read as far as it goes."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[1:]  # after the header
+    except FileNotFoundError:
+        return []
+    cells = [[from_spreadsheet_safe(cell) for cell in line.split("\t")] + ["", ""] for line in lines if line.strip()]
+    return [Failure(*row[:3]) for row in cells]
 
 
 @contextlib.contextmanager

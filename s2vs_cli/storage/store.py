@@ -158,6 +158,11 @@ class FeatureStore:
         """Whether the file says its features came from seeded random weights (StoreIdentity.random_weights)."""
         return self.identity is not None and self.identity.random_weights
 
+    @property
+    def handle(self) -> h5py.File:
+        """The open HDF5 file, for storage/ readers that pass over every video's header (store_summary.py)."""
+        return self._file
+
     def ids(self) -> list[str]:
         """Video ids in the file, in HDF5's (sorted) order; ids with '/' are found in nested groups. Links are
         listed too: reading one is refused, naming it."""
@@ -211,6 +216,12 @@ class FeatureStore:
         with self._checked(video_id):
             attrs = self._dataset(video_id).attrs
             return int(attrs.get("lost_frames", 0)), float(attrs.get("lost_seconds", 0.0))
+
+    def source(self, video_id: str) -> str | None:
+        """The path its features were extracted from, as given then (None where not recorded), unread."""
+        with self._checked(video_id):
+            value = self._dataset(video_id).attrs.get("source")
+        return None if value is None else _text(value)
 
     def read(self, video_id: str) -> VideoRecord:
         """One video's features [T, R, D] in their stored dtype, its timestamps and attributes (checked)."""
