@@ -338,3 +338,29 @@ def test_self_join_candidates_are_scored_as_ids(store, monkeypatch):
     assert (asked["neighbours"], asked["min_frame_level"]) == (7, 0.3)
     assert result.stages["candidates"] == 2 and result.stages["self_join"] == {"index": 3}
     assert [(p.a, p.b, p.relation) for p in result.pairs] == [("a-orig", "b-exact", "duplicate")]
+
+
+def test_blocks_keep_few_map_cells_and_score_earlier_partners_without_maps(monkeypatch):
+    from s2vs_cli.jobs import dedup
+
+    monkeypatch.setattr(dedup, "MAP_CELLS", 100)
+    frames = {0: 10, 1: 10, 2: 10, 3: 10, 4: 2}  # 4 is seen as 4 frames (repeated for the comparator)
+    assert dedup._blocks(2, [4, 0, 3, 1], frames) == [[0, 1], [3], [4]]
+
+
+def test_pairs_scored_in_chunks_are_located_on_their_whole_map(store, found, monkeypatch):
+    """A long video is scored in chunks and keeps no map: its pairs are located on a map made again."""
+    from functools import partial
+
+    from s2vs_cli.jobs import dedup
+
+    monkeypatch.setattr(dedup, "VideoScorer", partial(dedup.VideoScorer, chunk_frames=8))
+    result = run_dedup([str(store)], DedupConfig(features_only=True, exhaustive=True, **FLOORS), Runtime.cpu(),
+                       facts=facts_of)
+    def where(pairs):
+        return {(p.a, p.b): (p.relation, p.coverage, [(m.a_start, m.a_end, m.b_start, m.b_end) for m in p.matches])
+                for p in pairs}
+
+    assert where(result.pairs) == where(found.pairs)
+    scores = {(p.a, p.b): p.matches[0].score for p in found.pairs}
+    assert all(p.matches[0].score == pytest.approx(scores[(p.a, p.b)], abs=1e-5) for p in result.pairs)

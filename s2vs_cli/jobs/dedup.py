@@ -30,6 +30,7 @@ import numpy as np
 from ..config import DedupConfig
 from ..datasets.segments import covered_time
 from ..errors import ConfigError, FeatureStoreError
+from ..models.short_videos import repeat_factor
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.calibration import load_thresholds
@@ -45,6 +46,7 @@ from .search import check_feature_file
 
 # A video's facts from its source file: duration, width, height, fps, bitrate, size, source (None: unknown).
 FactsReader = Callable[[FeatureStore, str], "Mapping[str, Any] | None"]
+MAP_CELLS = 1 << 26  # frame-map cells kept at once while a block is located (256 MB of float32)
 FACT_KEYS = ("duration", "width", "height", "fps", "bitrate", "size", "source")
 
 
@@ -202,28 +204,50 @@ def _score_pairs(collection: Collection, pairs: list[tuple[int, int]], scorer: V
                  progress: Progress) -> dict[tuple[int, int], tuple[tuple[float, float], LocatedPair]]:
     """Each pair (i < j) scored both ways and located on its i-to-j frame map: {(i, j): ((i to j, j to i), where)}.
 
-    Every video is prepared once as a query against all its partners, which are read, indexed and scored
-    DATABASE_BLOCK at a time; a map is located as soon as it is made, so none is kept."""
+    Every video is prepared once as a query against all its partners, which are read, indexed and scored in
+    blocks (_blocks); a map is located as soon as it is made, so none outlives its block."""
     partners: dict[int, list[int]] = defaultdict(list)
     for i, j in pairs:
         partners[i].append(j)
         partners[j].append(i)
     ids = collection.ids
+    frames = {n: collection.home[ids[n]].shape(ids[n])[0] for n in partners}
     scores: dict[tuple[int, int], float] = {}
     located: dict[tuple[int, int], LocatedPair] = {}
     progress.stage("scoring the candidate pairs both ways", total=2 * len(pairs), unit="directions")
     for query in sorted(partners):
         prepared = scorer.prepare_query(read_video(collection.home[ids[query]], ids[query]))
-        for start in range(0, len(partners[query]), DATABASE_BLOCK):
-            block = partners[query][start:start + DATABASE_BLOCK]
+        for block in _blocks(query, partners[query], frames):
             targets = scorer.prepare_targets([read_video(collection.home[ids[t]], ids[t]) for t in block])
-            maps: dict = {}
+            maps: dict | None = {} if block[-1] > query else None  # only a pair's first video locates it
             for k, (target, score) in enumerate(zip(block, scorer.score(prepared, targets, maps).tolist())):
                 scores[(query, target)] = _checked_score(collection, ids[query], ids[target], score)
                 if query < target:
                     located[(query, target)] = _locate(collection, ids[query], ids[target], maps.get(k), scorer, cfg)
             progress.update(len(scores))
     return {pair: ((scores[pair], scores[pair[::-1]]), located[pair]) for pair in pairs}
+
+
+def _blocks(query: int, partners: list[int], frames: dict[int, int]) -> list[list[int]]:
+    """A query's partners in blocks scored together: those before it (scores only) apart from those after it
+    (their frame maps kept for locating), at most DATABASE_BLOCK videos and MAP_CELLS map cells a block."""
+    blocks: list[list[int]] = []
+    for side in (sorted(t for t in partners if t < query), sorted(t for t in partners if t > query)):
+        block, cells = [], 0
+        for target in side:
+            size = _network_frames(frames[query]) * _network_frames(frames[target]) if target > query else 0
+            if block and (cells + size > MAP_CELLS or len(block) == DATABASE_BLOCK):
+                blocks.append(block)
+                block, cells = [], 0
+            block.append(target)
+            cells += size
+        blocks += [block] if block else []
+    return blocks
+
+
+def _network_frames(frames: int) -> int:
+    """Frames the network sees of a video: short ones repeated to the comparator's minimum."""
+    return frames * repeat_factor(frames)
 
 
 def _checked_score(collection: Collection, query: str, target: str, score: float) -> float:
