@@ -103,7 +103,9 @@ def test_planted_pairs_have_their_relations_coverage_and_times(found):
     assert [p.similarity for p in found.pairs] == sorted((p.similarity for p in found.pairs), reverse=True)
     assert found.stages["candidates"] == found.stages["scored"] == 36  # 9 videos: every unordered pair
     assert (found.stages["pairs"], found.stages["no_match"]) == (7, 29)
-    assert found.stages["progress"] == ["scoring the candidate pairs both ways", "reading the facts of the grouped videos"]
+    assert found.stages["progress"] == ["scoring the candidate pairs both ways",
+                                        "reading the facts of the grouped videos"]
+    assert set(found.stages["seconds"]) == {"start", "candidates", "scoring", "groups", "total"}
     assert found.relation_counts() == {"duplicate": 3, "contains": 3, "overlap": 1}
 
 

@@ -114,7 +114,7 @@ def _render(result, to_stdout: bool) -> None:
     lines = [f"{plural(len(result.pairs), 'pairs')}: {counts['duplicate']} duplicate, {counts['contains']} contains, "
              f"{counts['overlap']} overlap ({plural(stages['candidates'], 'candidate pairs')} scored both ways, "
              f"{stages['no_match']} without a copied part); {plural(len(duplicated), 'groups')} of duplicates, "
-             f"{sum(len(group.removable) for _, group in duplicated)} removable; {stages['seconds']:.1f} s"]
+             f"{sum(len(group.removable) for _, group in duplicated)} removable; {stages['seconds']['total']:.1f} s"]
     from_features = sum(facts.get("from") == "features" for group in result.groups for facts in group.facts.values())
     if from_features:
         lines.append(f"[yellow]note:[/] facts of {plural(from_features, 'videos')} from their stored features "

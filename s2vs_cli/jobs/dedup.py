@@ -33,7 +33,7 @@ from ..errors import ConfigError, FeatureStoreError
 from ..models.short_videos import repeat_factor
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
-from ..scoring.calibration import load_thresholds
+from ..scoring.calibration import Thresholds, load_thresholds
 from ..scoring.duplicate_groups import (RELATIONS, DuplicateGroup, DuplicatePair, PairMatch, choose_keeper,
                                         duplicate_groups, pair_relation)
 from ..scoring.pair import LocatedPair, locate_on_map, locate_pair, sampled_duration, stored_video_features
@@ -149,40 +149,54 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
         raise ConfigError("the self-join reads one feature file: join them first (s2vs merge ALL.h5 "
                           f"{' '.join(stores)}), or score every pair with --exhaustive")
     thresholds = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None  # before the models
-    started = time.perf_counter()
+    seconds, clock = {}, time.perf_counter()
+
+    def timed(stage: str) -> None:  # the seconds each stage took, in `stages["seconds"]`
+        nonlocal clock
+        seconds[stage], clock = round(time.perf_counter() - clock, 3), time.perf_counter()
+
     with Collection(stores) as collection:
         runtime.prepare(cfg, videos=False)
         if thresholds is not None:  # dedup does not normalize scores
             thresholds.check_applies(store_score_identity(collection.paths[0], runtime.network, cfg), None)
+        timed("start")
         with_frames = [n for n, video in enumerate(collection.ids) if collection.home[video].shape(video)[0] > 0]
-        stages: dict[str, Any] = {"videos": len(collection.ids), "without_frames": len(collection.ids) - len(with_frames)}
+        stages: dict[str, Any] = {"videos": len(collection.ids),
+                                  "without_frames": len(collection.ids) - len(with_frames)}
         if cfg.exhaustive:
             candidates = [(i, j) for k, i in enumerate(with_frames) for j in with_frames[k + 1:]]
         else:
             candidates, stages["self_join"] = _indexed_candidates(collection, cfg, runtime, progress)
         stages["candidates"] = len(candidates)
+        timed("candidates")
         scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
-        scored = _score_pairs(collection, candidates, scorer, cfg, progress)
         pairs = []
-        for (i, j), (directions, located) in scored.items():
+        for (i, j), (directions, located) in _score_pairs(collection, candidates, scorer, cfg, progress).items():
             pair = _pair(collection.ids[i], collection.ids[j], directions, located, cfg.duplicate_coverage)
             if pair is not None:
                 pair.verdict = thresholds.verdict(pair.similarity) if thresholds is not None else None
                 pairs.append(pair)
         position = {video: n for n, video in enumerate(collection.ids)}
         pairs.sort(key=lambda p: (-p.similarity, position[p.a], position[p.b]))
-        stages |= {"scored": len(scored), "no_match": len(scored) - len(pairs), "pairs": len(pairs)}
+        stages |= {"scored": len(candidates), "no_match": len(candidates) - len(pairs), "pairs": len(pairs)}
+        timed("scoring")
         groups = _groups(collection, pairs, cfg.keep, facts or recorded_source_facts, progress)
-        random_weights = runtime.random_weights or collection.random_weights
-    stages["seconds"] = round(time.perf_counter() - started, 3)
+        timed("groups")
+    stages["seconds"] = seconds | {"total": round(sum(seconds.values()), 3)}
+    random_weights = runtime.random_weights or collection.random_weights
+    return DedupResult(groups, pairs, _settings(cfg, collection, runtime, thresholds), random_weights, stages)
+
+
+def _settings(cfg: DedupConfig, collection: Collection, runtime: Runtime, thresholds: Thresholds | None) -> dict:
+    """What the result was made with: the files, the model, the thresholds and every option that shapes it."""
+    calibration = None if thresholds is None else {"file": thresholds.path, "threshold": thresholds.threshold,
+                                                   "precision": thresholds.precision}
     settings = {"stores": [str(path) for path in collection.paths],
                 "model": "features only" if runtime.network is None else runtime.network.label,
-                "thresholds": None if thresholds is None else {"file": thresholds.path, "threshold": thresholds.threshold,
-                                                               "precision": thresholds.precision}}
-    settings |= {name: getattr(cfg, name) for name in (
+                "thresholds": calibration}
+    return settings | {name: getattr(cfg, name) for name in (
         "features_only", "exhaustive", "neighbours", "min_frame_level", "duplicate_coverage", "keep",
         "min_match_seconds", "min_match_score", "keep_common_frames")}
-    return DedupResult(groups, pairs, settings, random_weights, stages)
 
 
 def _indexed_candidates(collection: Collection, cfg: DedupConfig, runtime: Runtime,
