@@ -250,6 +250,8 @@ def test_usage_errors(halves, store):
     first, second, _ = halves
     assert _dedup(str(first), str(second), "--features-only").exit_code == 2  # the self-join reads one file
     assert "s2vs merge" in _dedup(str(first), str(second), "--features-only").stderr
+    twice = _dedup(str(first), str(first.parent / "." / first.name), "--exhaustive")
+    assert twice.exit_code == 2 and "is given twice" in twice.stderr
     assert _dedup(str(store), "--keep", "largest").exit_code == 2
     assert _dedup(str(store), "--duplicate-coverage", "0").exit_code == 2
     assert _dedup(str(store), "--print-removable", "--json").exit_code == 2
@@ -258,6 +260,11 @@ def test_usage_errors(halves, store):
         DedupConfig(neighbours=0)
     printed = _dedup(str(store), "--keep", "size", "--print-config")
     assert printed.exit_code == 0 and "keep: size" in printed.stdout and "duplicate_coverage: 0.8" in printed.stdout
+    config = store.parent / "dedup.yaml"
+    config.write_text("keep: duration\nduplicate_coverage: 0.9\nneighbours: 20\n")
+    printed = _dedup(str(store), "--config", str(config), "--keep", "first", "--print-config")
+    assert ("keep: first" in printed.stdout and "duplicate_coverage: 0.9" in printed.stdout
+            and "neighbours: 20" in printed.stdout)  # the flag wins over the file
 
 
 def test_print_removable_prints_only_paths(store, tmp_path, monkeypatch):

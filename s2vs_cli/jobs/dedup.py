@@ -55,6 +55,10 @@ class Collection:
 
     def __init__(self, paths: list[str | Path]):
         self.paths = [check_feature_file(str(path)) for path in paths]
+        seen: dict[Path, Path] = {}
+        for path in self.paths:
+            if seen.setdefault(path.resolve(), path) is not path:
+                raise ConfigError(f"{path} is given twice (as {seen[path.resolve()]} too): give each file once")
         self.stores: list[FeatureStore] = []
         self.ids: list[str] = []
         self.home: dict[str, FeatureStore] = {}
