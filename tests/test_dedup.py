@@ -252,6 +252,10 @@ def test_usage_errors(halves, store):
     assert "s2vs merge" in _dedup(str(first), str(second), "--features-only").stderr
     twice = _dedup(str(first), str(first.parent / "." / first.name), "--exhaustive")
     assert twice.exit_code == 2 and "is given twice" in twice.stderr
+    nowhere = _dedup(str(store), "--features-only", "-o", str(store.parent / "missing" / "out.json"))
+    assert nowhere.exit_code == 1 and "cannot write here" in nowhere.stderr  # before any work
+    not_a_folder = _dedup(str(store), "--features-only", "--csv", str(store))
+    assert not_a_folder.exit_code == 1 and "is not a folder" in not_a_folder.stderr
     assert _dedup(str(store), "--keep", "largest").exit_code == 2
     assert _dedup(str(store), "--duplicate-coverage", "0").exit_code == 2
     assert _dedup(str(store), "--print-removable", "--json").exit_code == 2
@@ -373,3 +377,13 @@ def test_pairs_scored_in_chunks_are_located_on_their_whole_map(store, found, mon
     assert where(result.pairs) == where(found.pairs)
     scores = {(p.a, p.b): p.matches[0].score for p in found.pairs}
     assert all(p.matches[0].score == pytest.approx(scores[(p.a, p.b)], abs=1e-5) for p in result.pairs)
+
+
+def test_files_of_other_extractors_are_refused(halves, tmp_path):
+    first, _, _ = halves
+    other = tmp_path / "other.h5"
+    write_store(other, {"z": planted()["u1"]}, identity=StoreIdentity("other", "test", 1.0, 512, dtype="float32"))
+    result = _dedup(str(first), str(other), "--exhaustive", "--features-only")
+    assert result.exit_code == 2
+    assert (f"{other} was made with other settings than {first}, which this run follows: backbone 'other' "
+            "(this run: 'test')") in result.stderr

@@ -105,8 +105,8 @@ def _shared_identity(stores: list[FeatureStore]) -> StoreIdentity | None:
     for store in known[1:]:
         differences = known[0].identity.differences(store.identity)
         if differences:
-            raise ConfigError(f"{store.path} was made with other settings than {known[0].path}: "
-                              f"{'; '.join(differences)}; only features of one extractor compare")
+            raise ConfigError(f"{store.path} was made with other settings than {known[0].path}, which this run "
+                              f"follows: {'; '.join(differences)}; only features of one extractor compare")
     return known[0].identity if known else None
 
 
