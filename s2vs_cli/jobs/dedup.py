@@ -45,7 +45,7 @@ from .calibrate import store_score_identity
 from .search import check_feature_file
 
 # A video's facts from its source file: duration, width, height, fps, bitrate, size, source (None: unknown).
-FactsReader = Callable[[FeatureStore, str], "Mapping[str, Any] | None"]
+FactsReader = Callable[[FeatureStore, str], Mapping[str, Any] | None]
 MAP_CELLS = 1 << 26  # frame-map cells kept at once while a block is located (256 MB of float32)
 FACT_KEYS = ("duration", "width", "height", "fps", "bitrate", "size", "source")
 
