@@ -39,6 +39,8 @@ Comparing and searching
     start_search            rank a collection against query videos (index, then ViSiL re-ranking)
     Searcher                the search engine behind start_search, for stored features
     stored_query            a query taken from a feature file
+    run_dedup               every pair of a collection's videos that shares copied content, grouped (s2vs dedup)
+    DedupConfig             the settings of run_dedup (model, thresholds, coverage, keeper rule ...)
 Evaluating
     run_evaluation          everything `s2vs evaluate` does: extract or read features, score, metrics
     load_benchmark          a benchmark's ground truth (FIVR-5K/200K, VCDB, EVVE, CC_WEB_VIDEO)
@@ -80,6 +82,8 @@ _EXPORTS = {
     "start_search": "jobs.search",
     "Searcher": "jobs.search",
     "stored_query": "jobs.search",
+    "run_dedup": "jobs.dedup",
+    "DedupConfig": "config",
     "run_evaluation": "jobs.evaluate",
     "load_benchmark": "datasets",
     "load_custom_ground_truth": "datasets",

@@ -14,8 +14,8 @@ from typing import Any, Optional, TypeVar
 
 import yaml
 
-from .config_checks import (absolute_paths, check_config_inputs, check_fps, check_loader, check_names,
-                            resolve_config_paths)
+from .config_checks import (absolute_paths, check_augmentation, check_config_inputs, check_fps, check_loader,
+                            check_names, resolve_config_paths)
 from .errors import ConfigError
 from .yaml_file import read_yaml
 
@@ -202,6 +202,27 @@ class SearchConfig(NormalizationOptions, ModelOptions):
 
 
 @dataclass
+class DedupConfig(CompareConfig):
+    """`s2vs dedup`: every pair of a collection's videos that shares copied content, and groups of duplicates."""
+
+    neighbours: int = 100                   # self-join: nearest segments each segment looks up in the index
+    min_frame_level: Optional[float] = None  # self-join: frame-level floor of a candidate pair; None: its default
+    exhaustive: bool = False                # every pair of videos scored, no index (small stores, checks)
+    duplicate_coverage: float = 0.8         # copied parts covering this share of both videos: duplicates
+    keep: str = "resolution"                # suggested keeper: resolution (then duration), duration, size, first
+    keep_common_frames: bool = False        # match boilerplate too (intros, logos, black frames)
+
+    def __post_init__(self):
+        CompareConfig.__post_init__(self)
+        if self.neighbours < 1:
+            raise ConfigError(f"neighbours must be at least 1, got {self.neighbours}")
+        if not 0 < self.duplicate_coverage <= 1:  # also refuses nan
+            raise ConfigError(f"duplicate_coverage must be above 0 and at most 1, got {self.duplicate_coverage}")
+        if self.keep not in KEEP_RULES:
+            raise ConfigError(f"keep must be {', '.join(KEEP_RULES[:-1])} or {KEEP_RULES[-1]}, got '{self.keep}'")
+
+
+@dataclass
 class CalibrateConfig(NormalizationOptions, ModelOptions):
     """`s2vs calibrate`: the score threshold that reaches a target precision on a labelled set."""
 
@@ -263,31 +284,7 @@ class AugmentationOptions:
     viv_lambda_max: float = 0.7
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name.endswith("_p") and not 0 <= value <= 1:
-                raise ConfigError(f"augmentation.{f.name} must be a probability in [0, 1], got {value}")
-        for low, high in (("weak_scale_min", None), ("strong_scale_min", None), ("text_size_min", "text_size_max"),
-                          ("text_opacity_min", "text_opacity_max"), ("emoji_size_min", "emoji_size_max"),
-                          ("emoji_opacity_min", "emoji_opacity_max"), ("viv_lambda_min", "viv_lambda_max")):
-            top = 1.0 if high is None else getattr(self, high)
-            if not 0 < getattr(self, low) <= top <= 1:
-                raise ConfigError(f"augmentation.{low} .. {high or '1'} must satisfy 0 < min <= max <= 1, "
-                                  f"got {getattr(self, low)} .. {top}")
-        if not 0 <= self.blur_radius_min <= self.blur_radius_max:
-            raise ConfigError(f"augmentation.blur_radius_min .. blur_radius_max must satisfy 0 <= min <= max, "
-                              f"got {self.blur_radius_min} .. {self.blur_radius_max}")
-        if not 16 <= self.crop_size <= MAX_RESIZE:
-            raise ConfigError(f"augmentation.crop_size must be between 16 and {MAX_RESIZE} pixels, got {self.crop_size}")
-        if not 1 <= self.segment_min <= self.segment_max:
-            raise ConfigError(f"augmentation.segment_min .. segment_max must satisfy 1 <= min <= max, "
-                              f"got {self.segment_min} .. {self.segment_max}")
-        if not 0 <= self.randaugment_ops or not 0 <= self.randaugment_magnitude <= 30:
-            raise ConfigError("augmentation.randaugment_ops must be >= 0 and randaugment_magnitude in 0..30")
-        temporal = (self.shuffle_dropout_p + self.fast_forward_p + self.slow_motion_p + self.reverse_p
-                    + self.pause_p)
-        if temporal > 1 + 1e-9:
-            raise ConfigError(f"augmentation: the temporal transform probabilities sum to {temporal:g}, over 1")
+        check_augmentation(self, MAX_RESIZE)
 
 
 @dataclass
@@ -359,6 +356,7 @@ class TrainConfig(ExtractorOptions):
 MIN_TARGET_PRECISION = 0.5    # of calibrate (thresholds files are checked against it too)
 MAX_NORMALIZE_BETA = 10.0     # β of noise normalization
 MAX_RESIZE = 4096
+KEEP_RULES = ("resolution", "duration", "size", "first")  # dedup's keeper rules
 
 
 def field_types(cls: type) -> dict[str, Any]:

@@ -8,6 +8,7 @@ library and artifacts.py.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -122,3 +123,33 @@ def check_config_inputs(resolved: dict[str, Any], given: dict[str, Any], config_
         if not os.path.exists(os.path.expanduser(value)):
             raise ConfigError(f"{config_file}: {name} '{written}' not found (looked for {value}: a relative path "
                               "in a configuration file is read from the file's folder)")
+
+
+def check_augmentation(options: Any, max_resize: int) -> None:
+    """ConfigError (naming the `augmentation.` key) unless every probability and range of training's
+    augmentations (config.AugmentationOptions) holds; crops are at most `max_resize` pixels."""
+    for f in dataclasses.fields(options):
+        value = getattr(options, f.name)
+        if f.name.endswith("_p") and not 0 <= value <= 1:
+            raise ConfigError(f"augmentation.{f.name} must be a probability in [0, 1], got {value}")
+    for low, high in (("weak_scale_min", None), ("strong_scale_min", None), ("text_size_min", "text_size_max"),
+                      ("text_opacity_min", "text_opacity_max"), ("emoji_size_min", "emoji_size_max"),
+                      ("emoji_opacity_min", "emoji_opacity_max"), ("viv_lambda_min", "viv_lambda_max")):
+        top = 1.0 if high is None else getattr(options, high)
+        if not 0 < getattr(options, low) <= top <= 1:
+            raise ConfigError(f"augmentation.{low} .. {high or '1'} must satisfy 0 < min <= max <= 1, "
+                              f"got {getattr(options, low)} .. {top}")
+    if not 0 <= options.blur_radius_min <= options.blur_radius_max:
+        raise ConfigError(f"augmentation.blur_radius_min .. blur_radius_max must satisfy 0 <= min <= max, "
+                          f"got {options.blur_radius_min} .. {options.blur_radius_max}")
+    if not 16 <= options.crop_size <= max_resize:
+        raise ConfigError(f"augmentation.crop_size must be between 16 and {max_resize} pixels, got {options.crop_size}")
+    if not 1 <= options.segment_min <= options.segment_max:
+        raise ConfigError(f"augmentation.segment_min .. segment_max must satisfy 1 <= min <= max, "
+                          f"got {options.segment_min} .. {options.segment_max}")
+    if not 0 <= options.randaugment_ops or not 0 <= options.randaugment_magnitude <= 30:
+        raise ConfigError("augmentation.randaugment_ops must be >= 0 and randaugment_magnitude in 0..30")
+    temporal = (options.shuffle_dropout_p + options.fast_forward_p + options.slow_motion_p + options.reverse_p
+                + options.pause_p)
+    if temporal > 1 + 1e-9:
+        raise ConfigError(f"augmentation: the temporal transform probabilities sum to {temporal:g}, over 1")

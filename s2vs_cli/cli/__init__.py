@@ -7,6 +7,7 @@ import typer
 
 from .calibrate import calibrate
 from .compare import compare
+from .dedup import dedup
 from .extract_frames import EPILOG as EXTRACT_FRAMES_EPILOG, extract_frames
 from .extract_features import EPILOG as EXTRACT_FEATURES_EPILOG, extract_features
 from .evaluate import evaluate
@@ -40,6 +41,7 @@ app.command(cls=Command, no_args_is_help=True)(merge)
 app.command(cls=Command, no_args_is_help=True, epilog=TRAIN_EPILOG)(train)
 app.command(cls=Command, no_args_is_help=True)(search)
 app.command(cls=Command, no_args_is_help=True)(index)
+app.command(cls=Command, no_args_is_help=True)(dedup)
 app.command(cls=Command, no_args_is_help=True)(verify)
 app.command(cls=Command, no_args_is_help=True)(info)
 app.command(cls=Command, no_args_is_help=True)(report)

@@ -1,0 +1,356 @@
+"""`s2vs dedup`: every pair of a collection's videos that shares copied content, grouped into duplicates.
+
+Stages (each counted in `DedupResult.stages`):
+1-2. candidate pairs: the batched self-join of the segment index (scoring/self_join.py: every video's segments
+   as queries, then frame-level scores of the pairs they propose), or, with `exhaustive`, every unordered pair
+   of videos with frames (small collections, checks of the self-join's recall);
+3. each candidate pair scored in both directions by the scorer search and evaluate use (ViSiL, or raw Chamfer
+   with `features_only`), the pair's similarity being their mean (ViSiL is asymmetric); its copied parts
+   located as `s2vs compare` locates them (localization.locate, with the same floors) on the a-to-b map, with
+   times on both videos. The share of each video's sampled duration inside the parts is its coverage, which
+   makes the pair's relation (scoring/duplicate_groups.py). A candidate with no copied part passing the floors
+   is no duplicate pair: it is not listed, only counted (`stages["no_match"]`).
+Then groups (connected components of duplicate pairs; contains/overlap pairs link groups, never merge them),
+each member's facts from its source file and a suggested keeper. With thresholds from `s2vs calibrate` every
+listed pair gets a verdict; a pair judged "not a copy" is still listed (with its verdict) but joins no group
+and no link, so no keeper choice, and no --print-removable line, rests on it.
+Several feature files are read as one collection: an id may be in only one of them. Nothing is ever deleted.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import DedupConfig
+from ..datasets.segments import covered_time
+from ..errors import ConfigError, FeatureStoreError
+from ..models.short_videos import repeat_factor
+from ..progress import SILENT, Progress
+from ..runtime import Runtime
+from ..scoring.calibration import Thresholds, load_thresholds
+from ..scoring.duplicate_groups import (RELATIONS, DuplicateGroup, DuplicatePair, PairMatch, choose_keeper,
+                                        duplicate_groups, pair_relation)
+from ..scoring.pair import LocatedPair, locate_on_map, locate_pair, sampled_duration, stored_video_features
+from ..scoring.retrieval import DATABASE_BLOCK, VideoScorer, read_video
+from ..scoring.similarity_range import bounded_similarity
+from ..storage.index import open_index
+from ..storage.store import FeatureStore, StoreIdentity
+from .calibrate import store_score_identity
+from .search import check_feature_file
+
+# A video's facts from its source file: duration, width, height, fps, bitrate, size, source (None: unknown).
+FactsReader = Callable[[FeatureStore, str], Mapping[str, Any] | None]
+MAP_CELLS = 1 << 26  # frame-map cells kept at once while a block is located (256 MB of float32)
+FACT_KEYS = ("duration", "width", "height", "fps", "bitrate", "size", "source")
+
+
+class Collection:
+    """Feature files read as one collection: each id once, in the files' order, then each file's own."""
+
+    def __init__(self, paths: list[str | Path]):
+        self.paths = [check_feature_file(str(path)) for path in paths]
+        seen: dict[Path, Path] = {}
+        for path in self.paths:
+            if seen.setdefault(path.resolve(), path) is not path:
+                raise ConfigError(f"{path} is given twice (as {seen[path.resolve()]} too): give each file once")
+        self.stores: list[FeatureStore] = []
+        self.ids: list[str] = []
+        self.home: dict[str, FeatureStore] = {}
+        try:
+            for path in self.paths:
+                store = FeatureStore(path)
+                self.stores.append(store)
+                for video_id in store.ids():
+                    if video_id in self.home:
+                        raise FeatureStoreError(f"'{video_id}' is in both {self.home[video_id].path} and {path}: "
+                                                "an id may be in only one of the feature files")
+                    self.home[video_id] = store
+                    self.ids.append(video_id)
+            self.identity = _shared_identity(self.stores)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def random_weights(self) -> bool:
+        """Whether any of the files says its features came from seeded random weights."""
+        return any(store.random_weights for store in self.stores)
+
+    def fps(self, video_id: str) -> float:
+        """The sampling rate of the file holding `video_id` (1 fps for files that record none)."""
+        identity = self.home[video_id].identity
+        return identity.fps if identity is not None else 1.0
+
+    def close(self) -> None:
+        """Close every file."""
+        for store in self.stores:
+            store.close()
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _shared_identity(stores: list[FeatureStore]) -> StoreIdentity | None:
+    """The extractor every file records (ConfigError naming two that differ); None when none records one."""
+    known = [store for store in stores if store.identity is not None]
+    for store in known[1:]:
+        differences = known[0].identity.differences(store.identity)
+        if differences:
+            raise ConfigError(f"{store.path} was made with other settings than {known[0].path}, which this run "
+                              f"follows: {'; '.join(differences)}; only features of one extractor compare")
+    return known[0].identity if known else None
+
+
+@dataclass
+class DedupResult:
+    """What `s2vs dedup` found: groups, the listed pairs (most similar first) and what each stage did."""
+
+    groups: list[DuplicateGroup]
+    pairs: list[DuplicatePair]
+    settings: dict[str, Any]
+    random_weights: bool
+    stages: dict[str, Any] = field(default_factory=dict)
+
+    def relation_counts(self) -> dict[str, int]:
+        """Listed pairs per relation (duplicate, contains, overlap)."""
+        return {relation: sum(pair.relation == relation for pair in self.pairs) for relation in RELATIONS}
+
+    def removable(self) -> tuple[list[str], list[str]]:
+        """(source paths of every group's members other than its keeper that are still there, the ids of such
+        members whose source is unknown or gone): what --print-removable prints, and what it cannot."""
+        paths, unknown = [], []
+        for group in self.groups:
+            for member in group.removable:
+                source = group.facts.get(member, {}).get("source")
+                if source and Path(source).is_file():
+                    paths.append(str(source))
+                else:
+                    unknown.append(member)
+        return paths, unknown
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: groups, pairs, settings, random_weights and stages."""
+        return {"groups": [group.as_dict() for group in self.groups], "pairs": [pair.as_dict() for pair in self.pairs],
+                "settings": self.settings, "random_weights": self.random_weights, "stages": self.stages}
+
+
+def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: Progress = SILENT,
+              facts: FactsReader | None = None) -> DedupResult:
+    """Deduplicate the collection the feature files `stores` hold together, with the model `cfg` names loaded onto
+    `runtime`; `facts` reads a video's source facts (default: recorded_source_facts)."""
+    if not stores:
+        raise ConfigError("give the collection's feature file(s): s2vs dedup FEATURES.h5 [MORE.h5 ...]")
+    if len(stores) > 1 and not cfg.exhaustive:
+        raise ConfigError("the self-join reads one feature file: join them first (s2vs merge ALL.h5 "
+                          f"{' '.join(stores)}), or score every pair with --exhaustive")
+    thresholds = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None  # before the models
+    seconds, clock = {}, time.perf_counter()
+
+    def timed(stage: str) -> None:  # the seconds each stage took, in `stages["seconds"]`
+        nonlocal clock
+        seconds[stage], clock = round(time.perf_counter() - clock, 3), time.perf_counter()
+
+    with Collection(stores) as collection:
+        runtime.prepare(cfg, videos=False)
+        if thresholds is not None:  # dedup does not normalize scores
+            thresholds.check_applies(store_score_identity(collection.paths[0], runtime.network, cfg), None)
+        timed("start")
+        with_frames = [n for n, video in enumerate(collection.ids) if collection.home[video].shape(video)[0] > 0]
+        stages: dict[str, Any] = {"videos": len(collection.ids),
+                                  "without_frames": len(collection.ids) - len(with_frames)}
+        if cfg.exhaustive:
+            candidates = [(i, j) for k, i in enumerate(with_frames) for j in with_frames[k + 1:]]
+        else:
+            candidates, stages["self_join"] = _indexed_candidates(collection, cfg, runtime, progress)
+        stages["candidates"] = len(candidates)
+        timed("candidates")
+        scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
+        pairs = []
+        for (i, j), (directions, located) in _score_pairs(collection, candidates, scorer, cfg, progress).items():
+            pair = _pair(collection.ids[i], collection.ids[j], directions, located, cfg.duplicate_coverage)
+            if pair is not None:
+                pair.verdict = thresholds.verdict(pair.similarity) if thresholds is not None else None
+                pairs.append(pair)
+        position = {video: n for n, video in enumerate(collection.ids)}
+        pairs.sort(key=lambda p: (-p.similarity, position[p.a], position[p.b]))
+        stages |= {"scored": len(candidates), "no_match": len(candidates) - len(pairs), "pairs": len(pairs)}
+        timed("scoring")
+        groups = _groups(collection, pairs, cfg.keep, facts or recorded_source_facts, progress)
+        timed("groups")
+    stages["seconds"] = seconds | {"total": round(sum(seconds.values()), 3)}
+    random_weights = runtime.random_weights or collection.random_weights
+    return DedupResult(groups, pairs, _settings(cfg, collection, runtime, thresholds), random_weights, stages)
+
+
+def _settings(cfg: DedupConfig, collection: Collection, runtime: Runtime, thresholds: Thresholds | None) -> dict:
+    """What the result was made with: the files, the model, the thresholds and every option that shapes it."""
+    calibration = None if thresholds is None else {"file": thresholds.path, "threshold": thresholds.threshold,
+                                                   "precision": thresholds.precision}
+    settings = {"stores": [str(path) for path in collection.paths],
+                "model": "features only" if runtime.network is None else runtime.network.label,
+                "thresholds": calibration}
+    return settings | {name: getattr(cfg, name) for name in (
+        "features_only", "exhaustive", "neighbours", "min_frame_level", "duplicate_coverage", "keep",
+        "min_match_seconds", "min_match_score", "keep_common_frames")}
+
+
+def _indexed_candidates(collection: Collection, cfg: DedupConfig, runtime: Runtime,
+                        progress: Progress) -> tuple[list[tuple[int, int]], dict]:
+    """The self-join's candidate pairs of the collection's one file, as positions in the collection's order."""
+    from ..scoring.self_join import candidate_pairs  # late: (merge will move this up)
+
+    index, _ = open_index(collection.paths[0], progress=progress)
+    floor = {} if cfg.min_frame_level is None else {"min_frame_level": cfg.min_frame_level}
+    found = candidate_pairs(index, neighbours=cfg.neighbours, group=runtime.group, progress=progress, **floor)
+    position = {video: n for n, video in enumerate(collection.ids)}
+    names = index.catalogue.ids
+    pairs = {tuple(sorted((position[names[a]], position[names[b]])))
+             for a, b in zip(found.first.tolist(), found.second.tolist())}
+    return sorted(pairs), dict(found.stages)
+
+
+def _score_pairs(collection: Collection, pairs: list[tuple[int, int]], scorer: VideoScorer, cfg: DedupConfig,
+                 progress: Progress) -> dict[tuple[int, int], tuple[tuple[float, float], LocatedPair]]:
+    """Each pair (i < j) scored both ways and located on its i-to-j frame map: {(i, j): ((i to j, j to i), where)}.
+
+    Every video is prepared once as a query against all its partners, which are read, indexed and scored in
+    blocks (_blocks); a map is located as soon as it is made, so none outlives its block."""
+    partners: dict[int, list[int]] = defaultdict(list)
+    for i, j in pairs:
+        partners[i].append(j)
+        partners[j].append(i)
+    ids = collection.ids
+    frames = {n: collection.home[ids[n]].shape(ids[n])[0] for n in partners}
+    scores: dict[tuple[int, int], float] = {}
+    located: dict[tuple[int, int], LocatedPair] = {}
+    progress.stage("scoring the candidate pairs both ways", total=2 * len(pairs), unit="directions")
+    for query in sorted(partners):
+        prepared = scorer.prepare_query(read_video(collection.home[ids[query]], ids[query]))
+        for block in _blocks(query, partners[query], frames):
+            targets = scorer.prepare_targets([read_video(collection.home[ids[t]], ids[t]) for t in block])
+            maps: dict | None = {} if block[-1] > query else None  # only a pair's first video locates it
+            for k, (target, score) in enumerate(zip(block, scorer.score(prepared, targets, maps).tolist())):
+                scores[(query, target)] = _checked_score(collection, ids[query], ids[target], score)
+                if query < target:
+                    located[(query, target)] = _locate(collection, ids[query], ids[target], maps.get(k), scorer, cfg)
+            progress.update(len(scores))
+    return {pair: ((scores[pair], scores[pair[::-1]]), located[pair]) for pair in pairs}
+
+
+def _blocks(query: int, partners: list[int], frames: dict[int, int]) -> list[list[int]]:
+    """A query's partners in blocks scored together: those before it (scores only) apart from those after it
+    (their frame maps kept for locating), at most DATABASE_BLOCK videos and MAP_CELLS map cells a block."""
+    blocks: list[list[int]] = []
+    for side in (sorted(t for t in partners if t < query), sorted(t for t in partners if t > query)):
+        block, cells = [], 0
+        for target in side:
+            size = _network_frames(frames[query]) * _network_frames(frames[target]) if target > query else 0
+            if block and (cells + size > MAP_CELLS or len(block) == DATABASE_BLOCK):
+                blocks.append(block)
+                block, cells = [], 0
+            block.append(target)
+            cells += size
+        blocks += [block] if block else []
+    return blocks
+
+
+def _network_frames(frames: int) -> int:
+    """Frames the network sees of a video: short ones repeated to the comparator's minimum."""
+    return frames * repeat_factor(frames)
+
+
+def _checked_score(collection: Collection, query: str, target: str, score: float) -> float:
+    """A score within [-1, 1]; one outside is damage, named with its pair (as search names it)."""
+    bounded = bounded_similarity(score)
+    if bounded is None:
+        raise FeatureStoreError(f"'{query}' against '{target}' gives a similarity of {score:.6g}, outside [-1, 1]; "
+                                f"their features are damaged (`s2vs verify` checks {collection.home[query].path})")
+    return bounded
+
+
+def _locate(collection: Collection, query: str, target: str, scored_map, scorer: VideoScorer,
+            cfg: DedupConfig) -> LocatedPair:
+    """Where two stored videos match, as compare finds it: on the map they were scored with when it was kept
+    (a long video scored in chunks has none: its map is made again)."""
+    floors = {"min_match_seconds": cfg.min_match_seconds, "min_match_score": cfg.min_match_score}
+    (query_times, query_fps), (target_times, target_fps) = (
+        collection.home[video].times(video, collection.fps(video)) for video in (query, target))
+    if scored_map is not None:
+        return locate_on_map(scored_map.numpy(), query_times, query_fps, target_times, target_fps, **floors)
+    return locate_pair(*(stored_video_features(collection.home[video], video, collection.fps(video), scorer.device)
+                         for video in (query, target)), scorer.network, scorer.precision, **floors)
+
+
+def _pair(a: str, b: str, directions: tuple[float, float], located: LocatedPair,
+          duplicate_coverage: float) -> DuplicatePair | None:
+    """The listed pair of two scored, located videos; None when no copied part passed the floors."""
+    if not located.matches:
+        return None
+    matches = [PairMatch(m.times.query_start, m.times.query_end, m.times.target_start, m.times.target_end, m.score)
+               for m in located.matches]
+    coverage = (_coverage([(m.a_start, m.a_end) for m in matches], located.query_duration),
+                _coverage([(m.b_start, m.b_end) for m in matches], located.target_duration))
+    relation, side = pair_relation(*coverage, duplicate_coverage)
+    return DuplicatePair(a, b, (directions[0] + directions[1]) / 2, directions, matches, coverage, relation,
+                         container={"a": a, "b": b}.get(side))
+
+
+def _coverage(intervals: list[tuple[float, float]], duration: float) -> float:
+    """The share of `duration` seconds inside `intervals` (overlaps counted once), at most 1."""
+    return min(1.0, covered_time(intervals) / duration) if duration > 0 else 0.0
+
+
+def _groups(collection: Collection, pairs: list[DuplicatePair], keep: str, facts: FactsReader,
+            progress: Progress) -> list[DuplicateGroup]:
+    """The groups of the listed pairs, each member's facts read, and each group's keeper chosen."""
+    members, links = duplicate_groups(collection.ids, pairs)
+    progress.stage("reading the facts of the grouped videos", total=sum(map(len, members)), unit="videos")
+    groups, done = [], 0
+    for group_members, group_links in zip(members, links):
+        known = {}
+        for video in group_members:
+            known[video] = video_facts_or_stored(collection, video, facts)
+            done += 1
+            progress.update(done)
+        groups.append(DuplicateGroup(group_members, choose_keeper(group_members, known, keep), known, group_links))
+    return groups
+
+
+def video_facts_or_stored(collection: Collection, video_id: str, facts: FactsReader) -> dict[str, Any]:
+    """A video's facts (FACT_KEYS) from its source file, `from` saying "source"; when the source is gone, the
+    duration its stored frames span and the recorded source path, `from` saying "features"."""
+    store = collection.home[video_id]
+    found = facts(store, video_id)
+    if found is not None:
+        return {key: found.get(key) for key in FACT_KEYS} | {"from": "source"}
+    times, fps = store.times(video_id, collection.fps(video_id))
+    recorded = store.read(video_id).attrs.get("source")
+    return dict.fromkeys(FACT_KEYS) | {"duration": round(sampled_duration(np.asarray(times), fps), 3),
+                                       "source": None if recorded is None else str(recorded), "from": "features"}
+
+
+def recorded_source_facts(store: FeatureStore, video_id: str) -> dict[str, Any] | None:
+    """The facts (FACT_KEYS) of the source file the store recorded for `video_id`; None when it records none, or
+    the file is gone or unreadable."""
+    from ..errors import S2VSError
+    from ..media.video import video_info  # late: PyAV, only when facts are read
+
+    source = store.read(video_id).attrs.get("source")
+    if source is None or not Path(str(source)).is_file():
+        return None
+    try:
+        info = video_info(str(source))
+    except S2VSError:
+        return None
+    size, duration = Path(str(source)).stat().st_size, info["duration"]
+    return {"duration": duration, "width": info["width"], "height": info["height"], "fps": info["fps"],
+            "bitrate": round(size * 8 / duration) if duration else None, "size": size, "source": str(source)}
