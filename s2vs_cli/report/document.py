@@ -28,14 +28,14 @@ if TYPE_CHECKING:
     from .thumbnails import ThumbnailBatch
 
 FORMAT = "s2vs-review/1"
-KINDS = ("compare", "search", "evaluate")
+KINDS = ("compare", "search", "evaluate", "dedup")
 HEATMAP_MAX_SIDE = 256  # pixels: a 2-hour map stays a few kB, yet a copied part of a few seconds still shows
 
 
 def new_document(kind: str, title: str, *, model: str, extractor: str | None = None, random_weights: bool = False,
                  notes: Iterable[str] = (), metrics: Iterable[Mapping[str, Any]] = (),
                  queries: Iterable[dict] = ()) -> dict:
-    """A review document of `kind` ("compare", "search" or "evaluate"), stamped with the time and the tool."""
+    """A review document of `kind` ("compare", "search", "evaluate" or "dedup"), stamped with the time and the tool."""
     from .. import __version__
 
     if kind not in KINDS:

@@ -212,6 +212,13 @@ class FeatureStore:
             attrs = self._dataset(video_id).attrs
             return int(attrs.get("lost_frames", 0)), float(attrs.get("lost_seconds", 0.0))
 
+    def source(self, video_id: str) -> str | None:
+        """The path of the video file its features were extracted from, as recorded then, unread; None where not
+        recorded (frame folders of old files, the published ones)."""
+        with self._checked(video_id):
+            value = self._dataset(video_id).attrs.get("source")
+        return None if value is None else _text(value)
+
     def read(self, video_id: str) -> VideoRecord:
         """One video's features [T, R, D] in their stored dtype, its timestamps and attributes (checked)."""
         stored, attrs = self._checked_read(video_id, every_attribute=True)
