@@ -82,7 +82,7 @@ class _DedupReview:
         notes = self.notes + self._missing_note()
         if settings.get("features_only"):
             notes.append(FEATURES_ONLY_NOTE)
-        model = settings.get("model") or ("features only" if settings.get("features_only") else "unknown")
+        model = settings.get("model") or ("features only" if settings.get("features_only") else "")  # "": not shown
         where = f" in {', '.join(store.name for store in self.stores)}" if self.stores else ""
         title = (f"dedup: {counts['groups']} {'group' if counts['groups'] == 1 else 'groups'}, {counts['pairs']} "
                  f"{'pair' if counts['pairs'] == 1 else 'pairs'}{where}")

@@ -107,7 +107,7 @@
     const facts = [
       ["duration", formatTime(f.duration)],
       ["resolution", f.width && f.height ? `${f.width}×${f.height}` : "–"],
-      ["frame rate", Number.isFinite(f.fps) ? `${+f.fps.toFixed(3)} fps` : "–"],
+      ["frame rate", Number.isFinite(f.fps) ? `${+f.fps.toFixed(2)} fps` : "–"],
       ["bitrate", bitrate(f.bitrate)],
       ["size", bytes(f.size)],
     ];
