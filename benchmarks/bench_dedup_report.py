@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_VIDEOS = ROOT.parent / "shared" / "videos"
 SEED = 0
 GROUP_SIZES, GROUPS, LINKS = (2, 2, 3, 4), 300, 175
+RELATIONS = ("duplicate", "contains", "overlap")
 
 
 def load() -> str:
@@ -70,8 +71,8 @@ def synthetic_result(folder: Path, with_videos: bool) -> dict:
         first, second = sorted(rng.choice(GROUPS, 2, replace=False))
         a, b = groups[first]["members"][-1], groups[second]["members"][0]
         relation = "contains" if rng.random() < 0.5 else "overlap"
-        pairs.append(_pair(rng, a, b, relation, groups[first]["facts"][a]["duration"],
-                           groups[second]["facts"][b]["duration"]) | ({"container": a} if relation == "contains" else {}))
+        pair = _pair(rng, a, b, relation, groups[first]["facts"][a]["duration"], groups[second]["facts"][b]["duration"])
+        pairs.append(pair | ({"container": a} if relation == "contains" else {}))
         groups[first]["links"].append(int(second))
         groups[second]["links"].append(int(first))
     return {"groups": groups, "pairs": pairs, "random_weights": True,
@@ -95,8 +96,9 @@ const done = arguments[arguments.length - 1];
 const wait = () => {
   const nav = performance.getEntriesByType("navigation")[0];
   if (!nav || !nav.loadEventEnd) return setTimeout(wait, 10);
-  done({dom: nav.domContentLoadedEventEnd, load: nav.loadEventEnd, groups: document.querySelectorAll("section.group").length,
-        rows: document.querySelectorAll("tr.hit").length, members: document.querySelectorAll("figure.member").length});
+  done({dom: nav.domContentLoadedEventEnd, load: nav.loadEventEnd,
+        groups: document.querySelectorAll("section.group").length, rows: document.querySelectorAll("tr.hit").length,
+        members: document.querySelectorAll("figure.member").length});
 };
 wait();
 """
@@ -116,7 +118,8 @@ const wait = () => {
   const elapsed = performance.now() - started;
   if (!q || !t || q.error || t.error || elapsed > 20000) return done({built, cued: NaN});
   const there = (v, s) => !v.seeking && v.readyState >= 2 && Math.abs(v.currentTime - s) < 0.5;
-  if (there(q, Number(first.dataset.start)) && there(t, Number(first.dataset.targetStart))) return done({built, cued: elapsed});
+  const cued = there(q, Number(first.dataset.start)) && there(t, Number(first.dataset.targetStart));
+  if (cued) return done({built, cued: elapsed});
   setTimeout(wait, 5);
 };
 wait();
@@ -139,7 +142,7 @@ def main() -> None:
     result = synthetic_result(args.folder, not args.no_videos)
     relations = [p["relation"] for p in result["pairs"]]
     print(f"result: {len(result['groups'])} groups, {sum(len(g['members']) for g in result['groups'])} videos, "
-          f"{len(relations)} pairs ({', '.join(f'{relations.count(r)} {r}' for r in ('duplicate', 'contains', 'overlap'))}), "
+          f"{len(relations)} pairs ({', '.join(f'{relations.count(r)} {r}' for r in RELATIONS)}), "
           f"{sum(len(p['matches']) for p in result['pairs'])} matches")
     started = time.perf_counter()
     document = dedup_document(result)
@@ -156,7 +159,8 @@ def main() -> None:
     median = {key: statistics.median(values) if (values := [r[key] for r in runs if r[key] is not None]) else
               float("nan") for key in runs[0]}
     print(f"Chromium, median of {args.repeats} ({load()}): {runs[0]['groups']} groups, {runs[0]['members']} member "
-          f"cards, {runs[0]['rows']:,} pair rows; DOMContentLoaded {median['dom']:.0f} ms, load {median['load']:.0f} ms; "
+          f"cards, {runs[0]['rows']:,} pair rows; DOMContentLoaded {median['dom']:.0f} ms, "
+          f"load {median['load']:.0f} ms; "
           f"a link opened: view built in {median['built']:.0f} ms, both players at its first match after "
           f"{median['cued']:.0f} ms; JavaScript errors: {max(r['errors'] for r in runs)}")
 

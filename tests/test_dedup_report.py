@@ -4,6 +4,7 @@ read from the feature file), the written HTML, and the page in a real headless C
 shown; a match clicked seeks both players to its times)."""
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -11,6 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from typer.testing import CliRunner
+
+from s2vs_cli.cli import app
 from s2vs_cli.report.dedup_review import THUMBNAIL_AT, dedup_document, write_dedup_report
 from s2vs_cli.report.images import ReportImage
 from s2vs_cli.storage.parts import PartWriter, merge_parts
@@ -20,6 +24,7 @@ from test_report_document import second_shown, write_colour_video
 
 IDENTITY = StoreIdentity("test", "test", 1.0, 8, dtype="float32")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+HOSTILE = "<img src=x onerror=window.__pwned=1>"
 
 
 def _facts(path: Path | str, duration: float | None, size: int | None) -> dict:
@@ -65,7 +70,7 @@ def made(tmp_path_factory) -> dict:
             {"a": "e", "b": "x", "similarity": 0.38, "relation": "overlap", "coverage": {"a": 0.25, "b": 0.25},
              "matches": [{"a_start": 1.0, "a_end": 3.0, "b_start": 0.0, "b_end": 2.0, "score": 0.4}]},
         ],
-        "settings": {"keep": "resolution", "features_only": True, "min_similarity": 0.3},
+        "settings": {"keep": "resolution", "features_only": True, "min_similarity": 0.3, "label": HOSTILE},
         "random_weights": True,
     }
     return {"folder": folder, "clip": clip, "store": store, "gone": gone, "result": result}
@@ -150,6 +155,22 @@ def test_store_that_cannot_be_read_is_a_note(made, tmp_path):
     assert document["pairs"][4]["target_video"] is None  # x's source was only in the feature file
 
 
+def test_saved_dedup_results_make_the_page_through_s2vs_report(made, tmp_path):
+    """`s2vs report duplicates.json -o OUT.html --videos DIR`: the saved result's page (no feature file); --videos
+    finds by id the videos whose source was not recorded (e, x), not one whose id has no file there (d)."""
+    saved = tmp_path / "duplicates.json"
+    saved.write_text(json.dumps(made["result"]))
+    out = tmp_path / "out.html"
+    result = CliRunner().invoke(app, ["report", str(saved), "-o", str(out), "--videos", str(made["folder"] / "videos")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{out}: 2 groups, 5 pairs, 6 copied parts, ")
+    data = page_data(out)
+    assert data["kind"] == "dedup" and [len(g["members"]) for g in data["groups"]] == [2, 2]
+    assert [data["pairs"][4][side].rsplit("/", 2)[-2:] for side in ("a_video", "target_video")] == \
+        [["videos", "e.mp4"], ["videos", "x.mp4"]]
+    assert data["pairs"][1]["target_video"] is None and data["pairs"][1]["target_source"] == str(made["gone"])
+
+
 # --------------------------------------------------------------------------- the page in Chromium
 def _wait(browser, script: str, what: str, timeout: float = 10.0):
     deadline = time.monotonic() + timeout
@@ -172,7 +193,8 @@ def test_page_shows_groups_and_seeks_both_players_to_a_clicked_match(browser, ma
           "the thumbnails")
     assert count("img.member-thumb") == 3 and count(".member-missing") == 1
     assert str(made["gone"]) in browser.find_element("css selector", ".member-missing").text
-    cards = {card.get_attribute("data-id"): card.text for card in browser.find_elements("css selector", "figure.member")}
+    cards = {card.get_attribute("data-id"): card.text
+             for card in browser.find_elements("css selector", "figure.member")}
     assert "keep" in cards["a"] and "keep" not in cards["b"]
     for shown in ("0:10.0", "64×48", "10 fps", "41 kb/s", "2.48 MB"):
         assert shown in cards["b"]
@@ -205,4 +227,6 @@ def test_page_shows_groups_and_seeks_both_players_to_a_clicked_match(browser, ma
     browser.set_window_size(1280, min(max(height + 140, 900), 4000))
     browser.save_screenshot(str(ARTIFACTS / "report_dedup.png"))
     browser.set_window_size(1280, 900)
+    assert browser.execute_script("return window.__pwned") is None and count('img[src="x"]') == 0
+    assert HOSTILE in browser.find_element("css selector", ".settings-table").get_attribute("textContent")
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -7,8 +7,9 @@ source video, its facts, the suggested keeper marked) and its pairs; pairs whose
 the review pages' pair view: both videos side by side, waiting at the first match, each match a click away
 (assets/dedup.js draws the page, review.js the pair view).
 
-A video's file is the source its facts name, else the one its feature file recorded (`stores`); a file no longer
-there shows as a placeholder naming the path.
+A video's file is the source its facts name, else the one its feature file recorded (`stores`), else (a file moved
+since) the one found by id under a videos folder (`videos`); a file not found shows as a placeholder naming the
+path recorded.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from .compare_review import FEATURES_ONLY_NOTE, VideoDurations
 from .document import finish_document, new_document, pair_entry
 from .page import write_page
 from .thumbnails import ThumbnailBatch
+from .video_lookup import VideoFinder
 
 RELATIONS = ("duplicate", "contains", "overlap")
 FACTS = ("duration", "width", "height", "fps", "bitrate", "size")
@@ -30,25 +32,28 @@ THUMBNAIL_AT = 0.5  # share of a member's length where its thumbnail is taken: p
 SHOWN_MISSING = 5   # ids named in the note on sources not at hand
 
 
-def dedup_document(result: Mapping, stores: Sequence[str | Path] = (), *, progress: Progress = SILENT) -> dict:
+def dedup_document(result: Mapping, stores: Sequence[str | Path] = (), *, videos: VideoFinder | None = None,
+                   progress: Progress = SILENT) -> dict:
     """The review document of a dedup `result` (its JSON form), its thumbnails decoded; `stores` (the feature
-    files it ran on) name the source file of a video the result gives no facts of."""
-    builder = _DedupReview(result, stores)
+    files it ran on) name the source file of a video the result gives no facts of; `videos` finds by id a file
+    no longer where it was recorded."""
+    builder = _DedupReview(result, stores, videos)
     return finish_document(builder.document(), builder.thumbnails, progress)
 
 
 def write_dedup_report(path: str | Path, result: Mapping, stores: Sequence[str | Path] = (), *,
-                       progress: Progress = SILENT) -> Path:
+                       videos: VideoFinder | None = None, progress: Progress = SILENT) -> Path:
     """Write the review page of a dedup `result` to `path` (its thumbnails in `<stem>_files/` beside it); its path."""
-    return write_page(dedup_document(result, stores, progress=progress), path)
+    return write_page(dedup_document(result, stores, videos=videos, progress=progress), path)
 
 
 class _DedupReview:
     """Builds the groups' and pairs' entries, finding each video's file once and asking for member thumbnails."""
 
-    def __init__(self, result: Mapping, stores: Sequence[str | Path]):
+    def __init__(self, result: Mapping, stores: Sequence[str | Path], videos: VideoFinder | None):
         self.result = result
         self.stores = [Path(store) for store in stores]
+        self.videos = videos
         self.thumbnails = ThumbnailBatch()
         self.notes: list[str] = []
         self._duration = VideoDurations()  # each file probed once
@@ -128,11 +133,15 @@ class _DedupReview:
         return entry
 
     def _video(self, video_id: str) -> Path | None:
-        """The video's file when its source is still there (else None, and the id noted)."""
+        """The video's file: its source when still there, else found under the videos folder (else None, and the
+        id noted)."""
         if video_id not in self.files:
             source = self.sources.get(video_id)
-            self.files[video_id] = Path(source) if source and Path(source).is_file() else None
-            if self.files[video_id] is None:
+            found = Path(source) if source and Path(source).is_file() else None
+            if found is None and self.videos is not None:
+                found = self.videos.find(video_id)
+            self.files[video_id] = found
+            if found is None:
                 self.not_found[video_id] = source
         return self.files[video_id]
 

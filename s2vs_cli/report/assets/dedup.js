@@ -155,7 +155,8 @@
         groupLink(p.groups[1], kit)] });
     }
     columns.push(
-      { head: "pair", cls: "target", cell: (p) => [span("name-query", p.a), span("vs", " ↔ "), span("name-target", p.target)] },
+      { head: "pair", cls: "target",
+        cell: (p) => [span("name-query", p.a), span("vs", " ↔ "), span("name-target", p.target)] },
       { head: "relation", cls: "relation", cell: (p) => relationCell(p, kit) },
       { head: "similarity", cls: "num similarity", cell: similarityCell },
       { head: "coverage", cls: "coverage", cell: (p) => coverageText(p) });
@@ -168,7 +169,8 @@
     const { span } = kit;
     const a = { id: pair.a, video: pair.a_video, duration: pair.a_duration, source: pair.a_source };
     return kit.pairView(doc, a, pair, { labels: SIDES, heatmap: false, thumbs: false, cue: true,
-      stats: [span("stat", relationCell(pair, kit)), span("stat", "coverage ", kit.el("strong", {}, coverageText(pair)))] });
+      stats: [span("stat", relationCell(pair, kit)),
+        span("stat", "coverage ", kit.el("strong", {}, coverageText(pair)))] });
   }
 
   function relationBadge(relation, kit) {

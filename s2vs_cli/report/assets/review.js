@@ -423,7 +423,8 @@
     for (const mark of state.marks) mark.classList.toggle("active", Number(mark.getAttribute("data-match")) === index);
     const m = state.matches[index];
     const { query, target } = state.labels;
-    state.status.textContent = `Match ${index + 1} of ${state.matches.length}: ${query} ${formatTime(m.query_start)}, ` +
+    state.status.textContent = `Match ${index + 1} of ${state.matches.length}: ` +
+      `${query} ${formatTime(m.query_start)}, ` +
       `${target} ${formatTime(m.target_start)}` + (state.query && state.target && state.keep.checked
       ? `, ${target} at ${rateOf(m).toFixed(2)}× the speed of ${query}` : "");
   }
