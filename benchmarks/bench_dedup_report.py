@@ -151,8 +151,11 @@ def main() -> None:
     page = write_page(document, args.folder / "dups.html")
     written = time.perf_counter() - started
     images = list((args.folder / "dups_files").iterdir()) if (args.folder / "dups_files").is_dir() else []
-    print(f"dedup_document {built:.2f} s ({len(images)} thumbnails), write_page {written:.2f} s ({load()}); "
-          f"page {page.stat().st_size / 1e6:.2f} MB, images {sum(p.stat().st_size for p in images) / 1e6:.2f} MB")
+    members = [member for group in document["groups"] for member in group["members"]]
+    thumbs = sum(m["thumb"] is not None and m["thumb"].image is not None for m in members)
+    print(f"dedup_document {built:.2f} s ({thumbs} thumbnails decoded), write_page {written:.2f} s ({load()}); "
+          f"page {page.stat().st_size / 1e6:.2f} MB, {len(images)} image files (identical thumbnails are one file) "
+          f"{sum(p.stat().st_size for p in images) / 1e6:.2f} MB")
 
     runs = browser_runs(page, [NAVIGATION, OPEN_LINK], args.repeats)
     # A page without videos has no players to wait for: no time (None) for that step.
