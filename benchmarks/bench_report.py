@@ -385,23 +385,32 @@ wait();
 """
 
 
-def browser(folder: Path, repeats: int) -> None:
+def browser_runs(page: Path, scripts: list[str], repeats: int) -> list[dict]:
+    """`repeats` times, a fresh headless Chromium opens `page` (as first opened) and runs each of `scripts` (async)
+    in turn: one dict a run, their results merged, with `errors`: how many JavaScript errors the console had."""
     sys.path.insert(0, str(ROOT / "tests"))
     from browser_support import start_chromium
 
+    runs = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as profile:
+            driver = start_chromium(Path(profile))
+            try:
+                driver.set_script_timeout(60)
+                driver.get(page.as_uri())
+                run = {}
+                for script in scripts:
+                    run |= driver.execute_async_script(script)
+                runs.append(run | {"errors": sum(e["level"] == "SEVERE" for e in driver.get_log("browser"))})
+            finally:
+                driver.quit()
+    return runs
+
+
+def browser(folder: Path, repeats: int) -> None:
     for name, action in (("compare", CHOOSE_MATCH), ("search", OPEN_HIT)):
         page = folder / "pages" / f"{name}.html"
-        runs = []
-        for _ in range(repeats):
-            with tempfile.TemporaryDirectory() as profile:
-                driver = start_chromium(Path(profile))  # a fresh browser: the page as first opened
-                try:
-                    driver.set_script_timeout(60)
-                    driver.get(page.as_uri())
-                    runs.append(driver.execute_async_script(NAVIGATION) | driver.execute_async_script(action))
-                    runs[-1]["errors"] = sum(e["level"] == "SEVERE" for e in driver.get_log("browser"))
-                finally:
-                    driver.quit()
+        runs = browser_runs(page, [NAVIGATION, action], repeats)
         print(f"{name}.html ({page.stat().st_size / 1e6:.2f} MB; {runs[0]['sections']} query sections, "
               f"{runs[0]['hits']:,} hit rows, {runs[0]['shown']} images at load), median of {repeats} ({load()}):")
         median = {key: statistics.median(r[key] for r in runs) for key in runs[0] if key != "error"}

@@ -293,7 +293,8 @@ def test_saved_evaluate_holds_metrics_aps_and_errors(tmp_path):
 @pytest.mark.parametrize("content, error, message", [
     ("{not json", ConfigError, "not valid JSON"),
     ("[1, 2]", ConfigError, "not an object"),
-    ('{"hello": 1}', ConfigError, "not the JSON of s2vs compare, search or evaluate"),
+    ('{"hello": 1}', ConfigError, "not the JSON of s2vs compare, search, evaluate or dedup"),
+    ('{"groups": [{"keep": "a"}], "pairs": []}', ConfigError, r"malformed dedup results \(KeyError: 'members'\)"),
     ('{"database": "x", "results": [{"hits": []}]}', ConfigError, "malformed search results"),
 ])
 def test_saved_results_errors_name_the_file(tmp_path, content, error, message):

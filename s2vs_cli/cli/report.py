@@ -12,8 +12,8 @@ from .progress import RichProgress, plural
 
 def report(
     results: Annotated[str, typer.Argument(
-        metavar="RESULTS.json", help="What s2vs compare --json, search --json/--output or evaluate --json/--output "
-                                     "saved.", show_default=False)],
+        metavar="RESULTS.json", help="What s2vs compare --json, search --json/--output, evaluate --json/--output "
+                                     "or dedup -o saved.", show_default=False)],
     output: Annotated[Optional[str], typer.Option(
         "--output", "-o", metavar="OUT.html",
         help="The page to write (its images go to a folder beside it)." + options.REQUIRED,
@@ -45,6 +45,8 @@ def report(
             document = saved_results_document(results, videos, pattern, progress)
             written = write_page(document, output)
     counts = document_counts(document)
-    stdout.print(f"{terminal_safe(written)}: {plural(counts['queries'], 'queries')}, "
+    first = plural(len(document["groups"]), "groups") if document["kind"] == "dedup" else \
+        plural(counts["queries"], "queries")
+    stdout.print(f"{terminal_safe(written)}: {first}, "
                  f"{plural(counts['pairs'], 'pairs')}, {plural(counts['matches'], 'copied parts')}, "
                  f"{plural(counts['images'], 'images')}", highlight=False, soft_wrap=True)

@@ -28,14 +28,14 @@ if TYPE_CHECKING:
     from .thumbnails import ThumbnailBatch
 
 FORMAT = "s2vs-review/1"
-KINDS = ("compare", "search", "evaluate")
+KINDS = ("compare", "search", "evaluate", "dedup")
 HEATMAP_MAX_SIDE = 256  # pixels: a 2-hour map stays a few kB, yet a copied part of a few seconds still shows
 
 
 def new_document(kind: str, title: str, *, model: str, extractor: str | None = None, random_weights: bool = False,
                  notes: Iterable[str] = (), metrics: Iterable[Mapping[str, Any]] = (),
                  queries: Iterable[dict] = ()) -> dict:
-    """A review document of `kind` ("compare", "search" or "evaluate"), stamped with the time and the tool."""
+    """A review document of `kind` ("compare", "search", "evaluate" or "dedup"), stamped with the time and the tool."""
     from .. import __version__
 
     if kind not in KINDS:
@@ -140,10 +140,12 @@ def finish_document(document: dict, thumbnails: ThumbnailBatch | None, progress:
 
 
 def document_counts(document: dict) -> dict[str, int]:
-    """How many queries, pairs, matches and images a document holds (for the commands' closing line)."""
-    pairs = [pair for query in document["queries"] for pair in query["hits"]]
+    """How many queries, pairs, matches and images a document holds (for the commands' closing line); a dedup
+    document's pairs are its own list, and its member cards' thumbnails count as images."""
+    pairs = [pair for query in document["queries"] for pair in query["hits"]] + list(document.get("pairs", ()))
     matches = [match for pair in pairs for match in pair["matches"]]
     images = [match[side] for match in matches for side in ("query_thumb", "target_thumb")]
+    images += [member["thumb"] for group in document.get("groups", ()) for member in group["members"]]
     images = [image.image if isinstance(image, PendingImage) else image for image in images]
     images += [pair["heatmap"]["image"] for pair in pairs if pair["heatmap"] is not None]
     # The page writes an image once however often it is shown: count distinct contents.

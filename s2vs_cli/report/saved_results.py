@@ -1,5 +1,6 @@
-"""A review document from results saved earlier: `s2vs compare --json`, `s2vs search --json/--output` or
-`s2vs evaluate --json/--output`, recognised by their keys.
+"""A review document from results saved earlier: `s2vs compare --json`, `s2vs search --json/--output`,
+`s2vs evaluate --json/--output` or `s2vs dedup -o`, recognised by their keys (a dedup result's page is
+dedup_review.py's).
 
 The frame maps are not saved, so such a report has no heatmaps (it says so). Videos are linked when at hand:
 compare's by the paths in the file (relative to the working folder, as they were given), or, for stored ids,
@@ -15,6 +16,7 @@ from ..errors import ConfigError
 from ..json_file import read_json
 from ..progress import SILENT, Progress
 from .compare_review import FEATURES_ONLY_NOTE, VideoDurations, best_stretch_note
+from .dedup_review import dedup_document
 from .document import finish_document, metric_entry, new_document, pair_entry, query_entry
 from .thumbnails import ThumbnailBatch
 from .video_lookup import VideoFinder
@@ -30,10 +32,15 @@ def saved_results_document(path: str | Path, videos: str | Path | None = None, p
     data = load_results(path)
     kind = results_kind(data)
     if kind is None:
-        raise ConfigError(f"{path}: not the JSON of s2vs compare, search or evaluate (none of their keys)")
+        raise ConfigError(f"{path}: not the JSON of s2vs compare, search, evaluate or dedup (none of their keys)")
     if videos is None and pattern is not None:
         raise ConfigError("--pattern goes with --videos DIR")
     finder = VideoFinder(videos, pattern) if videos is not None else None
+    if kind == "dedup":  # sources as the result recorded them; --videos finds those moved since
+        try:
+            return dedup_document(data, videos=finder, progress=progress)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ConfigError(f"{path}: malformed dedup results ({type(error).__name__}: {error})") from None
     builder = _Builder(finder)
     try:
         document = {"compare": builder.compare, "search": builder.search, "evaluate": builder.evaluate}[kind](data)
@@ -47,12 +54,14 @@ def load_results(path: str | Path) -> dict:
     """The JSON object saved in `path`, or a one-line error naming the file."""
     data = read_json(path, "results file")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: not the JSON of s2vs compare, search or evaluate (not an object)")
+        raise ConfigError(f"{path}: not the JSON of s2vs compare, search, evaluate or dedup (not an object)")
     return data
 
 
 def results_kind(data: Mapping[str, Any]) -> str | None:
-    """'compare', 'search' or 'evaluate' by the keys each command writes; None for anything else."""
+    """'compare', 'search', 'evaluate' or 'dedup' by the keys each command writes; None for anything else."""
+    if {"groups", "pairs"} <= data.keys() and isinstance(data["groups"], list) and isinstance(data["pairs"], list):
+        return "dedup"
     if {"query", "target", "similarity", "matches"} <= data.keys():
         return "compare"
     if {"database", "results"} <= data.keys() and isinstance(data["results"], list):

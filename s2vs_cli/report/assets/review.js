@@ -1,6 +1,8 @@
 // The s2vs review page: builds the view from the JSON document embedded in the page.
 // Data reaches the DOM only through textContent, setAttribute and style properties (never innerHTML), so
 // no id, title or file name can become markup or code. Pair views are built when first opened.
+// A kind with a page of its own (dedup.js) registers a builder in window.s2vsPages, inlined before this script;
+// it is handed the pieces below (the kit), so the pair view and the tables are the same on every page.
 "use strict";
 (function () {
   const SVG_NS = "http://www.w3.org/2000/svg";
@@ -97,7 +99,7 @@
 
   // ---------------------------------------------------------------- header
   function header(doc) {
-    const kinds = { compare: "Compare", search: "Search", evaluate: "Evaluation" };
+    const kinds = { compare: "Compare", search: "Search", evaluate: "Evaluation", dedup: "Duplicates" };
     const meta = [
       doc.tool,
       doc.model ? `model ${doc.model}` : null,
@@ -171,17 +173,21 @@
     if (has("verdict")) columns.push({ head: "verdict", cls: "verdict", cell: verdictBadge });
     if (has("label") || has("flag")) columns.push({ head: "ground truth", cls: "truth", cell: truthCell });
     columns.push({ head: "matches", cls: "num count", cell: (h) => String((h.matches || []).length) });
+    return pairTable(columns, hits, (hit) => pairView(doc, query, hit), doc.kind === "compare");
+  }
 
+  // A table of pairs, one row each; a row opens into its pair view (`makeView(item)`), built when first opened.
+  function pairTable(columns, items, makeView, openAll, cls) {
     const body = el("tbody");
-    const toggles = hits.map((hit) => {
+    const toggles = items.map((item) => {
       const row = el("tr", { class: "hit", tabindex: 0, "aria-expanded": "false" },
-        columns.map((c) => el("td", { class: c.cls }, c.cell(hit))));
+        columns.map((c) => el("td", { class: c.cls }, c.cell(item))));
       const cell = el("td", { colspan: columns.length });
       const pairRow = el("tr", { class: "pair-row", hidden: true }, cell);
       let view = null;
       const toggle = () => {
         if (!view) {
-          view = pairView(doc, query, hit);
+          view = makeView(item);
           cell.append(view.node);
         }
         const open = pairRow.hidden;
@@ -194,8 +200,8 @@
       body.append(row, pairRow);
       return toggle;
     });
-    if (doc.kind === "compare") toggles.forEach((toggle) => toggle());
-    return el("table", { class: "hits" },
+    if (openAll) toggles.forEach((toggle) => toggle());
+    return el("table", { class: cls ? `hits ${cls}` : "hits" },
       el("thead", {}, el("tr", {}, columns.map((c) => el("th", { class: c.cls }, c.head)))), body);
   }
 
@@ -222,19 +228,27 @@
     return { seconds: end > 0 ? end * 1.05 : 1, known: false };
   }
 
-  function pairView(doc, query, hit) {
+  // The two videos of a pair side by side, in step at its matches. `options`: labels ({query, target}: what the
+  // two sides are called; "query" and "target" by default), stats (more nodes for the summary line), heatmap
+  // and thumbs (false: no frame map, no thumbnails in the match list), cue (true: both players wait at the
+  // first match's start once opened).
+  function pairView(doc, query, hit, options) {
+    const opts = { labels: { query: "query", target: "target" }, heatmap: true, thumbs: true, cue: false,
+      stats: [], ...options };
+    const labels = opts.labels;
     const matches = hit.matches || [];
-    const state = { matches, current: null, query: null, target: null, frame: 0, marks: [] };
+    const state = { matches, labels, thumbs: opts.thumbs, current: null, query: null, target: null, frame: 0,
+      marks: [] };
     const summary = el("div", { class: "pair-summary" },
       span("pair-names", span("name-query", query.id), span("vs", " vs "), span("name-target", hit.target)),
       span("stat", "similarity ", el("strong", {}, formatNumber(hit.similarity))),
       Number.isFinite(hit.normalized) ? span("stat", "normalized ", el("strong", {}, formatNumber(hit.normalized))) : null,
       hit.verdict ? span("stat", verdictBadge(hit),
         Number.isFinite(hit.threshold) ? ` threshold ${formatNumber(hit.threshold)}` : "") : null,
-      hit.label || hit.flag ? span("stat", truthCell(hit)) : null);
+      hit.label || hit.flag ? span("stat", truthCell(hit)) : null, opts.stats);
 
-    const queryPlayer = player("query", query.id, query.video);
-    const targetPlayer = player("target", hit.target, hit.target_video);
+    const queryPlayer = player("query", labels.query, query.id, query.video, query.source);
+    const targetPlayer = player("target", labels.target, hit.target, hit.target_video, hit.target_source);
     state.query = queryPlayer.video;
     state.target = targetPlayer.video;
     const keep = el("input", { type: "checkbox", class: "keep-in-step", checked: true });
@@ -253,23 +267,26 @@
       timeline(state, "query", queryLength, "query_start", "query_end"),
       timeline(state, "target", targetLength, "target_start", "target_end"));
 
-    const body = el("div", { class: "pair-body" }, matchList(state), heatmapFigure(state, hit.heatmap));
+    const body = opts.heatmap ? el("div", { class: "pair-body" }, matchList(state), heatmapFigure(state, hit.heatmap))
+      : el("div", { class: "pair-body no-map" }, matchList(state));
     const node = el("div", { class: "pair" }, summary,
       el("div", { class: state.query || state.target ? "players" : "players no-video" }, queryPlayer.node,
         targetPlayer.node), toolbar, timelines, body);
     wirePlayers(state);
+    if (opts.cue && matches.length) cue(state, 0);
     return {
       node,
       pause: () => [state.query, state.target].forEach((v) => v && v.pause()),
     };
   }
 
-  function player(kind, name, url) {
-    const caption = el("figcaption", {}, span("player-kind", kind), span("player-name", name));
+  function player(kind, label, name, url, source) {
+    const caption = el("figcaption", {}, span("player-kind", label), span("player-name", name));
     if (!url) {
       return {
         node: el("figure", { class: `player player-box-${kind}` }, caption,
-          el("div", { class: "placeholder" }, `The ${kind} video is not at hand for this report.`)),
+          el("div", { class: "placeholder" }, source ? `The ${label} video is not at hand: ${source} is not there.`
+            : `The ${label} video is not at hand for this report.`)),
         video: null,
       };
     }
@@ -286,7 +303,8 @@
   }
 
   function timeline(state, kind, length, startKey, endKey) {
-    const bar = el("div", { class: `timeline timeline-${kind}`, role: "group", "aria-label": `${kind} timeline` });
+    const bar = el("div", { class: `timeline timeline-${kind}`, role: "group",
+      "aria-label": `${state.labels[kind]} timeline` });
     state.matches.forEach((m, i) => {
       const width = (100 * (m[endKey] - m[startKey])) / length.seconds;
       const seg = el("div", { class: "seg", role: "button", tabindex: 0, "data-match": i,
@@ -303,7 +321,7 @@
     bar.append(cursor);
     state[`${kind}Cursor`] = { node: cursor, seconds: length.seconds };
     return el("div", { class: "timeline-row" },
-      span("timeline-label", kind),
+      span("timeline-label", state.labels[kind]),
       bar,
       span("timeline-end", length.known ? formatTime(length.seconds) : "length unknown"));
   }
@@ -313,7 +331,7 @@
   }
 
   function matchList(state) {
-    const { matches } = state;
+    const { matches, labels } = state;
     if (!matches.length) {
       return el("div", { class: "match-list" }, el("p", { class: "no-matches" }, "No copied part located."));
     }
@@ -322,12 +340,12 @@
         "data-start": m.query_start, "data-target-start": m.target_start },
         span("match-num", String(i + 1)),
         el("div", { class: "match-times" },
-          el("div", {}, span("side", "query"), ` ${formatTime(m.query_start)} – ${formatTime(m.query_end)}`),
-          el("div", {}, span("side", "target"), ` ${formatTime(m.target_start)} – ${formatTime(m.target_end)}`)),
+          el("div", {}, span("side", labels.query), ` ${formatTime(m.query_start)} – ${formatTime(m.query_end)}`),
+          el("div", {}, span("side", labels.target), ` ${formatTime(m.target_start)} – ${formatTime(m.target_end)}`)),
         span("match-score", formatNumber(m.score)),
-        el("div", { class: "match-thumbs" },
-          thumbnail(m.query_thumb, `query at ${formatTime(m.query_start)}`),
-          thumbnail(m.target_thumb, `target at ${formatTime(m.target_start)}`)));
+        state.thumbs ? el("div", { class: "match-thumbs" },
+          thumbnail(m.query_thumb, `${labels.query} at ${formatTime(m.query_start)}`),
+          thumbnail(m.target_thumb, `${labels.target} at ${formatTime(m.target_start)}`)) : null);
       onActivate(item, () => choose(state, i));
       state.marks.push(item);
       return item;
@@ -385,13 +403,18 @@
 
   // ---------------------------------------------------------------- playing a match, keeping in step
   function choose(state, index) {
+    cue(state, index);
+    if (state.query) playQuietly(state.query);
+    if (state.target) playQuietly(state.target);
+  }
+
+  // Both players to the start of match `index`, at its speed ratio, without starting them.
+  function cue(state, index) {
     const m = state.matches[index];
     setCurrent(state, index);
     if (state.query) seek(state.query, m.query_start);
     if (state.target) seek(state.target, m.target_start);
     applyRate(state, m);
-    if (state.query) playQuietly(state.query);
-    if (state.target) playQuietly(state.target);
   }
 
   function setCurrent(state, index) {
@@ -399,9 +422,11 @@
     state.current = index;
     for (const mark of state.marks) mark.classList.toggle("active", Number(mark.getAttribute("data-match")) === index);
     const m = state.matches[index];
-    state.status.textContent = `Match ${index + 1} of ${state.matches.length}: query ${formatTime(m.query_start)}, ` +
-      `target ${formatTime(m.target_start)}` + (state.query && state.target && state.keep.checked
-      ? `, target at ${rateOf(m).toFixed(2)}× the query's speed` : "");
+    const { query, target } = state.labels;
+    state.status.textContent = `Match ${index + 1} of ${state.matches.length}: ` +
+      `${query} ${formatTime(m.query_start)}, ` +
+      `${target} ${formatTime(m.target_start)}` + (state.query && state.target && state.keep.checked
+      ? `, ${target} at ${rateOf(m).toFixed(2)}× the speed of ${query}` : "");
   }
 
   function rateOf(m) {
@@ -497,10 +522,18 @@
   }
 
   // ---------------------------------------------------------------- the page
+  const kit = { el, span, badge, percent, formatTime, formatNumber, onActivate, similarityCell, verdictBadge,
+    pairTable, pairView };
+
   function build() {
     const app = document.getElementById("app");
     const doc = JSON.parse(document.getElementById("review-data").textContent);
     document.title = doc.title ? `${doc.title} · s2vs review` : "s2vs review";
+    const ownPage = (window.s2vsPages || {})[doc.kind];
+    if (ownPage) {
+      app.append(header(doc), ownPage(doc, kit));
+      return;
+    }
     const queries = doc.queries || [];
     const hitCount = queries.reduce((n, q) => n + (q.hits || []).length, 0);
     const main = el("main", { class: "queries" });

@@ -1,0 +1,191 @@
+// The dedup page (document kind "dedup", report/dedup_review.py): a summary, each group of duplicates (its
+// members' thumbnails and facts, the suggested keeper marked, its pairs), then the pairs that link groups (one
+// contains the other, or they overlap). A pair row opens into the review pages' pair view (review.js, handed
+// in as `kit`): both videos side by side, waiting at the first match; a match seeks and plays both.
+// Inlined before review.js, which calls the builder registered here; data reaches the DOM as text only.
+"use strict";
+(function (pages) {
+  const RELATIONS = ["duplicate", "contains", "overlap"];
+  const SIDES = { query: "a", target: "b" }; // what the pair view's two sides are called on this page
+
+  pages.dedup = function dedupPage(doc, kit) {
+    const pairs = doc.pairs || [];
+    const linked = linksByGroup(pairs, doc.links || []);
+    const main = kit.el("main", { class: "dedup" }, summary(doc, kit));
+    for (const group of doc.groups || []) main.append(groupSection(doc, group, linked, kit));
+    main.append(linksSection(doc, kit));
+    return main;
+  };
+
+  function count(value) {
+    return Number(value || 0).toLocaleString("en-US");
+  }
+
+  function plural(value, one, many) {
+    return `${count(value)} ${value === 1 ? one : many}`;
+  }
+
+  // ---------------------------------------------------------------- summary
+  function summary(doc, kit) {
+    const { el } = kit;
+    const c = doc.counts || {};
+    return el("section", { class: "dedup-summary" },
+      el("p", { class: "summary" },
+        `${plural(c.groups, "group", "groups")} holding ${plural(c.videos, "video", "videos")} · ` +
+        `${plural(c.pairs, "pair", "pairs")}, ${plural(c.links, "link", "links")} between groups · ` +
+        "click a pair to see both videos side by side"),
+      el("ul", { class: "relation-counts" }, RELATIONS.map((r) => el("li", { class: `relation-count count-${r}` },
+        relationBadge(r, kit), el("strong", {}, count(c[r])), r === "duplicate" ? " both videos ≥ 0.8 copied"
+          : r === "contains" ? " one video ≥ 0.8 inside the other" : " a part of each"))),
+      settingsTable(doc.settings || {}, kit));
+  }
+
+  function settingsTable(settings, kit) {
+    const { el } = kit;
+    const names = Object.keys(settings);
+    if (!names.length) return null;
+    const shown = (value) => (value !== null && typeof value === "object" ? JSON.stringify(value) : String(value));
+    return el("details", { class: "settings" }, el("summary", {}, "settings"),
+      el("table", { class: "metrics settings-table" }, el("tbody", {},
+        names.map((name) => el("tr", {}, el("th", { scope: "row" }, name), el("td", {}, shown(settings[name])))))));
+  }
+
+  // ---------------------------------------------------------------- groups
+  // Group number -> [{group, relations}] of the groups its members' link pairs reach, and how.
+  function linksByGroup(pairs, links) {
+    const found = new Map();
+    const add = (from, to, relation) => {
+      if (!found.has(from)) found.set(from, []);
+      let link = found.get(from).find((l) => l.group === to);
+      if (!link) found.get(from).push((link = { group: to, relations: [] }));
+      if (!link.relations.includes(relation)) link.relations.push(relation);
+    };
+    for (const index of links) {
+      const [a, b] = pairs[index].groups || [];
+      if (a !== null && a !== undefined && b !== null && b !== undefined) {
+        add(a, b, pairs[index].relation);
+        add(b, a, pairs[index].relation);
+      }
+    }
+    return found;
+  }
+
+  function groupSection(doc, group, linked, kit) {
+    const { el, span } = kit;
+    const members = group.members || [];
+    const title = el("h2", { class: "query-title group-title" },
+      span("query-label", `group ${group.number}`),
+      span("query-id", plural(members.length, "video", "videos")),
+      group.keep ? span("group-keep", "suggested keeper ", el("strong", {}, group.keep)) : null);
+    const section = el("section", { class: "query group", id: `group-${group.number}` }, title);
+    const links = linked.get(group.number) || (group.links || []).map((n) => ({ group: n, relations: [] }));
+    if (links.length) {
+      section.append(el("p", { class: "group-links" }, "linked to ", links.map((l, i) => [i ? ", " : "",
+        groupLink(l.group, kit), l.relations.length ? ` (${l.relations.join(", ")})` : ""])));
+    }
+    section.append(el("div", { class: "members" }, members.map((m) => memberCard(m, kit))));
+    const own = (group.pairs || []).map((i) => doc.pairs[i]);
+    if (own.length) section.append(pairsTable(doc, own, false, kit));
+    return section;
+  }
+
+  function groupLink(number, kit) {
+    if (number === null || number === undefined) return kit.span("no-group", "–");
+    const link = kit.el("a", { href: `#group-${number}`, class: "group-ref" }, `group ${number}`);
+    link.addEventListener("click", (event) => event.stopPropagation()); // follow the link, leave the row shut
+    return link;
+  }
+
+  function memberCard(member, kit) {
+    const { el, span, badge, formatTime } = kit;
+    const f = member.facts || {};
+    const picture = member.thumb
+      ? el("img", { class: "member-thumb", src: member.thumb, alt: `${member.id}, halfway through`, loading: "lazy" })
+      : el("div", { class: "member-thumb member-missing" }, member.video ? "no thumbnail could be made"
+        : member.source ? [span("missing-what", "source not found"), span("missing-path", member.source)]
+          : "no source recorded");
+    const facts = [
+      ["duration", formatTime(f.duration)],
+      ["resolution", f.width && f.height ? `${f.width}×${f.height}` : "–"],
+      ["frame rate", Number.isFinite(f.fps) ? `${+f.fps.toFixed(2)} fps` : "–"],
+      ["bitrate", bitrate(f.bitrate)],
+      ["size", bytes(f.size)],
+    ];
+    return el("figure", { class: member.keep ? "member keeper" : "member", "data-id": member.id }, picture,
+      el("figcaption", {}, span("member-id", member.id), member.keep ? badge("keep", "keep") : null),
+      el("dl", { class: "facts" }, facts.map(([name, value]) => el("div", { class: "fact" },
+        el("dt", {}, name), el("dd", {}, value)))),
+      member.source ? el("p", { class: "member-source", title: member.source }, member.source) : null);
+  }
+
+  function bitrate(bits) {
+    if (!Number.isFinite(bits) || bits <= 0) return "–";
+    return bits >= 1e6 ? `${(bits / 1e6).toFixed(2)} Mb/s` : `${Math.round(bits / 1e3)} kb/s`;
+  }
+
+  function bytes(size) {
+    if (!Number.isFinite(size) || size < 0) return "–";
+    const units = ["B", "kB", "MB", "GB", "TB"];
+    let value = size;
+    let unit = 0;
+    while (value >= 1000 && unit < units.length - 1) {
+      value /= 1000;
+      unit += 1;
+    }
+    return `${unit ? value.toFixed(value < 10 ? 2 : 1) : value} ${units[unit]}`;
+  }
+
+  // ---------------------------------------------------------------- pairs
+  function linksSection(doc, kit) {
+    const { el, span } = kit;
+    const links = (doc.links || []).map((i) => doc.pairs[i]);
+    const section = el("section", { class: "query links", id: "links" },
+      el("h2", { class: "query-title" }, span("query-label", "links between groups"),
+        span("query-id", plural(links.length, "pair", "pairs"))));
+    if (links.length) section.append(pairsTable(doc, links, true, kit));
+    else section.append(el("p", { class: "no-hits" }, "No video contains or overlaps one of another group."));
+    return section;
+  }
+
+  function pairsTable(doc, pairs, withGroups, kit) {
+    const { span, similarityCell, verdictBadge } = kit;
+    const columns = [];
+    if (withGroups) {
+      columns.push({ head: "groups", cls: "pair-groups", cell: (p) => [groupLink(p.groups[0], kit), span("vs", " ↔ "),
+        groupLink(p.groups[1], kit)] });
+    }
+    columns.push(
+      { head: "pair", cls: "target",
+        cell: (p) => [span("name-query", p.a), span("vs", " ↔ "), span("name-target", p.target)] },
+      { head: "relation", cls: "relation", cell: (p) => relationCell(p, kit) },
+      { head: "similarity", cls: "num similarity", cell: similarityCell },
+      { head: "coverage", cls: "coverage", cell: (p) => coverageText(p) });
+    if (pairs.some((p) => p.verdict)) columns.push({ head: "verdict", cls: "verdict", cell: verdictBadge });
+    columns.push({ head: "matches", cls: "num count", cell: (p) => String((p.matches || []).length) });
+    return kit.pairTable(columns, pairs, (p) => pairView(doc, p, kit), false, "dedup-pairs");
+  }
+
+  function pairView(doc, pair, kit) {
+    const { span } = kit;
+    const a = { id: pair.a, video: pair.a_video, duration: pair.a_duration, source: pair.a_source };
+    return kit.pairView(doc, a, pair, { labels: SIDES, heatmap: false, thumbs: false, cue: true,
+      stats: [span("stat", relationCell(pair, kit)),
+        span("stat", "coverage ", kit.el("strong", {}, coverageText(pair)))] });
+  }
+
+  function relationBadge(relation, kit) {
+    return kit.badge(relation, RELATIONS.includes(relation) ? `rel-${relation}` : "negative");
+  }
+
+  function relationCell(pair, kit) {
+    const other = pair.container === pair.a ? pair.target : pair.a;
+    return [relationBadge(pair.relation, kit), pair.relation === "contains" && pair.container
+      ? kit.span("container", ` ${pair.container} contains ${other}`) : null];
+  }
+
+  function coverageText(pair) {
+    const c = pair.coverage || {};
+    const share = (value) => (Number.isFinite(value) ? `${Math.round(100 * value)}%` : "–");
+    return `a ${share(c.a)} · b ${share(c.b)}`;
+  }
+})((window.s2vsPages = window.s2vsPages || {}));
