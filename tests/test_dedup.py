@@ -314,8 +314,10 @@ def clips(videos_dir, tmp_path_factory) -> Path:
 def test_end_to_end_copy_of_a_real_clip_is_a_grouped_duplicate(clips, tmp_path):
     out = tmp_path / "duplicates.json"
     result = _dedup(str(clips), "--exhaustive", "--features-only", "--backbone-weights", "random", "--pca", "random",
-                    "-o", str(out), "--csv", str(tmp_path / "tables"))
+                    "-o", str(out), "--csv", str(tmp_path / "tables"), "--report", str(tmp_path / "dups.html"))
     assert result.exit_code == 0, result.output
+    page = (tmp_path / "dups.html").read_text()
+    assert "bikes-copy" in page and "dedup" in page  # the review page of the same result (test_dedup_report.py)
     data = json.loads(out.read_text())
     pair = next(p for p in data["pairs"] if (p["a"], p["b"]) == ("bikes", "bikes-copy"))
     assert pair["relation"] == "duplicate" and min(pair["coverage"].values()) >= 0.8

@@ -29,6 +29,10 @@ def dedup(
     csv: Annotated[Optional[str], typer.Option(
         "--csv", metavar="DIR", help="Write pairs.csv and groups.csv into this folder (made when missing).",
         rich_help_panel=options.OUTPUT)] = None,
+    report: Annotated[Optional[str], typer.Option(
+        "--report", metavar="OUT.html",
+        help="Also write a review page: each group's members (thumbnail, facts, the keeper marked) and every "
+             "pair's two videos side by side at its copied parts.", rich_help_panel=options.OUTPUT)] = None,
     print_removable: Annotated[bool, typer.Option(
         "--print-removable", help="Print on stdout the source paths of every group's members but its keeper, one "
                                   "a line, and nothing else; nothing is ever deleted or moved.",
@@ -72,17 +76,21 @@ def dedup(
             raise ConfigError("--print-removable and --json both write stdout: choose one")
         if null and not print_removable:
             raise ConfigError("-0 goes with --print-removable")
-        check_writable(output, folders=(csv,))  # before anything is imported or loaded
+        check_writable(output, report, folders=(csv,))  # before anything is imported or loaded
         from ..jobs.dedup import run_dedup
         from ..jobs.dedup_tables import write_dedup_tables
 
         quiet = shared["quiet"] or json_output
         with running(cfg, quiet) as (runtime, progress):
             result = run_dedup(stores, cfg, runtime, progress)
-        summary = result.as_dict()
-        write_results(output, summary)
-        if csv is not None:
-            write_dedup_tables(result, csv)
+            summary = result.as_dict()
+            write_results(output, summary)
+            if csv is not None:
+                write_dedup_tables(result, csv)
+            if report is not None:  # last: the results are written even if a thumbnail cannot be made
+                from ..report.dedup_review import write_dedup_report  # late: the page's modules, only with --report
+
+                write_dedup_report(report, summary, stores, progress=progress)
     if json_output:
         print(json.dumps(summary))
     elif not quiet:

@@ -30,6 +30,7 @@ import numpy as np
 from ..config import DedupConfig
 from ..datasets.segments import covered_time
 from ..errors import ConfigError, FeatureStoreError
+from ..media.facts import stored_video_facts
 from ..models.short_videos import repeat_factor
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
@@ -339,18 +340,7 @@ def video_facts_or_stored(collection: Collection, video_id: str, facts: FactsRea
 
 
 def recorded_source_facts(store: FeatureStore, video_id: str) -> dict[str, Any] | None:
-    """The facts (FACT_KEYS) of the source file the store recorded for `video_id`; None when it records none, or
-    the file is gone or unreadable."""
-    from ..errors import S2VSError
-    from ..media.video import video_info  # late: PyAV, only when facts are read
-
-    source = store.read(video_id).attrs.get("source")
-    if source is None or not Path(str(source)).is_file():
-        return None
-    try:
-        info = video_info(str(source))
-    except S2VSError:
-        return None
-    size, duration = Path(str(source)).stat().st_size, info["duration"]
-    return {"duration": duration, "width": info["width"], "height": info["height"], "fps": info["fps"],
-            "bitrate": round(size * 8 / duration) if duration else None, "size": size, "source": str(source)}
+    """The facts (FACT_KEYS) of the source file the store recorded for `video_id` (media/facts.py); None when it
+    records none, or the file is gone or unreadable."""
+    facts = stored_video_facts(store, video_id)
+    return None if facts.error is not None else facts.as_dict()
