@@ -38,7 +38,7 @@ class ProcessGroup:
     def barrier(self) -> None:
         """Wait until every rank gets here."""
         if self.distributed:
-            import torch.distributed as dist
+            import torch.distributed as dist  # late: torch, only under torchrun
 
             dist.barrier()
 
@@ -46,7 +46,7 @@ class ProcessGroup:
         """Every rank's `value`, in rank order (picklable objects)."""
         if not self.distributed:
             return [value]
-        import torch.distributed as dist
+        import torch.distributed as dist  # late: torch, only under torchrun
 
         values: list[Any] = [None] * self.world_size
         dist.all_gather_object(values, value)
@@ -55,7 +55,7 @@ class ProcessGroup:
     def close(self) -> None:
         """Leave the process group."""
         if self.distributed:
-            import torch.distributed as dist
+            import torch.distributed as dist  # late: torch, only under torchrun
 
             if dist.is_initialized():
                 dist.destroy_process_group()
@@ -83,7 +83,7 @@ def join_process_group(backend: str = "gloo") -> ProcessGroup:
     group = place_from_env()
     if not group.distributed:
         return group
-    import torch.distributed as dist  # only here: a single process never pays for importing torch
+    import torch.distributed as dist  # late: torch, only under torchrun (a single process never imports it)
 
     if group.distributed and not dist.is_initialized():
         dist.init_process_group(backend, timeout=BARRIER_TIMEOUT)

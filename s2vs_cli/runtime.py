@@ -76,7 +76,7 @@ class Runtime:
     def load_extractor(self, backbone_weights: str = "imagenet", pca: str = "vcdb", backbone: str | None = None
                        ) -> RegionExtractor:
         """Load the region extractor (`backbone`: a registered name; None: the default) here and keep it."""
-        from .models.loading import load_extractor  # late: torchvision, for commands that load models only
+        from .models.loading import load_extractor  # late: the model modules (~40 ms), for commands that load models only
 
         self.extractor = load_extractor(backbone_weights, pca, self.device, self.seed, self.progress,
                                         _backbone_name(backbone))
@@ -119,6 +119,6 @@ class Runtime:
 
 def _backbone_name(name: str | None) -> str:
     """A registered backbone's name, None being the default one (models/backbone_registry.py)."""
-    from .models.backbone_registry import DEFAULT_BACKBONE  # late: torchvision
+    from .models.backbone_registry import DEFAULT_BACKBONE  # late: the model modules, as above
 
     return DEFAULT_BACKBONE if name is None else name

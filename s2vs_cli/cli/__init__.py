@@ -1,11 +1,15 @@
 """The `s2vs` command line: one Typer app, one module per command. Heavy imports happen inside commands."""
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated
 
 import typer
 
+from .. import __version__
 from .calibrate import calibrate
+from .common import quiet_hdf5_cleanup
 from .compare import compare
 from .dedup import dedup
 from .extract_frames import EPILOG as EXTRACT_FRAMES_EPILOG, extract_frames
@@ -49,8 +53,6 @@ app.command(cls=Command, no_args_is_help=True)(report)
 
 def _print_version(value: bool) -> None:
     if value:
-        from .. import __version__
-
         print(f"s2vs {__version__}")
         raise typer.Exit()
 
@@ -61,8 +63,6 @@ def _root(
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """Self-supervised video similarity (S2VS): find copies, near-duplicates and related videos."""
-    from .common import quiet_hdf5_cleanup
-
     quiet_hdf5_cleanup()
 
 
@@ -71,14 +71,11 @@ def main() -> None:
     try:
         app()
     except SystemExit as done:
-        from ..storage.store import hdf5_write_failed
+        from ..storage.store import hdf5_write_failed  # late: h5py and numpy, not needed by --help
 
         if hdf5_write_failed():
             # HDF5 crashes (SIGSEGV) in its exit handlers once a write of a file has failed (a full disk):
             # the error is reported and no file is left open for writing, so leave without them.
-            import os
-            import sys
-
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(done.code if isinstance(done.code, int) else 1)

@@ -8,8 +8,11 @@ import typer
 from rich.table import Table
 
 from . import options
+from ..config import CalibrateConfig
 from ..datasets.registry import COPY_LABEL_NAMES, DATASETS
+from ..errors import ConfigError
 from .common import check_writable, command_config, console, print_table, reported_errors, terminal_safe
+from .progress import running
 
 _READ_GROUND_TRUTH = " and ".join(name for name in COPY_LABEL_NAMES if not DATASETS[name].lists_videos)
 
@@ -63,17 +66,12 @@ def calibrate(
     Example: [bold]s2vs calibrate --ground-truth gt.json --dataset-hdf5 features.hdf5 -o thresholds.json[/]
     """
     with reported_errors():
-        from ..config import CalibrateConfig
-
         cfg = command_config(CalibrateConfig, locals() | shared)
-        from ..errors import ConfigError
-
         json_output = shared["json_output"]
         if output is None and not json_output:
             raise ConfigError("give where to write the thresholds: --output THRESHOLDS.json (or --json to print them)")
         check_writable(output)  # before anything is imported or loaded
-        from ..jobs.calibrate import check_sources, run_calibration
-        from .progress import running
+        from ..jobs.calibrate import check_sources, run_calibration  # late: torch, only once the command runs
 
         check_sources(cfg, from_similarities)  # usage errors before any model is loaded
         with running(cfg, shared["quiet"] or json_output) as (runtime, progress):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import re
 import sys
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ..atomic import OutputWriteError, check_writable as check_path_writable, write_text_atomically
 from ..config import build_config, config_to_yaml
 from ..errors import ConfigError, S2VSError
 
@@ -127,22 +129,16 @@ def check_writable(*outputs: str | None, made: tuple[str | None, ...] = (),
     """Fail before any work (exit 1, one line) when an output cannot be written: files whose folder must exist
     (`outputs`), files whose writer makes missing folders (`made`) and folders (`folders`); atomic.check_writable
     is the one check every output option goes through."""
-    from ..atomic import check_writable as check
-
     for paths, options in ((outputs, {}), (made, {"parents": True}), (folders, {"folder": True})):
         for path in paths:
             if path is not None:
-                check(path, **options)
+                check_path_writable(path, **options)
 
 
 def write_results(output: str | None, summary: dict) -> None:
     """`--output FILE`: every number as indented JSON (nothing when no file was asked for)."""
     if output is None:
         return
-    import json
-
-    from ..atomic import OutputWriteError, write_text_atomically
-
     try:
         write_text_atomically(output, json.dumps(summary, indent=1) + "\n")
     except OutputWriteError as e:

@@ -8,6 +8,8 @@ import typer
 from rich.table import Table
 
 from . import options
+from ..config import CompareConfig
+from ..errors import S2VSError
 from .common import check_writable, command_config, console, print_table, reported_errors, terminal_safe
 from .progress import running
 
@@ -38,11 +40,9 @@ def compare(
     Example: [bold]s2vs compare original.mp4 suspect.mp4 --heatmap map.png --report review.html[/]
     """
     with reported_errors():
-        from ..config import CompareConfig
-
         cfg = command_config(CompareConfig, locals() | shared)
         check_writable(report, made=(heatmap,))  # before anything is imported or loaded
-        from ..jobs.compare import check_videos, compare_videos
+        from ..jobs.compare import check_videos, compare_videos  # late: torch, only once the command runs
 
         check_videos(query, target)  # a bad input fails now, not after minutes of weight loading
         json_output = shared["json_output"]
@@ -70,8 +70,8 @@ def compare(
 
 def _write_report(path: str, result, runtime, fps: float, progress):
     """The review page of `result`, written to `path` with its images beside it; its path."""
-    from ..report.compare_review import compare_document
-    from ..report.page import write_page
+    from ..report.compare_review import compare_document  # late: numpy and PyAV, only with --report
+    from ..report.page import write_page  # late: importlib.resources and tempfile (~8 ms), only with --report
 
     document = compare_document(result, fps, model=_model_label(runtime), extractor=runtime.extractor.label,
                                 random_weights=runtime.random_weights, progress=progress)
@@ -83,8 +83,7 @@ def _model_label(runtime) -> str:
 
 
 def _save_heatmap(path: str, result, query: str, target: str) -> None:
-    from ..errors import S2VSError
-    from ..report.heatmap import save_heatmap
+    from ..report.heatmap import save_heatmap  # late: numpy and PIL, only with --heatmap
 
     try:
         save_heatmap(path, result.frame_similarity, result.query_times, result.target_times, segment=result.segment,

@@ -9,8 +9,10 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from ..config import EvaluateConfig
 from ..datasets.registry import DATASET_NAMES
 from . import options
+from .bulk import report_failures
 from .common import (check_writable, command_config, console, print_table, reported_errors, terminal_safe,
                      write_results)
 from .progress import plural, running
@@ -112,13 +114,11 @@ def evaluate(
     predicted and located, as the official evaluation allows; saved predictions are scored as given.
     """
     with reported_errors():
-        from ..config import EvaluateConfig
-
         cfg = command_config(EvaluateConfig, locals() | shared)
         # Outputs before anything is imported or loaded; usage errors before any model is loaded.
         check_writable(output, save_similarities, save_matches, report, made=(cfg.save_features,))
-        from ..jobs.evaluate import check_sources, run_evaluation
-        from ..report.document import heatmap_entry
+        from ..jobs.evaluate import check_sources, run_evaluation  # late: torch, only once the command runs
+        from ..report.document import heatmap_entry  # late: numpy, only once the command runs
 
         check_sources(cfg, from_similarities, from_matches, save_matches)
         json_output = shared["json_output"]
@@ -140,8 +140,8 @@ def evaluate(
 
 def _write_report(path: str, evaluation, cfg, runtime, progress):
     """The review page of a finished evaluation, written to `path` with its images beside it; its path."""
-    from ..report.evaluate_review import review_document
-    from ..report.page import write_page
+    from ..report.evaluate_review import review_document  # late: numpy, PIL and PyAV, only with --report
+    from ..report.page import write_page  # late: importlib.resources and tempfile (~8 ms), only with --report
 
     extractor = runtime.extractor.label if runtime.extractor is not None else None
     return write_page(review_document(evaluation, cfg, extractor=extractor, progress=progress), path)
@@ -149,8 +149,6 @@ def _write_report(path: str, evaluation, cfg, runtime, progress):
 
 def _render(summary: dict, report, quiet: bool) -> None:
     if report.extraction is not None and not quiet:
-        from .bulk import report_failures
-
         report_failures(report.extraction.failures, "the missing counts below" if report.features_kept is None
                         else report.extraction.failures_file or f"{report.features_kept}.failed.tsv")
     table = Table(title=terminal_safe(summary["dataset"]), title_justify="left")

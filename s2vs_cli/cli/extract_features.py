@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from . import options
+from ..config import ExtractFeaturesConfig
+from ..distributed import place_from_env
 from .bulk import RESUME_HINT, check_output, exit_status, nothing_to_do, print_rows, report_failures
 from .common import command_config, console, reported_errors, terminal_safe
 from .progress import plural, running
@@ -49,12 +51,9 @@ def extract_features(
     [bold]s2vs extract-features --dataset FIVR-5K --dataset-path fivr/ --pattern '{id}.mp4' -o fivr5k.hdf5[/]
     """
     with reported_errors(interrupted=RESUME_HINT):
-        from ..config import ExtractFeaturesConfig
-
         cfg = command_config(ExtractFeaturesConfig, locals() | shared)
         check_output(output)
-        from ..distributed import place_from_env
-        from ..jobs.extract_features import run_extract_features
+        from ..jobs.extract_features import run_extract_features  # late: torch, only once the command runs
 
         main = place_from_env().is_main  # under torchrun only rank 0 reports
         json_output = shared["json_output"]

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from . import options
+from ..config import ExtractFramesConfig
+from ..distributed import place_from_env
 from .bulk import RESUME_HINT, check_output, exit_status, nothing_to_do, report_failures
 from .common import command_config, console, reported_errors, stdout, terminal_safe
 from .progress import RichProgress, plural
@@ -41,13 +43,10 @@ def extract_frames(
     Example: [bold]s2vs extract-frames videos/ -o frames/ --fps 1[/]
     """
     with reported_errors(interrupted=RESUME_HINT):
-        from ..config import ExtractFramesConfig
-
         cfg = command_config(ExtractFramesConfig, locals() | shared)
         check_output(output, folder=True)
-        from ..distributed import place_from_env
-        from ..jobs.extract_frames import run_extract_frames
-        from ..runtime import Runtime
+        from ..jobs.extract_frames import run_extract_frames  # late: numpy, PIL and PyAV, only once the command runs
+        from ..runtime import Runtime  # late: torch, only once the command runs
 
         main = place_from_env().is_main  # under torchrun only rank 0 reports
         json_output = shared["json_output"]

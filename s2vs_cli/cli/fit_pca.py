@@ -34,8 +34,8 @@ def fit_pca(
     """
     with reported_errors():
         check_writable(made=(output,))  # before anything is imported or loaded
-        from ..jobs.fit_pca import fit_pca as fit
-        from ..runtime import Runtime
+        from ..jobs.fit_pca import fit_pca as fit  # late: torch, only once the command runs
+        from ..runtime import Runtime  # late: torch, only once the command runs
 
         with RichProgress(console, quiet or json_output) as progress:
             runtime = Runtime.start(device, "fp32", progress=progress)

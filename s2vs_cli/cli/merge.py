@@ -25,7 +25,7 @@ def merge(
     video is checked as it is copied: incomplete or damaged ones are left out and listed (exit status 3).
     """
     with reported_errors():
-        from ..jobs.merge import merge_features
+        from ..jobs.merge import merge_features  # late: h5py and numpy, only once the command runs
 
         with RichProgress(console, quiet) as progress:
             merged = merge_features(output, parts or [], progress)

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options
+from ..errors import ConfigError
 from .common import check_writable, console, reported_errors, stdout, terminal_safe
 from .progress import RichProgress, plural
 
@@ -32,14 +33,12 @@ def report(
     Example: [bold]s2vs report results.json -o review.html --videos clips/[/]
     """
     with reported_errors():
-        from ..errors import ConfigError
-
         if output is None:
             raise ConfigError("give the page to write: --output OUT.html")
         check_writable(output)
-        from ..report.document import document_counts
-        from ..report.page import write_page
-        from ..report.saved_results import saved_results_document
+        from ..report.document import document_counts  # late: numpy, only once the command runs
+        from ..report.page import write_page  # late: importlib.resources and tempfile, only once the command runs
+        from ..report.saved_results import saved_results_document  # late: numpy, PIL and PyAV, likewise
 
         with RichProgress(console, quiet) as progress:
             document = saved_results_document(results, videos, pattern, progress)

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from . import options
+from ..config import SearchConfig
+from ..errors import ConfigError
 from .common import (check_writable, command_config, console, print_table, reported_errors, terminal_safe,
                      write_results)
 from .progress import RichProgress, plural, running
@@ -61,12 +64,10 @@ def search(
     frame descriptors keep the most promising (--rerank), and ViSiL re-ranks those. Example: [bold]s2vs search clip.mp4 --database collection.h5 --top-k 10[/]
     """
     with reported_errors():
-        from ..config import SearchConfig
-
         cfg = command_config(SearchConfig, locals() | shared)
         check_writable(output, report)  # before anything is imported or loaded
-        from ..jobs.search import start_search
-        from ..report.document import heatmap_entry
+        from ..jobs.search import start_search  # late: torch, only once the command runs
+        from ..report.document import heatmap_entry  # late: numpy, only once the command runs
 
         finder = _video_finder(report, report_videos)
         json_output = shared["json_output"]
@@ -107,8 +108,7 @@ def search(
 
 def _video_finder(report: str | None, videos: str | None):
     """The finder of the collection's videos (None without --report-videos), checked before any work."""
-    from ..errors import ConfigError
-    from ..report.video_lookup import VideoFinder
+    from ..report.video_lookup import VideoFinder  # late: numpy, PIL and PyAV, only once the command runs
 
     if videos is None:
         return None
@@ -119,8 +119,8 @@ def _video_finder(report: str | None, videos: str | None):
 
 def _write_report(path: str, run, finder, runtime, progress):
     """The review page of a finished search, written to `path` with its images beside it; its path."""
-    from ..report.page import write_page
-    from ..report.search_review import search_document
+    from ..report.page import write_page  # late: importlib.resources and tempfile (~8 ms), only with --report
+    from ..report.search_review import search_document  # late: numpy, PIL and PyAV, only with --report
 
     extractor = runtime.extractor.label if runtime.extractor is not None else None
     document = search_document(run.results, run.summary(), run.query_videos, finder, extractor=extractor,
@@ -142,10 +142,8 @@ def index(
     the file's folder is not writable, the index is kept in the user's cache instead.
     """
     with reported_errors():
-        import time
-
-        from ..jobs.search import index_summary
-        from ..storage.index import open_index
+        from ..jobs.search import index_summary  # late: torch, only once the command runs
+        from ..storage.index import open_index  # late: h5py and numpy, only once the command runs
 
         started = time.perf_counter()
         with RichProgress(console, quiet or json_output) as progress:

@@ -14,6 +14,8 @@ from typing import Annotated, Optional
 import typer
 
 from . import options
+from ..config import TrainConfig
+from ..distributed import place_from_env
 from .common import check_writable, command_config, console, reported_errors, terminal_safe
 from .options import INPUT, OUTPUT, RUNTIME
 from .progress import plural, running
@@ -99,8 +101,6 @@ def train(
     Example: [bold]s2vs train frames/ --experiment-path runs/mine --iterations 2000 --batch-size 16[/]
     """
     with reported_errors(interrupted="continue with --resume"):
-        from ..config import TrainConfig
-
         own = False  # a run's own config.yaml keeps its paths as they were given: from the current folder
         if resume and shared["config"] is None:  # a run resumes with the settings it was started with
             saved = Path(experiment_path or TrainConfig().experiment_path) / "config.yaml"
@@ -108,7 +108,7 @@ def train(
         cfg = command_config(TrainConfig, locals() | shared, relative_to_file=not own)
         # The folder written, before anything is imported or loaded.
         check_writable(folders=(cfg.experiment_path if preview_augmentations is None else preview_augmentations,))
-        from ..distributed import place_from_env
+        # late: torch and torchvision, only once the command runs
         from ..jobs.train import (check_training, preview_augmentations as write_previews, run_length_text,
                                   train as run_training)
 

@@ -30,7 +30,7 @@ def verify(
     with reported_errors():
         if repair:  # the file is rewritten beside itself: its folder must take a new file
             check_writable(database)
-        from ..jobs.merge import verify_features
+        from ..jobs.merge import verify_features  # late: h5py and numpy, only once the command runs
 
         with RichProgress(console, quiet or json_output) as progress:
             check, repaired = verify_features(database, repair, progress)

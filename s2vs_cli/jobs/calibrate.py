@@ -12,11 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import __version__
 from ..artifacts import BACKBONE, NETWORK, WHITENING, choices
 from ..datasets import Benchmark, CustomBenchmark, Similarities
 from ..datasets.scores import align, relevance
 from ..config import CalibrateConfig, ExtractorOptions
 from ..errors import ConfigError, FeatureStoreError
+from ..models.backbone_registry import backbone_class
+from ..models.loading import file_label
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.calibration import FEATURES_ONLY, ScoreIdentity, Thresholds, fit_threshold
@@ -64,8 +67,6 @@ def fit_thresholds(benchmark: Benchmark, similarities: Similarities, target_prec
                    scored_from: str | None = None, random_weights: bool = False) -> Thresholds:
     """The thresholds fitted on `benchmark`'s labelled pairs scored by `similarities` (made as `identity`
     says, normalized as `normalization` says)."""
-    from .. import __version__
-
     scores, is_copy, missing = labelled_pairs(benchmark, similarities, scored_from)
     name = Path(benchmark.source).name if benchmark.name == "custom" and benchmark.source else benchmark.name
     fit = fit_threshold(scores, is_copy, target_precision, name)
@@ -138,8 +139,6 @@ def store_score_identity(features: str | Path, network, options: ExtractorOption
 def declared_extractor(options: ExtractorOptions) -> tuple[str, str]:
     """(backbone label, whitening label) of the extractor `options` name, as the loaded extractor labels
     itself (models/loading.py), without loading it: for scores whose files do not record it."""
-    from ..models.backbone_registry import backbone_class  # late: torchvision
-
     title = backbone_class(options.backbone).title
     backbone = _weights_label(options.backbone_weights, choices(BACKBONE), options.seed, "--backbone-weights")
     if options.pca == "none":
@@ -169,8 +168,6 @@ def _weights_label(spec: str, named: dict[str, str], seed: int, option: str) -> 
         return f"random (seed {seed})"
     if spec in named:
         return spec
-    from ..models.loading import file_label
-
     path = Path(spec).expanduser()
     if not path.is_file():
         raise ConfigError(f"{option} {spec}: not a published name, random or a file")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..datasets.benchmark import Benchmark, Evaluation, Similarities
 from ..datasets.evaluation_result import EvaluationResult, SegmentEvaluation
@@ -23,15 +23,13 @@ from ..datasets.vsc22 import VSC22Benchmark
 from ..config import EvaluateConfig
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
+from ..scoring.pair import HeatmapMaker, locate_pair, locate_stored_pairs, stored_video_features
 from ..scoring.retrieval import VideoScorer, load_similarities, save_similarities
-from ..storage.store import made_with_random_weights
+from ..storage.store import FeatureStore, made_with_random_weights
 from .evaluate_vsc import run_vsc_evaluation
 from .evaluation_steps import (check_complete, check_sources, extraction_options, feature_file, normalize_scores,
                                score_benchmark)
 from .extract_features import extract_benchmark_features
-
-if TYPE_CHECKING:
-    from ..scoring.pair import HeatmapMaker
 
 SEGMENT_NOTE = "segment metrics need features (--dataset-hdf5 or --dataset-path), not saved similarities"
 # Benchmarks evaluated by a flow of their own (same arguments as run_evaluation); the others are ranked here.
@@ -82,8 +80,6 @@ def run_evaluation(cfg: EvaluateConfig, runtime: Runtime, *, from_similarities: 
                             extraction=extraction, normalization=normalization,
                             features_kept=cfg.save_features if extraction is not None else None)
         if heatmap is not None:  # while the features are at hand (a temporary file is deleted after this block)
-            from ..scoring.pair import locate_stored_pairs
-
             report.located = locate_stored_pairs(features, report.per_query.error_pairs(), scorer.network,
                                                  scorer.precision, scorer.device, heatmap, progress=progress)
     return report
@@ -120,9 +116,6 @@ def evaluate_segments(annotated: dict[tuple[str, str], list[SegmentBounds]], fea
     frame-to-frame map of the same network, or of raw features; parts shorter than `min_match_seconds` left
     out) and score them all against all of the pair's annotated parts (datasets/segments.py). Pairs with a
     video missing from the feature file are counted and left out."""
-    from ..storage.store import FeatureStore
-    from ..scoring.pair import locate_pair, stored_video_features
-
     predicted: dict[tuple[str, str], list[SegmentBounds]] = {}
     missing: list[tuple[str, str]] = []
     progress.stage("locating segments", len(annotated), unit="pairs")

@@ -15,7 +15,6 @@ import re
 from collections.abc import Collection, Sequence
 from itertools import groupby
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..datasets.benchmark import Evaluation, Similarities
 from ..datasets.registry import check_ground_truth
@@ -27,14 +26,12 @@ from ..config import EvaluateConfig
 from ..errors import ConfigError
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
+from ..scoring.pair import HeatmapMaker, LocatedPair, locate_pair, locate_stored_pairs, stored_video_features
 from ..scoring.retrieval import VideoScorer, load_similarities, save_similarities
-from ..storage.store import made_with_random_weights
+from ..storage.store import FeatureStore, made_with_random_weights, stored_ids
 from .evaluation_steps import (check_complete, extraction_options, feature_file, normalize_scores,
                                score_benchmark)
 from .extract_features import extract_benchmark_features
-
-if TYPE_CHECKING:
-    from ..scoring.pair import HeatmapMaker, LocatedPair
 
 MATCHING_NOTE = ("the matching track (matching_uAP) needs segments: --from-matches FILE.csv, or features "
                  "(--dataset-hdf5, --dataset-path)")
@@ -141,8 +138,6 @@ def _locate_missed(pairs: Collection[tuple[str, str]], features: str | Path, sco
                    heatmap: HeatmapMaker, progress: Progress) -> dict[tuple[str, str], LocatedPair]:
     """The heatmaps of the shown pairs that were not predicted (the copies missed); their matches are no
     prediction and are not shown."""
-    from ..scoring.pair import locate_stored_pairs
-
     if not pairs:
         return {}
     return locate_stored_pairs(features, sorted(pairs), scorer.network, scorer.precision, scorer.device,
@@ -156,8 +151,6 @@ def _benchmark_of_source(cfg: EvaluateConfig, pattern: str) -> VSC22Benchmark:
         sets = video_sets(cfg.annotations or cfg.dataset_path, required=cfg.annotations is not None)
         found = [] if sets.queries is not None else discover_ids(cfg.dataset_path, pattern)
         return load_vsc22(cfg.ground_truth, sets, available=found)
-    from ..storage.store import stored_ids
-
     return load_vsc22(cfg.ground_truth, video_sets(cfg.annotations), available=stored_ids([cfg.dataset_hdf5]))
 
 
@@ -175,9 +168,6 @@ def locate_copies(pairs: Sequence[ScoredPair], features: str | Path, scorer: Vid
     """Every copied part of each pair, found as `s2vs compare` finds them, as the challenge's segments; and the
     located pair (its heatmap made by `heatmap` from the same map) of each (query, reference) pair in
     `heatmaps_for`."""
-    from ..storage.store import FeatureStore
-    from ..scoring.pair import locate_pair, stored_video_features
-
     segments: list[CopiedSegment] = []
     located: dict[tuple[str, str], LocatedPair] = {}
     progress.stage("locating copies", len(pairs), unit="pairs")

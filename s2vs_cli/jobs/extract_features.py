@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..datasets.video_inputs import select_inputs
+from ..downloads import package_version
 from ..errors import ConfigError, FeatureStoreError, S2VSError
 from ..media.inputs import collect_inputs
 from ..media.source import VideoInput
@@ -189,8 +191,6 @@ def run_extract_features(cfg: ExtractFeaturesConfig, paths: Sequence[str] | None
                          runtime: Runtime, progress: Progress = SILENT) -> ExtractionSummary:
     """`s2vs extract-features` as one call: find the inputs `cfg` names, load the runtime's extractor,
     extract (resuming) into `output`. Raises S2VSError when named videos are missing (unless skipped)."""
-    from ..datasets.video_inputs import select_inputs
-
     items, missing = select_inputs(paths, cfg, progress)
     runtime.load_extractor(cfg.backbone_weights, cfg.pca, cfg.backbone)
     options = ExtractionOptions(fps=cfg.fps, loader=cfg.loader, frames_per_batch=cfg.frames_per_batch,
@@ -209,8 +209,6 @@ def extract_features(items: Sequence[VideoInput], output: str | Path, runtime: R
     `summary.replaced` says how it differed). Every rank of `runtime.group` calls this with the same
     arguments. `missing` are inputs already known to be absent; they are reported as failures.
     """
-    from ..downloads import package_version
-
     if runtime.extractor is None:
         raise S2VSError("no extractor loaded: call runtime.load_extractor(...) first")
     group, output, version = runtime.group, Path(output), package_version()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..atomic import remove_stale_temporaries, write_text_atomically
+from ..datasets.video_inputs import select_inputs
 from ..distributed import ProcessGroup
 from ..errors import ConfigError
 from ..json_file import parse_json
@@ -67,8 +68,6 @@ def run_extract_frames(cfg: ExtractFramesConfig, paths: Sequence[str] | None, ou
 
     The runtime places this process among torchrun's ranks; no model is loaded.
     """
-    from ..datasets.video_inputs import select_inputs
-
     items, missing = select_inputs(paths, cfg, progress)
     options = FrameOptions(fps=cfg.fps, resize=cfg.resize, quality=cfg.quality, image_format=cfg.format,
                            workers=default_workers() if cfg.workers is None else cfg.workers, overwrite=cfg.overwrite)

@@ -17,10 +17,12 @@ import numpy as np
 import torch
 
 from ..atomic import OutputWriteError
+from ..errors import ConfigError, S2VSError
+from ..models.backbone_registry import backbone_class
 from ..models.checkpoints import save_atomically
 from ..models.whitening import RANDOM_SOURCE_KEY
-from ..errors import S2VSError
 from ..progress import SILENT, Progress
+from ..storage.store import FeatureStore, made_with_random_weights
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -195,8 +197,6 @@ def fit_from_feature_files(paths: Sequence[str | Path], max_vectors: int = 1_000
     read one video at a time, so memory stays bounded. Refuses files that say they are whitened.
     `progress` counts videos read, in a stage "reading vectors".
     """
-    from ..storage.store import FeatureStore
-
     videos: list[tuple[Path, str]] = []
     lengths: list[int] = []
     dims = None
@@ -249,10 +249,6 @@ def fit_pca(features: Sequence[str | Path], output: str | Path, runtime: Runtime
             seed: int = 0, progress: Progress = SILENT, backbone: str = "resnet50_l3imac") -> FittedWhitening:
     """`s2vs fit-pca`: fit the whitening of stored region vectors (of `backbone`, a registered name) on the
     runtime's device and save it."""
-    from ..errors import ConfigError
-    from ..models.backbone_registry import backbone_class  # late: torchvision
-    from ..storage.store import made_with_random_weights
-
     if max_vectors < 2:
         raise ConfigError(f"--max-vectors must be at least 2, got {max_vectors}")
     whitening, used = fit_from_feature_files(features, max_vectors, seed, runtime.device, progress)

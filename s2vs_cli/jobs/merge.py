@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..atomic import check_writable
+from ..downloads import package_version
 from ..errors import FeatureStoreError
 from ..progress import SILENT, Progress
 from ..storage.parts import MergeResult, complete_parts, merge_parts, output_lock, parts_dir_for
@@ -36,8 +37,6 @@ def merge_features(output: str | Path, parts: Sequence[str | Path] = (),
     if output.is_dir():
         raise FeatureStoreError(f"{output}: is a folder; give the feature file to write (OUT.hdf5)")
     check_writable(output)  # a folder that takes no new file fails now, not after the reading
-    from ..downloads import package_version
-
     named = [Path(p) for p in parts]
     parts_dir = parts_dir_for(output)
     if not named and not parts_dir.is_dir():
@@ -70,8 +69,6 @@ def verify_features(path: str | Path, repair: bool = False,
 
     Returns the check and, when it was repaired, how many videos the file keeps (else None).
     """
-    from ..downloads import package_version
-
     check = verify_store(path, progress)
     if not (repair and check.damaged):
         return check, None

@@ -206,7 +206,7 @@ class QuerySource:
 
 def resolve_queries(names: list[str], stored: set[str]) -> list[QuerySource]:
     """Each name is a video file, a folder of videos (each one a query) or an id in the store."""
-    from ..media.inputs import collect_inputs
+    from ..media.inputs import collect_inputs  # late: PIL, which s2vs index (importing this module) never needs
 
     sources = []
     for name in names:
@@ -334,7 +334,7 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
     noise = _noise_set(cfg, identity, stored, database)
     try:
         if thresholds is not None:
-            from .calibrate import store_score_identity
+            from .calibrate import store_score_identity  # late: the datasets and PIL (~250 ms), only with --thresholds
 
             thresholds.check_applies(store_score_identity(database, runtime.network, cfg),
                                      None if noise is None else noise.record)

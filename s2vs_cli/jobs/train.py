@@ -24,8 +24,9 @@ import torch
 from ..atomic import remove_stale_temporaries, write_text_atomically
 from ..datasets.custom import load_custom_ground_truth
 from ..config import TrainConfig, config_to_yaml
+from ..distributed import place_from_env
 from ..errors import ConfigError, S2VSError
-from ..media.inputs import VideoInput
+from ..media.inputs import VideoInput, collect_inputs, is_frame_folder
 from ..media.source import source_class
 from ..models.visil import ViSiL
 from ..progress import SILENT, Progress
@@ -38,9 +39,12 @@ from ..training.evaluator import EVAL_FEATURES, TrainingEvaluator, evaluated
 from ..training.experiment import (CHECKPOINT, CONFIG, LOSS_PLOT, METRICS, MODEL, check_experiment, check_not_running,
                                    experiment_lock, repair_model, restore_run, save_run)
 from ..training.metrics_log import append_row, keep_metrics_until, metrics_row
+from ..training.overlay_assets import overlay_assets
 from ..training.plots import save_loss_curve
+from ..training.preview import save_preview
 from ..training.schedule import LearningRateSchedule
 from ..training.step import StepLosses, batch_features, training_step
+from ..workers.pool import default_workers
 from .extract_features import extract_benchmark_features
 
 Evaluation = Callable[[ViSiL], dict[str, float]]
@@ -184,15 +188,11 @@ def run_length_text(cfg: TrainConfig, videos: int, world_size: int) -> str:
 
 
 def _workers(cfg: TrainConfig) -> int:
-    from ..workers.pool import default_workers
-
     return default_workers() if cfg.workers is None else cfg.workers
 
 
 def load_training_videos(cfg: TrainConfig) -> tuple[list[VideoInput], str]:
     """The training videos under cfg.data and the loader they need (frames or video)."""
-    from ..media.inputs import collect_inputs, is_frame_folder
-
     if cfg.data is None:
         raise ConfigError("no training data: give FRAMES_DIR (from s2vs extract-frames) or a folder of videos")
     root = Path(cfg.data)
@@ -210,11 +210,7 @@ def load_training_videos(cfg: TrainConfig) -> tuple[list[VideoInput], str]:
 def check_training(cfg: TrainConfig) -> tuple[list[VideoInput], str]:
     """Everything about a run that can fail before minutes of loading weights -> its videos and their loader."""
     if "FT" in parse_augmentations(cfg.augmentations):  # an unknown name fails here
-        from ..training.overlay_assets import overlay_assets
-
         overlay_assets()  # AugLy's fonts and emoji: missing, they fail here, not in a loading worker
-    from ..distributed import place_from_env
-
     videos, loader = load_training_videos(cfg)
     check_experiment(Path(cfg.experiment_path), cfg.resume)
     if place_from_env().is_main:  # the other ranks of this run wait for rank 0, which takes the lock
@@ -225,8 +221,6 @@ def check_training(cfg: TrainConfig) -> tuple[list[VideoInput], str]:
 
 def preview_augmentations(cfg: TrainConfig, out: Path, count: int = 4) -> list[Path]:
     """Write weak/strong strips of `count` training videos' clips (as step 0 would make them) into `out`."""
-    from ..training.preview import save_preview
-
     parse_augmentations(cfg.augmentations)  # an unknown name fails before the videos are listed
     videos, loader = load_training_videos(cfg)
     if len(videos) < 2:

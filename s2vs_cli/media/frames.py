@@ -38,7 +38,7 @@ from PIL import Image
 
 from ..atomic import (OutputWriteError, sync_folder, process_alive, temporary_sibling, temporary_writer,
                       write_bytes_atomically, write_new_file)
-from ..errors import S2VSError, VideoDecodeError
+from ..errors import ConfigError, S2VSError, VideoDecodeError
 from .source import FrameSource, InputSet, VideoInput, visible_entries
 from .video import DecodeSummary, VideoPath, sample_frames, scaled_size
 
@@ -157,8 +157,6 @@ class FrameFolderSource(FrameSource):
     @classmethod
     def find(cls, path: Path) -> InputSet:
         if not path.is_dir():
-            from ..errors import ConfigError
-
             raise ConfigError(f"{path}: --loader frames takes frame folders, not files")
         if is_frame_folder(path):
             return InputSet([VideoInput(path.resolve().name, path)])  # '.' is named by the folder

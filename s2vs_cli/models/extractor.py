@@ -74,7 +74,7 @@ class RegionExtractor(nn.Module):
                 backbone = copy.deepcopy(self.backbone).to(REDUCED_DTYPES[precision])
             trunk = backbone.feature_maps
             if compiled:
-                import torch._inductor.config as inductor_config
+                import torch._inductor.config as inductor_config  # late: the compiler's modules, only with --compile
 
                 inductor_config.freezing = True  # constant-fold and pre-pack the frozen weights
                 trunk = torch.compile(trunk, dynamic=False)

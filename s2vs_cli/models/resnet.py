@@ -26,7 +26,7 @@ REGION_DIMS = 256 + 512 + 1024 + 2048  # 3840: the four stages concatenated
 
 def build_resnet50() -> nn.Module:
     """An untrained torchvision ResNet-50 without its classifier (no download)."""
-    import torchvision  # here: importing it costs 1.2 s, which commands that never extract need not pay
+    import torchvision  # late: torchvision (1.2 s), which commands that never extract need not pay
 
     cnn = torchvision.models.resnet50(weights=None)
     cnn.fc = nn.Identity()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import __version__
 from ..progress import SILENT, Progress
 from .colors import palette_image
 from .images import PendingImage, ReportImage
@@ -36,8 +37,6 @@ def new_document(kind: str, title: str, *, model: str, extractor: str | None = N
                  notes: Iterable[str] = (), metrics: Iterable[Mapping[str, Any]] = (),
                  queries: Iterable[dict] = ()) -> dict:
     """A review document of `kind` ("compare", "search", "evaluate" or "dedup"), stamped with the time and the tool."""
-    from .. import __version__
-
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     return {"format": FORMAT, "kind": kind, "title": title,

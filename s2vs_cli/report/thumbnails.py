@@ -16,9 +16,11 @@ from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image
 
 from ..errors import S2VSError
 from ..media.sampling import MAX_FRAME_HOLD, FrameClock
+from ..media.video import video_info
 from ..progress import SILENT, Progress
 from .images import PendingImage, ReportImage
 
@@ -83,8 +85,6 @@ class ThumbnailBatch:
 
 def video_duration(path: Path | str) -> float | None:
     """Seconds the video lasts as its file states it, or None when it cannot be read or does not say."""
-    from ..media.video import video_info
-
     try:
         return video_info(path)["duration"]
     except (av.FFmpegError, OSError, S2VSError):
@@ -191,8 +191,6 @@ class _FrameReader:
 
 def _encode(frame: av.VideoFrame, width: int) -> ReportImage:
     """The frame upright, `width` pixels wide, as JPEG."""
-    from PIL import Image
-
     quarter_turns = round(frame.rotation / 90) % 4
     turned = quarter_turns % 2 == 1
     upright_width, upright_height = (frame.height, frame.width) if turned else (frame.width, frame.height)

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 
@@ -265,8 +266,6 @@ def save_similarities(path: str | Path, similarities: Similarities) -> None:
 
 
 def _write_similarities_hdf5(path: Path, similarities: Similarities) -> None:
-    import h5py
-
     try:
         with h5py.File(path, "w") as handle:
             group = handle.create_group("queries")
@@ -295,8 +294,6 @@ def load_similarities(path: str | Path) -> Similarities:
                 raise S2VSError(f"{path}: expected {{query: {{target: score}}}}")
             return {str(q): {str(t): float(s) for t, s in scores.items()} for q, scores in data.items()}
         if path.suffix.lower() in HDF5_SUFFIXES:
-            import h5py
-
             with h5py.File(path, "r") as handle:
                 result = {}
                 for entry in handle["queries"].values():

@@ -3,6 +3,7 @@ the failures file and the lock."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -107,8 +108,6 @@ def exclusive_lock(path: Path, what: str) -> Iterator[None]:
     first run's unfinished files. The lock dies with the process, so a killed run's file holds none;
     any other ending removes the file (and its folder, when empty).
     """
-    import fcntl
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(path, "a+")

@@ -153,7 +153,7 @@ class VideoIndex:
     @property
     def kind(self) -> str:
         """The kind of the faiss index itself (an index extended past its kind's size keeps its kind)."""
-        import faiss
+        import faiss  # late: faiss (~80 ms), only once an index is used
 
         if isinstance(self.index, faiss.IndexIVFPQ):
             return "ivf-pq"
@@ -245,7 +245,7 @@ class VideoIndex:
     def load(cls, folder: Path) -> "VideoIndex":
         """The index saved in `folder`; SearchIndexError (one line: the folder and what failed) unless every
         check in the module's docstring passes."""
-        import faiss
+        import faiss  # late: faiss (~80 ms), only once an index is used
 
         try:
             meta = json.loads((folder / "videos.json").read_text(encoding="utf-8"))
@@ -387,7 +387,7 @@ def _training_sample(store: FeatureStore, catalogue: VideoCatalogue, count: int)
 
 
 def _new_index(entries: int, dims: int):
-    import faiss
+    import faiss  # late: faiss (~80 ms), only once an index is used
 
     kind = index_kind(entries)
     if kind == "flat":

@@ -22,7 +22,7 @@ class SearchIndexError(S2VSError):
 
 def score_limit(index) -> float:
     """The highest coarse score a sound `index` can give a unit query."""
-    import faiss
+    import faiss  # late: faiss (~80 ms), which catalogue.py and frame_descriptors.py (importing this) never need
 
     if not isinstance(index, faiss.IndexIVFPQ):
         # float16 (flat) rounds each component by at most 2**-11 of it, and 8-bit scalar quantisation

@@ -42,7 +42,7 @@ def replace_file(path: Path, write: Callable[[Path], None]) -> dict[str, int]:
 
 def write_faiss(index, path: Path) -> None:
     """faiss.write_index, its failures (a RuntimeError with the system's reason at the end) as OSError."""
-    import faiss
+    import faiss  # late: faiss (~80 ms), only once an index is written
 
     try:
         faiss.write_index(index, str(path))

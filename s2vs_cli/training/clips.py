@@ -16,6 +16,7 @@ import torch
 from ..errors import ConfigError, VideoDecodeError
 from ..media.frames import list_frame_files, load_rgb, shape_frame
 from ..media.inputs import VideoInput
+from ..media.video import decode_video
 
 TRAINING_SHORT_SIDE = 256  # frames are resized to this shorter side, uncropped (the views crop to 224)
 
@@ -138,8 +139,6 @@ class ClipSource:
     def _decoded(self, index: int) -> np.ndarray:
         """A video's frames at `fps`, shorter side 256, uncropped (decoded again for each use: training
         on videos is for small collections; extract-frames once for large ones)."""
-        from ..media.video import decode_video
-
         decoded = decode_video(self.videos[index].path, fps=self.fps, short_side=TRAINING_SHORT_SIDE, crop=0,
                                min_frames=1)
         if len(decoded.frames) == 0:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image, ImageDraw, ImageFont
+
 from ..atomic import atomic_write
 from .metrics_log import read_metrics
 
@@ -10,8 +12,6 @@ from .metrics_log import read_metrics
 def save_loss_curve(metrics: Path, out: Path, size: tuple[int, int] = (800, 480)) -> bool:
     """Draw the total loss against the step from metrics.jsonl into a PNG (written whole or not at all); False
     when there is nothing to draw."""
-    from PIL import Image, ImageDraw, ImageFont
-
     rows = [r for r in read_metrics(metrics) if "loss" in r]
     if len(rows) < 2:
         return False

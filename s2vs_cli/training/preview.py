@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ..atomic import atomic_write
 from ..config import AugmentationOptions
+from .overlays import overlay_emoji, overlay_text
 
 PREVIEW_GAP = 4                                   # pixels between the frames of a preview strip
 
@@ -49,8 +50,6 @@ def save_preview(weak: Tensor, strong: Tensor, path: str | Path, frames: int = 8
 
 def overlay_rows(clip: Tensor, options: AugmentationOptions, generator: torch.Generator) -> list[Tensor]:
     """The frames of a uint8 [T, H, W, 3] clip with a text overlay on every one, then with an emoji on every one."""
-    from .overlays import overlay_emoji, overlay_text
-
     rows = []
     for overlay in (overlay_text, overlay_emoji):
         rows.append(torch.stack([torch.from_numpy(np.array(overlay(Image.fromarray(frame.cpu().numpy()), options,

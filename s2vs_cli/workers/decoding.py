@@ -10,14 +10,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..media.source import open_source
+
 FRAMES_PER_MESSAGE = 16  # frames a decoding worker sends in one message (~2.4 MB at 224x224)
 
 
 def decode_job(task: tuple[str, str], fps: float, threads: int) -> Iterator[tuple]:
     """Worker side: stream one input's frames as ("frames", uint8 [n, 224, 224, 3], times [n]) messages,
     then ("info", dict). `task` is (path, source name); the source decides how the input is read."""
-    from ..media.source import open_source
-
     path, loader = task
     source = open_source(loader, path, fps, threads=threads)
     frames: list[np.ndarray] = []
@@ -41,7 +41,7 @@ def frames_job(task: tuple[str, str, str], fps: float, resize: int, quality: int
     A disk error is the item, not the task's failure: it is the output's problem, and the parent stops.
     """
     path, out_dir, video_id = task
-    from ..media.frames import FrameWriteError, write_video_frames
+    from ..media.frames import FrameWriteError, write_video_frames  # late: PIL, never needed by decode_job's workers
 
     # An id 'set/name' (CC_WEB_VIDEO) is the folder OUT/set/name (made by write_video_frames).
     parent, _, name = video_id.rpartition("/")
