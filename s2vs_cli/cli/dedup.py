@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from ..config import DedupConfig
+from ..errors import ConfigError
 from . import options
 from .common import check_writable, command_config, console, print_table, reported_errors, terminal_safe, write_results
 from .progress import plural, running
@@ -67,9 +69,6 @@ def dedup(
     form groups with a suggested keeper; nothing is deleted. Example: [bold]s2vs dedup collection.h5 -o duplicates.json --print-removable -0 | xargs -0 mv -t trash/[/]
     """
     with reported_errors():
-        from ..config import DedupConfig
-        from ..errors import ConfigError
-
         cfg = command_config(DedupConfig, locals() | shared)
         json_output = shared["json_output"]
         if print_removable and json_output:
@@ -77,8 +76,8 @@ def dedup(
         if null and not print_removable:
             raise ConfigError("-0 goes with --print-removable")
         check_writable(output, report, folders=(csv,))  # before anything is imported or loaded
-        from ..jobs.dedup import run_dedup
-        from ..jobs.dedup_tables import write_dedup_tables
+        from ..jobs.dedup import run_dedup  # late: torch, only once the command runs
+        from ..jobs.dedup_tables import write_dedup_tables  # late: as above
 
         quiet = shared["quiet"] or json_output
         with running(cfg, quiet) as (runtime, progress):

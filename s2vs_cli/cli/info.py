@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..errors import ConfigError
 from . import options
 from .common import console, print_table, reported_errors, terminal_safe
 from .progress import RichProgress, plural
@@ -29,8 +30,7 @@ def info(stores: Stores, ids: Ids = False, json_output: options.Json = False) ->
     Example: [bold]s2vs info collection.h5[/]
     """
     with reported_errors():
-        from ..errors import ConfigError
-        from ..storage.store_summary import store_ids, summarize_store
+        from ..storage.store_summary import store_ids, summarize_store  # late: h5py, not needed by --help
 
         if ids and json_output:
             raise ConfigError("--ids prints plain lines: leave out --json")
