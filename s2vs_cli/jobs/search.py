@@ -34,6 +34,7 @@ from ..errors import ConfigError, FeatureStoreError, S2VSError
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.calibration import Thresholds, load_thresholds
+from ..scoring.common_frames import CommonFrames, KeptFrames, common_frames_of_index, common_frames_of_store, kept_frames
 from ..scoring.frame_level import frame_level_scores, query_frame_descriptors
 from ..scoring.hits import QueryResult, SearchHit
 from ..scoring.normalization import NoiseSet
@@ -83,8 +84,12 @@ class Searcher:
                  candidates: int = DEFAULT_CANDIDATES, top_k: int = DEFAULT_TOP_K, locate: int | None = None,
                  noise: NoiseSet | None = None, thresholds: Thresholds | None = None,
                  heatmap: HeatmapMaker | None = None,
-                 rerank: int = DEFAULT_RERANK, min_match_seconds: float = 2.0, min_match_score: float | None = None):
+                 rerank: int = DEFAULT_RERANK, min_match_seconds: float = 2.0, min_match_score: float | None = None,
+                 common: CommonFrames | None = None):
         self.store = FeatureStore(store_path)
+        # The collection's boilerplate and low-information frames, left out of every video (None: all kept).
+        self.common = common
+        self._kept: dict[str, np.ndarray] = {}  # a scored target's frames kept, by id (the current query's)
         self.scorer, self.index, self.candidates, self.top_k = scorer, index, candidates, top_k
         self.rerank = max(rerank, top_k)  # ViSiL ranks everything it returns
         self.noise, self.thresholds = noise, thresholds
@@ -109,14 +114,16 @@ class Searcher:
     def search(self, query: QueryVideo) -> QueryResult:
         """The query's top hits, best first, each with its matching segment."""
         started = time.perf_counter()
-        features = repeat_to_min_frames(query.features)
+        kept = self._query_frames(query)
+        features = repeat_to_min_frames(kept.features)
+        self._kept = {}
         coarse: dict[str, float] = {}
         if self.index is not None:
             found = self.index.candidate_numbers(segment_descriptors(features), self.candidates,
                                                  exclude=query.stored_id)
             names = self.index.catalogue.ids
             coarse = {names[v]: score for v, score in found}
-            numbers = self._shortlist(query.features, [v for v, _ in found])
+            numbers = self._shortlist(kept.features, [v for v, _ in found])
             ids = [names[v] for v in numbers]
             stages = {"index": len(found), "frame_level": len(found) - len(numbers) and len(found)}
         else:
@@ -127,14 +134,17 @@ class Searcher:
         # The cascade's few re-ranked videos keep the frame maps they were scored with, to locate matches on
         # (exhaustive search scores them all: its located few are computed again).
         maps: dict[str, torch.Tensor] | None = {} if self.index is not None else None
-        scores = score_prepared(self.store, prepared, ids, self.scorer, maps=maps)["query"]
+        scores = score_prepared(self.store, prepared, ids, self.scorer, maps=maps,
+                                select=self._select if self.common is not None else None)["query"]
         ranked = sorted(scores.items(), key=lambda item: -item[1])[:self.top_k]
         offset = self.noise.offsets(prepared, self.scorer)["query"] if self.noise is not None else None
         hits = []
         for rank, (video_id, score) in enumerate(ranked):
             hit = SearchHit(video_id, float(score), coarse=coarse.get(video_id))
+            if self.common is not None and video_id in self._kept:
+                hit.left_out = int((~self._kept[video_id]).sum())
             if rank < self.locate:
-                located = self._locate(query, video_id, (maps or {}).get(video_id))
+                located = self._locate(kept, query, video_id, (maps or {}).get(video_id))
                 hit.segment, hit.matches, hit.heatmap = located.segment, located.matches, located.heatmap
                 hit.target_duration = located.target_duration
             if offset is not None:
@@ -144,9 +154,12 @@ class Searcher:
                 hit.verdict, hit.threshold = self.thresholds.verdict(judged), self.thresholds.threshold
             hits.append(hit)
         warnings = [f"{query.label}: {warning}" for warning in query.warnings]
+        if kept.all_left_out:
+            warnings.append(f"{query.label}: every frame is boilerplate or low-information; all of them were compared")
         warnings += [f"{hit.video_id}: {lost}" for hit in hits if (lost := stored_loss(*self.store.lost(hit.video_id)))]
         return QueryResult(query.label, hits, len(ids), stages, time.perf_counter() - started, offset=offset,
-                           duration=sampled_duration(query.timestamps, query.fps), warnings=warnings)
+                           duration=sampled_duration(query.timestamps, query.fps), warnings=warnings,
+                           left_out=kept.left_out if self.common is not None else None)
 
     def run(self, sources: list[QuerySource], extractor: RegionExtractor | None, fps: float, precision: str,
             frames_per_batch: int) -> Iterator[QueryResult]:
@@ -165,6 +178,8 @@ class Searcher:
         if len(numbers) <= self.rerank or self.index.frames is None:
             return numbers
         descriptors, lengths = self.index.frames.read(numbers)
+        if self.common is not None:
+            descriptors, lengths = _without_common(self.common, descriptors, lengths)
         scores = frame_level_scores(query_frame_descriptors(features), descriptors, lengths)
         best = np.argsort(-scores, kind="stable")[:self.rerank]
         return [numbers[i] for i in best]
@@ -174,13 +189,35 @@ class Searcher:
             self._all_ids = [i for i in self.store.ids() if self.store.shape(i)[0] > 0]
         return self._all_ids
 
-    def _locate(self, query: QueryVideo, video_id: str, scored_map: torch.Tensor | None = None) -> LocatedPair:
+    def _query_frames(self, query: QueryVideo) -> KeptFrames:
+        """The query's frames used in matching (all of them without common frames to leave out)."""
+        if self.common is None:
+            return KeptFrames(query.features, query.timestamps, 0)
+        return kept_frames(query.features, query.timestamps, self.common.keep(query.features))
+
+    def _select(self, video_id: str, features: np.ndarray) -> np.ndarray:
+        """A stored video's frames used in matching (its mask kept for locating its matches)."""
+        keep = self.common.keep(features)
+        if not keep.any():  # all boilerplate: compared whole rather than dropped (as kept_frames does)
+            keep = np.ones(len(features), dtype=bool)
+        self._kept[video_id] = keep
+        return features[keep]
+
+    def _target_times(self, video_id: str) -> tuple[np.ndarray, float]:
+        """A stored video's frame times and rate, of its frames used in matching."""
+        times, fps = self.store.times(video_id, self.default_fps)
+        keep = self._kept.get(video_id)
+        return (times if keep is None else np.asarray(times)[keep]), fps
+
+    def _locate(self, kept: KeptFrames, query: QueryVideo, video_id: str,
+                scored_map: torch.Tensor | None = None) -> LocatedPair:
         """Where the query and a stored video match, found as `s2vs compare` finds it (with the heatmap when
-        a review report is asked for), on the map it was scored with when there is one."""
+        a review report is asked for), on the map it was scored with when there is one; on the frames used
+        in matching (`kept` of the query), at their own times."""
         floors = {"min_match_seconds": self.min_match_seconds, "min_match_score": self.min_match_score}
         if scored_map is not None:
             # The map of both videos as scoring saw them (under 4 frames: repeated); located on their frames as sampled.
-            query_times, (target_times, target_fps) = query.timestamps, self.store.times(video_id, self.default_fps)
+            query_times, (target_times, target_fps) = kept.times, self._target_times(video_id)
             rows, columns = scored_map.shape
             repeat = repeat_factor(len(query_times)), repeat_factor(len(target_times))
             if (rows, columns) != (len(query_times) * repeat[0], len(target_times) * repeat[1]):
@@ -189,9 +226,23 @@ class Searcher:
             return locate_on_map(scored_map.numpy(), query_times, query.fps, target_times, target_fps,
                                  heatmap=self.heatmap, **floors)
         device = self.scorer.device
-        return locate_pair(as_video_features(query.label, query.features, query.timestamps, query.fps, device),
-                           stored_video_features(self.store, video_id, self.default_fps, device),
+        target = stored_video_features(self.store, video_id, self.default_fps, device)
+        if self.common is not None:
+            self._select(video_id, target.features.cpu().numpy())
+            keep = torch.from_numpy(self._kept[video_id])
+            target.features, target.timestamps = target.features[keep.to(device)], target.timestamps[keep.numpy()]
+        return locate_pair(as_video_features(query.label, kept.features, kept.times, query.fps, device), target,
                            self.scorer.network, self.scorer.precision, heatmap=self.heatmap, **floors)
+
+
+def _without_common(common: CommonFrames, descriptors: np.ndarray, lengths: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Videos' frame descriptors laid end to end without their common frames (a video all common keeps all)."""
+    keep = ~common.common(descriptors)
+    owners = np.repeat(np.arange(len(lengths)), lengths)
+    kept_counts = np.bincount(owners[keep], minlength=len(lengths))
+    keep |= (kept_counts == 0)[owners]
+    return descriptors[keep], np.bincount(owners[keep], minlength=len(lengths))
 
 
 @dataclass
@@ -346,10 +397,14 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
         if noise is not None:
             noise.close()
         raise
+    common = None
+    if not cfg.keep_common_frames:  # the collection's boilerplate: cached beside the index, or from the store
+        common = common_frames_of_index(index, progress) if index is not None else \
+            common_frames_of_store(database, progress)
     scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
     searcher = Searcher(database, scorer, index, cfg.candidates, cfg.top_k, noise=noise, thresholds=thresholds,
                         heatmap=heatmap, rerank=cfg.rerank, min_match_seconds=cfg.min_match_seconds,
-                        min_match_score=cfg.min_match_score)
+                        min_match_score=cfg.min_match_score, common=common)
     return SearchSession(str(cfg.database), searcher, sources, runtime, cfg.fps, cfg.frames_per_batch, update)
 
 

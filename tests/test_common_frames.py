@@ -1,0 +1,164 @@
+"""Frames left out of matching: low-information frames, a collection's boilerplate (CommonFrames), the kept
+frames' times, and search / compare with and without --keep-common-frames."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from s2vs_cli.cli import app
+from s2vs_cli.scoring.common_frames import (FILE, LOW_INFORMATION, CommonFrames, common_frames_of_index, kept_frames,
+                                            low_information, mean_direction, region_coherence)
+from s2vs_cli.storage.frame_descriptors import frame_descriptors
+from s2vs_cli.storage.index import index_dir_for, open_index
+from tests.test_search import write_store
+
+runner = CliRunner()
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def boilerplate_videos(seed: int = 0, count: int = 24, intro_in: int = 12, dims: int = 64, regions: int = 9,
+                       shared: float = 3.0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Random videos [T, regions, dims] sharing one direction of weight `shared` (as random weights' features
+    do); the first `intro_in` open with the same 3-frame intro (lightly re-encoded); 'pair-a' and 'pair-b'
+    share 6 frames."""
+    rng = np.random.default_rng(seed)
+    base = shared * _unit(rng.standard_normal(dims))
+    intro = rng.standard_normal((3, regions, dims))
+    videos = {}
+    for number in range(count):
+        frames = rng.standard_normal((int(rng.integers(10, 16)), regions, dims))
+        if number < intro_in:
+            frames[:3] = intro + 0.05 * rng.standard_normal(intro.shape)
+        videos[f"v{number:02d}"] = _unit(base + frames)
+    copied = rng.standard_normal((6, regions, dims))
+    videos["pair-a"] = _unit(base + np.concatenate([rng.standard_normal((4, regions, dims)), copied]))
+    videos["pair-b"] = _unit(base + np.concatenate([copied + 0.05 * rng.standard_normal(copied.shape),
+                                                    rng.standard_normal((5, regions, dims))]))
+    return videos, base
+
+
+def descriptors_of(videos: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    descriptors = [frame_descriptors(v) for v in videos.values()]
+    return np.concatenate(descriptors), np.repeat(np.arange(len(descriptors)), [len(d) for d in descriptors])
+
+
+def test_an_intro_in_many_videos_is_common_a_frame_in_two_is_not():
+    videos, _ = boilerplate_videos()
+    common = CommonFrames.fit(*descriptors_of(videos))
+    assert len(common.prototypes) >= 1 and common.videos.max() == 12  # the intro's twelve videos, no more
+    for number in range(12):  # exactly the intro's three frames of each video are left out
+        assert common.keep(videos[f"v{number:02d}"]).tolist() == [False] * 3 + [True] * (len(videos[f"v{number:02d}"]) - 3)
+    for name in ("v12", "v20", "pair-a", "pair-b"):  # no intro; a copy shared by two videos is no boilerplate
+        assert common.keep(videos[name]).all() and common.keep(frame_descriptors(videos[name])).all()
+
+
+def test_fewer_videos_than_the_minimum_are_not_boilerplate():
+    videos, _ = boilerplate_videos(intro_in=5)
+    common = CommonFrames.fit(*descriptors_of(videos), min_videos=8)
+    assert all(common.keep(v).all() for v in videos.values())
+    assert CommonFrames.fit(*descriptors_of(videos), min_videos=5).keep(videos["v00"]).sum() == len(videos["v00"]) - 3
+
+
+def test_flat_frames_have_coherent_regions():
+    """Synthetic features: a flat frame's regions differ only by position (the same for every flat frame)."""
+    rng = np.random.default_rng(1)
+    base, position = 3 * _unit(rng.standard_normal(64)), 0.3 * rng.standard_normal((9, 64))
+    flat = _unit(base + position + rng.standard_normal((4, 1, 64)))  # one content for all nine regions
+    real = _unit(base + position + rng.standard_normal((6, 9, 64)))
+    direction = mean_direction(frame_descriptors(real))
+    assert low_information(flat, direction).all() and not low_information(real, direction).any()
+    assert not low_information(real[:, :1]).any()  # one region a frame cannot tell
+    assert low_information(np.zeros((0, 9, 64))).shape == (0,)
+
+
+@pytest.fixture(scope="module")
+def extracted(videos_dir):
+    """Random-weight features of a real clip's frames and of flat frames of five colours (as measured)."""
+    from s2vs_cli.media.video import sample_frames
+    from s2vs_cli.models.loading import load_extractor
+
+    extractor = load_extractor("random", "random", "cpu")
+    real = np.stack([frame.image for frame in sample_frames(videos_dir / "bikes.mp4", fps=0.5)])
+    colours = ((0, 0, 0), (255, 255, 255), (128, 128, 128), (200, 30, 30), (20, 40, 160))
+    flat = np.stack([np.full(real.shape[1:], colour, np.uint8) for colour in colours])
+    return [extractor.extract(torch.from_numpy(x), precision="fp32").numpy() for x in (real, flat)]
+
+
+def test_low_information_tells_flat_frames_from_a_real_clip(extracted):
+    real, flat = extracted
+    direction = mean_direction(frame_descriptors(real))  # the collection's: here the clip's own frames
+    assert region_coherence(real, direction).max() < LOW_INFORMATION <= region_coherence(flat, direction).min()
+    assert low_information(flat, direction).all() and not low_information(real, direction).any()
+
+
+def test_kept_frames_keep_their_times_and_never_drop_a_whole_video():
+    features, times = np.arange(5 * 2).reshape(5, 2), np.array([0.0, 0.5, 1.0, 1.5, 2.0])
+    kept = kept_frames(features, times, np.array([False, True, True, False, True]))
+    assert kept.times.tolist() == [0.5, 1.0, 2.0] and kept.features.tolist() == [[2, 3], [4, 5], [8, 9]]
+    assert (kept.left_out, kept.all_left_out) == (2, False)
+    everything = kept_frames(features, times, np.zeros(5, dtype=bool))  # all boilerplate: compared whole
+    assert everything.times.tolist() == times.tolist() and (everything.left_out, everything.all_left_out) == (0, True)
+
+
+def test_an_index_keeps_its_fit_until_the_store_changes(tmp_path):
+    videos, _ = boilerplate_videos(dims=512, regions=1)
+    path = tmp_path / "features.h5"
+    write_store(path, {k: v for k, v in videos.items() if k != "pair-b"})
+    index, _ = open_index(path)
+    fitted = common_frames_of_index(index)
+    saved = index_dir_for(path) / FILE
+    assert saved.is_file() and fitted.videos.max() == 12
+    again = common_frames_of_index(index)
+    assert np.array_equal(again.prototypes, fitted.prototypes) and again.stamp == fitted.stamp
+    write_store(path, {"pair-b": videos["pair-b"]}, keep_existing=True)  # the store grows: fitted anew
+    grown, update = open_index(path)
+    assert update.action == "added" and common_frames_of_index(grown).stamp["videos"] == len(videos)
+    saved.write_bytes(b"damaged")  # a cache: a damaged file is fitted again, never an error
+    assert common_frames_of_index(grown).videos.max() == 12
+
+
+@pytest.fixture(scope="module")
+def planted_store(tmp_path_factory):
+    """A store where twelve unrelated videos share an intro and 'query-copy' copies 'query' (no intro); no
+    shared direction, so that features-only maps of unrelated videos hold no match."""
+    videos, base = boilerplate_videos(dims=512, shared=0.0)
+    rng = np.random.default_rng(5)
+    query = _unit(base + rng.standard_normal((8, 9, 512)))
+    videos["query"] = np.concatenate([videos["v00"][:3], query])  # the intro, then its own content
+    videos["query-copy"] = _unit(query + 0.02 * rng.standard_normal(query.shape))
+    path = tmp_path_factory.mktemp("planted") / "features.h5"
+    write_store(path, videos)
+    return path
+
+
+def _search(store, *extra):
+    # A floor on the matches' score: tiny maps of random frames hold weak parts (score ~0.08) of their own.
+    result = runner.invoke(app, ["search", "query", "--database", str(store), "--features-only", "-k", "40",
+                                 "--min-match-score", "0.5", "--json", *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["results"][0]
+
+
+def test_search_leaves_the_intro_out_unless_asked_to_keep_it(planted_store):
+    left_out = _search(planted_store)
+    kept = _search(planted_store, "--keep-common-frames")
+    assert left_out["left_out_frames"] == 3 and "left_out_frames" not in kept
+    hits = {hit["id"]: hit for hit in left_out["hits"]}
+    assert left_out["hits"][0]["id"] == "query-copy" and hits["query-copy"]["left_out_frames"] == 0
+    # The copy is found at its own times; the intro no longer makes v00..v11 match the query.
+    assert hits["query-copy"]["matches"][0]["query_start"] >= 3.0
+    assert all(not hits[f"v{n:02d}"]["matches"] for n in range(12) if f"v{n:02d}" in hits)
+    kept_hits = {hit["id"]: hit for hit in kept["hits"]}
+    assert any(kept_hits[f"v{n:02d}"]["matches"] for n in range(12) if f"v{n:02d}" in kept_hits)
+    exhaustive = _search(planted_store, "--exhaustive")  # every video scored: each says what it left out
+    assert exhaustive["left_out_frames"] == 3 and exhaustive["hits"][0]["id"] == "query-copy"
+    every = {hit["id"]: hit for hit in exhaustive["hits"]}
+    assert every["v01"]["left_out_frames"] == 3 and every["v20"]["left_out_frames"] == 0
+    assert not any(every[f"v{n:02d}"]["matches"] for n in range(12) if f"v{n:02d}" in every)
