@@ -162,3 +162,62 @@ def test_search_leaves_the_intro_out_unless_asked_to_keep_it(planted_store):
     every = {hit["id"]: hit for hit in exhaustive["hits"]}
     assert every["v01"]["left_out_frames"] == 3 and every["v20"]["left_out_frames"] == 0
     assert not any(every[f"v{n:02d}"]["matches"] for n in range(12) if f"v{n:02d}" in every)
+
+
+@pytest.fixture(scope="module")
+def intro_clips(videos_dir, tmp_path_factory) -> dict[str, "Path"]:
+    """Two unrelated 5-s clips opening with the same 2-s intro (FFmpeg's mandelbrot), 128 x 96 pixels."""
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("intro")
+    intro = folder / "intro.mp4"
+
+    def ffmpeg(*args: str) -> None:
+        subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
+
+    ffmpeg("-f", "lavfi", "-i", "mandelbrot=s=128x96:r=10", "-t", "2", "-pix_fmt", "yuv420p", str(intro))
+    clips = {}
+    for name, source in (("a", "bikes.mp4"), ("b", "car-detection.mp4")):
+        body = folder / f"{name}-body.mp4"
+        ffmpeg("-t", "3", "-i", str(videos_dir / source), "-an", "-vf", "scale=128:96,setsar=1,fps=10",
+               "-pix_fmt", "yuv420p", str(body))
+        clips[name] = folder / f"{name}.mp4"
+        ffmpeg("-i", str(intro), "-i", str(body), "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0",
+               "-pix_fmt", "yuv420p", str(clips[name]))
+    return clips
+
+
+def test_compare_with_a_collection_leaves_its_intro_out(intro_clips, tmp_path):
+    """A collection where ten videos open with the clips' intro (its features, as the same model makes them)."""
+    from s2vs_cli.config import CompareConfig
+    from s2vs_cli.jobs.compare import compare_videos
+    from s2vs_cli.runtime import Runtime
+    from s2vs_cli.scoring.pair import extract_video_features
+    from s2vs_cli.storage.store import StoreIdentity
+
+    runtime = Runtime.cpu("fp32")
+    runtime.load_extractor("random", "random")
+    intro = extract_video_features(intro_clips["a"], runtime.extractor, 1.0).features.numpy()
+    rng = np.random.default_rng(0)
+    mean = _unit(intro.mean((0, 1)))
+    collection = {f"c{i}": np.concatenate([intro[:2], _unit(mean + 0.01 * rng.standard_normal((4, 9, intro.shape[2])))])
+                  for i in range(10)}  # the intro, then frames about the model's mean direction
+    path = tmp_path / "collection.h5"
+    write_store(path, collection, identity=StoreIdentity.of(runtime.extractor, 1.0, dtype="float32"))
+    settings = {"features_only": True, "backbone_weights": "random", "pca": "random", "precision": "fp32"}
+    left_out = compare_videos(intro_clips["a"], intro_clips["b"], CompareConfig(collection=str(path), **settings),
+                              runtime).as_dict()
+    every = compare_videos(intro_clips["a"], intro_clips["b"],
+                           CompareConfig(collection=str(path), keep_common_frames=True, **settings), runtime).as_dict()
+    # The intro's two frames of each (the query's first bikes frame may also go: low-information to this
+    # collection's mean direction, made of the intro alone).
+    assert left_out["left_out_frames"]["target"] == 2 and left_out["left_out_frames"]["query"] in (2, 3)
+    assert [5 - n for n in left_out["left_out_frames"].values()] == left_out["frames"]
+    assert "left_out_frames" not in every and every["frames"] == [5, 5]
+    # Matches are reported on the real videos' times: nothing of what is left starts inside the intro.
+    assert all(m["query_start"] >= 2.0 and m["target_start"] >= 2.0 for m in left_out["matches"])
+    other = StoreIdentity.of(runtime.extractor, 2.0, dtype="float32")  # a collection sampled at another rate
+    write_store(tmp_path / "other.h5", collection, identity=other)
+    with pytest.raises(Exception, match="was made with other settings than these videos' features"):
+        compare_videos(intro_clips["a"], intro_clips["b"], CompareConfig(collection=str(tmp_path / "other.h5"),
+                                                                         **settings), runtime)

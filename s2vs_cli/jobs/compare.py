@@ -6,12 +6,15 @@ import time
 from pathlib import Path
 
 from ..config import CompareConfig
+from ..errors import ConfigError, FeatureStoreError
 from ..media.video import video_info
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.calibration import ScoreIdentity, load_thresholds
 from ..scoring.common_frames import CommonFrames, common_frames_of_collection, kept_frames
 from ..scoring.pair import Comparison, VideoFeatures, compare_features, extract_video_features
+from ..storage.store import read_identity
+from .search import extractor_mismatch
 
 
 def check_videos(*paths: str | Path) -> None:
@@ -40,6 +43,9 @@ def compare_videos(query: str | Path, target: str | Path, cfg: CompareConfig | R
         runtime.prepare(cfg)
     if thresholds is not None:  # compare does not normalize scores
         thresholds.check_applies(runtime_score_identity(runtime, cfg.fps), None)
+    common = None
+    if cfg.collection is not None and not cfg.keep_common_frames:  # the collection's boilerplate is no copy
+        common = common_frames_of_collection(check_collection(cfg.collection, runtime, cfg.fps), progress)
     timings: dict[str, float] = {}
     features = []
     for path in (query, target):
@@ -47,8 +53,7 @@ def compare_videos(query: str | Path, target: str | Path, cfg: CompareConfig | R
         features.append(extract_video_features(path, runtime.extractor, cfg.fps, runtime.precision,
                                                cfg.frames_per_batch, compiled=runtime.compile, timings=timings, progress=progress))
     left_out = None
-    if cfg.collection is not None and not cfg.keep_common_frames:  # the collection's boilerplate is no copy
-        common = common_frames_of_collection(cfg.collection, progress)
+    if common is not None:
         features, left_out = zip(*(without_common(video, common) for video in features))
         left_out = dict(zip(("query", "target"), left_out))
     progress.stage("comparing", total=1, unit="pairs")
@@ -59,6 +64,17 @@ def compare_videos(query: str | Path, target: str | Path, cfg: CompareConfig | R
     progress.update(1)
     comparison.timings, comparison.thresholds, comparison.left_out = timings, thresholds, left_out
     return comparison
+
+
+def check_collection(path: str, runtime: Runtime, fps: float) -> Path:
+    """The collection's feature file, checked to be made as these videos' features are (ConfigError if not)."""
+    if not Path(path).is_file():
+        raise FeatureStoreError(f"{path}: feature file not found (--collection)")
+    mismatch = extractor_mismatch(read_identity(path), runtime.extractor, fps)
+    if mismatch:
+        raise ConfigError(f"{path} was made with other settings than these videos' features: {mismatch}; "
+                          "pass the options it was extracted with")
+    return path
 
 
 def without_common(video: VideoFeatures, common: CommonFrames) -> tuple[VideoFeatures, int]:
