@@ -221,3 +221,14 @@ def test_compare_with_a_collection_leaves_its_intro_out(intro_clips, tmp_path):
     with pytest.raises(Exception, match="was made with other settings than these videos' features"):
         compare_videos(intro_clips["a"], intro_clips["b"], CompareConfig(collection=str(tmp_path / "other.h5"),
                                                                          **settings), runtime)
+
+
+def test_a_video_copied_into_many_is_content_not_boilerplate():
+    """Ten copies of one video share every frame: widespread, but not boilerplate of otherwise unrelated videos."""
+    videos, _ = boilerplate_videos()
+    rng = np.random.default_rng(3)
+    for copy in range(10):
+        videos[f"copy{copy}"] = _unit(videos["pair-a"] + 0.02 * rng.standard_normal(videos["pair-a"].shape))
+    common = CommonFrames.fit(*descriptors_of(videos))
+    assert common.keep(videos["pair-a"]).all() and common.keep(videos["copy3"]).all()
+    assert common.keep(videos["v00"]).tolist()[:4] == [False, False, False, True]  # the intro still is

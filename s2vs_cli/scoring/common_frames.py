@@ -15,8 +15,11 @@ them). The rules (docs/METHOD.md, thresholds measured in BENCHMARKS.md "Shared b
   two streaming passes (`fit`): sign-of-random-projection keys (TABLES tables of enough bits that unrelated
   frames rarely share a key) put near-duplicates in one bucket; a bucket holding frames of MIN_VIDEOS
   videos has its first frame as candidate; a second pass counts the distinct videos with a frame within
-  THRESHOLD of each candidate, and those with MIN_VIDEOS or more are the prototypes. Memory: 4·TABLES + 4
-  bytes a frame and the candidates; time: linear in the frames (BENCHMARKS.md).
+  THRESHOLD of each candidate, and those with MIN_VIDEOS or more are the prototypes, unless their videos are
+  not otherwise unrelated: a video copied into many others (a viral clip) shares most of its frames with them,
+  an intro a few seconds of each; so a candidate whose videos have (median) more than MAX_SHARE of their
+  frames near candidates is content, not boilerplate. Memory: 4·TABLES + 4 bytes a frame and the candidates;
+  time: linear in the frames (BENCHMARKS.md).
 
 API (what search, compare and dedup call):
     common = CommonFrames.fit(descriptors, video_of)      # arrays: frame descriptors [N, D], video number [N]
@@ -46,8 +49,9 @@ THRESHOLD = 0.6           # near-duplicate: cosine with the mean direction proje
 LOW_INFORMATION = 0.40    # mean pairwise cosine of a frame's regions, mean direction projected out
 TABLES = 8                # hash tables of random-projection keys
 SAMPLE_VIDEOS = 2000      # videos the mean direction is estimated on
-BLOCK_VIDEOS = 2048       # videos read at a time from an index's frame descriptors
+BLOCK_VIDEOS = 512        # videos read at a time from an index's frame descriptors
 MAX_PROTOTYPES = 65536    # the most prototypes kept (the most widespread first)
+MAX_SHARE = 0.5           # boilerplate's videos are otherwise unrelated: at most this share of their frames common
 SEED = 0
 
 Blocks = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]  # (descriptors [n, D], video numbers [n]) pieces
@@ -223,14 +227,32 @@ def fit_streaming(blocks: Blocks, direction: np.ndarray | None, frames: int, min
             member = sorted_keys[slot] == table_keys[rows, table]
             candidate = np.searchsorted(firsts, first[slot[member]])
             near = (block[member] * vectors[candidate]).sum(1) >= threshold
-            found.append(np.stack([candidate[near], np.asarray(video_of, np.int64)[member][near]], 1))
+            found.append(np.stack([candidate[near], np.asarray(video_of, np.int64)[member][near],
+                                   rows[member][near]], 1))
         offset += len(block)
         progress.update(offset)
-    pairs = np.unique(np.concatenate(found) if found else np.zeros((0, 2), np.int64), axis=0)
-    counts = np.bincount(pairs[:, 0], minlength=len(firsts)) if len(pairs) else np.zeros(len(firsts), np.int64)
-    chosen = np.flatnonzero(counts >= min_videos)
+    near = np.concatenate(found) if found else np.zeros((0, 3), np.int64)  # (candidate, video, frame)
+    chosen, counts = _boilerplate(near, video_of_all, len(firsts), min_videos)
     chosen = chosen[np.argsort(-counts[chosen], kind="stable")][:MAX_PROTOTYPES]
     return CommonFrames(direction, vectors[chosen], counts[chosen].astype(np.int64), threshold, min_videos)
+
+
+def _boilerplate(near: np.ndarray, video_of: np.ndarray, candidates: int, min_videos: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates that are boilerplate (their numbers) and each candidate's distinct videos.
+
+    One is when near-duplicates of it occur in `min_videos` videos or more, and those videos are otherwise
+    unrelated: in the median of them, at most MAX_SHARE of the frames are near a candidate. A video copied in
+    many others shares (nearly) all its frames with them, an intro a few seconds of each."""
+    pairs = np.unique(near[:, :2], axis=0)  # (candidate, video)
+    counts = np.bincount(pairs[:, 0], minlength=candidates) if len(pairs) else np.zeros(candidates, np.int64)
+    frames_of = np.bincount(video_of).astype(np.float64)
+    near_frames = np.bincount(video_of[np.unique(near[:, 2])], minlength=len(frames_of)) if len(near) else 0
+    share = near_frames / np.maximum(frames_of, 1)  # [videos]: their frames near some candidate
+    chosen = np.flatnonzero(counts >= min_videos)
+    starts = np.searchsorted(pairs[:, 0], chosen)
+    medians = np.array([np.median(share[pairs[start:start + counts[c], 1]]) for c, start in zip(chosen, starts)])
+    return chosen[medians <= MAX_SHARE] if len(chosen) else chosen, counts
 
 
 def _keys(vectors: np.ndarray, planes: np.ndarray, bits: int) -> np.ndarray:
