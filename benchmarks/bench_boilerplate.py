@@ -123,7 +123,8 @@ def main() -> None:
     for name, scores in (("every_frame", before), ("common_left_out", after)):
         result[name] = {
             "matches": precision_recall({p for p, (_, m) in scores.items() if np.isfinite(m)}, truth),
-            "matches_above_floor": precision_recall({p for p, (_, m) in scores.items() if m >= match_floor}, truth),
+            "matches_above_floor": precision_recall({p for p, (_, m) in scores.items() if m >= match_floor},
+                                                    truth),
             "threshold": precision_recall({p for p, (s, _) in scores.items() if s >= threshold}, truth),
             "average_precision": average_precision(scores, truth),
             "average_precision_by_match": average_precision(scores, truth, 1),

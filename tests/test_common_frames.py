@@ -54,7 +54,8 @@ def test_an_intro_in_many_videos_is_common_a_frame_in_two_is_not():
     common = CommonFrames.fit(*descriptors_of(videos))
     assert len(common.prototypes) >= 1 and common.videos.max() == 12  # the intro's twelve videos, no more
     for number in range(12):  # exactly the intro's three frames of each video are left out
-        assert common.keep(videos[f"v{number:02d}"]).tolist() == [False] * 3 + [True] * (len(videos[f"v{number:02d}"]) - 3)
+        video = videos[f"v{number:02d}"]
+        assert common.keep(video).tolist() == [False] * 3 + [True] * (len(video) - 3)
     for name in ("v12", "v20", "pair-a", "pair-b"):  # no intro; a copy shared by two videos is no boilerplate
         assert common.keep(videos[name]).all() and common.keep(frame_descriptors(videos[name])).all()
 

@@ -34,7 +34,7 @@ from ..errors import ConfigError, FeatureStoreError, S2VSError
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.calibration import Thresholds, load_thresholds
-from ..scoring.common_frames import CommonFrames, KeptFrames, common_frames_of_index, common_frames_of_store, kept_frames
+from ..scoring.common_frames import CommonFrames, KeptFrames, LeftOut, common_frames_of_index, common_frames_of_store
 from ..scoring.frame_level import frame_level_scores, query_frame_descriptors
 from ..scoring.hits import QueryResult, SearchHit
 from ..scoring.normalization import NoiseSet
@@ -88,8 +88,7 @@ class Searcher:
                  common: CommonFrames | None = None):
         self.store = FeatureStore(store_path)
         # The collection's boilerplate and low-information frames, left out of every video (None: all kept).
-        self.common = common
-        self._kept: dict[str, np.ndarray] = {}  # a scored target's frames kept, by id (the current query's)
+        self.common, self.left_out = common, LeftOut(common) if common is not None else None
         self.scorer, self.index, self.candidates, self.top_k = scorer, index, candidates, top_k
         self.rerank = max(rerank, top_k)  # ViSiL ranks everything it returns
         self.noise, self.thresholds = noise, thresholds
@@ -114,9 +113,9 @@ class Searcher:
     def search(self, query: QueryVideo) -> QueryResult:
         """The query's top hits, best first, each with its matching segment."""
         started = time.perf_counter()
-        kept = self._query_frames(query)
+        kept = self.left_out.query(query.features, query.timestamps) if self.left_out is not None else \
+            KeptFrames(query.features, query.timestamps, 0)
         features = repeat_to_min_frames(kept.features)
-        self._kept = {}
         coarse: dict[str, float] = {}
         if self.index is not None:
             found = self.index.candidate_numbers(segment_descriptors(features), self.candidates,
@@ -135,14 +134,13 @@ class Searcher:
         # (exhaustive search scores them all: its located few are computed again).
         maps: dict[str, torch.Tensor] | None = {} if self.index is not None else None
         scores = score_prepared(self.store, prepared, ids, self.scorer, maps=maps,
-                                select=self._select if self.common is not None else None)["query"]
+                                select=self.left_out.select if self.left_out is not None else None)["query"]
         ranked = sorted(scores.items(), key=lambda item: -item[1])[:self.top_k]
         offset = self.noise.offsets(prepared, self.scorer)["query"] if self.noise is not None else None
         hits = []
         for rank, (video_id, score) in enumerate(ranked):
             hit = SearchHit(video_id, float(score), coarse=coarse.get(video_id))
-            if self.common is not None and video_id in self._kept:
-                hit.left_out = int((~self._kept[video_id]).sum())
+            hit.left_out = self.left_out.count(video_id) if self.left_out is not None else None
             if rank < self.locate:
                 located = self._locate(kept, query, video_id, (maps or {}).get(video_id))
                 hit.segment, hit.matches, hit.heatmap = located.segment, located.matches, located.heatmap
@@ -179,7 +177,7 @@ class Searcher:
             return numbers
         descriptors, lengths = self.index.frames.read(numbers)
         if self.common is not None:
-            descriptors, lengths = _without_common(self.common, descriptors, lengths)
+            descriptors, lengths = self.common.without_common(descriptors, lengths)
         scores = frame_level_scores(query_frame_descriptors(features), descriptors, lengths)
         best = np.argsort(-scores, kind="stable")[:self.rerank]
         return [numbers[i] for i in best]
@@ -189,26 +187,6 @@ class Searcher:
             self._all_ids = [i for i in self.store.ids() if self.store.shape(i)[0] > 0]
         return self._all_ids
 
-    def _query_frames(self, query: QueryVideo) -> KeptFrames:
-        """The query's frames used in matching (all of them without common frames to leave out)."""
-        if self.common is None:
-            return KeptFrames(query.features, query.timestamps, 0)
-        return kept_frames(query.features, query.timestamps, self.common.keep(query.features))
-
-    def _select(self, video_id: str, features: np.ndarray) -> np.ndarray:
-        """A stored video's frames used in matching (its mask kept for locating its matches)."""
-        keep = self.common.keep(features)
-        if not keep.any():  # all boilerplate: compared whole rather than dropped (as kept_frames does)
-            keep = np.ones(len(features), dtype=bool)
-        self._kept[video_id] = keep
-        return features[keep]
-
-    def _target_times(self, video_id: str) -> tuple[np.ndarray, float]:
-        """A stored video's frame times and rate, of its frames used in matching."""
-        times, fps = self.store.times(video_id, self.default_fps)
-        keep = self._kept.get(video_id)
-        return (times if keep is None else np.asarray(times)[keep]), fps
-
     def _locate(self, kept: KeptFrames, query: QueryVideo, video_id: str,
                 scored_map: torch.Tensor | None = None) -> LocatedPair:
         """Where the query and a stored video match, found as `s2vs compare` finds it (with the heatmap when
@@ -217,7 +195,10 @@ class Searcher:
         floors = {"min_match_seconds": self.min_match_seconds, "min_match_score": self.min_match_score}
         if scored_map is not None:
             # The map of both videos as scoring saw them (under 4 frames: repeated); located on their frames as sampled.
-            query_times, (target_times, target_fps) = kept.times, self._target_times(video_id)
+            target_times, target_fps = self.store.times(video_id, self.default_fps)
+            query_times = kept.times
+            if self.left_out is not None:
+                target_times = self.left_out.times(video_id, target_times)
             rows, columns = scored_map.shape
             repeat = repeat_factor(len(query_times)), repeat_factor(len(target_times))
             if (rows, columns) != (len(query_times) * repeat[0], len(target_times) * repeat[1]):
@@ -227,22 +208,13 @@ class Searcher:
                                  heatmap=self.heatmap, **floors)
         device = self.scorer.device
         target = stored_video_features(self.store, video_id, self.default_fps, device)
-        if self.common is not None:
-            self._select(video_id, target.features.cpu().numpy())
-            keep = torch.from_numpy(self._kept[video_id])
-            target.features, target.timestamps = target.features[keep.to(device)], target.timestamps[keep.numpy()]
+        if self.left_out is not None:
+            self.left_out.select(video_id, target.features.cpu().numpy())
+            keep = self.left_out.masks[video_id]
+            target.features = target.features[torch.from_numpy(keep).to(device)]
+            target.timestamps = target.timestamps[keep]
         return locate_pair(as_video_features(query.label, kept.features, kept.times, query.fps, device), target,
                            self.scorer.network, self.scorer.precision, heatmap=self.heatmap, **floors)
-
-
-def _without_common(common: CommonFrames, descriptors: np.ndarray, lengths: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Videos' frame descriptors laid end to end without their common frames (a video all common keeps all)."""
-    keep = ~common.common(descriptors)
-    owners = np.repeat(np.arange(len(lengths)), lengths)
-    kept_counts = np.bincount(owners[keep], minlength=len(lengths))
-    keep |= (kept_counts == 0)[owners]
-    return descriptors[keep], np.bincount(owners[keep], minlength=len(lengths))
 
 
 @dataclass

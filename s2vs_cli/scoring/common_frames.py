@@ -137,6 +137,14 @@ class CommonFrames:
         left_out = self.common(frame_descriptors(frames)) if len(frames) else np.zeros(0, dtype=bool)
         return ~(left_out | low_information(frames, self.direction, self.low_information_threshold))
 
+    def without_common(self, descriptors: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Videos' frame descriptors laid end to end ([sum of lengths, D], `lengths` frames each) without their
+        common frames -> (descriptors, lengths); a video whose every frame is common keeps them all."""
+        keep = ~self.common(descriptors)
+        owners = np.repeat(np.arange(len(lengths)), lengths)
+        keep |= (np.bincount(owners[keep], minlength=len(lengths)) == 0)[owners]
+        return descriptors[keep], np.bincount(owners[keep], minlength=len(lengths))
+
     def save(self, path: Path) -> None:
         """Write it to `path` atomically (an .npz of its arrays and settings)."""
         settings = {"version": VERSION, "threshold": self.threshold, "min_videos": self.min_videos,
@@ -181,6 +189,33 @@ def kept_frames(features: np.ndarray, times: np.ndarray, keep: np.ndarray) -> Ke
     if not keep.any():
         return KeptFrames(features, np.asarray(times), 0, all_left_out=len(keep) > 0)
     return KeptFrames(features[keep], np.asarray(times)[keep], int((~keep).sum()))
+
+
+class LeftOut:
+    """What one search leaves out of each video it scores: the masks, kept by id to locate matches at the
+    kept frames' own times (a search's own bookkeeping; cleared for each query)."""
+
+    def __init__(self, common: CommonFrames):
+        self.common, self.masks = common, {}
+
+    def query(self, features: np.ndarray, times: np.ndarray) -> KeptFrames:
+        """The query's frames used in matching (and a new query: the stored videos' masks are cleared)."""
+        self.masks = {}
+        return kept_frames(features, times, self.common.keep(features))
+
+    def select(self, video_id: str, features: np.ndarray) -> np.ndarray:
+        """A stored video's frames used in matching (all of them when every one would be left out)."""
+        keep = self.common.keep(features)
+        self.masks[video_id] = keep if keep.any() else np.ones(len(features), dtype=bool)
+        return features[self.masks[video_id]]
+
+    def times(self, video_id: str, times: np.ndarray) -> np.ndarray:
+        """A selected video's frame times, of its frames used in matching."""
+        return np.asarray(times)[self.masks[video_id]] if video_id in self.masks else np.asarray(times)
+
+    def count(self, video_id: str) -> int | None:
+        """How many frames of a selected video were left out (None: not selected)."""
+        return int((~self.masks[video_id]).sum()) if video_id in self.masks else None
 
 
 def key_bits(frames: int, min_videos: int) -> int:
