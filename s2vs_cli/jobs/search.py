@@ -44,6 +44,7 @@ from ..scoring.pair import (HeatmapMaker, LocatedPair, as_video_features, extrac
                             locate_pair, sampled_duration, stored_video_features)
 from ..scoring.retrieval import VideoScorer, repeat_to_min_frames, score_prepared
 from ..storage.index import IndexUpdate, VideoIndex, open_index, segment_descriptors
+from ..storage.index_checks import SearchIndexError
 from ..storage.store import FeatureStore, StoreIdentity, frame_times
 
 if TYPE_CHECKING:  # torchvision is imported only when a query video is extracted
@@ -142,7 +143,7 @@ class Searcher:
             hit = SearchHit(video_id, float(score), coarse=coarse.get(video_id))
             hit.left_out = self.left_out.count(video_id) if self.left_out is not None else None
             if rank < self.locate:
-                located = self._locate(kept, query, video_id, (maps or {}).get(video_id))
+                located = self._locate(query, video_id, (maps or {}).get(video_id), kept)
                 hit.segment, hit.matches, hit.heatmap = located.segment, located.matches, located.heatmap
                 hit.target_duration = located.target_duration
             if offset is not None:
@@ -187,11 +188,12 @@ class Searcher:
             self._all_ids = [i for i in self.store.ids() if self.store.shape(i)[0] > 0]
         return self._all_ids
 
-    def _locate(self, kept: KeptFrames, query: QueryVideo, video_id: str,
-                scored_map: torch.Tensor | None = None) -> LocatedPair:
+    def _locate(self, query: QueryVideo, video_id: str, scored_map: torch.Tensor | None = None,
+                kept: KeptFrames | None = None) -> LocatedPair:
         """Where the query and a stored video match, found as `s2vs compare` finds it (with the heatmap when
         a review report is asked for), on the map it was scored with when there is one; on the frames used
-        in matching (`kept` of the query), at their own times."""
+        in matching (`kept` of the query: all of them when not given), at their own times."""
+        kept = kept or KeptFrames(query.features, query.timestamps, 0)
         floors = {"min_match_seconds": self.min_match_seconds, "min_match_score": self.min_match_score}
         if scored_map is not None:
             # The map of both videos as scoring saw them (under 4 frames: repeated); located on their frames as sampled.
@@ -371,8 +373,11 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
         raise
     common = None
     if not cfg.keep_common_frames:  # the collection's boilerplate: cached beside the index, or from the store
-        common = common_frames_of_index(index, progress) if index is not None else \
-            common_frames_of_store(database, progress)
+        try:
+            common = common_frames_of_index(index, progress) if index is not None else \
+                common_frames_of_store(database, progress)
+        except SearchIndexError as e:  # damaged frame descriptors: said here, and by each query that reads them
+            progress.note(f"no frames left out as boilerplate: {e}")
     scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
     searcher = Searcher(database, scorer, index, cfg.candidates, cfg.top_k, noise=noise, thresholds=thresholds,
                         heatmap=heatmap, rerank=cfg.rerank, min_match_seconds=cfg.min_match_seconds,
