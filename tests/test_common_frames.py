@@ -3,6 +3,7 @@ frames' times, and search / compare with and without --keep-common-frames."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +11,8 @@ import torch
 from typer.testing import CliRunner
 
 from s2vs_cli.cli import app
-from s2vs_cli.scoring.common_frames import (FILE, LOW_INFORMATION, CommonFrames, common_frames_of_index, kept_frames,
-                                            low_information, mean_direction, region_coherence)
+from s2vs_cli.scoring.common_frames import LOW_INFORMATION, kept_frames, low_information, mean_direction, region_coherence
+from s2vs_cli.scoring.common_frames_fit import FILE, common_frames_of_index, fit_common_frames
 from s2vs_cli.storage.frame_descriptors import frame_descriptors
 from s2vs_cli.storage.index import index_dir_for, open_index
 from tests.test_search import write_store
@@ -51,20 +52,27 @@ def descriptors_of(videos: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarra
 
 def test_an_intro_in_many_videos_is_common_a_frame_in_two_is_not():
     videos, _ = boilerplate_videos()
-    common = CommonFrames.fit(*descriptors_of(videos))
+    common = fit_common_frames(*descriptors_of(videos))
     assert len(common.prototypes) >= 1 and common.videos.max() == 12  # the intro's twelve videos, no more
     for number in range(12):  # exactly the intro's three frames of each video are left out
         video = videos[f"v{number:02d}"]
         assert common.keep(video).tolist() == [False] * 3 + [True] * (len(video) - 3)
     for name in ("v12", "v20", "pair-a", "pair-b"):  # no intro; a copy shared by two videos is no boilerplate
         assert common.keep(videos[name]).all() and common.keep(frame_descriptors(videos[name])).all()
+    # What the fit recorded of its own frames (what search uses for stored videos) agrees with the rule.
+    descriptors, video_of = descriptors_of(videos)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(video_of))])
+    assert common.fitted(offsets, np.arange(len(videos))).tolist() == common.common(descriptors).tolist()
+    assert common.fitted(offsets, [1, 0]).tolist() == common.common(descriptors[offsets[1]:offsets[2]]).tolist() + \
+        common.common(descriptors[:offsets[1]]).tolist()
+    assert common.fitted(offsets[:-1], [0]) is None  # fitted on another collection: not known
 
 
 def test_fewer_videos_than_the_minimum_are_not_boilerplate():
     videos, _ = boilerplate_videos(intro_in=5)
-    common = CommonFrames.fit(*descriptors_of(videos), min_videos=8)
+    common = fit_common_frames(*descriptors_of(videos), min_videos=8)
     assert all(common.keep(v).all() for v in videos.values())
-    assert CommonFrames.fit(*descriptors_of(videos), min_videos=5).keep(videos["v00"]).sum() == len(videos["v00"]) - 3
+    assert fit_common_frames(*descriptors_of(videos), min_videos=5).keep(videos["v00"]).sum() == len(videos["v00"]) - 3
 
 
 def test_flat_frames_have_coherent_regions():
@@ -118,6 +126,7 @@ def test_an_index_keeps_its_fit_until_the_store_changes(tmp_path):
     assert saved.is_file() and fitted.videos.max() == 12
     again = common_frames_of_index(index)
     assert np.array_equal(again.prototypes, fitted.prototypes) and again.stamp == fitted.stamp
+    assert np.array_equal(again.fitted_common, fitted.fitted_common)
     write_store(path, {"pair-b": videos["pair-b"]}, keep_existing=True)  # the store grows: fitted anew
     grown, update = open_index(path)
     assert update.action == "added" and common_frames_of_index(grown).stamp["videos"] == len(videos)
@@ -166,7 +175,7 @@ def test_search_leaves_the_intro_out_unless_asked_to_keep_it(planted_store):
 
 
 @pytest.fixture(scope="module")
-def intro_clips(videos_dir, tmp_path_factory) -> dict[str, "Path"]:
+def intro_clips(videos_dir, tmp_path_factory) -> dict[str, Path]:
     """Two unrelated 5-s clips opening with the same 2-s intro (FFmpeg's mandelbrot), 128 x 96 pixels."""
     import subprocess
 
@@ -230,6 +239,6 @@ def test_a_video_copied_into_many_is_content_not_boilerplate():
     rng = np.random.default_rng(3)
     for copy in range(10):
         videos[f"copy{copy}"] = _unit(videos["pair-a"] + 0.02 * rng.standard_normal(videos["pair-a"].shape))
-    common = CommonFrames.fit(*descriptors_of(videos))
+    common = fit_common_frames(*descriptors_of(videos))
     assert common.keep(videos["pair-a"]).all() and common.keep(videos["copy3"]).all()
     assert common.keep(videos["v00"]).tolist()[:4] == [False, False, False, True]  # the intro still is

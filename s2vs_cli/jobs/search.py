@@ -34,7 +34,8 @@ from ..errors import ConfigError, FeatureStoreError, S2VSError
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.calibration import Thresholds, load_thresholds
-from ..scoring.common_frames import CommonFrames, KeptFrames, LeftOut, common_frames_of_index, common_frames_of_store
+from ..scoring.common_frames import CommonFrames, KeptFrames, LeftOut
+from ..scoring.common_frames_fit import common_frames_of_index, common_frames_of_store
 from ..scoring.frame_level import frame_level_scores, query_frame_descriptors
 from ..scoring.hits import QueryResult, SearchHit
 from ..scoring.normalization import NoiseSet
@@ -89,7 +90,7 @@ class Searcher:
                  common: CommonFrames | None = None):
         self.store = FeatureStore(store_path)
         # The collection's boilerplate and low-information frames, left out of every video (None: all kept).
-        self.common, self.left_out = common, LeftOut(common) if common is not None else None
+        self.common, self.left_out = common, LeftOut(common, index) if common is not None else None
         self.scorer, self.index, self.candidates, self.top_k = scorer, index, candidates, top_k
         self.rerank = max(rerank, top_k)  # ViSiL ranks everything it returns
         self.noise, self.thresholds = noise, thresholds
@@ -154,11 +155,11 @@ class Searcher:
             hits.append(hit)
         warnings = [f"{query.label}: {warning}" for warning in query.warnings]
         if kept.all_left_out:
-            warnings.append(f"{query.label}: every frame is boilerplate or low-information; all of them were compared")
+            warnings.append(f"{query.label}: every frame is boilerplate or low-information; all were compared")
         warnings += [f"{hit.video_id}: {lost}" for hit in hits if (lost := stored_loss(*self.store.lost(hit.video_id)))]
         return QueryResult(query.label, hits, len(ids), stages, time.perf_counter() - started, offset=offset,
                            duration=sampled_duration(query.timestamps, query.fps), warnings=warnings,
-                           left_out=kept.left_out if self.common is not None else None)
+                           left_out=kept.left_out if self.left_out is not None else None)
 
     def run(self, sources: list[QuerySource], extractor: RegionExtractor | None, fps: float, precision: str,
             frames_per_batch: int) -> Iterator[QueryResult]:
@@ -177,8 +178,8 @@ class Searcher:
         if len(numbers) <= self.rerank or self.index.frames is None:
             return numbers
         descriptors, lengths = self.index.frames.read(numbers)
-        if self.common is not None:
-            descriptors, lengths = self.common.without_common(descriptors, lengths)
+        if self.left_out is not None:
+            descriptors, lengths = self.left_out.frame_level(descriptors, lengths, numbers)
         scores = frame_level_scores(query_frame_descriptors(features), descriptors, lengths)
         best = np.argsort(-scores, kind="stable")[:self.rerank]
         return [numbers[i] for i in best]
@@ -197,10 +198,8 @@ class Searcher:
         floors = {"min_match_seconds": self.min_match_seconds, "min_match_score": self.min_match_score}
         if scored_map is not None:
             # The map of both videos as scoring saw them (under 4 frames: repeated); located on their frames as sampled.
-            target_times, target_fps = self.store.times(video_id, self.default_fps)
-            query_times = kept.times
-            if self.left_out is not None:
-                target_times = self.left_out.times(video_id, target_times)
+            query_times, (target_times, target_fps) = kept.times, self.store.times(video_id, self.default_fps)
+            target_times = self.left_out.times(video_id, target_times) if self.left_out is not None else target_times
             rows, columns = scored_map.shape
             repeat = repeat_factor(len(query_times)), repeat_factor(len(target_times))
             if (rows, columns) != (len(query_times) * repeat[0], len(target_times) * repeat[1]):
