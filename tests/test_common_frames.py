@@ -143,14 +143,15 @@ def planted_store(tmp_path_factory):
     query = _unit(base + rng.standard_normal((8, 9, 512)))
     videos["query"] = np.concatenate([videos["v00"][:3], query])  # the intro, then its own content
     videos["query-copy"] = _unit(query + 0.02 * rng.standard_normal(query.shape))
+    videos["intro-only"] = videos["v01"][:3]  # nothing but the intro: compared whole, not dropped
     path = tmp_path_factory.mktemp("planted") / "features.h5"
     write_store(path, videos)
     return path
 
 
-def _search(store, *extra):
+def _search(store, *extra, query="query"):
     # A floor on the matches' score: tiny maps of random frames hold weak parts (score ~0.08) of their own.
-    result = runner.invoke(app, ["search", "query", "--database", str(store), "--features-only", "-k", "40",
+    result = runner.invoke(app, ["search", query, "--database", str(store), "--features-only", "-k", "40",
                                  "--min-match-score", "0.5", "--json", *extra])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)["results"][0]
@@ -242,3 +243,11 @@ def test_a_video_copied_into_many_is_content_not_boilerplate():
     common = fit_common_frames(*descriptors_of(videos))
     assert common.keep(videos["pair-a"]).all() and common.keep(videos["copy3"]).all()
     assert common.keep(videos["v00"]).tolist()[:4] == [False, False, False, True]  # the intro still is
+
+
+def test_a_query_made_only_of_boilerplate_is_searched_whole_with_a_warning(planted_store):
+    result = _search(planted_store, query="intro-only")
+    assert result["error"] is None and result["left_out_frames"] == 0
+    assert result["warnings"] == ["intro-only: every frame is boilerplate or low-information; all were compared"]
+    hits = {hit["id"]: hit for hit in result["hits"]}
+    assert hits and hits["v00"]["left_out_frames"] == 3  # the stored videos still lose their intro
