@@ -166,7 +166,7 @@ def _time_stages() -> dict[str, _Timed]:
 
 
 def query(folder: Path, exhaustive: bool, candidates: int, matches: bool = True, rerank: int = 100,
-          top_k: int = 100, locate: int = 20) -> None:
+          top_k: int = 100, locate: int = 20, common_frames: bool = False) -> None:
     from s2vs_cli.scoring import localization
     from s2vs_cli.storage.index import open_index
     from s2vs_cli.scoring.retrieval import VideoScorer
@@ -180,6 +180,13 @@ def query(folder: Path, exhaustive: bool, candidates: int, matches: bool = True,
 
     truth = json.loads((folder / "planted.json").read_text())
     index, _ = open_index(folder / "store.h5")
+    common = None
+    if common_frames:  # as `s2vs search` leaves them out by default (issue 28); fitted once, then cached
+        from s2vs_cli.scoring.common_frames_fit import common_frames_of_index
+
+        started = time.perf_counter()
+        common = common_frames_of_index(index)
+        print(f"common frames: {len(common.prototypes)} prototypes in {time.perf_counter() - started:.1f} s")
     print(f"loaded index ({index.kind}, {len(index):,} videos, {regions} region(s) a frame); "
           f"peak RSS so far {peak_rss_gb():.2f} GB")
     from s2vs_cli.compute import resolve_precision
@@ -194,7 +201,7 @@ def query(folder: Path, exhaustive: bool, candidates: int, matches: bool = True,
     results = {}
     for name, scorer in scorers.items():
         with Searcher(folder / "store.h5", scorer, index, candidates=candidates, top_k=top_k, locate=locate,
-                      rerank=rerank) as searcher:
+                      rerank=rerank, common=common) as searcher:
             latencies, found, in_matches, parts, per_stage = [], [], [], 0, {s: [] for s in stages}
             counts = None
             for q, frames in enumerate(queries(regions)):
@@ -273,6 +280,8 @@ def main() -> None:
     parser.add_argument("--regions", type=int, default=1, help="make: regions a frame (9: extract-features' layout)")
     parser.add_argument("--exhaustive", action="store_true")
     parser.add_argument("--no-matches", action="store_true", help="query: locate the best segment only")
+    parser.add_argument("--common-frames", action="store_true",
+                        help="query: leave the collection's common frames out, as `s2vs search` does by default")
     args = parser.parse_args()
     print(f"{torch.get_num_threads()} torch threads")
     if args.stage == "all":
@@ -288,7 +297,7 @@ def main() -> None:
         reads(args.folder)
     else:
         query(args.folder, args.exhaustive, args.candidates, matches=not args.no_matches, rerank=args.rerank,
-              top_k=args.top_k, locate=args.locate)
+              top_k=args.top_k, locate=args.locate, common_frames=args.common_frames)
 
 
 if __name__ == "__main__":

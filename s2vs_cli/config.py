@@ -78,6 +78,8 @@ class CompareConfig(ModelOptions):
     min_match_seconds: float = 2.0  # copied parts shorter than this (on either video) are not reported
     min_match_score: Optional[float] = None  # nor those whose score (mean similarity along them) is lower
     thresholds: Optional[str] = None  # a thresholds file from `s2vs calibrate`: say "copy" / "not a copy"
+    collection: Optional[str] = None  # a feature file whose boilerplate frames (intros, logos) are left out
+    keep_common_frames: bool = False  # compare every frame: leave out no boilerplate or low-information frame
 
     def __post_init__(self):
         ExtractorOptions.__post_init__(self)
@@ -190,6 +192,7 @@ class SearchConfig(NormalizationOptions, ModelOptions):
     thresholds: Optional[str] = None  # a thresholds file from `s2vs calibrate`: a verdict per hit
     min_match_seconds: float = 2.0  # copied parts shorter than this (on either video) are not reported, as compare
     min_match_score: Optional[float] = None  # nor those whose score (mean similarity along them) is lower
+    keep_common_frames: bool = False  # match every frame: leave out no boilerplate or low-information frame
 
     def __post_init__(self):
         ExtractorOptions.__post_init__(self)

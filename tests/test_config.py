@@ -63,8 +63,9 @@ def test_empty_yaml_gives_defaults(tmp_path):
 
 def test_yaml_output_lists_every_field():
     assert set(yaml.safe_load(config_to_yaml(CompareConfig()))) == {
-        "model", "backbone", "backbone_weights", "pca", "device", "precision", "fps", "frames_per_batch", "seed", "compile",
-        "features_only", "min_match_seconds", "min_match_score", "thresholds"}
+        "model", "backbone", "backbone_weights", "pca", "device", "precision", "fps", "frames_per_batch", "seed",
+        "compile", "features_only", "min_match_seconds", "min_match_score", "thresholds", "collection",
+        "keep_common_frames"}
 
 
 def test_normalization_and_calibration_options(tmp_path):

@@ -23,7 +23,7 @@ Report = Annotated[Optional[str], typer.Option(
          "and both videos side by side, seeking together to the part chosen.")]
 
 
-@options.takes("min_match_seconds", "thresholds", "min_match_score", "features_only", "model", "backbone", "backbone_weights",
+@options.takes("min_match_seconds", "thresholds", "min_match_score", "keep_common_frames", "features_only", "model", "backbone", "backbone_weights",
                "pca", "device", "precision", "fps", "frames_per_batch", "seed", "compile_cnn", "config",
                "print_config", "json_output", "quiet")
 def compare(
@@ -32,6 +32,11 @@ def compare(
     target: Annotated[str, typer.Argument(metavar="TARGET", help="Target video.", show_default=False)],
     heatmap: Heatmap = None,
     report: Report = None,
+    collection: Annotated[Optional[str], typer.Option(
+        "--collection", metavar="FEATURES.h5", rich_help_panel=options.SCORES,
+        help="A collection's feature file (made by the same model): frames whose near-duplicates occur in many of "
+             "its videos (intros, logos) and low-information frames (black, fades) are left out of matching "
+             "(see --keep-common-frames).")] = None,
     **shared,
 ) -> None:
     """Similarity of two videos (in [-1, 1]), the time ranges where they match best, and every copied part.
@@ -124,6 +129,9 @@ def _render(summary: dict, heatmap: str | None) -> None:
                       f"query {_seconds(match['query_start'])}–{_seconds(match['query_end'])}  ↔  "
                       f"target {_seconds(match['target_start'])}–{_seconds(match['target_end'])}  "
                       f"(score {match['score']:.3f})")
+    if "left_out_frames" in summary:
+        table.add_row("left out", "{query} query and {target} target frames (boilerplate or low-information)"
+                      .format(**summary["left_out_frames"]))
     table.add_row("model", terminal_safe(f"{summary['model']}; {summary['extractor']}; {summary['device']} "
                                      f"{summary['precision']}"))
     if heatmap:

@@ -80,6 +80,11 @@ NormalizeK = Annotated[Optional[int], typer.Option(
 NormalizeBeta = Annotated[Optional[float], typer.Option(
     "--normalize-beta", metavar="BETA", help="β: how much of that similarity is taken off.  \\[default: 1.0]",
     rich_help_panel=SCORES)]
+KeepCommonFrames = Annotated[Optional[bool], typer.Option(
+    "--keep-common-frames",
+    help="Match every frame. By default frames whose near-duplicates occur in many videos of the collection "
+         "(intros, outros, logo cards) and low-information frames (black, flat colour, fades) are left out, so "
+         "that shared boilerplate is not taken for a copy.", rich_help_panel=SCORES)]
 MinMatchSeconds = Annotated[Optional[float], typer.Option(
     "--min-match-seconds", metavar="SECONDS",
     help="Copied parts shorter than this on either video are not listed.  \\[default: 2]", rich_help_panel=OUTPUT)]
@@ -148,7 +153,8 @@ SHARED = {
     "model": Model, "backbone": Backbone, "backbone_weights": BackboneWeights, "pca": Pca, "seed": Seed,
     "features_only": FeaturesOnly,
     "thresholds": Thresholds, "normalize_with": NormalizeWith, "normalize_k": NormalizeK,
-    "normalize_beta": NormalizeBeta, "min_match_seconds": MinMatchSeconds, "min_match_score": MinMatchScore,
+    "normalize_beta": NormalizeBeta, "keep_common_frames": KeepCommonFrames, "min_match_seconds": MinMatchSeconds,
+    "min_match_score": MinMatchScore,
     "device": Device, "precision": Precision, "frames_per_batch": FramesPerBatch, "compile_cnn": Compile,
     "workers": Workers, "fps": Fps, "loader": Loader, "dataset_path": DatasetPath, "pattern": Pattern,
     "id_list": IdList, "dataset": Dataset, "annotations": Annotations, "skip_missing": SkipMissing,

@@ -34,6 +34,8 @@ from ..errors import ConfigError, FeatureStoreError, S2VSError
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.calibration import Thresholds, load_thresholds
+from ..scoring.common_frames import CommonFrames, KeptFrames, LeftOut
+from ..scoring.common_frames_fit import common_frames_of_index, common_frames_of_store
 from ..scoring.frame_level import frame_level_scores, query_frame_descriptors
 from ..scoring.hits import QueryResult, SearchHit
 from ..scoring.normalization import NoiseSet
@@ -43,6 +45,7 @@ from ..scoring.pair import (HeatmapMaker, LocatedPair, as_video_features, extrac
                             locate_pair, sampled_duration, stored_video_features)
 from ..scoring.retrieval import VideoScorer, repeat_to_min_frames, score_prepared
 from ..storage.index import IndexUpdate, VideoIndex, open_index, segment_descriptors
+from ..storage.index_checks import SearchIndexError
 from ..storage.store import FeatureStore, StoreIdentity, frame_times
 
 if TYPE_CHECKING:  # torchvision is imported only when a query video is extracted
@@ -83,8 +86,11 @@ class Searcher:
                  candidates: int = DEFAULT_CANDIDATES, top_k: int = DEFAULT_TOP_K, locate: int | None = None,
                  noise: NoiseSet | None = None, thresholds: Thresholds | None = None,
                  heatmap: HeatmapMaker | None = None,
-                 rerank: int = DEFAULT_RERANK, min_match_seconds: float = 2.0, min_match_score: float | None = None):
+                 rerank: int = DEFAULT_RERANK, min_match_seconds: float = 2.0, min_match_score: float | None = None,
+                 common: CommonFrames | None = None):
         self.store = FeatureStore(store_path)
+        # The collection's boilerplate and low-information frames, left out of every video (None: all kept).
+        self.common, self.left_out = common, LeftOut(common, index) if common is not None else None
         self.scorer, self.index, self.candidates, self.top_k = scorer, index, candidates, top_k
         self.rerank = max(rerank, top_k)  # ViSiL ranks everything it returns
         self.noise, self.thresholds = noise, thresholds
@@ -109,14 +115,16 @@ class Searcher:
     def search(self, query: QueryVideo) -> QueryResult:
         """The query's top hits, best first, each with its matching segment."""
         started = time.perf_counter()
-        features = repeat_to_min_frames(query.features)
+        kept = self.left_out.query(query.features, query.timestamps) if self.left_out is not None else \
+            KeptFrames(query.features, query.timestamps, 0)
+        features = repeat_to_min_frames(kept.features)
         coarse: dict[str, float] = {}
         if self.index is not None:
             found = self.index.candidate_numbers(segment_descriptors(features), self.candidates,
                                                  exclude=query.stored_id)
             names = self.index.catalogue.ids
             coarse = {names[v]: score for v, score in found}
-            numbers = self._shortlist(query.features, [v for v, _ in found])
+            numbers = self._shortlist(kept.features, [v for v, _ in found])
             ids = [names[v] for v in numbers]
             stages = {"index": len(found), "frame_level": len(found) - len(numbers) and len(found)}
         else:
@@ -127,14 +135,16 @@ class Searcher:
         # The cascade's few re-ranked videos keep the frame maps they were scored with, to locate matches on
         # (exhaustive search scores them all: its located few are computed again).
         maps: dict[str, torch.Tensor] | None = {} if self.index is not None else None
-        scores = score_prepared(self.store, prepared, ids, self.scorer, maps=maps)["query"]
+        scores = score_prepared(self.store, prepared, ids, self.scorer, maps=maps,
+                                select=self.left_out.select if self.left_out is not None else None)["query"]
         ranked = sorted(scores.items(), key=lambda item: -item[1])[:self.top_k]
         offset = self.noise.offsets(prepared, self.scorer)["query"] if self.noise is not None else None
         hits = []
         for rank, (video_id, score) in enumerate(ranked):
             hit = SearchHit(video_id, float(score), coarse=coarse.get(video_id))
+            hit.left_out = self.left_out.count(video_id) if self.left_out is not None else None
             if rank < self.locate:
-                located = self._locate(query, video_id, (maps or {}).get(video_id))
+                located = self._locate(query, video_id, (maps or {}).get(video_id), kept)
                 hit.segment, hit.matches, hit.heatmap = located.segment, located.matches, located.heatmap
                 hit.target_duration = located.target_duration
             if offset is not None:
@@ -144,9 +154,12 @@ class Searcher:
                 hit.verdict, hit.threshold = self.thresholds.verdict(judged), self.thresholds.threshold
             hits.append(hit)
         warnings = [f"{query.label}: {warning}" for warning in query.warnings]
+        if kept.all_left_out:
+            warnings.append(f"{query.label}: every frame is boilerplate or low-information; all were compared")
         warnings += [f"{hit.video_id}: {lost}" for hit in hits if (lost := stored_loss(*self.store.lost(hit.video_id)))]
         return QueryResult(query.label, hits, len(ids), stages, time.perf_counter() - started, offset=offset,
-                           duration=sampled_duration(query.timestamps, query.fps), warnings=warnings)
+                           duration=sampled_duration(query.timestamps, query.fps), warnings=warnings,
+                           left_out=kept.left_out if self.left_out is not None else None)
 
     def run(self, sources: list[QuerySource], extractor: RegionExtractor | None, fps: float, precision: str,
             frames_per_batch: int) -> Iterator[QueryResult]:
@@ -165,6 +178,8 @@ class Searcher:
         if len(numbers) <= self.rerank or self.index.frames is None:
             return numbers
         descriptors, lengths = self.index.frames.read(numbers)
+        if self.left_out is not None:
+            descriptors, lengths = self.left_out.frame_level(descriptors, lengths, numbers)
         scores = frame_level_scores(query_frame_descriptors(features), descriptors, lengths)
         best = np.argsort(-scores, kind="stable")[:self.rerank]
         return [numbers[i] for i in best]
@@ -174,13 +189,17 @@ class Searcher:
             self._all_ids = [i for i in self.store.ids() if self.store.shape(i)[0] > 0]
         return self._all_ids
 
-    def _locate(self, query: QueryVideo, video_id: str, scored_map: torch.Tensor | None = None) -> LocatedPair:
+    def _locate(self, query: QueryVideo, video_id: str, scored_map: torch.Tensor | None = None,
+                kept: KeptFrames | None = None) -> LocatedPair:
         """Where the query and a stored video match, found as `s2vs compare` finds it (with the heatmap when
-        a review report is asked for), on the map it was scored with when there is one."""
+        a review report is asked for), on the map it was scored with when there is one; on the frames used
+        in matching (`kept` of the query: all of them when not given), at their own times."""
+        kept = kept or KeptFrames(query.features, query.timestamps, 0)
         floors = {"min_match_seconds": self.min_match_seconds, "min_match_score": self.min_match_score}
         if scored_map is not None:
             # The map of both videos as scoring saw them (under 4 frames: repeated); located on their frames as sampled.
-            query_times, (target_times, target_fps) = query.timestamps, self.store.times(video_id, self.default_fps)
+            query_times, (target_times, target_fps) = kept.times, self.store.times(video_id, self.default_fps)
+            target_times = self.left_out.times(video_id, target_times) if self.left_out is not None else target_times
             rows, columns = scored_map.shape
             repeat = repeat_factor(len(query_times)), repeat_factor(len(target_times))
             if (rows, columns) != (len(query_times) * repeat[0], len(target_times) * repeat[1]):
@@ -189,8 +208,13 @@ class Searcher:
             return locate_on_map(scored_map.numpy(), query_times, query.fps, target_times, target_fps,
                                  heatmap=self.heatmap, **floors)
         device = self.scorer.device
-        return locate_pair(as_video_features(query.label, query.features, query.timestamps, query.fps, device),
-                           stored_video_features(self.store, video_id, self.default_fps, device),
+        target = stored_video_features(self.store, video_id, self.default_fps, device)
+        if self.left_out is not None:
+            self.left_out.select(video_id, target.features.cpu().numpy())
+            keep = self.left_out.masks[video_id]
+            target.features = target.features[torch.from_numpy(keep).to(device)]
+            target.timestamps = target.timestamps[keep]
+        return locate_pair(as_video_features(query.label, kept.features, kept.times, query.fps, device), target,
                            self.scorer.network, self.scorer.precision, heatmap=self.heatmap, **floors)
 
 
@@ -346,10 +370,17 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
         if noise is not None:
             noise.close()
         raise
+    common = None
+    if not cfg.keep_common_frames:  # the collection's boilerplate: cached beside the index, or from the store
+        try:
+            common = common_frames_of_index(index, progress) if index is not None else \
+                common_frames_of_store(database, progress)
+        except SearchIndexError as e:  # damaged frame descriptors: said here, and by each query that reads them
+            progress.note(f"no frames left out as boilerplate: {e}")
     scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
     searcher = Searcher(database, scorer, index, cfg.candidates, cfg.top_k, noise=noise, thresholds=thresholds,
                         heatmap=heatmap, rerank=cfg.rerank, min_match_seconds=cfg.min_match_seconds,
-                        min_match_score=cfg.min_match_score)
+                        min_match_score=cfg.min_match_score, common=common)
     return SearchSession(str(cfg.database), searcher, sources, runtime, cfg.fps, cfg.frames_per_batch, update)
 
 

@@ -22,6 +22,7 @@ class SearchHit:
     threshold: float | None = None       # that threshold
     heatmap: dict | None = None          # for a review report: the frame map as its HEATMAP entry (located hits)
     target_duration: float | None = None  # seconds the stored video's frames span (located hits)
+    left_out: int | None = None          # its frames left out of matching as boilerplate (None: none looked for)
 
     def as_dict(self) -> dict:
         """JSON-ready: id, similarity, the index's score, the best matching segment and every copied part;
@@ -31,6 +32,8 @@ class SearchHit:
                    "matches": [m.as_dict() for m in self.matches] if self.matches is not None else None}
         if self.normalized is not None:
             summary["normalized"] = self.normalized
+        if self.left_out is not None:
+            summary["left_out_frames"] = self.left_out
         if self.verdict is not None:
             summary |= {"verdict": self.verdict, "threshold": self.threshold}
         return summary
@@ -49,6 +52,7 @@ class QueryResult:
     offset: float | None = None  # with a noise set: β × the similarity to the k-th nearest noise video
     duration: float | None = None  # seconds the query's frames span
     warnings: list[str] = field(default_factory=list)  # the query or a hit was decoded from a damaged file
+    left_out: int | None = None  # the query's frames left out of matching as boilerplate (None: none looked for)
 
     def as_dict(self) -> dict:
         """JSON-ready: the query, its error (None when it ran), how many videos were scored, the hits, warnings."""
@@ -57,4 +61,6 @@ class QueryResult:
                    "warnings": self.warnings}
         if self.offset is not None:
             summary["normalization_offset"] = self.offset
+        if self.left_out is not None:
+            summary["left_out_frames"] = self.left_out
         return summary

@@ -69,6 +69,7 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)        # e.g. frames lost in a damaged file
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     thresholds: Thresholds | None = None                     # the calibration the verdict comes from
+    left_out: dict[str, int] | None = None  # frames of each video ("query", "target") left out as boilerplate
 
     @property
     def verdict(self) -> str | None:
@@ -81,6 +82,8 @@ class Comparison:
                    "frames": list(self.frames), "segment": self.segment.as_dict(),
                    "matches": [m.as_dict() for m in self.matches],
                    "features_only": self.features_only}
+        if self.left_out is not None:
+            summary["left_out_frames"] = self.left_out
         if self.thresholds is not None:
             summary |= {"verdict": self.verdict, "threshold": self.thresholds.threshold,
                         "calibrated_precision": self.thresholds.precision}

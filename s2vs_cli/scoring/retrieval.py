@@ -10,7 +10,7 @@ into 2,048-frame chunks, the query is compared with each and the scores averaged
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,9 +186,11 @@ def score_store(store_path: str, queries: Sequence[str], database: Sequence[str]
 
 def score_prepared(store: FeatureStore, queries: dict[str, torch.Tensor], database: Sequence[str],
                    scorer: VideoScorer, progress: Progress = SILENT,
-                   block: int = DATABASE_BLOCK, maps: dict[str, torch.Tensor] | None = None) -> Similarities:
+                   block: int = DATABASE_BLOCK, maps: dict[str, torch.Tensor] | None = None,
+                   select: Callable[[str, np.ndarray], np.ndarray] | None = None) -> Similarities:
     """Scores of prepared queries against stored videos (all present), reading the store block by block; with
-    one query, `maps` receives the frame map of each video scored in one piece (VideoScorer.score)."""
+    one query, `maps` receives the frame map of each video scored in one piece (VideoScorer.score); `select`
+    (id, features) gives the frames of each stored video to score (search leaves boilerplate out)."""
     if maps is not None and len(queries) != 1:
         raise ValueError("frame maps are kept for one query at a time")
     similarities: dict[str, dict[str, float]] = {q: {} for q in queries}
@@ -197,10 +199,10 @@ def score_prepared(store: FeatureStore, queries: dict[str, torch.Tensor], databa
     done = 0
     # h5py serialises file access, so the prefetch reads while the model runs, never alongside another read.
     with ThreadPoolExecutor(max_workers=1) as reader:
-        pending = reader.submit(_read_block, store, blocks[0]) if blocks else None
+        pending = reader.submit(_read_block, store, blocks[0], select) if blocks else None
         for index, ids in enumerate(blocks):
             features = pending.result()
-            pending = reader.submit(_read_block, store, blocks[index + 1]) if index + 1 < len(blocks) else None
+            pending = reader.submit(_read_block, store, blocks[index + 1], select) if index + 1 < len(blocks) else None
             targets = scorer.prepare_targets(features)
             for query, indexed in queries.items():
                 kept: dict[int, torch.Tensor] | None = {} if maps is not None else None
@@ -243,8 +245,11 @@ def read_video(store: FeatureStore, video_id: str) -> np.ndarray:
     return repeat_to_min_frames(store.read_features(video_id))
 
 
-def _read_block(store: FeatureStore, ids: list[str]) -> list[np.ndarray]:
-    return [read_video(store, video_id) for video_id in ids]
+def _read_block(store: FeatureStore, ids: list[str], select: Callable[[str, np.ndarray], np.ndarray] | None = None
+                ) -> list[np.ndarray]:
+    if select is None:
+        return [read_video(store, video_id) for video_id in ids]
+    return [repeat_to_min_frames(select(video_id, store.read_features(video_id))) for video_id in ids]
 
 
 def save_similarities(path: str | Path, similarities: Similarities) -> None:
