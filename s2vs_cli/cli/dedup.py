@@ -18,8 +18,8 @@ DEDUP = "Dedup"  # how pairs are found and judged: this command's own panel
 SHOWN_GROUPS = 50  # groups in the summary table; the rest are in --output and --csv
 
 
-@options.takes("min_match_seconds", "min_match_score", "thresholds", "features_only", "model", "backbone",
-               "backbone_weights", "pca", "device", "precision", "fps", "seed", "config", "print_config",
+@options.takes("min_match_seconds", "min_match_score", "thresholds", "keep_common_frames", "features_only", "model",
+               "backbone", "backbone_weights", "pca", "device", "precision", "fps", "seed", "config", "print_config",
                "json_output", "quiet")
 def dedup(
     stores: Annotated[list[str], typer.Argument(

@@ -24,8 +24,8 @@ Database = Annotated[Optional[str], typer.Option(
 
 
 @options.takes("min_match_seconds", "min_match_score", "thresholds", "normalize_with", "normalize_k",
-               "normalize_beta", "keep_common_frames", "features_only", "model", "backbone", "backbone_weights", "pca", "device", "precision", "fps",
-               "frames_per_batch", "seed", "config", "print_config", "json_output", "quiet")
+               "normalize_beta", "keep_common_frames", "features_only", "model", "backbone", "backbone_weights", "pca",
+               "device", "precision", "fps", "frames_per_batch", "seed", "config", "print_config", "json_output", "quiet")
 def search(
     queries: Annotated[list[str], typer.Argument(
         metavar="QUERY", help="Video files, folders of videos, or ids of videos already in the feature file.",

@@ -35,80 +35,22 @@ from ..models.short_videos import repeat_factor
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.calibration import Thresholds, load_thresholds
+from ..scoring.common_frames import CommonFrames
+from ..scoring.common_frames_fit import common_frames_of_index, common_frames_of_stores
 from ..scoring.duplicate_groups import (RELATIONS, DuplicateGroup, DuplicatePair, PairMatch, choose_keeper,
                                         duplicate_groups, pair_relation)
-from ..scoring.pair import LocatedPair, locate_on_map, locate_pair, sampled_duration, stored_video_features
-from ..scoring.retrieval import DATABASE_BLOCK, VideoScorer, read_video
+from ..scoring.pair import LocatedPair, as_video_features, locate_on_map, locate_pair, sampled_duration
+from ..scoring.retrieval import DATABASE_BLOCK, VideoScorer, repeat_to_min_frames
 from ..scoring.similarity_range import bounded_similarity
-from ..storage.index import open_index
-from ..storage.store import FeatureStore, StoreIdentity
+from ..storage.index import VideoIndex, open_index
+from ..storage.store import FeatureStore
 from .calibrate import store_score_identity
-from .search import check_feature_file
+from .dedup_collection import Collection
 
 # A video's facts from its source file: duration, width, height, fps, bitrate, size, source (None: unknown).
 FactsReader = Callable[[FeatureStore, str], Mapping[str, Any] | None]
 MAP_CELLS = 1 << 26  # frame-map cells kept at once while a block is located (256 MB of float32)
 FACT_KEYS = ("duration", "width", "height", "fps", "bitrate", "size", "source")
-
-
-class Collection:
-    """Feature files read as one collection: each id once, in the files' order, then each file's own."""
-
-    def __init__(self, paths: list[str | Path]):
-        self.paths = [check_feature_file(str(path)) for path in paths]
-        seen: dict[Path, Path] = {}
-        for path in self.paths:
-            if seen.setdefault(path.resolve(), path) is not path:
-                raise ConfigError(f"{path} is given twice (as {seen[path.resolve()]} too): give each file once")
-        self.stores: list[FeatureStore] = []
-        self.ids: list[str] = []
-        self.home: dict[str, FeatureStore] = {}
-        try:
-            for path in self.paths:
-                store = FeatureStore(path)
-                self.stores.append(store)
-                for video_id in store.ids():
-                    if video_id in self.home:
-                        raise FeatureStoreError(f"'{video_id}' is in both {self.home[video_id].path} and {path}: "
-                                                "an id may be in only one of the feature files")
-                    self.home[video_id] = store
-                    self.ids.append(video_id)
-            self.identity = _shared_identity(self.stores)
-        except BaseException:
-            self.close()
-            raise
-
-    @property
-    def random_weights(self) -> bool:
-        """Whether any of the files says its features came from seeded random weights."""
-        return any(store.random_weights for store in self.stores)
-
-    def fps(self, video_id: str) -> float:
-        """The sampling rate of the file holding `video_id` (1 fps for files that record none)."""
-        identity = self.home[video_id].identity
-        return identity.fps if identity is not None else 1.0
-
-    def close(self) -> None:
-        """Close every file."""
-        for store in self.stores:
-            store.close()
-
-    def __enter__(self) -> Collection:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def _shared_identity(stores: list[FeatureStore]) -> StoreIdentity | None:
-    """The extractor every file records (ConfigError naming two that differ); None when none records one."""
-    known = [store for store in stores if store.identity is not None]
-    for store in known[1:]:
-        differences = known[0].identity.differences(store.identity)
-        if differences:
-            raise ConfigError(f"{store.path} was made with other settings than {known[0].path}, which this run "
-                              f"follows: {'; '.join(differences)}; only features of one extractor compare")
-    return known[0].identity if known else None
 
 
 @dataclass
@@ -169,15 +111,21 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
         stages: dict[str, Any] = {"videos": len(collection.ids),
                                   "without_frames": len(collection.ids) - len(with_frames)}
         if cfg.exhaustive:
+            if not cfg.keep_common_frames:
+                collection.common = common_frames_of_stores(collection.paths, progress)
             candidates = [(i, j) for k, i in enumerate(with_frames) for j in with_frames[k + 1:]]
         else:
             candidates, stages["self_join"] = _indexed_candidates(collection, cfg, runtime, progress)
+        if collection.common is not None:
+            stages["common_frames"] = len(collection.common.prototypes)  # boilerplate frames found in many videos
         stages["candidates"] = len(candidates)
         timed("candidates")
         scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
         pairs = []
         for (i, j), (directions, located) in _score_pairs(collection, candidates, scorer, cfg, progress).items():
-            pair = _pair(collection.ids[i], collection.ids[j], directions, located, cfg.duplicate_coverage)
+            a, b = collection.ids[i], collection.ids[j]
+            pair = _pair(a, b, directions, located, cfg.duplicate_coverage, collection.left_out_seconds(a),
+                         collection.left_out_seconds(b))
             if pair is not None:
                 pair.verdict = thresholds.verdict(pair.similarity) if thresholds is not None else None
                 pairs.append(pair)
@@ -211,12 +159,24 @@ def _indexed_candidates(collection: Collection, cfg: DedupConfig, runtime: Runti
 
     index, _ = open_index(collection.paths[0], progress=progress)
     floor = {} if cfg.min_frame_level is None else {"min_frame_level": cfg.min_frame_level}
-    found = candidate_pairs(index, neighbours=cfg.neighbours, group=runtime.group, progress=progress, **floor)
+    keep_frames = None
+    if not cfg.keep_common_frames:  # stage 2 leaves out the common frames the fit found (regions: stage 3)
+        collection.common = common_frames_of_index(index, progress)
+        keep_frames = _fitted_keep(collection.common, index)
+    found = candidate_pairs(index, neighbours=cfg.neighbours, keep_frames=keep_frames, group=runtime.group,
+                            progress=progress, **floor)
     position = {video: n for n, video in enumerate(collection.ids)}
     names = index.catalogue.ids
     pairs = {tuple(sorted((position[names[a]], position[names[b]])))
              for a, b in zip(found.first.tolist(), found.second.tolist())}
     return sorted(pairs), dict(found.stages)
+
+
+def _fitted_keep(common: CommonFrames, index: VideoIndex) -> Callable[[int, np.ndarray], np.ndarray]:
+    """The self-join's hook: an indexed video's frames that are not common, as the fit found them (no product)."""
+    def keep(number: int, descriptors: np.ndarray) -> np.ndarray:
+        return common.keep(descriptors, common.fitted(index.frames.offsets, [number]))
+    return keep
 
 
 def _score_pairs(collection: Collection, pairs: list[tuple[int, int]], scorer: VideoScorer, cfg: DedupConfig,
@@ -235,9 +195,9 @@ def _score_pairs(collection: Collection, pairs: list[tuple[int, int]], scorer: V
     located: dict[tuple[int, int], LocatedPair] = {}
     progress.stage("scoring the candidate pairs both ways", total=2 * len(pairs), unit="directions")
     for query in sorted(partners):
-        prepared = scorer.prepare_query(read_video(collection.home[ids[query]], ids[query]))
+        prepared = scorer.prepare_query(repeat_to_min_frames(collection.features(ids[query])))
         for block in _blocks(query, partners[query], frames):
-            targets = scorer.prepare_targets([read_video(collection.home[ids[t]], ids[t]) for t in block])
+            targets = scorer.prepare_targets([repeat_to_min_frames(collection.features(ids[t])) for t in block])
             maps: dict | None = {} if block[-1] > query else None  # only a pair's first video locates it
             for k, (target, score) in enumerate(zip(block, scorer.score(prepared, targets, maps).tolist())):
                 scores[(query, target)] = _checked_score(collection, ids[query], ids[target], score)
@@ -283,23 +243,23 @@ def _locate(collection: Collection, query: str, target: str, scored_map, scorer:
     """Where two stored videos match, as compare finds it: on the map they were scored with when it was kept
     (a long video scored in chunks has none: its map is made again)."""
     floors = {"min_match_seconds": cfg.min_match_seconds, "min_match_score": cfg.min_match_score}
-    (query_times, query_fps), (target_times, target_fps) = (
-        collection.home[video].times(video, collection.fps(video)) for video in (query, target))
+    (query_times, query_fps), (target_times, target_fps) = (collection.times(video) for video in (query, target))
     if scored_map is not None:
         return locate_on_map(scored_map.numpy(), query_times, query_fps, target_times, target_fps, **floors)
-    return locate_pair(*(stored_video_features(collection.home[video], video, collection.fps(video), scorer.device)
+    return locate_pair(*(as_video_features(video, collection.features(video), *collection.times(video), scorer.device)
                          for video in (query, target)), scorer.network, scorer.precision, **floors)
 
 
-def _pair(a: str, b: str, directions: tuple[float, float], located: LocatedPair,
-          duplicate_coverage: float) -> DuplicatePair | None:
-    """The listed pair of two scored, located videos; None when no copied part passed the floors."""
+def _pair(a: str, b: str, directions: tuple[float, float], located: LocatedPair, duplicate_coverage: float,
+          left_out_a: float = 0.0, left_out_b: float = 0.0) -> DuplicatePair | None:
+    """The listed pair of two scored, located videos; None when no copied part passed the floors. Coverage is of
+    each video's time in matching: its duration less the seconds left out (boilerplate, blank frames)."""
     if not located.matches:
         return None
     matches = [PairMatch(m.times.query_start, m.times.query_end, m.times.target_start, m.times.target_end, m.score)
                for m in located.matches]
-    coverage = (_coverage([(m.a_start, m.a_end) for m in matches], located.query_duration),
-                _coverage([(m.b_start, m.b_end) for m in matches], located.target_duration))
+    coverage = (_coverage([(m.a_start, m.a_end) for m in matches], located.query_duration - left_out_a),
+                _coverage([(m.b_start, m.b_end) for m in matches], located.target_duration - left_out_b))
     relation, side = pair_relation(*coverage, duplicate_coverage)
     return DuplicatePair(a, b, (directions[0] + directions[1]) / 2, directions, matches, coverage, relation,
                          container={"a": a, "b": b}.get(side))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -192,26 +192,44 @@ def common_frames_of_index(index, progress: Progress = SILENT) -> CommonFrames:
     return fitted
 
 
-def store_blocks(store, ids: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """A feature file's frame descriptors with each frame's video number, BLOCK_VIDEOS videos at a time."""
+def store_blocks(store, ids: list[str], first: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """A feature file's frame descriptors with each frame's video number (from `first`), BLOCK_VIDEOS videos at a
+    time."""
     for start in range(0, len(ids), BLOCK_VIDEOS):
         chosen = ids[start:start + BLOCK_VIDEOS]
         descriptors = [frame_descriptors(store.read_features(video_id)) for video_id in chosen]
-        numbers = np.repeat(np.arange(start, start + len(chosen)), [len(d) for d in descriptors])
+        numbers = np.repeat(np.arange(first + start, first + start + len(chosen)), [len(d) for d in descriptors])
         yield (np.concatenate(descriptors) if descriptors else np.zeros((0, 0), np.float32)), numbers
 
 
 def common_frames_of_store(path: str | Path, progress: Progress = SILENT) -> CommonFrames:
     """A feature file's CommonFrames computed from its features (not cached: for searches without an index)."""
-    from ..storage.store import FeatureStore  # late: only exhaustive search reads the store itself for this
+    return common_frames_of_stores([path], progress)
 
-    with FeatureStore(path) as store:
-        ids = [video_id for video_id in store.ids() if store.shape(video_id)[0] > 0]
-        frames = sum(store.shape(video_id)[0] for video_id in ids)
-        sample = [ids[i] for i in np.sort(np.random.default_rng(SEED).permutation(len(ids))[:SAMPLE_VIDEOS])]
-        sampled = [block for block, _ in store_blocks(store, sample) if len(block)]
+
+def common_frames_of_stores(paths: Sequence[str | Path], progress: Progress = SILENT) -> CommonFrames:
+    """The CommonFrames of several feature files taken as one collection (dedup's), computed from their features."""
+    from ..storage.store import FeatureStore  # late: only a fit without an index reads the stores themselves
+
+    stores = [FeatureStore(path) for path in paths]
+    try:
+        ids = [[video_id for video_id in store.ids() if store.shape(video_id)[0] > 0] for store in stores]
+        firsts = np.concatenate([[0], np.cumsum([len(listed) for listed in ids])]).tolist()
+        frames = sum(store.shape(video_id)[0] for store, listed in zip(stores, ids) for video_id in listed)
+        everyone = [(store, video_id) for store, listed in zip(stores, ids) for video_id in listed]
+        chosen = np.sort(np.random.default_rng(SEED).permutation(len(everyone))[:SAMPLE_VIDEOS])
+        sampled = [frame_descriptors(everyone[n][0].read_features(everyone[n][1])) for n in chosen]
+        sampled = [block for block in sampled if len(block)]
         direction = mean_direction(np.concatenate(sampled)) if sampled else None
-        return fit_streaming(lambda: store_blocks(store, ids), direction, frames, progress=progress)
+
+        def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for store, listed, first in zip(stores, ids, firsts):
+                yield from store_blocks(store, listed, first)
+
+        return fit_streaming(blocks, direction, frames, progress=progress)
+    finally:
+        for store in stores:
+            store.close()
 
 
 def common_frames_of_collection(path: str | Path, progress: Progress = SILENT) -> CommonFrames:
