@@ -37,15 +37,15 @@ from ..storage.index import SEGMENT_FRAMES, VideoIndex
 from .frame_level import frame_level_both_ways
 
 DEFAULT_NEIGHBOURS = 100
-MIN_FRAME_LEVEL = 0.2      # measured: planted copies 0.32-0.97, unrelated pairs below 0.15 (BENCHMARKS.md)
-MIN_COARSE = 0.3           # measured: every planted pair's coarse score >= 0.4, unrelated neighbours ~0.2
+MIN_FRAME_LEVEL = 0.17     # measured: planted pairs >= 0.22, unrelated candidates <= 0.12 (BENCHMARKS.md)
+MIN_COARSE = 0.2           # measured: planted pairs' coarse scores >= 0.23 (BENCHMARKS.md)
 SEGMENT_NEIGHBOURS = 2     # nearest segments looked up a segment, per candidate video wanted (as search)
 EXACT_SEGMENTS = 65_536    # at most this many segments: an exhaustive scan (128 MB of float32)
 LIST_SIZE = 256            # segments an inverted list of the temporary join index (about)
 JOIN_NPROBE = 16           # inverted lists searched a segment (measured recall: BENCHMARKS.md)
 TRAINING_PER_LIST = 32     # training vectors per list (a uniform sample of the segments)
 QUERY_SEGMENTS = 8192      # query segments searched at a time (whole videos)
-RANGE_FRAMES = 1 << 20     # frames held a side in stage 2: 1 GB of 512-d float16 each
+RANGE_FRAMES = 1 << 19     # frames held a side in stage 2: 1 GB of 512-d float32 each
 KEPT_SHARE = 0.5           # a segment with fewer of its frames kept is left out of stage 1
 
 
@@ -159,7 +159,7 @@ def frame_level_pairs(index: VideoIndex, first: np.ndarray, second: np.ndarray, 
         if band[first[tile[0]]] != held_band:  # the first videos of a new range: read them once, keep a copy
             held_band = band[first[tile[0]]]
             in_band = order[band[first[order]] == held_band]
-            held = _read(index, np.unique(first[in_band]), kept, copy=True)
+            held = _read(index, np.unique(first[in_band]), kept)
         targets = _read(index, np.unique(second[tile]), kept)
         for pairs in np.split(tile, np.flatnonzero(np.diff(first[tile])) + 1):
             scores[pairs] = _score_one(held, first[pairs[0]], targets, second[pairs])
@@ -181,18 +181,17 @@ class _Videos:
         return _runs(self.starts[where], self.lengths[where]), self.lengths[where]
 
 
-def _read(index: VideoIndex, numbers: np.ndarray, kept: np.ndarray | None, copy: bool = False) -> _Videos:
-    """Videos `numbers`' frame descriptors (their kept frames only); `copy`: not a view of the read buffer."""
+def _read(index: VideoIndex, numbers: np.ndarray, kept: np.ndarray | None) -> _Videos:
+    """Videos `numbers`' frame descriptors (their kept frames only), in float32: converted once a tile, not
+    once a pair (float16 to float32 costs as much as the product when done per pair)."""
     data, lengths = index.frames.read(numbers)
     if kept is not None:
         mask = kept[_runs(index.frames.offsets[numbers], lengths)]
-        data = data[mask]  # a copy: the read buffer is free again
+        data = data[mask]
         counted = np.concatenate([[0], np.cumsum(mask)])
         ends = np.cumsum(lengths)
         lengths = counted[ends] - counted[ends - lengths]
-    elif copy:
-        data = np.array(data)
-    return _Videos(numbers, data, np.asarray(lengths, dtype=np.int64))
+    return _Videos(numbers, data.astype(np.float32), np.asarray(lengths, dtype=np.int64))
 
 
 def _score_one(held: _Videos, query: int, targets: _Videos, numbers: np.ndarray) -> np.ndarray:
