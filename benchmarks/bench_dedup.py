@@ -27,7 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: spinning threads cost 10x on a shared machine
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_search  # noqa: E402  (the store maker and the index build: reused, not copied)
@@ -154,7 +155,6 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=50, help="stage1: compare every N-th video's candidates")
     parser.add_argument("--set", action="append", default=[], help="NAME=VALUE: a self_join constant")
     args = parser.parse_args()
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.stage == "make":
         bench_search.make(args.folder, args.videos, groups=args.groups or args.videos // 50, group=args.group)
     elif args.stage == "build":
