@@ -200,3 +200,13 @@ def test_a_pair_found_from_both_sides_keeps_its_better_coarse_score():
                                               (np.array([1]), np.array([4]), np.array([0.9], np.float32))])
     assert first.tolist() == [0, 1] and second.tolist() == [2, 4]
     np.testing.assert_allclose(coarse, [0.7, 0.9])
+
+
+def test_a_single_video_has_no_pairs(tmp_path):
+    path = tmp_path / "one.h5"
+    write_store(path, {"only": _unit(np.random.default_rng(0).standard_normal((20, 1, DIMS)))},
+                identity=StoreIdentity("test", "test", 1.0, DIMS, dtype="float32"))
+    index, _ = open_index(path)
+    result = candidate_pairs(index)
+    assert len(result) == 0 and result.first.dtype == np.int64 and result.frame_level.dtype == np.float32
+    assert result.stages["segments"]["pairs"] == result.stages["frame_level"]["pairs"] == 0
