@@ -37,12 +37,12 @@ from ..storage.index import SEGMENT_FRAMES, VideoIndex
 from .frame_level import frame_level_both_ways
 
 DEFAULT_NEIGHBOURS = 100
-MIN_FRAME_LEVEL = 0.17     # measured: planted pairs >= 0.22, unrelated candidates <= 0.12 (BENCHMARKS.md)
-MIN_COARSE = 0.2           # measured: planted pairs' coarse scores >= 0.23 (BENCHMARKS.md)
+MIN_FRAME_LEVEL = 0.17     # measured on synthetic stores: planted pairs >= 0.199, unrelated <= 0.12 (BENCHMARKS.md)
+MIN_COARSE = 0.2           # measured likewise: planted pairs' coarse scores >= 0.23 at 5,000 videos; -1: no floor
 SEGMENT_NEIGHBOURS = 2     # nearest segments looked up a segment, per candidate video wanted (as search)
 EXACT_SEGMENTS = 65_536    # at most this many segments: an exhaustive scan (128 MB of float32)
 LIST_SIZE = 256            # segments an inverted list of the temporary join index (about)
-JOIN_NPROBE = 16           # inverted lists searched a segment (measured recall: BENCHMARKS.md)
+JOIN_NPROBE = 16           # inverted lists searched a segment: recall against time in BENCHMARKS.md
 TRAINING_PER_LIST = 32     # training vectors per list (a uniform sample of the segments)
 QUERY_SEGMENTS = 8192      # query segments searched at a time (whole videos)
 RANGE_FRAMES = 1 << 19     # frames held a side in stage 2: 1 GB of 512-d float32 each
