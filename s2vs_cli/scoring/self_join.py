@@ -128,7 +128,7 @@ def nearest_videos(index: VideoIndex, neighbours: int, kept: np.ndarray | None =
     k = min(int(used.sum()), SEGMENT_NEIGHBOURS * neighbours + 1)  # +1: a segment finds itself
     pieces, done = [], 0
     for videos in _batches(index.starts, queried, QUERY_SEGMENTS):
-        rows = np.concatenate([np.arange(index.starts[v], index.starts[v + 1]) for v in videos])
+        rows = _runs(index.starts[videos], index.starts[videos + 1] - index.starts[videos])
         rows = rows[used[rows]]
         if len(rows) and k > 0:
             scores, found = searcher.search(np.ascontiguousarray(vectors[rows], dtype=np.float32), k)
