@@ -8,6 +8,7 @@ among random frames at a random place), so the planted pairs are every pair insi
     python benchmarks/bench_dedup.py build  --folder DIR
     python benchmarks/bench_dedup.py join   --folder DIR [--neighbours 100] [--set NAME=VALUE ...]
     python benchmarks/bench_dedup.py stage1 --folder DIR [--every 50] [--set NAME=VALUE ...]
+    python benchmarks/bench_dedup.py memory --folder DIR
 
 `join` runs stages 1-2 and prints seconds per stage, peak RSS and pair counts, then the recall of the planted
 pairs: the reference is exhaustive features-only scoring of every planted pair (frame Chamfer of the stored
@@ -15,7 +16,8 @@ features, mean of both directions), and a planted pair counts if that score reac
 is the share of those the join returns. It also scores every pair among `--unrelated` random unplanted
 videos exhaustively: the highest is how close unrelated pairs come to the floor (and any above it must be in
 the join's output too). `stage1` compares the join's candidates with an exact scan for every `--every`-th
-video. `--set` changes a module constant of self_join (e.g. JOIN_NPROBE=8, LIST_SIZE=512, EXACT_SEGMENTS=0).
+video. `memory` runs stage 2 alone on the pairs (v, v + 1), so that every tile holds two whole ranges: its
+peak RSS is stage 2's bound. `--set` changes a module constant of self_join (e.g. JOIN_NPROBE=8, LIST_SIZE=512, EXACT_SEGMENTS=0).
 """
 from __future__ import annotations
 
@@ -143,9 +145,22 @@ def stage1(folder: Path, neighbours: int, every: int, settings: list[str]) -> No
               f"{sum(p in approximate for p in wanted) / max(1, len(wanted)):.4f} of {len(wanted):,}")
 
 
+def memory(folder: Path) -> None:
+    """Stage 2 alone on the pairs (v, v + 1) of every video: each tile holds whole ranges (its worst memory)."""
+    from s2vs_cli.scoring import self_join
+    from s2vs_cli.storage.index import open_index
+
+    index, _ = open_index(folder / "store.h5")
+    first = np.arange(len(index) - 1, dtype=np.int64)
+    started = time.perf_counter()
+    scores = self_join.frame_level_pairs(index, first, first + 1, progress=Printed())
+    print(f"stage 2 alone: {len(scores):,} pairs in {time.perf_counter() - started:.0f} s; peak RSS "
+          f"{bench_search.peak_rss_gb():.2f} GB (index loaded: see `join`); load {_load()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=("make", "build", "join", "stage1"))
+    parser.add_argument("stage", choices=("make", "build", "join", "stage1", "memory"))
     parser.add_argument("--folder", type=Path, required=True)
     parser.add_argument("--videos", type=int, default=100_000)
     parser.add_argument("--groups", type=int, default=None, help="make: planted groups (default: videos / 50)")
@@ -161,8 +176,10 @@ def main() -> None:
         bench_search.build(args.folder)
     elif args.stage == "join":
         join(args.folder, args.neighbours, args.set, args.unrelated)
-    else:
+    elif args.stage == "stage1":
         stage1(args.folder, args.neighbours, args.every, args.set)
+    else:
+        memory(args.folder)
 
 
 if __name__ == "__main__":

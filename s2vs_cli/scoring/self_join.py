@@ -45,7 +45,7 @@ LIST_SIZE = 256            # segments an inverted list of the temporary join ind
 JOIN_NPROBE = 16           # inverted lists searched a segment: recall against time in BENCHMARKS.md
 TRAINING_PER_LIST = 32     # training vectors per list (a uniform sample of the segments)
 QUERY_SEGMENTS = 8192      # query segments searched at a time (whole videos)
-RANGE_FRAMES = 1 << 19     # frames held a side in stage 2: 1 GB of 512-d float32 each
+RANGE_FRAMES = 3 << 17     # frames held a side in stage 2: 0.8 GB of 512-d float32 each
 KEPT_SHARE = 0.5           # a segment with fewer of its frames kept is left out of stage 1
 
 
@@ -156,8 +156,9 @@ def frame_level_pairs(index: VideoIndex, first: np.ndarray, second: np.ndarray, 
     bounds = np.flatnonzero(np.diff(tiles)) + 1
     held_band, held, done = -1, None, 0
     for tile in np.split(order, bounds):
-        if band[first[tile[0]]] != held_band:  # the first videos of a new range: read them once, keep a copy
-            held_band = band[first[tile[0]]]
+        targets = None  # freed before the next read: two ranges in memory, never three
+        if band[first[tile[0]]] != held_band:  # the first videos of a new range: read them once, keep them
+            held_band, held = band[first[tile[0]]], None
             in_band = order[band[first[order]] == held_band]
             held = _read(index, np.unique(first[in_band]), kept)
         targets = _read(index, np.unique(second[tile]), kept)
