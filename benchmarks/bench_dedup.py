@@ -17,14 +17,14 @@ is the share of those the join returns. It also scores every pair among `--unrel
 videos exhaustively: the highest is how close unrelated pairs come to the floor (and any above it must be in
 the join's output too). `stage1` compares the join's candidates with an exact scan for every `--every`-th
 video. `memory` runs stage 2 alone on the pairs (v, v + 1), so that every tile holds two whole ranges: its
-peak RSS is stage 2's bound. `--set` changes a module constant of self_join (e.g. JOIN_NPROBE=8, LIST_SIZE=512, EXACT_SEGMENTS=0).
+peak RSS is stage 2's bound. `--set` changes a module constant of self_join (e.g. JOIN_NPROBE=8,
+LIST_SIZE=512, EXACT_SEGMENTS=0).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -97,7 +97,8 @@ def join(folder: Path, neighbours: int, settings: list[str], unrelated: int) -> 
     planted = [(a, b) for members in truth.values() for i, a in enumerate(members) for b in members[i + 1:]]
     rng = np.random.default_rng(1)
     planted_ids = {i for members in truth.values() for i in members}
-    sample = [i for i in rng.permutation(index.catalogue.ids)[:unrelated * 2].tolist() if i not in planted_ids][:unrelated]
+    drawn = rng.permutation(index.catalogue.ids)[:unrelated * 2].tolist()
+    sample = [i for i in drawn if i not in planted_ids][:unrelated]
     others = [(a, b) for n, a in enumerate(sample) for b in sample[n + 1:]]
     with FeatureStore(folder / "store.h5") as store:
         planted_scores = _exhaustive(store, sorted(planted_ids), planted)
@@ -109,7 +110,8 @@ def join(folder: Path, neighbours: int, settings: list[str], unrelated: int) -> 
     print(f"planted pairs: {len(planted):,}; exhaustive features-only score >= {floor}: {len(reference):,} "
           f"(planted scores: min {planted_scores.min():.3f}, 1st percentile {np.percentile(planted_scores, 1):.3f}, "
           f"median {np.median(planted_scores):.3f})")
-    print(f"recall of planted pairs against exhaustive: {hits / max(1, len(reference)):.4f} ({hits:,}/{len(reference):,}); "
+    print(f"recall of planted pairs against exhaustive: {hits / max(1, len(reference)):.4f} "
+          f"({hits:,}/{len(reference):,}); "
           f"all planted pairs found: {sum(tuple(sorted((numbers[a], numbers[b]))) in found for a, b in planted):,}")
     print(f"unrelated pairs scored exhaustively: {len(others):,} among {len(sample)} videos; highest "
           f"{other_scores.max():.3f}, 99.9th percentile {np.percentile(other_scores, 99.9):.3f}; "

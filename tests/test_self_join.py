@@ -27,7 +27,8 @@ def _collection() -> dict[str, np.ndarray]:
         for c in range(COPIES):
             before, after = (int(n) for n in rng.integers(0, 20, 2))
             copy = source + (0.2 + 0.3 * c) * rng.standard_normal(source.shape) / np.sqrt(DIMS)
-            frames = np.concatenate([rng.standard_normal((before, 1, DIMS)), copy, rng.standard_normal((after, 1, DIMS))])
+            padding = rng.standard_normal((before, 1, DIMS)), rng.standard_normal((after, 1, DIMS))
+            frames = np.concatenate([padding[0], copy, padding[1]])
             videos[f"g{g}c{c}"] = _unit(frames)
     return videos
 

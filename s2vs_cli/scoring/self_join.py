@@ -23,7 +23,6 @@ stage 2; each stage's pairs are gathered and merged, and every rank returns the 
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
