@@ -50,11 +50,11 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def queries(regions: int = 1, rng_seed: int = SEED) -> list[np.ndarray]:
-    """The QUERIES query videos, [T, regions, D] (T x D when `regions` is 1, the one-vector layout)."""
+def queries(regions: int = 1, rng_seed: int = SEED, count: int = QUERIES) -> list[np.ndarray]:
+    """The `count` query videos, [T, regions, D] (T x D when `regions` is 1, the one-vector layout)."""
     rng = np.random.default_rng([rng_seed, 1])
     shape = (DIMS,) if regions == 1 else (regions, DIMS)
-    return [_unit(rng.standard_normal((int(rng.integers(30, 61)), *shape))).astype(np.float32) for _ in range(QUERIES)]
+    return [_unit(rng.standard_normal((int(rng.integers(30, 61)), *shape))).astype(np.float32) for _ in range(count)]
 
 
 def store_regions(folder: Path) -> int:
@@ -63,16 +63,17 @@ def store_regions(folder: Path) -> int:
     return json.loads(made.read_text())["regions"] if made.is_file() else 1
 
 
-def make(folder: Path, videos: int, regions: int = 1) -> None:
-    """Write the store directly (one dataset per video, checksummed, as extract-features writes it)."""
+def make(folder: Path, videos: int, regions: int = 1, groups: int = QUERIES, group: int = GROUP) -> None:
+    """Write the store directly (one dataset per video, checksummed, as extract-features writes it), with
+    `group` noisy copies of each of `groups` query videos planted (bench_dedup.py plants many small groups)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([SEED, 2])
     planted = {}  # video number -> (query, noise)
-    numbers = rng.permutation(videos)[:QUERIES * GROUP]
-    for q in range(QUERIES):
-        for g in range(GROUP):
-            planted[int(numbers[q * GROUP + g])] = (q, 0.2 + 1.3 * g / GROUP)  # noise norm 0.2 .. 1.5
-    query_frames = queries(regions)
+    numbers = rng.permutation(videos)[:groups * group]
+    for q in range(groups):
+        for g in range(group):
+            planted[int(numbers[q * group + g])] = (q, 0.2 + 1.3 * g / group)  # noise norm 0.2 .. 1.5
+    query_frames = queries(regions, count=groups)
     shape = (DIMS,) if regions == 1 else (regions, DIMS)
     identity = StoreIdentity("synthetic", "synthetic", 1.0, DIMS, dtype="float16")
     started = time.perf_counter()
@@ -92,7 +93,7 @@ def make(folder: Path, videos: int, regions: int = 1) -> None:
             if number % 10_000 == 9_999:
                 print(f"  {number + 1:,} videos written ({time.perf_counter() - started:.0f} s)", flush=True)
     truth = {q: [f"v{n:07d}" for n, (qq, _) in sorted(planted.items(), key=lambda i: i[1][1]) if qq == q]
-             for q in range(QUERIES)}
+             for q in range(groups)}
     (folder / "planted.json").write_text(json.dumps(truth))
     (folder / "made.json").write_text(json.dumps({"videos": videos, "regions": regions}))
     size = (folder / "store.h5").stat().st_size / 1e9

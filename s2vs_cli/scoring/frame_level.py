@@ -33,6 +33,25 @@ def frame_level_scores(query: torch.Tensor, targets: np.ndarray, lengths: np.nda
     memory stays bounded by PRODUCT_ELEMENTS whatever the query's length.
     """
     scores = np.empty(len(lengths), dtype=np.float64)
+    for first, last, sim, columns in _similarity_blocks(query, targets, lengths):
+        scores[first:last] = np.maximum.reduceat(sim, columns, axis=1).mean(0)  # [Tq, videos] -> [videos]
+    return scores
+
+
+@torch.inference_mode()
+def frame_level_both_ways(query: torch.Tensor, targets: np.ndarray,
+                          lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """As `frame_level_scores`, from one product: (query -> each target, each target -> query) Chamfer."""
+    forward, backward = np.empty(len(lengths), dtype=np.float64), np.empty(len(lengths), dtype=np.float64)
+    for first, last, sim, columns in _similarity_blocks(query, targets, lengths):
+        forward[first:last] = np.maximum.reduceat(sim, columns, axis=1).mean(0)
+        backward[first:last] = np.add.reduceat(sim.max(0), columns) / lengths[first:last]
+    return forward, backward
+
+
+def _similarity_blocks(query: torch.Tensor, targets: np.ndarray, lengths: np.ndarray):
+    """(first, last, [Tq, frames] similarities of targets first..last-1, where each target's columns start),
+    about BLOCK_FRAMES target frames (whole videos) at a time."""
     query = query.float()
     starts = np.concatenate([[0], np.cumsum(lengths)])
     columns = max(1, min(BLOCK_FRAMES, PRODUCT_ELEMENTS // max(1, len(query))))
@@ -41,8 +60,5 @@ def frame_level_scores(query: torch.Tensor, targets: np.ndarray, lengths: np.nda
         last = int(np.searchsorted(starts, starts[first] + columns, side="right")) - 1
         last = min(max(last, first + 1), len(lengths))  # at least one video, even a longer one
         block = torch.from_numpy(targets[starts[first]:starts[last]]).float()
-        sim = (query @ block.T).numpy()  # [Tq, frames of the block]
-        best = np.maximum.reduceat(sim, starts[first:last] - starts[first], axis=1)  # [Tq, videos]
-        scores[first:last] = best.mean(0)
+        yield first, last, (query @ block.T).numpy(), starts[first:last] - starts[first]
         first = last
-    return scores
