@@ -334,7 +334,6 @@ def test_end_to_end_copy_of_a_real_clip_is_a_grouped_duplicate(clips, tmp_path):
 
 def test_self_join_candidates_are_scored_as_ids(store, monkeypatch):
     """The self-join's pairs (catalogue numbers, either order, repeated) become the scored pairs, named by id."""
-    import sys
     import types
 
     from s2vs_cli.storage.index import open_index
@@ -350,8 +349,7 @@ def test_self_join_candidates_are_scored_as_ids(store, monkeypatch):
         return types.SimpleNamespace(first=np.array(first), second=np.array(second), coarse=np.ones(3),
                                      frame_level=np.ones(3), stages={"index": 3})
 
-    monkeypatch.setitem(sys.modules, "s2vs_cli.scoring.self_join",
-                        types.SimpleNamespace(candidate_pairs=candidate_pairs))
+    monkeypatch.setattr("s2vs_cli.jobs.dedup.candidate_pairs", candidate_pairs)
     cfg = DedupConfig(features_only=True, neighbours=7, min_frame_level=0.3, **FLOORS)
     result = run_dedup([str(store)], cfg, Runtime.cpu(), facts=facts_of)
     assert (asked["neighbours"], asked["min_frame_level"]) == (7, 0.3)
@@ -417,3 +415,47 @@ def test_a_shared_intro_is_no_copy_unless_common_frames_are_kept(tmp_path):
     intro_pairs = {pair for pair in found[True] if pair != ("copy", "orig")}
     assert len(intro_pairs) == 36 and all(found[True][pair].relation == "overlap" for pair in intro_pairs)
     assert all([(m.a_start, m.a_end) for m in found[True][pair].matches] == [(0.0, 4.0)] for pair in intro_pairs)
+
+
+def test_the_self_join_finds_what_scoring_every_pair_finds(store, found):
+    """Without --exhaustive (the index's self-join, stages 1-2, then ViSiL's stage): the same pairs, relations and
+    groups as scoring all 36 pairs, from fewer candidates."""
+    cfg = DedupConfig(features_only=True, **FLOORS)
+    joined = run_dedup([str(store)], cfg, Runtime.cpu(), facts=facts_of)
+    assert [pair.as_dict() for pair in joined.pairs] == [pair.as_dict() for pair in found.pairs]
+    assert [group.as_dict() for group in joined.groups] == [group.as_dict() for group in found.groups]
+    assert joined.stages["candidates"] < found.stages["candidates"] == 36
+    assert set(joined.stages["self_join"]) >= {"segments", "frame_level"}
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_give_what_one_process_gives(store, tmp_path):
+    """Under torchrun the ranks split the self-join and the scoring; rank 0 merges and alone writes and prints."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    if not torch_distributed_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    one, two, fresh = tmp_path / "one.json", tmp_path / "two.json", tmp_path / "planted.h5"
+    shutil.copy(store, fresh)  # no index yet: rank 0 builds it while rank 1 waits
+    options = ["--features-only", "--min-match-score", "0.5", "--json"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                               "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "s2vs_cli", "dedup",
+                               str(fresh), *options, "-o", str(two)],
+                              capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"}, timeout=300)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert len(launched.stdout.strip().splitlines()) == 1  # only rank 0 prints its JSON
+    assert _dedup(str(fresh), *options, "-o", str(one)).exit_code == 0
+    a, b = json.loads(one.read_text()), json.loads(two.read_text())
+    assert a["pairs"] == b["pairs"] and a["groups"] == b["groups"] and len(a["pairs"]) == 7
+
+
+def torch_distributed_available() -> bool:
+    import torch
+
+    return torch.distributed.is_available() and torch.distributed.is_gloo_available()

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from ..config import DedupConfig
+from ..distributed import place_from_env
 from ..errors import ConfigError
 from . import options
 from .common import check_writable, command_config, console, print_table, reported_errors, terminal_safe, write_results
@@ -79,9 +80,12 @@ def dedup(
         from ..jobs.dedup import run_dedup  # late: torch, only once the command runs
         from ..jobs.dedup_tables import write_dedup_tables  # late: as above
 
-        quiet = shared["quiet"] or json_output
-        with running(cfg, quiet) as (runtime, progress):
+        main = place_from_env().is_main  # under torchrun the ranks share the work and rank 0 writes and speaks
+        quiet = shared["quiet"] or json_output or not main
+        with running(cfg, quiet, distributed=True) as (runtime, progress):
             result = run_dedup(stores, cfg, runtime, progress)
+            if not main:
+                return
             summary = result.as_dict()
             write_results(output, summary)
             if csv is not None:

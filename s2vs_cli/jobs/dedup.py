@@ -41,6 +41,7 @@ from ..scoring.duplicate_groups import (RELATIONS, DuplicateGroup, DuplicatePair
                                         duplicate_groups, pair_relation)
 from ..scoring.pair import LocatedPair, as_video_features, locate_on_map, locate_pair, sampled_duration
 from ..scoring.retrieval import DATABASE_BLOCK, VideoScorer, repeat_to_min_frames
+from ..scoring.self_join import candidate_pairs
 from ..scoring.similarity_range import bounded_similarity
 from ..storage.index import VideoIndex, open_index
 from ..storage.store import FeatureStore
@@ -121,14 +122,17 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
         stages["candidates"] = len(candidates)
         timed("candidates")
         scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
+        group = runtime.group  # under torchrun each rank scores every world_size-th pair; all get every pair
+        mine = candidates[group.rank::group.world_size]
         pairs = []
-        for (i, j), (directions, located) in _score_pairs(collection, candidates, scorer, cfg, progress).items():
+        for (i, j), (directions, located) in _score_pairs(collection, mine, scorer, cfg, progress).items():
             a, b = collection.ids[i], collection.ids[j]
             pair = _pair(a, b, directions, located, cfg.duplicate_coverage, collection.left_out_seconds(a),
                          collection.left_out_seconds(b))
             if pair is not None:
                 pair.verdict = thresholds.verdict(pair.similarity) if thresholds is not None else None
                 pairs.append(pair)
+        pairs = [pair for part in group.gather(pairs) for pair in part]
         position = {video: n for n, video in enumerate(collection.ids)}
         pairs.sort(key=lambda p: (-p.similarity, position[p.a], position[p.b]))
         stages |= {"scored": len(candidates), "no_match": len(candidates) - len(pairs), "pairs": len(pairs)}
@@ -155,14 +159,17 @@ def _settings(cfg: DedupConfig, collection: Collection, runtime: Runtime, thresh
 def _indexed_candidates(collection: Collection, cfg: DedupConfig, runtime: Runtime,
                         progress: Progress) -> tuple[list[tuple[int, int]], dict]:
     """The self-join's candidate pairs of the collection's one file, as positions in the collection's order."""
-    from ..scoring.self_join import candidate_pairs  # late: (merge will move this up)
-
+    group = runtime.group
+    if not group.is_main:
+        group.barrier()  # rank 0 builds or updates the index (and the common frames' cache) alone, first
     index, _ = open_index(collection.paths[0], progress=progress)
-    floor = {} if cfg.min_frame_level is None else {"min_frame_level": cfg.min_frame_level}
     keep_frames = None
     if not cfg.keep_common_frames:  # stage 2 leaves out the common frames the fit found (regions: stage 3)
         collection.common = common_frames_of_index(index, progress)
         keep_frames = _fitted_keep(collection.common, index)
+    if group.is_main:
+        group.barrier()
+    floor = {} if cfg.min_frame_level is None else {"min_frame_level": cfg.min_frame_level}
     found = candidate_pairs(index, neighbours=cfg.neighbours, keep_frames=keep_frames, group=runtime.group,
                             progress=progress, **floor)
     position = {video: n for n, video in enumerate(collection.ids)}
