@@ -375,7 +375,7 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
         try:
             common = common_frames_of_index(index, progress) if index is not None else \
                 common_frames_of_store(database, progress)
-        except SearchIndexError as e:  # damaged frame descriptors: said here, and by each query that reads them
+        except (SearchIndexError, FeatureStoreError) as e:  # damage: said here, and by each query that reads it
             progress.note(f"no frames left out as boilerplate: {e}")
     scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
     searcher = Searcher(database, scorer, index, cfg.candidates, cfg.top_k, noise=noise, thresholds=thresholds,
