@@ -255,3 +255,18 @@ def test_comparator_init_is_xavier_with_zero_bias():
         fan_in = conv.weight[0].numel()
         fan_out = conv.weight.shape[0] * conv.weight[0, 0].numel()
         assert conv.weight.abs().max() <= (6 / (fan_in + fan_out)) ** 0.5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_padding_the_query_rows_changes_no_chamfer_score_or_map(dtype):
+    """dedup pads every query's rows to a few sizes (a kernel a shape piled up in memory): same scores, same maps."""
+    generator = torch.Generator().manual_seed(0)
+    targets = [torch.randn(n, 9, 64, generator=generator) for n in (5, 17, 33)]
+    columns = TargetColumns(targets, dtype)
+    for frames in (3, 16, 21, 70):
+        query = torch.randn(frames, 9, 64, generator=generator)
+        plain_maps, padded_maps = [], []
+        plain = columns.chamfer_similarities(query, maps=plain_maps)
+        padded = columns.chamfer_similarities(query, maps=padded_maps, pad_rows=True)
+        assert torch.equal(plain, padded)
+        assert all(torch.equal(a, b) and a.shape[0] == frames for a, b in zip(plain_maps, padded_maps))

@@ -85,10 +85,10 @@ class TargetColumns:
         return out[:tq, :self.total]
 
     def chamfer_similarities(self, query: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS,
-                             maps: list | None = None) -> torch.Tensor:
+                             maps: list | None = None, pad_rows: bool = False) -> torch.Tensor:
         """Chamfer similarity of q [Tq, R, D] to each target (raw features, no comparator) -> float32 [N];
-        each target's [Tq, Tt] frame map is appended to `maps` when given."""
-        frame_sim = self.frame_similarities(query, chunk_elements)
+        each target's [Tq, Tt] frame map is appended to `maps` when given (`pad_rows`: frame_similarities')."""
+        frame_sim = self.frame_similarities(query, chunk_elements, pad_rows)
         if maps is not None:
             maps.extend(torch.split(frame_sim, self.lengths, dim=1))
         lengths = torch.tensor(self.lengths, device=frame_sim.device)

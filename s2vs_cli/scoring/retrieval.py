@@ -73,8 +73,11 @@ class VideoScorer:
     """Video-to-video similarity with the ViSiL network, or features only (raw Chamfer) without it."""
 
     def __init__(self, network: ViSiL | None, device: torch.device, precision: str = "fp32",
-                 chunk_frames: int = TARGET_CHUNK_FRAMES):
+                 chunk_frames: int = TARGET_CHUNK_FRAMES, pad_query_rows: bool = False):
         self.network, self.device, self.precision, self.chunk_frames = network, device, precision, chunk_frames
+        # Features only: pad each query's rows to a few sizes too (padded_size), for callers whose every query
+        # has another length (dedup): the CPU keeps a bf16 product kernel per shape, and they piled up in memory.
+        self.pad_query_rows = pad_query_rows
         self._attention = RegionAttention(network, device, precision) if network is not None else None
 
     @torch.inference_mode()
@@ -144,7 +147,7 @@ class VideoScorer:
             for group in targets.groups:
                 kept: list | None = [] if maps is not None else None
                 if self.network is None:
-                    scores = group.columns.chamfer_similarities(query, maps=kept)
+                    scores = group.columns.chamfer_similarities(query, maps=kept, pad_rows=self.pad_query_rows)
                 else:
                     scores = group_similarities(self.network, query, group, maps=kept)
                 values[group.indices] = scores.double().cpu()
