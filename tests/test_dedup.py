@@ -459,3 +459,8 @@ def torch_distributed_available() -> bool:
     import torch
 
     return torch.distributed.is_available() and torch.distributed.is_gloo_available()
+
+
+def test_compares_collection_key_is_refused_not_ignored(store):
+    with pytest.raises(ConfigError, match="collection is compare's key"):
+        run_dedup([str(store)], DedupConfig(features_only=True, collection=str(store)), Runtime.cpu())

@@ -93,6 +93,8 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
     `runtime`; `facts` reads a video's source facts (default: recorded_source_facts)."""
     if not stores:
         raise ConfigError("give the collection's feature file(s): s2vs dedup FEATURES.h5 [MORE.h5 ...]")
+    if cfg.collection is not None:  # compare's key, inherited: dedup finds the boilerplate of its own collection
+        raise ConfigError("collection is compare's key: dedup leaves out the boilerplate of the files it is given")
     if len(stores) > 1 and not cfg.exhaustive:
         raise ConfigError("the self-join reads one feature file: join them first (s2vs merge ALL.h5 "
                           f"{' '.join(stores)}), or score every pair with --exhaustive")
