@@ -14,7 +14,7 @@ from typing import Any, Optional, TypeVar
 
 import yaml
 
-from .config_checks import (absolute_paths, check_augmentation, check_config_inputs, check_fps, check_loader,
+from .config_checks import (absolute_paths, check_augmentation, check_config_inputs, check_fps,
                             check_names, resolve_config_paths)
 from .errors import ConfigError
 from .yaml_file import read_yaml
@@ -101,8 +101,7 @@ class InputOptions:
     workers: Optional[int] = None         # decoding processes; default: one per CPU core, at most 8
     overwrite: bool = False               # redo videos already done, replacing the earlier output
 
-    def __post_init__(self):
-        check_loader(self.loader)
+    def __post_init__(self):  # the loader's name is checked by media/source.py's registry, before any work
         if self.workers is not None and self.workers < 0:
             raise ConfigError(f"workers must be 0 or more, got {self.workers}")
 

@@ -16,18 +16,11 @@ from typing import Any
 
 from .artifacts import BACKBONE, NETWORK, WHITENING, check_weights_choice, is_weights_name, looks_like_path
 from .errors import ConfigError
-from .media.source import SOURCES
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # compute.py resolves auto
 
 # Sampling rates beyond these are typing mistakes: a frame every 1,000 s, or 1,000 frames per second.
 MIN_FPS, MAX_FPS = 0.001, 1000.0
-
-
-def check_loader(loader: str) -> None:
-    """ConfigError unless `loader` names a registered frame source (media/source.py)."""
-    if loader not in SOURCES:
-        raise ConfigError(f"loader must be one of {', '.join(SOURCES)}, got '{loader}'")
 
 
 def check_fps(fps: float) -> None:

@@ -103,8 +103,6 @@ def test_bulk_option_errors():
 
     with pytest.raises(ConfigError, match="dtype must be float16 or float32"):
         ExtractFeaturesConfig(dtype="int8")
-    with pytest.raises(ConfigError, match="loader must be one of video, frames"):
-        ExtractFeaturesConfig(loader="audio")
     with pytest.raises(ConfigError, match="quality must be between 1 and 100"):
         ExtractFramesConfig(quality=0)
     with pytest.raises(ConfigError, match="does not apply"):

@@ -175,7 +175,7 @@ NAME_CASES = [
     (["compare", "a.mp4", "b.mp4", "--precision", "float16"], "unknown precision 'float16'"),
     (["search", "q", "--database", "f.h5", "--device", "gpu"], "unknown device 'gpu'"),
     (["evaluate", "--dataset", "FIVR5K", "--from-similarities", "s.json"], "unknown benchmark 'FIVR5K'"),
-    (["extract-features", "a.mp4", "-o", "x.h5", "--loader", "frame"], "loader must be one of video, frames"),
+    (["extract-features", "a.mp4", "-o", "x.h5", "--loader", "frame"], "unknown loader 'frame' (choose from video, frames)"),
     (["extract-frames", "a.mp4", "-o", "x", "--format", "gif"], "format must be jpg or png"),
 ]
 

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from s2vs_cli.models.visil import ViSiL, VideoComparator, chamfer, frame_to_frame_similarity, similarity_regularization
-from s2vs_cli.scoring.many_targets import TargetColumns, padded_similarities, video_similarities
+from s2vs_cli.scoring.many_targets import TargetColumns, coarse_size, padded_similarities, video_similarities
+from s2vs_cli.scoring.retrieval import VideoScorer
 
 PAIRS = range(5)  # (Tq, Tt) = (37, 53), (4, 90), (120, 17), (4, 5), (60, 40)
 TOL = 1e-5
@@ -270,3 +271,31 @@ def test_padding_the_query_rows_changes_no_chamfer_score_or_map(dtype):
         padded = columns.chamfer_similarities(query, maps=padded_maps, pad_rows=True)
         assert torch.equal(plain, padded)
         assert all(torch.equal(a, b) and a.shape[0] == frames for a, b in zip(plain_maps, padded_maps))
+
+
+def test_coarse_sizes_are_few_and_at_most_half_again_the_length():
+    sizes = {coarse_size(n) for n in range(1, 6145)}
+    assert sorted(sizes)[:8] == [16, 24, 32, 48, 64, 96, 128, 192] and len(sizes) == 18
+    assert all(n <= coarse_size(n) <= max(16, 1.5 * n) for n in range(1, 6145))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("features_only", [True, False])
+def test_few_shapes_change_no_score_or_map(seeded_network, precision, features_only):
+    """dedup's scorer pads queries, targets and the comparator's batches to coarse sizes: the same scores and maps."""
+    network = None if features_only else seeded_network
+    query = unit(21, 9, 512, seed=1).numpy()
+    targets = [unit(n, 9, 512, seed=n).numpy() for n in (5, 17, 33, 70)]
+    results = []
+    for scorer in (VideoScorer(network, torch.device("cpu"), precision),
+                   VideoScorer(network, torch.device("cpu"), precision, few_shapes=True)):
+        maps = {}
+        scores = scorer.score(scorer.prepare_query(query), scorer.prepare_targets(targets), maps)
+        results.append((scores, [maps[k] for k in range(len(targets))]))
+    (plain, plain_maps), (few, few_maps) = results
+    if features_only:
+        assert np.array_equal(plain, few) and all(torch.equal(a, b) for a, b in zip(plain_maps, few_maps))
+    else:  # the comparator's convolutions sum in another order over larger padded inputs
+        np.testing.assert_allclose(few, plain, rtol=0, atol=1e-6 if precision == "fp32" else 2e-3)
+        assert all(torch.allclose(a, b, rtol=0, atol=1e-6 if precision == "fp32" else 2e-3)
+                   for a, b in zip(plain_maps, few_maps))

@@ -123,7 +123,7 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
             stages["common_frames"] = len(collection.common.prototypes)  # boilerplate frames found in many videos
         stages["candidates"] = len(candidates)
         timed("candidates")
-        scorer = VideoScorer(runtime.network, runtime.device, runtime.precision, pad_query_rows=True)
+        scorer = VideoScorer(runtime.network, runtime.device, runtime.precision, few_shapes=True)
         group = runtime.group  # under torchrun each rank scores every world_size-th pair; all get every pair
         mine = candidates[group.rank::group.world_size]
         pairs = []

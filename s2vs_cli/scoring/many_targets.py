@@ -8,6 +8,7 @@ reuses the kernels it builds per shape.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,19 @@ def padded_size(frames: int) -> int:
     return -(-frames // step) * step
 
 
+def coarse_size(frames: int) -> int:
+    """`frames` rounded up to 16, 24, 32, 48, 64, 96, ...: two sizes an octave, at most half again as many.
+
+    For callers whose every product meets new lengths (dedup: each query video against its own partners): the CPU
+    keeps a bf16 kernel of 1-2 MB for each shape it has met (up to 1,024 of them), and padded_size's steps
+    still gave hundreds of shapes; these give about 18 sizes up to 6,144 frames.
+    """
+    size = 16
+    while size < frames:
+        size = size * 3 // 2 if size & (size - 1) == 0 else size * 4 // 3
+    return size
+
+
 class TargetColumns:
     """Many targets of any lengths laid out once as the right-hand side of one matrix product.
 
@@ -39,11 +53,14 @@ class TargetColumns:
     once per database block and reused for every query: the copy costs more than the product itself.
     """
 
-    def __init__(self, targets: list[torch.Tensor], dtype: torch.dtype | None = None):
+    def __init__(self, targets: list[torch.Tensor], dtype: torch.dtype | None = None,
+                 size: Callable[[int], int] = padded_size):
         self.lengths = [t.shape[0] for t in targets]
         self.total, self.regions, self.dims = sum(self.lengths), targets[0].shape[1], targets[0].shape[2]
-        # Zero columns pad the total to one of a few sizes (padded_size); their similarities are dropped.
-        self.padded_total = padded_size(self.total)
+        # Zero columns pad the total to one of a few sizes (`size`); their similarities are dropped. Padded query
+        # rows and the comparator's batches take the same sizes.
+        self.size = size
+        self.padded_total = size(self.total)
         columns = targets[0].new_empty((self.regions, self.padded_total, self.dims),
                                        dtype=dtype or compute_dtype(targets[0]))
         offset = 0
@@ -57,14 +74,14 @@ class TargetColumns:
                            pad_rows: bool = False) -> torch.Tensor:
         """Chamfer frame similarity of q [Tq, R, D] to every target, side by side -> float32 [Tq, total].
 
-        `pad_rows` pads the query too (padded_size), for callers whose products are small enough that
+        `pad_rows` pads the query too (to `size`), for callers whose products are small enough that
         building kernels for a new shape would dominate.
         """
         tq, rq, d = query.shape
         width = self.padded_total
         rows_per_chunk = max(1, chunk_elements // max(1, rq * self.regions * width))
         if pad_rows and tq <= rows_per_chunk:
-            padded_rows = rows_per_chunk = padded_size(tq)
+            padded_rows = rows_per_chunk = self.size(tq)
         else:
             rows_per_chunk = min(rows_per_chunk, tq)
             padded_rows = -(-tq // rows_per_chunk) * rows_per_chunk
@@ -106,8 +123,10 @@ class TargetGroup:
     columns: TargetColumns
 
 
-def target_groups(targets: list[torch.Tensor], dtype: torch.dtype, group_size: int | None = None) -> list[TargetGroup]:
-    """Targets sorted by length in groups of `group_size` (default: by device), each laid out in `dtype`.
+def target_groups(targets: list[torch.Tensor], dtype: torch.dtype, group_size: int | None = None,
+                  size: Callable[[int], int] = padded_size) -> list[TargetGroup]:
+    """Targets sorted by length in groups of `group_size` (default: by device), each laid out in `dtype` and
+    padded to `size`.
 
     Similar lengths waste little padding in the comparator's batches; the layout is built once per
     database block and serves every query.
@@ -121,7 +140,7 @@ def target_groups(targets: list[torch.Tensor], dtype: torch.dtype, group_size: i
     for start in range(0, len(order), group_size):
         indices = order[start:start + group_size]
         members = [targets[i] for i in indices]
-        groups.append(TargetGroup(indices, members, TargetColumns(members, dtype)))
+        groups.append(TargetGroup(indices, members, TargetColumns(members, dtype, size)))
     return groups
 
 
@@ -165,7 +184,7 @@ def padded_similarities(network: ViSiL, query: torch.Tensor, targets: TargetColu
                         maps: list | None = None) -> torch.Tensor:
     """Comparator similarities of targets of any lengths in one padded batch -> [N].
 
-    Sizes are rounded up (padded_size) so that a long evaluation meets only a few distinct shapes:
+    Sizes are rounded up (the targets' `size`) so that a long evaluation meets only a few distinct shapes:
     the CPU builds convolution kernels per shape, and a new shape costs more than the work itself.
     """
     lengths = targets.lengths
@@ -176,7 +195,7 @@ def padded_similarities(network: ViSiL, query: torch.Tensor, targets: TargetColu
         f2f = f2f / network.binarization.bits
     if maps is not None:
         maps.extend(torch.split(f2f, lengths, dim=1))
-    batch = f2f.new_zeros(len(lengths), 1, padded_size(query.shape[0]), padded_size(max(lengths)))
+    batch = f2f.new_zeros(len(lengths), 1, targets.size(query.shape[0]), targets.size(max(lengths)))
     for i, piece in enumerate(torch.split(f2f, lengths, dim=1)):
         batch[i, 0, :piece.shape[0], :piece.shape[1]] = piece
     rows = torch.full((len(lengths),), query.shape[0], device=batch.device)

@@ -14,6 +14,8 @@ on the CPU.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -40,8 +42,9 @@ def frame_groups(lengths: list[int], max_frames: int) -> list[list[int]]:
 class RegionAttention:
     """Applies a network's attention to videos' [T, R, D] region features, PRODUCT_FRAMES at a time."""
 
-    def __init__(self, network: ViSiL, device: torch.device, precision: str):
-        self.network, self.device, self.precision = network, device, precision
+    def __init__(self, network: ViSiL, device: torch.device, precision: str,
+                 size: Callable[[int], int] = padded_size):
+        self.network, self.device, self.precision, self.size = network, device, precision, size
         self.generation = 0  # blocks attended so far: the views of older ones are overwritten
         self._buffers: dict[str, torch.Tensor] = {}
 
@@ -58,7 +61,7 @@ class RegionAttention:
             return []
         groups = frame_groups([len(v) for v in videos], PRODUCT_FRAMES)
         # Each group padded to one of a few sizes, so the CPU reuses its kernels (see many_targets.padded_size).
-        sizes = [padded_size(sum(len(videos[i]) for i in group)) for group in groups]
+        sizes = [self.size(sum(len(videos[i]) for i in group)) for group in groups]
         frames = self._buffer("frames", (sum(sizes), *videos[0].shape[1:]), torch.float32)
         indexed: list[torch.Tensor] = []
         start = 0

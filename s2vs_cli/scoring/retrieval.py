@@ -25,7 +25,7 @@ from ..json_file import parse_json
 from ..compute import autocast
 from ..models.visil import COMPARATOR_MIN_FRAMES, ViSiL, compute_dtype
 from ..progress import SILENT, Progress
-from .many_targets import TargetColumns, TargetGroup, group_similarities, padded_size, target_groups
+from .many_targets import TargetColumns, TargetGroup, coarse_size, group_similarities, padded_size, target_groups
 from .region_attention import PRODUCT_FRAMES, RegionAttention, frame_groups
 from .similarity_range import Similarities, bounded_similarity
 from ..storage.integrity import error_reason
@@ -73,17 +73,24 @@ class VideoScorer:
     """Video-to-video similarity with the ViSiL network, or features only (raw Chamfer) without it."""
 
     def __init__(self, network: ViSiL | None, device: torch.device, precision: str = "fp32",
-                 chunk_frames: int = TARGET_CHUNK_FRAMES, pad_query_rows: bool = False):
+                 chunk_frames: int = TARGET_CHUNK_FRAMES, few_shapes: bool = False):
         self.network, self.device, self.precision, self.chunk_frames = network, device, precision, chunk_frames
-        # Features only: pad each query's rows to a few sizes too (padded_size), for callers whose every query
-        # has another length (dedup): the CPU keeps a bf16 product kernel per shape, and they piled up in memory.
-        self.pad_query_rows = pad_query_rows
-        self._attention = RegionAttention(network, device, precision) if network is not None else None
+        # `few_shapes`: every product padded to coarse_size's few sizes, queries included, for callers whose every
+        # query has another length and other partners (dedup): the CPU keeps a bf16 kernel per shape it meets, and
+        # with padded_size's finer steps they piled up to GBs. Padding is exact: zero frames, dropped.
+        self.few_shapes = few_shapes
+        self.size = coarse_size if few_shapes else padded_size
+        self._attention = RegionAttention(network, device, precision, self.size) if network is not None else None
 
     @torch.inference_mode()
     def prepare_query(self, features: np.ndarray) -> torch.Tensor:
         """A query [T, R, D] on the device, indexed by the network (whole: queries are not chunked)."""
-        return self._index(_as_float32(features))
+        query = _as_float32(features)
+        if self.few_shapes and self.network is not None:  # attention treats each region vector alone: exact
+            padded = query.new_zeros((self.size(len(query)), *query.shape[1:]))
+            padded[:len(query)] = query
+            return self._index(padded)[:len(query)]
+        return self._index(query)
 
     @torch.inference_mode()
     def prepare_targets(self, videos: Sequence[np.ndarray]) -> PreparedTargets:
@@ -97,11 +104,11 @@ class VideoScorer:
         with autocast(self.device, self.precision):
             dtype = compute_dtype(chunks[0]) if chunks else torch.float32
             if self.network is not None:  # lengths sorted into small batches for the comparator
-                groups = target_groups(chunks, dtype)
+                groups = target_groups(chunks, dtype, size=self.size)
             else:  # as many frames as one matrix product holds, in any order
                 positions = list(range(len(chunks)))
                 groups = [TargetGroup(indices, [chunks[i] for i in indices],
-                                      TargetColumns([chunks[i] for i in indices], dtype))
+                                      TargetColumns([chunks[i] for i in indices], dtype, self.size))
                           for indices in _groups(positions, [len(c) for c in chunks], PRODUCT_FRAMES)]
         generation = self._attention.generation if self._attention is not None else 0
         return PreparedTargets(len(videos), owners, groups, generation)
@@ -117,7 +124,7 @@ class VideoScorer:
         for group in frame_groups([len(v) for v in videos], PRODUCT_FRAMES):
             members = [videos[i].float() for i in group]
             lengths = [len(v) for v in members]
-            padding = members[0].new_zeros((padded_size(sum(lengths)) - sum(lengths), *members[0].shape[1:]))
+            padding = members[0].new_zeros((self.size(sum(lengths)) - sum(lengths), *members[0].shape[1:]))
             together = self._index(torch.cat([*members, padding]))
             indexed.extend(torch.split(together, lengths + [len(padding)])[:len(group)])
         return indexed
@@ -147,7 +154,7 @@ class VideoScorer:
             for group in targets.groups:
                 kept: list | None = [] if maps is not None else None
                 if self.network is None:
-                    scores = group.columns.chamfer_similarities(query, maps=kept, pad_rows=self.pad_query_rows)
+                    scores = group.columns.chamfer_similarities(query, maps=kept, pad_rows=self.few_shapes)
                 else:
                     scores = group_similarities(self.network, query, group, maps=kept)
                 values[group.indices] = scores.double().cpu()
