@@ -422,8 +422,8 @@ def test_the_self_join_finds_what_scoring_every_pair_finds(store, found):
     groups as scoring all 36 pairs, from fewer candidates."""
     cfg = DedupConfig(features_only=True, **FLOORS)
     joined = run_dedup([str(store)], cfg, Runtime.cpu(), facts=facts_of)
-    assert [pair.as_dict() for pair in joined.pairs] == [pair.as_dict() for pair in found.pairs]
-    assert [group.as_dict() for group in joined.groups] == [group.as_dict() for group in found.groups]
+    assert _rounded([pair.as_dict() for pair in joined.pairs]) == _rounded([pair.as_dict() for pair in found.pairs])
+    assert _rounded([group.as_dict() for group in joined.groups]) == _rounded([group.as_dict() for group in found.groups])
     assert joined.stages["candidates"] < found.stages["candidates"] == 36
     assert set(joined.stages["self_join"]) >= {"segments", "frame_level"}
 
@@ -452,7 +452,19 @@ def test_torchrun_two_ranks_give_what_one_process_gives(store, tmp_path):
     assert len(launched.stdout.strip().splitlines()) == 1  # only rank 0 prints its JSON
     assert _dedup(str(fresh), *options, "-o", str(one)).exit_code == 0
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
-    assert a["pairs"] == b["pairs"] and a["groups"] == b["groups"] and len(a["pairs"]) == 7
+    assert _rounded(a["pairs"]) == _rounded(b["pairs"]) and a["groups"] == b["groups"] and len(a["pairs"]) == 7
+
+
+def _rounded(value):
+    """A JSON-like value with every float to 6 significant digits: a pair scored beside other partners (another
+    block, another rank) meets products of other widths, whose sums may differ in float32's last bit."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    return value
 
 
 def torch_distributed_available() -> bool:
