@@ -19,11 +19,15 @@ from s2vs_cli.jobs.calibrate import score_calibration_set
 from s2vs_cli.runtime import Runtime
 from s2vs_cli.scoring.calibration import KEPT, LEFT_OUT, ScoreIdentity, Thresholds, common_frames_rule, load_thresholds
 from s2vs_cli.storage.store import FeatureStore
-from test_calibrate import IDENTITY, _calibrate, _error, _thresholds, labelled  # noqa: F401 - `labelled`: a fixture
-from test_common_frames import _search, planted_store  # noqa: F401 - `planted_store`: a fixture
+import test_calibrate
+import test_common_frames
+from test_calibrate import IDENTITY, _calibrate, _error, _thresholds
+from test_common_frames import _search
+from test_compare import RANDOM
 from test_search import _unit, write_store
 
 runner = CliRunner()
+labelled, planted_store = test_calibrate.labelled, test_common_frames.planted_store  # their module's fixtures
 EVERY_FRAME = ("{name} was calibrated on scores of every frame; this run leaves out common frames (calibrate "
                "again, or pass --keep-common-frames)")
 LEFT_OUT_ONES = ("{name} was calibrated on scores with common frames left out; this run scores every frame "
@@ -66,7 +70,7 @@ def test_a_run_scoring_other_frames_is_refused_in_one_line():
 
 
 @pytest.fixture(scope="module")
-def calibrated(labelled, tmp_path_factory) -> dict[str, Path]:  # noqa: F811
+def calibrated(labelled, tmp_path_factory) -> dict[str, Path]:
     """Thresholds of the labelled set: calibrate's default (common frames left out), --keep-common-frames, and
     the latter as a file written before the rule was recorded; the default's table under 'table'."""
     folder = tmp_path_factory.mktemp("calibrated")
@@ -85,12 +89,12 @@ def test_calibrate_records_how_it_scored(calibrated):
     assert re.search(r"common frames +left out \(as search and dedup leave them out\)", calibrated["table"])
 
 
-def _search_with(labelled, thresholds: Path, *extra: str):  # noqa: F811
+def _search_with(labelled, thresholds: Path, *extra: str):
     return runner.invoke(app, ["search", "q0", "--database", str(labelled["features.h5"]), "--features-only",
                                "--exhaustive", "--thresholds", str(thresholds), "--json", *extra])
 
 
-def test_search_refuses_thresholds_of_every_frame_on_scores_without_common_frames(labelled, calibrated):  # noqa: F811
+def test_search_refuses_thresholds_of_every_frame_on_scores_without_common_frames(labelled, calibrated):
     """The defect: thresholds fitted on every frame (an old file, or --keep-common-frames) judged search's default
     scores (common frames left out) without a word."""
     for name in ("old.json", "kept.json"):
@@ -104,7 +108,7 @@ def test_search_refuses_thresholds_of_every_frame_on_scores_without_common_frame
     assert judged.exit_code == 0, judged.output
 
 
-def test_dedup_applies_thresholds_only_to_scores_made_the_same_way(labelled, calibrated, tmp_path):  # noqa: F811
+def test_dedup_applies_thresholds_only_to_scores_made_the_same_way(labelled, calibrated, tmp_path):
     rng = np.random.default_rng(3)
     original = _unit(rng.standard_normal((6, 2, 16)))
     videos = {"orig": original, "copy": _unit(original + 0.05 * rng.standard_normal(original.shape))}
@@ -128,7 +132,7 @@ def test_dedup_applies_thresholds_only_to_scores_made_the_same_way(labelled, cal
         assert written["pairs"] and all(pair["verdict"] in ("copy", "not a copy") for pair in written["pairs"])
 
 
-def test_calibrate_scores_each_pair_as_search_does(planted_store, tmp_path):  # noqa: F811
+def test_calibrate_scores_each_pair_as_search_does(planted_store, tmp_path):
     """A query opening with the intro twelve unrelated videos share: calibrate's score of each pair is search's
     similarity, with the intro left out by default and kept with --keep-common-frames; they differ."""
     with FeatureStore(planted_store) as store:
@@ -150,3 +154,24 @@ def test_calibrate_scores_each_pair_as_search_does(planted_store, tmp_path):  # 
             assert scores[keep]["query"][hit["id"]] == pytest.approx(hit["similarity"], abs=1e-5), hit["id"]
     intro = [f"v{n:02d}" for n in range(12)]
     assert all(scores[True]["query"][v] > scores[False]["query"][v] + 0.05 for v in intro)
+
+
+def test_compare_leaves_frames_out_only_with_a_collection(videos_dir, tmp_path):
+    """compare scores every frame unless --collection names the features whose common frames it leaves out: the
+    thresholds are checked against that, before any frame is extracted."""
+    clip = str(videos_dir / "carphone_pristine.mp4")  # 4 frames
+    identity = ScoreIdentity("features only", "ResNet-50 random (seed 0)", "random (seed 0)", 1.0)
+    for rule in (KEPT, LEFT_OUT):
+        _thresholds(identity=identity, threshold=0.995, common_frames=rule).save(tmp_path / f"{rule}.json")
+
+    def compare(rule: str, *extra: str):
+        return runner.invoke(app, ["compare", clip, clip, *RANDOM, "--features-only", "--thresholds",
+                                   str(tmp_path / f"{rule}.json"), "--json", *extra])
+
+    assert _error(compare(LEFT_OUT), 2) == LEFT_OUT_ONES.format(
+        name="left out.json", how="with the collection they were left out of: --collection FEATURES.h5")
+    missing = str(tmp_path / "missing.h5")  # refused before the collection is opened
+    assert _error(compare(KEPT, "--collection", missing), 2) == EVERY_FRAME.format(name="kept.json")
+    result = compare(KEPT, "--collection", missing, "--keep-common-frames")  # every frame: as calibrated
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["verdict"] == "copy"
