@@ -175,3 +175,16 @@ def test_compare_leaves_frames_out_only_with_a_collection(videos_dir, tmp_path):
     result = compare(KEPT, "--collection", missing, "--keep-common-frames")  # every frame: as calibrated
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["verdict"] == "copy"
+
+
+def test_saved_similarities_are_of_every_frame(labelled, tmp_path):
+    """Saved similarities (evaluate's) cannot have frames left out: their thresholds say kept, and calibrate says so."""
+    gt = json.loads(labelled["gt.json"].read_text())
+    sims = {q: {v: 0.9 if v in gt["positives"][q] else 0.1 for v in gt["database"]} for q in gt["queries"]}
+    (tmp_path / "sims.json").write_text(json.dumps(sims))
+    result = runner.invoke(app, ["calibrate", "--ground-truth", str(labelled["gt.json"]), "--from-similarities",
+                                 str(tmp_path / "sims.json"), "--features-only", "-o", str(tmp_path / "t.json")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "t.json").read_text())["common_frames"] == "kept"
+    assert ("saved similarities are scores of every frame: these thresholds apply to runs with "
+            "--keep-common-frames") in " ".join(result.stderr.split())
