@@ -235,6 +235,7 @@ class CalibrateConfig(NormalizationOptions, ModelOptions):
     distractors: bool = False             # VCDB: add the distractors to the database (as negatives)
     features_only: bool = False           # raw region features, no attention and no comparator (docs/METHOD.md §3)
     target_precision: float = 0.95        # one verdict in 20 may be wrong: 76 copy pairs can show it
+    keep_common_frames: bool = False      # score every frame; default: leave out the file's boilerplate, as search
 
     def __post_init__(self):
         ExtractorOptions.__post_init__(self)

@@ -19,7 +19,7 @@ from s2vs_cli.jobs.dedup import DedupResult, run_dedup
 from s2vs_cli.jobs.dedup_tables import GROUP_COLUMNS, PAIR_COLUMNS, write_dedup_tables
 from s2vs_cli.progress import CallbackProgress
 from s2vs_cli.runtime import Runtime
-from s2vs_cli.scoring.calibration import ScoreIdentity, Thresholds
+from s2vs_cli.scoring.calibration import LEFT_OUT, ScoreIdentity, Thresholds
 from s2vs_cli.scoring.duplicate_groups import (DuplicateGroup, DuplicatePair, PairMatch, choose_keeper,
                                                duplicate_groups, pair_relation)
 from s2vs_cli.spreadsheet_cells import from_spreadsheet_safe
@@ -195,7 +195,7 @@ def test_thresholds_judge_pairs_and_only_copies_group(store, tmp_path):
     path = tmp_path / "thresholds.json"
     Thresholds(threshold=0.8, target_precision=0.95, precision=0.96, recall=0.9,
                identity=ScoreIdentity.of_store(None, IDENTITY), normalization=None,
-               calibration_set={"name": "test"}, version="test").save(path)
+               calibration_set={"name": "test"}, version="test", common_frames=LEFT_OUT).save(path)
     cfg = DedupConfig(features_only=True, exhaustive=True, thresholds=str(path), **FLOORS)
     result = run_dedup([str(store)], cfg, Runtime.cpu(), facts=facts_of)
     verdicts = {(p.a, p.b): p.verdict for p in result.pairs}

@@ -17,8 +17,8 @@ from .progress import running
 _READ_GROUND_TRUTH = " and ".join(name for name in COPY_LABEL_NAMES if not DATASETS[name].lists_videos)
 
 
-@options.takes("features_only", "model", "backbone", "backbone_weights", "pca", "device", "precision", "fps", "seed", "config",
-               "print_config", "json_output", "quiet")
+@options.takes("keep_common_frames", "features_only", "model", "backbone", "backbone_weights", "pca", "device",
+               "precision", "fps", "seed", "config", "print_config", "json_output", "quiet")
 def calibrate(
     ground_truth: Annotated[Optional[str], typer.Option(
         "--ground-truth", metavar="GT.json",
@@ -52,10 +52,12 @@ def calibrate(
 ) -> None:
     """Fit the score threshold above which a pair is a copy, for a target precision, on a labelled set.
 
-    Every (query, database video) pair of the set is scored; copies are positives, all other pairs
-    negatives. The threshold is the lowest score at which at least the target share of the pairs scoring
-    that much or more are copies; the file records it with the precision and recall measured there, the
-    model and extractor it belongs to, and any score normalization. compare and search then take it with
+    Every (query, database video) pair of the set is scored, as search and dedup score them: without the
+    common frames (boilerplate, black or flat frames) of the feature file, unless [bold]--keep-common-frames[/];
+    copies are positives, all other pairs negatives. The threshold is the lowest score at which at least the
+    target share of the pairs scoring that much or more are copies; the file records it with the precision
+    and recall measured there, the model and extractor it belongs to, any score normalization and whether
+    common frames were left out. compare, search and dedup then take it with
     [bold]--thresholds[/] and say "copy" or "not a copy".
 
     A precision measured on n pairs has a standard error of sqrt(p(1-p)/n); the claim is refused unless
@@ -98,6 +100,9 @@ def _render(thresholds, output: str | None, quiet: bool) -> None:
     table.add_row("scores", terminal_safe(f"{thresholds.identity.describe()}; from {used['scores']}"))
     if thresholds.normalization is not None:
         table.add_row("normalized", terminal_safe(thresholds.normalization.describe()))
+    left_out = data["common_frames"] == "left out"
+    table.add_row("common frames", "left out (as search and dedup leave them out)" if left_out
+                  else "kept (for runs with --keep-common-frames)")
     if output:
         table.add_row("written to", terminal_safe(output))
     print_table(table)

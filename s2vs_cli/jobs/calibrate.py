@@ -5,6 +5,10 @@ noise set if asked, or saved similarities), its labelled pairs, the fitted thres
 claim needs is scoring/calibration.py's. The scores' identity (model, extractor, frame rate) is the one
 `compare` and `search` check thresholds against: a feature file's StoreIdentity, or, for a file that
 records none (the published ones) and for saved similarities, the extractor the options name.
+
+Scores are made as search and dedup make them: without the common frames (boilerplate, low-information frames)
+of the feature file scored, found from its own features (common_frames_of_store), unless keep_common_frames;
+the file records which (`common_frames`). Saved similarities are evaluate's, of every frame: KEPT.
 """
 from __future__ import annotations
 
@@ -22,7 +26,9 @@ from ..models.backbone_registry import backbone_class
 from ..models.loading import file_label
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
-from ..scoring.calibration import FEATURES_ONLY, ScoreIdentity, Thresholds, fit_threshold
+from ..scoring.calibration import FEATURES_ONLY, KEPT, ScoreIdentity, Thresholds, common_frames_rule, fit_threshold
+from ..scoring.common_frames import LeftOut
+from ..scoring.common_frames_fit import common_frames_of_store
 from ..scoring.normalization import NoiseNormalization, normalize_with_noise
 from ..scoring.retrieval import VideoScorer, load_similarities
 from ..storage.store import FeatureStore, made_with_random_weights
@@ -39,34 +45,52 @@ def run_calibration(cfg: CalibrateConfig, runtime: Runtime, *, from_similarities
     benchmark = load_ground_truth(dataset_name(cfg), cfg.annotations, cfg.ground_truth, cfg.distractors, progress,
                                   available=available)
     benchmark.copies()  # a benchmark without copy labels fails now, before any scoring
-    normalization, stored_random = None, False
+    normalization, stored_random, common_frames = None, False, common_frames_rule(cfg.keep_common_frames)
     if from_similarities is not None:
         similarities, scored_from = load_similarities(from_similarities), str(from_similarities)
         identity = ScoreIdentity(declared_model(cfg), *declared_extractor(cfg), cfg.fps,
                                  declared_weights(cfg, runtime))
+        if common_frames != KEPT:
+            progress.note("saved similarities are scores of every frame: these thresholds apply to runs with "
+                          "--keep-common-frames")
+        common_frames = KEPT
     else:
         runtime.prepare(cfg, videos=False)
         identity = store_score_identity(features, runtime.network, cfg)
         stored_random = made_with_random_weights(features)
-        scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
-        similarities, scored_from = score_benchmark(benchmark, features, scorer, progress).similarities, str(features)
-        if cfg.normalize_with is not None:
-            similarities, normalization = normalize_with_noise(similarities, features, benchmark.queries,
-                                                               cfg.normalize_with, scorer, cfg.normalize_k,
-                                                               cfg.normalize_beta, progress)
+        similarities, normalization = score_calibration_set(cfg, benchmark, runtime, progress)
+        scored_from = str(features)
     thresholds = fit_thresholds(benchmark, similarities, cfg.target_precision, identity, normalization,
                                 scored_from,
-                                random_weights=runtime.random_weights or identity.random_weights or stored_random)
+                                random_weights=runtime.random_weights or identity.random_weights or stored_random,
+                                common_frames=common_frames)
     if output is not None:
         thresholds.save(output)
     return thresholds
 
 
+def score_calibration_set(cfg: CalibrateConfig, benchmark: Benchmark, runtime: Runtime, progress: Progress = SILENT
+                          ) -> tuple[Similarities, NoiseNormalization | None]:
+    """The labelled set's scores from `cfg.dataset_hdf5` by `runtime`'s network, made as search makes them: the
+    file's common frames left out of every video, query or not (unless cfg.keep_common_frames), normalized with
+    cfg's noise set if any -> (similarities, the normalization)."""
+    features, select = cfg.dataset_hdf5, None
+    if not cfg.keep_common_frames:  # the file's boilerplate, found as search finds its database's without an index
+        select = LeftOut(common_frames_of_store(features, progress)).select
+    scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
+    similarities = score_benchmark(benchmark, features, scorer, progress, select).similarities
+    if cfg.normalize_with is None:
+        return similarities, None
+    return normalize_with_noise(similarities, features, benchmark.queries, cfg.normalize_with, scorer,
+                                cfg.normalize_k, cfg.normalize_beta, progress, select)
+
+
 def fit_thresholds(benchmark: Benchmark, similarities: Similarities, target_precision: float,
                    identity: ScoreIdentity, normalization: NoiseNormalization | None = None,
-                   scored_from: str | None = None, random_weights: bool = False) -> Thresholds:
+                   scored_from: str | None = None, random_weights: bool = False,
+                   common_frames: str = KEPT) -> Thresholds:
     """The thresholds fitted on `benchmark`'s labelled pairs scored by `similarities` (made as `identity`
-    says, normalized as `normalization` says)."""
+    says, normalized as `normalization` says, with the common frames kept or left out as `common_frames` says)."""
     scores, is_copy, missing = labelled_pairs(benchmark, similarities, scored_from)
     name = Path(benchmark.source).name if benchmark.name == "custom" and benchmark.source else benchmark.name
     fit = fit_threshold(scores, is_copy, target_precision, name)
@@ -75,7 +99,8 @@ def fit_thresholds(benchmark: Benchmark, similarities: Similarities, target_prec
                        "accepted": fit.accepted, "missing_pairs": missing}
     return Thresholds(threshold=fit.threshold, target_precision=target_precision, precision=fit.precision,
                       recall=fit.recall, identity=identity, normalization=normalization,
-                      calibration_set=calibration_set, version=__version__, random_weights=random_weights)
+                      calibration_set=calibration_set, version=__version__, random_weights=random_weights,
+                      common_frames=common_frames)
 
 
 def labelled_pairs(benchmark: Benchmark, similarities: Similarities,

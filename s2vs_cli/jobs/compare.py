@@ -10,7 +10,7 @@ from ..errors import ConfigError, FeatureStoreError
 from ..media.video import video_info
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
-from ..scoring.calibration import ScoreIdentity, load_thresholds
+from ..scoring.calibration import ScoreIdentity, common_frames_rule, load_thresholds
 from ..scoring.common_frames import CommonFrames, kept_frames
 from ..scoring.common_frames_fit import common_frames_of_collection
 from ..scoring.pair import Comparison, VideoFeatures, compare_features, extract_video_features
@@ -42,8 +42,11 @@ def compare_videos(query: str | Path, target: str | Path, cfg: CompareConfig | R
     thresholds = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None  # before model loading
     if not loaded:
         runtime.prepare(cfg)
-    if thresholds is not None:  # compare does not normalize scores
-        thresholds.check_applies(runtime_score_identity(runtime, cfg.fps), None)
+    if thresholds is not None:  # compare does not normalize scores; it leaves frames out only with a collection
+        leave_out = "without --keep-common-frames" if cfg.collection is not None else \
+            "with the collection they were left out of: --collection FEATURES.h5"
+        thresholds.check_applies(runtime_score_identity(runtime, cfg.fps), None,
+                                 common_frames_rule(cfg.keep_common_frames or cfg.collection is None), leave_out)
     common = None
     if cfg.collection is not None and not cfg.keep_common_frames:  # the collection's boilerplate is no copy
         common = common_frames_of_collection(check_collection(cfg.collection, runtime, cfg.fps), progress)

@@ -34,7 +34,7 @@ from ..media.facts import stored_video_facts
 from ..models.short_videos import repeat_factor
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
-from ..scoring.calibration import Thresholds, load_thresholds
+from ..scoring.calibration import Thresholds, common_frames_rule, load_thresholds
 from ..scoring.common_frames import CommonFrames
 from ..scoring.common_frames_fit import common_frames_of_index, common_frames_of_stores
 from ..scoring.duplicate_groups import (RELATIONS, DuplicateGroup, DuplicatePair, PairMatch, choose_keeper,
@@ -108,7 +108,8 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
     with Collection(stores) as collection:
         runtime.prepare(cfg, videos=False)
         if thresholds is not None:  # dedup does not normalize scores
-            thresholds.check_applies(store_score_identity(collection.paths[0], runtime.network, cfg), None)
+            thresholds.check_applies(store_score_identity(collection.paths[0], runtime.network, cfg), None,
+                                     common_frames_rule(cfg.keep_common_frames))
         timed("start")
         with_frames = [n for n, video in enumerate(collection.ids) if collection.home[video].shape(video)[0] > 0]
         stages: dict[str, Any] = {"videos": len(collection.ids),

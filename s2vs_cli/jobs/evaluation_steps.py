@@ -14,7 +14,7 @@ from ..config import EvaluateConfig
 from ..errors import ConfigError, FeatureStoreError, S2VSError
 from ..progress import SILENT, Progress
 from ..scoring.normalization import NoiseNormalization, normalize_with_noise
-from ..scoring.retrieval import ScoredCollection, VideoScorer, score_store
+from ..scoring.retrieval import FrameSelect, ScoredCollection, VideoScorer, score_store
 from ..storage.bookkeeping import ExtractionOptions
 from ..workers.pool import default_workers
 
@@ -61,12 +61,13 @@ def normalize_scores(cfg: EvaluateConfig, similarities: Similarities, features: 
 
 
 def score_benchmark(benchmark: Benchmark, features: str | Path, scorer: VideoScorer,
-                    progress: Progress = SILENT) -> ScoredCollection:
-    """Similarities of the benchmark's queries to its database, from a feature file."""
+                    progress: Progress = SILENT, select: FrameSelect | None = None) -> ScoredCollection:
+    """Similarities of the benchmark's queries to its database, from a feature file (on the frames of each
+    video that `select` gives: all of them when None)."""
     if not Path(features).is_file():
         raise S2VSError(f"{features}: feature file not found")
     progress.stage("scoring", len(benchmark.database), unit="videos")
-    return score_store(str(features), benchmark.queries, benchmark.database, scorer, progress)
+    return score_store(str(features), benchmark.queries, benchmark.database, scorer, progress, select=select)
 
 
 def check_complete(result: Evaluation, strict: bool = True) -> Evaluation:

@@ -33,7 +33,7 @@ from ..config import SearchConfig
 from ..errors import ConfigError, FeatureStoreError, S2VSError
 from ..progress import SILENT, Progress
 from ..runtime import Runtime
-from ..scoring.calibration import Thresholds, load_thresholds
+from ..scoring.calibration import Thresholds, common_frames_rule, load_thresholds
 from ..scoring.common_frames import CommonFrames, KeptFrames, LeftOut
 from ..scoring.common_frames_fit import common_frames_of_index, common_frames_of_store
 from ..scoring.frame_level import frame_level_scores, query_frame_descriptors
@@ -361,7 +361,8 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
             from .calibrate import store_score_identity  # late: the datasets and PIL (~250 ms), only with --thresholds
 
             thresholds.check_applies(store_score_identity(database, runtime.network, cfg),
-                                     None if noise is None else noise.record)
+                                     None if noise is None else noise.record,
+                                     common_frames_rule(cfg.keep_common_frames))
         index, update = None, None
         if not cfg.exhaustive:
             index, opened = open_index(database, cfg.rebuild_index, progress)

@@ -15,10 +15,16 @@ The precision holds for pairs drawn like the calibration set's: calibrate on mat
 
 Thresholds belong to the scores they were fitted on: the model (a network or features only) and the content of
 its weights (a digest of its configuration and state dict, ViSiL.weights_digest), the extractor (backbone,
-whitening, frame rate) and the score normalization. `Thresholds.check_applies` refuses any other, in one line
-naming both. Files written before the digest was recorded still serve a published network, random weights or
-features only (the name fixes the weights: published files are checked against their digests when loaded), but
-not a network named by its path, whose file may since have been overwritten.
+whitening, frame rate), the score normalization and the frames scored: every frame, or the common frames
+(shared boilerplate and low-information frames, common_frames.py) left out, as search, dedup and
+`compare --collection` leave them out by default. `Thresholds.check_applies` refuses any other, in one line
+naming both: a threshold is a point on one distribution of scores, and leaving the boilerplate out moves
+the scores of the pairs that share it. A file that records no `common_frames` (written before they were left
+out) was fitted on every frame.
+
+Files written before the digest was recorded still serve a published network, random weights or features only
+(the name fixes the weights: published files are checked against their digests when loaded), but not a network
+named by its path, whose file may since have been overwritten.
 
 A thresholds file is checked on reading: each number within its range (a threshold outside the scores' range
 would make every pair a copy, or none), each count a non-negative integer; one line names the file and field.
@@ -49,6 +55,7 @@ from .normalization import NoiseNormalization
 FORMAT = "s2vs-thresholds/1"
 COPY, NOT_A_COPY = "copy", "not a copy"
 FEATURES_ONLY = "features only"  # the model label of scores made without a similarity network
+KEPT, LEFT_OUT = "kept", "left out"  # the common frames of the scores' collection (the file's `common_frames`)
 REQUIRED_KEYS = ("threshold", "target_precision", "precision", "recall", "model", "extractor", "normalization",
                  "calibration_set", "s2vs_version")
 COUNTS = ("pairs", "positives", "accepted", "missing_pairs")  # of calibration_set, where present
@@ -190,6 +197,7 @@ class Thresholds:
     calibration_set: dict[str, Any]     # name, file, features, pairs, positives, accepted
     version: str                        # of s2vs
     random_weights: bool = False        # fitted on scores of random weights: a test of the pipeline
+    common_frames: str = KEPT           # LEFT_OUT: scored without the common frames of the scores' feature file
     path: str | None = field(default=None, compare=False)  # the file it was read from
 
     def verdict(self, score: float) -> str:
@@ -201,9 +209,11 @@ class Thresholds:
         """How errors name these thresholds: their file, or 'the thresholds'."""
         return Path(self.path).name if self.path else "the thresholds"
 
-    def check_applies(self, identity: ScoreIdentity, normalization: NoiseNormalization | None) -> None:
+    def check_applies(self, identity: ScoreIdentity, normalization: NoiseNormalization | None,
+                      common_frames: str = KEPT, leave_out: str = "without --keep-common-frames") -> None:
         """ConfigError (one line naming both) unless scores made as `identity`, normalized as `normalization`
-        (None: not normalized), are the scores these thresholds were fitted on."""
+        (None: not normalized), with the common frames `common_frames` (KEPT or LEFT_OUT: common_frames_rule),
+        are the scores these thresholds were fitted on; `leave_out` says how this command leaves them out."""
         if dataclasses.replace(identity, weights=None) != dataclasses.replace(self.identity, weights=None):
             raise ConfigError(f"{self.name} was calibrated for {self.identity.describe()}; this run uses "
                               f"{identity.describe()}")
@@ -216,6 +226,17 @@ class Thresholds:
                 f"normalizes them with {normalization.describe()}"
             raise ConfigError(f"{self.name} was calibrated on scores normalized with "
                               f"{self.normalization.describe()}; this run {now}")
+        self._check_common_frames(common_frames, leave_out)
+
+    def _check_common_frames(self, common_frames: str, leave_out: str) -> None:
+        """ConfigError unless this run's scores keep or leave out the common frames as the calibration's did."""
+        if common_frames == self.common_frames:
+            return
+        if common_frames == LEFT_OUT:
+            raise ConfigError(f"{self.name} was calibrated on scores of every frame; this run leaves out common "
+                              "frames (calibrate again, or pass --keep-common-frames)")
+        raise ConfigError(f"{self.name} was calibrated on scores with common frames left out; this run scores every "
+                          f"frame (calibrate again with --keep-common-frames, or run {leave_out})")
 
     def _check_weights(self, weights: str | None) -> None:
         """ConfigError unless a network whose weights digest is `weights` is the one calibrated for."""
@@ -238,6 +259,7 @@ class Thresholds:
                 "extractor": {"backbone": self.identity.backbone, "whitening": self.identity.whitening,
                               "fps": self.identity.fps},
                 "normalization": None if self.normalization is None else self.normalization.as_dict(),
+                "common_frames": self.common_frames,
                 "calibration_set": dict(self.calibration_set), "random_weights": self.random_weights,
                 "s2vs_version": self.version}
 
@@ -262,7 +284,8 @@ class Thresholds:
                                        _digest(data.get("model_weights"))),
                 normalization=None if normalization is None else NoiseNormalization.from_dict(normalization),
                 calibration_set=dict(data["calibration_set"]), version=str(data["s2vs_version"]),
-                random_weights=_flag(data.get("random_weights", False)), path=path)
+                random_weights=_flag(data.get("random_weights", False)),
+                common_frames=_common_frames(data.get("common_frames", KEPT)), path=path)
             _check_ranges(thresholds, normalization, where)
         except KeyError as e:
             raise ConfigError(f"{where}missing {e}") from None
@@ -276,6 +299,11 @@ class Thresholds:
             write_text_atomically(path, json.dumps(self.as_dict(), indent=1, ensure_ascii=False) + "\n")
         except OutputWriteError as e:
             raise S2VSError(f"{path}: cannot write the thresholds ({e.reason})") from None
+
+
+def common_frames_rule(keep_common_frames: bool) -> str:
+    """KEPT when a run scores every frame (`--keep-common-frames`), else LEFT_OUT."""
+    return KEPT if keep_common_frames else LEFT_OUT
 
 
 def load_thresholds(path: str | Path) -> Thresholds:
@@ -338,6 +366,13 @@ def _flag(value: Any) -> bool:
     """A JSON true or false."""
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _common_frames(value: Any) -> str:
+    """KEPT or LEFT_OUT (a file written before common frames were left out records neither: KEPT)."""
+    if value not in (KEPT, LEFT_OUT):
+        raise ValueError(f"common_frames: expected \"{LEFT_OUT}\" or \"{KEPT}\", got {value!r}")
     return value
 
 

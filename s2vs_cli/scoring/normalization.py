@@ -29,7 +29,7 @@ import torch
 from ..errors import ConfigError, FeatureStoreError
 from ..progress import SILENT, Progress
 from ..storage.store import FeatureStore, StoreIdentity
-from .retrieval import Similarities, VideoScorer, read_video, score_prepared
+from .retrieval import FrameSelect, Similarities, VideoScorer, read_video, score_prepared
 
 
 @dataclass(frozen=True)
@@ -152,9 +152,11 @@ class NoiseSet:
 
 def normalize_with_noise(similarities: Similarities, query_features: str | Path, queries: Sequence[str],
                          noise_file: str | Path, scorer: VideoScorer, k: int, beta: float,
-                         progress: Progress = SILENT) -> tuple[dict[str, dict[str, float]], NoiseNormalization]:
+                         progress: Progress = SILENT, select: FrameSelect | None = None
+                         ) -> tuple[dict[str, dict[str, float]], NoiseNormalization]:
     """`similarities` normalized with the noise set in `noise_file`: each query's (read from the feature file
-    `query_features`) offset subtracted from its scores -> (normalized similarities, what was done).
+    `query_features`, its frames as `select` gives them, as scored) offset subtracted from its scores ->
+    (normalized similarities, what was done).
 
     Only the queries present in `similarities` are read and scored against the noise. The noise must be
     made by the same extractor as `query_features` and share no video with the queries or their targets.
@@ -165,7 +167,7 @@ def normalize_with_noise(similarities: Similarities, query_features: str | Path,
         noise.check_fits(store.identity, query_features)
         noise.check_unrelated(set(scored) | targets, str(query_features))
         progress.stage("scoring the noise set", len(noise.ids), unit="videos")
-        prepared = {q: scorer.prepare_query(read_video(store, q)) for q in scored}
+        prepared = {q: scorer.prepare_query(read_video(store, q, select)) for q in scored}
         offsets = noise.offsets(prepared, scorer, progress)
         return normalize_similarities({q: similarities[q] for q in scored}, offsets), noise.record
 

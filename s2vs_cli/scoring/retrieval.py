@@ -32,6 +32,9 @@ from ..storage.integrity import error_reason
 from ..storage.store import FeatureStore, hdf5_write_failed
 from ..models.short_videos import repeat_factor
 
+# (video id, its features [T, ...]) -> the frames of it to score (search and calibrate leave boilerplate out)
+FrameSelect = Callable[[str, np.ndarray], np.ndarray]
+
 TARGET_CHUNK_FRAMES = 2048  # the original's chunk of long targets (published numbers depend on it)
 DATABASE_BLOCK = 256  # database videos read, indexed and scored together...
 BLOCK_FRAMES = 65_536  # ...up to this many frames (~1.2 GB of float32 features)
@@ -177,8 +180,10 @@ class ScoredCollection:
 
 
 def score_store(store_path: str, queries: Sequence[str], database: Sequence[str], scorer: VideoScorer,
-                progress: Progress = SILENT, block: int = DATABASE_BLOCK) -> ScoredCollection:
-    """Score `queries` against `database`, both read from one feature file; absent ids are reported.
+                progress: Progress = SILENT, block: int = DATABASE_BLOCK,
+                select: FrameSelect | None = None) -> ScoredCollection:
+    """Score `queries` against `database`, both read from one feature file; absent ids are reported. `select`
+    (id, features) gives the frames of each video, query or not, to score (calibrate leaves boilerplate out).
 
     `progress.update(done, total)` counts database videos scored against every query.
     """
@@ -188,8 +193,8 @@ def score_store(store_path: str, queries: Sequence[str], database: Sequence[str]
         stored = {i for i in requested & ids if store.shape(i)[0] > 0}  # a video without frames counts as missing
         present_queries = [q for q in dict.fromkeys(queries) if q in stored]
         present_database = [d for d in dict.fromkeys(database) if d in stored]
-        prepared = {q: scorer.prepare_query(read_video(store, q)) for q in present_queries}
-        similarities = score_prepared(store, prepared, present_database, scorer, progress, block)
+        prepared = {q: scorer.prepare_query(read_video(store, q, select)) for q in present_queries}
+        similarities = score_prepared(store, prepared, present_database, scorer, progress, block, select=select)
     return ScoredCollection(similarities, [q for q in dict.fromkeys(queries) if q not in stored],
                             [d for d in dict.fromkeys(database) if d not in stored])
 
@@ -197,7 +202,7 @@ def score_store(store_path: str, queries: Sequence[str], database: Sequence[str]
 def score_prepared(store: FeatureStore, queries: dict[str, torch.Tensor], database: Sequence[str],
                    scorer: VideoScorer, progress: Progress = SILENT,
                    block: int = DATABASE_BLOCK, maps: dict[str, torch.Tensor] | None = None,
-                   select: Callable[[str, np.ndarray], np.ndarray] | None = None) -> Similarities:
+                   select: FrameSelect | None = None) -> Similarities:
     """Scores of prepared queries against stored videos (all present), reading the store block by block; with
     one query, `maps` receives the frame map of each video scored in one piece (VideoScorer.score); `select`
     (id, features) gives the frames of each stored video to score (search leaves boilerplate out)."""
@@ -250,16 +255,17 @@ def _groups(items: list, lengths: Sequence[int], max_frames: int, max_items: int
     return groups
 
 
-def read_video(store: FeatureStore, video_id: str) -> np.ndarray:
-    """A stored video's features [T, R, D] as evaluation reads them: short videos repeated to 4 frames."""
-    return repeat_to_min_frames(store.read_features(video_id))
+def read_video(store: FeatureStore, video_id: str,
+               select: FrameSelect | None = None) -> np.ndarray:
+    """A stored video's features [T, R, D] as evaluation reads them: short videos repeated to 4 frames; `select`
+    (id, features): only the frames it gives (search and calibrate leave boilerplate out)."""
+    features = store.read_features(video_id)
+    return repeat_to_min_frames(features if select is None else select(video_id, features))
 
 
-def _read_block(store: FeatureStore, ids: list[str], select: Callable[[str, np.ndarray], np.ndarray] | None = None
+def _read_block(store: FeatureStore, ids: list[str], select: FrameSelect | None = None
                 ) -> list[np.ndarray]:
-    if select is None:
-        return [read_video(store, video_id) for video_id in ids]
-    return [repeat_to_min_frames(select(video_id, store.read_features(video_id))) for video_id in ids]
+    return [read_video(store, video_id, select) for video_id in ids]
 
 
 def save_similarities(path: str | Path, similarities: Similarities) -> None:
