@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from s2vs_cli.cli import app
-from s2vs_cli.report.dedup_review import THUMBNAIL_AT, dedup_document, write_dedup_report
+from s2vs_cli.report.dedup_review import COVERAGE_NOTE, THUMBNAIL_AT, dedup_document, write_dedup_report
 from s2vs_cli.report.images import ReportImage
 from s2vs_cli.storage.parts import PartWriter, merge_parts
 from s2vs_cli.storage.store import StoreIdentity
@@ -76,7 +76,8 @@ def made(tmp_path_factory) -> dict:
             {"a": "c", "b": "x", "similarity": 0.33, "relation": "overlap", "coverage": {"a": 0.4, "b": 0.3},
              "matches": [{"a_start": 3.0, "a_end": 5.0, "b_start": 5.0, "b_end": 7.0, "score": 0.35}]},
         ],
-        "settings": {"keep": "resolution", "features_only": True, "min_similarity": 0.3, "label": HOSTILE},
+        "settings": {"keep": "resolution", "features_only": True, "min_similarity": 0.3, "label": HOSTILE,
+                     "keep_common_frames": False},
         "random_weights": True,
     }
     return {"folder": folder, "clip": clip, "store": store, "gone": gone, "result": result}
@@ -113,6 +114,11 @@ def test_document_holds_every_member_with_facts_thumbnail_and_keeper(made, docum
     assert "2 videos not at hand (1 with no source recorded): d, e; their cards and players show the path " \
         "recorded" in document["notes"]
     assert any("features only" in note for note in document["notes"])
+    # Boilerplate left out: coverage is of the time left in matching, which the page says (a real run's duplicate
+    # showed "a 80%" with matches spanning 8 of its 14 s: the 4 s intro was left out).
+    assert COVERAGE_NOTE in document["notes"] and COVERAGE_NOTE.startswith("coverage: the share of each video's time")
+    kept = dedup_document({**made["result"], "settings": {"keep_common_frames": True}, "pairs": [], "groups": []})
+    assert COVERAGE_NOTE not in kept["notes"]
 
 
 def test_document_holds_every_pair_its_matches_and_the_links(made, document):

@@ -32,6 +32,11 @@ FACTS = ("duration", "width", "height", "fps", "bitrate", "size")
 THUMBNAIL_AT = 0.5  # share of a member's length where its thumbnail is taken: past any intro, the same moment
 #                     in every copy of a group, so the cards show at a glance that they hold one video
 SHOWN_MISSING = 5   # ids named in the note on sources not at hand
+# Coverage is of the time left in matching (jobs/dedup.py): without this, a duplicate whose matches span 8 of 14 s
+# (a 4 s intro left out) reads "80%" as a wrong sum.
+COVERAGE_NOTE = ("coverage: the share of each video's time left in matching; frames common to many videos (intros, "
+                 "logos) and low-information ones (black, flat colour, fades) are left out (--keep-common-frames "
+                 "keeps them)")
 
 
 def dedup_document(result: Mapping, stores: Sequence[str | Path] = (), *, videos: VideoFinder | None = None,
@@ -91,6 +96,8 @@ class _DedupReview:
         notes = self.notes + self._missing_note()
         if settings.get("features_only"):
             notes.append(FEATURES_ONLY_NOTE)
+        if settings.get("keep_common_frames") is False:
+            notes.append(COVERAGE_NOTE)
         model = settings.get("model") or ("features only" if settings.get("features_only") else "")  # "": not shown
         where = f" in {', '.join(store.name for store in self.stores)}" if self.stores else ""
         title = (f"dedup: {counts['groups']} {'group' if counts['groups'] == 1 else 'groups'} of duplicates, "
