@@ -211,7 +211,7 @@ class DedupConfig(CompareConfig):
     min_frame_level: Optional[float] = None  # self-join: frame-level floor of a candidate pair; None: its default
     exhaustive: bool = False                # every pair of videos scored, no index (small stores, checks)
     duplicate_coverage: float = 0.8         # copied parts covering this share of both videos: duplicates
-    keep: str = "resolution"                # suggested keeper: resolution (then duration), duration, size, first
+    keep: str = "resolution"                # keeper: resolution (then duration), duration, size, first; ties: bitrate
     keep_common_frames: bool = False        # match boilerplate too (intros, logos, black frames)
 
     def __post_init__(self):

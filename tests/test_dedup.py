@@ -140,6 +140,17 @@ def test_keeper_rules():
     assert choose_keeper(["w", "v"], {}, "size") == "w"  # all unknown: the first
 
 
+def test_keeper_ties_go_to_the_higher_bitrate_not_the_first_reencode():
+    """Seen on a real run (make_boilerplate_collection.py): c2, v01 re-encoded at CRF 40 (82 kb/s), tied with v01
+    (642 kb/s) on resolution and length, and was suggested as the keeper for sorting first."""
+    same = {"duration": 14.0, "width": 640, "height": 360, "size": 143_662}
+    facts = {"c2": {**same, "bitrate": 82_092}, "v01": {**same, "bitrate": 642_318}}
+    for rule in ("resolution", "duration", "size"):
+        assert choose_keeper(["c2", "v01"], facts, rule) == "v01", rule
+    assert choose_keeper(["c2", "v01"], facts, "first") == "c2"
+    assert choose_keeper(["c2", "v01"], {"c2": same, "v01": same}, "resolution") == "c2"  # no bitrates: the first
+
+
 def test_pair_relation_names_the_container():
     assert pair_relation(0.9, 0.85, 0.8) == ("duplicate", None)
     assert pair_relation(0.95, 0.3, 0.8) == ("contains", "b")  # a lies inside b

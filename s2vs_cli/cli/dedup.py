@@ -46,7 +46,8 @@ def dedup(
     keep: Annotated[Optional[str], typer.Option(
         "--keep", metavar="RULE", help="Suggested keeper of each group: resolution (the most pixels, then the "
                                        "longest), duration, size (the largest file) or first (in the files' "
-                                       "order).  \\[default: resolution]", rich_help_panel=DEDUP)] = None,
+                                       "order); ties go to the higher bitrate.  \\[default: resolution]",
+        rich_help_panel=DEDUP)] = None,
     duplicate_coverage: Annotated[Optional[float], typer.Option(
         "--duplicate-coverage", metavar="SHARE", help="Copied parts covering this share of both videos make a "
                                                       "duplicate; of one only, it contains the other.  "

@@ -44,7 +44,7 @@ def report(
             document = saved_results_document(results, videos, pattern, progress)
             written = write_page(document, output)
     counts = document_counts(document)
-    first = plural(len(document["groups"]), "groups") if document["kind"] == "dedup" else \
+    first = plural(document["counts"]["groups"], "groups") if document["kind"] == "dedup" else \
         plural(counts["queries"], "queries")
     stdout.print(f"{terminal_safe(written)}: {first}, "
                  f"{plural(counts['pairs'], 'pairs')}, {plural(counts['matches'], 'copied parts')}, "

@@ -2,8 +2,10 @@
 
 Built from the dedup result in its JSON form (`groups`, `pairs`, `settings`, `random_weights`), so a page can be
 drawn from a saved duplicates.json as well as from a run. Each group shows its members (a thumbnail from the
-source video, its facts, the suggested keeper marked) and its pairs; pairs whose videos lie in different groups
-(one contains the other, or they overlap) are the links between groups, listed after them. Every pair opens into
+source video, its facts, the suggested keeper marked) and its pairs. A video that only contains or overlaps others
+is a group of one in the result: no duplicate and nothing to keep, it is a card among the videos in no group. Groups
+are numbered as the result's `links`, the terminal table and groups.csv number them (0, 1, ...). Pairs whose videos
+lie in different groups (one contains the other, or they overlap) are the links between groups, listed after them. Every pair opens into
 the review pages' pair view: both videos side by side, waiting at the first match, each match a click away
 (assets/dedup.js draws the page, review.js the pair view).
 
@@ -30,6 +32,11 @@ FACTS = ("duration", "width", "height", "fps", "bitrate", "size")
 THUMBNAIL_AT = 0.5  # share of a member's length where its thumbnail is taken: past any intro, the same moment
 #                     in every copy of a group, so the cards show at a glance that they hold one video
 SHOWN_MISSING = 5   # ids named in the note on sources not at hand
+# Coverage is of the time left in matching (jobs/dedup.py): without this, a duplicate whose matches span 8 of 14 s
+# (a 4 s intro left out) reads "80%" as a wrong sum.
+COVERAGE_NOTE = ("coverage: the share of each video's time left in matching; frames common to many videos (intros, "
+                 "logos) and low-information ones (black, flat colour, fades) are left out (--keep-common-frames "
+                 "keeps them)")
 
 
 def dedup_document(result: Mapping, stores: Sequence[str | Path] = (), *, videos: VideoFinder | None = None,
@@ -57,9 +64,9 @@ class _DedupReview:
         self.thumbnails = ThumbnailBatch()
         self.notes: list[str] = []
         self._duration = VideoDurations()  # each file probed once
-        self.group_of: dict[str, int] = {}  # video id -> its group's number (1, 2, ...)
+        self.group_of: dict[str, int] = {}  # video id -> its group's number: its index in the result's groups
         self.facts: dict[str, Mapping] = {}
-        for number, group in enumerate(result["groups"], 1):
+        for number, group in enumerate(result["groups"]):
             for member in group["members"]:
                 self.group_of[str(member)] = number
             self.facts.update({str(video_id): facts for video_id, facts in (group.get("facts") or {}).items()})
@@ -69,28 +76,32 @@ class _DedupReview:
 
     def document(self) -> dict:
         """The whole document: counts, settings, groups with their members and pairs, the links between groups."""
-        groups = [self._group(number, group) for number, group in enumerate(self.result["groups"], 1)]
+        groups = [self._group(number, group) for number, group in enumerate(self.result["groups"])]
         pairs, links = [], []
         for index, pair in enumerate(self.result["pairs"]):
             entry = self._pair(pair)
             pairs.append(entry)
             group_a, group_b = entry["groups"]
             if group_a is not None and group_a == group_b:
-                groups[group_a - 1]["pairs"].append(index)
+                groups[group_a]["pairs"].append(index)
             else:
                 links.append(index)
         settings = dict(self.result.get("settings") or {})
         relations = [pair["relation"] for pair in pairs]
-        counts = {"groups": len(groups), "videos": sum(len(group["members"]) for group in groups),
-                  "pairs": len(pairs), **{relation: relations.count(relation) for relation in RELATIONS},
-                  "links": len(links)}
+        duplicated = [group for group in groups if not group["single"]]
+        counts = {"groups": len(duplicated), "videos": sum(len(group["members"]) for group in duplicated),
+                  "removable": sum(len(group["members"]) - 1 for group in duplicated),
+                  "single": len(groups) - len(duplicated), "pairs": len(pairs),
+                  **{relation: relations.count(relation) for relation in RELATIONS}, "links": len(links)}
         notes = self.notes + self._missing_note()
         if settings.get("features_only"):
             notes.append(FEATURES_ONLY_NOTE)
+        if settings.get("keep_common_frames") is False:
+            notes.append(COVERAGE_NOTE)
         model = settings.get("model") or ("features only" if settings.get("features_only") else "")  # "": not shown
         where = f" in {', '.join(store.name for store in self.stores)}" if self.stores else ""
-        title = (f"dedup: {counts['groups']} {'group' if counts['groups'] == 1 else 'groups'}, {counts['pairs']} "
-                 f"{'pair' if counts['pairs'] == 1 else 'pairs'}{where}")
+        title = (f"dedup: {counts['groups']} {'group' if counts['groups'] == 1 else 'groups'} of duplicates, "
+                 f"{counts['pairs']} {'pair' if counts['pairs'] == 1 else 'pairs'}{where}")
         document = new_document("dedup", title, model=str(model), extractor=settings.get("extractor"),
                                 random_weights=bool(self.result.get("random_weights")), notes=notes)
         document.update(counts=counts, settings=settings, groups=groups, pairs=pairs, links=links)
@@ -99,11 +110,12 @@ class _DedupReview:
     # --- pieces ---------------------------------------------------------------------------------------------
 
     def _group(self, number: int, group: Mapping) -> dict:
+        single = len(group["members"]) == 1  # no duplicate: its keeper is no suggestion
         keep = group.get("keep")
-        keep = None if keep is None else str(keep)
-        return {"number": number, "keep": keep,
+        keep = None if keep is None or single else str(keep)
+        return {"number": number, "keep": keep, "single": single,
                 "members": [self._member(str(video_id), str(video_id) == keep) for video_id in group["members"]],
-                "links": [int(index) + 1 for index in group.get("links") or ()], "pairs": []}
+                "links": sorted(int(index) for index in group.get("links") or ()), "pairs": []}
 
     def _member(self, video_id: str, keep: bool) -> dict:
         facts = self.facts.get(video_id) or {}

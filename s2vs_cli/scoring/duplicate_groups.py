@@ -8,7 +8,9 @@ Pure functions on numbers and ids (jobs/dedup.py scores and locates the pairs):
   `overlap` pair never merges two groups, it links them (`DuplicateGroup.links`). Every video of a listed
   pair is in exactly one group, a video that only contains or overlaps others in a group of its own;
 - each group suggests a keeper by a rule (`choose_keeper`): resolution (width x height, then duration), duration,
-  size (of the file) or first (in the collection's order); ties go to the first in that order.
+  size (of the file) or first (in the collection's order); ties then go to the higher bitrate (a re-encode at the
+  same size and length is most often the worse copy: keeping it would suggest deleting the original), then to the
+  first in that order.
 """
 from __future__ import annotations
 
@@ -141,16 +143,16 @@ def _pixels(facts: Mapping[str, Any]) -> float:
 
 
 _RANKS: dict[str, Callable[[Mapping[str, Any]], tuple]] = {
-    "resolution": lambda f: (_pixels(f), _number(f, "duration")),
-    "duration": lambda f: (_number(f, "duration"), _pixels(f)),
-    "size": lambda f: (_number(f, "size"), _pixels(f), _number(f, "duration")),
+    "resolution": lambda f: (_pixels(f), _number(f, "duration"), _number(f, "bitrate")),
+    "duration": lambda f: (_number(f, "duration"), _pixels(f), _number(f, "bitrate")),
+    "size": lambda f: (_number(f, "size"), _pixels(f), _number(f, "duration"), _number(f, "bitrate")),
     "first": lambda f: (),
 }
 
 
 def choose_keeper(members: Sequence[str], facts: Mapping[str, Mapping[str, Any]], rule: str) -> str:
     """The member to keep by `rule` (config.KEEP_RULES): the highest by its facts (missing ones rank lowest),
-    ties to the first member (`members` come in the collection's order)."""
+    ties to the higher bitrate, then to the first member (`members` come in the collection's order)."""
     rank = _RANKS[rule]
     best = max(range(len(members)), key=lambda n: (rank(facts.get(members[n], {})), -n))
     return members[best]

@@ -1,6 +1,7 @@
 // The dedup page (document kind "dedup", report/dedup_review.py): a summary, each group of duplicates (its
-// members' thumbnails and facts, the suggested keeper marked, its pairs), then the pairs that link groups (one
-// contains the other, or they overlap). A pair row opens into the review pages' pair view (review.js, handed
+// members' thumbnails and facts, the suggested keeper marked, its pairs), the videos in no group (groups of one in
+// the result: nothing to keep), then the pairs that link groups (one contains the other, or they overlap). Groups
+// are numbered #0, #1, ... as in the result's links, the terminal's table and groups.csv. A pair row opens into the review pages' pair view (review.js, handed
 // in as `kit`): both videos side by side, waiting at the first match; a match seeks and plays both.
 // Inlined before review.js, which calls the builder registered here; data reaches the DOM as text only.
 "use strict";
@@ -10,10 +11,14 @@
 
   pages.dedup = function dedupPage(doc, kit) {
     const pairs = doc.pairs || [];
+    const groups = doc.groups || [];
     const linked = linksByGroup(pairs, doc.links || []);
+    const ref = (number) => groupLink(number, groups, kit);
     const main = kit.el("main", { class: "dedup" }, summary(doc, kit));
-    for (const group of doc.groups || []) main.append(groupSection(doc, group, linked, kit));
-    main.append(linksSection(doc, kit));
+    for (const group of groups) if (!group.single) main.append(groupSection(doc, group, linked, ref, kit));
+    const singles = groups.filter((group) => group.single);
+    if (singles.length) main.append(singlesSection(singles, linked, ref, kit));
+    main.append(linksSection(doc, ref, kit));
     return main;
   };
 
@@ -31,7 +36,8 @@
     const c = doc.counts || {};
     return el("section", { class: "dedup-summary" },
       el("p", { class: "summary" },
-        `${plural(c.groups, "group", "groups")} holding ${plural(c.videos, "video", "videos")} · ` +
+        `${plural(c.groups, "group", "groups")} of duplicates holding ${plural(c.videos, "video", "videos")} ` +
+        `(${count(c.removable)} removable) · ${plural(c.single, "video", "videos")} in no group · ` +
         `${plural(c.pairs, "pair", "pairs")}, ${plural(c.links, "link", "links")} between groups · ` +
         "click a pair to see both videos side by side"),
       el("ul", { class: "relation-counts" }, RELATIONS.map((r) => el("li", { class: `relation-count count-${r}` },
@@ -51,7 +57,7 @@
   }
 
   // ---------------------------------------------------------------- groups
-  // Group number -> [{group, relations}] of the groups its members' link pairs reach, and how.
+  // Group number -> [{group, relations}] of the groups its members' link pairs reach, and how (by number).
   function linksByGroup(pairs, links) {
     const found = new Map();
     const add = (from, to, relation) => {
@@ -67,36 +73,55 @@
         add(b, a, pairs[index].relation);
       }
     }
+    for (const reached of found.values()) reached.sort((x, y) => x.group - y.group);
     return found;
   }
 
-  function groupSection(doc, group, linked, kit) {
+  function linkedTo(group, linked, ref, kit) {
+    const links = linked.get(group.number) || (group.links || []).map((n) => ({ group: n, relations: [] }));
+    if (!links.length) return null;
+    return kit.el("p", { class: "group-links" }, "linked to ", links.map((l, i) => [i ? ", " : "",
+      ref(l.group), l.relations.length ? ` (${l.relations.join(", ")})` : ""]));
+  }
+
+  function groupSection(doc, group, linked, ref, kit) {
     const { el, span } = kit;
     const members = group.members || [];
     const title = el("h2", { class: "query-title group-title" },
-      span("query-label", `group ${group.number}`),
+      span("query-label", `group #${group.number}`),
       span("query-id", plural(members.length, "video", "videos")),
       group.keep ? span("group-keep", "suggested keeper ", el("strong", {}, group.keep)) : null);
-    const section = el("section", { class: "query group", id: `group-${group.number}` }, title);
-    const links = linked.get(group.number) || (group.links || []).map((n) => ({ group: n, relations: [] }));
-    if (links.length) {
-      section.append(el("p", { class: "group-links" }, "linked to ", links.map((l, i) => [i ? ", " : "",
-        groupLink(l.group, kit), l.relations.length ? ` (${l.relations.join(", ")})` : ""])));
-    }
-    section.append(el("div", { class: "members" }, members.map((m) => memberCard(m, kit))));
+    const section = el("section", { class: "query group", id: `group-${group.number}` }, title,
+      linkedTo(group, linked, ref, kit), el("div", { class: "members" }, members.map((m) => memberCard(m, kit))));
     const own = (group.pairs || []).map((i) => doc.pairs[i]);
-    if (own.length) section.append(pairsTable(doc, own, false, kit));
+    if (own.length) section.append(pairsTable(doc, own, false, ref, kit));
     return section;
   }
 
-  function groupLink(number, kit) {
+  // Groups of one: a card each (its anchor the group's), linked to what it contains or overlaps; no keeper.
+  function singlesSection(singles, linked, ref, kit) {
+    const { el, span } = kit;
+    return el("section", { class: "query singles", id: "singles" },
+      el("h2", { class: "query-title" }, span("query-label", "in no group"),
+        span("query-id", plural(singles.length, "video", "videos")),
+        span("group-keep", "no duplicate: each only contains or overlaps others")),
+      el("div", { class: "members" }, singles.map((group) => memberCard(group.members[0], kit,
+        { number: group.number, links: linkedTo(group, linked, ref, kit) }))));
+  }
+
+  // A link to group `number`: "group #N", or a group of one by its video, "ID (#N)".
+  function groupLink(number, groups, kit) {
     if (number === null || number === undefined) return kit.span("no-group", "–");
-    const link = kit.el("a", { href: `#group-${number}`, class: "group-ref" }, `group ${number}`);
+    const group = groups[number];
+    const text = group && group.single && group.members.length ? `${group.members[0].id} (#${number})`
+      : `group #${number}`;
+    const link = kit.el("a", { href: `#group-${number}`, class: "group-ref" }, text);
     link.addEventListener("click", (event) => event.stopPropagation()); // follow the link, leave the row shut
     return link;
   }
 
-  function memberCard(member, kit) {
+  // `single`: {number, links} of a video in no group (the card is its group's anchor).
+  function memberCard(member, kit, single) {
     const { el, span, badge, formatTime } = kit;
     const f = member.facts || {};
     const picture = member.thumb
@@ -111,11 +136,15 @@
       ["bitrate", bitrate(f.bitrate)],
       ["size", bytes(f.size)],
     ];
-    return el("figure", { class: member.keep ? "member keeper" : "member", "data-id": member.id }, picture,
-      el("figcaption", {}, span("member-id", member.id), member.keep ? badge("keep", "keep") : null),
+    const where = single ? { id: `group-${single.number}`, class: "member single" }
+      : { class: member.keep ? "member keeper" : "member" };
+    return el("figure", { ...where, "data-id": member.id }, picture,
+      el("figcaption", {}, span("member-id", member.id), member.keep ? badge("keep", "keep")
+        : single ? span("single-number", `#${single.number}`) : null),
       el("dl", { class: "facts" }, facts.map(([name, value]) => el("div", { class: "fact" },
         el("dt", {}, name), el("dd", {}, value)))),
-      member.source ? el("p", { class: "member-source", title: member.source }, member.source) : null);
+      member.source ? el("p", { class: "member-source", title: member.source }, member.source) : null,
+      single ? single.links : null);
   }
 
   function bitrate(bits) {
@@ -136,23 +165,23 @@
   }
 
   // ---------------------------------------------------------------- pairs
-  function linksSection(doc, kit) {
+  function linksSection(doc, ref, kit) {
     const { el, span } = kit;
     const links = (doc.links || []).map((i) => doc.pairs[i]);
     const section = el("section", { class: "query links", id: "links" },
       el("h2", { class: "query-title" }, span("query-label", "links between groups"),
         span("query-id", plural(links.length, "pair", "pairs"))));
-    if (links.length) section.append(pairsTable(doc, links, true, kit));
+    if (links.length) section.append(pairsTable(doc, links, true, ref, kit));
     else section.append(el("p", { class: "no-hits" }, "No video contains or overlaps one of another group."));
     return section;
   }
 
-  function pairsTable(doc, pairs, withGroups, kit) {
+  function pairsTable(doc, pairs, withGroups, ref, kit) {
     const { span, similarityCell, verdictBadge } = kit;
     const columns = [];
     if (withGroups) {
-      columns.push({ head: "groups", cls: "pair-groups", cell: (p) => [groupLink(p.groups[0], kit), span("vs", " ↔ "),
-        groupLink(p.groups[1], kit)] });
+      columns.push({ head: "groups", cls: "pair-groups", cell: (p) => [ref(p.groups[0]), span("vs", " ↔ "),
+        ref(p.groups[1])] });
     }
     columns.push(
       { head: "pair", cls: "target",
