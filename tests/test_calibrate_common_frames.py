@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from s2vs_cli.cli import app
 from s2vs_cli.config import CalibrateConfig
 from s2vs_cli.datasets.registry import load_ground_truth
-from s2vs_cli.errors import ConfigError
+from s2vs_cli.errors import ConfigError, FeatureStoreError
 from s2vs_cli.jobs.calibrate import score_calibration_set
 from s2vs_cli.runtime import Runtime
 from s2vs_cli.scoring.calibration import KEPT, LEFT_OUT, ScoreIdentity, Thresholds, common_frames_rule, load_thresholds
@@ -106,6 +106,20 @@ def test_search_refuses_thresholds_of_every_frame_on_scores_without_common_frame
     assert _error(refused, 2) == LEFT_OUT_ONES.format(name="left-out.json", how="without --keep-common-frames")
     judged = _search_with(labelled, calibrated["left-out.json"])
     assert judged.exit_code == 0, judged.output
+
+
+def test_search_gives_no_verdict_when_the_common_frames_cannot_be_found(labelled, calibrated, monkeypatch):
+    """Without --thresholds a damaged store's common frames are a note and every frame is scored; with them, those
+    scores are not what the thresholds were fitted on: the damage is the error."""
+    import s2vs_cli.jobs.search as search_job
+
+    def damaged(*args, **kwargs):
+        raise FeatureStoreError("features.h5: 'q1' is damaged")
+    monkeypatch.setattr(search_job, "common_frames_of_store", damaged)
+    assert _error(_search_with(labelled, calibrated["left-out.json"]), 1) == "features.h5: 'q1' is damaged"
+    plain = runner.invoke(app, ["search", "q0", "--database", str(labelled["features.h5"]), "--features-only",
+                                "--exhaustive", "--json"])
+    assert plain.exit_code == 0 and "no frames left out as boilerplate" in plain.stderr
 
 
 def test_dedup_applies_thresholds_only_to_scores_made_the_same_way(labelled, calibrated, tmp_path):

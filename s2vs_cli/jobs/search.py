@@ -377,6 +377,8 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
             common = common_frames_of_index(index, progress) if index is not None else \
                 common_frames_of_store(database, progress)
         except (SearchIndexError, FeatureStoreError) as e:  # damage: said here, and by each query that reads it
+            if thresholds is not None:  # fitted on scores without the common frames: no verdict on scores with them
+                raise
             progress.note(f"no frames left out as boilerplate: {e}")
     scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
     searcher = Searcher(database, scorer, index, cfg.candidates, cfg.top_k, noise=noise, thresholds=thresholds,
