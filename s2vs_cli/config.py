@@ -208,6 +208,7 @@ class DedupConfig(CompareConfig):
     """`s2vs dedup`: every pair of a collection's videos that shares copied content, and groups of duplicates."""
 
     neighbours: int = 100                   # self-join: nearest segments each segment looks up in the index
+    probes: Optional[int] = None            # self-join above 65,536 segments: inverted lists searched; None: 16
     min_frame_level: Optional[float] = None  # self-join: frame-level floor of a candidate pair; None: its default
     exhaustive: bool = False                # every pair of videos scored, no index (small stores, checks)
     duplicate_coverage: float = 0.8         # copied parts covering this share of both videos: duplicates
@@ -218,6 +219,8 @@ class DedupConfig(CompareConfig):
         CompareConfig.__post_init__(self)
         if self.neighbours < 1:
             raise ConfigError(f"neighbours must be at least 1, got {self.neighbours}")
+        if self.probes is not None and self.probes < 1:
+            raise ConfigError(f"probes must be at least 1, got {self.probes}")
         if not 0 < self.duplicate_coverage <= 1:  # also refuses nan
             raise ConfigError(f"duplicate_coverage must be above 0 and at most 1, got {self.duplicate_coverage}")
         if self.keep not in KEEP_RULES:

@@ -275,6 +275,8 @@ def test_usage_errors(halves, store):
     assert _dedup(str(store), "-0").exit_code == 2
     with pytest.raises(ConfigError, match="neighbours"):
         DedupConfig(neighbours=0)
+    probes = _dedup(str(store), "--probes", "0")
+    assert probes.exit_code == 2 and "probes must be at least 1, got 0" in probes.stderr
     printed = _dedup(str(store), "--keep", "size", "--print-config")
     assert printed.exit_code == 0 and "keep: size" in printed.stdout and "duplicate_coverage: 0.8" in printed.stdout
     config = store.parent / "dedup.yaml"

@@ -124,6 +124,18 @@ def test_inverted_lists_and_small_tiles_give_the_same_pairs(joined, monkeypatch)
     np.testing.assert_allclose(approximate.frame_level, exact.frame_level, atol=1e-5)
 
 
+def test_probes_set_how_many_inverted_lists_a_segment_searches(joined, monkeypatch):
+    """dedup --probes: more lists searched, never fewer pairs (the lists searched include the default's)."""
+    index, _, _, _ = joined
+    monkeypatch.setattr(self_join, "EXACT_SEGMENTS", 0)
+    monkeypatch.setattr(self_join, "LIST_SIZE", 4)
+    few, many = (candidate_pairs(index, probes=n, min_frame_level=-1.0, min_coarse=-1.0) for n in (1, 6))
+    lists = int(few.stages["segments"]["join"].split(": ")[1].split(" lists")[0])
+    assert few.stages["segments"]["join"].endswith(", 1 searched")
+    assert many.stages["segments"]["join"].endswith(", 6 searched") and lists > 6
+    assert _pairs(few) < _pairs(many)
+
+
 def test_segment_vectors_are_the_index_vectors(joined):
     index, frames, _, _ = joined
     vectors = segment_vectors(index)

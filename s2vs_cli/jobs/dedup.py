@@ -155,7 +155,7 @@ def _settings(cfg: DedupConfig, collection: Collection, runtime: Runtime, thresh
                 "model": "features only" if runtime.network is None else runtime.network.label,
                 "thresholds": calibration}
     return settings | {name: getattr(cfg, name) for name in (
-        "features_only", "exhaustive", "neighbours", "min_frame_level", "duplicate_coverage", "keep",
+        "features_only", "exhaustive", "neighbours", "probes", "min_frame_level", "duplicate_coverage", "keep",
         "min_match_seconds", "min_match_score", "keep_common_frames")}
 
 
@@ -174,7 +174,7 @@ def _indexed_candidates(collection: Collection, cfg: DedupConfig, runtime: Runti
         group.barrier()
     floor = {} if cfg.min_frame_level is None else {"min_frame_level": cfg.min_frame_level}
     found = candidate_pairs(index, neighbours=cfg.neighbours, keep_frames=keep_frames, group=runtime.group,
-                            progress=progress, **floor)
+                            progress=progress, probes=cfg.probes, **floor)
     position = {video: n for n, video in enumerate(collection.ids)}
     names = index.catalogue.ids
     pairs = {tuple(sorted((position[names[a]], position[names[b]])))

@@ -6,8 +6,9 @@ the others. Each segment's SEGMENT_NEIGHBOURS x `neighbours` nearest segments ar
 candidates are the videos they belong to, best segment first, up to `neighbours` of them, itself left out;
 a pair's `coarse` score is its best segment inner product. Small collections (<= EXACT_SEGMENTS segments)
 are scanned exhaustively. Above, the join runs on a temporary inverted-list index over the same vectors
-(float16, lists of about LIST_SIZE segments, JOIN_NPROBE of them searched a segment): an exhaustive scan of
-500,000 x 500,000 segments would be 1.3e14 multiply-adds, the inverted lists a few hundredth of that.
+(float16, lists of about LIST_SIZE segments, `probes` of them searched a segment; default JOIN_NPROBE): an
+exhaustive scan of 500,000 x 500,000 segments would be 1.3e14 multiply-adds, the inverted lists a few
+hundredth of that.
 Each unordered pair is kept once (first < second), with the better coarse score of its two sides; pairs
 whose coarse score is below `min_coarse` go no further.
 Stage 2 (frames): each pair's frame-level Chamfer similarity (scoring/frame_level.py) in both directions,
@@ -66,7 +67,7 @@ def candidate_pairs(index: VideoIndex, *, neighbours: int = DEFAULT_NEIGHBOURS,
                     min_frame_level: float = MIN_FRAME_LEVEL,
                     keep_frames: Callable[[int, np.ndarray], np.ndarray] | None = None,
                     group: ProcessGroup | None = None, progress: Progress = SILENT,
-                    min_coarse: float = MIN_COARSE) -> CandidatePairs:
+                    min_coarse: float = MIN_COARSE, probes: int | None = None) -> CandidatePairs:
     """The pairs of `index`'s videos whose frame-level score reaches `min_frame_level`, found by the batched
     self-join of the module's docstring (`keep_frames(number, frame descriptors [T, D]) -> bool [T]`)."""
     group = group or ProcessGroup()
@@ -76,7 +77,7 @@ def candidate_pairs(index: VideoIndex, *, neighbours: int = DEFAULT_NEIGHBOURS,
                                     "kept": int(kept.sum()) if kept is not None else int(index.frames.offsets[-1]),
                                     "seconds": round(time.perf_counter() - started, 3)}}
     started = time.perf_counter()
-    found, how = nearest_videos(index, neighbours, kept, group, progress)
+    found, how = nearest_videos(index, neighbours, kept, group, progress, probes)
     first, second, coarse = _merge(group.gather(found))
     near = coarse >= min_coarse
     stages["segments"] = {"join": how, "pairs": len(first), "kept": int(near.sum()),
@@ -114,13 +115,14 @@ def segment_vectors(index: VideoIndex) -> np.ndarray:
 
 def nearest_videos(index: VideoIndex, neighbours: int, kept: np.ndarray | None = None,
                    group: ProcessGroup | None = None,
-                   progress: Progress = SILENT) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], str]:
+                   progress: Progress = SILENT,
+                   probes: int | None = None) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], str]:
     """Stage 1 for this rank's query videos: ((first, second, coarse) of each video's candidates, first <
     second, a pair possibly twice), and how the join was made."""
     group = group or ProcessGroup()
     vectors = segment_vectors(index)
     used = _kept_segments(index, kept) if kept is not None else np.ones(len(vectors), dtype=bool)
-    searcher, how = _join_index(vectors, used)
+    searcher, how = _join_index(vectors, used, probes)
     video_of = np.repeat(np.arange(len(index), dtype=np.int64), np.diff(index.starts))
     queried = np.flatnonzero(np.arange(len(index)) % group.world_size == group.rank)
     progress.stage("self-join: nearest segments", total=len(queried), unit="videos")
@@ -244,8 +246,9 @@ def _kept_segments(index: VideoIndex, kept: np.ndarray) -> np.ndarray:
     return np.bincount(segment, weights=kept, minlength=int(index.starts[-1])) >= KEPT_SHARE * np.maximum(total, 1)
 
 
-def _join_index(vectors: np.ndarray, used: np.ndarray):
-    """A faiss index over the `used` segments (ids: entry numbers), exhaustive for few, else inverted lists."""
+def _join_index(vectors: np.ndarray, used: np.ndarray, probes: int | None = None):
+    """A faiss index over the `used` segments (ids: entry numbers), exhaustive for few, else inverted lists
+    (`probes` of them searched a segment)."""
     import faiss  # late: as segment_vectors
 
     rows = np.flatnonzero(used)
@@ -260,8 +263,8 @@ def _join_index(vectors: np.ndarray, used: np.ndarray):
         sample = np.random.default_rng(0).choice(rows, min(len(rows), TRAINING_PER_LIST * lists), replace=False)
         index.cp.min_points_per_centroid = 1  # a sample of TRAINING_PER_LIST a list is enough to place the lists
         index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
-        index.nprobe = JOIN_NPROBE
-        how = f"inverted lists: {lists} lists, {JOIN_NPROBE} searched"
+        index.nprobe = min(probes or JOIN_NPROBE, lists)
+        how = f"inverted lists: {lists} lists, {index.nprobe} searched"
     for start in range(0, len(rows), QUERY_SEGMENTS):
         chunk = rows[start:start + QUERY_SEGMENTS]
         index.add_with_ids(np.ascontiguousarray(vectors[chunk], dtype=np.float32), chunk)
