@@ -17,6 +17,8 @@ from .progress import plural, running
 
 DEDUP = "Dedup"  # how pairs are found and judged: this command's own panel
 SHOWN_GROUPS = 50  # groups in the summary table; the rest are in --output and --csv
+PROBES = ("Self-join of a large collection (over 65,536 segments): inverted lists searched a segment. More finds more "
+          "weak copies, slower (100,000 videos: 16 lists 6.8 min, 64 lists 12.3 min; BENCHMARKS.md).  \\[default: 16]")
 
 
 @options.takes("min_match_seconds", "min_match_score", "thresholds", "keep_common_frames", "features_only", "model",
@@ -58,11 +60,7 @@ def dedup(
     neighbours: Annotated[Optional[int], typer.Option(
         "--neighbours", metavar="N", help="Self-join: nearest segments each segment looks up.  \\[default: 100]",
         rich_help_panel=DEDUP)] = None,
-    probes: Annotated[Optional[int], typer.Option(
-        "--probes", metavar="N", help="Self-join of a large collection (over 65,536 segments): inverted lists "
-                                      "searched a segment. More finds more weak copies, slower (100,000 videos: "
-                                      "16 lists 6.8 min, 64 lists 12.3 min; BENCHMARKS.md).  \\[default: 16]",
-        rich_help_panel=DEDUP)] = None,
+    probes: Annotated[Optional[int], typer.Option("--probes", metavar="N", help=PROBES, rich_help_panel=DEDUP)] = None,
     min_frame_level: Annotated[Optional[float], typer.Option(
         "--min-frame-level", metavar="SCORE", help="Self-join: candidate pairs scoring below this on their frame "
                                                    "descriptors are dropped.  \\[default: the self-join's]",
