@@ -2,7 +2,9 @@
 thumbnail, the keeper marked, every pair with its matches, the links between groups, groups of one as videos in no
 group, a missing source, a source read from the feature file), the written HTML, and the page in a real headless
 Chromium (thumbnails and facts shown; groups numbered as the result numbers them; a match clicked seeks both players
-to its times)."""
+to its times), and its marks: pairs marked copy / not a copy and members kept, downloaded as decisions.json in
+the decisions format, merged with the decisions the result was made with, and (once `dedup --decisions` exists)
+read back by a rerun of dedup that no longer lists the pair marked not a copy."""
 from __future__ import annotations
 
 import json
@@ -16,7 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from s2vs_cli.cli import app
-from s2vs_cli.report.dedup_review import COVERAGE_NOTE, THUMBNAIL_AT, dedup_document, write_dedup_report
+from s2vs_cli.report.dedup_review import (COVERAGE_NOTE, THUMBNAIL_AT, carried_decisions, dedup_document,
+                                          write_dedup_report)
 from s2vs_cli.report.images import ReportImage
 from s2vs_cli.storage.parts import PartWriter, merge_parts
 from s2vs_cli.storage.store import StoreIdentity
@@ -226,7 +229,9 @@ def test_page_shows_groups_and_seeks_both_players_to_a_clicked_match(browser, ma
     assert str(made["gone"]) in browser.find_element("css selector", ".member-missing").text
     cards = {card.get_attribute("data-id"): card.text
              for card in browser.find_elements("css selector", "figure.member")}
-    assert "keep" in cards["a"] and "keep" not in cards["b"]
+    captions = {card.get_attribute("data-id"): card.find_element("css selector", "figcaption").text
+                for card in browser.find_elements("css selector", "figure.member")}
+    assert captions["a"] == "a\nkeep" and captions["b"] == "b"  # the suggested keeper's badge
     for shown in ("0:10.0", "64×48", "10 fps", "41 kb/s", "2.48 MB"):
         assert shown in cards["b"]
     summary = browser.find_element("css selector", ".dedup-summary").text
@@ -261,4 +266,152 @@ def test_page_shows_groups_and_seeks_both_players_to_a_clicked_match(browser, ma
     browser.set_window_size(1280, 900)
     assert browser.execute_script("return window.__pwned") is None and count('img[src="x"]') == 0
     assert HOSTILE in browser.find_element("css selector", ".settings-table").get_attribute("textContent")
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+# --------------------------------------------------------------------------- marks and decisions.json
+DECIDED = {  # what `dedup --decisions` records in its result: the decisions it was made with
+    "format": "s2vs-decisions", "version": 1,
+    "videos": {"a": {"source": "/old/a.mp4"}, "b": {"source": None}, "c": {"source": None},
+               "zz": {"source": "/old/zz.mp4"}, "x": {"source": None}, "yy": {"source": None}},
+    "pairs": [{"a": "a", "b": "b", "label": "copy", "note": "checked by hand"},
+              {"a": "c", "b": "zz", "label": "not_copy", "at": "2026-12-01T10:00:00+00:00"},
+              {"a": "x", "b": "yy", "label": "not_copy"}],
+    "keep": ["c"]}
+
+
+def test_document_embeds_each_videos_source_and_the_decisions_it_was_made_with(made, document):
+    # Sources: as the facts name them, else as the feature file recorded (x); e has neither.
+    clip = {name: str(path) for name, path in made["clip"].items()}
+    assert document["sources"] == {"a": clip["a"], "b": clip["b"], "c": clip["c"], "d": str(made["gone"]),
+                                   "x": clip["x"]}
+    assert document["decisions"] == {"videos": {}, "pairs": [], "keep": []}  # a result made without decisions
+    decided = carried_decisions({**made["result"], "decisions": DECIDED})
+    assert decided["videos"] == {"a": "/old/a.mp4", "b": None, "c": None, "zz": "/old/zz.mp4", "x": None, "yy": None}
+    assert decided["pairs"] == DECIDED["pairs"] and decided["keep"] == ["c"]  # note and at kept as they were
+    bad = {**DECIDED, "pairs": [{"a": "a", "b": "b", "label": "dup"}]}
+    with pytest.raises(ValueError, match=r"^decisions: pairs\[0\]: unknown label 'dup' \(copy or not_copy\)$"):
+        carried_decisions({"decisions": bad})
+
+
+def test_saved_result_with_a_bad_decision_is_a_one_line_error(made, tmp_path):
+    saved = tmp_path / "duplicates.json"
+    saved.write_text(json.dumps({**made["result"], "decisions": {**DECIDED, "pairs": [{"a": "a", "b": "b",
+                                                                                       "label": "dup"}]}}))
+    result = CliRunner().invoke(app, ["report", str(saved), "-o", str(tmp_path / "out.html")])
+    assert result.exit_code == 2 and not (tmp_path / "out.html").exists()
+    assert "malformed dedup results (ValueError: decisions: pairs[0]: unknown label 'dup'" in result.output
+    assert "Traceback" not in result.output
+
+
+def _open(browser, page: Path) -> None:
+    browser.get_log("browser")
+    browser.get(page.resolve().as_uri())
+    _wait(browser, "return document.querySelectorAll('.marks-bar').length === 1", "the page to build")
+
+
+MARK = {"copy": "button.mark-copy", "not a copy": "button.mark-not-copy", "keep this one": "button.mark-keep"}
+
+
+def _press(browser, where: str, label: str) -> None:
+    """Click the first button `label` ("copy", "not a copy" or "keep this one") inside the first `where`."""
+    _click(browser, browser.find_element("css selector", where).find_element("css selector", MARK[label]))
+
+
+def _click(browser, element) -> None:
+    """Click `element` scrolled to the middle of the window: not under the sticky bar, as a reader would."""
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
+
+
+def _row(browser, section: str, names: str):
+    """The pair row of `section` whose pair reads `names` ("a ↔ c")."""
+    [row] = [r for r in browser.find_elements("css selector", f"{section} tr.hit") if names in r.text]
+    return row
+
+
+def _download(browser, folder: Path) -> dict:
+    """Click "download decisions.json" with downloads going to `folder` (emptied first); the file's JSON."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)})
+    browser.find_element("css selector", "button.marks-download").click()
+    deadline = time.monotonic() + 10
+    while not (folder / "decisions.json").is_file() or list(folder.glob("*.crdownload")):
+        assert time.monotonic() < deadline, f"no decisions.json downloaded: {list(folder.iterdir())}"
+        time.sleep(0.05)
+    return json.loads((folder / "decisions.json").read_text(encoding="utf-8"))
+
+
+def _bar(browser) -> str:
+    return browser.find_element("css selector", ".marks-bar").get_attribute("textContent")
+
+
+def test_page_marks_pairs_and_a_keeper_and_downloads_them_as_decisions(browser, made, tmp_path):
+    page = write_dedup_report(made["folder"] / "marks.html", made["result"], [made["store"]])
+    _open(browser, page)
+    count = lambda selector: browser.execute_script("return document.querySelectorAll(arguments[0]).length", selector)
+    assert _bar(browser).startswith("0 marks · download decisions.json") and count("#decisions") == 0
+    assert count("button.mark-keep") == 4  # group members only: a video in no group has nothing to keep
+    _press(browser, "#links tr.hit:nth-of-type(3)", "not a copy")  # rows alternate with their pair rows
+    assert "b ↔ d" in _row(browser, "#links", "b ↔ d").text and "marked: not a copy" in _row(browser, "#links", "b ↔ d").text
+    _press(browser, "#links", "copy")  # the first link: a contains c
+    _press(browser, 'figure.member[data-id="b"]', "keep this one")
+    assert count("div.pair") == 0  # a mark opens no pair view
+    assert _bar(browser).startswith("3 marks · download decisions.json")
+    assert "✓ keep this one" in browser.find_element("css selector", 'figure.member[data-id="b"]').text
+    # The mark shows in the pair view, survives closing and reopening it, and is undone from there.
+    row = _row(browser, "#links", "a ↔ c")
+    _click(browser, row)
+    assert browser.find_element("css selector", "div.pair .pair-marks").get_attribute("data-mark") == "copy"
+    _click(browser, row)
+    _click(browser, row)
+    assert "marked: copy" in browser.find_element("css selector", "div.pair .pair-marks").text
+    _press(browser, "div.pair", "copy")  # pressed again: undone, in the view and its row
+    assert _row(browser, "#links", "a ↔ c").find_element("css selector", ".pair-marks").get_attribute("data-mark") == ""
+    assert _bar(browser).startswith("2 marks")
+    _press(browser, "div.pair", "copy")
+    # Keyboard: buttons take focus; Enter marks, Space undoes, and neither opens the row.
+    keys = _row(browser, "#links", "e ↔ x").find_element("css selector", "button.mark-not-copy")
+    keys.send_keys("\n")
+    assert keys.get_attribute("aria-pressed") == "true" and _bar(browser).startswith("4 marks")
+    keys.send_keys(" ")
+    assert keys.get_attribute("aria-pressed") == "false" and count("div.pair") == 1
+    assert _download(browser, tmp_path / "downloads") == {
+        "format": "s2vs-decisions", "version": 1,
+        "videos": {"a": {"source": str(made["clip"]["a"])}, "b": {"source": str(made["clip"]["b"])},
+                   "c": {"source": str(made["clip"]["c"])}, "d": {"source": str(made["gone"])}},
+        "pairs": [{"a": "b", "b": "d", "label": "not_copy"}, {"a": "a", "b": "c", "label": "copy"}],
+        "keep": ["b"]}
+    # Keeping another member of b's group moves the mark; its source is unknown (e's would be null too).
+    _press(browser, 'figure.member[data-id="a"]', "keep this one")
+    assert _download(browser, tmp_path / "downloads")["keep"] == ["a"]
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_decisions_the_result_was_made_with_are_shown_and_merged(browser, made, tmp_path):
+    page = write_dedup_report(made["folder"] / "decided.html", {**made["result"], "decisions": DECIDED},
+                              [made["store"]])
+    _open(browser, page)
+    assert _bar(browser).startswith("4 marks (4 carried over from the decisions dedup ran with)")
+    carried = browser.find_element("css selector", "#decisions").get_attribute("textContent")
+    assert "decisions this page was made with" in carried and "c ↔ zz" in carried and "decided: not a copy" in carried
+    assert "decided: copy" in _row(browser, "section.group", "a ↔ b").text  # carried pairs marked in their rows
+    assert "decided: keep" in browser.find_element("css selector", 'figure.member[data-id="c"]').text
+    _press(browser, "#group-0", "not a copy")  # a new mark on a decided pair replaces its label, keeps its note
+    _press(browser, "#decisions li:nth-child(3)", "not a copy")  # x ↔ yy: pressed again, removed from the file
+    _press(browser, "#links tr.hit:nth-of-type(3)", "copy")  # b ↔ d, new
+    assert "marked: not a copy" in _row(browser, "section.group", "a ↔ b").text
+    assert _bar(browser).startswith("4 marks (2 carried over")
+    assert _download(browser, tmp_path / "downloads") == {
+        "format": "s2vs-decisions", "version": 1,
+        # the page's sources first, the decisions file's for a video not in the result (zz)
+        "videos": {"a": {"source": str(made["clip"]["a"])}, "b": {"source": str(made["clip"]["b"])},
+                   "c": {"source": str(made["clip"]["c"])}, "d": {"source": str(made["gone"])},
+                   "zz": {"source": "/old/zz.mp4"}},
+        "pairs": [{"a": "a", "b": "b", "label": "not_copy", "note": "checked by hand"},
+                  {"a": "c", "b": "zz", "label": "not_copy", "at": "2026-12-01T10:00:00+00:00"},
+                  {"a": "b", "b": "d", "label": "copy"}],
+        "keep": ["c"]}
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
