@@ -415,3 +415,53 @@ def test_decisions_the_result_was_made_with_are_shown_and_merged(browser, made, 
                   {"a": "b", "b": "d", "label": "copy"}],
         "keep": ["c"]}
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+# --------------------------------------------------------------------------- mark, download, rerun: the pair is gone
+def _rerun_dedup_with_decisions(store: Path, decisions: Path, out: Path, *flags: str) -> dict:
+    """THE PLACE for `s2vs dedup --decisions` (issue 29, built beside this page): rerun dedup with the page's
+    download; its result. Skipped only while `--decisions` is absent from `s2vs dedup --help` (before the merge)."""
+    shown = CliRunner().invoke(app, ["dedup", "--help"], env={"COLUMNS": "200"})
+    if "--decisions" not in shown.output:
+        pytest.skip("dedup --decisions is not on this branch")
+    rerun = CliRunner().invoke(app, ["dedup", str(store), "-o", str(out), *flags, "--decisions", str(decisions)])
+    assert rerun.exit_code == 0, rerun.output
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_pair_marked_not_a_copy_is_gone_when_dedup_reruns_with_the_download(browser, tmp_path):
+    from test_dedup import FLOORS, IDENTITY as PLANTED, planted
+    from test_search import write_store
+
+    store = tmp_path / "planted.h5"
+    write_store(store, planted(), identity=PLANTED)
+    flags = ["--features-only", "--exhaustive", *(f"--{key.replace('_', '-')}={value}" for key, value in FLOORS.items())]
+    made = CliRunner().invoke(app, ["dedup", str(store), "-o", str(tmp_path / "dups.json"), *flags,
+                                    "--report", str(tmp_path / "dups.html")])
+    assert made.exit_code == 0, made.output
+    listed = {(p["a"], p["b"]) for p in json.loads((tmp_path / "dups.json").read_text())["pairs"]}
+    assert ("e-left", "f-right") in listed  # they share a part: an overlap, a link between two groups of one
+    _open(browser, tmp_path / "dups.html")
+    assert ("a-orig", "d-excerpt") in listed  # an excerpt: contains, not grouped
+    _press(browser, f"#links tr.hit:nth-of-type({2 * _link_row(browser, 'e-left ↔ f-right') + 1})", "not a copy")
+    _press(browser, f"#links tr.hit:nth-of-type({2 * _link_row(browser, 'a-orig ↔ d-excerpt') + 1})", "copy")
+    _press(browser, 'figure.member[data-id="c-noisy"]', "keep this one")
+    decisions = _download(browser, tmp_path / "downloads")
+    assert decisions == {"format": "s2vs-decisions", "version": 1,
+                         "videos": {name: {"source": None} for name in  # the store recorded no source
+                                    ("e-left", "f-right", "a-orig", "d-excerpt", "c-noisy")},
+                         "pairs": [{"a": "e-left", "b": "f-right", "label": "not_copy"},
+                                   {"a": "a-orig", "b": "d-excerpt", "label": "copy"}], "keep": ["c-noisy"]}
+    rerun = _rerun_dedup_with_decisions(store, tmp_path / "downloads" / "decisions.json", tmp_path / "again.json",
+                                        *flags)
+    again = {(p["a"], p["b"]): p for p in rerun["pairs"]}
+    assert ("e-left", "f-right") not in again and set(again) == listed - {("e-left", "f-right")}
+    assert again[("a-orig", "d-excerpt")]["decision"] == "copy"
+    [group] = [g for g in rerun["groups"] if "a-orig" in g["members"]]
+    assert "d-excerpt" in group["members"] and group["keep"] == "c-noisy"  # grouped as marked, kept as marked
+
+
+def _link_row(browser, names: str) -> int:
+    """The position (from 0) of the links table's row whose pair reads `names`."""
+    rows = [row.text for row in browser.find_elements("css selector", "#links tr.hit")]
+    return next(i for i, text in enumerate(rows) if names in text)
