@@ -152,7 +152,7 @@
           "remove it from the file, the other mark to change it. Pairs decided not a copy are listed only here."),
         el("ul", { class: "carried-list" },
           decided.map((p) => el("li", {}, span("name-query", p.a), span("vs", " ↔ "), span("name-target", p.b),
-            " ", pairControls(p.a, p.b), p.note ? span("carried-note", ` ${p.note}`) : null)),
+            " ", pairControls(p.a, p.b), p.note ? span("carried-note", ` — “${p.note}”`) : null)),
           kept.map((id) => el("li", {}, span("name-query", id), " ", keepButton(id)))));
     }
 
