@@ -273,10 +273,10 @@ def test_page_shows_groups_and_seeks_both_players_to_a_clicked_match(browser, ma
 DECIDED = {  # what `dedup --decisions` records in its result: the decisions it was made with
     "format": "s2vs-decisions", "version": 1,
     "videos": {"a": {"source": "/old/a.mp4"}, "b": {"source": None}, "c": {"source": None},
-               "zz": {"source": "/old/zz.mp4"}, "x": {"source": None}, "yy": {"source": None}},
+               "zz": {"source": "/old/zz.mp4"}, "x": {"source": None}, HOSTILE: {"source": None}},
     "pairs": [{"a": "a", "b": "b", "label": "copy", "note": "checked by hand"},
               {"a": "c", "b": "zz", "label": "not_copy", "at": "2026-12-01T10:00:00+00:00"},
-              {"a": "x", "b": "yy", "label": "not_copy"}],
+              {"a": "x", "b": HOSTILE, "label": "not_copy"}],  # an id shown as text, never markup
     "keep": ["c"]}
 
 
@@ -287,7 +287,7 @@ def test_document_embeds_each_videos_source_and_the_decisions_it_was_made_with(m
                                    "x": clip["x"]}
     assert document["decisions"] == {"videos": {}, "pairs": [], "keep": []}  # a result made without decisions
     decided = carried_decisions({**made["result"], "decisions": DECIDED})
-    assert decided["videos"] == {"a": "/old/a.mp4", "b": None, "c": None, "zz": "/old/zz.mp4", "x": None, "yy": None}
+    assert decided["videos"] == {"a": "/old/a.mp4", "b": None, "c": None, "zz": "/old/zz.mp4", "x": None, HOSTILE: None}
     assert decided["pairs"] == DECIDED["pairs"] and decided["keep"] == ["c"]  # note and at kept as they were
     bad = {**DECIDED, "pairs": [{"a": "a", "b": "b", "label": "dup"}]}
     with pytest.raises(ValueError, match=r"^decisions: pairs\[0\]: unknown label 'dup' \(copy or not_copy\)$"):
@@ -354,8 +354,9 @@ def test_page_marks_pairs_and_a_keeper_and_downloads_them_as_decisions(browser, 
     count = lambda selector: browser.execute_script("return document.querySelectorAll(arguments[0]).length", selector)
     assert _bar(browser).startswith("0 marks · download decisions.json") and count("#decisions") == 0
     assert count("button.mark-keep") == 4  # group members only: a video in no group has nothing to keep
-    _press(browser, "#links tr.hit:nth-of-type(3)", "not a copy")  # rows alternate with their pair rows
-    assert "b ↔ d" in _row(browser, "#links", "b ↔ d").text and "marked: not a copy" in _row(browser, "#links", "b ↔ d").text
+    assert "b ↔ d" in browser.find_element("css selector", "#links tr.hit:nth-of-type(3)").text  # rows alternate
+    _press(browser, "#links tr.hit:nth-of-type(3)", "not a copy")  # with their (shut) pair rows
+    assert "marked: not a copy" in _row(browser, "#links", "b ↔ d").text
     _press(browser, "#links", "copy")  # the first link: a contains c
     _press(browser, 'figure.member[data-id="b"]', "keep this one")
     assert count("div.pair") == 0  # a mark opens no pair view
@@ -369,7 +370,8 @@ def test_page_marks_pairs_and_a_keeper_and_downloads_them_as_decisions(browser, 
     _click(browser, row)
     assert "marked: copy" in browser.find_element("css selector", "div.pair .pair-marks").text
     _press(browser, "div.pair", "copy")  # pressed again: undone, in the view and its row
-    assert _row(browser, "#links", "a ↔ c").find_element("css selector", ".pair-marks").get_attribute("data-mark") == ""
+    marks = _row(browser, "#links", "a ↔ c").find_element("css selector", ".pair-marks")
+    assert marks.get_attribute("data-mark") == "" and "marked" not in marks.text
     assert _bar(browser).startswith("2 marks")
     _press(browser, "div.pair", "copy")
     # Keyboard: buttons take focus; Enter marks, Space undoes, and neither opens the row.
@@ -400,7 +402,8 @@ def test_decisions_the_result_was_made_with_are_shown_and_merged(browser, made, 
     assert "decided: copy" in _row(browser, "section.group", "a ↔ b").text  # carried pairs marked in their rows
     assert "decided: keep" in browser.find_element("css selector", 'figure.member[data-id="c"]').text
     _press(browser, "#group-0", "not a copy")  # a new mark on a decided pair replaces its label, keeps its note
-    _press(browser, "#decisions li:nth-child(3)", "not a copy")  # x ↔ yy: pressed again, removed from the file
+    assert HOSTILE in browser.find_element("css selector", "#decisions li:nth-child(3)").text
+    _press(browser, "#decisions li:nth-child(3)", "not a copy")  # x ↔ HOSTILE: pressed again, out of the file
     _press(browser, "#links tr.hit:nth-of-type(3)", "copy")  # b ↔ d, new
     assert "marked: not a copy" in _row(browser, "section.group", "a ↔ b").text
     assert _bar(browser).startswith("4 marks (2 carried over")
@@ -414,6 +417,7 @@ def test_decisions_the_result_was_made_with_are_shown_and_merged(browser, made, 
                   {"a": "c", "b": "zz", "label": "not_copy", "at": "2026-12-01T10:00:00+00:00"},
                   {"a": "b", "b": "d", "label": "copy"}],
         "keep": ["c"]}
+    assert browser.execute_script("return window.__pwned") is None
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
 
@@ -435,7 +439,8 @@ def test_pair_marked_not_a_copy_is_gone_when_dedup_reruns_with_the_download(brow
 
     store = tmp_path / "planted.h5"
     write_store(store, planted(), identity=PLANTED)
-    flags = ["--features-only", "--exhaustive", *(f"--{key.replace('_', '-')}={value}" for key, value in FLOORS.items())]
+    flags = ["--features-only", "--exhaustive",
+             *(f"--{key.replace('_', '-')}={value}" for key, value in FLOORS.items())]
     made = CliRunner().invoke(app, ["dedup", str(store), "-o", str(tmp_path / "dups.json"), *flags,
                                     "--report", str(tmp_path / "dups.html")])
     assert made.exit_code == 0, made.output
