@@ -2,7 +2,7 @@
 thumbnail, the keeper marked, every pair with its matches, the links between groups, groups of one as videos in no
 group, a missing source, a source read from the feature file), the written HTML, and the page in a real headless
 Chromium (thumbnails and facts shown; groups numbered as the result numbers them; a match clicked seeks both players
-to its times)."""
+to its times). Its marks and decisions.json: test_dedup_report_marks.py."""
 from __future__ import annotations
 
 import json
@@ -36,11 +36,14 @@ def _facts(path: Path | str, duration: float | None, size: int | None) -> dict:
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory) -> dict:
-    """Clips a (10 s), b (10 s, a's copy), c (6 s: a's seconds 2-8), e (8 s); d's source is gone; only x's feature
-    file records its source. Group #0: a (keep) and b; group #1: c (keep) and d; #2: e alone, #3: x alone (groups
+    return hand_made(tmp_path_factory.mktemp("dedup-report"))
+
+
+def hand_made(folder: Path) -> dict:
+    """In `folder`: clips a (10 s), b (10 s, a's copy), c (6 s: a's seconds 2-8), e (8 s); d's source is gone; only
+    x's feature file records its source. Group #0: a (keep) and b; group #1: c (keep) and d; #2: e alone, #3: x alone (groups
     of one, as dedup writes a video that only contains or overlaps others). Links: a contains c (#0-#1), b overlaps
     d (#0-#1), e overlaps x (#2-#3), c overlaps x (#1-#3: listed after e-x, so x's links come unsorted)."""
-    folder = tmp_path_factory.mktemp("dedup-report")
     (folder / "videos").mkdir()
     clip = {name: write_colour_video(folder / "videos" / f"{name}.mp4", seconds=seconds, first=first)
             for name, seconds, first in (("a", 10, 0), ("b", 10, 0), ("c", 6, 2), ("e", 8, 5), ("x", 8, 6))}
@@ -226,7 +229,9 @@ def test_page_shows_groups_and_seeks_both_players_to_a_clicked_match(browser, ma
     assert str(made["gone"]) in browser.find_element("css selector", ".member-missing").text
     cards = {card.get_attribute("data-id"): card.text
              for card in browser.find_elements("css selector", "figure.member")}
-    assert "keep" in cards["a"] and "keep" not in cards["b"]
+    captions = {card.get_attribute("data-id"): card.find_element("css selector", "figcaption").text
+                for card in browser.find_elements("css selector", "figure.member")}
+    assert captions["a"] == "a\nkeep" and captions["b"] == "b"  # the suggested keeper's badge
     for shown in ("0:10.0", "64×48", "10 fps", "41 kb/s", "2.48 MB"):
         assert shown in cards["b"]
     summary = browser.find_element("css selector", ".dedup-summary").text
@@ -262,3 +267,4 @@ def test_page_shows_groups_and_seeks_both_players_to_a_clicked_match(browser, ma
     assert browser.execute_script("return window.__pwned") is None and count('img[src="x"]') == 0
     assert HOSTILE in browser.find_element("css selector", ".settings-table").get_attribute("textContent")
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+

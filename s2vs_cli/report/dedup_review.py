@@ -9,6 +9,11 @@ lie in different groups (one contains the other, or they overlap) are the links 
 the review pages' pair view: both videos side by side, waiting at the first match, each match a click away
 (assets/dedup.js draws the page, review.js the pair view).
 
+Every pair can be marked "copy" or "not a copy" and every member "keep this one" (assets/dedup_marks.js); the
+page downloads the marks as decisions.json (the format of storage/decisions.py, `dedup --decisions`), merged with
+the decisions the result was made with (its `decisions`, embedded as the document's `decisions`). The document's
+`sources` give the download each video's source path.
+
 A video's file is the source its facts name, else the one its feature file recorded (`stores`), else (a file moved
 since) the one found by id under a videos folder (`videos`); a file not found shows as a placeholder naming the
 path recorded.
@@ -31,6 +36,8 @@ RELATIONS = ("duplicate", "contains", "overlap")
 FACTS = ("duration", "width", "height", "fps", "bitrate", "size")
 THUMBNAIL_AT = 0.5  # share of a member's length where its thumbnail is taken: past any intro, the same moment
 #                     in every copy of a group, so the cards show at a glance that they hold one video
+LABELS = ("copy", "not_copy")  # a decision's labels, as decisions.json spells them
+PAIR_EXTRAS = ("note", "at")  # optional keys of a decided pair, kept as they were
 SHOWN_MISSING = 5   # ids named in the note on sources not at hand
 # Coverage is of the time left in matching (jobs/dedup.py): without this, a duplicate whose matches span 8 of 14 s
 # (a 4 s intro left out) reads "80%" as a wrong sum.
@@ -104,7 +111,8 @@ class _DedupReview:
                  f"{counts['pairs']} {'pair' if counts['pairs'] == 1 else 'pairs'}{where}")
         document = new_document("dedup", title, model=str(model), extractor=settings.get("extractor"),
                                 random_weights=bool(self.result.get("random_weights")), notes=notes)
-        document.update(counts=counts, settings=settings, groups=groups, pairs=pairs, links=links)
+        document.update(counts=counts, settings=settings, groups=groups, pairs=pairs, links=links,
+                        decisions=carried_decisions(self.result), sources=dict(sorted(self.sources.items())))
         return document
 
     # --- pieces ---------------------------------------------------------------------------------------------
@@ -190,6 +198,21 @@ class _DedupReview:
         why = f" ({unrecorded} with no source recorded)" if unrecorded else ""
         return [f"{len(missing)} video{'s' if len(missing) > 1 else ''} not at hand{why}: {shown}{more}; their "
                 "cards and players show the path recorded"]
+
+
+def carried_decisions(result: Mapping) -> dict:
+    """The decisions a dedup `result` was made with (its `decisions`: videos, pairs, keep), as the page merges its
+    marks into them; empty lists when it holds none. A label other than copy/not_copy is a ValueError."""
+    given = result.get("decisions") or {}
+    videos = {str(video_id): None if (entry or {}).get("source") is None else str(entry["source"])
+              for video_id, entry in (given.get("videos") or {}).items()}
+    pairs = []
+    for index, pair in enumerate(given.get("pairs") or ()):
+        if pair["label"] not in LABELS:
+            raise ValueError(f"decisions: pairs[{index}]: unknown label {pair['label']!r} (copy or not_copy)")
+        pairs.append({"a": str(pair["a"]), "b": str(pair["b"]), "label": pair["label"],
+                      **{key: str(pair[key]) for key in PAIR_EXTRAS if pair.get(key) is not None}})
+    return {"videos": videos, "pairs": pairs, "keep": [str(video_id) for video_id in given.get("keep") or ()]}
 
 
 def _fraction(value: object) -> float | None:

@@ -31,7 +31,8 @@ _SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
                               "\u2028": "\\u2028", "\u2029": "\\u2029"})
 _PLACEHOLDER = re.compile(r"/\*@(CSS|JS)@\*/|@DATA@")
 _IMAGE_SUFFIXES = {"png", "jpg", "jpeg", "webp", "gif"}
-KIND_ASSETS = {"dedup": "dedup"}  # document kind -> its own assets/<name>.js and .css, beside the shared ones
+# document kind -> its own scripts (in assets/, run in this order before review.js) and styles
+KIND_ASSETS = {"dedup": (("dedup_marks.js", "dedup.js"), ("dedup.css",))}
 _IMAGE_NAME = re.compile(r"(?P<digest>[0-9a-f]{16})\.(?:" + "|".join(sorted(_IMAGE_SUFFIXES)) + ")")
 
 
@@ -87,7 +88,8 @@ def render_html(data: dict) -> str:
     own = KIND_ASSETS.get(data.get("kind")) if isinstance(data.get("kind"), str) else None
     css, js = ("review.css",), ("review.js",)
     if own is not None:
-        css, js = css + (f"{own}.css",), (f"{own}.js",) + js
+        scripts, styles = own
+        css, js = css + styles, scripts + js
     parts = {"CSS": "\n".join(map(_asset, css)), "JS": "\n".join(map(_asset, js)), "DATA": embed_json(data)}
     # One pass over the template only: nothing inserted is searched for placeholders again.
     return _PLACEHOLDER.sub(lambda m: parts[m.group(1) or "DATA"], _asset("review.html"))

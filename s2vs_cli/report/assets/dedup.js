@@ -3,18 +3,20 @@
 // the result: nothing to keep), then the pairs that link groups (one contains the other, or they overlap). Groups
 // are numbered #0, #1, ... as in the result's links, the terminal's table and groups.csv. A pair row opens into the review pages' pair view (review.js, handed
 // in as `kit`): both videos side by side, waiting at the first match; a match seeks and plays both.
+// Every pair (rows and pair views) and group member carries its marks (dedup_marks.js, in `kit.marks`).
 // Inlined before review.js, which calls the builder registered here; data reaches the DOM as text only.
 "use strict";
 (function (pages) {
   const RELATIONS = ["duplicate", "contains", "overlap"];
   const SIDES = { query: "a", target: "b" }; // what the pair view's two sides are called on this page
 
-  pages.dedup = function dedupPage(doc, kit) {
+  pages.dedup = function dedupPage(doc, shared) {
+    const kit = { ...shared, marks: pages.dedupMarks(doc, shared) };
     const pairs = doc.pairs || [];
     const groups = doc.groups || [];
     const linked = linksByGroup(pairs, doc.links || []);
     const ref = (number) => groupLink(number, groups, kit);
-    const main = kit.el("main", { class: "dedup" }, summary(doc, kit));
+    const main = kit.el("main", { class: "dedup" }, summary(doc, kit), kit.marks.bar(), kit.marks.carriedSection());
     for (const group of groups) if (!group.single) main.append(groupSection(doc, group, linked, ref, kit));
     const singles = groups.filter((group) => group.single);
     if (singles.length) main.append(singlesSection(singles, linked, ref, kit));
@@ -144,7 +146,7 @@
       el("dl", { class: "facts" }, facts.map(([name, value]) => el("div", { class: "fact" },
         el("dt", {}, name), el("dd", {}, value)))),
       member.source ? el("p", { class: "member-source", title: member.source }, member.source) : null,
-      single ? single.links : null);
+      single ? single.links : kit.marks.keepButton(member.id));
   }
 
   function bitrate(bits) {
@@ -190,7 +192,8 @@
       { head: "similarity", cls: "num similarity", cell: similarityCell },
       { head: "coverage", cls: "coverage", cell: (p) => coverageText(p) });
     if (pairs.some((p) => p.verdict)) columns.push({ head: "verdict", cls: "verdict", cell: verdictBadge });
-    columns.push({ head: "matches", cls: "num count", cell: (p) => String((p.matches || []).length) });
+    columns.push({ head: "matches", cls: "num count", cell: (p) => String((p.matches || []).length) },
+      { head: "mark", cls: "marks", cell: (p) => kit.marks.pairControls(p.a, p.target) });
     return kit.pairTable(columns, pairs, (p) => pairView(doc, p, kit), false, "dedup-pairs");
   }
 
@@ -199,7 +202,8 @@
     const a = { id: pair.a, video: pair.a_video, duration: pair.a_duration, source: pair.a_source };
     return kit.pairView(doc, a, pair, { labels: SIDES, heatmap: false, thumbs: false, cue: true,
       stats: [span("stat", relationCell(pair, kit)),
-        span("stat", "coverage ", kit.el("strong", {}, coverageText(pair)))] });
+        span("stat", "coverage ", kit.el("strong", {}, coverageText(pair))),
+        span("stat", kit.marks.pairControls(pair.a, pair.target))] });
   }
 
   function relationBadge(relation, kit) {
