@@ -19,7 +19,7 @@ DEDUP = "Dedup"  # how pairs are found and judged: this command's own panel
 SHOWN_GROUPS = 50  # groups in the summary table; the rest are in --output and --csv
 
 
-@options.takes("min_match_seconds", "min_match_score", "thresholds", "keep_common_frames", "features_only", "model",
+@options.takes("min_match_seconds", "min_match_score", "thresholds", "decisions", "keep_common_frames", "features_only", "model",
                "backbone", "backbone_weights", "pca", "device", "precision", "fps", "seed", "config", "print_config",
                "json_output", "quiet")
 def dedup(
@@ -111,6 +111,10 @@ def dedup(
         if unknown:
             console.print(f"[yellow]note:[/] {plural(len(unknown), 'removable videos')} not printed: their source file "
                           f"is unknown or gone, e.g. {terminal_safe(unknown[0])}", highlight=False, soft_wrap=True)
+    missing = result.stages.get("decisions", {}).get("not_in_collection")
+    if missing and not json_output:  # kept in the file, never dropped: a later collection may hold them again
+        console.print(f"[yellow]note:[/] {plural(missing, 'decisions')} about videos not in this collection: kept in "
+                      f"{terminal_safe(cfg.decisions)}, not applied", highlight=False, soft_wrap=True)
     if not json_output and result.random_weights:
         console.print("[yellow]note:[/] random weights: a test of the pipeline, not a meaningful similarity")
 

@@ -1,0 +1,47 @@
+"""A person's decisions (storage/decisions.py) applied to what dedup and search score.
+
+- dedup's candidate pairs: a pair marked `not_copy` is dropped before it is scored, so never listed; a pair
+  marked `copy` is scored even when the self-join did not propose it (and then listed and grouped whatever
+  its score: jobs/dedup.py, scoring/duplicate_groups.py);
+- search's hits for a stored query: those marked `not_copy` with it are dropped, those marked `copy` say so.
+Each counts what it did; entries about videos not in the collection are kept in the file and only counted.
+"""
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from ..storage.decisions import COPY, NOT_COPY, Decisions
+
+
+def decided_candidates(candidates: Sequence[tuple[int, int]], ids: Sequence[str], scorable: Collection[int],
+                       decisions: Decisions) -> tuple[list[tuple[int, int]], dict[str, int]]:
+    """(the candidate pairs (positions i < j in `ids`) without those marked not_copy and with every pair marked
+    copy of two `scorable` videos, sorted; what the decisions did)."""
+    position = {video: n for n, video in enumerate(ids)}
+
+    def positions(label: str) -> set[tuple[int, int]]:
+        return {tuple(sorted((position[a], position[b]))) for a, b in decisions.pairs(label)
+                if a in position and b in position}
+
+    not_copy, copy = positions(NOT_COPY), {pair for pair in positions(COPY) if set(pair) <= set(scorable)}
+    kept = [pair for pair in candidates if pair not in not_copy]
+    added = copy.difference(kept)
+    missing = len(decisions.not_in(position))
+    return sorted([*kept, *added]), {
+        "applied": len(decisions.labels) + len(decisions.keep) - missing,
+        "not_copy_dropped": len(candidates) - len(kept),  # proposed pairs never scored
+        "copy_forced": len(copy),                          # listed and grouped whatever their score
+        "copy_added": len(added),                          # of those, the self-join had not proposed
+        "not_in_collection": missing}                      # entries naming a video the collection lacks
+
+
+def decided_hits(query: str, hits: list[dict[str, Any]], decisions: Decisions) -> tuple[list[dict[str, Any]], int]:
+    """(a stored query's hits (dicts with "id") without those marked not_copy with it, each with its "decision"
+    (copy or None); how many were dropped)."""
+    kept = []
+    for hit in hits:
+        label = decisions.label(query, hit["id"]) if hit["id"] != query else None
+        if label != NOT_COPY:
+            kept.append(hit | {"decision": label})
+    return kept, len(hits) - len(kept)
