@@ -4,9 +4,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from typer.testing import CliRunner
 
+from s2vs_cli.cli import app
 from s2vs_cli.errors import ConfigError
 from s2vs_cli.storage.decisions import Decisions, DecisionsError, load_decisions, save_decisions
+from test_search import collection, write_store
 
 VIDEOS = {"bikes": {"source": "/v/bikes.mp4"}, "bikes-small": {"source": None}, "car": {"source": None},
           "walk": {"source": "/v/walk.mp4"}}
@@ -117,3 +120,23 @@ def test_errors_are_one_line_naming_the_entry(tmp_path, monkeypatch, data, messa
         load_decisions("decisions.json")
     assert str(error.value) == message and "\n" not in message
     assert isinstance(error.value, ConfigError)  # exit 2 through the CLI
+
+
+def test_search_drops_not_copy_hits_of_a_stored_query(tmp_path):
+    store = tmp_path / "features.h5"
+    write_store(store, collection())
+    videos = {video: {"source": None} for video in ("query", "query-copy", "long", "elsewhere")}
+    decisions = written(tmp_path, {"format": "s2vs-decisions", "version": 1, "videos": videos, "pairs": [
+        {"a": "query-copy", "b": "query", "label": "not_copy"}, {"a": "query", "b": "long", "label": "copy"},
+        {"a": "query", "b": "elsewhere", "label": "not_copy"}]})
+    args = ["search", "query", "v001", "--database", str(store), "--features-only", "-k", "3", "--json"]
+    plain, plain_other = json.loads(CliRunner().invoke(app, args).stdout)["results"]
+    assert {"query-copy", "long"} <= {hit["id"] for hit in plain["hits"]}
+    assert "not_copy_dropped" not in plain["stages"] and all("decision" not in hit for hit in plain["hits"])
+    done = CliRunner().invoke(app, [*args, "--decisions", str(decisions)])
+    assert done.exit_code == 0, done.output
+    query, other = json.loads(done.stdout)["results"]
+    hits = {hit["id"]: hit for hit in query["hits"]}
+    assert "query-copy" not in hits and len(hits) == 3 and query["stages"]["not_copy_dropped"] == 1
+    assert hits["long"]["decision"] == "copy" and [h.get("decision") for h in query["hits"]].count("copy") == 1
+    assert other["stages"]["not_copy_dropped"] == 0 and other["hits"] == plain_other["hits"]  # nothing about v001

@@ -3,14 +3,13 @@
 - dedup's candidate pairs: a pair marked `not_copy` is dropped before it is scored, so never listed; a pair
   marked `copy` is scored even when the self-join did not propose it (and then listed and grouped whatever
   its score: jobs/dedup.py, scoring/duplicate_groups.py);
-- search's hits for a stored query: those marked `not_copy` with it are dropped, those marked `copy` say so.
+- search's scores for a stored query: those of videos marked `not_copy` with it are dropped before the ranking
+  (the top hits are others), those marked `copy` say so.
 Each counts what it did; entries about videos not in the collection are kept in the file and only counted.
 """
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
-
 from ..storage.decisions import COPY, NOT_COPY, Decisions
 
 
@@ -36,12 +35,11 @@ def decided_candidates(candidates: Sequence[tuple[int, int]], ids: Sequence[str]
         "not_in_collection": missing}                      # entries naming a video the collection lacks
 
 
-def decided_hits(query: str, hits: list[dict[str, Any]], decisions: Decisions) -> tuple[list[dict[str, Any]], int]:
-    """(a stored query's hits (dicts with "id") without those marked not_copy with it, each with its "decision"
-    (copy or None); how many were dropped)."""
-    kept = []
-    for hit in hits:
-        label = decisions.label(query, hit["id"]) if hit["id"] != query else None
-        if label != NOT_COPY:
-            kept.append(hit | {"decision": label})
-    return kept, len(hits) - len(kept)
+def decided_scores(query: str | None, scores: dict[str, float], decisions: Decisions | None
+                   ) -> tuple[dict[str, float], dict[str, str], int]:
+    """(a stored query's scores by video without those marked not_copy with it, {video: "copy"} of those marked
+    copy, how many were dropped); a query that is not a stored id (None), or no decisions, changes nothing."""
+    if query is None or decisions is None:
+        return scores, {}, 0
+    kept = {video: score for video, score in scores.items() if decisions.label(query, video) != NOT_COPY}
+    return kept, {video: COPY for video in kept if decisions.label(query, video) == COPY}, len(scores) - len(kept)
