@@ -54,10 +54,15 @@ def test_round_trip_keeps_note_and_time(tmp_path):
 
 
 def test_duplicates_are_one_decision(tmp_path):
-    pairs = document()["pairs"] + [{"a": "bikes-small", "b": "bikes", "label": "copy"}]
+    pairs = document()["pairs"] + [{"a": "bikes-small", "b": "bikes", "label": "copy"},
+                                   {"a": "walk", "b": "bikes", "label": "copy"}]
     decisions = load_decisions(written(tmp_path, document(pairs=pairs, keep=["bikes", "bikes"])))
-    assert len(decisions.labels) == 2 and decisions.keep == ["bikes"]
-    assert len(decisions.as_dict()["pairs"]) == 2
+    assert len(decisions.labels) == 3 and decisions.keep == ["bikes"]
+    saved = decisions.as_dict()["pairs"]
+    assert [(p["a"], p["b"]) for p in saved] == [("bikes", "bikes-small"), ("car", "walk"), ("walk", "bikes")]
+    assert decisions.as_ground_truth({"bikes", "walk", "car"}) == {  # as written: a is the query
+        "queries": ["car", "walk"], "database": ["walk", "bikes"], "positives": {"car": [], "walk": ["bikes"]},
+        "negatives": {"car": ["walk"], "walk": []}}
 
 
 def test_keep_is_optional(tmp_path):
@@ -140,3 +145,4 @@ def test_search_drops_not_copy_hits_of_a_stored_query(tmp_path):
     assert "query-copy" not in hits and len(hits) == 3 and query["stages"]["not_copy_dropped"] == 1
     assert hits["long"]["decision"] == "copy" and [h.get("decision") for h in query["hits"]].count("copy") == 1
     assert other["stages"]["not_copy_dropped"] == 0 and other["hits"] == plain_other["hits"]  # nothing about v001
+

@@ -6,7 +6,7 @@ The file (UTF-8 JSON, README "Decisions"):
      "videos": {id: {"source": path or null}},          every id the file names, as it was when decided
      "pairs": [{"a": id, "b": id, "label": "copy" | "not_copy", "note": text, "at": ISO-8601 time}],
      "keep": [id]}                                       `note`, `at` and `keep` are optional
-A pair is unordered; the same pair twice with the same label is one decision, with both labels an error. Every
+A pair is unordered (but calibrate scores its `a` as the query, as a ground truth's); the same pair twice with the same label is one decision, with both labels an error. Every
 error is one line naming the file and the entry (`pairs[3]`, `keep[0]`). Decisions about videos a collection
 no longer holds are kept (saved again whole) and only counted (`Decisions.not_in`).
 Library code: the standard library and the package's errors.
@@ -48,6 +48,8 @@ class Decisions:
     labels: dict[tuple[str, str], str] = field(default_factory=dict)
     extras: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # a pair's note and at
     keep: list[str] = field(default_factory=list)
+    # each pair as the file wrote it (a, b): calibrate scores a as the query, as a ground truth's (default: sorted)
+    given: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
     def label(self, a: str, b: str) -> str | None:
         """The decision about videos a and b (either order): copy, not_copy or None."""
@@ -63,6 +65,19 @@ class Decisions:
                    if a not in ids or b not in ids]
         return missing + [{"keep": video} for video in self.keep if video not in ids]
 
+    def as_ground_truth(self, ids: Collection[str]) -> dict[str, Any]:
+        """The pairs of two videos in `ids` as a custom ground truth (evaluate's layout, datasets/custom.py): a
+        pair's first id a query, its second in the database, copy a positive, not_copy a negative, nothing else
+        judged (every query lists its negatives)."""
+        judged = [(*self.given.get(pair, pair), label) for pair, label in self.labels.items()
+                  if pair[0] in ids and pair[1] in ids]
+        queries = list(dict.fromkeys(a for a, _, _ in judged))
+        truth = {"queries": queries, "database": list(dict.fromkeys(b for _, b, _ in judged)),
+                 "positives": {query: [] for query in queries}, "negatives": {query: [] for query in queries}}
+        for a, b, label in judged:
+            truth["positives" if label == COPY else "negatives"][a].append(b)
+        return truth
+
     def merged(self, other: Decisions) -> Decisions:
         """These decisions with `other`'s added; where both judge a pair (or know a source), `other`'s win."""
         videos = self.videos | {video: source for video, source in other.videos.items()
@@ -70,14 +85,15 @@ class Decisions:
         labels = self.labels | other.labels
         # a pair judged again keeps only the new judgement's note and time
         extras = {pair: notes for pair, notes in self.extras.items() if pair not in other.labels} | other.extras
-        return Decisions(videos, labels, extras, list(dict.fromkeys([*self.keep, *other.keep])))
+        return Decisions(videos, labels, extras, list(dict.fromkeys([*self.keep, *other.keep])),
+                         self.given | other.given)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, in the file's format."""
         return {"format": FORMAT, "version": VERSION,
                 "videos": {video: {"source": source} for video, source in self.videos.items()},
-                "pairs": [{"a": a, "b": b, "label": label} | self.extras.get((a, b), {})
-                          for (a, b), label in self.labels.items()],
+                "pairs": [dict(zip("ab", self.given.get(pair, pair)), label=label) | self.extras.get(pair, {})
+                          for pair, label in self.labels.items()],
                 "keep": list(self.keep)}
 
 
@@ -184,6 +200,7 @@ def _pair(decisions: Decisions, entry: Any, where: str, fail, first_entry: dict[
         raise fail(f"{where}: {entry['a']!r} and {entry['b']!r} are marked both {earlier} "
                    f"(pairs[{first_entry[pair]}]) and {label}")
     decisions.labels[pair] = label
+    decisions.given.setdefault(pair, (entry["a"], entry["b"]))
     if extras:
         decisions.extras[pair] = extras
     return pair
