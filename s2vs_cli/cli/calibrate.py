@@ -24,10 +24,7 @@ def calibrate(
         "--ground-truth", metavar="GT.json",
         help='Your labelled set: {"queries": \\[...], "database": \\[...], "positives": {query: \\[copies]}} '
              '(optional "negatives", as for evaluate).', rich_help_panel=options.INPUT)] = None,
-    labels: Annotated[Optional[str], typer.Option(
-        "--labels", metavar="DECISIONS.json",
-        help="Your decisions (README \"Decisions\") as the labelled set: its pairs with both videos in "
-             "--dataset-hdf5, copy a positive and not_copy a negative.", rich_help_panel=options.INPUT)] = None,
+    labels: options.LabelsFile = None,
     dataset: Annotated[Optional[str], typer.Option(
         "--dataset", metavar="NAME", help=f"A benchmark that labels copies: {', '.join(COPY_LABEL_NAMES)} ({_READ_GROUND_TRUTH} with "
                                           "--ground-truth).",
