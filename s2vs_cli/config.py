@@ -164,8 +164,7 @@ class EvaluateConfig(NormalizationOptions, ModelOptions):
     loader: str = "video"                 # video files, or frames: folders of frames
     workers: Optional[int] = None         # decoding processes; default: one per CPU core, at most 8
     save_features: Optional[str] = None   # keep the features extracted from dataset_path in this HDF5 file
-    # VSC22: predicted (and located) pairs, 25 × the queries in all: the challenge's official limit.
-    pairs_per_query: int = 25
+    pairs_per_query: int = 25             # VSC22: predicted (and located) pairs, 25 × the queries: the official limit
     min_match_seconds: float = 2.0        # VSC22, custom segments: shorter copied parts are not predicted (as compare)
 
     def __post_init__(self):
@@ -192,6 +191,7 @@ class SearchConfig(NormalizationOptions, ModelOptions):
     min_match_seconds: float = 2.0  # copied parts shorter than this (on either video) are not reported, as compare
     min_match_score: Optional[float] = None  # nor those whose score (mean similarity along them) is lower
     keep_common_frames: bool = False  # match every frame: leave out no boilerplate or low-information frame
+    decisions: Optional[str] = None  # a decisions file: a stored query's not_copy hits dropped, copy hits marked
 
     def __post_init__(self):
         ExtractorOptions.__post_init__(self)
@@ -214,6 +214,7 @@ class DedupConfig(CompareConfig):
     duplicate_coverage: float = 0.8         # copied parts covering this share of both videos: duplicates
     keep: str = "resolution"                # keeper: resolution (then duration), duration, size, first; ties: bitrate
     keep_common_frames: bool = False        # match boilerplate too (intros, logos, black frames)
+    decisions: Optional[str] = None         # a decisions file: not_copy pairs never listed, copy pairs grouped
 
     def __post_init__(self):
         CompareConfig.__post_init__(self)
@@ -239,6 +240,7 @@ class CalibrateConfig(NormalizationOptions, ModelOptions):
     features_only: bool = False           # raw region features, no attention and no comparator (docs/METHOD.md §3)
     target_precision: float = 0.95        # one verdict in 20 may be wrong: 76 copy pairs can show it
     keep_common_frames: bool = False      # score every frame; default: leave out the file's boilerplate, as search
+    labels: Optional[str] = None          # a decisions file: its pairs in dataset_hdf5 are the labelled set
 
     def __post_init__(self):
         ExtractorOptions.__post_init__(self)
@@ -301,8 +303,8 @@ class TrainConfig(ExtractorOptions):
     loader: str = "auto"                  # frames, video, or auto: what `data` holds
     experiment_path: str = "experiments/s2vs"  # config.yaml, model.pth, checkpoint.pth, metrics.jsonl, loss.png
     iterations: int = 30_000              # optimiser steps asked for (see run_length)
-    run_length: str = "epochs"            # epochs: whole epochs covering iterations, partial batches kept (the
-                                          # original); steps: exactly iterations steps of whole batches
+    run_length: str = "epochs"            # epochs (the original): whole epochs over iterations, partial batches kept;
+                                          # steps: exactly iterations steps of whole batches
     batch_size: int = 64                  # videos per process and step; each gives a weak and a strong clip
     frames_per_batch: int = 512           # frames per chunk through the frozen backbone
     window_size: int = 32                 # frames per clip (each item reads 2 x window_size consecutive frames)
@@ -310,8 +312,7 @@ class TrainConfig(ExtractorOptions):
     warmup_lr: float = 5e-7               # learning rate at step 0, rising linearly to lr
     final_lr: float = 5e-6                # learning rate at the end of the cosine decay
     warmup_iterations: int = 1_000
-    # The cosine reaches final_lr here (counted from step 0); None: `iterations`, as the original (its cosine
-    # length is its iteration count). Resolved when the configuration is built, so config.yaml records it.
+    # Where the cosine reaches final_lr (from step 0); None: `iterations` (the original's), resolved at once.
     decay_iterations: Optional[int] = None
     weight_decay: float = 0.01            # AdamW, on every parameter
     temperature: float = 0.03             # InfoNCE τ

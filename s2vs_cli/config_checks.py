@@ -54,7 +54,7 @@ def check_names(device: str, precision: str, backbone_weights: str, pca: str, mo
 # thing everywhere). Outputs are made where they say; every other one must exist.
 INPUT_PATHS = frozenset({"normalize_with", "thresholds", "dataset_path", "list", "annotations", "dataset_hdf5",
                          "ground_truth", "easy_duplicates", "database", "data", "eval_ground_truth",
-                         "eval_dataset_path"})
+                         "eval_dataset_path", "decisions", "labels"})
 OUTPUT_PATHS = frozenset({"experiment_path", "save_features"})
 # Fields that take a name or a path (models/loading.py).
 WEIGHTS = {"backbone_weights": BACKBONE, "pca": WHITENING, "model": NETWORK}

@@ -238,6 +238,10 @@ def test_calibrate_refuses_a_set_too_small(labelled, tmp_path):
      "target_precision must be at least 0.5 and below 1, got 1.0"),
     (["calibrate", "--ground-truth", "gt.json", "--dataset-hdf5", "f.h5", "--normalize-k", "0", "--json"], 2,
      "normalize_k must be at least 1, got 0"),
+    (["calibrate", "--labels", "d.json", "--from-similarities", "s.json", "--json"], 2,
+     "--labels takes the features of its videos: give --dataset-hdf5 FILE"),
+    (["calibrate", "--labels", "d.json", "--dataset", "VCDB", "--dataset-hdf5", "f.h5", "--json"], 2,
+     "--labels is the labelled set: give it without --ground-truth or --dataset"),
     (["calibrate", "--ground-truth", "gt.json", "--dataset-hdf5", "missing.h5", "--json"], 1,
      "missing.h5: feature file not found"),
 ])
@@ -304,3 +308,39 @@ def test_normalized_thresholds_need_the_same_normalization(labelled, tmp_path):
     other_k = runner.invoke(app, ["search", "q0", "--database", str(labelled["features.h5"]), "--features-only",
                                   "--thresholds", str(thresholds), *noise, "--normalize-k", "2"])
     assert "this run normalizes them with noise.h5 (10 videos), k 2, β 1" in _error(other_k, 2)
+
+
+def test_calibrate_labels_equal_the_same_pairs_as_a_ground_truth(labelled, tmp_path):
+    queries, copies = [f"q{q}" for q in range(8)], range(10)
+    others = [f"other{u}" for u in range(12)]
+    # a pair's a is scored as the query (scores are asymmetric), as a ground truth's query: "other0" < "q0" sorted
+    pairs = [{"a": query, "b": f"q{q}-copy{c}", "label": "copy"} for q, query in enumerate(queries) for c in copies]
+    pairs += [{"a": query, "b": other, "label": "not_copy"} for query in queries for other in others]
+    names = {video for pair in pairs for video in (pair["a"], pair["b"])}
+    decisions = tmp_path / "decisions.json"
+    decisions.write_text(json.dumps({"format": "s2vs-decisions", "version": 1, "videos": {
+        video: {"source": None} for video in names}, "pairs": pairs}))
+    truth = tmp_path / "truth.json"
+    database = [f"q{q}-copy{c}" for q in range(8) for c in copies] + others  # the order the pairs name them
+    truth.write_text(json.dumps({"queries": queries, "database": database,
+                                 "positives": {f"q{q}": [f"q{q}-copy{c}" for c in copies] for q in range(8)},
+                                 "negatives": {query: others for query in queries}}))
+    common = ["calibrate", "--dataset-hdf5", str(labelled["features.h5"]), "--features-only",
+              "--target-precision", "0.9", "--json"]
+    from_labels = runner.invoke(app, [*common, "--labels", str(decisions)])
+    from_truth = runner.invoke(app, [*common, "--ground-truth", str(truth)])
+    assert from_labels.exit_code == from_truth.exit_code == 0, from_labels.output + from_truth.output
+    by_labels, by_truth = json.loads(from_labels.stdout), json.loads(from_truth.stdout)
+    assert by_labels["calibration_set"].pop("file") == str(decisions)
+    assert by_truth["calibration_set"].pop("file") == str(truth)
+    assert by_labels == by_truth and by_labels["calibration_set"]["pairs"] == 80 + 96
+    # a pair about a video the feature file lacks is left out and counted; the threshold does not move
+    data = json.loads(decisions.read_text())
+    data["videos"]["gone"] = {"source": "/v/gone.mp4"}
+    data["pairs"].append({"a": "q0", "b": "gone", "label": "copy"})
+    decisions.write_text(json.dumps(data))
+    again = json.loads(runner.invoke(app, [*common, "--labels", str(decisions)]).stdout)
+    assert again["threshold"] == by_truth["threshold"] and again["calibration_set"]["missing_pairs"] == 1
+    both = runner.invoke(app, [*common, "--labels", str(decisions), "--ground-truth", str(truth)])
+    assert both.exit_code == 2 and both.stderr.strip().splitlines() == [
+        "error: --labels is the labelled set: give it without --ground-truth or --dataset"]

@@ -173,7 +173,8 @@ def test_json_has_the_documented_keys(found):
     assert list(data) == ["groups", "pairs", "settings", "random_weights", "stages"]
     assert set(data["groups"][0]) == {"members", "keep", "facts", "links"}
     excerpt = next(p for p in data["pairs"] if p["relation"] == "contains")
-    assert set(excerpt) == {"a", "b", "similarity", "directions", "relation", "container", "coverage", "matches"}
+    assert set(excerpt) == {"a", "b", "similarity", "directions", "relation", "container", "coverage", "matches",
+                            "decision"} and excerpt["decision"] is None
     assert set(excerpt["matches"][0]) == {"a_start", "a_end", "b_start", "b_end", "score"}
     assert data["settings"]["model"] == "features only" and data["settings"]["keep"] == "resolution"
     assert data["random_weights"] is False
@@ -190,7 +191,7 @@ def test_csv_tables_read_back(found, tmp_path):
         assert (row["a"], row["b"], float(row["similarity"]), row["relation"]) == (pair.a, pair.b, pair.similarity,
                                                                                    pair.relation)
         assert (float(row["coverage_a"]), float(row["coverage_b"]), int(row["matches"])) == (*pair.coverage, 1)
-        assert float(row["a_start"]) == pair.matches[0].a_start and row["verdict"] == ""
+        assert float(row["a_start"]) == pair.matches[0].a_start and row["verdict"] == row["decision"] == ""
     with open(groups_csv, newline="") as handle:
         members = list(csv.DictReader(handle))
     assert tuple(members[0]) == GROUP_COLUMNS
@@ -489,3 +490,59 @@ def torch_distributed_available() -> bool:
 def test_compares_collection_key_is_refused_not_ignored(store):
     with pytest.raises(ConfigError, match="collection is compare's key"):
         run_dedup([str(store)], DedupConfig(features_only=True, collection=str(store)), Runtime.cpu())
+
+
+def _decisions_file(path: Path) -> Path:
+    videos = {video: {"source": None} for video in ORDER + ["gone"]}
+    path.write_text(json.dumps({"format": "s2vs-decisions", "version": 1, "videos": videos, "pairs": [
+        {"a": "c-noisy", "b": "a-orig", "label": "not_copy"},   # found, marked not a copy: never comes back
+        {"a": "u1", "b": "u2", "label": "copy"},                # not found, marked a copy: scored and grouped
+        {"a": "e-left", "b": "f-right", "label": "copy"},       # an overlap marked a copy: one group
+        {"a": "u3", "b": "gone", "label": "not_copy"}],         # about a video no longer in the store
+        "keep": ["a-orig"]}))                                  # not the rule's keeper (b-exact, 1280x720)
+    return path
+
+
+def test_decisions_drop_force_and_keep(store, found, tmp_path):
+    decisions = _decisions_file(tmp_path / "decisions.json")
+    before = decisions.read_bytes()
+    cfg = DedupConfig(features_only=True, exhaustive=True, decisions=str(decisions), **FLOORS)
+    result = run_dedup([str(store)], cfg, Runtime.cpu(), facts=facts_of)
+    pairs = _pairs(result)
+    assert ("a-orig", "c-noisy") in _pairs(found) and ("a-orig", "c-noisy") not in pairs
+    assert set(pairs) == set(_pairs(found)) - {("a-orig", "c-noisy")} | {("u1", "u2")}
+    forced = pairs[("u1", "u2")]
+    assert (forced.decision, forced.matches, forced.coverage, forced.relation) == ("copy", [], (0.0, 0.0), "overlap")
+    assert pairs[("e-left", "f-right")].decision == "copy" and pairs[("a-orig", "b-exact")].decision is None
+    groups = {tuple(group.members): group for group in result.groups}
+    assert groups[("a-orig", "b-exact", "c-noisy")].keep == "a-orig"  # still one group through b-exact
+    assert ("e-left", "f-right") in groups and ("u1", "u2") in groups
+    assert result.stages["decisions"] == {"applied": 4, "not_copy_dropped": 1, "copy_forced": 2, "copy_added": 0,
+                                          "not_in_collection": 1}  # every pair is a candidate: none to add
+    assert result.stages["candidates"] == result.stages["scored"] == 35  # 36 pairs less the one marked not_copy
+    assert result.settings["decisions"] == str(decisions)
+    assert decisions.read_bytes() == before  # the entry about "gone" is kept: the file is never rewritten
+    listed = json.loads(json.dumps(result.as_dict()))["pairs"]
+    assert {(p["a"], p["b"]): p["decision"] for p in listed}[("u1", "u2")] == "copy"
+    pairs_csv, _ = write_dedup_tables(result, tmp_path / "tables")
+    with open(pairs_csv, newline="") as handle:
+        rows = {(row["a"], row["b"]): row for row in csv.DictReader(handle)}
+    assert rows[("u1", "u2")]["decision"] == "copy" and rows[("u1", "u2")]["a_start"] == ""
+    assert rows[("a-orig", "b-exact")]["decision"] == ""
+    joined = run_dedup([str(store)], DedupConfig(features_only=True, decisions=str(decisions), **FLOORS), Runtime.cpu(),
+                       facts=facts_of)  # the self-join does not propose u1-u2: the decision adds it
+    assert joined.stages["decisions"]["copy_added"] >= 1 and _pairs(joined)[("u1", "u2")].decision == "copy"
+    assert ("a-orig", "c-noisy") not in _pairs(joined)
+
+
+def test_decisions_on_the_command_line(store, tmp_path):
+    decisions = _decisions_file(tmp_path / "decisions.json")
+    common = [str(store), "--exhaustive", "--features-only", "--min-match-score", "0.5"]
+    done = _dedup(*common, "--decisions", str(decisions), "-o", str(tmp_path / "out.json"))
+    assert done.exit_code == 0, done.output
+    assert f"note: 1 decision about videos not in this collection: kept in {decisions}, not applied" in done.stderr
+    assert json.loads((tmp_path / "out.json").read_text())["stages"]["decisions"]["not_copy_dropped"] == 1
+    decisions.write_text(decisions.read_text().replace('"copy"', '"dup"', 1))
+    bad = _dedup(*common, "--decisions", str(decisions))
+    assert bad.exit_code == 2
+    assert bad.stderr.strip().splitlines() == [f"error: {decisions}: pairs[1]: unknown label 'dup' (copy or not_copy)"]

@@ -24,6 +24,7 @@ def calibrate(
         "--ground-truth", metavar="GT.json",
         help='Your labelled set: {"queries": \\[...], "database": \\[...], "positives": {query: \\[copies]}} '
              '(optional "negatives", as for evaluate).', rich_help_panel=options.INPUT)] = None,
+    labels: options.LabelsFile = None,
     dataset: Annotated[Optional[str], typer.Option(
         "--dataset", metavar="NAME", help=f"A benchmark that labels copies: {', '.join(COPY_LABEL_NAMES)} ({_READ_GROUND_TRUTH} with "
                                           "--ground-truth).",

@@ -21,7 +21,7 @@ PROBES = ("Self-join of a large collection (over 65,536 segments): inverted list
           "weak copies, slower (100,000 videos: 16 lists 6.8 min, 64 lists 12.3 min; BENCHMARKS.md).  \\[default: 16]")
 
 
-@options.takes("min_match_seconds", "min_match_score", "thresholds", "keep_common_frames", "features_only", "model",
+@options.takes("min_match_seconds", "min_match_score", "thresholds", "decisions", "keep_common_frames", "features_only", "model",
                "backbone", "backbone_weights", "pca", "device", "precision", "fps", "seed", "config", "print_config",
                "json_output", "quiet")
 def dedup(
@@ -109,6 +109,10 @@ def dedup(
         if unknown:
             console.print(f"[yellow]note:[/] {plural(len(unknown), 'removable videos')} not printed: their source file "
                           f"is unknown or gone, e.g. {terminal_safe(unknown[0])}", highlight=False, soft_wrap=True)
+    missing = result.stages.get("decisions", {}).get("not_in_collection")
+    if missing and not json_output:  # kept in the file, never dropped: a later collection may hold them again
+        console.print(f"[yellow]note:[/] {plural(missing, 'decisions')} about videos not in this collection: kept in "
+                      f"{terminal_safe(cfg.decisions)}, not applied", highlight=False, soft_wrap=True)
     if not json_output and result.random_weights:
         console.print("[yellow]note:[/] random weights: a test of the pipeline, not a meaningful similarity")
 

@@ -69,6 +69,14 @@ Thresholds = Annotated[Optional[str], typer.Option(
     "--thresholds", metavar="THRESHOLDS.json",
     help="Say \"copy\" or \"not a copy\" for each pair, with the threshold and the precision of a file from "
          "[bold]s2vs calibrate[/] (made for the same model and extractor).", rich_help_panel=SCORES)]
+DecisionsFile = Annotated[Optional[str], typer.Option(
+    "--decisions", metavar="DECISIONS.json",
+    help="Your decisions about pairs (README \"Decisions\"): pairs marked not_copy never come back, pairs marked "
+         "copy are kept whatever their score.", rich_help_panel=SCORES)]
+LabelsFile = Annotated[Optional[str], typer.Option(  # calibrate's: the same file as --decisions
+    "--labels", metavar="DECISIONS.json",
+    help="Your decisions (README \"Decisions\") as the labelled set: its pairs with both videos in "
+         "--dataset-hdf5, copy a positive and not_copy a negative.", rich_help_panel=INPUT)]
 NormalizeWith = Annotated[Optional[str], typer.Option(
     "--normalize-with", metavar="NOISE.hdf5",
     help="Features of videos unrelated to the queries: each query's scores are lowered by β × its similarity "
@@ -152,7 +160,7 @@ SHARED = {
     "config": Config, "print_config": PrintConfig, "quiet": Quiet, "json_output": Json,
     "model": Model, "backbone": Backbone, "backbone_weights": BackboneWeights, "pca": Pca, "seed": Seed,
     "features_only": FeaturesOnly,
-    "thresholds": Thresholds, "normalize_with": NormalizeWith, "normalize_k": NormalizeK,
+    "thresholds": Thresholds, "decisions": DecisionsFile, "normalize_with": NormalizeWith, "normalize_k": NormalizeK,
     "normalize_beta": NormalizeBeta, "keep_common_frames": KeepCommonFrames, "min_match_seconds": MinMatchSeconds,
     "min_match_score": MinMatchScore,
     "device": Device, "precision": Precision, "frames_per_batch": FramesPerBatch, "compile_cnn": Compile,

@@ -23,7 +23,7 @@ Database = Annotated[Optional[str], typer.Option(
     rich_help_panel=options.INPUT)]
 
 
-@options.takes("min_match_seconds", "min_match_score", "thresholds", "normalize_with", "normalize_k",
+@options.takes("min_match_seconds", "min_match_score", "thresholds", "decisions", "normalize_with", "normalize_k",
                "normalize_beta", "keep_common_frames", "features_only", "model", "backbone", "backbone_weights", "pca",
                "device", "precision", "fps", "frames_per_batch", "seed", "config", "print_config", "json_output", "quiet")
 def search(

@@ -12,6 +12,8 @@ the file records which (`common_frames`). Saved similarities are evaluate's, of 
 """
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ import numpy as np
 from .. import __version__
 from ..artifacts import BACKBONE, NETWORK, WHITENING, choices
 from ..datasets import Benchmark, CustomBenchmark, Similarities
+from ..datasets.custom import validate_ground_truth
 from ..datasets.scores import align, relevance
 from ..config import CalibrateConfig, ExtractorOptions
 from ..errors import ConfigError, FeatureStoreError
@@ -31,6 +34,7 @@ from ..scoring.common_frames import LeftOut
 from ..scoring.common_frames_fit import common_frames_of_store
 from ..scoring.normalization import NoiseNormalization, normalize_with_noise
 from ..scoring.retrieval import VideoScorer, load_similarities
+from ..storage.decisions import load_decisions
 from ..storage.store import FeatureStore, made_with_random_weights
 from .evaluate import load_ground_truth, score_benchmark
 
@@ -42,8 +46,11 @@ def run_calibration(cfg: CalibrateConfig, runtime: Runtime, *, from_similarities
     check_sources(cfg, from_similarities)
     features = cfg.dataset_hdf5
     available = _stored_ids(features) if features is not None else ()
-    benchmark = load_ground_truth(dataset_name(cfg), cfg.annotations, cfg.ground_truth, cfg.distractors, progress,
-                                  available=available)
+    if cfg.labels is not None:
+        benchmark, unstored = labels_benchmark(cfg.labels, available)
+    else:
+        benchmark, unstored = load_ground_truth(dataset_name(cfg), cfg.annotations, cfg.ground_truth, cfg.distractors,
+                                                progress, available=available), 0
     benchmark.copies()  # a benchmark without copy labels fails now, before any scoring
     normalization, stored_random, common_frames = None, False, common_frames_rule(cfg.keep_common_frames)
     if from_similarities is not None:
@@ -64,6 +71,7 @@ def run_calibration(cfg: CalibrateConfig, runtime: Runtime, *, from_similarities
                                 scored_from,
                                 random_weights=runtime.random_weights or identity.random_weights or stored_random,
                                 common_frames=common_frames)
+    thresholds.calibration_set["missing_pairs"] += unstored
     if output is not None:
         thresholds.save(output)
     return thresholds
@@ -129,6 +137,8 @@ def labelled_pairs(benchmark: Benchmark, similarities: Similarities,
 def check_sources(cfg: CalibrateConfig, from_similarities: str | None = None) -> None:
     """ConfigError unless the set and one source of scores are given, and the noise goes with features."""
     dataset_name(cfg)
+    if cfg.labels is not None and cfg.dataset_hdf5 is None:
+        raise ConfigError("--labels takes the features of its videos: give --dataset-hdf5 FILE")
     if (cfg.dataset_hdf5 is None) == (from_similarities is None):
         raise ConfigError("give the features of the set's videos (--dataset-hdf5 FILE) or saved similarities "
                           "(--from-similarities FILE), one of the two")
@@ -141,8 +151,23 @@ def check_sources(cfg: CalibrateConfig, from_similarities: str | None = None) ->
         raise FeatureStoreError(f"{cfg.dataset_hdf5}: feature file not found")
 
 
+def labels_benchmark(labels: str, available: Sequence[str]) -> tuple[CustomBenchmark, int]:
+    """(the pairs of a decisions file with both videos in `available` as a custom ground truth, with the file as
+    its source; how many of its pairs name a video not there)."""
+    decisions, stored = load_decisions(labels), set(available)
+    truth = decisions.as_ground_truth(stored)
+    if not truth["queries"]:
+        raise ConfigError(f"{labels}: none of its {len(decisions.labels)} pairs has both videos in the feature file")
+    benchmark = dataclasses.replace(validate_ground_truth(truth), source=Path(labels))
+    return benchmark, sum("label" in entry for entry in decisions.not_in(stored))
+
+
 def dataset_name(cfg: CalibrateConfig) -> str:
-    """The labelled set's name: --dataset, or 'custom' when only --ground-truth is given."""
+    """The labelled set's name: --dataset, or 'custom' when only --ground-truth (or --labels) is given."""
+    if cfg.labels is not None:
+        if cfg.dataset is not None or cfg.ground_truth is not None:
+            raise ConfigError("--labels is the labelled set: give it without --ground-truth or --dataset")
+        return "custom"
     if cfg.dataset is not None:
         return cfg.dataset
     if cfg.ground_truth is None:

@@ -14,6 +14,9 @@ Then groups (connected components of duplicate pairs; contains/overlap pairs lin
 each member's facts from its source file and a suggested keeper. With thresholds from `s2vs calibrate` every
 listed pair gets a verdict; a pair judged "not a copy" is still listed (with its verdict) but joins no group
 and no link, so no keeper choice, and no --print-removable line, rests on it.
+With a person's decisions (`decisions`, storage/decisions.py) a pair marked not_copy is dropped before stage 3
+(never listed), one marked copy is scored (added when stage 1-2 missed it), listed and grouped whatever its
+score, relation or verdict, and a video marked keep is its group's keeper (`stages["decisions"]` counts them).
 Several feature files are read as one collection: an id may be in only one of them. Nothing is ever deleted.
 """
 from __future__ import annotations
@@ -37,12 +40,14 @@ from ..runtime import Runtime
 from ..scoring.calibration import Thresholds, common_frames_rule, load_thresholds
 from ..scoring.common_frames import CommonFrames
 from ..scoring.common_frames_fit import common_frames_of_index, common_frames_of_stores
-from ..scoring.duplicate_groups import (RELATIONS, DuplicateGroup, DuplicatePair, PairMatch, choose_keeper,
+from ..scoring.duplicate_groups import (COPY, RELATIONS, DuplicateGroup, DuplicatePair, PairMatch, choose_keeper,
                                         duplicate_groups, pair_relation)
 from ..scoring.pair import LocatedPair, as_video_features, locate_on_map, locate_pair, sampled_duration
+from ..scoring.pair_decisions import decided_candidates
 from ..scoring.retrieval import DATABASE_BLOCK, VideoScorer, repeat_to_min_frames
 from ..scoring.self_join import candidate_pairs
 from ..scoring.similarity_range import bounded_similarity
+from ..storage.decisions import Decisions, load_decisions
 from ..storage.index import VideoIndex, open_index
 from ..storage.store import FeatureStore
 from .calibrate import store_score_identity
@@ -99,6 +104,7 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
         raise ConfigError("the self-join reads one feature file: join them first (s2vs merge ALL.h5 "
                           f"{' '.join(stores)}), or score every pair with --exhaustive")
     thresholds = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None  # before the models
+    decisions = load_decisions(cfg.decisions) if cfg.decisions is not None else Decisions()
     seconds, clock = {}, time.perf_counter()
 
     def timed(stage: str) -> None:  # the seconds each stage took, in `stages["seconds"]`
@@ -122,6 +128,8 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
             candidates, stages["self_join"] = _indexed_candidates(collection, cfg, runtime, progress)
         if collection.common is not None:
             stages["common_frames"] = len(collection.common.prototypes)  # boilerplate frames found in many videos
+        if cfg.decisions is not None:
+            candidates, stages["decisions"] = decided_candidates(candidates, collection.ids, with_frames, decisions)
         stages["candidates"] = len(candidates)
         timed("candidates")
         scorer = VideoScorer(runtime.network, runtime.device, runtime.precision, few_shapes=True)
@@ -131,7 +139,7 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
         for (i, j), (directions, located) in _score_pairs(collection, mine, scorer, cfg, progress).items():
             a, b = collection.ids[i], collection.ids[j]
             pair = _pair(a, b, directions, located, cfg.duplicate_coverage, collection.left_out_seconds(a),
-                         collection.left_out_seconds(b))
+                         collection.left_out_seconds(b), decisions.label(a, b))
             if pair is not None:
                 pair.verdict = thresholds.verdict(pair.similarity) if thresholds is not None else None
                 pairs.append(pair)
@@ -140,7 +148,7 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
         pairs.sort(key=lambda p: (-p.similarity, position[p.a], position[p.b]))
         stages |= {"scored": len(candidates), "no_match": len(candidates) - len(pairs), "pairs": len(pairs)}
         timed("scoring")
-        groups = _groups(collection, pairs, cfg.keep, facts or recorded_source_facts, progress)
+        groups = _groups(collection, pairs, cfg.keep, facts or recorded_source_facts, progress, decisions.keep)
         timed("groups")
     stages["seconds"] = seconds | {"total": round(sum(seconds.values()), 3)}
     random_weights = runtime.random_weights or collection.random_weights
@@ -153,7 +161,7 @@ def _settings(cfg: DedupConfig, collection: Collection, runtime: Runtime, thresh
                                                    "precision": thresholds.precision}
     settings = {"stores": [str(path) for path in collection.paths],
                 "model": "features only" if runtime.network is None else runtime.network.label,
-                "thresholds": calibration}
+                "thresholds": calibration, "decisions": cfg.decisions}
     return settings | {name: getattr(cfg, name) for name in (
         "features_only", "exhaustive", "neighbours", "probes", "min_frame_level", "duplicate_coverage", "keep",
         "min_match_seconds", "min_match_score", "keep_common_frames")}
@@ -261,10 +269,11 @@ def _locate(collection: Collection, query: str, target: str, scored_map, scorer:
 
 
 def _pair(a: str, b: str, directions: tuple[float, float], located: LocatedPair, duplicate_coverage: float,
-          left_out_a: float = 0.0, left_out_b: float = 0.0) -> DuplicatePair | None:
-    """The listed pair of two scored, located videos; None when no copied part passed the floors. Coverage is of
-    each video's time in matching: its duration less the seconds left out (boilerplate, blank frames)."""
-    if not located.matches:
+          left_out_a: float = 0.0, left_out_b: float = 0.0, decision: str | None = None) -> DuplicatePair | None:
+    """The listed pair of two scored, located videos; None when no copied part passed the floors, unless a person
+    marked it a copy (`decision`). Coverage is of each video's time in matching: its duration less the seconds
+    left out (boilerplate, blank frames)."""
+    if not located.matches and decision != COPY:
         return None
     matches = [PairMatch(m.times.query_start, m.times.query_end, m.times.target_start, m.times.target_end, m.score)
                for m in located.matches]
@@ -272,7 +281,7 @@ def _pair(a: str, b: str, directions: tuple[float, float], located: LocatedPair,
                 _coverage([(m.b_start, m.b_end) for m in matches], located.target_duration - left_out_b))
     relation, side = pair_relation(*coverage, duplicate_coverage)
     return DuplicatePair(a, b, (directions[0] + directions[1]) / 2, directions, matches, coverage, relation,
-                         container={"a": a, "b": b}.get(side))
+                         container={"a": a, "b": b}.get(side), decision=decision)
 
 
 def _coverage(intervals: list[tuple[float, float]], duration: float) -> float:
@@ -281,8 +290,9 @@ def _coverage(intervals: list[tuple[float, float]], duration: float) -> float:
 
 
 def _groups(collection: Collection, pairs: list[DuplicatePair], keep: str, facts: FactsReader,
-            progress: Progress) -> list[DuplicateGroup]:
-    """The groups of the listed pairs, each member's facts read, and each group's keeper chosen."""
+            progress: Progress, chosen: list[str]) -> list[DuplicateGroup]:
+    """The groups of the listed pairs, each member's facts read, and each group's keeper chosen (a member a
+    person `chosen` to keep, else by the rule `keep`)."""
     members, links = duplicate_groups(collection.ids, pairs)
     progress.stage("reading the facts of the grouped videos", total=sum(map(len, members)), unit="videos")
     groups, done = [], 0
@@ -292,7 +302,7 @@ def _groups(collection: Collection, pairs: list[DuplicatePair], keep: str, facts
             known[video] = video_facts_or_stored(collection, video, facts)
             done += 1
             progress.update(done)
-        groups.append(DuplicateGroup(group_members, choose_keeper(group_members, known, keep), known, group_links))
+        groups.append(DuplicateGroup(group_members, choose_keeper(group_members, known, keep, set(chosen)), known, group_links))
     return groups
 
 

@@ -1,7 +1,7 @@
 """`s2vs dedup --csv DIR`: the result as two spreadsheet tables, pairs.csv and groups.csv.
 
-pairs.csv has a row a pair (most similar first) with its first (best) copied part's times; groups.csv a row a
-member of each group, the keeper flagged, with its facts. Text cells are spreadsheet-safe (spreadsheet_cells.py:
+pairs.csv has a row a pair (most similar first) with its first (best) copied part's times and a person's
+decision (copy, or empty); groups.csv a row a member of each group, the keeper flagged, with its facts. Text cells are spreadsheet-safe (spreadsheet_cells.py:
 an id starting with `=` cannot run as a formula, and reads back exactly); numbers are written in full (repr), so
 reading gives the same floats; an empty cell is a value not known. Each file is written whole or not at all.
 """
@@ -13,11 +13,12 @@ from pathlib import Path
 
 from ..atomic import OutputWriteError, atomic_write
 from ..errors import S2VSError
+from ..scoring.duplicate_groups import PairMatch
 from ..spreadsheet_cells import spreadsheet_safe
 from .dedup import FACT_KEYS, DedupResult
 
 PAIR_COLUMNS = ("a", "b", "similarity", "relation", "container", "coverage_a", "coverage_b", "matches",
-                "a_start", "a_end", "b_start", "b_end", "match_score", "verdict")
+                "a_start", "a_end", "b_start", "b_end", "match_score", "verdict", "decision")
 GROUP_COLUMNS = ("group", "id", "keep", *FACT_KEYS, "facts_from")
 
 
@@ -52,11 +53,11 @@ def write_dedup_tables(result: DedupResult, folder: str | Path) -> list[Path]:
     except OSError as e:
         raise S2VSError(f"{folder}: cannot make the folder ({e.strerror or e})") from None
     pairs = []
-    for pair in result.pairs:
-        first = pair.matches[0]
+    for pair in result.pairs:  # a pair marked copy may have no copied part: its cells for one are empty
+        first = pair.matches[0] if pair.matches else PairMatch(None, None, None, None, None)
         pairs.append((pair.a, pair.b, pair.similarity, pair.relation, pair.container, *pair.coverage,
                       len(pair.matches), first.a_start, first.a_end, first.b_start, first.b_end, first.score,
-                      pair.verdict))
+                      pair.verdict, pair.decision))
     members = [(number, member, member == group.keep, *(group.facts.get(member, {}).get(key) for key in FACT_KEYS),
                 group.facts.get(member, {}).get("from"))
                for number, group in enumerate(result.groups) for member in group.members]

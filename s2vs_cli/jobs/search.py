@@ -43,7 +43,9 @@ from ..media.damage import stored_loss
 from ..models.short_videos import repeat_factor
 from ..scoring.pair import (HeatmapMaker, LocatedPair, as_video_features, extract_video_features, locate_on_map,
                             locate_pair, sampled_duration, stored_video_features)
+from ..scoring.pair_decisions import decided_scores
 from ..scoring.retrieval import VideoScorer, repeat_to_min_frames, score_prepared
+from ..storage.decisions import Decisions, load_decisions
 from ..storage.index import IndexUpdate, VideoIndex, open_index, segment_descriptors
 from ..storage.index_checks import SearchIndexError
 from ..storage.store import FeatureStore, StoreIdentity, frame_times
@@ -87,13 +89,13 @@ class Searcher:
                  noise: NoiseSet | None = None, thresholds: Thresholds | None = None,
                  heatmap: HeatmapMaker | None = None,
                  rerank: int = DEFAULT_RERANK, min_match_seconds: float = 2.0, min_match_score: float | None = None,
-                 common: CommonFrames | None = None):
+                 common: CommonFrames | None = None, decisions: Decisions | None = None):
         self.store = FeatureStore(store_path)
         # The collection's boilerplate and low-information frames, left out of every video (None: all kept).
         self.common, self.left_out = common, LeftOut(common, index) if common is not None else None
         self.scorer, self.index, self.candidates, self.top_k = scorer, index, candidates, top_k
         self.rerank = max(rerank, top_k)  # ViSiL ranks everything it returns
-        self.noise, self.thresholds = noise, thresholds
+        self.noise, self.thresholds, self.decisions = noise, thresholds, decisions  # decisions: a stored query's
         self.heatmap = heatmap  # makes each located hit's heatmap, for a review report
         self.locate = top_k if locate is None else locate  # hits that get their matching segment
         self.min_match_seconds, self.min_match_score = min_match_seconds, min_match_score  # as compare's floors
@@ -137,11 +139,13 @@ class Searcher:
         maps: dict[str, torch.Tensor] | None = {} if self.index is not None else None
         scores = score_prepared(self.store, prepared, ids, self.scorer, maps=maps,
                                 select=self.left_out.select if self.left_out is not None else None)["query"]
+        scores, marked, dropped = decided_scores(query.stored_id, scores, self.decisions)
+        stages |= {"not_copy_dropped": dropped} if self.decisions is not None else {}  # counted with decisions only
         ranked = sorted(scores.items(), key=lambda item: -item[1])[:self.top_k]
         offset = self.noise.offsets(prepared, self.scorer)["query"] if self.noise is not None else None
         hits = []
         for rank, (video_id, score) in enumerate(ranked):
-            hit = SearchHit(video_id, float(score), coarse=coarse.get(video_id))
+            hit = SearchHit(video_id, float(score), coarse=coarse.get(video_id), decision=marked.get(video_id))
             hit.left_out = self.left_out.count(video_id) if self.left_out is not None else None
             if rank < self.locate:
                 located = self._locate(query, video_id, (maps or {}).get(video_id), kept)
@@ -345,6 +349,7 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
     report's), located hits keep their heatmaps."""
     database = check_feature_file(cfg.database)
     thresholds = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None
+    decisions = load_decisions(cfg.decisions) if cfg.decisions is not None else None
     with FeatureStore(database) as store:
         stored, identity = set(store.ids()), store.identity
     sources = resolve_queries(queries, stored)
@@ -383,7 +388,7 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
     scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
     searcher = Searcher(database, scorer, index, cfg.candidates, cfg.top_k, noise=noise, thresholds=thresholds,
                         heatmap=heatmap, rerank=cfg.rerank, min_match_seconds=cfg.min_match_seconds,
-                        min_match_score=cfg.min_match_score, common=common)
+                        min_match_score=cfg.min_match_score, common=common, decisions=decisions)
     return SearchSession(str(cfg.database), searcher, sources, runtime, cfg.fps, cfg.frames_per_batch, update)
 
 

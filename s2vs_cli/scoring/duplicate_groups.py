@@ -5,7 +5,8 @@ Pure functions on numbers and ids (jobs/dedup.py scores and locates the pairs):
   when they cover at least `duplicate_coverage` of both, `contains` when of one only (the other video holds
   it: an excerpt), `overlap` when of neither (a part of each);
 - groups are the connected components of duplicate pairs (union-find, `duplicate_groups`); a `contains` or
-  `overlap` pair never merges two groups, it links them (`DuplicateGroup.links`). Every video of a listed
+  `overlap` pair never merges two groups, it links them (`DuplicateGroup.links`). A pair a person marked `copy`
+  (storage/decisions.py) joins its videos as duplicates whatever its relation, score or verdict. Every video of a listed
   pair is in exactly one group, a video that only contains or overlaps others in a group of its own;
 - each group suggests a keeper by a rule (`choose_keeper`): resolution (width x height, then duration), duration,
   size (of the file) or first (in the collection's order); ties then go to the higher bitrate (a re-encode at the
@@ -14,9 +15,11 @@ Pure functions on numbers and ids (jobs/dedup.py scores and locates the pairs):
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..storage.decisions import COPY  # a verdict's word for a copy is a person's decision's too
 
 DUPLICATE, CONTAINS, OVERLAP = "duplicate", "contains", "overlap"
 RELATIONS = (DUPLICATE, CONTAINS, OVERLAP)
@@ -50,11 +53,17 @@ class DuplicatePair:
     relation: str                       # duplicate, contains or overlap (pair_relation)
     container: str | None = None        # contains: the video that holds the other
     verdict: str | None = None          # with thresholds: "copy" or "not a copy" (of `similarity`)
+    decision: str | None = None         # a person's: "copy" (listed and grouped whatever the rest says) or None
 
     @property
     def decided(self) -> bool:
-        """Whether the pair joins groups: always without thresholds; with them, only when judged a copy."""
-        return self.verdict is None or self.verdict == "copy"
+        """Whether the pair joins groups: marked copy, or without thresholds, or with them judged a copy."""
+        return self.decision == COPY or self.verdict is None or self.verdict == COPY
+
+    @property
+    def joins(self) -> bool:
+        """Whether the pair makes its videos one group: a decided duplicate, or marked copy by a person."""
+        return self.decided and (self.relation == DUPLICATE or self.decision == COPY)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: ids, similarity (and both directions), relation (and container), coverage, matches, verdict."""
@@ -67,7 +76,7 @@ class DuplicatePair:
                     "matches": [m.as_dict() for m in self.matches]}
         if self.verdict is not None:
             summary["verdict"] = self.verdict
-        return summary
+        return summary | {"decision": self.decision}
 
 
 def pair_relation(coverage_a: float, coverage_b: float, duplicate_coverage: float) -> tuple[str, str | None]:
@@ -115,7 +124,7 @@ def duplicate_groups(order: Sequence[str], pairs: Sequence[DuplicatePair]) -> tu
         return video
 
     for pair in pairs:
-        if pair.decided and pair.relation == DUPLICATE:
+        if pair.joins:
             first, second = sorted((root(pair.a), root(pair.b)), key=position.__getitem__)
             parent[second] = first  # the root is always the component's first video
     members: dict[str, list[str]] = {}
@@ -125,7 +134,7 @@ def duplicate_groups(order: Sequence[str], pairs: Sequence[DuplicatePair]) -> tu
     index = {video: n for n, group in enumerate(groups) for video in group}
     links: list[set[int]] = [set() for _ in groups]
     for pair in pairs:
-        if pair.decided and pair.relation != DUPLICATE and index[pair.a] != index[pair.b]:
+        if pair.decided and not pair.joins and index[pair.a] != index[pair.b]:
             links[index[pair.a]].add(index[pair.b])
             links[index[pair.b]].add(index[pair.a])
     return groups, [sorted(linked) for linked in links]
@@ -150,9 +159,14 @@ _RANKS: dict[str, Callable[[Mapping[str, Any]], tuple]] = {
 }
 
 
-def choose_keeper(members: Sequence[str], facts: Mapping[str, Mapping[str, Any]], rule: str) -> str:
-    """The member to keep by `rule` (config.KEEP_RULES): the highest by its facts (missing ones rank lowest),
-    ties to the higher bitrate, then to the first member (`members` come in the collection's order)."""
+def choose_keeper(members: Sequence[str], facts: Mapping[str, Mapping[str, Any]], rule: str,
+                  chosen: Collection[str] = ()) -> str:
+    """The member to keep: the first a person `chosen` to keep, else by `rule` (config.KEEP_RULES) the highest by
+    its facts (missing ones rank lowest), ties to the higher bitrate, then to the first member (`members` come in
+    the collection's order)."""
+    for member in members:
+        if member in chosen:
+            return member
     rank = _RANKS[rule]
     best = max(range(len(members)), key=lambda n: (rank(facts.get(members[n], {})), -n))
     return members[best]

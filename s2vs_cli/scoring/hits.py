@@ -23,10 +23,11 @@ class SearchHit:
     heatmap: dict | None = None          # for a review report: the frame map as its HEATMAP entry (located hits)
     target_duration: float | None = None  # seconds the stored video's frames span (located hits)
     left_out: int | None = None          # its frames left out of matching as boilerplate (None: none looked for)
+    decision: str | None = None          # "copy" when a person marked it a copy of the (stored) query
 
     def as_dict(self) -> dict:
         """JSON-ready: id, similarity, the index's score, the best matching segment and every copied part;
-        the normalized similarity and the verdict with its threshold when they were asked for."""
+        the normalized similarity, the verdict with its threshold and a person's decision when there are."""
         summary = {"id": self.video_id, "similarity": self.similarity, "coarse": self.coarse,
                    "segment": self.segment.as_dict() if self.segment is not None else None,
                    "matches": [m.as_dict() for m in self.matches] if self.matches is not None else None}
@@ -36,6 +37,8 @@ class SearchHit:
             summary["left_out_frames"] = self.left_out
         if self.verdict is not None:
             summary |= {"verdict": self.verdict, "threshold": self.threshold}
+        if self.decision is not None:
+            summary["decision"] = self.decision
         return summary
 
 
