@@ -214,9 +214,12 @@ class DedupConfig(CompareConfig):
     duplicate_coverage: float = 0.8         # copied parts covering this share of both videos: duplicates
     keep: str = "resolution"                # keeper: resolution (then duration), duration, size, first; ties: bitrate
     keep_common_frames: bool = False        # match boilerplate too (intros, logos, black frames)
+    previous: Optional[str] = None          # an earlier run's duplicates.json: score only the pairs of new videos
 
     def __post_init__(self):
         CompareConfig.__post_init__(self)
+        if self.previous is not None and self.exhaustive:
+            raise ConfigError("previous needs the self-join: an --exhaustive run scores every pair anyway")
         if self.neighbours < 1:
             raise ConfigError(f"neighbours must be at least 1, got {self.neighbours}")
         if self.probes is not None and self.probes < 1:

@@ -47,6 +47,7 @@ from ..storage.index import VideoIndex, open_index
 from ..storage.store import FeatureStore
 from .calibrate import store_score_identity
 from .dedup_collection import Collection
+from .dedup_increment import Increment
 
 # A video's facts from its source file: duration, width, height, fps, bitrate, size, source (None: unknown).
 FactsReader = Callable[[FeatureStore, str], Mapping[str, Any] | None]
@@ -63,6 +64,7 @@ class DedupResult:
     settings: dict[str, Any]
     random_weights: bool
     stages: dict[str, Any] = field(default_factory=dict)
+    collection: dict[str, Any] | None = None  # what an increment checks and reuses (jobs/dedup_increment.py)
 
     def relation_counts(self) -> dict[str, int]:
         """Listed pairs per relation (duplicate, contains, overlap)."""
@@ -82,9 +84,10 @@ class DedupResult:
         return paths, unknown
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: groups, pairs, settings, random_weights and stages."""
+        """JSON-ready: groups, pairs, settings, random_weights, stages and (after a self-join) collection."""
         return {"groups": [group.as_dict() for group in self.groups], "pairs": [pair.as_dict() for pair in self.pairs],
-                "settings": self.settings, "random_weights": self.random_weights, "stages": self.stages}
+                "settings": self.settings, "random_weights": self.random_weights, "stages": self.stages} | (
+                {} if self.collection is None else {"collection": self.collection})
 
 
 def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: Progress = SILENT,
@@ -99,6 +102,7 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
         raise ConfigError("the self-join reads one feature file: join them first (s2vs merge ALL.h5 "
                           f"{' '.join(stores)}), or score every pair with --exhaustive")
     thresholds = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None  # before the models
+    increment = Increment(cfg.previous)  # an earlier result read (and refused) before the models too
     seconds, clock = {}, time.perf_counter()
 
     def timed(stage: str) -> None:  # the seconds each stage took, in `stages["seconds"]`
@@ -107,6 +111,8 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
 
     with Collection(stores) as collection:
         runtime.prepare(cfg, videos=False)
+        increment.check_settings(_settings(cfg, collection, runtime, thresholds),
+                                 None if collection.identity is None else collection.identity.as_attrs())
         if thresholds is not None:  # dedup does not normalize scores
             thresholds.check_applies(store_score_identity(collection.paths[0], runtime.network, cfg), None,
                                      common_frames_rule(cfg.keep_common_frames))
@@ -119,7 +125,7 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
                 collection.common = common_frames_of_stores(collection.paths, progress)
             candidates = [(i, j) for k, i in enumerate(with_frames) for j in with_frames[k + 1:]]
         else:
-            candidates, stages["self_join"] = _indexed_candidates(collection, cfg, runtime, progress)
+            candidates, stages["self_join"] = _indexed_candidates(collection, cfg, runtime, progress, increment)
         if collection.common is not None:
             stages["common_frames"] = len(collection.common.prototypes)  # boilerplate frames found in many videos
         stages["candidates"] = len(candidates)
@@ -136,15 +142,20 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
                 pair.verdict = thresholds.verdict(pair.similarity) if thresholds is not None else None
                 pairs.append(pair)
         pairs = [pair for part in group.gather(pairs) for pair in part]
+        reused = increment.reused(collection)
+        pairs += reused
         position = {video: n for n, video in enumerate(collection.ids)}
         pairs.sort(key=lambda p: (-p.similarity, position[p.a], position[p.b]))
-        stages |= {"scored": len(candidates), "no_match": len(candidates) - len(pairs), "pairs": len(pairs)}
+        stages |= {"scored": len(candidates), "no_match": len(candidates) - len(pairs) + len(reused),
+                   "pairs": len(pairs)} | ({} if cfg.previous is None else {"increment": increment.stages(len(reused))})
         timed("scoring")
         groups = _groups(collection, pairs, cfg.keep, facts or recorded_source_facts, progress)
         timed("groups")
+        record = None if cfg.exhaustive else increment.record(collection)
     stages["seconds"] = seconds | {"total": round(sum(seconds.values()), 3)}
     random_weights = runtime.random_weights or collection.random_weights
-    return DedupResult(groups, pairs, _settings(cfg, collection, runtime, thresholds), random_weights, stages)
+    return DedupResult(groups, pairs, _settings(cfg, collection, runtime, thresholds), random_weights, stages,
+                       record)
 
 
 def _settings(cfg: DedupConfig, collection: Collection, runtime: Runtime, thresholds: Thresholds | None) -> dict:
@@ -159,9 +170,10 @@ def _settings(cfg: DedupConfig, collection: Collection, runtime: Runtime, thresh
         "min_match_seconds", "min_match_score", "keep_common_frames")}
 
 
-def _indexed_candidates(collection: Collection, cfg: DedupConfig, runtime: Runtime,
-                        progress: Progress) -> tuple[list[tuple[int, int]], dict]:
-    """The self-join's candidate pairs of the collection's one file, as positions in the collection's order."""
+def _indexed_candidates(collection: Collection, cfg: DedupConfig, runtime: Runtime, progress: Progress,
+                        increment: Increment) -> tuple[list[tuple[int, int]], dict]:
+    """The self-join's candidate pairs of the collection's one file, as positions in the collection's order (with
+    an earlier result, only those of the videos `increment` finds touched)."""
     group = runtime.group
     if not group.is_main:
         group.barrier()  # rank 0 builds or updates the index (and the common frames' cache) alone, first
@@ -174,7 +186,8 @@ def _indexed_candidates(collection: Collection, cfg: DedupConfig, runtime: Runti
         group.barrier()
     floor = {} if cfg.min_frame_level is None else {"min_frame_level": cfg.min_frame_level}
     found = candidate_pairs(index, neighbours=cfg.neighbours, keep_frames=keep_frames, group=runtime.group,
-                            progress=progress, probes=cfg.probes, **floor)
+                            progress=progress, probes=cfg.probes, touching=increment.touching(index, collection),
+                            **floor)
     position = {video: n for n, video in enumerate(collection.ids)}
     names = index.catalogue.ids
     pairs = {tuple(sorted((position[names[a]], position[names[b]])))
