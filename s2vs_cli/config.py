@@ -218,8 +218,6 @@ class DedupConfig(CompareConfig):
 
     def __post_init__(self):
         CompareConfig.__post_init__(self)
-        if self.previous is not None and self.exhaustive:
-            raise ConfigError("previous needs the self-join: an --exhaustive run scores every pair anyway")
         if self.neighbours < 1:
             raise ConfigError(f"neighbours must be at least 1, got {self.neighbours}")
         if self.probes is not None and self.probes < 1:

@@ -3,7 +3,6 @@ and scored, and the result equals a full run's; an earlier result that does not 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +62,8 @@ def test_an_increment_equals_a_full_run_from_fewer_pairs(grown, tmp_path, keep):
     assert len(full["pairs"]) == 7 and full["groups"][0]["members"] == ["a-orig", "b-exact", "c-noisy"]
     assert increment["stages"]["increment"] == {"previous": str(previous), "new": 4, "touched": 4, "reused": 1}
     assert increment["stages"]["scored"] < full["stages"]["scored"]
+    for stage in ("segments", "frame_level"):  # the self-join's stages saw fewer pairs too
+        assert increment["stages"]["self_join"][stage]["pairs"] < full["stages"]["self_join"][stage]["pairs"]
     assert set(increment["collection"]["videos"]) == set(planted())
     assert all(set(entry) == {"frames", "crc", "kept", "scored"} for entry in full["collection"]["videos"].values())
     again = _run(store, folder, f"again-{keep}.json", *flags, "--previous", str(folder / f"full-{keep}.json"))

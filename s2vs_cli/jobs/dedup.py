@@ -102,7 +102,7 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
         raise ConfigError("the self-join reads one feature file: join them first (s2vs merge ALL.h5 "
                           f"{' '.join(stores)}), or score every pair with --exhaustive")
     thresholds = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None  # before the models
-    increment = Increment(cfg.previous)  # an earlier result read (and refused) before the models too
+    increment = Increment(cfg.previous, cfg.exhaustive)  # an earlier result read (or refused) before the models too
     seconds, clock = {}, time.perf_counter()
 
     def timed(stage: str) -> None:  # the seconds each stage took, in `stages["seconds"]`
@@ -151,7 +151,8 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
         timed("scoring")
         groups = _groups(collection, pairs, cfg.keep, facts or recorded_source_facts, progress)
         timed("groups")
-        record = None if cfg.exhaustive else increment.record(collection)
+        record = None if cfg.exhaustive else increment.record(collection, {collection.ids[n] for n in
+                                                                          {n for pair in candidates for n in pair}})
     stages["seconds"] = seconds | {"total": round(sum(seconds.values()), 3)}
     random_weights = runtime.random_weights or collection.random_weights
     return DedupResult(groups, pairs, _settings(cfg, collection, runtime, thresholds), random_weights, stages,

@@ -39,11 +39,11 @@ def mask_digest(mask: np.ndarray) -> int:
 class Increment:
     """The record of the collection a run scored, and, given an earlier run's, what this run needs to score."""
 
-    def __init__(self, previous: str | None = None):
+    def __init__(self, previous: str | None = None, exhaustive: bool = False):
+        if previous is not None and exhaustive:
+            raise ConfigError("previous needs the self-join: an --exhaustive run scores every pair anyway")
         self.path = previous
-        self.earlier: dict[str, Any] | None = None
-        if previous is not None:
-            self.earlier = _read_previous(previous)
+        self.earlier = _read_previous(previous) if previous is not None else None
         self.videos: dict[str, dict[str, Any]] = {}  # this run's record of each video
         self.touched: set[str] = set()
 
@@ -87,16 +87,19 @@ class Increment:
         return [pair_from_dict(pair) for pair in self.earlier["pairs"]
                 if pair["a"] not in self.touched and pair["b"] not in self.touched]
 
-    def record(self, collection: Collection) -> dict[str, Any]:
+    def record(self, collection: Collection, scored: set[str]) -> dict[str, Any]:
         """The `collection` object of the result's JSON: the store's identity and each video's record, the frames
-        the pairs' stage scored included (this run's reading, else the earlier run's for an untouched video)."""
+        the pairs' stage kept included (this run's reading, else the earlier run's for an untouched video).
+        `scored`: the videos of this run's candidate pairs (under torchrun another rank may have read them)."""
         earlier = self.earlier["collection"]["videos"] if self.earlier is not None else {}
         videos = {}
         for video, entry in self.videos.items():
+            if video in scored and collection.common is not None and collection.kept(video) is None:
+                collection.features(video)  # scored by another rank: which frames it keeps, read here too
             kept = collection.kept(video)
-            scored = mask_digest(kept) if kept is not None else \
+            digest = mask_digest(kept) if kept is not None else \
                 None if video in self.touched else earlier.get(video, {}).get("scored")
-            videos[video] = entry | {"scored": scored}
+            videos[video] = entry | {"scored": digest}
         identity = collection.identity
         return {"identity": None if identity is None else _as_json(identity.as_attrs()), "videos": videos}
 
