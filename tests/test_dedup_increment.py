@@ -137,3 +137,17 @@ def test_without_an_earlier_result_config_has_no_previous(grown):
     with pytest.raises(ConfigError, match="previous needs the self-join"):
         run_dedup([str(store)], DedupConfig(features_only=True, exhaustive=True, previous="x.json", **FLOORS),
                   Runtime.cpu(), facts=facts_of)
+
+
+def test_a_video_whose_scored_frames_changed_is_looked_for_again(grown, tmp_path):
+    """An earlier video scored on other frames than it keeps now (its `scored` digest differs: a refit of the
+    common frames that the self-join's frames do not show) has its pairs looked for and scored again."""
+    store, previous = grown
+    earlier = json.loads(previous.read_text())
+    earlier["collection"]["videos"]["c-noisy"]["scored"] += 1
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(earlier))
+    increment = _run(store, tmp_path, "increment.json", "--previous", str(tampered))
+    assert increment["stages"]["increment"] == {"previous": str(tampered), "new": 4, "touched": 5, "reused": 0}
+    full = _run(store, tmp_path, "full.json")
+    _same(increment, full)
