@@ -151,3 +151,7 @@ def test_a_video_whose_scored_frames_changed_is_looked_for_again(grown, tmp_path
     assert increment["stages"]["increment"] == {"previous": str(tampered), "new": 4, "touched": 5, "reused": 0}
     full = _run(store, tmp_path, "full.json")
     _same(increment, full)
+    said = _dedup(str(store), *OPTIONS, "--previous", str(tampered))
+    assert said.exit_code == 0, said.output
+    assert (f"0 pairs reused from {tampered}; 4 new videos; the pairs of 5 videos looked for"
+            in " ".join(said.stderr.split()))
