@@ -116,6 +116,13 @@ def test_an_earlier_result_that_does_not_describe_the_store_is_refused(grown, tm
     old = tmp_path / "old.json"
     old.write_text(json.dumps({key: value for key, value in earlier.items() if key != "collection"}))
     assert "old.json records no collection" in refusal(path=str(old))
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(earlier | {"pairs": [{"a": "a-orig", "b": "c-noisy"}]}))
+    assert refusal(path=str(broken)) == ("error: previous: broken.json: pairs[0] is not a pair of a dedup result (a, "
+                                         "b, similarity, directions, matches, coverage, relation)")
+    broken.write_text(json.dumps(earlier | {"collection": {"videos": {"u1": {"frames": 3}}}}))
+    assert refusal(path=str(broken)) == ("error: previous: broken.json: collection.videos['u1'] needs frames, crc "
+                                         "and kept")
     changed = tmp_path / "changed.h5"
     videos = planted()
     write_store(changed, videos | {"u1": videos["u2"][:15]}, identity=IDENTITY)  # u1 extracted anew, other frames

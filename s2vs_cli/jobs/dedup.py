@@ -15,6 +15,7 @@ each member's facts from its source file and a suggested keeper. With thresholds
 listed pair gets a verdict; a pair judged "not a copy" is still listed (with its verdict) but joins no group
 and no link, so no keeper choice, and no --print-removable line, rests on it.
 Several feature files are read as one collection: an id may be in only one of them. Nothing is ever deleted.
+With an earlier result (`previous`), only the pairs of videos added since are looked for: jobs/dedup_increment.py.
 """
 from __future__ import annotations
 
@@ -142,7 +143,7 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
                 pair.verdict = thresholds.verdict(pair.similarity) if thresholds is not None else None
                 pairs.append(pair)
         pairs = [pair for part in group.gather(pairs) for pair in part]
-        reused = increment.reused(collection)
+        reused = increment.reused()
         pairs += reused
         position = {video: n for n, video in enumerate(collection.ids)}
         pairs.sort(key=lambda p: (-p.similarity, position[p.a], position[p.b]))

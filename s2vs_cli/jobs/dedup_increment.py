@@ -44,6 +44,7 @@ class Increment:
             raise ConfigError("previous needs the self-join: an --exhaustive run scores every pair anyway")
         self.path = previous
         self.earlier = _read_previous(previous) if previous is not None else None
+        self.pairs = _earlier_pairs(previous, self.earlier["pairs"]) if self.earlier is not None else []
         self.videos: dict[str, dict[str, Any]] = {}  # this run's record of each video
         self.touched: set[str] = set()
 
@@ -80,12 +81,9 @@ class Increment:
             return np.array([video in self.touched for video in index.catalogue.ids], dtype=bool)
         return touched
 
-    def reused(self, collection: Collection) -> list[DuplicatePair]:
+    def reused(self) -> list[DuplicatePair]:
         """The earlier result's pairs between untouched videos, as they were."""
-        if self.earlier is None:
-            return []
-        return [pair_from_dict(pair) for pair in self.earlier["pairs"]
-                if pair["a"] not in self.touched and pair["b"] not in self.touched]
+        return [pair for pair in self.pairs if pair.a not in self.touched and pair.b not in self.touched]
 
     def record(self, collection: Collection, scored: set[str]) -> dict[str, Any]:
         """The `collection` object of the result's JSON: the store's identity and each video's record, the frames
@@ -166,7 +164,22 @@ def _read_previous(path: str) -> dict[str, Any]:
     if not isinstance(data.get("collection"), dict) or not isinstance(data["collection"].get("videos"), dict):
         raise ConfigError(f"previous: {name} records no collection (made with --exhaustive, or by an earlier "
                           "s2vs): run dedup without --previous")
+    for video, entry in data["collection"]["videos"].items():
+        if not isinstance(entry, dict) or not {"frames", "crc", "kept"} <= set(entry):
+            raise ConfigError(f"previous: {name}: collection.videos['{video}'] needs frames, crc and kept")
     return data
+
+
+def _earlier_pairs(path: str, pairs: Any) -> list[DuplicatePair]:
+    """An earlier result's listed pairs; one line naming the first that is not one."""
+    read = []
+    for number, pair in enumerate(pairs if isinstance(pairs, list) else [pairs]):
+        try:
+            read.append(pair_from_dict(pair))
+        except (KeyError, TypeError, AttributeError, IndexError):
+            raise ConfigError(f"previous: {Path(path).name}: pairs[{number}] is not a pair of a dedup result (a, b, "
+                              "similarity, directions, matches, coverage, relation)") from None
+    return read
 
 
 def _as_json(value: Any) -> Any:
