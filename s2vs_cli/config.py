@@ -215,13 +215,13 @@ class DedupConfig(CompareConfig):
     keep: str = "resolution"                # keeper: resolution (then duration), duration, size, first; ties: bitrate
     keep_common_frames: bool = False        # match boilerplate too (intros, logos, black frames)
     decisions: Optional[str] = None         # a decisions file: not_copy pairs never listed, copy pairs grouped
+    previous: Optional[str] = None          # an earlier run's duplicates.json: score only the pairs of new videos
 
     def __post_init__(self):
         CompareConfig.__post_init__(self)
-        if self.neighbours < 1:
-            raise ConfigError(f"neighbours must be at least 1, got {self.neighbours}")
-        if self.probes is not None and self.probes < 1:
-            raise ConfigError(f"probes must be at least 1, got {self.probes}")
+        for name, value in (("neighbours", self.neighbours), ("probes", self.probes)):  # probes None: the default
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be at least 1, got {value}")
         if not 0 < self.duplicate_coverage <= 1:  # also refuses nan
             raise ConfigError(f"duplicate_coverage must be above 0 and at most 1, got {self.duplicate_coverage}")
         if self.keep not in KEEP_RULES:

@@ -223,3 +223,22 @@ def test_a_single_video_has_no_pairs(tmp_path):
     result = candidate_pairs(index)
     assert len(result) == 0 and result.first.dtype == np.int64 and result.frame_level.dtype == np.float32
     assert result.stages["segments"]["pairs"] == result.stages["frame_level"]["pairs"] == 0
+
+
+def test_touching_finds_the_pairs_of_some_videos_from_both_sides(joined):
+    """An increment's join: only the pairs with a touched video, each a full join finds, and those a join whose
+    touched videos' segments were the only targets would find from the others' side (neighbours=1: one each)."""
+    index, _, _, coarse = joined
+    touched = np.array([video in ("g0c1", "g2c0", "r03") for video in index.catalogue.ids])
+    seen = []
+    only = candidate_pairs(index, touching=lambda kept: seen.append(kept) or touched)
+    assert seen == [None]  # no frames left out: the hook is told so
+    full = candidate_pairs(index)
+    assert _pairs(only) == {(a, b) for a, b in _pairs(full) if touched[a] or touched[b]} != set()
+    one = candidate_pairs(index, neighbours=1, min_frame_level=-1.0, min_coarse=-1.0, touching=lambda kept: touched)
+    others = coarse - np.eye(len(index)) * 10
+    own_best = {tuple(sorted((v, int(np.argmax(others[v]))))) for v in np.flatnonzero(touched)}
+    best_touched = {tuple(sorted((v, int(np.flatnonzero(touched)[np.argmax(others[v][touched])]))))
+                    for v in np.flatnonzero(~touched)}
+    assert _pairs(one) == own_best | best_touched
+    assert all(touched[a] or touched[b] for a, b in _pairs(one))

@@ -65,6 +65,11 @@ def dedup(
         "--min-frame-level", metavar="SCORE", help="Self-join: candidate pairs scoring below this on their frame "
                                                    "descriptors are dropped.  \\[default: the self-join's]",
         rich_help_panel=DEDUP)] = None,
+    previous: Annotated[Optional[str], typer.Option(
+        "--previous", metavar="DUPLICATES.json",
+        help="This store's earlier result: only the pairs of videos added since are looked for and scored, the "
+             "rest reused (refused when made with other settings, or when a video of it is gone or changed).",
+        rich_help_panel=DEDUP)] = None,
     **shared,
 ) -> None:
     """Find every pair of videos in a collection that shares copied content, and group the duplicates.
@@ -135,6 +140,11 @@ def _render(result, to_stdout: bool) -> None:
              f"{stages['no_match']} without a copied part); {plural(len(duplicated), 'groups')} of duplicates, "
              f"{sum(len(group.removable) for _, group in duplicated)} removable; {stages['seconds']['total']:.1f} s"]
     from_features = sum(facts.get("from") == "features" for group in result.groups for facts in group.facts.values())
+    if "increment" in stages:
+        increment = stages["increment"]
+        lines.append(f"{plural(increment['reused'], 'pairs')} reused from {terminal_safe(increment['previous'])}; "
+                     f"{plural(increment['new'], 'new videos')}; the pairs of {plural(increment['touched'], 'videos')} "
+                     "looked for")
     if from_features:
         lines.append(f"[yellow]note:[/] facts of {plural(from_features, 'videos')} from their stored features "
                      "(source file not found): the duration only")

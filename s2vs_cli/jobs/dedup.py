@@ -18,6 +18,7 @@ With a person's decisions (`decisions`, storage/decisions.py) a pair marked not_
 (never listed), one marked copy is scored (added when stage 1-2 missed it), listed and grouped whatever its
 score, relation or verdict, and a video marked keep is its group's keeper (`stages["decisions"]` counts them).
 Several feature files are read as one collection: an id may be in only one of them. Nothing is ever deleted.
+With an earlier result (`previous`), only the pairs of videos added since are looked for: jobs/dedup_increment.py.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ from ..scoring.common_frames_fit import common_frames_of_index, common_frames_of
 from ..scoring.duplicate_groups import (COPY, RELATIONS, DuplicateGroup, DuplicatePair, PairMatch, choose_keeper,
                                         duplicate_groups, pair_relation)
 from ..scoring.pair import LocatedPair, as_video_features, locate_on_map, locate_pair, sampled_duration
-from ..scoring.pair_decisions import decided_candidates
+from ..scoring.pair_decisions import decided_candidates, decided_reused
 from ..scoring.retrieval import DATABASE_BLOCK, VideoScorer, repeat_to_min_frames
 from ..scoring.self_join import candidate_pairs
 from ..scoring.similarity_range import bounded_similarity
@@ -52,6 +53,7 @@ from ..storage.index import VideoIndex, open_index
 from ..storage.store import FeatureStore
 from .calibrate import store_score_identity
 from .dedup_collection import Collection
+from .dedup_increment import Increment
 
 # A video's facts from its source file: duration, width, height, fps, bitrate, size, source (None: unknown).
 FactsReader = Callable[[FeatureStore, str], Mapping[str, Any] | None]
@@ -68,6 +70,7 @@ class DedupResult:
     settings: dict[str, Any]
     random_weights: bool
     stages: dict[str, Any] = field(default_factory=dict)
+    collection: dict[str, Any] | None = None  # what an increment checks and reuses (jobs/dedup_increment.py)
 
     def relation_counts(self) -> dict[str, int]:
         """Listed pairs per relation (duplicate, contains, overlap)."""
@@ -87,9 +90,10 @@ class DedupResult:
         return paths, unknown
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: groups, pairs, settings, random_weights and stages."""
+        """JSON-ready: groups, pairs, settings, random_weights, stages and (after a self-join) collection."""
         return {"groups": [group.as_dict() for group in self.groups], "pairs": [pair.as_dict() for pair in self.pairs],
-                "settings": self.settings, "random_weights": self.random_weights, "stages": self.stages}
+                "settings": self.settings, "random_weights": self.random_weights, "stages": self.stages} | (
+                {} if self.collection is None else {"collection": self.collection})
 
 
 def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: Progress = SILENT,
@@ -105,6 +109,7 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
                           f"{' '.join(stores)}), or score every pair with --exhaustive")
     thresholds = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None  # before the models
     decisions = load_decisions(cfg.decisions) if cfg.decisions is not None else Decisions()
+    increment = Increment(cfg.previous, cfg.exhaustive)  # an earlier result read (or refused) before the models too
     seconds, clock = {}, time.perf_counter()
 
     def timed(stage: str) -> None:  # the seconds each stage took, in `stages["seconds"]`
@@ -113,6 +118,8 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
 
     with Collection(stores) as collection:
         runtime.prepare(cfg, videos=False)
+        increment.check_settings(_settings(cfg, collection, runtime, thresholds),
+                                 None if collection.identity is None else collection.identity.as_attrs())
         if thresholds is not None:  # dedup does not normalize scores
             thresholds.check_applies(store_score_identity(collection.paths[0], runtime.network, cfg), None,
                                      common_frames_rule(cfg.keep_common_frames))
@@ -125,7 +132,7 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
                 collection.common = common_frames_of_stores(collection.paths, progress)
             candidates = [(i, j) for k, i in enumerate(with_frames) for j in with_frames[k + 1:]]
         else:
-            candidates, stages["self_join"] = _indexed_candidates(collection, cfg, runtime, progress)
+            candidates, stages["self_join"] = _indexed_candidates(collection, cfg, runtime, progress, increment)
         if collection.common is not None:
             stages["common_frames"] = len(collection.common.prototypes)  # boilerplate frames found in many videos
         if cfg.decisions is not None:
@@ -144,15 +151,22 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
                 pair.verdict = thresholds.verdict(pair.similarity) if thresholds is not None else None
                 pairs.append(pair)
         pairs = [pair for part in group.gather(pairs) for pair in part]
+        reused = decided_reused(increment.reused(), {frozenset((collection.ids[i], collection.ids[j]))
+                                                     for i, j in candidates}, decisions)
+        pairs += reused
         position = {video: n for n, video in enumerate(collection.ids)}
         pairs.sort(key=lambda p: (-p.similarity, position[p.a], position[p.b]))
-        stages |= {"scored": len(candidates), "no_match": len(candidates) - len(pairs), "pairs": len(pairs)}
+        stages |= {"scored": len(candidates), "no_match": len(candidates) - len(pairs) + len(reused),
+                   "pairs": len(pairs)} | ({} if cfg.previous is None else {"increment": increment.stages(len(reused))})
         timed("scoring")
         groups = _groups(collection, pairs, cfg.keep, facts or recorded_source_facts, progress, decisions.keep)
         timed("groups")
+        record = None if cfg.exhaustive else increment.record(collection, {collection.ids[n] for n in
+                                                                          {n for pair in candidates for n in pair}})
     stages["seconds"] = seconds | {"total": round(sum(seconds.values()), 3)}
     random_weights = runtime.random_weights or collection.random_weights
-    return DedupResult(groups, pairs, _settings(cfg, collection, runtime, thresholds), random_weights, stages)
+    return DedupResult(groups, pairs, _settings(cfg, collection, runtime, thresholds), random_weights, stages,
+                       record)
 
 
 def _settings(cfg: DedupConfig, collection: Collection, runtime: Runtime, thresholds: Thresholds | None) -> dict:
@@ -167,9 +181,10 @@ def _settings(cfg: DedupConfig, collection: Collection, runtime: Runtime, thresh
         "min_match_seconds", "min_match_score", "keep_common_frames")}
 
 
-def _indexed_candidates(collection: Collection, cfg: DedupConfig, runtime: Runtime,
-                        progress: Progress) -> tuple[list[tuple[int, int]], dict]:
-    """The self-join's candidate pairs of the collection's one file, as positions in the collection's order."""
+def _indexed_candidates(collection: Collection, cfg: DedupConfig, runtime: Runtime, progress: Progress,
+                        increment: Increment) -> tuple[list[tuple[int, int]], dict]:
+    """The self-join's candidate pairs of the collection's one file, as positions in the collection's order (with
+    an earlier result, only those of the videos `increment` finds touched)."""
     group = runtime.group
     if not group.is_main:
         group.barrier()  # rank 0 builds or updates the index (and the common frames' cache) alone, first
@@ -182,7 +197,8 @@ def _indexed_candidates(collection: Collection, cfg: DedupConfig, runtime: Runti
         group.barrier()
     floor = {} if cfg.min_frame_level is None else {"min_frame_level": cfg.min_frame_level}
     found = candidate_pairs(index, neighbours=cfg.neighbours, keep_frames=keep_frames, group=runtime.group,
-                            progress=progress, probes=cfg.probes, **floor)
+                            progress=progress, probes=cfg.probes, touching=increment.touching(index, collection),
+                            **floor)
     position = {video: n for n, video in enumerate(collection.ids)}
     names = index.catalogue.ids
     pairs = {tuple(sorted((position[names[a]], position[names[b]])))

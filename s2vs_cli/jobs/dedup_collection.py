@@ -68,6 +68,10 @@ class Collection:
         kept = self._kept.get(video_id)
         return (np.asarray(times) if kept is None else np.asarray(times)[kept]), fps
 
+    def kept(self, video_id: str) -> np.ndarray | None:
+        """Which of the video's frames `features` used (None: before it is read, or with every frame used)."""
+        return self._kept.get(video_id)
+
     def left_out(self, video_id: str) -> int:
         """Frames of the video left out of matching (0 before it is read, or with every frame used)."""
         kept = self._kept.get(video_id)

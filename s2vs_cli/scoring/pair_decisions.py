@@ -10,7 +10,9 @@ Each counts what it did; entries about videos not in the collection are kept in 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+
 from ..storage.decisions import COPY, NOT_COPY, Decisions
+from .duplicate_groups import DuplicatePair
 
 
 def decided_candidates(candidates: Sequence[tuple[int, int]], ids: Sequence[str], scorable: Collection[int],
@@ -33,6 +35,17 @@ def decided_candidates(candidates: Sequence[tuple[int, int]], ids: Sequence[str]
         "copy_forced": len(copy),                          # listed and grouped whatever their score
         "copy_added": len(added),                          # of those, the self-join had not proposed
         "not_in_collection": missing}                      # entries naming a video the collection lacks
+
+
+def decided_reused(pairs: list[DuplicatePair], scored: Collection[frozenset], decisions: Decisions
+                   ) -> list[DuplicatePair]:
+    """An earlier run's pairs kept by `dedup --previous`, under today's decisions: those marked not_copy dropped,
+    those this run scored again (`scored`: {a, b} sets) left to their new score, the others labelled as marked."""
+    kept = [pair for pair in pairs if decisions.label(pair.a, pair.b) != NOT_COPY
+            and frozenset((pair.a, pair.b)) not in scored]
+    for pair in kept:
+        pair.decision = decisions.label(pair.a, pair.b)
+    return kept
 
 
 def decided_scores(query: str | None, scores: dict[str, float], decisions: Decisions | None

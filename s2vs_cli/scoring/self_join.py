@@ -19,6 +19,9 @@ pair, and memory stays bounded by two ranges.
 `keep_frames` (boilerplate suppression) leaves frames out of stage 2, and the segments whose frames it
 mostly leaves out (more than half) out of stage 1, as queries and as targets: an intro shared by thousands of
 videos would otherwise fill every one's `neighbours` slots with the others and crowd out their copies.
+An increment (`touching`: dedup --previous) looks only for the pairs of some videos (new ones, and those whose
+kept frames changed): their segments are searched against all, the others' against theirs only, so a pair a full
+join would find from either side is found (a full join's `neighbours` cap may crowd out some that this finds).
 Under torchrun each rank queries every W-th video in stage 1 and scores every W-th first video's pairs in
 stage 2; each stage's pairs are gathered and merged, and every rank returns the same result.
 """
@@ -67,17 +70,20 @@ def candidate_pairs(index: VideoIndex, *, neighbours: int = DEFAULT_NEIGHBOURS,
                     min_frame_level: float = MIN_FRAME_LEVEL,
                     keep_frames: Callable[[int, np.ndarray], np.ndarray] | None = None,
                     group: ProcessGroup | None = None, progress: Progress = SILENT,
-                    min_coarse: float = MIN_COARSE, probes: int | None = None) -> CandidatePairs:
+                    min_coarse: float = MIN_COARSE, probes: int | None = None,
+                    touching: Callable[[np.ndarray | None], np.ndarray | None] | None = None) -> CandidatePairs:
     """The pairs of `index`'s videos whose frame-level score reaches `min_frame_level`, found by the batched
-    self-join of the module's docstring (`keep_frames(number, frame descriptors [T, D]) -> bool [T]`)."""
+    self-join of the module's docstring (`keep_frames(number, frame descriptors [T, D]) -> bool [T]`;
+    `touching(frames kept: bool [frames] or None for all) -> bool [videos] whose pairs are wanted, None: all`)."""
     group = group or ProcessGroup()
     started = time.perf_counter()
     kept = _kept_frames(index, keep_frames, progress) if keep_frames is not None else None
     stages: dict = {"kept_frames": {"frames": int(index.frames.offsets[-1]),
                                     "kept": int(kept.sum()) if kept is not None else int(index.frames.offsets[-1]),
                                     "seconds": round(time.perf_counter() - started, 3)}}
+    touched = touching(kept) if touching is not None else None
     started = time.perf_counter()
-    found, how = nearest_videos(index, neighbours, kept, group, progress, probes)
+    found, how = nearest_videos(index, neighbours, kept, group, progress, probes, touched)
     first, second, coarse = _merge(group.gather(found))
     near = coarse >= min_coarse
     stages["segments"] = {"join": how, "pairs": len(first), "kept": int(near.sum()),
@@ -116,21 +122,36 @@ def segment_vectors(index: VideoIndex) -> np.ndarray:
 def nearest_videos(index: VideoIndex, neighbours: int, kept: np.ndarray | None = None,
                    group: ProcessGroup | None = None,
                    progress: Progress = SILENT,
-                   probes: int | None = None) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], str]:
+                   probes: int | None = None,
+                   touched: np.ndarray | None = None) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], str]:
     """Stage 1 for this rank's query videos: ((first, second, coarse) of each video's candidates, first <
-    second, a pair possibly twice), and how the join was made."""
+    second, a pair possibly twice), and how the join was made; with `touched` (bool [videos]) only pairs with
+    one of them: their segments searched against all, the others' against theirs only."""
     group = group or ProcessGroup()
     vectors = segment_vectors(index)
     used = _kept_segments(index, kept) if kept is not None else np.ones(len(vectors), dtype=bool)
-    searcher, how = _join_index(vectors, used, probes)
+    mine = np.arange(len(index)) % group.world_size == group.rank
+    if touched is None:
+        return _nearest(index, vectors, used, used, np.flatnonzero(mine), neighbours, progress, probes)
+    theirs = used & np.repeat(np.asarray(touched, dtype=bool), np.diff(index.starts))
+    found, how = _nearest(index, vectors, used, used, np.flatnonzero(mine & touched), neighbours, progress, probes)
+    others, _ = _nearest(index, vectors, used, theirs, np.flatnonzero(mine & ~touched), neighbours, progress, probes)
+    return tuple(np.concatenate(parts) for parts in zip(found, others)), how
+
+
+def _nearest(index: VideoIndex, vectors: np.ndarray, queried_segments: np.ndarray, target_segments: np.ndarray,
+             queried: np.ndarray, neighbours: int, progress: Progress,
+             probes: int | None) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], str]:
+    """Stage 1 of the videos `queried` (catalogue numbers): their `queried_segments` searched among the
+    `target_segments` (bool [segments] both)."""
+    searcher, how = _join_index(vectors, target_segments, probes)
     video_of = np.repeat(np.arange(len(index), dtype=np.int64), np.diff(index.starts))
-    queried = np.flatnonzero(np.arange(len(index)) % group.world_size == group.rank)
     progress.stage("self-join: nearest segments", total=len(queried), unit="videos")
-    k = min(int(used.sum()), SEGMENT_NEIGHBOURS * neighbours + 1)  # +1: a segment finds itself
+    k = min(int(target_segments.sum()), SEGMENT_NEIGHBOURS * neighbours + 1)  # +1: a segment finds itself
     pieces, done = [], 0
     for videos in _batches(index.starts, queried, QUERY_SEGMENTS):
         rows = _runs(index.starts[videos], index.starts[videos + 1] - index.starts[videos])
-        rows = rows[used[rows]]
+        rows = rows[queried_segments[rows]]
         if len(rows) and k > 0:
             scores, found = searcher.search(np.ascontiguousarray(vectors[rows], dtype=np.float32), k)
             pieces.append(_best_videos(video_of[rows], scores, found, video_of, neighbours))
