@@ -162,3 +162,18 @@ def test_a_video_whose_scored_frames_changed_is_looked_for_again(grown, tmp_path
     assert said.exit_code == 0, said.output
     assert (f"0 pairs reused from {tampered}; 4 new videos; the pairs of 5 videos looked for"
             in " ".join(said.stderr.split()))
+
+
+def test_todays_decisions_apply_to_the_reused_pairs(grown, tmp_path):
+    """--previous with --decisions: an earlier pair marked not_copy since is gone; one marked copy is listed once."""
+    store, previous = grown
+    earlier = json.loads(previous.read_text())
+    assert [(p["a"], p["b"]) for p in earlier["pairs"]] == [("a-orig", "c-noisy")]  # the one pair reused
+    for label in ("not_copy", "copy"):
+        decisions = tmp_path / f"{label}.json"
+        decisions.write_text(json.dumps({"format": "s2vs-decisions", "version": 1,
+                                         "videos": {"a-orig": {"source": None}, "c-noisy": {"source": None}},
+                                         "pairs": [{"a": "a-orig", "b": "c-noisy", "label": label}], "keep": []}))
+        result = _run(store, tmp_path, f"with-{label}.json", "--previous", str(previous), "--decisions", str(decisions))
+        marked = [p for p in result["pairs"] if {p["a"], p["b"]} == {"a-orig", "c-noisy"}]
+        assert [p["decision"] for p in marked] == ([] if label == "not_copy" else ["copy"])
