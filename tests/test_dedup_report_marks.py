@@ -222,6 +222,11 @@ def test_pair_marked_not_a_copy_is_gone_when_dedup_reruns_with_the_download(brow
     assert again[("a-orig", "d-excerpt")]["decision"] == "copy"
     [group] = [g for g in rerun["groups"] if "a-orig" in g["members"]]
     assert "d-excerpt" in group["members"] and group["keep"] == "c-noisy"  # grouped as marked, kept as marked
+    # The rerun's result holds the file it was made with, so its page carries every decision on, the pair no
+    # longer listed included: a download from it loses none.
+    assert rerun["decisions"] == decisions
+    assert carried_decisions(rerun) == {"videos": {video: None for video in decisions["videos"]},
+                                        "pairs": decisions["pairs"], "keep": ["c-noisy"]}
 
 
 def _link_row(browser, names: str) -> int:

@@ -71,6 +71,7 @@ class DedupResult:
     random_weights: bool
     stages: dict[str, Any] = field(default_factory=dict)
     collection: dict[str, Any] | None = None  # what an increment checks and reuses (jobs/dedup_increment.py)
+    decisions: dict[str, Any] | None = None   # the decisions file it was made with, whole: the page carries them on
 
     def relation_counts(self) -> dict[str, int]:
         """Listed pairs per relation (duplicate, contains, overlap)."""
@@ -90,10 +91,12 @@ class DedupResult:
         return paths, unknown
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: groups, pairs, settings, random_weights, stages and (after a self-join) collection."""
+        """JSON-ready: groups, pairs, settings, random_weights, stages, and when there are any collection (after a
+        self-join) and decisions (with --decisions)."""
+        optional = {"collection": self.collection, "decisions": self.decisions}
         return {"groups": [group.as_dict() for group in self.groups], "pairs": [pair.as_dict() for pair in self.pairs],
-                "settings": self.settings, "random_weights": self.random_weights, "stages": self.stages} | (
-                {} if self.collection is None else {"collection": self.collection})
+                "settings": self.settings, "random_weights": self.random_weights, "stages": self.stages} | {
+                key: value for key, value in optional.items() if value is not None}
 
 
 def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: Progress = SILENT,
@@ -166,7 +169,7 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
     stages["seconds"] = seconds | {"total": round(sum(seconds.values()), 3)}
     random_weights = runtime.random_weights or collection.random_weights
     return DedupResult(groups, pairs, _settings(cfg, collection, runtime, thresholds), random_weights, stages,
-                       record)
+                       record, decisions.as_dict() if cfg.decisions is not None else None)
 
 
 def _settings(cfg: DedupConfig, collection: Collection, runtime: Runtime, thresholds: Thresholds | None) -> dict:
@@ -311,14 +314,15 @@ def _groups(collection: Collection, pairs: list[DuplicatePair], keep: str, facts
     person `chosen` to keep, else by the rule `keep`)."""
     members, links = duplicate_groups(collection.ids, pairs)
     progress.stage("reading the facts of the grouped videos", total=sum(map(len, members)), unit="videos")
-    groups, done = [], 0
+    groups, done, chosen = [], 0, set(chosen)
     for group_members, group_links in zip(members, links):
         known = {}
         for video in group_members:
             known[video] = video_facts_or_stored(collection, video, facts)
             done += 1
             progress.update(done)
-        groups.append(DuplicateGroup(group_members, choose_keeper(group_members, known, keep, set(chosen)), known, group_links))
+        keeper = choose_keeper(group_members, known, keep, chosen)
+        groups.append(DuplicateGroup(group_members, keeper, known, group_links))
     return groups
 
 

@@ -372,24 +372,30 @@ def start_search(queries: list[str], cfg: SearchConfig, runtime: Runtime, progre
         if not cfg.exhaustive:
             index, opened = open_index(database, cfg.rebuild_index, progress)
             update = index_summary(index, opened)
+        common = None if cfg.keep_common_frames else _common_frames(index, database, thresholds, progress)
     except BaseException:
         if noise is not None:
             noise.close()
         raise
-    common = None
-    if not cfg.keep_common_frames:  # the collection's boilerplate: cached beside the index, or from the store
-        try:
-            common = common_frames_of_index(index, progress) if index is not None else \
-                common_frames_of_store(database, progress)
-        except (SearchIndexError, FeatureStoreError) as e:  # damage: said here, and by each query that reads it
-            if thresholds is not None:  # fitted on scores without the common frames: no verdict on scores with them
-                raise
-            progress.note(f"no frames left out as boilerplate: {e}")
     scorer = VideoScorer(runtime.network, runtime.device, runtime.precision)
     searcher = Searcher(database, scorer, index, cfg.candidates, cfg.top_k, noise=noise, thresholds=thresholds,
                         heatmap=heatmap, rerank=cfg.rerank, min_match_seconds=cfg.min_match_seconds,
                         min_match_score=cfg.min_match_score, common=common, decisions=decisions)
     return SearchSession(str(cfg.database), searcher, sources, runtime, cfg.fps, cfg.frames_per_batch, update)
+
+
+def _common_frames(index: VideoIndex | None, database: Path, thresholds: Thresholds | None,
+                   progress: Progress) -> CommonFrames | None:
+    """The collection's boilerplate: cached beside the index, or from the store; damage is a note (each query that
+    reads it says it too) and every frame is scored, unless thresholds fitted without them are to judge."""
+    try:
+        return common_frames_of_index(index, progress) if index is not None else \
+            common_frames_of_store(database, progress)
+    except (SearchIndexError, FeatureStoreError) as e:
+        if thresholds is not None:
+            raise
+        progress.note(f"no frames left out as boilerplate: {e}")
+        return None
 
 
 def _noise_set(cfg: SearchConfig, identity: StoreIdentity | None, stored: set[str], database: Path) -> NoiseSet | None:

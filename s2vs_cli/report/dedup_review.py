@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..errors import FeatureStoreError
 from ..progress import SILENT, Progress
+from ..storage.decisions import LABELS, PAIR_EXTRAS
 from ..storage.store import FeatureStore
 from .compare_review import FEATURES_ONLY_NOTE, VideoDurations
 from .document import finish_document, new_document, pair_entry
@@ -36,8 +37,6 @@ RELATIONS = ("duplicate", "contains", "overlap")
 FACTS = ("duration", "width", "height", "fps", "bitrate", "size")
 THUMBNAIL_AT = 0.5  # share of a member's length where its thumbnail is taken: past any intro, the same moment
 #                     in every copy of a group, so the cards show at a glance that they hold one video
-LABELS = ("copy", "not_copy")  # a decision's labels, as decisions.json spells them
-PAIR_EXTRAS = ("note", "at")  # optional keys of a decided pair, kept as they were
 SHOWN_MISSING = 5   # ids named in the note on sources not at hand
 # Coverage is of the time left in matching (jobs/dedup.py): without this, a duplicate whose matches span 8 of 14 s
 # (a 4 s intro left out) reads "80%" as a wrong sum.

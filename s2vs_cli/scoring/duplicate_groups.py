@@ -5,9 +5,10 @@ Pure functions on numbers and ids (jobs/dedup.py scores and locates the pairs):
   when they cover at least `duplicate_coverage` of both, `contains` when of one only (the other video holds
   it: an excerpt), `overlap` when of neither (a part of each);
 - groups are the connected components of duplicate pairs (union-find, `duplicate_groups`); a `contains` or
-  `overlap` pair never merges two groups, it links them (`DuplicateGroup.links`). A pair a person marked `copy`
-  (storage/decisions.py) joins its videos as duplicates whatever its relation, score or verdict. Every video of a listed
-  pair is in exactly one group, a video that only contains or overlaps others in a group of its own;
+  `overlap` pair never merges two groups, it links them (`DuplicateGroup.links`). A pair a person marked
+  `copy` (storage/decisions.py) joins its videos as duplicates whatever its relation, score or verdict. Every
+  video of a listed pair is in exactly one group, a video that only contains or overlaps others in a group of
+  its own;
 - each group suggests a keeper by a rule (`choose_keeper`): resolution (width x height, then duration), duration,
   size (of the file) or first (in the collection's order); ties then go to the higher bitrate (a re-encode at the
   same size and length is most often the worse copy: keeping it would suggest deleting the original), then to the

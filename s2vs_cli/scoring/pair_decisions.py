@@ -25,7 +25,8 @@ def decided_candidates(candidates: Sequence[tuple[int, int]], ids: Sequence[str]
         return {tuple(sorted((position[a], position[b]))) for a, b in decisions.pairs(label)
                 if a in position and b in position}
 
-    not_copy, copy = positions(NOT_COPY), {pair for pair in positions(COPY) if set(pair) <= set(scorable)}
+    scorable = set(scorable)
+    not_copy, copy = positions(NOT_COPY), {pair for pair in positions(COPY) if set(pair) <= scorable}
     kept = [pair for pair in candidates if pair not in not_copy]
     added = copy.difference(kept)
     missing = len(decisions.not_in(position))
@@ -40,9 +41,10 @@ def decided_candidates(candidates: Sequence[tuple[int, int]], ids: Sequence[str]
 def decided_reused(pairs: list[DuplicatePair], scored: Collection[frozenset], decisions: Decisions
                    ) -> list[DuplicatePair]:
     """An earlier run's pairs kept by `dedup --previous`, under today's decisions: those marked not_copy dropped,
-    those this run scored again (`scored`: {a, b} sets) left to their new score, the others labelled as marked."""
-    kept = [pair for pair in pairs if decisions.label(pair.a, pair.b) != NOT_COPY
-            and frozenset((pair.a, pair.b)) not in scored]
+    those this run scored again (`scored`: {a, b} sets) left to their new score, those listed only because they
+    were marked copy (no copied part) dropped once unmarked, the others labelled as marked."""
+    kept = [pair for pair in pairs if frozenset((pair.a, pair.b)) not in scored
+            and (decisions.label(pair.a, pair.b) == COPY or (pair.matches and decisions.label(pair.a, pair.b) is None))]
     for pair in kept:
         pair.decision = decisions.label(pair.a, pair.b)
     return kept

@@ -6,9 +6,10 @@ The file (UTF-8 JSON, README "Decisions"):
      "videos": {id: {"source": path or null}},          every id the file names, as it was when decided
      "pairs": [{"a": id, "b": id, "label": "copy" | "not_copy", "note": text, "at": ISO-8601 time}],
      "keep": [id]}                                       `note`, `at` and `keep` are optional
-A pair is unordered (but calibrate scores its `a` as the query, as a ground truth's); the same pair twice with the same label is one decision, with both labels an error. Every
-error is one line naming the file and the entry (`pairs[3]`, `keep[0]`). Decisions about videos a collection
-no longer holds are kept (saved again whole) and only counted (`Decisions.not_in`).
+A pair is unordered (but calibrate scores its `a` as the query, as a ground truth's); the same pair twice with
+the same label is one decision, with both labels an error. Every error is one line naming the file and the
+entry (`pairs[3]`, `keep[0]`). Decisions about videos a collection no longer holds are kept (saved again whole)
+and only counted (`Decisions.not_in`).
 Library code: the standard library and the package's errors.
 """
 from __future__ import annotations
