@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from s2vs_cli.jobs.compare import without_common
-from s2vs_cli.scoring.common_frames_fit import common_frames_of_collection
+from s2vs_cli.scoring.common_frames_index import common_frames_of_collection
 from s2vs_cli.scoring.pair import VideoFeatures, compare_features, stored_video_features
 from s2vs_cli.scoring.common_frames import centred, mean_direction
 from s2vs_cli.storage.parts import PartWriter, merge_parts

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from s2vs_cli.scoring.common_frames_fit import FILE, common_frames_of_index, index_blocks
+from s2vs_cli.scoring.common_frames_index import FILE, common_frames_of_index, index_blocks
 from s2vs_cli.storage.catalogue import VideoCatalogue
 from s2vs_cli.storage.frame_descriptors import CRC_FILE, FrameDescriptors
 from s2vs_cli.storage.index import StoreStamp, index_dir_for

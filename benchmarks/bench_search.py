@@ -183,7 +183,7 @@ def query(folder: Path, exhaustive: bool, candidates: int, matches: bool = True,
     index, _ = open_index(folder / "store.h5")
     common = None
     if common_frames:  # as `s2vs search` leaves them out by default (issue 28); fitted once, then cached
-        from s2vs_cli.scoring.common_frames_fit import common_frames_of_index
+        from s2vs_cli.scoring.common_frames_index import common_frames_of_index
 
         started = time.perf_counter()
         common = common_frames_of_index(index)

@@ -2,7 +2,7 @@
 extract-features appends them: part files merged into the store. What `dedup --previous` is timed on
 (BENCHMARKS.md, issue 29).
 
-    python benchmarks/grow_store.py --folder DIR [--videos 1000] [--copies 20]
+    python benchmarks/grow_store.py --folder DIR [--videos 1000] [--copies 20] [--prefix n]
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from s2vs_cli.storage.store import FeatureStore, StoreIdentity, read_identity
 NOISE = 0.3  # a copy's noise, in units of a unit frame's norm
 
 
-def grow(store: Path, videos: int, copies: int, seed: int = 29) -> None:
-    """Append `videos` new videos (n00000, ...) of 30-120 random unit frames, the first `copies` of them noisy
+def grow(store: Path, videos: int, copies: int, seed: int = 29, prefix: str = "n") -> None:
+    """Append `videos` new videos (<prefix>00000, ...) of 30-120 random unit frames, the first `copies` of them noisy
     copies of stored videos, to `store`."""
     rng = np.random.default_rng(seed)
     identity = read_identity(store) or StoreIdentity("synthetic", "synthetic", 1.0, 512, dtype="float16")
@@ -36,7 +36,7 @@ def grow(store: Path, videos: int, copies: int, seed: int = 29) -> None:
             else:
                 x = rng.standard_normal((int(rng.integers(30, 121)), *originals[0].shape[1:])).astype(np.float32)
             x = (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float16)
-            writer.add(f"n{n:05d}", x, np.arange(len(x), dtype=float))
+            writer.add(f"{prefix}{n:05d}", x, np.arange(len(x), dtype=float))
     print(f"parts written in {time.perf_counter() - started:.1f} s", flush=True)
     started = time.perf_counter()
     merge_parts(store, writer.written, identity, "bench", keep_existing=True)
@@ -48,8 +48,10 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, required=True, help="a bench_dedup.py make folder (its store.h5)")
     parser.add_argument("--videos", type=int, default=1000)
     parser.add_argument("--copies", type=int, default=20)
+    parser.add_argument("--prefix", default="n", help="the new ids' prefix (another for each growth)")
+    parser.add_argument("--seed", type=int, default=29)
     args = parser.parse_args()
-    grow(args.folder / "store.h5", args.videos, args.copies)
+    grow(args.folder / "store.h5", args.videos, args.copies, args.seed, args.prefix)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from s2vs_cli.cli import app
 from s2vs_cli.scoring.common_frames import LOW_INFORMATION, kept_frames, low_information, mean_direction, region_coherence
-from s2vs_cli.scoring.common_frames_fit import FILE, common_frames_of_index, fit_common_frames
+from s2vs_cli.scoring.common_frames_fit import fit_common_frames
+from s2vs_cli.scoring.common_frames_index import FILE, common_frames_of_index
 from s2vs_cli.storage.frame_descriptors import frame_descriptors
 from s2vs_cli.storage.index import index_dir_for, open_index
 from tests.test_search import write_store

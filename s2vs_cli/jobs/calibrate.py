@@ -31,7 +31,7 @@ from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.calibration import FEATURES_ONLY, KEPT, ScoreIdentity, Thresholds, common_frames_rule, fit_threshold
 from ..scoring.common_frames import LeftOut
-from ..scoring.common_frames_fit import common_frames_of_store
+from ..scoring.common_frames_index import common_frames_of_store
 from ..scoring.normalization import NoiseNormalization, normalize_with_noise
 from ..scoring.retrieval import VideoScorer, load_similarities
 from ..storage.decisions import load_decisions

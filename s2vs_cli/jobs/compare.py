@@ -12,7 +12,7 @@ from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.calibration import ScoreIdentity, common_frames_rule, load_thresholds
 from ..scoring.common_frames import CommonFrames, kept_frames
-from ..scoring.common_frames_fit import common_frames_of_collection
+from ..scoring.common_frames_index import common_frames_of_collection
 from ..scoring.pair import Comparison, VideoFeatures, compare_features, extract_video_features
 from ..storage.store import read_identity
 from .search import extractor_mismatch

@@ -40,7 +40,7 @@ from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.calibration import Thresholds, common_frames_rule, load_thresholds
 from ..scoring.common_frames import CommonFrames
-from ..scoring.common_frames_fit import common_frames_of_index, common_frames_of_stores
+from ..scoring.common_frames_index import common_frames_of_index, common_frames_of_stores
 from ..scoring.duplicate_groups import (COPY, RELATIONS, DuplicateGroup, DuplicatePair, PairMatch, choose_keeper,
                                         duplicate_groups, pair_relation)
 from ..scoring.pair import LocatedPair, as_video_features, locate_on_map, locate_pair, sampled_duration

@@ -35,7 +35,7 @@ from ..progress import SILENT, Progress
 from ..runtime import Runtime
 from ..scoring.calibration import Thresholds, common_frames_rule, load_thresholds
 from ..scoring.common_frames import CommonFrames, KeptFrames, LeftOut
-from ..scoring.common_frames_fit import common_frames_of_index, common_frames_of_store
+from ..scoring.common_frames_index import common_frames_of_index, common_frames_of_store
 from ..scoring.frame_level import frame_level_scores, query_frame_descriptors
 from ..scoring.hits import QueryResult, SearchHit
 from ..scoring.normalization import NoiseSet

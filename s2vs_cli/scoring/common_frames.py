@@ -23,7 +23,7 @@ them). The rules (docs/METHOD.md, thresholds measured in BENCHMARKS.md "Shared b
 
 API (what search, compare and dedup call; the fits are in common_frames_fit.py):
     common = fit_common_frames(descriptors, video_of)      # arrays: frame descriptors [N, D], video number [N]
-    common = common_frames_of_index(index, progress)       # an index's, cached in its folder (common_frames.npz)
+    common = common_frames_of_index(index, progress)       # an index's, cached in its folder (common_frames_index.py)
     keep = common.keep(features)                           # [T, R, D] or descriptors [T, D] -> bool [T]
     kept = kept_frames(features, times, keep)              # the frames kept, their times, how many left out
     descriptors, lengths = common.without_common(descriptors, lengths, common.fitted(offsets, numbers))

@@ -1,5 +1,5 @@
-"""How a collection's CommonFrames are found (the rules are in common_frames.py): in two streaming passes over
-its frame descriptors, with memory of 4·TABLES + 4 bytes a frame and the candidates.
+"""How a collection's CommonFrames are found (the rules are in common_frames.py), streaming over its frame
+descriptors with memory of 4·TABLES + 4 bytes a frame and the candidates, and extended as videos are appended.
 
 1. Each frame gets TABLES keys of `key_bits` signs of seeded random projections (on planes with the mean
    direction projected out, which gives the signs of the centred vectors without centring a frame); a key
@@ -10,31 +10,36 @@ its frame descriptors, with memory of 4·TABLES + 4 bytes a frame and the candid
    a prototype (boilerplate of otherwise unrelated videos; a video copied into many others is content).
 Frames found near a prototype in pass 2 are recorded (`CommonFrames.fitted_common`): search's frame-level
 stage and its stored candidates use them instead of a product with the prototypes.
-An index's fit is cached in its folder (FILE), keyed by the index's stamp: a rebuilt or updated index (a new
-store stamp, more videos) is fitted anew on its next use.
+
+A fit is a FitState, and `extend` adds the frames of videos appended after those it holds: they are hashed,
+the buckets they fall in recounted (a bucket's videos only grow, so a crowded bucket stays crowded and keeps its
+candidate), they are compared with their crowded buckets' candidates, and the earlier frames of the buckets
+crowded only now (fewer than MIN_VIDEOS videos' worth each) are read again and compared. Keys are worked out
+HASH_ROWS frames at a time on a fixed grid of the collection's frames (the last piece padded) and cosines row
+by row, so no result depends on how the frames were batched: a fit extended piece by piece equals one made on
+all at once, for the same mean direction and key bits (common_frames_index.py keeps those within an epoch).
 """
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..progress import SILENT, Progress
-from ..storage.frame_descriptors import frame_descriptors
+from ..storage.index_prefix import epoch
 from .common_frames import MIN_VIDEOS, THRESHOLD, CommonFrames, float32_vectors, centred, mean_direction
 
-FILE = "common_frames.npz"
 TABLES = 8                # hash tables of random-projection keys
-SAMPLE_VIDEOS = 2000      # videos the mean direction is estimated on
-BLOCK_VIDEOS = 512        # videos read at a time from an index's frame descriptors
+HASH_ROWS = 8192          # frames hashed at a time (a fixed grid over the collection's frames)
 MAX_PROTOTYPES = 65536    # the most prototypes kept (the most widespread first)
 MAX_SHARE = 0.5           # boilerplate's videos are otherwise unrelated: at most this share of their frames common
+LOOKUP_BITS = 26          # keys of at most this many bits are looked up in a table of 2^bits flags, longer searched
 SEED = 0
 
 Blocks = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]  # (descriptors [n, D], video numbers [n]) pieces
+RowReader = Callable[[np.ndarray], np.ndarray]  # frame numbers -> their descriptors [n, D]
 
 
 def fit_common_frames(descriptors: np.ndarray, video_of: np.ndarray, min_videos: int = MIN_VIDEOS,
@@ -52,9 +57,10 @@ def fit_common_frames(descriptors: np.ndarray, video_of: np.ndarray, min_videos:
 
 
 def key_bits(frames: int, min_videos: int) -> int:
-    """Bits of a hash key: enough that unrelated frames share a key with fewer than a quarter of MIN_VIDEOS
-    others on average (uniform keys), so a crowded bucket is most likely near-duplicates."""
-    return int(min(30, max(8, math.ceil(math.log2(max(frames, 1) * 4 / max(min_videos, 1))))))
+    """Bits of a hash key for a collection of `frames` (the same within its epoch): enough that unrelated frames
+    share a key with fewer than a quarter of MIN_VIDEOS others on average (uniform keys), so a crowded bucket is
+    most likely near-duplicates."""
+    return int(min(30, max(8, math.ceil(math.log2((1 << epoch(frames)) * 4 / max(min_videos, 1))))))
 
 
 def fit_streaming(blocks: Blocks, direction: np.ndarray | None, frames: int, min_videos: int = MIN_VIDEOS,
@@ -64,66 +70,231 @@ def fit_streaming(blocks: Blocks, direction: np.ndarray | None, frames: int, min
     if direction is None:
         return CommonFrames(np.zeros(0, np.float32), np.zeros((0, 0), np.float32), np.zeros(0, np.int64),
                             threshold, min_videos)
-    dims, bits = len(direction), key_bits(frames, min_videos)
-    planes = np.random.default_rng(SEED).standard_normal((dims, TABLES * bits)).astype(np.float32)
-    # A sign of a centred vector's projection is that of the raw vector on a plane with `direction` projected
-    # out (norms change no sign): so hashing needs neither centring nor normalising.
-    planes -= np.outer(direction, direction @ planes)
-    keys, videos, total = [], [], 0
-    progress.stage("common frames: hashing", frames, unit="frames")
-    for block, video_of in blocks():  # pass 1: each frame's TABLES keys of `bits` random-projection signs
-        keys.append(_keys(float32_vectors(block), planes, bits))
-        videos.append(np.asarray(video_of, dtype=np.int32))
-        total += len(block)
-        progress.update(total)
-    if total == 0:
-        return CommonFrames(direction, np.zeros((0, dims), np.float32), np.zeros(0, np.int64), threshold, min_videos)
-    table_keys, video_of_all = np.concatenate(keys), np.concatenate(videos)  # 4·TABLES + 4 bytes a frame
-    del keys, videos
-    candidates = _crowded_buckets(table_keys, video_of_all, min_videos)  # per table: (sorted keys, first frames)
-    firsts = np.unique(np.concatenate([first for _, first in candidates]))  # candidate frames, in file order
-    vectors = np.zeros((len(firsts), dims), np.float32)
-    found: list[np.ndarray] = []  # (candidate, video) pairs within the threshold
-    progress.stage("common frames: counting videos", total, unit="frames")
-    offset = 0
-    for block, video_of in blocks():  # pass 2: candidates' vectors, then who is near each
-        rows = np.arange(offset, offset + len(block))
+    state = FitState.empty(direction, key_bits(frames, min_videos), min_videos, threshold)
+    state.extend(blocks, 0, frames, None, progress)
+    return state.model()
+
+
+@dataclass
+class FitState:
+    """What a fit found, kept so that appended videos extend it (module docstring)."""
+
+    direction: np.ndarray   # float32 [D]
+    bits: int
+    min_videos: int
+    threshold: float
+    keys: np.ndarray        # uint32 [frames, TABLES]
+    video_of: np.ndarray    # int32 [frames]: each frame's video number
+    crowded: list[tuple[np.ndarray, np.ndarray]]  # per table: its crowded keys (sorted), each one's first frame
+    firsts: np.ndarray      # int64 [C]: the candidates' frame numbers, sorted
+    vectors: np.ndarray     # float32 [C, D]: the candidates, centred
+    near: np.ndarray        # int64 [M, 3]: (candidate frame, video, frame) within threshold, each once, sorted
+
+    @classmethod
+    def empty(cls, direction: np.ndarray, bits: int, min_videos: int = MIN_VIDEOS,
+              threshold: float = THRESHOLD) -> FitState:
+        """A fit of no frames yet."""
+        direction = np.asarray(direction, dtype=np.float32)
+        return cls(direction, bits, min_videos, threshold, np.zeros((0, TABLES), np.uint32), np.zeros(0, np.int32),
+                   [(np.zeros(0, np.uint32), np.zeros(0, np.int64)) for _ in range(TABLES)], np.zeros(0, np.int64),
+                   np.zeros((0, len(direction)), np.float32), np.zeros((0, 3), np.int64))
+
+    @property
+    def frames(self) -> int:
+        return len(self.keys)
+
+    def planes(self) -> np.ndarray:
+        """The seeded random planes of the keys, with the direction projected out (float32 [D, TABLES·bits])."""
+        planes = np.random.default_rng(SEED).standard_normal((len(self.direction), TABLES * self.bits))
+        planes = planes.astype(np.float32)
+        # A sign of a centred vector's projection is that of the raw vector on a plane with `direction` projected
+        # out (norms change no sign): so hashing needs neither centring nor normalising.
+        return planes - np.outer(self.direction, self.direction @ planes)
+
+    def extend(self, blocks: Blocks, start: int, frames: int, read_rows: RowReader | None,
+               progress: Progress = SILENT) -> None:
+        """Add the frames after those held: `blocks()` gives the collection's frames from frame `start` (a video's
+        first, at most the held frames rounded down to HASH_ROWS) to `frames`; `read_rows` reads earlier ones."""
+        old = self.frames
+        grid = old // HASH_ROWS * HASH_ROWS
+        if start > grid:
+            raise ValueError(f"extend needs the frames from {grid} on, given from {start}")
+        progress.stage("common frames: hashing", frames - grid, unit="frames")
+        keys, video_of = _hashed(blocks(), start, grid, self.planes(), self.bits, progress)
+        self.keys = np.concatenate([self.keys[:grid], keys])
+        self.video_of = np.concatenate([self.video_of[:grid], video_of.astype(np.int32)])
+        if len(self.keys) != frames:
+            raise ValueError(f"the blocks gave {len(self.keys)} frames, {frames} expected")
+        earlier = self._recount(old)  # per table: the earlier frames of buckets crowded only now
+        self._add_candidates(old, earlier, read_rows)
+        progress.stage("common frames: counting videos", frames - old, unit="frames")
+        found = [self._earlier_near(earlier, read_rows)] if old else []
+        row = start
+        for block, _ in blocks():  # pass 2: the new frames, compared with their crowded buckets' candidates
+            skip = max(0, old - row)
+            if skip < len(block):
+                found.append(self._compare(np.arange(row + skip, row + len(block)), block[skip:]))
+            row += len(block)
+            progress.update(max(0, row - old))
+        self.near = _unique_rows(np.concatenate([self.near, *found]))
+
+    def model(self) -> CommonFrames:
+        """The CommonFrames this fit finds."""
+        candidate = np.searchsorted(self.firsts, self.near[:, 0])
+        chosen, counts = _boilerplate(candidate, self.near, self.video_of, len(self.firsts), self.min_videos)
+        chosen = chosen[np.argsort(-counts[chosen], kind="stable")][:MAX_PROTOTYPES]
+        flagged = np.zeros(self.frames, dtype=bool)
+        flagged[self.near[np.isin(candidate, chosen), 2]] = True
+        return CommonFrames(self.direction, self.vectors[chosen], counts[chosen].astype(np.int64), self.threshold,
+                            self.min_videos, fitted_common=np.packbits(flagged, bitorder="little"))
+
+    def _recount(self, old: int) -> list[np.ndarray]:
+        """Each table's crowded buckets with the new frames counted; returns per table the earlier frames of the
+        buckets crowded only now."""
+        earlier = []
+        new_videos = self.video_of[old:].astype(np.uint64)
+        for table, (crowded, firsts) in enumerate(self.crowded):
+            column = self.keys[:, table]
+            held, new_count = _distinct_videos(column[old:], new_videos)  # keys the new frames hold, their videos
+            rows = np.flatnonzero(_member(column[:old], held, self.bits))  # earlier frames holding one of them
+            before, old_count = _distinct_videos(column[rows], self.video_of[rows].astype(np.uint64))
+            count = new_count.copy()
+            count[np.searchsorted(held, before)] += old_count
+            now = held[(count >= self.min_videos) & ~_member(held, crowded, 64)]  # crowded only now
+            first = np.full(len(now), -1, dtype=np.int64)
+            for where in (rows, np.arange(old, len(column))):  # the first frame holding each: earlier, else new
+                holding = where[_member(column[where], now, self.bits)]
+                keys, at = np.unique(column[holding], return_index=True)
+                slot = np.searchsorted(now, keys)
+                unset = first[slot] < 0
+                first[slot[unset]] = holding[at][unset]
+            order = np.argsort(np.concatenate([crowded, now]), kind="stable")
+            self.crowded[table] = (np.concatenate([crowded, now])[order], np.concatenate([firsts, first])[order])
+            earlier.append(rows[_member(column[rows], now, self.bits)])
+        return earlier
+
+    def _add_candidates(self, old: int, earlier: list[np.ndarray], read_rows: RowReader | None) -> None:
+        """The new crowded buckets' first frames as candidates: vectors of earlier frames read now, of new frames
+        set as pass 2 reaches them."""
+        firsts = np.unique(np.concatenate([self.firsts, *(first for _, first in self.crowded)]))
+        vectors = np.zeros((len(firsts), len(self.direction)), np.float32)
+        vectors[np.searchsorted(firsts, self.firsts)] = self.vectors
+        missing = np.setdiff1d(firsts[firsts < old], self.firsts)
+        if len(missing):
+            vectors[np.searchsorted(firsts, missing)] = _centred_rows(read_rows(missing), self.direction)
+        self.firsts, self.vectors = firsts, vectors
+
+    def _earlier_near(self, earlier: list[np.ndarray], read_rows: RowReader | None) -> np.ndarray:
+        """The earlier frames of buckets crowded only now, compared with their candidates."""
+        rows = np.unique(np.concatenate(earlier))
+        if not len(rows):
+            return np.zeros((0, 3), np.int64)
+        return self._compare(rows, read_rows(rows), only=earlier)
+
+    def _compare(self, rows: np.ndarray, descriptors: np.ndarray,
+                 only: list[np.ndarray] | None = None) -> np.ndarray:
+        """(candidate frame, video, frame) of the frames `rows` (descriptors given) within threshold of the
+        candidate of a crowded bucket they are in (each table's `only` rows, when given)."""
+        here = (self.firsts >= rows[0]) & (self.firsts <= rows[-1]) & np.isin(self.firsts, rows)
+        needed = np.zeros(len(rows), dtype=bool)
         slots, members = [], []
-        for sorted_keys, _ in candidates:  # which frames fall in a crowded bucket, in each table
-            slot = np.minimum(np.searchsorted(sorted_keys, table_keys[rows, len(slots)]), max(len(sorted_keys) - 1, 0))
-            slots.append(slot)
-            members.append(sorted_keys[slot] == table_keys[rows, len(members)] if len(sorted_keys) else
-                           np.zeros(len(rows), dtype=bool))
-        here = (firsts >= offset) & (firsts < offset + len(block))
-        needed = np.logical_or.reduce(members) | np.isin(rows, firsts[here])
-        if needed.any():  # only those frames are centred (most frames of a large collection are in none)
-            vectors_of = np.zeros((len(block), dims), np.float32)
-            vectors_of[needed] = centred(block[needed], direction)
-            vectors[here] = vectors_of[firsts[here] - offset]
-            for (_, first), slot, member in zip(candidates, slots, members):
-                candidate = np.searchsorted(firsts, first[slot[member]])
-                near = np.einsum("nd,nd->n", vectors_of[member], vectors[candidate]) >= threshold
-                found.append(np.stack([candidate[near], np.asarray(video_of, np.int64)[member][near],
-                                       rows[member][near]], 1))
-        offset += len(block)
-        progress.update(offset)
-    near = np.concatenate(found) if found else np.zeros((0, 3), np.int64)  # (candidate, video, frame)
-    chosen, counts = _boilerplate(near, video_of_all, len(firsts), min_videos)
-    chosen = chosen[np.argsort(-counts[chosen], kind="stable")][:MAX_PROTOTYPES]
-    flagged = np.zeros(total, dtype=bool)
-    flagged[near[np.isin(near[:, 0], chosen), 2]] = True
-    return CommonFrames(direction, vectors[chosen], counts[chosen].astype(np.int64), threshold, min_videos,
-                        fitted_common=np.packbits(flagged, bitorder="little"))
+        for table, (crowded, firsts) in enumerate(self.crowded):
+            member = _member(self.keys[rows, table], crowded, self.bits)
+            if only is not None:
+                member &= np.isin(rows, only[table])
+            slots.append(np.searchsorted(crowded, self.keys[rows[member], table]))
+            members.append(member)
+            needed |= member
+        needed |= np.isin(rows, self.firsts[here])
+        if not needed.any():  # most frames of a large collection are in no crowded bucket: none is centred
+            return np.zeros((0, 3), np.int64)
+        vectors = np.zeros((len(rows), len(self.direction)), np.float32)
+        vectors[needed] = _centred_rows(descriptors[needed], self.direction)
+        if here.any():  # candidates among these frames: their vectors, before any frame is compared with them
+            self.vectors[here] = vectors[np.searchsorted(rows, self.firsts[here])]
+        found = []
+        for (_, firsts), slot, member in zip(self.crowded, slots, members):
+            candidate = firsts[slot]
+            near = np.einsum("nd,nd->n", vectors[member], self.vectors[np.searchsorted(self.firsts, candidate)])
+            near = near >= self.threshold
+            found.append(np.stack([candidate[near], self.video_of[rows[member][near]].astype(np.int64),
+                                   rows[member][near]], 1))
+        return np.concatenate(found)
 
 
-def _boilerplate(near: np.ndarray, video_of: np.ndarray, candidates: int, min_videos: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _hashed(blocks: Iterable[tuple[np.ndarray, np.ndarray]], start: int, grid: int, planes: np.ndarray,
+            bits: int, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
+    """(keys uint32 [n, TABLES], video numbers [n]) of the frames from `grid` on (blocks start at `start` <= grid),
+    hashed HASH_ROWS at a time on the grid, the last piece padded with zeros."""
+    keys, videos, pending, row = [], [], [], start
+    for block, video_of in blocks:
+        skip = max(0, grid - row)
+        row += len(block)
+        if skip >= len(block):
+            continue
+        pending.append(float32_vectors(block[skip:]))
+        videos.append(np.asarray(video_of[skip:]))
+        if sum(map(len, pending)) >= HASH_ROWS:
+            data = np.concatenate(pending)
+            whole = len(data) // HASH_ROWS * HASH_ROWS
+            keys += [_keys(data[at:at + HASH_ROWS], planes, bits) for at in range(0, whole, HASH_ROWS)]
+            pending = [data[whole:]]
+        progress.update(max(0, row - grid))
+    rest = np.concatenate(pending) if pending else np.zeros((0, len(planes)), np.float32)
+    if len(rest):
+        padded = np.zeros((HASH_ROWS, rest.shape[1]), np.float32)
+        padded[:len(rest)] = rest
+        keys.append(_keys(padded, planes, bits)[:len(rest)])
+    return (np.concatenate(keys) if keys else np.zeros((0, TABLES), np.uint32),
+            np.concatenate(videos) if videos else np.zeros(0, np.int64))
+
+
+def _keys(vectors: np.ndarray, planes: np.ndarray, bits: int) -> np.ndarray:
+    """TABLES keys of `bits` signs of random projections each, of vectors [n, D] -> uint32 [n, TABLES]."""
+    signs = (vectors @ planes > 0).reshape(len(vectors), TABLES, bits).astype(np.uint32)
+    return (signs << np.arange(bits, dtype=np.uint32)).sum(2, dtype=np.uint32)
+
+
+def _centred_rows(descriptors: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """`centred`, row by row (an einsum: no matrix product whose rounding could depend on how many rows)."""
+    vectors = float32_vectors(descriptors)
+    vectors = vectors - np.einsum("nd,d->n", vectors, direction)[:, None] * direction
+    return centred(vectors, None)
+
+
+def _distinct_videos(keys: np.ndarray, videos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct keys, sorted; how many distinct videos hold each) of frames' keys and video numbers."""
+    pairs = np.sort((keys.astype(np.uint64) << np.uint64(32)) | videos)
+    pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])] if len(pairs) else pairs
+    held = (pairs >> np.uint64(32)).astype(np.uint32)
+    starts = np.flatnonzero(np.concatenate([[True], held[1:] != held[:-1]])) if len(held) else np.zeros(0, np.int64)
+    return held[starts], np.diff(np.append(starts, len(held)))
+
+
+def _member(values: np.ndarray, keys: np.ndarray, bits: int) -> np.ndarray:
+    """bool [len(values)]: which values are among the sorted `keys` (keys of `bits` bits)."""
+    if not len(keys):
+        return np.zeros(len(values), dtype=bool)
+    if bits <= LOOKUP_BITS:
+        table = np.zeros(1 << bits, dtype=bool)
+        table[keys] = True
+        return table[values]
+    return keys[np.minimum(np.searchsorted(keys, values), len(keys) - 1)] == values
+
+
+def _unique_rows(rows: np.ndarray) -> np.ndarray:
+    """int64 [M, 3] rows each once, sorted."""
+    return np.unique(rows, axis=0) if len(rows) else rows.reshape(0, 3)
+
+
+def _boilerplate(candidate: np.ndarray, near: np.ndarray, video_of: np.ndarray, candidates: int,
+                 min_videos: int) -> tuple[np.ndarray, np.ndarray]:
     """The candidates that are boilerplate (their numbers) and each candidate's distinct videos.
 
     One is when near-duplicates of it occur in `min_videos` videos or more, and those videos are otherwise
     unrelated: in the median of them, at most MAX_SHARE of the frames are near a candidate. A video copied in
     many others shares (nearly) all its frames with them, an intro a few seconds of each."""
-    pairs = np.unique(near[:, :2], axis=0)  # (candidate, video)
+    pairs = np.unique(np.stack([candidate, near[:, 1]], 1), axis=0) if len(near) else np.zeros((0, 2), np.int64)
     counts = np.bincount(pairs[:, 0], minlength=candidates) if len(pairs) else np.zeros(candidates, np.int64)
     frames_of = np.bincount(video_of).astype(np.float64)
     near_frames = np.bincount(video_of[np.unique(near[:, 2])], minlength=len(frames_of)) if len(near) else 0
@@ -132,114 +303,3 @@ def _boilerplate(near: np.ndarray, video_of: np.ndarray, candidates: int, min_vi
     starts = np.searchsorted(pairs[:, 0], chosen)
     medians = np.array([np.median(share[pairs[start:start + counts[c], 1]]) for c, start in zip(chosen, starts)])
     return chosen[medians <= MAX_SHARE] if len(chosen) else chosen, counts
-
-
-def _keys(vectors: np.ndarray, planes: np.ndarray, bits: int) -> np.ndarray:
-    """TABLES keys of `bits` signs of random projections each, of unit vectors [n, D] -> uint32 [n, TABLES]."""
-    signs = (vectors @ planes > 0).reshape(len(vectors), TABLES, bits).astype(np.uint32)
-    return (signs << np.arange(bits, dtype=np.uint32)).sum(2, dtype=np.uint32)
-
-
-def _crowded_buckets(keys: np.ndarray, video_of: np.ndarray, min_videos: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per table, the keys holding frames of at least `min_videos` videos (sorted) and each one's first frame."""
-    crowded = []
-    for table in range(keys.shape[1]):
-        column = keys[:, table]
-        pairs = np.unique((column.astype(np.uint64) << np.uint64(32)) | video_of.astype(np.uint64))
-        bucket, videos = np.unique((pairs >> np.uint64(32)).astype(np.uint32), return_counts=True)
-        dense = bucket[videos >= min_videos]
-        order = np.argsort(column, kind="stable")
-        position = np.searchsorted(column[order], dense)  # the first frame (in file order) of each crowded key
-        crowded.append((dense, order[position] if len(dense) else np.zeros(0, np.int64)))
-    return crowded
-
-
-def index_blocks(index, numbers: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """An index's frame descriptors (float16 [n, D]) with each frame's video number, BLOCK_VIDEOS videos at a time."""
-    numbers = np.arange(len(index)) if numbers is None else numbers
-    for start in range(0, len(numbers), BLOCK_VIDEOS):
-        chosen = numbers[start:start + BLOCK_VIDEOS]
-        descriptors, lengths = index.frames.read(chosen)
-        yield descriptors, np.repeat(chosen, lengths)
-
-
-def index_stamp(index) -> dict:
-    """What a cached fit must match to still describe `index`: its store stamp and size, and the settings."""
-    return {"store": vars(index.stamp), "videos": len(index), "frames": int(index.frames.offsets[-1]),
-            "min_videos": MIN_VIDEOS, "threshold": THRESHOLD, "tables": TABLES}
-
-
-def common_frames_of_index(index, progress: Progress = SILENT) -> CommonFrames:
-    """The index's CommonFrames: read from FILE in its folder while it matches the index (index_stamp), else
-    fitted (two passes over the frame descriptors) and saved there for the next command."""
-    stamp = json.loads(json.dumps(index_stamp(index)))  # as it reads back from the file
-    path = Path(index.folder) / FILE if index.folder is not None else None
-    if path is not None and path.is_file():
-        cached = CommonFrames.load(path)
-        if cached is not None and cached.stamp == stamp:
-            return cached
-    sample = np.sort(np.random.default_rng(SEED).permutation(len(index))[:SAMPLE_VIDEOS])
-    progress.stage("common frames: mean direction", unit="videos")
-    sampled = [block for block, _ in index_blocks(index, sample)]
-    direction = mean_direction(np.concatenate(sampled)) if sampled and sum(map(len, sampled)) else None
-    fitted = fit_streaming(lambda: index_blocks(index), direction, int(index.frames.offsets[-1]), progress=progress)
-    fitted.stamp = stamp
-    if path is not None:
-        try:
-            fitted.save(path)
-        except OSError:  # a cache: an index folder that cannot take it recomputes next time
-            pass
-    return fitted
-
-
-def store_blocks(store, ids: list[str], first: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """A feature file's frame descriptors with each frame's video number (from `first`), BLOCK_VIDEOS videos at a
-    time."""
-    for start in range(0, len(ids), BLOCK_VIDEOS):
-        chosen = ids[start:start + BLOCK_VIDEOS]
-        descriptors = [frame_descriptors(store.read_features(video_id)) for video_id in chosen]
-        numbers = np.repeat(np.arange(first + start, first + start + len(chosen)), [len(d) for d in descriptors])
-        yield (np.concatenate(descriptors) if descriptors else np.zeros((0, 0), np.float32)), numbers
-
-
-def common_frames_of_store(path: str | Path, progress: Progress = SILENT) -> CommonFrames:
-    """A feature file's CommonFrames computed from its features (not cached: for searches without an index)."""
-    return common_frames_of_stores([path], progress)
-
-
-def common_frames_of_stores(paths: Sequence[str | Path], progress: Progress = SILENT) -> CommonFrames:
-    """The CommonFrames of several feature files taken as one collection (dedup's), computed from their features."""
-    from ..storage.store import FeatureStore  # late: only a fit without an index reads the stores themselves
-
-    stores = [FeatureStore(path) for path in paths]
-    try:
-        ids = [[video_id for video_id in store.ids() if store.shape(video_id)[0] > 0] for store in stores]
-        firsts = np.concatenate([[0], np.cumsum([len(listed) for listed in ids])]).tolist()
-        frames = sum(store.shape(video_id)[0] for store, listed in zip(stores, ids) for video_id in listed)
-        everyone = [(store, video_id) for store, listed in zip(stores, ids) for video_id in listed]
-        chosen = np.sort(np.random.default_rng(SEED).permutation(len(everyone))[:SAMPLE_VIDEOS])
-        sampled = [frame_descriptors(everyone[n][0].read_features(everyone[n][1])) for n in chosen]
-        sampled = [block for block in sampled if len(block)]
-        direction = mean_direction(np.concatenate(sampled)) if sampled else None
-
-        def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            for store, listed, first in zip(stores, ids, firsts):
-                yield from store_blocks(store, listed, first)
-
-        return fit_streaming(blocks, direction, frames, progress=progress)
-    finally:
-        for store in stores:
-            store.close()
-
-
-def common_frames_of_collection(path: str | Path, progress: Progress = SILENT) -> CommonFrames:
-    """A feature file's CommonFrames, from its search index (built or brought up to date, and cached there);
-    from the features themselves when no index can be kept for it."""
-    from ..storage.index import open_index  # late: faiss is loaded only when a collection is named
-    from ..storage.index_checks import SearchIndexError
-
-    try:
-        index, _ = open_index(path, progress=progress)
-    except SearchIndexError:  # neither beside the store nor in the cache: computed, not kept
-        return common_frames_of_store(path, progress)
-    return common_frames_of_index(index, progress)

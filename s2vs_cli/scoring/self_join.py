@@ -38,6 +38,7 @@ from ..distributed import ProcessGroup
 from ..progress import SILENT, Progress
 from ..storage.index import SEGMENT_FRAMES, VideoIndex
 from .frame_level import frame_level_both_ways
+from .join_lists import JoinLists, join_lists_of_index
 
 DEFAULT_NEIGHBOURS = 100
 MIN_FRAME_LEVEL = 0.17     # measured on synthetic stores: planted pairs >= 0.199, unrelated <= 0.12 (BENCHMARKS.md)
@@ -130,21 +131,34 @@ def nearest_videos(index: VideoIndex, neighbours: int, kept: np.ndarray | None =
     group = group or ProcessGroup()
     vectors = segment_vectors(index)
     used = _kept_segments(index, kept) if kept is not None else np.ones(len(vectors), dtype=bool)
+    lists = index_join_lists(index, probes, progress, vectors)
     mine = np.arange(len(index)) % group.world_size == group.rank
     if touched is None:
-        return _nearest(index, vectors, used, used, np.flatnonzero(mine), neighbours, progress, probes)
+        return _nearest(index, vectors, used, used, np.flatnonzero(mine), neighbours, progress, lists, probes)
     theirs = used & np.repeat(np.asarray(touched, dtype=bool), np.diff(index.starts))
-    found, how = _nearest(index, vectors, used, used, np.flatnonzero(mine & touched), neighbours, progress, probes)
-    others, _ = _nearest(index, vectors, used, theirs, np.flatnonzero(mine & ~touched), neighbours, progress, probes)
+    found, how = _nearest(index, vectors, used, used, np.flatnonzero(mine & touched), neighbours, progress, lists,
+                          probes)
+    others, _ = _nearest(index, vectors, used, theirs, np.flatnonzero(mine & ~touched), neighbours, progress, lists,
+                         probes)
     return tuple(np.concatenate(parts) for parts in zip(found, others)), how
 
 
+def index_join_lists(index: VideoIndex, probes: int | None = None, progress: Progress = SILENT,
+                     vectors: np.ndarray | None = None) -> JoinLists | None:
+    """The inverted lists the join searches (scoring/join_lists.py: kept beside the index, extended as it grows);
+    None when the index has few enough segments to be scanned whole."""
+    vectors = segment_vectors(index) if vectors is None else vectors
+    if len(vectors) <= EXACT_SEGMENTS:
+        return None
+    return join_lists_of_index(index, vectors, probes or JOIN_NPROBE, LIST_SIZE, TRAINING_PER_LIST, progress)
+
+
 def _nearest(index: VideoIndex, vectors: np.ndarray, queried_segments: np.ndarray, target_segments: np.ndarray,
-             queried: np.ndarray, neighbours: int, progress: Progress,
+             queried: np.ndarray, neighbours: int, progress: Progress, lists: JoinLists | None,
              probes: int | None) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], str]:
     """Stage 1 of the videos `queried` (catalogue numbers): their `queried_segments` searched among the
     `target_segments` (bool [segments] both)."""
-    searcher, how = _join_index(vectors, target_segments, probes)
+    search, how = _segment_search(vectors, target_segments, lists, probes)
     video_of = np.repeat(np.arange(len(index), dtype=np.int64), np.diff(index.starts))
     progress.stage("self-join: nearest segments", total=len(queried), unit="videos")
     k = min(int(target_segments.sum()), SEGMENT_NEIGHBOURS * neighbours + 1)  # +1: a segment finds itself
@@ -153,7 +167,7 @@ def _nearest(index: VideoIndex, vectors: np.ndarray, queried_segments: np.ndarra
         rows = _runs(index.starts[videos], index.starts[videos + 1] - index.starts[videos])
         rows = rows[queried_segments[rows]]
         if len(rows) and k > 0:
-            scores, found = searcher.search(np.ascontiguousarray(vectors[rows], dtype=np.float32), k)
+            scores, found = search(rows, k)
             pieces.append(_best_videos(video_of[rows], scores, found, video_of, neighbours))
         done += len(videos)
         progress.update(done, len(queried))
@@ -267,29 +281,22 @@ def _kept_segments(index: VideoIndex, kept: np.ndarray) -> np.ndarray:
     return np.bincount(segment, weights=kept, minlength=int(index.starts[-1])) >= KEPT_SHARE * np.maximum(total, 1)
 
 
-def _join_index(vectors: np.ndarray, used: np.ndarray, probes: int | None = None):
-    """A faiss index over the `used` segments (ids: entry numbers), exhaustive for few, else inverted lists
-    (`probes` of them searched a segment)."""
+def _segment_search(vectors: np.ndarray, used: np.ndarray, lists: JoinLists | None, probes: int | None = None):
+    """(search(rows, k) -> (scores, entry numbers) of the `used` segments nearest to segments `rows`, how): an
+    exhaustive scan without `lists`, else each query's `probes` nearest lists."""
     import faiss  # late: as segment_vectors
 
     rows = np.flatnonzero(used)
-    dims = vectors.shape[1]
-    if len(rows) <= EXACT_SEGMENTS:
-        index = faiss.IndexIDMap(faiss.IndexFlatIP(dims))
-        how = "exact"
-    else:
-        lists = max(1, len(rows) // LIST_SIZE)
-        index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dims), dims, lists, faiss.ScalarQuantizer.QT_fp16,
-                                              faiss.METRIC_INNER_PRODUCT)
-        sample = np.random.default_rng(0).choice(rows, min(len(rows), TRAINING_PER_LIST * lists), replace=False)
-        index.cp.min_points_per_centroid = 1  # a sample of TRAINING_PER_LIST a list is enough to place the lists
-        index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
-        index.nprobe = min(probes or JOIN_NPROBE, lists)
-        how = f"inverted lists: {lists} lists, {index.nprobe} searched"
+    if lists is not None:
+        nprobe = min(probes or JOIN_NPROBE, len(lists.centroids))
+        searcher = lists.searcher(vectors, rows, nprobe)
+        return (lambda queries, k: lists.search(searcher, vectors, queries, k),
+                f"inverted lists: {len(lists.centroids)} lists, {nprobe} searched")
+    index = faiss.IndexIDMap(faiss.IndexFlatIP(vectors.shape[1]))
     for start in range(0, len(rows), QUERY_SEGMENTS):
         chunk = rows[start:start + QUERY_SEGMENTS]
         index.add_with_ids(np.ascontiguousarray(vectors[chunk], dtype=np.float32), chunk)
-    return index, how
+    return lambda queries, k: index.search(np.ascontiguousarray(vectors[queries], dtype=np.float32), k), "exact"
 
 
 def _batches(starts: np.ndarray, videos: np.ndarray, size: int):
@@ -308,18 +315,22 @@ def _best_videos(query_video: np.ndarray, scores: np.ndarray, found: np.ndarray,
     mine = np.repeat(query_video, found.shape[1]).reshape(found.shape)[real]
     theirs, scores = video_of[found[real]], scores[real]
     other = theirs != mine
-    mine, theirs, scores = mine[other], theirs[other], scores[other]
-    order = np.lexsort((-scores, theirs, mine))  # each (query, video) at its best segment first
-    mine, theirs, scores = mine[order], theirs[order], scores[order]
-    best = np.ones(len(mine), dtype=bool)
-    best[1:] = (mine[1:] != mine[:-1]) | (theirs[1:] != theirs[:-1])
-    mine, theirs, scores = mine[best], theirs[best], scores[best]
-    order = np.lexsort((theirs, -scores, mine))  # each query's videos, best first
-    mine, theirs, scores = mine[order], theirs[order], scores[order]
-    rank = np.arange(len(mine)) - np.searchsorted(mine, mine, side="left")
+    videos = np.int64(len(video_of) and int(video_of[-1]) + 1)
+    pair = mine[other] * videos + theirs[other]  # each (query, video) once, at its best segment's score
+    order = np.argsort(pair, kind="stable")
+    pair, scores = pair[order], scores[other][order]
+    starts = np.flatnonzero(np.concatenate([[True], pair[1:] != pair[:-1]])) if len(pair) else pair
+    best = np.maximum.reduceat(scores, starts) if len(pair) else scores
+    mine, theirs = pair[starts] // videos, pair[starts] % videos
+    # each query's videos best first, ties in video order (the pairs are in (query, video) order: a stable sort
+    # keeps it); one float64 key: a query's number apart by 4, scores (within [-1.01, 1.01]) resolved to 1e-10
+    order = np.argsort(mine * 4.0 - best.astype(np.float64), kind="stable")
+    mine, theirs, best = mine[order], theirs[order], best[order]
+    first = np.flatnonzero(np.concatenate([[True], mine[1:] != mine[:-1]])) if len(mine) else mine
+    rank = np.arange(len(mine)) - np.repeat(first, np.diff(np.append(first, len(mine))))
     top = rank < neighbours
-    mine, theirs, scores = mine[top], theirs[top], scores[top]
-    return np.minimum(mine, theirs), np.maximum(mine, theirs), scores.astype(np.float32)
+    mine, theirs, best = mine[top], theirs[top], best[top]
+    return np.minimum(mine, theirs), np.maximum(mine, theirs), best.astype(np.float32)
 
 
 def _merge(found: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
