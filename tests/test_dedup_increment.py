@@ -11,6 +11,7 @@ import pytest
 from s2vs_cli.config import DedupConfig
 from s2vs_cli.errors import ConfigError
 from s2vs_cli.jobs.dedup import run_dedup
+from s2vs_cli.jobs.dedup_collection import Collection
 from s2vs_cli.runtime import Runtime
 from s2vs_cli.storage.store import StoreIdentity
 from test_dedup import FLOORS, IDENTITY, _dedup, _rounded, facts_of, planted
@@ -177,3 +178,66 @@ def test_todays_decisions_apply_to_the_reused_pairs(grown, tmp_path):
         result = _run(store, tmp_path, f"with-{label}.json", "--previous", str(previous), "--decisions", str(decisions))
         marked = [p for p in result["pairs"] if {p["a"], p["b"]} == {"a-orig", "c-noisy"}]
         assert [p["decision"] for p in marked] == ([] if label == "not_copy" else ["copy"])
+
+
+def test_the_facts_read_before_are_reused_while_their_sources_are_as_they_were(grown, tmp_path):
+    store, _ = grown
+    sources = {video: tmp_path / f"{video}.mp4" for video in planted()}
+    for path in sources.values():
+        path.write_bytes(b"x" * 100)
+    read = []
+
+    def facts(_store, video: str) -> dict:
+        read.append(video)
+        return {"duration": 10.0, "width": 64, "height": 48, "fps": 1.0, "bitrate": 80,
+                "size": sources[video].stat().st_size, "source": str(sources[video])}
+
+    first = run_dedup([str(store)], DedupConfig(features_only=True, **FLOORS), Runtime.cpu(), facts=facts)
+    grouped = sorted({member for group in first.groups for member in group.members})
+    assert sorted(read) == grouped and "b-exact" in grouped
+    previous = tmp_path / "first.json"
+    previous.write_text(json.dumps(first.as_dict()))
+    read.clear()
+    sources["b-exact"].write_bytes(b"x" * 200)  # replaced by another file since: read again
+    again = run_dedup([str(store)], DedupConfig(features_only=True, previous=str(previous), **FLOORS), Runtime.cpu(),
+                      facts=facts)
+    assert read == ["b-exact"]
+    assert [group.facts for group in again.groups] == [
+        {member: facts | ({"size": 200} if member == "b-exact" else {}) for member, facts in group.facts.items()}
+        for group in first.groups]
+
+
+def test_an_increment_reads_no_earlier_video_while_the_common_frames_are_the_same(grown, tmp_path, monkeypatch):
+    """The earlier result records a digest of the common frames: the same, and each video's features unchanged
+    (checked), the frames stage 3 kept of an earlier video are the same, so none is read to find out."""
+    store, _ = grown
+    full = _run(store, tmp_path, "full.json")
+    assert isinstance(full["collection"]["common"], int)
+    read = []
+    original = Collection.features
+    monkeypatch.setattr(Collection, "features", lambda self, video: read.append(video) or original(self, video))
+    again = _run(store, tmp_path, "again.json", "--previous", str(tmp_path / "full.json"))
+    _same(again, full)
+    assert read == []  # nothing new, the same common frames: no video read
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(full | {"collection": full["collection"] | {"common": full["collection"]["common"]
+                                                                               + 1}}))
+    _same(_run(store, tmp_path, "checked.json", "--previous", str(tampered)), full)
+    scored = {video for video, entry in full["collection"]["videos"].items() if entry["scored"] is not None}
+    assert scored and set(read) == scored  # another rule: every earlier scored video is read to find out
+
+
+def test_a_pair_no_longer_marked_not_a_copy_comes_back_in_an_increment(grown, tmp_path):
+    """The earlier run was told a-orig and c-noisy are not a copy (never looked at); today's file no longer says
+    so: both videos are touched, their pairs looked for again, and the result is a full run's."""
+    store, _ = grown
+    decisions = tmp_path / "decisions.json"
+    decisions.write_text(json.dumps({"format": "s2vs-decisions", "version": 1,
+                                     "videos": {"a-orig": {"source": None}, "c-noisy": {"source": None}},
+                                     "pairs": [{"a": "a-orig", "b": "c-noisy", "label": "not_copy"}], "keep": []}))
+    marked = _run(store, tmp_path, "marked.json", "--decisions", str(decisions))
+    assert not [p for p in marked["pairs"] if {p["a"], p["b"]} == {"a-orig", "c-noisy"}]
+    increment = _run(store, tmp_path, "increment.json", "--previous", str(tmp_path / "marked.json"))
+    assert increment["stages"]["increment"]["touched"] == 2
+    _same(increment, _run(store, tmp_path, "full.json"))
+    assert [p for p in increment["pairs"] if {p["a"], p["b"]} == {"a-orig", "c-noisy"}]

@@ -102,6 +102,12 @@ def _download(browser, folder: Path) -> dict:
     return json.loads((folder / "decisions.json").read_text(encoding="utf-8"))
 
 
+def _leaving_asks(browser) -> bool:
+    """Whether leaving the page would ask first (its beforeunload handler cancels the event)."""
+    return browser.execute_script("const e = new Event('beforeunload', {cancelable: true}); "
+                                  "window.dispatchEvent(e); return e.defaultPrevented;")
+
+
 def _bar(browser) -> str:
     return browser.find_element("css selector", ".marks-bar").get_attribute("textContent")
 
@@ -111,6 +117,7 @@ def test_page_marks_pairs_and_a_keeper_and_downloads_them_as_decisions(browser, 
     _open(browser, page)
     count = lambda selector: browser.execute_script("return document.querySelectorAll(arguments[0]).length", selector)
     assert _bar(browser).startswith("0 marks · download decisions.json") and count("#decisions") == 0
+    assert not _leaving_asks(browser)
     assert count("button.mark-keep") == 4  # group members only: a video in no group has nothing to keep
     assert "b ↔ d" in browser.find_element("css selector", "#links tr.hit:nth-of-type(3)").text  # rows alternate
     _press(browser, "#links tr.hit:nth-of-type(3)", "not a copy")  # with their (shut) pair rows
@@ -118,7 +125,8 @@ def test_page_marks_pairs_and_a_keeper_and_downloads_them_as_decisions(browser, 
     _press(browser, "#links", "copy")  # the first link: a contains c
     _press(browser, 'figure.member[data-id="b"]', "keep this one")
     assert count("div.pair") == 0  # a mark opens no pair view
-    assert _bar(browser).startswith("3 marks · download decisions.json")
+    assert _bar(browser).startswith("3 marks · not downloaded yet · download decisions.json")
+    assert _leaving_asks(browser)  # marks not downloaded: leaving the page asks first
     assert "✓ keep this one" in browser.find_element("css selector", 'figure.member[data-id="b"]').text
     # The mark shows in the pair view, survives closing and reopening it, and is undone from there.
     row = _row(browser, "#links", "a ↔ c")
@@ -144,6 +152,7 @@ def test_page_marks_pairs_and_a_keeper_and_downloads_them_as_decisions(browser, 
                    "c": {"source": str(made["clip"]["c"])}, "d": {"source": str(made["gone"])}},
         "pairs": [{"a": "b", "b": "d", "label": "not_copy"}, {"a": "a", "b": "c", "label": "copy"}],
         "keep": ["b"]}
+    assert _bar(browser).startswith("3 marks · download decisions.json") and not _leaving_asks(browser)
     # Keeping another member of b's group moves the mark; its source is unknown (e's would be null too).
     _press(browser, 'figure.member[data-id="a"]', "keep this one")
     assert _download(browser, tmp_path / "downloads")["keep"] == ["a"]
@@ -154,7 +163,8 @@ def test_decisions_the_result_was_made_with_are_shown_and_merged(browser, made, 
     page = write_dedup_report(made["folder"] / "decided.html", {**made["result"], "decisions": DECIDED},
                               [made["store"]])
     _open(browser, page)
-    assert _bar(browser).startswith("4 marks (4 carried over from the decisions dedup ran with)")
+    assert _bar(browser).startswith("4 marks (4 carried over from the decisions dedup ran with) · download")
+    assert not _leaving_asks(browser)  # what dedup ran with is not lost with the page
     carried = browser.find_element("css selector", "#decisions").get_attribute("textContent")
     assert "decisions this page was made with" in carried and "c ↔ zz" in carried and "decided: not a copy" in carried
     assert "decided: copy" in _row(browser, "section.group", "a ↔ b").text  # carried pairs marked in their rows

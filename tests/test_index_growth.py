@@ -23,6 +23,7 @@ def small_grid(monkeypatch):
     monkeypatch.setattr(common_frames_fit, "HASH_ROWS", 32)  # several pieces, the growth inside one
     monkeypatch.setattr(common_frames_index, "HASH_ROWS", 32)
     monkeypatch.setattr(common_frames_index, "BLOCK_VIDEOS", 5)
+    monkeypatch.setattr(common_frames_index, "SMALL_FIT_FRAMES", 0)  # extended as a large collection's is
 
 
 def test_the_fit_extended_with_new_videos_equals_one_made_afresh(tmp_path, small_grid):

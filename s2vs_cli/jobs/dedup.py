@@ -22,6 +22,7 @@ With an earlier result (`previous`), only the pairs of videos added since are lo
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -46,7 +47,7 @@ from ..scoring.duplicate_groups import (COPY, RELATIONS, DuplicateGroup, Duplica
 from ..scoring.pair import LocatedPair, as_video_features, locate_on_map, locate_pair, sampled_duration
 from ..scoring.pair_decisions import decided_candidates, decided_reused
 from ..scoring.retrieval import DATABASE_BLOCK, VideoScorer, repeat_to_min_frames
-from ..scoring.self_join import candidate_pairs
+from ..scoring.self_join import candidate_pairs, index_join_lists
 from ..scoring.similarity_range import bounded_similarity
 from ..storage.decisions import Decisions, load_decisions
 from ..storage.index import VideoIndex, open_index
@@ -113,6 +114,7 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
     thresholds = load_thresholds(cfg.thresholds) if cfg.thresholds is not None else None  # before the models
     decisions = load_decisions(cfg.decisions) if cfg.decisions is not None else Decisions()
     increment = Increment(cfg.previous, cfg.exhaustive)  # an earlier result read (or refused) before the models too
+    increment.apply_decisions(decisions)
     seconds, clock = {}, time.perf_counter()
 
     def timed(stage: str) -> None:  # the seconds each stage took, in `stages["seconds"]`
@@ -127,15 +129,16 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
             thresholds.check_applies(store_score_identity(collection.paths[0], runtime.network, cfg), None,
                                      common_frames_rule(cfg.keep_common_frames))
         timed("start")
-        with_frames = [n for n, video in enumerate(collection.ids) if collection.home[video].shape(video)[0] > 0]
-        stages: dict[str, Any] = {"videos": len(collection.ids),
-                                  "without_frames": len(collection.ids) - len(with_frames)}
+        stages: dict[str, Any] = {"videos": len(collection.ids)}
         if cfg.exhaustive:
+            with_frames = [n for n, video in enumerate(collection.ids) if collection.home[video].shape(video)[0] > 0]
             if not cfg.keep_common_frames:
                 collection.common = common_frames_of_stores(collection.paths, progress)
             candidates = [(i, j) for k, i in enumerate(with_frames) for j in with_frames[k + 1:]]
         else:
-            candidates, stages["self_join"] = _indexed_candidates(collection, cfg, runtime, progress, increment)
+            candidates, stages["self_join"], with_frames = _indexed_candidates(collection, cfg, runtime, progress,
+                                                                               increment)
+        stages["without_frames"] = len(collection.ids) - len(with_frames)
         if collection.common is not None:
             stages["common_frames"] = len(collection.common.prototypes)  # boilerplate frames found in many videos
         if cfg.decisions is not None:
@@ -162,7 +165,8 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
         stages |= {"scored": len(candidates), "no_match": len(candidates) - len(pairs) + len(reused),
                    "pairs": len(pairs)} | ({} if cfg.previous is None else {"increment": increment.stages(len(reused))})
         timed("scoring")
-        groups = _groups(collection, pairs, cfg.keep, facts or recorded_source_facts, progress, decisions.keep)
+        groups = _groups(collection, pairs, cfg.keep, facts or recorded_source_facts, progress, decisions.keep,
+                         increment.earlier_facts())
         timed("groups")
         record = None if cfg.exhaustive else increment.record(collection, {collection.ids[n] for n in
                                                                           {n for pair in candidates for n in pair}})
@@ -185,34 +189,41 @@ def _settings(cfg: DedupConfig, collection: Collection, runtime: Runtime, thresh
 
 
 def _indexed_candidates(collection: Collection, cfg: DedupConfig, runtime: Runtime, progress: Progress,
-                        increment: Increment) -> tuple[list[tuple[int, int]], dict]:
+                        increment: Increment) -> tuple[list[tuple[int, int]], dict, list[int]]:
     """The self-join's candidate pairs of the collection's one file, as positions in the collection's order (with
-    an earlier result, only those of the videos `increment` finds touched)."""
+    an earlier result, only those of the videos `increment` finds touched), and the positions of the videos with
+    frames (from the index: no video's header read)."""
     group = runtime.group
     if not group.is_main:
-        group.barrier()  # rank 0 builds or updates the index (and the common frames' cache) alone, first
-    index, _ = open_index(collection.paths[0], progress=progress)
-    keep_frames = None
+        group.barrier()  # rank 0 builds or updates the index (and the caches beside it) alone, first
+    index, _ = open_index(collection.paths[0], progress=progress, listed=(collection.stamp, collection.ids))
+    kept = None
     if not cfg.keep_common_frames:  # stage 2 leaves out the common frames the fit found (regions: stage 3)
         collection.common = common_frames_of_index(index, progress)
-        keep_frames = _fitted_keep(collection.common, index)
+        kept = _fitted_kept(collection.common, index)
     if group.is_main:
+        index_join_lists(index, cfg.probes, progress)  # trained or extended once, then read by every rank
         group.barrier()
     floor = {} if cfg.min_frame_level is None else {"min_frame_level": cfg.min_frame_level}
-    found = candidate_pairs(index, neighbours=cfg.neighbours, keep_frames=keep_frames, group=runtime.group,
-                            progress=progress, probes=cfg.probes, touching=increment.touching(index, collection),
-                            **floor)
+    found = candidate_pairs(index, neighbours=cfg.neighbours, kept=kept, group=runtime.group, progress=progress,
+                            probes=cfg.probes, touching=increment.touching(index, collection), **floor)
     position = {video: n for n, video in enumerate(collection.ids)}
     names = index.catalogue.ids
     pairs = {tuple(sorted((position[names[a]], position[names[b]])))
              for a, b in zip(found.first.tolist(), found.second.tolist())}
-    return sorted(pairs), dict(found.stages)
+    with_frames = sorted(position[names[n]] for n in np.flatnonzero(index.catalogue.frames > 0).tolist())
+    return sorted(pairs), dict(found.stages), with_frames
 
 
-def _fitted_keep(common: CommonFrames, index: VideoIndex) -> Callable[[int, np.ndarray], np.ndarray]:
-    """The self-join's hook: an indexed video's frames that are not common, as the fit found them (no product)."""
+def _fitted_kept(common: CommonFrames, index: VideoIndex) -> np.ndarray | Callable[[int, np.ndarray], np.ndarray]:
+    """Which of the index's frames stage 2 keeps: those the fit did not find common (bool [frames]; no product),
+    or where the fit does not know them, the hook that asks the prototypes video by video."""
+    frames = int(index.frames.offsets[-1])
+    if common.fitted_common is not None and len(common.fitted_common) == (frames + 7) // 8:
+        return ~np.unpackbits(common.fitted_common, count=frames, bitorder="little").astype(bool)
+
     def keep(number: int, descriptors: np.ndarray) -> np.ndarray:
-        return common.keep(descriptors, common.fitted(index.frames.offsets, [number]))
+        return common.keep(descriptors)
     return keep
 
 
@@ -309,21 +320,37 @@ def _coverage(intervals: list[tuple[float, float]], duration: float) -> float:
 
 
 def _groups(collection: Collection, pairs: list[DuplicatePair], keep: str, facts: FactsReader,
-            progress: Progress, chosen: list[str]) -> list[DuplicateGroup]:
-    """The groups of the listed pairs, each member's facts read, and each group's keeper chosen (a member a
-    person `chosen` to keep, else by the rule `keep`)."""
+            progress: Progress, chosen: list[str], earlier: Mapping[str, dict] | None = None) -> list[DuplicateGroup]:
+    """The groups of the listed pairs, each member's facts read (or an `earlier` result's, while still true), and
+    each group's keeper chosen (a member a person `chosen` to keep, else by the rule `keep`)."""
     members, links = duplicate_groups(collection.ids, pairs)
     progress.stage("reading the facts of the grouped videos", total=sum(map(len, members)), unit="videos")
-    groups, done, chosen = [], 0, set(chosen)
+    groups, done, chosen, earlier = [], 0, set(chosen), earlier or {}
     for group_members, group_links in zip(members, links):
         known = {}
         for video in group_members:
-            known[video] = video_facts_or_stored(collection, video, facts)
+            before = earlier.get(video)
+            known[video] = before if before is not None and _still_true(before) else \
+                video_facts_or_stored(collection, video, facts)
             done += 1
             progress.update(done)
         keeper = choose_keeper(group_members, known, keep, chosen)
         groups.append(DuplicateGroup(group_members, keeper, known, group_links))
     return groups
+
+
+def _still_true(facts: Mapping[str, Any]) -> bool:
+    """Whether facts an earlier run read still hold: from the source file, while it is there with the same size;
+    from the features (the source gone), while it is still gone. (The video's features are unchanged: checked.)"""
+    source = facts.get("source")
+    if set(facts) != {*FACT_KEYS, "from"}:
+        return False
+    if facts["from"] == "features":
+        return not (source and Path(source).is_file())
+    try:
+        return facts["from"] == "source" and bool(source) and os.stat(source).st_size == facts.get("size")
+    except OSError:
+        return False
 
 
 def video_facts_or_stored(collection: Collection, video_id: str, facts: FactsReader) -> dict[str, Any]:

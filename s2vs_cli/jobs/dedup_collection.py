@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import ConfigError, FeatureStoreError
 from ..scoring.common_frames import CommonFrames
+from ..storage.index import StoreStamp
 from ..storage.store import FeatureStore, StoreIdentity
 from .search import check_feature_file
 
@@ -26,6 +27,8 @@ class Collection:
         self.stores: list[FeatureStore] = []
         self.ids: list[str] = []
         self.home: dict[str, FeatureStore] = {}
+        # the first file's stamp before its ids are listed: the index takes the listing while the file has it
+        self.stamp = StoreStamp.of(self.paths[0]) if self.paths else None
         try:
             for path in self.paths:
                 store = FeatureStore(path)

@@ -8,10 +8,13 @@ those it scored (`scored`). An earlier result is refused, in one line naming the
 shapes pairs differs, when the store's identity differs, or when one of its videos is gone or changed.
 
 Touched videos: the new ones (in the store, not in the earlier collection) and the earlier ones whose kept
-frames changed: a full run refits the common frames (boilerplate) on the whole collection, and a refit that
-leaves out other frames of a video changes its pairs, so they are looked for and scored again. Pairs between
+frames changed: the common frames (boilerplate) are fitted on the whole collection (the fit kept beside the index
+is extended with the new videos: scoring/common_frames_index.py), and a fit that leaves out other frames of a
+video changes its pairs, so they are looked for and scored again. The frames the pairs' stage kept are checked
+by reading the video only when the common frames changed (`common`: their digest, recorded too). Pairs between
 untouched videos are reused; every pair with a touched video comes from the self-join (scoring/self_join.py:
-the touched videos' segments against all, the others' against theirs only). Groups and facts are made anew.
+the touched videos' segments against all, the others' against theirs only). Groups are made anew; a grouped
+video's facts are the earlier result's while still true (jobs/dedup.py).
 """
 from __future__ import annotations
 
@@ -24,7 +27,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..scoring.common_frames import CommonFrames
 from ..scoring.duplicate_groups import DuplicatePair, PairMatch
+from ..storage.decisions import NOT_COPY, Decisions
 from ..storage.index import VideoIndex
 from .dedup_collection import Collection
 
@@ -47,6 +52,8 @@ class Increment:
         self.pairs = _earlier_pairs(previous, self.earlier["pairs"]) if self.earlier is not None else []
         self.videos: dict[str, dict[str, Any]] = {}  # this run's record of each video
         self.touched: set[str] = set()
+        self.common: int | None = None  # common_digest of this run's common frames
+        self.unmarked: set[str] = set()  # videos of pairs marked not_copy for the earlier run and no longer
 
     @property
     def name(self) -> str:
@@ -73,6 +80,7 @@ class Increment:
         """The self-join's hook: records each video's content and kept frames, and, with an earlier result,
         checks its videos and gives the touched ones (None: a full run, every pair)."""
         def touched(kept: np.ndarray | None) -> np.ndarray | None:
+            self.common = common_digest(collection.common)
             self._record(index, kept)
             if self.earlier is None:
                 return None
@@ -80,6 +88,18 @@ class Increment:
             self.touched = self._touched(collection)
             return np.array([video in self.touched for video in index.catalogue.ids], dtype=bool)
         return touched
+
+    def apply_decisions(self, decisions: Decisions) -> None:
+        """Today's decisions: a pair the earlier run was told was not a copy, and today's file no longer says so,
+        was never looked for; its two videos count as touched, so their pairs are looked for as a full run would."""
+        if self.earlier is None:
+            return
+        given = self.earlier.get("decisions")
+        listed = given.get("pairs") if isinstance(given, dict) else None
+        for pair in listed if isinstance(listed, list) else []:
+            if isinstance(pair, dict) and pair.get("label") == NOT_COPY and isinstance(pair.get("a"), str) and \
+                    isinstance(pair.get("b"), str) and decisions.label(pair["a"], pair["b"]) != NOT_COPY:
+                self.unmarked |= {pair["a"], pair["b"]}
 
     def reused(self) -> list[DuplicatePair]:
         """The earlier result's pairs between untouched videos, as they were."""
@@ -99,7 +119,16 @@ class Increment:
                 None if video in self.touched else earlier.get(video, {}).get("scored")
             videos[video] = entry | {"scored": digest}
         identity = collection.identity
-        return {"identity": None if identity is None else _as_json(identity.as_attrs()), "videos": videos}
+        return {"identity": None if identity is None else _as_json(identity.as_attrs()), "common": self.common,
+                "videos": videos}
+
+    def earlier_facts(self) -> dict[str, dict[str, Any]]:
+        """Each grouped video's facts as the earlier result read them (jobs/dedup.py reuses those still true)."""
+        if self.earlier is None:
+            return {}
+        groups = self.earlier.get("groups")
+        return {video: facts for group in (groups if isinstance(groups, list) else []) if isinstance(group, dict)
+                for video, facts in (group.get("facts") or {}).items() if isinstance(facts, dict)}
 
     def stages(self, reused: int) -> dict[str, Any]:
         """What the increment did: its earlier file, new and touched videos, pairs reused."""
@@ -128,16 +157,29 @@ class Increment:
     def _touched(self, collection: Collection) -> set[str]:
         """New videos, and earlier ones whose kept frames changed (the self-join's, or the pairs' stage's)."""
         earlier = self.earlier["collection"]["videos"]
-        touched = {video for video in self.videos if video not in earlier}
+        touched = {video for video in self.videos if video not in earlier} | (self.unmarked & set(self.videos))
+        # the same common frames (and each video's features, checked): the frames stage 3 keeps are the same
+        same_rule = self.common is not None and self.earlier["collection"].get("common") == self.common
         for video, entry in earlier.items():
             if entry["kept"] != self.videos[video]["kept"]:
                 touched.add(video)
-            elif entry.get("scored") is not None:
+            elif entry.get("scored") is not None and not same_rule:
                 collection.features(video)  # reads which frames it keeps now
                 kept = collection.kept(video)
                 if kept is None or mask_digest(kept) != entry["scored"]:
                     touched.add(video)
         return touched
+
+
+def common_digest(common: CommonFrames | None) -> int | None:
+    """CRC-32 of what decides the frames stage 3 keeps of a video: the common frames' direction, prototypes (in any
+    order) and thresholds (None: every frame kept)."""
+    if common is None:
+        return None
+    crc = zlib.crc32(np.ascontiguousarray(common.direction, dtype="<f4").tobytes())
+    rows = sorted(zlib.crc32(row.tobytes()) for row in np.ascontiguousarray(common.prototypes, dtype="<f4"))
+    crc = zlib.crc32(np.asarray(rows, dtype="<u4").tobytes(), crc)
+    return zlib.crc32(json.dumps([common.threshold, common.low_information_threshold]).encode(), crc)
 
 
 def pair_from_dict(pair: dict[str, Any]) -> DuplicatePair:

@@ -13,6 +13,7 @@ while the index is the same videos with more appended in the same epoch, and mad
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -32,16 +33,22 @@ STATE_FILE = "common_frames_state.npz"
 STATE_VERSION = 1
 PREFIX_KEYS = ("videos", "frames", "segments", "digest")  # prefix_stamp's: the videos a fit covers
 SAMPLE_VIDEOS = 2000      # videos the mean direction is estimated on
+SMALL_FIT_FRAMES = 1 << 18  # collections of at most this many frames (about 3,500 videos) draw from all videos
 BLOCK_VIDEOS = 512        # videos read at a time from an index's frame descriptors
+
+
+def basis_frames(frames: int) -> int:
+    """The first frames of a collection whose videos the mean direction is drawn from: all of a small collection's
+    (refitted whole as it grows: cheap), else those below half its epoch (the same while it grows in the epoch)."""
+    return frames if frames <= SMALL_FIT_FRAMES else 1 << (epoch(frames) - 1)
 
 
 def basis_sample(frame_counts: np.ndarray) -> np.ndarray:
     """The videos (numbers, sorted) the mean direction is estimated on: up to SAMPLE_VIDEOS of those whose first
-    frame lies below half the epoch of the collection's frames (seeded: the same while it grows in the epoch)."""
+    frame lies below basis_frames, drawn seeded."""
     counts = np.asarray(frame_counts, dtype=np.int64)
-    frames = int(counts.sum())
     starts = np.cumsum(counts) - counts
-    basis = int(np.searchsorted(starts, 1 << (epoch(frames) - 1), side="left")) if frames > 1 else len(counts)
+    basis = int(np.searchsorted(starts, basis_frames(int(counts.sum())), side="left"))
     return np.sort(np.random.default_rng(SEED).permutation(basis)[:SAMPLE_VIDEOS])
 
 
@@ -58,7 +65,7 @@ def index_stamp(index) -> dict:
     """What a kept fit must match to still describe `index`: its videos (prefix_stamp), epoch and the settings."""
     frames = int(index.frames.offsets[-1])
     return {"min_videos": MIN_VIDEOS, "threshold": THRESHOLD, "tables": TABLES, "hash_rows": HASH_ROWS,
-            "sample_videos": SAMPLE_VIDEOS, "epoch": epoch(frames)} | prefix_stamp(index)
+            "sample_videos": SAMPLE_VIDEOS, "epoch": epoch(frames), "basis": basis_frames(frames)} | prefix_stamp(index)
 
 
 def common_frames_of_index(index, progress: Progress = SILENT) -> CommonFrames:
@@ -87,23 +94,28 @@ def common_frames_of_index(index, progress: Progress = SILENT) -> CommonFrames:
                      int(offsets[-1]), lambda rows: _read_rows(index, rows), progress)
     fitted = state.model()
     fitted.stamp = stamp
-    if folder is not None:
-        try:
+    if folder is not None:  # caches: a folder that cannot take one recomputes it next time
+        with contextlib.suppress(OSError):
+            fitted.save(folder / FILE)  # first: what every search reads (the state is 32 bytes a frame)
+        with contextlib.suppress(OSError):
             _save_state(folder / STATE_FILE, state, stamp)
-            fitted.save(folder / FILE)
-        except OSError:  # a cache: an index folder that cannot take it recomputes next time
-            pass
     return fitted
 
 
 def _read_rows(index, rows: np.ndarray) -> np.ndarray:
-    """The frame descriptors of the index's frames `rows` (sorted frame numbers)."""
+    """The frame descriptors of the index's frames `rows` (sorted frame numbers), read BLOCK_VIDEOS videos at a
+    time (only the rows are kept: a bucket's frames may lie in thousands of videos)."""
     offsets = index.frames.offsets
-    videos = np.unique(np.searchsorted(offsets, rows, side="right") - 1)
-    data, lengths = index.frames.read(videos)
-    starts = np.cumsum(lengths) - lengths
     video = np.searchsorted(offsets, rows, side="right") - 1
-    return data[starts[np.searchsorted(videos, video)] + rows - offsets[video]]
+    videos = np.unique(video)
+    out = np.empty((len(rows), index.dims), dtype=np.float16)
+    for start in range(0, len(videos), BLOCK_VIDEOS):
+        chosen = videos[start:start + BLOCK_VIDEOS]
+        data, lengths = index.frames.read(chosen)
+        here = np.flatnonzero((video >= chosen[0]) & (video <= chosen[-1]))
+        starts = np.cumsum(lengths) - lengths
+        out[here] = data[starts[np.searchsorted(chosen, video[here])] + rows[here] - offsets[video[here]]]
+    return out
 
 
 def _save_state(path: Path, state: FitState, stamp: dict) -> None:

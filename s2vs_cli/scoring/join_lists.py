@@ -17,6 +17,7 @@ Lists hold the segments' float16 vectors as they are (not residuals), so a score
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from ..storage.index_prefix import epoch, grown_from, prefix_stamp  # noqa: F401
 
 FILE = "join_lists.npz"
 VERSION = 1
-PROBE_BLOCK = 65_536   # segments whose probes are worked out at a time (a fixed grid: see the docstring)
+PROBE_BLOCK = 8192     # segments whose probes are worked out at a time (a fixed grid: see the docstring)
 ADD_BLOCK = 65_536     # segments' codes gathered at a time while the lists are filled
 SEED = 0
 
@@ -155,8 +156,6 @@ def _save(lists: JoinLists, path: Path) -> None:
 
 def _load(path: Path) -> JoinLists | None:
     """What `_save` wrote, or None when it is missing, damaged or not sound (a cache: any doubt trains again)."""
-    import zipfile
-
     if not path.is_file():
         return None
     try:

@@ -5,10 +5,11 @@ Stage 1 (segments): every video's segment descriptors (the index's own vectors) 
 the others. Each segment's SEGMENT_NEIGHBOURS x `neighbours` nearest segments are looked up; a video's
 candidates are the videos they belong to, best segment first, up to `neighbours` of them, itself left out;
 a pair's `coarse` score is its best segment inner product. Small collections (<= EXACT_SEGMENTS segments)
-are scanned exhaustively. Above, the join runs on a temporary inverted-list index over the same vectors
-(float16, lists of about LIST_SIZE segments, `probes` of them searched a segment; default JOIN_NPROBE): an
-exhaustive scan of 500,000 x 500,000 segments would be 1.3e14 multiply-adds, the inverted lists a few
-hundredth of that.
+are scanned exhaustively. Above, each segment is compared with the segments of its `probes` nearest inverted
+lists (default JOIN_NPROBE; lists of LIST_SIZE / 2 to LIST_SIZE segments, float16): an exhaustive scan of
+500,000 x 500,000 segments would be 1.3e14 multiply-adds, the lists a few hundredth of that. The lists and each
+segment's nearest ones are kept beside the index and extended as it grows (join_lists.py), so an increment
+searches exactly the lists a full run would.
 Each unordered pair is kept once (first < second), with the better coarse score of its two sides; pairs
 whose coarse score is below `min_coarse` go no further.
 Stage 2 (frames): each pair's frame-level Chamfer similarity (scoring/frame_level.py) in both directions,
@@ -45,9 +46,9 @@ MIN_FRAME_LEVEL = 0.17     # measured on synthetic stores: planted pairs >= 0.19
 MIN_COARSE = 0.2           # measured likewise: planted pairs' coarse scores >= 0.23 at 5,000 videos; -1: no floor
 SEGMENT_NEIGHBOURS = 2     # nearest segments looked up a segment, per candidate video wanted (as search)
 EXACT_SEGMENTS = 65_536    # at most this many segments: an exhaustive scan (128 MB of float32)
-LIST_SIZE = 256            # segments an inverted list of the temporary join index (about)
+LIST_SIZE = 256            # segments an inverted list holds at most (half as many at least: join_lists.py)
 JOIN_NPROBE = 16           # inverted lists searched a segment: recall against time in BENCHMARKS.md
-TRAINING_PER_LIST = 32     # training vectors per list (a uniform sample of the segments)
+TRAINING_PER_LIST = 32     # training vectors per list (a seeded sample of the segments: join_lists.py)
 QUERY_SEGMENTS = 8192      # query segments searched at a time (whole videos)
 RANGE_FRAMES = 3 << 17     # frames held a side in stage 2: 0.8 GB of 512-d float32 each
 KEPT_SHARE = 0.5           # a segment with fewer of its frames kept is left out of stage 1
@@ -70,15 +71,21 @@ class CandidatePairs:
 def candidate_pairs(index: VideoIndex, *, neighbours: int = DEFAULT_NEIGHBOURS,
                     min_frame_level: float = MIN_FRAME_LEVEL,
                     keep_frames: Callable[[int, np.ndarray], np.ndarray] | None = None,
+                    kept: np.ndarray | Callable[[int, np.ndarray], np.ndarray] | None = None,
                     group: ProcessGroup | None = None, progress: Progress = SILENT,
                     min_coarse: float = MIN_COARSE, probes: int | None = None,
                     touching: Callable[[np.ndarray | None], np.ndarray | None] | None = None) -> CandidatePairs:
     """The pairs of `index`'s videos whose frame-level score reaches `min_frame_level`, found by the batched
-    self-join of the module's docstring (`keep_frames(number, frame descriptors [T, D]) -> bool [T]`;
-    `touching(frames kept: bool [frames] or None for all) -> bool [videos] whose pairs are wanted, None: all`)."""
+    self-join of the module's docstring (`keep_frames(number, frame descriptors [T, D]) -> bool [T]`, or `kept`:
+    the frames kept, bool [frames], or such a hook; `touching(frames kept: bool [frames] or None for all) -> bool
+    [videos] whose pairs are wanted, None: all`)."""
     group = group or ProcessGroup()
     started = time.perf_counter()
-    kept = _kept_frames(index, keep_frames, progress) if keep_frames is not None else None
+    keep_frames = kept if callable(kept) else keep_frames
+    if keep_frames is not None:
+        kept = _kept_frames(index, keep_frames, progress)
+    elif kept is not None and np.shape(kept) != (int(index.frames.offsets[-1]),):
+        raise ValueError(f"kept has shape {np.shape(kept)} for the index's {int(index.frames.offsets[-1])} frames")
     stages: dict = {"kept_frames": {"frames": int(index.frames.offsets[-1]),
                                     "kept": int(kept.sum()) if kept is not None else int(index.frames.offsets[-1]),
                                     "seconds": round(time.perf_counter() - started, 3)}}
@@ -339,8 +346,11 @@ def _merge(found: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.n
     first = np.concatenate([part[0] for part in found])
     second = np.concatenate([part[1] for part in found])
     coarse = np.concatenate([part[2] for part in found])
-    order = np.lexsort((-coarse, second, first))
-    first, second, coarse = first[order], second[order], coarse[order]
-    once = np.ones(len(first), dtype=bool)
-    once[1:] = (first[1:] != first[:-1]) | (second[1:] != second[:-1])
-    return first[once], second[once], coarse[once]
+    if not len(first):
+        return first, second, coarse
+    videos = np.int64(max(int(first.max()), int(second.max())) + 1)
+    pair = first * videos + second  # one sort of one key (10 M pairs: 1 s; a three-key lexsort took 5)
+    order = np.argsort(pair, kind="stable")
+    pair, coarse = pair[order], coarse[order]
+    starts = np.flatnonzero(np.concatenate([[True], pair[1:] != pair[:-1]]))
+    return pair[starts] // videos, pair[starts] % videos, np.maximum.reduceat(coarse, starts)

@@ -221,10 +221,12 @@ def _utf8(data: np.ndarray, offsets: np.ndarray) -> bool:
     return True
 
 
-def read_catalogue(store: FeatureStore, progress: Progress = SILENT) -> VideoCatalogue:
-    """Every video of the store with its frame count and recorded digest."""
+def read_catalogue(store: FeatureStore, progress: Progress = SILENT, ids: Sequence[str] | None = None
+                   ) -> VideoCatalogue:
+    """Every video of the store (`ids`: its listing, when the caller has just made it) with its frame count and
+    recorded digest."""
     builder = CatalogueBuilder()
-    ids = store.ids()
+    ids = store.ids() if ids is None else ids
     for done, video_id in enumerate(ids, 1):
         builder.add(video_id, *store.frames_and_digest(video_id))
         if done % 1000 == 0 or done == len(ids):

@@ -286,10 +286,12 @@ class IndexUpdate:
     note: str = ""          # anything else worth saying (e.g. that it is kept in the cache)
 
 
-def open_index(store_path: str | Path, rebuild: bool = False,
-               progress: Progress = SILENT) -> tuple[VideoIndex, IndexUpdate]:
+def open_index(store_path: str | Path, rebuild: bool = False, progress: Progress = SILENT,
+               listed: tuple[StoreStamp, Sequence[str]] | None = None) -> tuple[VideoIndex, IndexUpdate]:
     """The store's index, brought up to date: built if absent, extended with new videos, rebuilt if
     any indexed video changed or left the store (or with `rebuild`); each stage is told to `progress`.
+    `listed`: the store's ids as the caller listed them, with its stamp taken before: used while the store
+    still has that stamp (listing 100,000 videos takes 3 s).
 
     The index is kept beside the store, or in the user's cache when the store's folder is not writable
     (see `locate_index_dir`); SearchIndexError if it must be written and neither place is writable."""
@@ -325,7 +327,8 @@ def open_index(store_path: str | Path, rebuild: bool = False,
         return progress
 
     with FeatureStore(store_path) as store:
-        catalogue = read_catalogue(store, report("checking the store"))
+        ids = listed[1] if listed is not None and listed[0] == stamp else None
+        catalogue = read_catalogue(store, report("checking the store"), ids)
         if existing is not None:
             gone, changed, new = existing.catalogue.compare(catalogue)
             if not len(gone) and not len(changed):

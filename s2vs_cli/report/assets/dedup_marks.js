@@ -111,7 +111,18 @@
       return { format: "s2vs-decisions", version: 1, videos, pairs: listed, keep: kept };
     }
 
+    // Marks not yet downloaded are lost with the page: leaving it asks first (what dedup ran with is not new).
+    let saved = null;
+    const unsaved = () => saved !== null && JSON.stringify(decisionsFile()) !== saved;
+    window.addEventListener("beforeunload", (event) => {
+      if (!unsaved()) return;
+      event.preventDefault();
+      event.returnValue = ""; // older browsers ask only when it is set
+    });
+
     function download() {
+      saved = JSON.stringify(decisionsFile());
+      changed();
       const text = `${JSON.stringify(decisionsFile(), null, 2)}\n`;
       const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
       const link = kit.el("a", { href: url, download: "decisions.json", hidden: true });
@@ -125,6 +136,8 @@
     function bar() {
       const counted = kit.span("marks-count", "");
       const carried = kit.span("marks-carried", "");
+      const pending = kit.span("marks-unsaved", "");
+      if (saved === null) saved = JSON.stringify(decisionsFile()); // the page as made: nothing to lose yet
       const save = kit.el("button", { type: "button", class: "marks-download" }, "download decisions.json");
       save.addEventListener("click", download);
       redraw(() => {
@@ -133,8 +146,10 @@
         const old = [...pairs.values()].filter((p) => p.given === p.label).length +
           [...keep.values()].filter(Boolean).length; // carried over, unchanged
         carried.textContent = old ? ` (${old} carried over from the decisions dedup ran with)` : "";
+        pending.textContent = unsaved() ? " · not downloaded yet" : "";
       });
-      return kit.el("div", { class: "marks-bar", role: "region", "aria-label": "marks" }, counted, carried, " · ",
+      return kit.el("div", { class: "marks-bar", role: "region", "aria-label": "marks" }, counted, carried, pending,
+        " · ",
         save, kit.span("marks-help", " click a pressed mark again to undo it; rerun with " +
           "s2vs dedup … --decisions decisions.json"));
     }
