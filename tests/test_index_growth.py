@@ -54,7 +54,7 @@ def test_the_fit_extended_with_new_videos_equals_one_made_afresh(tmp_path, small
     assert np.array_equal(extended.videos, afresh.videos)
     assert np.array_equal(extended.fitted_common, afresh.fitted_common)
     assert extended.stamp == afresh.stamp
-    for field in ("keys", "firsts", "vectors", "near"):
+    for field in ("keys", "firsts", "near"):
         assert np.array_equal(getattr(state, field), getattr(fresh_state, field)), field
     for (keys, firsts), (fresh_keys, fresh_firsts) in zip(state.crowded, fresh_state.crowded):
         assert np.array_equal(keys, fresh_keys) and np.array_equal(firsts, fresh_firsts)

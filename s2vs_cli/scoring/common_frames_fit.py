@@ -87,8 +87,10 @@ class FitState:
     video_of: np.ndarray    # int32 [frames]: each frame's video number
     crowded: list[tuple[np.ndarray, np.ndarray]]  # per table: its crowded keys (sorted), each one's first frame
     firsts: np.ndarray      # int64 [C]: the candidates' frame numbers, sorted
-    vectors: np.ndarray     # float32 [C, D]: the candidates, centred
+    vectors: np.ndarray     # float32 [C, D]: the candidates, centred, where `known`
     near: np.ndarray        # int64 [M, 3]: (candidate frame, video, frame) within threshold, each once, sorted
+    known: np.ndarray | None = None  # bool [C]: which vectors are worked out (None: all); others are read when needed
+    read_rows: RowReader | None = None  # reads earlier frames (the fit's collection's) when they are needed
 
     @classmethod
     def empty(cls, direction: np.ndarray, bits: int, min_videos: int = MIN_VIDEOS,
@@ -116,6 +118,7 @@ class FitState:
         """Add the frames after those held: `blocks()` gives the collection's frames from frame `start` (a video's
         first, at most the held frames rounded down to HASH_ROWS) to `frames`; `read_rows` reads earlier ones."""
         old = self.frames
+        self.read_rows = read_rows or self.read_rows
         grid = old // HASH_ROWS * HASH_ROWS
         if start > grid:
             raise ValueError(f"extend needs the frames from {grid} on, given from {start}")
@@ -126,9 +129,9 @@ class FitState:
         if len(self.keys) != frames:
             raise ValueError(f"the blocks gave {len(self.keys)} frames, {frames} expected")
         earlier = self._recount(old)  # per table: the earlier frames of buckets crowded only now
-        self._add_candidates(old, earlier, read_rows)
+        self._add_candidates()
         progress.stage("common frames: counting videos", frames - old, unit="frames")
-        found = [self._earlier_near(earlier, read_rows)] if old else []
+        found = [self._earlier_near(earlier)] if old else []
         row = start
         for block, _ in blocks():  # pass 2: the new frames, compared with their crowded buckets' candidates
             skip = max(0, old - row)
@@ -143,6 +146,7 @@ class FitState:
         candidate = np.searchsorted(self.firsts, self.near[:, 0])
         chosen, counts = _boilerplate(candidate, self.near, self.video_of, len(self.firsts), self.min_videos)
         chosen = chosen[np.argsort(-counts[chosen], kind="stable")][:MAX_PROTOTYPES]
+        self._vectors_of(chosen)
         flagged = np.zeros(self.frames, dtype=bool)
         flagged[self.near[np.isin(candidate, chosen), 2]] = True
         return CommonFrames(self.direction, self.vectors[chosen], counts[chosen].astype(np.int64), self.threshold,
@@ -173,23 +177,33 @@ class FitState:
             earlier.append(rows[_member(column[rows], now, self.bits)])
         return earlier
 
-    def _add_candidates(self, old: int, earlier: list[np.ndarray], read_rows: RowReader | None) -> None:
-        """The new crowded buckets' first frames as candidates: vectors of earlier frames read now, of new frames
-        set as pass 2 reaches them."""
+    def _add_candidates(self) -> None:
+        """The new crowded buckets' first frames as candidates: their vectors worked out when first needed (new
+        frames' as pass 2 reaches them, before any frame is compared with them; earlier frames' read then)."""
         firsts = np.unique(np.concatenate([self.firsts, *(first for _, first in self.crowded)]))
         vectors = np.zeros((len(firsts), len(self.direction)), np.float32)
-        vectors[np.searchsorted(firsts, self.firsts)] = self.vectors
-        missing = np.setdiff1d(firsts[firsts < old], self.firsts)
-        if len(missing):
-            vectors[np.searchsorted(firsts, missing)] = _centred_rows(read_rows(missing), self.direction)
-        self.firsts, self.vectors = firsts, vectors
+        known = np.zeros(len(firsts), dtype=bool)
+        at = np.searchsorted(firsts, self.firsts)
+        vectors[at] = self.vectors
+        known[at] = True if self.known is None else self.known
+        self.firsts, self.vectors, self.known = firsts, vectors, known
 
-    def _earlier_near(self, earlier: list[np.ndarray], read_rows: RowReader | None) -> np.ndarray:
+    def _vectors_of(self, candidates: np.ndarray) -> np.ndarray:
+        """The vectors of candidates (their numbers), those not yet worked out read (earlier frames) first."""
+        if self.known is not None:
+            missing = candidates[~self.known[candidates]]
+            if len(missing):
+                missing = np.unique(missing)
+                self.vectors[missing] = _centred_rows(self.read_rows(self.firsts[missing]), self.direction)
+                self.known[missing] = True
+        return self.vectors[candidates]
+
+    def _earlier_near(self, earlier: list[np.ndarray]) -> np.ndarray:
         """The earlier frames of buckets crowded only now, compared with their candidates."""
         rows = np.unique(np.concatenate(earlier))
         if not len(rows):
             return np.zeros((0, 3), np.int64)
-        return self._compare(rows, read_rows(rows), only=earlier)
+        return self._compare(rows, self.read_rows(rows), only=earlier)
 
     def _compare(self, rows: np.ndarray, descriptors: np.ndarray,
                  only: list[np.ndarray] | None = None) -> np.ndarray:
@@ -212,10 +226,12 @@ class FitState:
         vectors[needed] = _centred_rows(descriptors[needed], self.direction)
         if here.any():  # candidates among these frames: their vectors, before any frame is compared with them
             self.vectors[here] = vectors[np.searchsorted(rows, self.firsts[here])]
+            if self.known is not None:
+                self.known[here] = True
         found = []
         for (_, firsts), slot, member in zip(self.crowded, slots, members):
             candidate = firsts[slot]
-            near = np.einsum("nd,nd->n", vectors[member], self.vectors[np.searchsorted(self.firsts, candidate)])
+            near = np.einsum("nd,nd->n", vectors[member], self._vectors_of(np.searchsorted(self.firsts, candidate)))
             near = near >= self.threshold
             found.append(np.stack([candidate[near], self.video_of[rows[member][near]].astype(np.int64),
                                    rows[member][near]], 1))

@@ -30,7 +30,7 @@ from .common_frames_fit import HASH_ROWS, SEED, TABLES, FitState, fit_streaming,
 
 FILE = "common_frames.npz"
 STATE_FILE = "common_frames_state.npz"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the candidates' vectors not kept (read again when needed: 320 MB at 7.5 M frames)
 PREFIX_KEYS = ("videos", "frames", "segments", "digest")  # prefix_stamp's: the videos a fit covers
 SAMPLE_VIDEOS = 2000      # videos the mean direction is estimated on
 SMALL_FIT_FRAMES = 1 << 18  # collections of at most this many frames (about 3,500 videos) draw from all videos
@@ -119,13 +119,13 @@ def _read_rows(index, rows: np.ndarray) -> np.ndarray:
 
 
 def _save_state(path: Path, state: FitState, stamp: dict) -> None:
-    """Write a FitState (all but each frame's video, which the index's frame counts give) atomically."""
+    """Write a FitState atomically: all but each frame's video (the index's frame counts give it) and the candidates'
+    vectors (read again when needed)."""
     settings = {"version": STATE_VERSION, "bits": state.bits, "stamp": stamp}
 
     def write(temporary: Path) -> None:
         with temporary.open("wb") as out:  # a file object: np.savez would add ".npz" to a temporary name
-            np.savez(out, direction=state.direction, keys=state.keys, firsts=state.firsts, vectors=state.vectors,
-                     near=state.near, crowded_keys=np.concatenate([keys for keys, _ in state.crowded]),
+            np.savez(out, direction=state.direction, keys=state.keys, firsts=state.firsts, near=state.near, crowded_keys=np.concatenate([keys for keys, _ in state.crowded]),
                      crowded_firsts=np.concatenate([firsts for _, firsts in state.crowded]),
                      crowded_counts=np.array([len(keys) for keys, _ in state.crowded], np.int64),
                      settings=np.frombuffer(json.dumps(settings).encode(), dtype=np.uint8))
@@ -151,12 +151,14 @@ def _load_state(path: Path, index, stamp: dict) -> FitState | None:
             crowded = list(zip(np.split(saved["crowded_keys"], cuts), np.split(saved["crowded_firsts"], cuts)))
             offsets = index.frames.offsets[:kept["videos"] + 1]
             video_of = np.repeat(np.arange(kept["videos"], dtype=np.int32), np.diff(offsets))
-            state = FitState(saved["direction"], int(settings["bits"]), MIN_VIDEOS, THRESHOLD, keys, video_of,
-                             crowded, saved["firsts"], saved["vectors"], saved["near"])
+            firsts, direction = saved["firsts"], saved["direction"]
+            state = FitState(direction, int(settings["bits"]), MIN_VIDEOS, THRESHOLD, keys, video_of, crowded, firsts,
+                             np.zeros((len(firsts), len(direction)), np.float32), saved["near"],
+                             known=np.zeros(len(firsts), dtype=bool), read_rows=lambda rows: _read_rows(index, rows))
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
         return None
-    sound = keys.shape == (kept["frames"], TABLES) and len(counts) == TABLES and \
-        state.vectors.shape == (len(state.firsts), len(state.direction)) and state.near.ndim == 2
+    sound = keys.shape == (kept["frames"], TABLES) and len(counts) == TABLES and state.firsts.ndim == 1 and \
+        state.near.ndim == 2 and (not len(state.firsts) or 0 <= state.firsts.min() <= state.firsts.max() < len(keys))
     return state if sound else None
 
 
