@@ -12,6 +12,7 @@ from s2vs_cli.config import DedupConfig
 from s2vs_cli.errors import ConfigError
 from s2vs_cli.jobs.dedup import run_dedup
 from s2vs_cli.jobs.dedup_collection import Collection
+from s2vs_cli.scoring import self_join
 from s2vs_cli.runtime import Runtime
 from s2vs_cli.storage.store import StoreIdentity
 from test_dedup import FLOORS, IDENTITY, _dedup, _rounded, facts_of, planted
@@ -241,3 +242,20 @@ def test_a_pair_no_longer_marked_not_a_copy_comes_back_in_an_increment(grown, tm
     assert increment["stages"]["increment"]["touched"] == 2
     _same(increment, _run(store, tmp_path, "full.json"))
     assert [p for p in increment["pairs"] if {p["a"], p["b"]} == {"a-orig", "c-noisy"}]
+
+
+def test_an_increment_after_the_joins_lists_changed_looks_for_every_pair_and_equals_a_full_run(tmp_path, monkeypatch):
+    """The self-join's lists change when the collection doubles (or grows past a whole scan): they find other
+    pairs among the earlier videos too. So every video's pairs are looked for again; the earlier pairs found again
+    between unchanged videos are reused, not scored, and the result is a full run's."""
+    store, previous = _grow(tmp_path)  # the earlier run scanned every segment (a small collection)
+    assert json.loads(previous.read_text())["collection"]["join"] == "exact"
+    monkeypatch.setattr(self_join, "EXACT_SEGMENTS", 0)  # the grown one: inverted lists
+    monkeypatch.setattr(self_join, "LIST_SIZE", 2)
+    increment = _run(store, tmp_path, "increment.json", "--previous", str(previous))
+    full = _run(store, tmp_path, "full.json")
+    _same(increment, full)
+    assert full["collection"]["join"].endswith(tuple("0123456789")) and "lists" in full["collection"]["join"]
+    assert increment["stages"]["increment"] == {"previous": str(previous), "new": 4, "touched": 4, "reused": 1,
+                                                "rejoined": True}
+    assert increment["stages"]["scored"] == full["stages"]["scored"] - 1  # the earlier pair found again: reused

@@ -9,6 +9,7 @@ from s2vs_cli.scoring import common_frames_fit, common_frames_index, join_lists,
 from s2vs_cli.scoring.common_frames import mean_direction
 from s2vs_cli.scoring.common_frames_index import FILE, STATE_FILE, common_frames_of_index
 from s2vs_cli.storage.index import index_dir_for, open_index
+from s2vs_cli.storage.index_prefix import epoch
 from tests.test_common_frames import _unit, boilerplate_videos
 from tests.test_search import write_store
 
@@ -41,7 +42,7 @@ def test_the_fit_extended_with_new_videos_equals_one_made_afresh(tmp_path, small
     assert update.action == "added"
     frames_before = int(index.frames.offsets[-1])
     assert frames_before % 32 and frames_before > 64  # the growth starts inside a piece of the grid
-    assert join_lists.epoch(frames_before) == join_lists.epoch(int(grown.frames.offsets[-1]))  # as after a doubling
+    assert epoch(frames_before) == epoch(int(grown.frames.offsets[-1]))  # as after a doubling
     extended = common_frames_of_index(grown)
     state = _fit_state(grown)
     assert len(extended.prototypes) > 0 and extended.videos.max() == 14
@@ -102,7 +103,7 @@ def test_the_join_lists_extended_with_new_videos_equal_lists_made_afresh(tmp_pat
     before = self_join.index_join_lists(index, 4)
     write_store(path, {name: videos[name] for name in names[50:]}, keep_existing=True)
     grown, _ = open_index(path)
-    assert join_lists.epoch(int(index.starts[-1])) == join_lists.epoch(int(grown.starts[-1]))
+    assert epoch(int(index.starts[-1])) == epoch(int(grown.starts[-1]))
     assert int(index.starts[-1]) % 7  # the growth starts inside a block of probes
     extended = self_join.index_join_lists(grown, 4)
     assert np.array_equal(extended.centroids, before.centroids)

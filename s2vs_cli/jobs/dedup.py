@@ -54,7 +54,7 @@ from ..storage.index import VideoIndex, open_index
 from ..storage.store import FeatureStore
 from .calibrate import store_score_identity
 from .dedup_collection import Collection
-from .dedup_increment import Increment
+from .dedup_increment import Increment, join_digest
 
 # A video's facts from its source file: duration, width, height, fps, bitrate, size, source (None: unknown).
 FactsReader = Callable[[FeatureStore, str], Mapping[str, Any] | None]
@@ -138,6 +138,7 @@ def run_dedup(stores: list[str], cfg: DedupConfig, runtime: Runtime, progress: P
         else:
             candidates, stages["self_join"], with_frames = _indexed_candidates(collection, cfg, runtime, progress,
                                                                                increment)
+            candidates = increment.to_score(candidates, collection.ids)
         stages["without_frames"] = len(collection.ids) - len(with_frames)
         if collection.common is not None:
             stages["common_frames"] = len(collection.common.prototypes)  # boilerplate frames found in many videos
@@ -201,9 +202,11 @@ def _indexed_candidates(collection: Collection, cfg: DedupConfig, runtime: Runti
     if not cfg.keep_common_frames:  # stage 2 leaves out the common frames the fit found (regions: stage 3)
         collection.common = common_frames_of_index(index, progress)
         kept = _fitted_kept(collection.common, index)
-    if group.is_main:
-        index_join_lists(index, cfg.probes, progress)  # trained or extended once, then read by every rank
+    if group.is_main:  # the lists trained or extended once, then read by every rank
+        increment.join = join_digest(index_join_lists(index, cfg.probes, progress))
         group.barrier()
+    else:
+        increment.join = join_digest(index_join_lists(index, cfg.probes, progress))
     floor = {} if cfg.min_frame_level is None else {"min_frame_level": cfg.min_frame_level}
     found = candidate_pairs(index, neighbours=cfg.neighbours, kept=kept, group=runtime.group, progress=progress,
                             probes=cfg.probes, touching=increment.touching(index, collection), **floor)

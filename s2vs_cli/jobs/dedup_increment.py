@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..scoring.common_frames import CommonFrames
 from ..scoring.duplicate_groups import DuplicatePair, PairMatch
+from ..scoring.join_lists import JoinLists
 from ..storage.decisions import NOT_COPY, Decisions
 from ..storage.index import VideoIndex
 from .dedup_collection import Collection
@@ -54,6 +55,9 @@ class Increment:
         self.touched: set[str] = set()
         self.common: int | None = None  # common_digest of this run's common frames
         self.unmarked: set[str] = set()  # videos of pairs marked not_copy for the earlier run and no longer
+        self.join: str | None = None  # join_digest of this run's self-join lists
+        self.rejoin = False  # the lists changed since the earlier run: every video's pairs are looked for again
+        self._carried: list[DuplicatePair] = []  # with `rejoin`: earlier pairs found again between unchanged videos
 
     @property
     def name(self) -> str:
@@ -86,7 +90,9 @@ class Increment:
                 return None
             self._check_content()
             self.touched = self._touched(collection)
-            return np.array([video in self.touched for video in index.catalogue.ids], dtype=bool)
+            # other lists find other pairs, among the earlier videos too: every video's are looked for again
+            self.rejoin = self.earlier["collection"].get("join") != self.join
+            return np.array([self.rejoin or video in self.touched for video in index.catalogue.ids], dtype=bool)
         return touched
 
     def apply_decisions(self, decisions: Decisions) -> None:
@@ -102,25 +108,43 @@ class Increment:
                 self.unmarked |= {pair["a"], pair["b"]}
 
     def reused(self) -> list[DuplicatePair]:
-        """The earlier result's pairs between untouched videos, as they were."""
+        """The earlier result's pairs between untouched videos, as they were (with `rejoin`: those the self-join
+        found again, `to_score`)."""
+        if self.rejoin:
+            return self._carried
         return [pair for pair in self.pairs if pair.a not in self.touched and pair.b not in self.touched]
+
+    def to_score(self, candidates: list[tuple[int, int]], ids: Sequence[str]) -> list[tuple[int, int]]:
+        """The candidate pairs (positions in `ids`) stage 3 scores: with `rejoin` (every pair looked for again),
+        those that are not an earlier pair between untouched videos, which is reused as it was; else all."""
+        if not self.rejoin:
+            return candidates
+        earlier = {frozenset((pair.a, pair.b)): pair for pair in self.pairs
+                   if pair.a not in self.touched and pair.b not in self.touched}
+        scored, self._carried = [], []
+        for i, j in candidates:
+            pair = earlier.get(frozenset((ids[i], ids[j])))
+            (scored.append((i, j)) if pair is None else self._carried.append(pair))
+        return scored
 
     def record(self, collection: Collection, scored: set[str]) -> dict[str, Any]:
         """The `collection` object of the result's JSON: the store's identity and each video's record, the frames
         the pairs' stage kept included (this run's reading, else the earlier run's for an untouched video).
         `scored`: the videos of this run's candidate pairs (under torchrun another rank may have read them)."""
         earlier = self.earlier["collection"]["videos"] if self.earlier is not None else {}
+        carried = {video for pair in self._carried for video in (pair.a, pair.b)}
         videos = {}
         for video, entry in self.videos.items():
             if video in scored and collection.common is not None and collection.kept(video) is None:
                 collection.features(video)  # scored by another rank: which frames it keeps, read here too
             kept = collection.kept(video)
             digest = mask_digest(kept) if kept is not None else \
-                None if video in self.touched else earlier.get(video, {}).get("scored")
+                None if video in self.touched or (self.rejoin and video not in carried) else \
+                earlier.get(video, {}).get("scored")
             videos[video] = entry | {"scored": digest}
         identity = collection.identity
         return {"identity": None if identity is None else _as_json(identity.as_attrs()), "common": self.common,
-                "videos": videos}
+                "join": self.join, "videos": videos}
 
     def earlier_facts(self) -> dict[str, dict[str, Any]]:
         """Each grouped video's facts as the earlier result read them (jobs/dedup.py reuses those still true)."""
@@ -134,7 +158,7 @@ class Increment:
         """What the increment did: its earlier file, new and touched videos, pairs reused."""
         earlier = self.earlier["collection"]["videos"]
         return {"previous": str(self.path), "new": sum(video not in earlier for video in self.videos),
-                "touched": len(self.touched), "reused": reused}
+                "touched": len(self.touched), "reused": reused} | ({"rejoined": True} if self.rejoin else {})
 
     def _record(self, index: VideoIndex, kept: np.ndarray | None) -> None:
         """Each indexed video's frames, content CRC and kept-frames digest (None: every frame kept)."""
@@ -180,6 +204,13 @@ def common_digest(common: CommonFrames | None) -> int | None:
     rows = sorted(zlib.crc32(row.tobytes()) for row in np.ascontiguousarray(common.prototypes, dtype="<f4"))
     crc = zlib.crc32(np.asarray(rows, dtype="<u4").tobytes(), crc)
     return zlib.crc32(json.dumps([common.threshold, common.low_information_threshold]).encode(), crc)
+
+
+def join_digest(lists: JoinLists | None) -> str:
+    """What says which pairs the self-join can find: "exact" (a whole scan), else the lists' count and CRC-32."""
+    if lists is None:
+        return "exact"
+    return f"{len(lists.centroids)} lists, {zlib.crc32(np.ascontiguousarray(lists.centroids, dtype='<f4').tobytes())}"
 
 
 def pair_from_dict(pair: dict[str, Any]) -> DuplicatePair:

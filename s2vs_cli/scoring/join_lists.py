@@ -25,7 +25,7 @@ import numpy as np
 
 from ..atomic import write_with
 from ..progress import SILENT, Progress
-from ..storage.index_prefix import epoch, grown_from, prefix_stamp  # noqa: F401 (epoch: the tests ask it)
+from ..storage.index_prefix import epoch, grown_from, prefix_stamp
 
 FILE = "join_lists.npz"
 VERSION = 1
