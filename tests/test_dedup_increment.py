@@ -259,3 +259,6 @@ def test_an_increment_after_the_joins_lists_changed_looks_for_every_pair_and_equ
     assert increment["stages"]["increment"] == {"previous": str(previous), "new": 4, "touched": 4, "reused": 1,
                                                 "rejoined": True}
     assert increment["stages"]["scored"] == full["stages"]["scored"] - 1  # the earlier pair found again: reused
+    said = _dedup(str(store), *OPTIONS, "--previous", str(previous))
+    assert said.exit_code == 0, said.output
+    assert "every video's pairs looked for (the self-join's lists changed)" in " ".join(said.stderr.split())

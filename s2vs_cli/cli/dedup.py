@@ -144,8 +144,9 @@ def _render(result, to_stdout: bool) -> None:
     if "increment" in stages:
         increment = stages["increment"]
         lines.append(f"{plural(increment['reused'], 'pairs')} reused from {terminal_safe(increment['previous'])}; "
-                     f"{plural(increment['new'], 'new videos')}; the pairs of {plural(increment['touched'], 'videos')} "
-                     "looked for")
+                     f"{plural(increment['new'], 'new videos')}; " + (
+                         "every video's pairs looked for (the self-join's lists changed)" if increment.get("rejoined")
+                         else f"the pairs of {plural(increment['touched'], 'videos')} looked for"))
     if from_features:
         lines.append(f"[yellow]note:[/] facts of {plural(from_features, 'videos')} from their stored features "
                      "(source file not found): the duration only")
