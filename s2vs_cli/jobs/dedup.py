@@ -198,18 +198,19 @@ def _indexed_candidates(collection: Collection, cfg: DedupConfig, runtime: Runti
     if not group.is_main:
         group.barrier()  # rank 0 builds or updates the index (and the caches beside it) alone, first
     index, _ = open_index(collection.paths[0], progress=progress, listed=(collection.stamp, collection.ids))
-    kept = None
+    kept, keep_frames = None, None
     if not cfg.keep_common_frames:  # stage 2 leaves out the common frames the fit found (regions: stage 3)
         collection.common = common_frames_of_index(index, progress)
         kept = _fitted_kept(collection.common, index)
-    if group.is_main:  # the lists trained or extended once, then read by every rank
-        increment.join = join_digest(index_join_lists(index, cfg.probes, progress))
+        keep_frames = None if kept is not None else lambda number, descriptors: collection.common.keep(descriptors)
+    lists = index_join_lists(index, cfg.probes, progress)  # rank 0 trains or extends them, the others read them
+    if group.is_main:
         group.barrier()
-    else:
-        increment.join = join_digest(index_join_lists(index, cfg.probes, progress))
+    increment.join = join_digest(lists)
     floor = {} if cfg.min_frame_level is None else {"min_frame_level": cfg.min_frame_level}
-    found = candidate_pairs(index, neighbours=cfg.neighbours, kept=kept, group=runtime.group, progress=progress,
-                            probes=cfg.probes, touching=increment.touching(index, collection), **floor)
+    found = candidate_pairs(index, neighbours=cfg.neighbours, kept=kept, keep_frames=keep_frames, group=group,
+                            progress=progress, probes=cfg.probes, touching=increment.touching(index, collection),
+                            lists=lists, **floor)
     position = {video: n for n, video in enumerate(collection.ids)}
     names = index.catalogue.ids
     pairs = {tuple(sorted((position[names[a]], position[names[b]])))
@@ -218,16 +219,13 @@ def _indexed_candidates(collection: Collection, cfg: DedupConfig, runtime: Runti
     return sorted(pairs), dict(found.stages), with_frames
 
 
-def _fitted_kept(common: CommonFrames, index: VideoIndex) -> np.ndarray | Callable[[int, np.ndarray], np.ndarray]:
-    """Which of the index's frames stage 2 keeps: those the fit did not find common (bool [frames]; no product),
-    or where the fit does not know them, the hook that asks the prototypes video by video."""
+def _fitted_kept(common: CommonFrames, index: VideoIndex) -> np.ndarray | None:
+    """Which of the index's frames stage 2 keeps: those the fit did not find common (bool [frames]; no product);
+    None where the fit does not know them (the prototypes are then asked video by video)."""
     frames = int(index.frames.offsets[-1])
-    if common.fitted_common is not None and len(common.fitted_common) == (frames + 7) // 8:
-        return ~np.unpackbits(common.fitted_common, count=frames, bitorder="little").astype(bool)
-
-    def keep(number: int, descriptors: np.ndarray) -> np.ndarray:
-        return common.keep(descriptors)
-    return keep
+    if common.fitted_common is None or len(common.fitted_common) != (frames + 7) // 8:
+        return None
+    return ~np.unpackbits(common.fitted_common, count=frames, bitorder="little").astype(bool)
 
 
 def _score_pairs(collection: Collection, pairs: list[tuple[int, int]], scorer: VideoScorer, cfg: DedupConfig,

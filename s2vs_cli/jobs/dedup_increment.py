@@ -30,7 +30,7 @@ from ..errors import ConfigError
 from ..scoring.common_frames import CommonFrames
 from ..scoring.duplicate_groups import DuplicatePair, PairMatch
 from ..scoring.join_lists import JoinLists
-from ..storage.decisions import NOT_COPY, Decisions
+from ..storage.decisions import NOT_COPY, Decisions, DecisionsError, decisions_from
 from ..storage.index import VideoIndex
 from .dedup_collection import Collection
 
@@ -98,29 +98,27 @@ class Increment:
     def apply_decisions(self, decisions: Decisions) -> None:
         """Today's decisions: a pair the earlier run was told was not a copy, and today's file no longer says so,
         was never looked for; its two videos count as touched, so their pairs are looked for as a full run would."""
-        if self.earlier is None:
+        if self.earlier is None or self.earlier.get("decisions") is None:
             return
-        given = self.earlier.get("decisions")
-        listed = given.get("pairs") if isinstance(given, dict) else None
-        for pair in listed if isinstance(listed, list) else []:
-            if isinstance(pair, dict) and pair.get("label") == NOT_COPY and isinstance(pair.get("a"), str) and \
-                    isinstance(pair.get("b"), str) and decisions.label(pair["a"], pair["b"]) != NOT_COPY:
-                self.unmarked |= {pair["a"], pair["b"]}
+        try:
+            given = decisions_from(self.earlier["decisions"], f"{self.name}: decisions")
+        except DecisionsError as error:
+            raise ConfigError(f"previous: {error}") from None
+        for a, b in given.pairs(NOT_COPY):
+            if decisions.label(a, b) != NOT_COPY:
+                self.unmarked |= {a, b}
 
     def reused(self) -> list[DuplicatePair]:
         """The earlier result's pairs between untouched videos, as they were (with `rejoin`: those the self-join
         found again, `to_score`)."""
-        if self.rejoin:
-            return self._carried
-        return [pair for pair in self.pairs if pair.a not in self.touched and pair.b not in self.touched]
+        return self._carried if self.rejoin else self._untouched_pairs()
 
     def to_score(self, candidates: list[tuple[int, int]], ids: Sequence[str]) -> list[tuple[int, int]]:
         """The candidate pairs (positions in `ids`) stage 3 scores: with `rejoin` (every pair looked for again),
         those that are not an earlier pair between untouched videos, which is reused as it was; else all."""
         if not self.rejoin:
             return candidates
-        earlier = {frozenset((pair.a, pair.b)): pair for pair in self.pairs
-                   if pair.a not in self.touched and pair.b not in self.touched}
+        earlier = {frozenset((pair.a, pair.b)): pair for pair in self._untouched_pairs()}
         scored, self._carried = [], []
         for i, j in candidates:
             pair = earlier.get(frozenset((ids[i], ids[j])))
@@ -159,6 +157,10 @@ class Increment:
         earlier = self.earlier["collection"]["videos"]
         return {"previous": str(self.path), "new": sum(video not in earlier for video in self.videos),
                 "touched": len(self.touched), "reused": reused} | ({"rejoined": True} if self.rejoin else {})
+
+    def _untouched_pairs(self) -> list[DuplicatePair]:
+        """The earlier result's pairs between untouched videos."""
+        return [pair for pair in self.pairs if pair.a not in self.touched and pair.b not in self.touched]
 
     def _record(self, index: VideoIndex, kept: np.ndarray | None) -> None:
         """Each indexed video's frames, content CRC and kept-frames digest (None: every frame kept)."""

@@ -71,17 +71,17 @@ class CandidatePairs:
 def candidate_pairs(index: VideoIndex, *, neighbours: int = DEFAULT_NEIGHBOURS,
                     min_frame_level: float = MIN_FRAME_LEVEL,
                     keep_frames: Callable[[int, np.ndarray], np.ndarray] | None = None,
-                    kept: np.ndarray | Callable[[int, np.ndarray], np.ndarray] | None = None,
+                    kept: np.ndarray | None = None,
                     group: ProcessGroup | None = None, progress: Progress = SILENT,
                     min_coarse: float = MIN_COARSE, probes: int | None = None,
-                    touching: Callable[[np.ndarray | None], np.ndarray | None] | None = None) -> CandidatePairs:
+                    touching: Callable[[np.ndarray | None], np.ndarray | None] | None = None,
+                    lists: JoinLists | None = None) -> CandidatePairs:
     """The pairs of `index`'s videos whose frame-level score reaches `min_frame_level`, found by the batched
     self-join of the module's docstring (`keep_frames(number, frame descriptors [T, D]) -> bool [T]`, or `kept`:
-    the frames kept, bool [frames], or such a hook; `touching(frames kept: bool [frames] or None for all) -> bool
-    [videos] whose pairs are wanted, None: all`)."""
+    the frames kept, bool [frames]; `touching(frames kept: bool [frames] or None for all) -> bool [videos] whose
+    pairs are wanted, None: all`; `lists`: index_join_lists's, when the caller has them)."""
     group = group or ProcessGroup()
     started = time.perf_counter()
-    keep_frames = kept if callable(kept) else keep_frames
     if keep_frames is not None:
         kept = _kept_frames(index, keep_frames, progress)
     elif kept is not None and np.shape(kept) != (int(index.frames.offsets[-1]),):
@@ -91,7 +91,7 @@ def candidate_pairs(index: VideoIndex, *, neighbours: int = DEFAULT_NEIGHBOURS,
                                     "seconds": round(time.perf_counter() - started, 3)}}
     touched = touching(kept) if touching is not None else None
     started = time.perf_counter()
-    found, how = nearest_videos(index, neighbours, kept, group, progress, probes, touched)
+    found, how = nearest_videos(index, neighbours, kept, group, progress, probes, touched, lists)
     first, second, coarse = _merge(group.gather(found))
     near = coarse >= min_coarse
     stages["segments"] = {"join": how, "pairs": len(first), "kept": int(near.sum()),
@@ -131,14 +131,16 @@ def nearest_videos(index: VideoIndex, neighbours: int, kept: np.ndarray | None =
                    group: ProcessGroup | None = None,
                    progress: Progress = SILENT,
                    probes: int | None = None,
-                   touched: np.ndarray | None = None) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], str]:
+                   touched: np.ndarray | None = None,
+                   lists: JoinLists | None = None) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], str]:
     """Stage 1 for this rank's query videos: ((first, second, coarse) of each video's candidates, first <
     second, a pair possibly twice), and how the join was made; with `touched` (bool [videos]) only pairs with
-    one of them: their segments searched against all, the others' against theirs only."""
+    one of them: their segments searched against all, the others' against theirs only. `lists`: the index's
+    join lists when the caller has them (else read or made here; None for a small index either way)."""
     group = group or ProcessGroup()
     vectors = segment_vectors(index)
     used = _kept_segments(index, kept) if kept is not None else np.ones(len(vectors), dtype=bool)
-    lists = index_join_lists(index, probes, progress, vectors)
+    lists = lists if lists is not None else index_join_lists(index, probes, progress, vectors)
     mine = np.arange(len(index)) % group.world_size == group.rank
     if touched is None:
         return _nearest(index, vectors, used, used, np.flatnonzero(mine), neighbours, progress, lists, probes)
@@ -322,13 +324,7 @@ def _best_videos(query_video: np.ndarray, scores: np.ndarray, found: np.ndarray,
     mine = np.repeat(query_video, found.shape[1]).reshape(found.shape)[real]
     theirs, scores = video_of[found[real]], scores[real]
     other = theirs != mine
-    videos = np.int64(len(video_of) and int(video_of[-1]) + 1)
-    pair = mine[other] * videos + theirs[other]  # each (query, video) once, at its best segment's score
-    order = np.argsort(pair, kind="stable")
-    pair, scores = pair[order], scores[other][order]
-    starts = np.flatnonzero(np.concatenate([[True], pair[1:] != pair[:-1]])) if len(pair) else pair
-    best = np.maximum.reduceat(scores, starts) if len(pair) else scores
-    mine, theirs = pair[starts] // videos, pair[starts] % videos
+    mine, theirs, best = _best_of_each_pair(mine[other], theirs[other], scores[other])  # at its best segment
     # each query's videos best first, ties in video order (the pairs are in (query, video) order: a stable sort
     # keeps it); one float64 key: a query's number apart by 4, scores (within [-1.01, 1.01]) resolved to 1e-10
     order = np.argsort(mine * 4.0 - best.astype(np.float64), kind="stable")
@@ -346,11 +342,18 @@ def _merge(found: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.n
     first = np.concatenate([part[0] for part in found])
     second = np.concatenate([part[1] for part in found])
     coarse = np.concatenate([part[2] for part in found])
+    return _best_of_each_pair(first, second, coarse)
+
+
+def _best_of_each_pair(first: np.ndarray, second: np.ndarray, scores: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each (first, second) once with its best score, sorted by (first, second): one sort of one int64 key (10 M
+    pairs: 1 s; a three-key lexsort took 5)."""
     if not len(first):
-        return first, second, coarse
+        return first, second, scores
     videos = np.int64(max(int(first.max()), int(second.max())) + 1)
-    pair = first * videos + second  # one sort of one key (10 M pairs: 1 s; a three-key lexsort took 5)
+    pair = first * videos + second
     order = np.argsort(pair, kind="stable")
-    pair, coarse = pair[order], coarse[order]
+    pair, scores = pair[order], scores[order]
     starts = np.flatnonzero(np.concatenate([[True], pair[1:] != pair[:-1]]))
-    return pair[starts] // videos, pair[starts] % videos, np.maximum.reduceat(coarse, starts)
+    return pair[starts] // videos, pair[starts] % videos, np.maximum.reduceat(scores, starts)

@@ -105,9 +105,11 @@ def save_decisions(path: str | Path, decisions: Decisions) -> None:
 
 def load_decisions(path: str | Path) -> Decisions:
     """The decisions in `path`; DecisionsError (one line naming the file and the entry) when not in the format."""
-    data = read_json(path, "decisions file", DecisionsError)
-    where = str(path)
+    return decisions_from(read_json(path, "decisions file", DecisionsError), str(path))
 
+
+def decisions_from(data: Any, where: str) -> Decisions:
+    """The decisions a file's JSON holds (`where` names it in errors: DecisionsError, one line naming the entry)."""
     def fail(message: str) -> DecisionsError:
         return DecisionsError(f"{where}: {message}")
 
