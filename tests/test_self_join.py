@@ -191,10 +191,14 @@ def test_two_ranks_give_what_one_gives(joined, monkeypatch):
     shared = {"slots": [None, None], "barrier": threading.Barrier(2, timeout=60)}
     results: list = [None, None]
 
+    # each rank its own index object, as each torchrun process loads its own (read buffers are not shared);
+    # loaded here, not in the threads: Python 3.11's ast.literal_eval (np.load's header parser) is not
+    # thread-safe ("AST constructor recursion depth mismatch" when two threads parse at once)
+    store = Path(index.folder).with_name(Path(index.folder).name.removesuffix(".index"))
+    owns = [open_index(store)[0] for _ in range(2)]
+
     def rank(r: int) -> None:
-        # each rank its own index object, as each torchrun process loads its own (read buffers are not shared)
-        own, _ = open_index(Path(index.folder).with_name(Path(index.folder).name.removesuffix(".index")))
-        results[r] = candidate_pairs(own, min_frame_level=0.1, group=_ThreadGroup(r, 2, shared))
+        results[r] = candidate_pairs(owns[r], min_frame_level=0.1, group=_ThreadGroup(r, 2, shared))
 
     threads = [threading.Thread(target=rank, args=(r,)) for r in range(2)]
     for thread in threads:
