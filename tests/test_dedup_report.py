@@ -41,9 +41,10 @@ def made(tmp_path_factory) -> dict:
 
 def hand_made(folder: Path) -> dict:
     """In `folder`: clips a (10 s), b (10 s, a's copy), c (6 s: a's seconds 2-8), e (8 s); d's source is gone; only
-    x's feature file records its source. Group #0: a (keep) and b; group #1: c (keep) and d; #2: e alone, #3: x alone (groups
-    of one, as dedup writes a video that only contains or overlaps others). Links: a contains c (#0-#1), b overlaps
-    d (#0-#1), e overlaps x (#2-#3), c overlaps x (#1-#3: listed after e-x, so x's links come unsorted)."""
+    x's feature file records its source. Group #0: a (keep) and b; group #1: c (keep) and d; #2: e alone, #3: x
+    alone (groups of one, as dedup writes a video that only contains or overlaps others). Links: a contains c
+    (#0-#1), b overlaps d (#0-#1), e overlaps x (#2-#3), c overlaps x (#1-#3: listed after e-x, so x's links come
+    unsorted)."""
     (folder / "videos").mkdir()
     clip = {name: write_colour_video(folder / "videos" / f"{name}.mp4", seconds=seconds, first=first)
             for name, seconds, first in (("a", 10, 0), ("b", 10, 0), ("c", 6, 2), ("e", 8, 5), ("x", 8, 6))}

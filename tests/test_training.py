@@ -270,7 +270,8 @@ def test_eval_every_reports_map_at_the_start_and_during_training(frames_dir, tmp
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     result = runner.invoke(app, ["train", str(frames_dir), "--experiment-path", str(tmp_path / "run"), "--iterations",
                                  "2", "--eval-every", "1", "--eval-ground-truth", str(tmp_path / "gt.json"),
-                                 "--eval-dataset-path", str(videos), "--eval-pattern", "{id}.mp4", "-q", *_small_flags(tmp_path)])
+                                 "--eval-dataset-path", str(videos), "--eval-pattern", "{id}.mp4", "-q",
+                                 *_small_flags(tmp_path)])
     assert result.exit_code == 0, result.output
     rows = read_metrics(tmp_path / "run" / METRICS)
     evaluated = [(r["step"], r["eval_mAP"]) for r in rows if "eval_mAP" in r]

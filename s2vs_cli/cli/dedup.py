@@ -18,13 +18,13 @@ from .progress import plural, running
 DEDUP = "Dedup"  # how pairs are found and judged: this command's own panel
 SHOWN_GROUPS = 50  # groups in the summary table; the rest are in --output and --csv
 PROBES = ("Self-join of a large collection (over 65,536 segments): inverted lists searched a segment. More finds more "
-          "weak copies, slower (a whole run on 100,000 videos: 16 lists 8.4 min, 64 lists 15.4 min; BENCHMARKS.md).  "
+          "weak copies, slower (a whole run on 100,000 videos: 16 lists 7.2 min, 64 lists 15.4 min; BENCHMARKS.md).  "
           "\\[default: 16]")
 
 
-@options.takes("min_match_seconds", "min_match_score", "thresholds", "decisions", "keep_common_frames", "features_only", "model",
-               "backbone", "backbone_weights", "pca", "device", "precision", "fps", "seed", "config", "print_config",
-               "json_output", "quiet")
+@options.takes("min_match_seconds", "min_match_score", "thresholds", "decisions", "keep_common_frames", "features_only",
+               "model", "backbone", "backbone_weights", "pca", "device", "precision", "fps", "seed", "config",
+               "print_config", "json_output", "quiet")
 def dedup(
     stores: Annotated[list[str], typer.Argument(
         metavar="FEATURES.h5", help="The collection's feature file(s), from s2vs extract-features; several are "

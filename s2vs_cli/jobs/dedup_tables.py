@@ -1,9 +1,10 @@
 """`s2vs dedup --csv DIR`: the result as two spreadsheet tables, pairs.csv and groups.csv.
 
 pairs.csv has a row a pair (most similar first) with its first (best) copied part's times and a person's
-decision (copy, or empty); groups.csv a row a member of each group, the keeper flagged, with its facts. Text cells are spreadsheet-safe (spreadsheet_cells.py:
-an id starting with `=` cannot run as a formula, and reads back exactly); numbers are written in full (repr), so
-reading gives the same floats; an empty cell is a value not known. Each file is written whole or not at all.
+decision (copy, or empty); groups.csv a row a member of each group, the keeper flagged, with its facts. Text cells
+are spreadsheet-safe (spreadsheet_cells.py: an id starting with `=` cannot run as a formula, and reads back
+exactly); numbers are written in full (repr), so reading gives the same floats; an empty cell is a value not
+known. Each file is written whole or not at all.
 """
 from __future__ import annotations
 

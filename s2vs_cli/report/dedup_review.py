@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import FeatureStoreError
 from ..progress import SILENT, Progress
-from ..storage.decisions import LABELS, PAIR_EXTRAS
+from ..storage.decisions import DecisionsError, decisions_from
 from ..storage.store import FeatureStore
 from .compare_review import FEATURES_ONLY_NOTE, VideoDurations
 from .document import finish_document, new_document, pair_entry
@@ -201,17 +201,15 @@ class _DedupReview:
 
 def carried_decisions(result: Mapping) -> dict:
     """The decisions a dedup `result` was made with (its `decisions`: videos, pairs, keep), as the page merges its
-    marks into them; empty lists when it holds none. A label other than copy/not_copy is a ValueError."""
-    given = result.get("decisions") or {}
-    videos = {str(video_id): None if (entry or {}).get("source") is None else str(entry["source"])
-              for video_id, entry in (given.get("videos") or {}).items()}
-    pairs = []
-    for index, pair in enumerate(given.get("pairs") or ()):
-        if pair["label"] not in LABELS:
-            raise ValueError(f"decisions: pairs[{index}]: unknown label {pair['label']!r} (copy or not_copy)")
-        pairs.append({"a": str(pair["a"]), "b": str(pair["b"]), "label": pair["label"],
-                      **{key: str(pair[key]) for key in PAIR_EXTRAS if pair.get(key) is not None}})
-    return {"videos": videos, "pairs": pairs, "keep": [str(video_id) for video_id in given.get("keep") or ()]}
+    marks into them; empty lists when it holds none. One not in the format is a ValueError naming the entry."""
+    if not result.get("decisions"):
+        return {"videos": {}, "pairs": [], "keep": []}
+    try:
+        decisions = decisions_from(result["decisions"], "decisions")
+    except DecisionsError as error:  # the result is what is malformed (saved_results.py names its file)
+        raise ValueError(str(error)) from None
+    saved = decisions.as_dict()
+    return {"videos": dict(decisions.videos), "pairs": saved["pairs"], "keep": saved["keep"]}
 
 
 def _fraction(value: object) -> float | None:

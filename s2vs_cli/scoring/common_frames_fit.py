@@ -209,7 +209,7 @@ class FitState:
                  only: list[np.ndarray] | None = None) -> np.ndarray:
         """(candidate frame, video, frame) of the frames `rows` (descriptors given) within threshold of the
         candidate of a crowded bucket they are in (each table's `only` rows, when given)."""
-        here = (self.firsts >= rows[0]) & (self.firsts <= rows[-1]) & np.isin(self.firsts, rows)
+        here = np.isin(self.firsts, rows)  # candidates among these frames
         needed = np.zeros(len(rows), dtype=bool)
         slots, members = [], []
         for table, (crowded, firsts) in enumerate(self.crowded):

@@ -89,7 +89,7 @@ def common_frames_of_index(index, progress: Progress = SILENT) -> CommonFrames:
         state = FitState.empty(mean_direction(np.concatenate(sampled)), key_bits(int(offsets[-1]), MIN_VIDEOS))
     first = int(np.searchsorted(offsets, state.frames // HASH_ROWS * HASH_ROWS, side="right")) - 1
     first = max(0, min(first, len(index)))  # the video holding the first frame to hash again (module docstring)
-    if state.frames < int(offsets[-1]) or not len(state.keys):
+    if state.frames < int(offsets[-1]):
         state.extend(lambda: index_blocks(index, np.arange(first, len(index))), int(offsets[first]),
                      int(offsets[-1]), lambda rows: _read_rows(index, rows), progress)
     fitted = state.model()
@@ -125,7 +125,8 @@ def _save_state(path: Path, state: FitState, stamp: dict) -> None:
 
     def write(temporary: Path) -> None:
         with temporary.open("wb") as out:  # a file object: np.savez would add ".npz" to a temporary name
-            np.savez(out, direction=state.direction, keys=state.keys, firsts=state.firsts, near=state.near, crowded_keys=np.concatenate([keys for keys, _ in state.crowded]),
+            np.savez(out, direction=state.direction, keys=state.keys, firsts=state.firsts, near=state.near,
+                     crowded_keys=np.concatenate([keys for keys, _ in state.crowded]),
                      crowded_firsts=np.concatenate([firsts for _, firsts in state.crowded]),
                      crowded_counts=np.array([len(keys) for keys, _ in state.crowded], np.int64),
                      settings=np.frombuffer(json.dumps(settings).encode(), dtype=np.uint8))

@@ -93,7 +93,8 @@ def join_lists_of_index(index, vectors: np.ndarray, probes: int, list_size: int,
     path = Path(index.folder) / FILE if index.folder is not None else None
     kept = _load(path) if path is not None else None
     if kept is not None and all(kept.stamp.get(key) == value for key, value in wanted.items()) and \
-            kept.probes.shape[1] >= probes and kept.stamp.get("epoch") == era and grown_from(index, kept.stamp["prefix"]):
+            kept.probes.shape[1] >= probes and kept.stamp.get("epoch") == era and \
+            grown_from(index, kept.stamp["prefix"]):
         covered = kept.stamp["prefix"]["segments"]
         if covered == segments:
             return kept

@@ -20,7 +20,7 @@ import numpy as np
 
 def epoch(count: int) -> int:
     """The e of the first power of two 2^e >= count (at least 1)."""
-    return max(1, int(count - 1).bit_length()) if count > 1 else 1
+    return max(1, int(count - 1).bit_length())
 
 
 def prefix_stamp(index, videos: int | None = None) -> dict:

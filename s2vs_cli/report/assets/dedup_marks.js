@@ -121,9 +121,10 @@
     });
 
     function download() {
-      saved = JSON.stringify(decisionsFile());
+      const file = decisionsFile();
+      saved = JSON.stringify(file);
       changed();
-      const text = `${JSON.stringify(decisionsFile(), null, 2)}\n`;
+      const text = `${JSON.stringify(file, null, 2)}\n`;
       const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
       const link = kit.el("a", { href: url, download: "decisions.json", hidden: true });
       document.body.append(link);
